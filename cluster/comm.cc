@@ -1,0 +1,75 @@
+// The MPI-free parts of cluster/: SerialComm, agree(), row_range().
+#include "cluster/comm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+
+namespace sf::cluster {
+namespace {
+
+class SerialComm final : public Comm {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  int local_size() const override { return 1; }
+  void barrier() override {}
+  void broadcast(Bytes&, int) override {}
+  void allreduce_sum(int64_t*, size_t) override {}
+  void allreduce_sum(double*, size_t) override {}
+  void allreduce_max(double*, size_t) override {}
+  void allreduce_min(int64_t*, size_t) override {}
+  std::vector<Bytes> gather(const Bytes& mine, int) override { return {mine}; }
+  std::vector<Bytes> allgather(const Bytes& mine) override { return {mine}; }
+  std::vector<Bytes> alltoallv(const std::vector<Bytes>& send) override { return {send.at(0)}; }
+  void send(const Bytes& bytes, int, int tag) override { pending_[tag] = bytes; }
+  Bytes recv(int, int tag) override {
+    Bytes out = std::move(pending_[tag]);
+    pending_.erase(tag);
+    return out;
+  }
+  [[noreturn]] void abort(int exit_code) override { std::_Exit(exit_code); }
+
+ private:
+  std::map<int, Bytes> pending_;
+};
+
+std::string describe(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const PhaseError& e) {
+    return e.detail();
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Comm> make_serial_comm() { return std::make_unique<SerialComm>(); }
+
+void agree(Comm& comm, const std::string& phase, std::exception_ptr error) {
+  const int64_t none = comm.size();
+  const int64_t first_failed = comm.min(error ? comm.rank() : none);
+  if (first_failed == none) return;
+  Bytes message;
+  if (comm.rank() == first_failed) {
+    const std::string what = describe(error);
+    message.assign(what.begin(), what.end());
+  }
+  comm.broadcast(message, static_cast<int>(first_failed));
+  throw PhaseError(phase, static_cast<int>(first_failed), std::string(message.begin(), message.end()));
+}
+
+RowRange row_range(int64_t rows, int rank, int size) {
+  const int64_t base = rows / size;
+  const int64_t extra = rows % size;
+  RowRange r;
+  r.begin = rank * base + std::min<int64_t>(rank, extra);
+  r.end = r.begin + base + (rank < extra ? 1 : 0);
+  return r;
+}
+
+}  // namespace sf::cluster

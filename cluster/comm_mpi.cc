@@ -1,0 +1,222 @@
+// MpiComm: Comm over an MPI communicator. The only translation unit with <mpi.h>.
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+
+#include "cluster/comm.h"
+
+namespace sf::cluster {
+namespace {
+
+// MPI counts are int: large buffers move in pieces of at most this many elements.
+constexpr size_t kMaxPiece = size_t{1} << 30;
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    throw std::runtime_error(std::string(what) + ": " + std::string(text, len));
+  }
+}
+
+template <class T>
+void allreduce_pieces(T* data, size_t n, MPI_Datatype type, MPI_Op op, MPI_Comm comm) {
+  for (size_t off = 0; off < n; off += kMaxPiece) {
+    const int count = static_cast<int>(std::min(kMaxPiece, n - off));
+    check(MPI_Allreduce(MPI_IN_PLACE, data + off, count, type, op, comm), "MPI_Allreduce");
+  }
+}
+
+class MpiComm final : public Comm {
+ public:
+  explicit MpiComm(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    MPI_Comm local;
+    MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
+    MPI_Comm_size(local, &local_size_);
+    MPI_Comm_free(&local);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int local_size() const override { return local_size_; }
+
+  void barrier() override { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+
+  void broadcast(Bytes& bytes, int root) override {
+    int64_t n = static_cast<int64_t>(bytes.size());
+    check(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_), "MPI_Bcast");
+    bytes.resize(static_cast<size_t>(n));
+    for (size_t off = 0; off < bytes.size(); off += kMaxPiece) {
+      const int count = static_cast<int>(std::min(kMaxPiece, bytes.size() - off));
+      check(MPI_Bcast(bytes.data() + off, count, MPI_BYTE, root, comm_), "MPI_Bcast");
+    }
+  }
+
+  void allreduce_sum(int64_t* data, size_t n) override {
+    allreduce_pieces(data, n, MPI_INT64_T, MPI_SUM, comm_);
+  }
+  void allreduce_sum(double* data, size_t n) override {
+    allreduce_pieces(data, n, MPI_DOUBLE, MPI_SUM, comm_);
+  }
+  void allreduce_max(double* data, size_t n) override {
+    allreduce_pieces(data, n, MPI_DOUBLE, MPI_MAX, comm_);
+  }
+  void allreduce_min(int64_t* data, size_t n) override {
+    allreduce_pieces(data, n, MPI_INT64_T, MPI_MIN, comm_);
+  }
+
+  std::vector<Bytes> gather(const Bytes& mine, int root) override {
+    // Sizes first, then each rank's bytes to root point to point: no int-count limit and
+    // root never needs one contiguous buffer for everything.
+    std::vector<Bytes> out;
+    if (rank_ == root) {
+      out.resize(size_);
+      out[root] = mine;
+      for (int r = 0; r < size_; ++r)
+        if (r != root) out[r] = recv(r, kGatherTag);
+    } else {
+      send(mine, root, kGatherTag);
+    }
+    return out;
+  }
+
+  std::vector<Bytes> allgather(const Bytes& mine) override {
+    std::vector<Bytes> out(size_);
+    for (int r = 0; r < size_; ++r) {
+      Bytes b = (r == rank_) ? mine : Bytes{};
+      broadcast(b, r);
+      out[r] = std::move(b);
+    }
+    return out;
+  }
+
+  std::vector<Bytes> alltoallv(const std::vector<Bytes>& send_bufs) override {
+    if (static_cast<int>(send_bufs.size()) != size_)
+      throw std::invalid_argument("alltoallv: one buffer per rank expected");
+    std::vector<int64_t> send_sizes(size_), recv_sizes(size_);
+    for (int r = 0; r < size_; ++r) send_sizes[r] = static_cast<int64_t>(send_bufs[r].size());
+    check(MPI_Alltoall(send_sizes.data(), 1, MPI_INT64_T, recv_sizes.data(), 1, MPI_INT64_T,
+                       comm_),
+          "MPI_Alltoall");
+    int64_t total_send = 0, total_recv = 0;
+    for (int r = 0; r < size_; ++r) {
+      total_send += send_sizes[r];
+      total_recv += recv_sizes[r];
+    }
+    std::vector<Bytes> out(size_);
+    for (int r = 0; r < size_; ++r) out[r].resize(static_cast<size_t>(recv_sizes[r]));
+    const int64_t biggest = std::max(total_send, total_recv);
+    if (comm_max(biggest) < INT_MAX) {
+      Bytes packed;
+      packed.reserve(static_cast<size_t>(total_send));
+      std::vector<int> scounts(size_), sdispls(size_), rcounts(size_), rdispls(size_);
+      int so = 0, ro = 0;
+      for (int r = 0; r < size_; ++r) {
+        packed.insert(packed.end(), send_bufs[r].begin(), send_bufs[r].end());
+        scounts[r] = static_cast<int>(send_sizes[r]);
+        sdispls[r] = so;
+        so += scounts[r];
+        rcounts[r] = static_cast<int>(recv_sizes[r]);
+        rdispls[r] = ro;
+        ro += rcounts[r];
+      }
+      Bytes recv_buf(static_cast<size_t>(total_recv));
+      check(MPI_Alltoallv(packed.data(), scounts.data(), sdispls.data(), MPI_BYTE,
+                          recv_buf.data(), rcounts.data(), rdispls.data(), MPI_BYTE, comm_),
+            "MPI_Alltoallv");
+      for (int r = 0; r < size_; ++r)
+        std::copy(recv_buf.begin() + rdispls[r], recv_buf.begin() + rdispls[r] + rcounts[r],
+                  out[r].begin());
+      return out;
+    }
+    // Over 2 GiB somewhere: pairwise exchange, each message in pieces.
+    for (int step = 0; step < size_; ++step) {
+      const int dest = (rank_ + step) % size_;
+      const int source = (rank_ - step + size_) % size_;
+      if (dest == rank_) {
+        out[rank_] = send_bufs[rank_];
+        continue;
+      }
+      exchange(send_bufs[dest], dest, out[source], source);
+    }
+    return out;
+  }
+
+  void send(const Bytes& bytes, int dest, int tag) override {
+    int64_t n = static_cast<int64_t>(bytes.size());
+    check(MPI_Send(&n, 1, MPI_INT64_T, dest, tag, comm_), "MPI_Send");
+    for (size_t off = 0; off < bytes.size(); off += kMaxPiece) {
+      const int count = static_cast<int>(std::min(kMaxPiece, bytes.size() - off));
+      check(MPI_Send(bytes.data() + off, count, MPI_BYTE, dest, tag, comm_), "MPI_Send");
+    }
+  }
+
+  Bytes recv(int source, int tag) override {
+    int64_t n = 0;
+    check(MPI_Recv(&n, 1, MPI_INT64_T, source, tag, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+    Bytes bytes(static_cast<size_t>(n));
+    for (size_t off = 0; off < bytes.size(); off += kMaxPiece) {
+      const int count = static_cast<int>(std::min(kMaxPiece, bytes.size() - off));
+      check(MPI_Recv(bytes.data() + off, count, MPI_BYTE, source, tag, comm_, MPI_STATUS_IGNORE),
+            "MPI_Recv");
+    }
+    return bytes;
+  }
+
+  [[noreturn]] void abort(int exit_code) override {
+    MPI_Abort(comm_, exit_code);
+    std::_Exit(exit_code);
+  }
+
+ private:
+  static constexpr int kGatherTag = 7001;
+  static constexpr int kExchangeTag = 7002;
+
+  int64_t comm_max(int64_t v) {
+    check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_MAX, comm_), "MPI_Allreduce");
+    return v;
+  }
+
+  void exchange(const Bytes& out, int dest, Bytes& in, int source) {
+    const size_t pieces_out = (out.size() + kMaxPiece - 1) / kMaxPiece;
+    const size_t pieces_in = (in.size() + kMaxPiece - 1) / kMaxPiece;
+    for (size_t p = 0; p < std::max(pieces_out, pieces_in); ++p) {
+      const size_t so = p * kMaxPiece, ro = p * kMaxPiece;
+      const int scount = so < out.size() ? static_cast<int>(std::min(kMaxPiece, out.size() - so)) : 0;
+      const int rcount = ro < in.size() ? static_cast<int>(std::min(kMaxPiece, in.size() - ro)) : 0;
+      check(MPI_Sendrecv(out.data() + (scount ? so : 0), scount, MPI_BYTE, dest, kExchangeTag,
+                         in.data() + (rcount ? ro : 0), rcount, MPI_BYTE, source, kExchangeTag,
+                         comm_, MPI_STATUS_IGNORE),
+            "MPI_Sendrecv");
+    }
+  }
+
+  MPI_Comm comm_;
+  int rank_ = 0;
+  int size_ = 1;
+  int local_size_ = 1;
+};
+
+}  // namespace
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  // Errors come back as codes and become exceptions, so agree() can stop ranks together.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  world_ = std::make_unique<MpiComm>(MPI_COMM_WORLD);
+}
+
+MpiSession::~MpiSession() {
+  world_.reset();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+}  // namespace sf::cluster

@@ -1,0 +1,21 @@
+// FAISS indexes to and from bytes and files. Files are FAISS's own format (fourcc-tagged,
+// versioned by FAISS), readable by stock FAISS (`faiss.read_index`).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <faiss/Index.h>
+
+namespace sf::io {
+
+std::vector<char> serialize_index(const faiss::Index& index);
+std::unique_ptr<faiss::Index> deserialize_index(const std::vector<char>& bytes);
+
+// Writes atomically (io/atomic_file.h). Throws std::runtime_error naming the path.
+void write_index_file(const faiss::Index& index, const std::string& path);
+// Throws std::runtime_error naming the path when missing or not a FAISS index.
+std::unique_ptr<faiss::Index> read_index_file(const std::string& path);
+
+}  // namespace sf::io

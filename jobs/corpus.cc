@@ -1,0 +1,22 @@
+#include "jobs/corpus.h"
+
+namespace sf::jobs {
+
+OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config) {
+  OpenedCorpus out;
+  cluster::run_local_phase(comm, "open input", [&] {
+    out.corpus = std::make_unique<io::VectorCorpus>(
+        config.input.paths, io::parse_vector_format(config.input.format), config.input.dataset);
+    std::string files;
+    for (const auto& p : config.input.paths) files += (files.empty() ? "" : ", ") + p;
+    if (out.corpus->rows() == 0) throw io::InputError("empty corpus: " + files + " hold no rows");
+    if (out.corpus->rows() < comm.size())
+      throw io::InputError("more ranks (" + std::to_string(comm.size()) + ") than rows (" +
+                           std::to_string(out.corpus->rows()) + ") in " + files +
+                           ": run with at most " + std::to_string(out.corpus->rows()) + " ranks");
+    out.range = cluster::row_range(out.corpus->rows(), comm.rank(), comm.size());
+  });
+  return out;
+}
+
+}  // namespace sf::jobs

@@ -1,0 +1,21 @@
+// Opening the configured corpus on every rank, with the checks every job needs.
+#pragma once
+
+#include <memory>
+
+#include "cluster/comm.h"
+#include "io/vector_file.h"
+#include "pipeline/config.h"
+
+namespace sf::jobs {
+
+struct OpenedCorpus {
+  std::unique_ptr<io::VectorCorpus> corpus;
+  cluster::RowRange range;  // this rank's rows
+};
+
+// Collective. Opens input.paths (headers only) on every rank; agreed errors for a bad file,
+// an empty corpus, or more ranks than rows.
+OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config);
+
+}  // namespace sf::jobs

@@ -1,0 +1,155 @@
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "io/atomic_file.h"
+#include "io/index_file.h"
+#include "jobs/corpus.h"
+#include "jobs/jobs.h"
+#include "pipeline/run_dir.h"
+#include "stages/eval.h"
+
+namespace sf::jobs {
+namespace {
+
+struct Queries {
+  std::vector<float> rows;
+  int64_t nq = 0;
+  int dim = 0;
+  std::optional<stages::Neighbours> truth;  // from a file, when there is one
+  std::string truth_source;
+};
+
+bool is_hdf5(const std::string& path) {
+  return io::detect_vector_format(path) == io::VectorFormat::kHdf5;
+}
+
+// Queries and, where a file has it, their true neighbours. Local.
+Queries load_queries(const pipeline::Config& config) {
+  const auto& ev = config.eval;
+  Queries q;
+  const std::string dataset = is_hdf5(ev.queries) ? ev.queries_dataset : "";
+  io::VectorCorpus file({ev.queries}, io::detect_vector_format(ev.queries), dataset);
+  q.nq = file.rows();
+  if (ev.max_queries > 0) q.nq = std::min(q.nq, ev.max_queries);
+  if (q.nq == 0) throw io::InputError(ev.queries + ": no queries");
+  q.dim = file.dim();
+  q.rows.resize(static_cast<size_t>(q.nq) * q.dim);
+  file.read(0, q.nq, q.rows.data());
+
+  std::string truth_path, truth_dataset = "neighbors";
+  if (!ev.ground_truth.empty()) {
+    truth_path = ev.ground_truth;
+  } else if (is_hdf5(ev.queries) && io::hdf5_has_dataset(ev.queries, "neighbors")) {
+    truth_path = ev.queries;
+  }
+  if (truth_path.empty()) return q;
+  const io::IdMatrix m = io::read_id_matrix(truth_path, io::detect_vector_format(truth_path), truth_dataset);
+  if (m.rows < q.nq)
+    throw io::InputError(truth_path + ": ground truth has " + std::to_string(m.rows) +
+                         " rows for " + std::to_string(q.nq) + " queries");
+  stages::Neighbours t;
+  t.nq = q.nq;
+  t.k = m.cols;
+  t.ids.assign(m.values.begin(), m.values.begin() + q.nq * m.cols);
+  q.truth = std::move(t);
+  q.truth_source = truth_path;
+  return q;
+}
+
+nlohmann::json optional_json(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+std::string cell(const std::optional<double>& v) {
+  char buf[32];
+  if (!v) return "       -";
+  std::snprintf(buf, sizeof(buf), "%8.4f", *v);
+  return buf;
+}
+
+}  // namespace
+
+int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
+  const std::string& dir = config.output.dir;
+  const int threads = pipeline::choose_threads(config, comm);
+  const auto progress = pipeline::make_progress_logger(comm.rank());
+  pipeline::StageLog log;
+  const bool ip = config.index.metric == "ip";
+
+  log.begin("load");
+  std::unique_ptr<faiss::Index> index;
+  Queries queries;
+  cluster::run_local_phase(comm, "eval: load", [&] {
+    if (config.eval.queries.empty())
+      throw std::invalid_argument(config.source + ": eval.queries is required for eval");
+    queries = load_queries(config);
+    if (comm.rank() == 0) {
+      index = io::read_index_file(dir + "/index.faiss");
+      if (index->d != queries.dim)
+        throw io::InputError(config.eval.queries + ": queries have dimension " +
+                             std::to_string(queries.dim) + ", the index " + std::to_string(index->d));
+    }
+  });
+  log.end();
+
+  stages::Neighbours truth;
+  std::string truth_source = queries.truth_source;
+  log.begin("ground truth");
+  if (queries.truth) {
+    truth = std::move(*queries.truth);
+  } else {
+    OpenedCorpus opened = open_corpus(comm, config);
+    cluster::run_local_phase(comm, "eval: check queries", [&] {
+      if (opened.corpus->dim() != queries.dim)
+        throw io::InputError(config.eval.queries + ": queries have dimension " +
+                             std::to_string(queries.dim) + ", the corpus " +
+                             std::to_string(opened.corpus->dim()));
+    });
+    const int k = static_cast<int>(std::min<int64_t>(std::max(config.eval.k, 100), opened.corpus->rows()));
+    spdlog::info("eval: exact top-{} of {} queries across {} rank(s)", k, queries.nq, comm.size());
+    truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
+                                     queries.nq, k, ip, config.input.batch_rows, progress);
+    truth_source = "exact";
+  }
+  log.end();
+
+  log.begin("search");
+  std::vector<stages::EvalPoint> points;
+  cluster::run_local_phase(comm, "eval: search", [&] {
+    if (comm.rank() != 0) return;
+    points = stages::evaluate_index(*index, queries.rows.data(), queries.nq, truth,
+                                    config.eval.k, config.eval.nprobe);
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& p : points)
+      results.push_back({{"nprobe", p.nprobe},
+                         {"recall@1", optional_json(p.recall_at_1)},
+                         {"recall@10", optional_json(p.recall_at_10)},
+                         {"recall@100", optional_json(p.recall_at_100)},
+                         {"qps", p.qps}});
+    const nlohmann::json out = {{"k", config.eval.k},
+                                {"queries", queries.nq},
+                                {"ground_truth", truth_source},
+                                {"threads", threads},
+                                {"results", results}};
+    io::publish_text(dir + "/eval.json", out.dump(2) + "\n");
+  });
+  log.end();
+
+  if (comm.rank() == 0) {
+    std::printf("%d queries, ground truth: %s, %d thread(s)\n", static_cast<int>(queries.nq),
+                truth_source.c_str(), threads);
+    std::printf("%8s %9s %9s %10s %12s\n", "nprobe", "recall@1", "recall@10", "recall@100", "qps");
+    for (const auto& p : points)
+      std::printf("%8d %9s %9s %10s %12.1f\n", p.nprobe, cell(p.recall_at_1).c_str(),
+                  cell(p.recall_at_10).c_str(), cell(p.recall_at_100).c_str(), p.qps);
+    std::fflush(stdout);
+  }
+  pipeline::write_run_json(comm, dir, "eval", threads, log,
+                           {{"queries", queries.nq}, {"ground_truth", truth_source}});
+  return 0;
+}
+
+}  // namespace sf::jobs

@@ -1,0 +1,66 @@
+// The job configuration: one YAML file plus `--set key=value` overrides (dotted keys, YAML
+// values). Every key is declared in the schema; an unknown key, a wrong type or a bad value is
+// a ConfigError naming the key and the file. No MPI here: every rank parses the same file.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+namespace sf::pipeline {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct InputConfig {
+  std::vector<std::string> paths;  // required, non-empty
+  std::string format = "auto";     // auto|hdf5|fvecs|bvecs|npy|idx
+  std::string dataset = "train";   // HDF5 dataset holding the corpus
+  int64_t batch_rows = 16384;      // rows read and added per batch
+};
+
+struct IndexConfig {
+  std::string factory;            // FAISS factory string, required; must yield an IndexIVF
+  std::string metric = "l2";      // l2|ip
+  int64_t train_size = 0;         // k-means sample rows; 0 = min(rows, 256 * nlist)
+  int kmeans_iterations = 10;     // as FAISS IndexIVF (Level1Quantizer cp.niter)
+  int64_t codebook_sample = 65536;  // rows gathered to train PQ/SQ/OPQ/PCA; bounded
+};
+
+struct OutputConfig {
+  std::string dir;  // required
+};
+
+struct EvalConfig {
+  std::string queries;               // vector file, or ann-benchmarks HDF5 (`test`, `neighbors`)
+  std::string queries_dataset = "test";
+  std::string ground_truth;          // optional: ivecs/npy/HDF5; else HDF5 `neighbors` or exact
+  int k = 10;
+  std::vector<int> nprobe = {1, 8, 32};
+  int64_t max_queries = 0;           // 0 = all
+};
+
+struct Config {
+  std::string source;  // path of the YAML file, for messages
+  InputConfig input;
+  IndexConfig index;
+  OutputConfig output;
+  EvalConfig eval;
+  uint64_t seed = 1234;
+  int threads = 0;  // OpenMP threads per rank; 0 = cores on this node / ranks on this node
+  YAML::Node resolved;  // the effective config (file + overrides), as written to the run dir
+};
+
+// Parses `path`, applies `overrides` ("a.b=value", value parsed as YAML) in order, validates.
+// Throws ConfigError("<file>: <key>: <what is wrong>").
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The effective configuration as YAML text (all keys, defaults filled in).
+std::string to_yaml(const Config& config);
+
+}  // namespace sf::pipeline

@@ -1,0 +1,154 @@
+#include "stages/eval.h"
+
+#include <faiss/IndexFlat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <unordered_set>
+
+#include "stages/batches.h"
+#include "stages/ivf_index.h"
+
+namespace sf::stages {
+namespace {
+
+// Keeps the best k (distance, id) per query. "Better" is smaller for L2, larger for IP;
+// equal distances are ordered by id so the result does not depend on scan order.
+class TopK {
+ public:
+  TopK(int64_t nq, int k, bool inner_product)
+      : nq_(nq), k_(k), ip_(inner_product),
+        dist_(static_cast<size_t>(nq) * k, inner_product ? -std::numeric_limits<float>::infinity()
+                                                         : std::numeric_limits<float>::infinity()),
+        ids_(static_cast<size_t>(nq) * k, -1) {}
+
+  // Merges candidate lists (nq x ck, any order within a row).
+  void merge(const float* dist, const int64_t* ids, int ck) {
+    std::vector<std::pair<float, int64_t>> row;
+    for (int64_t q = 0; q < nq_; ++q) {
+      row.clear();
+      for (int j = 0; j < k_; ++j) row.emplace_back(dist_[q * k_ + j], ids_[q * k_ + j]);
+      for (int j = 0; j < ck; ++j)
+        if (ids[q * ck + j] >= 0) row.emplace_back(dist[q * ck + j], ids[q * ck + j]);
+      std::sort(row.begin(), row.end(), [&](const auto& a, const auto& b) {
+        if (a.second < 0 || b.second < 0) return b.second < 0 && a.second >= 0;
+        if (a.first != b.first) return ip_ ? a.first > b.first : a.first < b.first;
+        return a.second < b.second;
+      });
+      for (int j = 0; j < k_; ++j) {
+        dist_[q * k_ + j] = row[j].first;
+        ids_[q * k_ + j] = row[j].second;
+      }
+    }
+  }
+  const std::vector<float>& distances() const { return dist_; }
+  const std::vector<int64_t>& ids() const { return ids_; }
+
+ private:
+  int64_t nq_;
+  int k_;
+  bool ip_;
+  std::vector<float> dist_;
+  std::vector<int64_t> ids_;
+};
+
+cluster::Bytes pack(const std::vector<float>& dist, const std::vector<int64_t>& ids) {
+  cluster::Bytes b(dist.size() * sizeof(float) + ids.size() * sizeof(int64_t));
+  std::memcpy(b.data(), dist.data(), dist.size() * sizeof(float));
+  std::memcpy(b.data() + dist.size() * sizeof(float), ids.data(), ids.size() * sizeof(int64_t));
+  return b;
+}
+
+}  // namespace
+
+Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
+                            cluster::RowRange range, const float* queries, int64_t nq, int k,
+                            bool inner_product, int64_t batch_rows, const ProgressFn& progress) {
+  const int d = corpus.dim();
+  TopK best(nq, k, inner_product);
+  std::vector<float> dist;
+  std::vector<faiss::Index::idx_t> labels;
+  cluster::run_local_phase(comm, "eval: exact neighbours", [&] {
+    for_each_batch(
+        corpus, range, batch_rows,
+        [&](int64_t first, int64_t count, const float* x) {
+          faiss::IndexFlat flat(d, inner_product ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2);
+          flat.add(count, x);
+          const int ck = static_cast<int>(std::min<int64_t>(k, count));
+          dist.resize(static_cast<size_t>(nq) * ck);
+          labels.resize(static_cast<size_t>(nq) * ck);
+          flat.search(nq, queries, ck, dist.data(), labels.data());
+          for (auto& l : labels)
+            if (l >= 0) l += first;
+          best.merge(dist.data(), labels.data(), ck);
+        },
+        progress, "eval: exact neighbours");
+  });
+  const std::vector<cluster::Bytes> parts = comm.gather(pack(best.distances(), best.ids()), 0);
+  Neighbours out;
+  out.nq = nq;
+  out.k = k;
+  if (comm.rank() != 0) return out;
+  TopK all(nq, k, inner_product);
+  const size_t n = static_cast<size_t>(nq) * k;
+  for (const cluster::Bytes& part : parts) {
+    std::vector<float> pd(n);
+    std::vector<int64_t> pi(n);
+    std::memcpy(pd.data(), part.data(), n * sizeof(float));
+    std::memcpy(pi.data(), part.data() + n * sizeof(float), n * sizeof(int64_t));
+    all.merge(pd.data(), pi.data(), k);
+  }
+  out.ids = all.ids();
+  out.distances = all.distances();
+  return out;
+}
+
+double knn_recall(const std::vector<int64_t>& found, int found_k, const Neighbours& truth,
+                  int r) {
+  if (truth.nq == 0) return 0;
+  double total = 0;
+  std::unordered_set<int64_t> want;
+  for (int64_t q = 0; q < truth.nq; ++q) {
+    want.clear();
+    for (int j = 0; j < r; ++j) want.insert(truth.ids[q * truth.k + j]);
+    int hits = 0;
+    for (int j = 0; j < r; ++j)
+      if (want.count(found[q * found_k + j])) ++hits;
+    total += static_cast<double>(hits) / r;
+  }
+  return total / static_cast<double>(truth.nq);
+}
+
+std::vector<EvalPoint> evaluate_index(faiss::Index& index, const float* queries, int64_t nq,
+                                      const Neighbours& truth, int k,
+                                      const std::vector<int>& nprobes) {
+  const int search_k =
+      static_cast<int>(std::min<int64_t>(std::max(k, 100), std::max<int64_t>(index.ntotal, 1)));
+  std::vector<float> dist(static_cast<size_t>(nq) * search_k);
+  std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(nq) * search_k);
+  std::vector<EvalPoint> points;
+  for (int nprobe : nprobes) {
+    set_nprobe(&index, nprobe);
+    const auto t0 = std::chrono::steady_clock::now();
+    index.search(nq, queries, search_k, dist.data(), labels.data());
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EvalPoint p;
+    p.nprobe = nprobe;
+    p.seconds = secs;
+    p.qps = secs > 0 ? static_cast<double>(nq) / secs : 0;
+    const std::vector<int64_t> found(labels.begin(), labels.end());
+    auto recall = [&](int r) -> std::optional<double> {
+      if (r > search_k || r > truth.k) return std::nullopt;
+      return knn_recall(found, search_k, truth, r);
+    };
+    p.recall_at_1 = recall(1);
+    p.recall_at_10 = recall(10);
+    p.recall_at_100 = recall(100);
+    points.push_back(p);
+  }
+  return points;
+}
+
+}  // namespace sf::stages

@@ -1,0 +1,50 @@
+// Stage `eval`: recall and throughput of the merged index against a ground truth.
+//
+// Recall@R is the k-NN recall of ann-benchmarks: |top-R found ∩ top-R true| / R, averaged
+// over queries. The ground truth comes from a file, or is computed exactly across the ranks.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <faiss/Index.h>
+
+#include "cluster/comm.h"
+#include "io/vector_file.h"
+#include "stages/progress.h"
+
+namespace sf::stages {
+
+struct Neighbours {
+  int64_t nq = 0;
+  int k = 0;
+  std::vector<int64_t> ids;     // nq x k, nearest first
+  std::vector<float> distances;  // nq x k (empty when read from a file)
+};
+
+// Collective. Exact top-k of each query over the whole corpus: each rank scans its own rows
+// in batches; rank 0 merges (ties broken by the smaller id). Result valid on rank 0 only.
+Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
+                            cluster::RowRange range, const float* queries, int64_t nq, int k,
+                            bool inner_product, int64_t batch_rows,
+                            const ProgressFn& progress = {});
+
+struct EvalPoint {
+  int nprobe = 0;
+  std::optional<double> recall_at_1, recall_at_10, recall_at_100;  // empty: truth too short
+  double qps = 0;
+  double seconds = 0;
+};
+
+// Local. Searches all queries at each nprobe (k = max(k, 100), capped by ntotal) and
+// scores against `truth`. REQUIRES: truth.nq == nq.
+std::vector<EvalPoint> evaluate_index(faiss::Index& index, const float* queries, int64_t nq,
+                                      const Neighbours& truth, int k,
+                                      const std::vector<int>& nprobes);
+
+// |found[:R] ∩ truth[:R]| / R averaged over queries. No MPI.
+double knn_recall(const std::vector<int64_t>& found, int found_k, const Neighbours& truth,
+                  int r);
+
+}  // namespace sf::stages

@@ -1,0 +1,26 @@
+// The indexes shardforge builds: anything FAISS's index_factory makes whose core is an
+// IndexIVF with array inverted lists, optionally behind vector transforms (OPQ, PCA, ...).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <faiss/Index.h>
+#include <faiss/IndexIVF.h>
+
+namespace sf::stages {
+
+// index_factory(d, factory, metric), checked. Throws std::invalid_argument naming the
+// factory string when FAISS rejects it or when it is not an IVF index shardforge can shard
+// and merge (IndexRefine, fast-scan IVF and other layouts are refused).
+std::unique_ptr<faiss::Index> make_ivf_index(int d, const std::string& factory,
+                                             bool inner_product);
+
+// The IndexIVF at the core of `index` (itself, or inside IndexPreTransform). nullptr if none.
+faiss::IndexIVF* find_ivf(faiss::Index* index);
+const faiss::IndexIVF* find_ivf(const faiss::Index* index);
+
+// Sets nprobe on the IVF inside `index`.
+void set_nprobe(faiss::Index* index, int nprobe);
+
+}  // namespace sf::stages

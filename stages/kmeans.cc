@@ -1,0 +1,181 @@
+#include "stages/kmeans.h"
+
+#include <faiss/IndexFlat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <unordered_set>
+
+namespace sf::stages {
+namespace {
+
+// SplitMix64: a tiny generator whose stream is fixed by its seed on every platform
+// (std:: distributions are implementation-defined, so they are not used for sampling).
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, bound) (bound > 0), by rejection: no modulo bias.
+  uint64_t below(uint64_t bound) {
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t v;
+    do v = next(); while (v >= limit);
+    return v % bound;
+  }
+  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+constexpr float kSplitEps = 1.0f / 1024.0f;  // as FAISS's Clustering split_clusters
+
+// Fixed-point scale 2^s such that n_total values of magnitude <= max_abs sum without
+// overflowing int64.
+double fixed_point_scale(double max_abs, int64_t n_total) {
+  if (!(max_abs > 0.0)) return 1.0;
+  const int value_bits = static_cast<int>(std::ceil(std::log2(max_abs))) + 1;
+  const int count_bits = static_cast<int>(std::ceil(std::log2(static_cast<double>(n_total) + 1)));
+  const int frac_bits = 62 - value_bits - count_bits;
+  return std::ldexp(1.0, std::min(frac_bits, 1000));
+}
+
+void normalize_rows(float* x, int64_t n, int d) {
+  for (int64_t i = 0; i < n; ++i) {
+    double norm = 0;
+    for (int j = 0; j < d; ++j) norm += static_cast<double>(x[i * d + j]) * x[i * d + j];
+    if (norm > 0) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(norm));
+      for (int j = 0; j < d; ++j) x[i * d + j] *= inv;
+    }
+  }
+}
+
+// Redefines empty centroids by splitting populated ones chosen with probability
+// proportional to their size, as FAISS does; driven by a seeded generator so every rank
+// makes the same choice.
+int split_empty_clusters(std::vector<float>& centroids, std::vector<int64_t>& counts, int d,
+                         int64_t n_total, uint64_t seed) {
+  const int k = static_cast<int>(counts.size());
+  SplitMix64 rng(seed);
+  int splits = 0;
+  for (int ci = 0; ci < k; ++ci) {
+    if (counts[ci] != 0) continue;
+    int cj = 0;
+    for (;; cj = (cj + 1) % k) {
+      const double p = (static_cast<double>(counts[cj]) - 1.0) / static_cast<double>(n_total - k);
+      if (rng.unit() < p) break;
+    }
+    std::memcpy(&centroids[static_cast<size_t>(ci) * d], &centroids[static_cast<size_t>(cj) * d],
+                sizeof(float) * d);
+    for (int j = 0; j < d; ++j) {
+      const bool even = j % 2 == 0;
+      centroids[static_cast<size_t>(ci) * d + j] *= even ? 1 + kSplitEps : 1 - kSplitEps;
+      centroids[static_cast<size_t>(cj) * d + j] *= even ? 1 - kSplitEps : 1 + kSplitEps;
+    }
+    counts[ci] = counts[cj] / 2;
+    counts[cj] -= counts[ci];
+    ++splits;
+  }
+  return splits;
+}
+
+}  // namespace
+
+std::vector<int64_t> choose_sample(int64_t rows, int64_t count, uint64_t seed) {
+  std::vector<int64_t> ids;
+  if (count >= rows) {
+    ids.resize(static_cast<size_t>(rows));
+    for (int64_t i = 0; i < rows; ++i) ids[i] = i;
+    return ids;
+  }
+  // Floyd: for j in [rows - count, rows): pick t in [0, j]; take t unless taken, else j.
+  std::unordered_set<int64_t> chosen;
+  chosen.reserve(static_cast<size_t>(count) * 2);
+  SplitMix64 rng(seed);
+  for (int64_t j = rows - count; j < rows; ++j) {
+    const auto t = static_cast<int64_t>(rng.below(static_cast<uint64_t>(j) + 1));
+    chosen.insert(chosen.count(t) ? j : t);
+  }
+  ids.assign(chosen.begin(), chosen.end());
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t n_local,
+                                int64_t offset, int64_t n_total, int d,
+                                const KMeansOptions& options) {
+  const int k = options.k;
+  if (k <= 0) throw std::invalid_argument("k-means: k must be positive");
+  if (n_total < k)
+    throw std::invalid_argument("k-means: " + std::to_string(n_total) +
+                                " training points for " + std::to_string(k) + " centroids");
+  KMeansResult result;
+
+  // Initial centroids: k sample positions chosen by the seed; each rank fills the rows it
+  // holds and an exact sum (x + 0 = x) spreads them.
+  std::vector<double> init(static_cast<size_t>(k) * d, 0.0);
+  {
+    const std::vector<int64_t> picks = choose_sample(n_total, k, options.seed ^ 0x6b6d65616e73ULL);
+    for (int c = 0; c < k; ++c) {
+      const int64_t pos = picks[c] - offset;
+      if (pos < 0 || pos >= n_local) continue;
+      for (int j = 0; j < d; ++j) init[static_cast<size_t>(c) * d + j] = local[pos * d + j];
+    }
+    comm.allreduce_sum(init.data(), init.size());
+  }
+  result.centroids.assign(init.begin(), init.end());
+  if (options.inner_product) normalize_rows(result.centroids.data(), k, d);
+
+  double max_abs = 0;
+  for (int64_t i = 0; i < n_local * d; ++i) max_abs = std::max(max_abs, std::fabs(double(local[i])));
+  const double scale = fixed_point_scale(comm.max(max_abs), n_total);
+
+  std::vector<int64_t> sums(static_cast<size_t>(k) * d);
+  std::vector<int64_t> counts(k);
+  std::vector<float> distances(static_cast<size_t>(n_local));
+  std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n_local));
+  for (int iter = 0; iter < options.iterations; ++iter) {
+    faiss::IndexFlat assigner(d, options.inner_product ? faiss::METRIC_INNER_PRODUCT
+                                                       : faiss::METRIC_L2);
+    assigner.add(k, result.centroids.data());
+    if (n_local > 0) assigner.search(n_local, local, 1, distances.data(), labels.data());
+
+    std::fill(sums.begin(), sums.end(), 0);
+    std::fill(counts.begin(), counts.end(), 0);
+    double objective = 0;
+    for (int64_t i = 0; i < n_local; ++i) {
+      const int64_t c = labels[i];
+      objective += distances[i];
+      ++counts[c];
+      int64_t* sum = &sums[static_cast<size_t>(c) * d];
+      const float* x = local + i * d;
+      for (int j = 0; j < d; ++j) sum[j] += static_cast<int64_t>(static_cast<double>(x[j]) * scale);
+    }
+    comm.allreduce_sum(sums.data(), sums.size());
+    comm.allreduce_sum(counts.data(), counts.size());
+    result.objective.push_back(comm.sum(objective));
+
+    for (int c = 0; c < k; ++c) {
+      if (counts[c] == 0) continue;
+      const double denom = static_cast<double>(counts[c]) * scale;
+      for (int j = 0; j < d; ++j)
+        result.centroids[static_cast<size_t>(c) * d + j] =
+            static_cast<float>(static_cast<double>(sums[static_cast<size_t>(c) * d + j]) / denom);
+    }
+    result.empty_clusters_split +=
+        split_empty_clusters(result.centroids, counts, d, n_total, options.seed + 1 + iter);
+    if (options.inner_product) normalize_rows(result.centroids.data(), k, d);
+  }
+  return result;
+}
+
+}  // namespace sf::stages

@@ -1,0 +1,150 @@
+#include "stages/merge.h"
+
+#include <faiss/IndexPreTransform.h>
+#include <faiss/invlists/InvertedLists.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "stages/ivf_index.h"
+
+namespace sf::stages {
+namespace {
+
+constexpr char kMagic[4] = {'S', 'F', 'S', 'H'};
+constexpr int kShardTag = 4242;
+
+struct ShardHeader {
+  char magic[4];
+  uint32_t version;
+  uint64_t nlist;
+  uint64_t code_size;
+};
+
+void put(cluster::Bytes& out, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  out.insert(out.end(), p, p + n);
+}
+
+class Cursor {
+ public:
+  explicit Cursor(const cluster::Bytes& b) : b_(b) {}
+  const char* take(size_t n) {
+    if (pos_ + n > b_.size()) throw std::runtime_error("shard message truncated");
+    const char* p = b_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+
+ private:
+  const cluster::Bytes& b_;
+  size_t pos_ = 0;
+};
+
+// Keeps ntotal of the wrappers (IndexPreTransform) equal to the IVF's.
+void sync_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal) {
+  index.ntotal = ntotal;
+  if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index)) sync_ntotal(*pt->index, ntotal);
+}
+
+faiss::IndexIVF& ivf_of(faiss::Index& index) {
+  faiss::IndexIVF* ivf = find_ivf(&index);
+  if (ivf == nullptr) throw std::invalid_argument("merge: not an IVF index");
+  return *ivf;
+}
+
+}  // namespace
+
+cluster::Bytes encode_shard(const faiss::Index& index) {
+  const faiss::IndexIVF& ivf = *find_ivf(&index);
+  const faiss::InvertedLists& lists = *ivf.invlists;
+  ShardHeader h{};
+  std::memcpy(h.magic, kMagic, 4);
+  h.version = kShardFormatVersion;
+  h.nlist = lists.nlist;
+  h.code_size = lists.code_size;
+  size_t total = 0;
+  for (size_t l = 0; l < lists.nlist; ++l) total += lists.list_size(l);
+  cluster::Bytes out;
+  out.reserve(sizeof(h) + lists.nlist * 8 + total * (8 + lists.code_size));
+  put(out, &h, sizeof(h));
+  for (size_t l = 0; l < lists.nlist; ++l) {
+    const uint64_t n = lists.list_size(l);
+    put(out, &n, sizeof(n));
+  }
+  for (size_t l = 0; l < lists.nlist; ++l) {
+    const size_t n = lists.list_size(l);
+    if (n == 0) continue;
+    faiss::InvertedLists::ScopedIds ids(&lists, l);
+    faiss::InvertedLists::ScopedCodes codes(&lists, l);
+    put(out, ids.get(), n * sizeof(faiss::Index::idx_t));
+    put(out, codes.get(), n * lists.code_size);
+  }
+  return out;
+}
+
+int64_t append_shard(faiss::Index& index, const cluster::Bytes& shard) {
+  faiss::IndexIVF& ivf = ivf_of(index);
+  faiss::InvertedLists& lists = *ivf.invlists;
+  Cursor in(shard);
+  ShardHeader h;
+  std::memcpy(&h, in.take(sizeof(h)), sizeof(h));
+  if (std::memcmp(h.magic, kMagic, 4) != 0) throw std::runtime_error("not a shard message");
+  if (h.version != kShardFormatVersion)
+    throw std::runtime_error("shard format version " + std::to_string(h.version) +
+                             ", expected " + std::to_string(kShardFormatVersion));
+  if (h.nlist != lists.nlist || h.code_size != lists.code_size)
+    throw std::runtime_error("shard has nlist " + std::to_string(h.nlist) + " code size " +
+                             std::to_string(h.code_size) + ", index has " +
+                             std::to_string(lists.nlist) + " / " + std::to_string(lists.code_size));
+  std::vector<uint64_t> sizes(h.nlist);
+  std::memcpy(sizes.data(), in.take(h.nlist * sizeof(uint64_t)), h.nlist * sizeof(uint64_t));
+  int64_t added = 0;
+  for (size_t l = 0; l < h.nlist; ++l) {
+    const size_t n = sizes[l];
+    if (n == 0) continue;
+    const auto* ids = reinterpret_cast<const faiss::Index::idx_t*>(in.take(n * sizeof(faiss::Index::idx_t)));
+    const auto* codes = reinterpret_cast<const uint8_t*>(in.take(n * h.code_size));
+    lists.add_entries(l, n, ids, codes);
+    added += static_cast<int64_t>(n);
+  }
+  sync_ntotal(index, ivf.ntotal + added);
+  return added;
+}
+
+int64_t merge_shards(cluster::Comm& comm, faiss::Index& index) {
+  // Rank r > 0 sends its shard when rank 0 asks for it, in rank order. Point to point, not a
+  // gather: rank 0 holds one shard in flight, never all of them.
+  std::exception_ptr error;
+  if (comm.rank() == 0) {
+    for (int r = 1; r < comm.size(); ++r) {
+      cluster::Bytes go{1};
+      comm.send(go, r, kShardTag);
+      cluster::Bytes shard = comm.recv(r, kShardTag);
+      // Keep draining after a failure (or a peer's empty "I failed" message) so no rank
+      // waits forever; agree() below then reports the first failure.
+      if (error || shard.empty()) continue;
+      try {
+        append_shard(index, shard);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+  } else {
+    (void)comm.recv(0, kShardTag);
+    try {
+      cluster::Bytes shard = encode_shard(index);
+      ivf_of(index).invlists->reset();
+      sync_ntotal(index, 0);
+      comm.send(shard, 0, kShardTag);
+    } catch (...) {
+      error = std::current_exception();
+      comm.send(cluster::Bytes{}, 0, kShardTag);
+    }
+  }
+  cluster::agree(comm, "merge", error);
+  return comm.sum(static_cast<int64_t>(comm.rank() == 0 ? index.ntotal : 0));
+}
+
+}  // namespace sf::stages

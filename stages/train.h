@@ -1,0 +1,52 @@
+// Stage `train`: the trained, empty index, identical on every rank.
+//
+// 1. A training sample of global row ids is chosen from the seed (same for any rank count);
+//    each rank reads the sample rows inside its own row range.
+// 2. A bounded codebook sample (a seeded subset of it) is gathered on rank 0, which trains
+//    the vector transforms (OPQ, PCA, ...) and, later, the codebooks (PQ, SQ).
+// 3. The coarse quantizer is trained by distributed k-means (stages/kmeans.h): no rank holds
+//    the whole sample.
+// 4. Rank 0 broadcasts the trained, empty index as a serialized FAISS index.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <faiss/Index.h>
+
+#include "cluster/comm.h"
+#include "io/vector_file.h"
+#include "stages/progress.h"
+
+namespace sf::stages {
+
+struct TrainOptions {
+  std::string factory;
+  bool inner_product = false;
+  int64_t train_size = 0;  // 0: min(rows, 256 * nlist), as FAISS's max_points_per_centroid
+  int kmeans_iterations = 10;
+  int64_t codebook_sample = 65536;
+  uint64_t seed = 1234;
+};
+
+struct TrainReport {
+  int64_t sample_rows = 0;      // k-means sample, all ranks
+  int64_t local_sample_rows = 0;
+  int64_t codebook_rows = 0;    // gathered on rank 0 (0 when nothing needed it)
+  int nlist = 0;
+  int empty_clusters_split = 0;
+  std::vector<double> objective;
+  size_t index_bytes = 0;       // size of the broadcast index
+};
+
+// Collective. REQUIRES: corpus.rows() >= comm.size(); every rank passes its own row_range.
+// Throws std::invalid_argument (bad factory, sample smaller than nlist), io::InputError, or
+// cluster::PhaseError (same on every rank).
+std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus& corpus,
+                                          cluster::RowRange range, const TrainOptions& options,
+                                          TrainReport* report = nullptr,
+                                          const ProgressFn& progress = {});
+
+}  // namespace sf::stages

@@ -1,0 +1,46 @@
+#include "tests/test_util.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <stdexcept>
+
+namespace sf::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = std::string(base ? base : "/tmp") + "/sf_test_XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<float> gaussian_mixture(int64_t rows, int dim, int clusters, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> centres(static_cast<size_t>(clusters) * dim);
+  for (auto& c : centres) c = 4.0f * normal(rng);
+  std::vector<float> out(static_cast<size_t>(rows) * dim);
+  std::uniform_int_distribution<int> pick(0, clusters - 1);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* c = &centres[static_cast<size_t>(pick(rng)) * dim];
+    for (int j = 0; j < dim; ++j) out[i * dim + j] = c[j] + normal(rng);
+  }
+  return out;
+}
+
+std::string data_dir() {
+#ifdef SF_DATA_DIR
+  return SF_DATA_DIR;
+#else
+  return "../shared/data";
+#endif
+}
+
+}  // namespace sf::testing
