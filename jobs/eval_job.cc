@@ -86,12 +86,11 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
     if (config.eval.queries.empty())
       throw std::invalid_argument(config.source + ": eval.queries is required for eval");
     queries = load_queries(config);
-    if (comm.rank() == 0) {
-      index = io::read_index_file(dir + "/index.faiss");
-      if (index->d != queries.dim)
-        throw io::InputError(config.eval.queries + ": queries have dimension " +
-                             std::to_string(queries.dim) + ", the index " + std::to_string(index->d));
-    }
+    // Every rank searches a slice of the queries with its own copy of the index.
+    index = io::read_index_file(dir + "/index.faiss");
+    if (index->d != queries.dim)
+      throw io::InputError(config.eval.queries + ": queries have dimension " +
+                           std::to_string(queries.dim) + ", the index " + std::to_string(index->d));
   });
   log.end();
 
@@ -117,11 +116,10 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   log.end();
 
   log.begin("search");
-  std::vector<stages::EvalPoint> points;
-  cluster::run_local_phase(comm, "eval: search", [&] {
+  const std::vector<stages::EvalPoint> points = stages::evaluate_index(
+      comm, *index, queries.rows.data(), queries.nq, truth, config.eval.k, config.eval.nprobe);
+  cluster::run_local_phase(comm, "eval: write eval.json", [&] {
     if (comm.rank() != 0) return;
-    points = stages::evaluate_index(*index, queries.rows.data(), queries.nq, truth,
-                                    config.eval.k, config.eval.nprobe);
     nlohmann::json results = nlohmann::json::array();
     for (const auto& p : points)
       results.push_back({{"nprobe", p.nprobe},
@@ -132,15 +130,16 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
     const nlohmann::json out = {{"k", config.eval.k},
                                 {"queries", queries.nq},
                                 {"ground_truth", truth_source},
-                                {"threads", threads},
+                                {"ranks", comm.size()},
+                                {"threads_per_rank", threads},
                                 {"results", results}};
     io::publish_text(dir + "/eval.json", out.dump(2) + "\n");
   });
   log.end();
 
   if (comm.rank() == 0) {
-    std::printf("%d queries, ground truth: %s, %d thread(s)\n", static_cast<int>(queries.nq),
-                truth_source.c_str(), threads);
+    std::printf("%d queries, ground truth: %s, %d rank(s) x %d thread(s)\n",
+                static_cast<int>(queries.nq), truth_source.c_str(), comm.size(), threads);
     std::printf("%8s %9s %9s %10s %12s\n", "nprobe", "recall@1", "recall@10", "recall@100", "qps");
     for (const auto& p : points)
       std::printf("%8d %9s %9s %10s %12.1f\n", p.nprobe, cell(p.recall_at_1).c_str(),

@@ -121,31 +121,48 @@ double knn_recall(const std::vector<int64_t>& found, int found_k, const Neighbou
   return total / static_cast<double>(truth.nq);
 }
 
-std::vector<EvalPoint> evaluate_index(faiss::Index& index, const float* queries, int64_t nq,
-                                      const Neighbours& truth, int k,
-                                      const std::vector<int>& nprobes) {
+std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
+                                      const float* queries, int64_t nq, const Neighbours& truth,
+                                      int k, const std::vector<int>& nprobes) {
   const int search_k =
       static_cast<int>(std::min<int64_t>(std::max(k, 100), std::max<int64_t>(index.ntotal, 1)));
-  std::vector<float> dist(static_cast<size_t>(nq) * search_k);
-  std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(nq) * search_k);
+  const cluster::RowRange mine = cluster::row_range(nq, comm.rank(), comm.size());
+  const int d = index.d;
+  std::vector<float> dist(static_cast<size_t>(mine.size()) * search_k);
+  std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(mine.size()) * search_k);
   std::vector<EvalPoint> points;
   for (int nprobe : nprobes) {
-    set_nprobe(&index, nprobe);
+    cluster::run_local_phase(comm, "eval: search", [&] { set_nprobe(&index, nprobe); });
+    comm.barrier();
     const auto t0 = std::chrono::steady_clock::now();
-    index.search(nq, queries, search_k, dist.data(), labels.data());
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cluster::run_local_phase(comm, "eval: search", [&] {
+      if (mine.size() > 0)
+        index.search(mine.size(), queries + mine.begin * d, search_k, dist.data(), labels.data());
+    });
+    const double secs = comm.max(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const auto* raw = reinterpret_cast<const char*>(labels.data());
+    const std::vector<cluster::Bytes> parts =
+        comm.gather(cluster::Bytes(raw, raw + labels.size() * sizeof(labels[0])), 0);
     EvalPoint p;
     p.nprobe = nprobe;
     p.seconds = secs;
     p.qps = secs > 0 ? static_cast<double>(nq) / secs : 0;
-    const std::vector<int64_t> found(labels.begin(), labels.end());
-    auto recall = [&](int r) -> std::optional<double> {
-      if (r > search_k || r > truth.k) return std::nullopt;
-      return knn_recall(found, search_k, truth, r);
-    };
-    p.recall_at_1 = recall(1);
-    p.recall_at_10 = recall(10);
-    p.recall_at_100 = recall(100);
+    if (comm.rank() == 0) {
+      std::vector<int64_t> found;
+      found.reserve(static_cast<size_t>(nq) * search_k);
+      for (const cluster::Bytes& part : parts) {
+        const auto* ids = reinterpret_cast<const faiss::Index::idx_t*>(part.data());
+        found.insert(found.end(), ids, ids + part.size() / sizeof(faiss::Index::idx_t));
+      }
+      auto recall = [&](int r) -> std::optional<double> {
+        if (r > search_k || r > truth.k) return std::nullopt;
+        return knn_recall(found, search_k, truth, r);
+      };
+      p.recall_at_1 = recall(1);
+      p.recall_at_10 = recall(10);
+      p.recall_at_100 = recall(100);
+    }
     points.push_back(p);
   }
   return points;

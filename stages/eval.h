@@ -37,11 +37,13 @@ struct EvalPoint {
   double seconds = 0;
 };
 
-// Local. Searches all queries at each nprobe (k = max(k, 100), capped by ntotal) and
-// scores against `truth`. REQUIRES: truth.nq == nq.
-std::vector<EvalPoint> evaluate_index(faiss::Index& index, const float* queries, int64_t nq,
-                                      const Neighbours& truth, int k,
-                                      const std::vector<int>& nprobes);
+// Collective. Each rank searches its slice of the queries (cluster::row_range over nq) with
+// its own copy of the merged index, at each nprobe (k = max(k, 100), capped by ntotal);
+// rank 0 gathers the results and scores them against `truth` (needed on rank 0 only).
+// QPS = nq / the slowest rank's search time. Result valid on rank 0.
+std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
+                                      const float* queries, int64_t nq, const Neighbours& truth,
+                                      int k, const std::vector<int>& nprobes);
 
 // |found[:R] ∩ truth[:R]| / R averaged over queries. No MPI.
 double knn_recall(const std::vector<int64_t>& found, int found_k, const Neighbours& truth,

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything shardforge needs to build, test and benchmark, from Debian 12's
+# package registry only. Run as root (or with sudo) on a fresh Debian 12 machine.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+  build-essential cmake pkg-config ca-certificates \
+  openmpi-bin libopenmpi-dev \
+  libhdf5-dev hdf5-tools \
+  libfaiss-dev libopenblas0-openmp \
+  libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
+  libgtest-dev \
+  python3 python3-faiss python3-h5py python3-numpy \
+  dataset-fashion-mnist \
+  procps time
+# FAISS needs a fast BLAS at run time: the reference BLAS is ~13x slower at k-means.
+if update-alternatives --list libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -q openblas-openmp; then
+  update-alternatives --set libblas.so.3-x86_64-linux-gnu \
+    /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 >/dev/null
+  update-alternatives --set liblapack.so.3-x86_64-linux-gnu \
+    /usr/lib/x86_64-linux-gnu/openblas-openmp/liblapack.so.3 >/dev/null
+fi

@@ -1,0 +1,85 @@
+# The same config and seed give a byte-identical index.faiss for 1, 2, 3 and 4 ranks, and the
+# same vectors give the same index whatever files and formats hold them (fvecs, two files with
+# global ids across them, .npy, ann-benchmarks HDF5).
+source "$(dirname "$0")/lib.bash"
+sf_init "$@"
+
+ROWS=6000
+DIM=32
+RANKS=(1 2 3 4)
+
+check "generating a ${ROWS} x ${DIM} gaussian mixture as fvecs, 2 fvecs files (2500 + 3500 rows), .npy and HDF5"
+sfdata gen "$WORK/all.fvecs" --rows $ROWS --dim $DIM --seed 11
+sfdata gen "$WORK/part1.fvecs" "$WORK/part2.fvecs" --rows $ROWS --dim $DIM --seed 11 --split 2500,3500
+sfdata gen "$WORK/all.npy" --rows $ROWS --dim $DIM --seed 11
+sfdata gen "$WORK/all.h5" --rows $ROWS --dim $DIM --seed 11
+cmp -s "$WORK/all.fvecs" <(cat "$WORK/part1.fvecs" "$WORK/part2.fvecs") ||
+  fail "generator: the two parts do not concatenate to the whole"
+ok
+
+# build_at_ranks NAME FACTORY INPUT...: builds with 1..4 ranks into $WORK/NAME-npN and checks
+# the indexes are byte-identical.
+build_at_ranks() {
+  local name=$1 factory=$2
+  shift 2
+  write_config "$WORK/$name.yaml" "$WORK/unused" "$factory" "$@"
+  local np first=""
+  for np in "${RANKS[@]}"; do
+    local out="$WORK/$name-np$np"
+    run_ok "$np" "$WORK/$name-np$np.log" build "$WORK/$name.yaml" --set "output.dir=$out"
+    [[ -f "$out/index.faiss" ]] || fail "$name with $np rank(s): no $out/index.faiss"
+    if [[ -z "$first" ]]; then
+      first="$out/index.faiss"
+    elif ! cmp "$first" "$out/index.faiss"; then
+      fail "$name: index.faiss with $np rank(s) differs from the one with ${RANKS[0]} rank(s)" \
+        "($(stat -c %s "$first") vs $(stat -c %s "$out/index.faiss") bytes)"
+    fi
+  done
+}
+
+check "IVF32,PQ8np over one fvecs file: byte-identical index.faiss for ${RANKS[*]} ranks"
+build_at_ranks pq "IVF32,PQ8np" "$WORK/all.fvecs"
+ok "$(stat -c %s "$WORK/pq-np1/index.faiss") bytes each"
+
+check "IVF32,PQ8np: a second build with the same config reproduces the index"
+run_ok 2 "$WORK/pq-again.log" build "$WORK/pq.yaml" --set "output.dir=$WORK/pq-again"
+cmp "$WORK/pq-np1/index.faiss" "$WORK/pq-again/index.faiss" || fail "rebuild differs"
+ok
+
+check "IVF32,PQ8np: another seed gives another index (the seed is used)"
+run_ok 2 "$WORK/pq-seed.log" build "$WORK/pq.yaml" --set "output.dir=$WORK/pq-seed" --set seed=99
+if cmp -s "$WORK/pq-np1/index.faiss" "$WORK/pq-seed/index.faiss"; then
+  fail "seed 99 gave the same index as seed 4321"
+fi
+ok
+
+check "IVF32,Flat over TWO fvecs files (2500 + 3500 rows): byte-identical for ${RANKS[*]} ranks"
+build_at_ranks two "IVF32,Flat" "$WORK/part1.fvecs" "$WORK/part2.fvecs"
+ok
+
+check "IVF32,Flat over one .npy file: byte-identical for ${RANKS[*]} ranks"
+build_at_ranks npy "IVF32,Flat" "$WORK/all.npy"
+ok
+
+check "IVF32,Flat over an ann-benchmarks HDF5 file (dataset train): byte-identical for ${RANKS[*]} ranks"
+build_at_ranks h5 "IVF32,Flat" "$WORK/all.h5"
+ok
+
+check "IVF32,Flat: two fvecs files, one .npy and one HDF5 holding the same rows give the same index"
+cmp "$WORK/two-np1/index.faiss" "$WORK/npy-np1/index.faiss" ||
+  fail "two fvecs files vs .npy: index.faiss differs (global row ids across files?)"
+cmp "$WORK/two-np1/index.faiss" "$WORK/h5-np1/index.faiss" || fail "two fvecs files vs HDF5: index.faiss differs"
+ok
+
+check "IVF32,Flat: one fvecs file and a mixed fvecs + .npy pair give the same index at 3 ranks"
+sfdata gen "$WORK/mix1.fvecs" "$WORK/mix2.npy" --rows $ROWS --dim $DIM --seed 11 --split 4100,1900
+write_config "$WORK/mix.yaml" "$WORK/mix" "IVF32,Flat" "$WORK/mix1.fvecs" "$WORK/mix2.npy"
+run_ok 3 "$WORK/mix.log" build "$WORK/mix.yaml"
+cmp "$WORK/two-np1/index.faiss" "$WORK/mix/index.faiss" || fail "fvecs + .npy input: index.faiss differs"
+ok
+
+check "the index holds every row once, with global ids across the two files (stock FAISS)"
+sfdata index "$WORK/two-np3/index.faiss" --rows $ROWS --corpus "$WORK/all.fvecs" --flat
+ok
+
+sf_done

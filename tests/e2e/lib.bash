@@ -1,0 +1,101 @@
+# Shared helpers for the end-to-end tests (sourced, not a test itself: no .sh suffix).
+#
+# Usage at the top of a test:   source "$(dirname "$0")/lib.bash"; sf_init "$@"
+# Arguments: <path-to-shardforge-binary> <project-source-dir>, as tests/CMakeLists.txt passes.
+# Gives: $SF (binary), $SRC, $WORK (temporary, removed on exit), $PY (python with numpy, h5py,
+# faiss), $SFDATA (tests/e2e/sfdata.py), $DATA (shared/data).
+
+set -euo pipefail
+
+# Direct runs (outside ctest) as root need these too; ctest sets them already.
+export OMPI_ALLOW_RUN_AS_ROOT="${OMPI_ALLOW_RUN_AS_ROOT:-1}"
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}"
+export OMPI_MCA_rmaps_base_oversubscribe="${OMPI_MCA_rmaps_base_oversubscribe:-1}"
+
+SF_TIMEOUT="${SF_TIMEOUT:-120}"  # seconds per shardforge run: a hang is a failure
+SF_CHECKS=0
+
+sf_init() {
+  if [[ $# -lt 2 ]]; then
+    echo "usage: $0 <path-to-shardforge> <project-source-dir>" >&2
+    exit 2
+  fi
+  SF="$(realpath "$1")"
+  SRC="$(realpath "$2")"
+  [[ -x "$SF" ]] || { echo "FAIL: $SF is not an executable" >&2; exit 2; }
+  PY=/usr/bin/python3
+  SFDATA="$SRC/tests/e2e/sfdata.py"
+  DATA="${SF_DATA_DIR:-$SRC/../shared/data}"
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/sf-e2e-$(basename "$0" .sh).XXXXXX")"
+  trap 'rm -rf "$WORK"' EXIT
+  echo "== $(basename "$0"): shardforge=$SF work=$WORK"
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# Prints what is being checked; pairs with ok.
+check() { echo "-- $*"; }
+ok() {
+  SF_CHECKS=$((SF_CHECKS + 1))
+  echo "   ok${1:+: $1}"
+}
+sf_done() { echo "== $(basename "$0"): all $SF_CHECKS checks passed"; }
+
+# Shows the tail of a captured output file (for failure messages).
+show() {
+  echo "---- $1 (last 40 lines) ----" >&2
+  tail -n 40 "$1" >&2 || true
+  echo "----" >&2
+}
+
+# sf_mpirun NP OUTFILE ARGS...: runs shardforge ARGS under mpirun with NP ranks and a timeout,
+# stdout in OUTFILE.stdout, stderr in OUTFILE.stderr, both in OUTFILE. Sets SF_RC; exits
+# (fails the test) only on a timeout.
+sf_mpirun() {
+  local np=$1 out=$2
+  shift 2
+  set +e
+  timeout --kill-after=10 "$SF_TIMEOUT" \
+    mpirun -np "$np" --oversubscribe -x OMP_NUM_THREADS=1 "$SF" "$@" \
+    >"$out.stdout" 2>"$out.stderr"
+  SF_RC=$?
+  set -e
+  cat "$out.stdout" "$out.stderr" >"$out"
+  if [[ $SF_RC -eq 124 || $SF_RC -eq 137 ]]; then
+    show "$out"
+    fail "shardforge $* with $np rank(s) did not finish within ${SF_TIMEOUT}s (hang?)"
+  fi
+}
+
+# run_ok NP OUTFILE ARGS...: as sf_mpirun, and fails the test unless the run exits 0.
+run_ok() {
+  local np=$1 out=$2
+  sf_mpirun "$@"
+  if [[ $SF_RC -ne 0 ]]; then
+    show "$out"
+    fail "shardforge ${*:3} with $np rank(s) exited $SF_RC, expected 0 (output: $out)"
+  fi
+}
+
+# write_config FILE OUTDIR FACTORY INPUT... : a minimal build config.
+write_config() {
+  local file=$1 outdir=$2 factory=$3
+  shift 3
+  {
+    echo "input:"
+    echo "  paths:"
+    local p
+    for p in "$@"; do echo "    - \"$p\""; done
+    echo "index:"
+    echo "  factory: \"$factory\""
+    echo "output:"
+    echo "  dir: \"$outdir\""
+    echo "seed: 4321"
+  } >"$file"
+}
+
+# sfdata ARGS...: tests/e2e/sfdata.py (data generators and checks).
+sfdata() { "$PY" "$SFDATA" "$@"; }
