@@ -72,4 +72,10 @@ RowRange row_range(int64_t rows, int rank, int size) {
   return r;
 }
 
+RowRange block_row_range(int64_t rows, int64_t block, int rank, int size) {
+  const int64_t blocks = (rows + block - 1) / block;
+  const RowRange b = row_range(blocks, rank, size);
+  return RowRange{std::min(rows, b.begin * block), std::min(rows, b.end * block)};
+}
+
 }  // namespace sf::cluster

@@ -109,4 +109,9 @@ struct RowRange {
 };
 RowRange row_range(int64_t rows, int rank, int size);
 
+// Like row_range, but edges fall on multiples of `block` rows (balanced in whole blocks; the
+// last block may be short). Work done per block is then the same for any number of ranks.
+// A rank may get no rows when there are fewer blocks than ranks. No MPI.
+RowRange block_row_range(int64_t rows, int64_t block, int rank, int size);
+
 }  // namespace sf::cluster

@@ -1,5 +1,7 @@
 #include "jobs/corpus.h"
 
+#include "stages/batches.h"
+
 namespace sf::jobs {
 
 OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config) {
@@ -14,7 +16,7 @@ OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config) {
       throw io::InputError("more ranks (" + std::to_string(comm.size()) + ") than rows (" +
                            std::to_string(out.corpus->rows()) + ") in " + files +
                            ": run with at most " + std::to_string(out.corpus->rows()) + " ranks");
-    out.range = cluster::row_range(out.corpus->rows(), comm.rank(), comm.size());
+    out.range = stages::rank_rows(out.corpus->rows(), comm.rank(), comm.size());
   });
   return out;
 }

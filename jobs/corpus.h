@@ -11,7 +11,7 @@ namespace sf::jobs {
 
 struct OpenedCorpus {
   std::unique_ptr<io::VectorCorpus> corpus;
-  cluster::RowRange range;  // this rank's rows
+  cluster::RowRange range;  // this rank's rows: stages::rank_rows (block-aligned)
 };
 
 // Collective. Opens input.paths (headers only) on every rank; agreed errors for a bad file,

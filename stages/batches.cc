@@ -9,6 +9,7 @@ void for_each_batch(io::VectorCorpus& corpus, cluster::RowRange range, int64_t b
                     const std::function<void(int64_t, int64_t, const float*)>& visit,
                     const ProgressFn& progress, const std::string& step) {
   const int d = corpus.dim();
+  batch_rows = std::max<int64_t>(1, (batch_rows + kBlockRows - 1) / kBlockRows) * kBlockRows;
   std::vector<float> buffer;
   int64_t row = range.begin;
   while (row < range.end) {

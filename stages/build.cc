@@ -1,5 +1,6 @@
 #include "stages/build.h"
 
+#include <algorithm>
 #include <numeric>
 #include <vector>
 
@@ -15,7 +16,12 @@ int64_t add_shard(faiss::Index& index, io::VectorCorpus& corpus, cluster::RowRan
       [&](int64_t first, int64_t count, const float* x) {
         ids.resize(static_cast<size_t>(count));
         std::iota(ids.begin(), ids.end(), first);
-        index.add_with_ids(count, x, ids.data());
+        // One add per global block: the same matrix shapes as with any other rank count.
+        for (int64_t off = 0; off < count;) {
+          const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
+          index.add_with_ids(n, x + off * corpus.dim(), ids.data() + off);
+          off += n;
+        }
       },
       progress, "build: add");
   return range.size();

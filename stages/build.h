@@ -12,8 +12,9 @@
 
 namespace sf::stages {
 
-// REQUIRES: index trained (stages/train.h). Rows are added in global-id order, so each
-// inverted list of this shard is sorted by id. Returns the number of rows added.
+// REQUIRES: index trained (stages/train.h). Rows are added in global-id order, one global
+// block (kBlockRows) at a time, so each inverted list of this shard is sorted by id and every
+// code is the one a single-rank build computes. Returns the number of rows added.
 int64_t add_shard(faiss::Index& index, io::VectorCorpus& corpus, cluster::RowRange range,
                   int64_t batch_rows, const ProgressFn& progress = {});
 

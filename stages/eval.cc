@@ -107,18 +107,24 @@ Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
 
 double knn_recall(const std::vector<int64_t>& found, int found_k, const Neighbours& truth,
                   int r) {
-  if (truth.nq == 0) return 0;
+  // Queries whose truth has fewer than r ids (-1 padding: a corpus smaller than r) are
+  // scored over the ids they have; each true id counts once however often it is found.
   double total = 0;
+  int64_t scored = 0;
   std::unordered_set<int64_t> want;
   for (int64_t q = 0; q < truth.nq; ++q) {
     want.clear();
-    for (int j = 0; j < r; ++j) want.insert(truth.ids[q * truth.k + j]);
+    for (int j = 0; j < r; ++j)
+      if (truth.ids[q * truth.k + j] >= 0) want.insert(truth.ids[q * truth.k + j]);
+    if (want.empty()) continue;
+    const size_t expected = want.size();
     int hits = 0;
     for (int j = 0; j < r; ++j)
-      if (want.count(found[q * found_k + j])) ++hits;
-    total += static_cast<double>(hits) / r;
+      if (want.erase(found[q * found_k + j]) > 0) ++hits;
+    total += static_cast<double>(hits) / static_cast<double>(expected);
+    ++scored;
   }
-  return total / static_cast<double>(truth.nq);
+  return scored > 0 ? total / static_cast<double>(scored) : 0;
 }
 
 std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,

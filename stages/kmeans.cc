@@ -1,6 +1,9 @@
 #include "stages/kmeans.h"
 
+#include "stages/batches.h"
+
 #include <faiss/IndexFlat.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -115,6 +118,8 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
                                 const KMeansOptions& options) {
   const int k = options.k;
   if (k <= 0) throw std::invalid_argument("k-means: k must be positive");
+  if (n_local > 0 && offset % kBlockRows != 0)
+    throw std::invalid_argument("k-means: the local sample must start on a block boundary");
   if (n_total < k)
     throw std::invalid_argument("k-means: " + std::to_string(n_total) +
                                 " training points for " + std::to_string(k) + " centroids");
@@ -139,6 +144,16 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
   for (int64_t i = 0; i < n_local * d; ++i) max_abs = std::max(max_abs, std::fabs(double(local[i])));
   const double scale = fixed_point_scale(comm.max(max_abs), n_total);
 
+  // Rows are assigned one block of kBlockRows at a time (blocks aligned to global sample
+  // positions), each block by one OpenMP thread with single-threaded BLAS: every GEMM has the
+  // same shape whatever the number of ranks or threads, and independent GEMMs also scale
+  // better than one GEMM split across threads. Integer partial sums make the order of the
+  // blocks irrelevant to the result.
+  const int64_t blocks = (n_local + kBlockRows - 1) / kBlockRows;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), blocks)));
+  std::vector<std::vector<int64_t>> block_sums(threads, std::vector<int64_t>(static_cast<size_t>(k) * d));
+  std::vector<std::vector<int64_t>> block_counts(threads, std::vector<int64_t>(k));
+  std::vector<double> block_objective(threads);
   std::vector<int64_t> sums(static_cast<size_t>(k) * d);
   std::vector<int64_t> counts(k);
   std::vector<float> distances(static_cast<size_t>(n_local));
@@ -147,18 +162,36 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
     faiss::IndexFlat assigner(d, options.inner_product ? faiss::METRIC_INNER_PRODUCT
                                                        : faiss::METRIC_L2);
     assigner.add(k, result.centroids.data());
-    if (n_local > 0) assigner.search(n_local, local, 1, distances.data(), labels.data());
-
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      std::vector<int64_t>& sum_t = block_sums[t];
+      std::vector<int64_t>& count_t = block_counts[t];
+      std::fill(sum_t.begin(), sum_t.end(), 0);
+      std::fill(count_t.begin(), count_t.end(), 0);
+      double objective_t = 0;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t first = b * kBlockRows, n = std::min(kBlockRows, n_local - first);
+        assigner.search(n, local + first * d, 1, distances.data() + first, labels.data() + first);
+        for (int64_t i = first; i < first + n; ++i) {
+          const int64_t c = labels[i];
+          objective_t += distances[i];
+          ++count_t[c];
+          int64_t* sum = &sum_t[static_cast<size_t>(c) * d];
+          const float* x = local + i * d;
+          for (int j = 0; j < d; ++j) sum[j] += static_cast<int64_t>(static_cast<double>(x[j]) * scale);
+        }
+      }
+      block_objective[t] = objective_t;
+    }
     std::fill(sums.begin(), sums.end(), 0);
     std::fill(counts.begin(), counts.end(), 0);
     double objective = 0;
-    for (int64_t i = 0; i < n_local; ++i) {
-      const int64_t c = labels[i];
-      objective += distances[i];
-      ++counts[c];
-      int64_t* sum = &sums[static_cast<size_t>(c) * d];
-      const float* x = local + i * d;
-      for (int j = 0; j < d; ++j) sum[j] += static_cast<int64_t>(static_cast<double>(x[j]) * scale);
+    for (int t = 0; t < threads; ++t) {
+      for (size_t i = 0; i < sums.size(); ++i) sums[i] += block_sums[t][i];
+      for (int c = 0; c < k; ++c) counts[c] += block_counts[t][c];
+      objective += block_objective[t];
     }
     comm.allreduce_sum(sums.data(), sums.size());
     comm.allreduce_sum(counts.data(), counts.size());

@@ -30,7 +30,9 @@ struct KMeansResult {
 };
 
 // Collective. `local` holds this rank's n_local rows of the sample (d floats each), which
-// are the sample positions [offset, offset + n_local) of n_total. Requires n_total >= k.
+// are the sample positions [offset, offset + n_local) of n_total, with offset a multiple of
+// kBlockRows (stages/batches.h: cluster::block_row_range gives such parts). Requires
+// n_total >= k.
 // Result identical on every rank.
 KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t n_local,
                                 int64_t offset, int64_t n_total, int d,

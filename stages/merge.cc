@@ -57,7 +57,7 @@ faiss::IndexIVF& ivf_of(faiss::Index& index) {
 }  // namespace
 
 cluster::Bytes encode_shard(const faiss::Index& index) {
-  const faiss::IndexIVF& ivf = *find_ivf(&index);
+  const faiss::IndexIVF& ivf = ivf_of(const_cast<faiss::Index&>(index));
   const faiss::InvertedLists& lists = *ivf.invlists;
   ShardHeader h{};
   std::memcpy(h.magic, kMagic, 4);

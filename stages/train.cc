@@ -37,17 +37,47 @@ void single_threaded(F&& fn) {
   omp_set_num_threads(saved);
 }
 
-// Applies the transform chain of `index` (if any) to n rows; returns the transformed rows.
+Bytes to_bytes(const float* x, size_t n) {
+  Bytes b(n * sizeof(float));
+  std::memcpy(b.data(), x, b.size());
+  return b;
+}
+
+// Applies the transform chain of `index` (if any) to n rows, one kBlockRows block at a time
+// (x[0] must be block-aligned in its global order); returns the transformed rows.
 std::vector<float> apply_transforms(const faiss::Index& index, int64_t n, const float* x,
                                     int d_in) {
   const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index);
-  if (pt == nullptr || n == 0) {
-    if (pt == nullptr) return std::vector<float>(x, x + n * d_in);
-    return {};
-  }
-  std::unique_ptr<const float[]> out(pt->apply_chain(n, x));
+  if (pt == nullptr) return std::vector<float>(x, x + n * d_in);
   const int d_out = pt->index->d;
-  return std::vector<float>(out.get(), out.get() + n * d_out);
+  std::vector<float> out(static_cast<size_t>(n) * d_out);
+  for (int64_t off = 0; off < n; off += kBlockRows) {
+    const int64_t m = std::min(kBlockRows, n - off);
+    std::unique_ptr<const float[]> block(pt->apply_chain(m, x + off * d_in));
+    std::copy(block.get(), block.get() + m * d_out, out.begin() + off * d_out);
+  }
+  return out;
+}
+
+// Collective. This rank read sample positions [read_lo, read_hi) into `rows`; returns the
+// rows of the positions it holds under block_row_range(train_size, kBlockRows), which may
+// come from its neighbours.
+std::vector<float> move_sample_blocks(cluster::Comm& comm, int64_t read_lo, int64_t read_hi,
+                                      std::vector<float> rows, int64_t train_size, int d) {
+  std::vector<Bytes> send(comm.size());
+  for (int r = 0; r < comm.size(); ++r) {
+    const cluster::RowRange to = cluster::block_row_range(train_size, kBlockRows, r, comm.size());
+    const int64_t a = std::max(read_lo, to.begin), b = std::min(read_hi, to.end);
+    if (a < b) send[r] = to_bytes(rows.data() + (a - read_lo) * d, static_cast<size_t>(b - a) * d);
+  }
+  rows.clear();
+  rows.shrink_to_fit();
+  std::vector<float> out;
+  for (const Bytes& part : comm.alltoallv(send)) {  // by source rank: ascending positions
+    const auto* f = reinterpret_cast<const float*>(part.data());
+    out.insert(out.end(), f, f + part.size() / sizeof(float));
+  }
+  return out;
 }
 
 // Trains each untrained transform of the chain on x (n rows), as IndexPreTransform::train
@@ -61,12 +91,6 @@ void train_transforms(faiss::Index& index, int64_t n, const float* x) {
     std::unique_ptr<const float[]> next(vt->apply(n, current.data()));
     current.assign(next.get(), next.get() + n * vt->d_out);
   }
-}
-
-Bytes to_bytes(const float* x, size_t n) {
-  Bytes b(n * sizeof(float));
-  std::memcpy(b.data(), x, b.size());
-  return b;
 }
 
 }  // namespace
@@ -97,17 +121,24 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
 
   // 1. The sample, and this rank's contiguous part of it.
   const std::vector<int64_t> sample = choose_sample(rows, train_size, options.seed ^ kSampleSalt);
-  const auto lo = std::lower_bound(sample.begin(), sample.end(), range.begin) - sample.begin();
-  const auto hi = std::lower_bound(sample.begin(), sample.end(), range.end) - sample.begin();
-  const std::vector<int64_t> my_ids(sample.begin() + lo, sample.begin() + hi);
-  std::vector<float> my_rows(my_ids.size() * d);
+  const int64_t read_lo =
+      std::lower_bound(sample.begin(), sample.end(), range.begin) - sample.begin();
+  const int64_t read_hi = std::lower_bound(sample.begin(), sample.end(), range.end) - sample.begin();
+  const std::vector<int64_t> my_ids(sample.begin() + read_lo, sample.begin() + read_hi);
+  std::vector<float> read_rows(my_ids.size() * d);
   cluster::run_local_phase(comm, "train: read sample", [&] {
-    read_selected_rows(corpus, my_ids, my_rows.data());
+    read_selected_rows(corpus, my_ids, read_rows.data());
     report(progress, "train: read sample", static_cast<int64_t>(my_ids.size()),
            static_cast<int64_t>(my_ids.size()));
   });
+  // The sample positions this rank read are contiguous; move them so that each rank holds
+  // whole blocks of kBlockRows positions (only the pieces at the edges travel).
+  const cluster::RowRange held = cluster::block_row_range(train_size, kBlockRows, comm.rank(), comm.size());
+  const int64_t lo = held.begin, hi = held.end;
+  std::vector<float> my_rows = move_sample_blocks(comm, read_lo, read_hi, std::move(read_rows),
+                                                  train_size, d);
   rep.sample_rows = train_size;
-  rep.local_sample_rows = static_cast<int64_t>(my_ids.size());
+  rep.local_sample_rows = hi - lo;
 
   // 2. The codebook sample, gathered on rank 0 in global order, when anything needs it.
   const bool has_transforms = dynamic_cast<faiss::IndexPreTransform*>(index.get()) != nullptr;
@@ -147,8 +178,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   }
 
   // 3. Coarse k-means over the (transformed) sample, distributed.
-  std::vector<float> my_train = apply_transforms(*index, static_cast<int64_t>(my_ids.size()),
-                                                 my_rows.data(), d);
+  std::vector<float> my_train = apply_transforms(*index, hi - lo, my_rows.data(), d);
   my_rows.clear();
   my_rows.shrink_to_fit();
   KMeansOptions km;
@@ -157,7 +187,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   km.seed = options.seed;
   km.inner_product = options.inner_product;
   const KMeansResult kmeans = distributed_kmeans(
-      comm, my_train.data(), static_cast<int64_t>(my_ids.size()), lo, train_size,
+      comm, my_train.data(), hi - lo, lo, train_size,
       static_cast<int>(ivf->d), km);
   rep.objective = kmeans.objective;
   rep.empty_clusters_split = kmeans.empty_clusters_split;

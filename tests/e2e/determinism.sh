@@ -8,11 +8,11 @@ ROWS=6000
 DIM=32
 RANKS=(1 2 3 4)
 
-check "generating a ${ROWS} x ${DIM} gaussian mixture as fvecs, 2 fvecs files (2500 + 3500 rows), .npy and HDF5"
+check "generating a ${ROWS} x ${DIM} gaussian mixture as fvecs, 2 fvecs files (2500 + 3500 rows), .npy and ann-benchmarks HDF5 (train/test/neighbors)"
 sfdata gen "$WORK/all.fvecs" --rows $ROWS --dim $DIM --seed 11
 sfdata gen "$WORK/part1.fvecs" "$WORK/part2.fvecs" --rows $ROWS --dim $DIM --seed 11 --split 2500,3500
 sfdata gen "$WORK/all.npy" --rows $ROWS --dim $DIM --seed 11
-sfdata gen "$WORK/all.h5" --rows $ROWS --dim $DIM --seed 11
+sfdata gen "$WORK/all.h5" --rows $ROWS --dim $DIM --seed 11 --h5-queries 50
 cmp -s "$WORK/all.fvecs" <(cat "$WORK/part1.fvecs" "$WORK/part2.fvecs") ||
   fail "generator: the two parts do not concatenate to the whole"
 ok
@@ -53,6 +53,11 @@ if cmp -s "$WORK/pq-np1/index.faiss" "$WORK/pq-seed/index.faiss"; then
 fi
 ok
 
+check "IVF8,PQ4np over 20000 x 16 rows: the k-means sample (256 x nlist = 2048 rows) is a subset; byte-identical for ${RANKS[*]} ranks"
+sfdata gen "$WORK/big.fvecs" --rows 20000 --dim 16 --seed 12
+build_at_ranks sample "IVF8,PQ4np" "$WORK/big.fvecs"
+ok
+
 check "IVF32,Flat over TWO fvecs files (2500 + 3500 rows): byte-identical for ${RANKS[*]} ranks"
 build_at_ranks two "IVF32,Flat" "$WORK/part1.fvecs" "$WORK/part2.fvecs"
 ok
@@ -78,8 +83,31 @@ run_ok 3 "$WORK/mix.log" build "$WORK/mix.yaml"
 cmp "$WORK/two-np1/index.faiss" "$WORK/mix/index.faiss" || fail "fvecs + .npy input: index.faiss differs"
 ok
 
+check "IVF32,Flat: the same index with input.batch_rows=7 (3 ranks), threads=2 (2 ranks), empty files among the inputs, and input.format=fvecs on a .bin name"
+"$PY" -c "import numpy as np, sys; np.save(sys.argv[1], np.zeros((0, $DIM), np.float32))" "$WORK/empty.npy"
+: >"$WORK/empty.fvecs"
+cp "$WORK/all.fvecs" "$WORK/all.bin"
+run_ok 3 "$WORK/batch7.log" build "$WORK/two.yaml" --set "output.dir=$WORK/batch7" --set input.batch_rows=7
+cmp "$WORK/two-np1/index.faiss" "$WORK/batch7/index.faiss" || fail "input.batch_rows=7: index.faiss differs"
+run_ok 2 "$WORK/threads2.log" build "$WORK/two.yaml" --set "output.dir=$WORK/threads2" --set threads=2
+cmp "$WORK/two-np1/index.faiss" "$WORK/threads2/index.faiss" || fail "threads=2: index.faiss differs"
+run_ok 2 "$WORK/empties.log" build "$WORK/two.yaml" --set "output.dir=$WORK/empties" \
+  --set "input.paths=[$WORK/empty.fvecs, $WORK/part1.fvecs, $WORK/empty.npy, $WORK/part2.fvecs, $WORK/empty.fvecs]"
+cmp "$WORK/two-np1/index.faiss" "$WORK/empties/index.faiss" || fail "with empty files among the inputs: index.faiss differs"
+run_ok 4 "$WORK/bin.log" build "$WORK/two.yaml" --set "output.dir=$WORK/bin" --set "input.paths=[$WORK/all.bin]" \
+  --set input.format=fvecs
+cmp "$WORK/two-np1/index.faiss" "$WORK/bin/index.faiss" || fail "input.format=fvecs on all.bin: index.faiss differs"
+ok
+
 check "the index holds every row once, with global ids across the two files (stock FAISS)"
 sfdata index "$WORK/two-np3/index.faiss" --rows $ROWS --corpus "$WORK/all.fvecs" --flat
+ok
+
+check "IVF8,Flat with index.train_size=777 over 20000 rows: identical at 1 and 3 ranks"
+write_config "$WORK/ts.yaml" "$WORK/ts1" "IVF8,Flat" "$WORK/big.fvecs"
+run_ok 1 "$WORK/ts1.log" build "$WORK/ts.yaml" --set index.train_size=777
+run_ok 3 "$WORK/ts3.log" build "$WORK/ts.yaml" --set index.train_size=777 --set "output.dir=$WORK/ts3"
+cmp "$WORK/ts1/index.faiss" "$WORK/ts3/index.faiss" || fail "index.train_size=777: 1 and 3 ranks differ"
 ok
 
 sf_done

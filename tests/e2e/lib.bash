@@ -98,4 +98,4 @@ write_config() {
 }
 
 # sfdata ARGS...: tests/e2e/sfdata.py (data generators and checks).
-sfdata() { "$PY" "$SFDATA" "$@"; }
+sfdata() { OMP_NUM_THREADS=1 "$PY" "$SFDATA" "$@"; }

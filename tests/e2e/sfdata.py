@@ -2,10 +2,12 @@
 """Test data and checks for the shardforge end-to-end tests (run with /usr/bin/python3).
 
 Data:
-  gen OUT [OUT ...] --rows N --dim D [--seed S] [--centers C]
-      A float32 gaussian mixture of N rows, split in order across the OUT files (as even as
-      --split allows). The format follows each extension: .fvecs, .npy, .h5 (dataset `train`).
-  ann OUT.h5 --rows N --queries Q --dim D [--seed S] [--topk K] [--queries-fvecs F] [--gt-ivecs G]
+  gen OUT [OUT ...] --rows N --dim D [--seed S] [--centers C] [--split N1,N2..] [--h5-queries Q]
+      A float32 gaussian mixture of N rows, split in order across the OUT files (evenly, or as
+      --split says). The format follows each extension: .fvecs, .npy, .h5 (dataset `train`;
+      with --h5-queries also `test` and exact top-100 `neighbors`, as ann-benchmarks has).
+  ann OUT.h5 --rows N --queries Q --dim D [--seed S] [--topk K] [--spread S] [--queries-fvecs F]
+      [--gt-ivecs G]
       An ann-benchmarks style file: `train`, `test` (queries from the same mixture) and
       `neighbors` (exact top-K by float64 numpy brute force, int32). Optionally also the
       queries as fvecs and the ground truth as ivecs.
@@ -70,7 +72,7 @@ def read_any(path, dataset="train"):
     fail("read_any: unknown extension: " + path)
 
 
-def write_any(path, x):
+def write_any(path, x, queries=None):
     if path.endswith(".fvecs"):
         write_fvecs(path, x)
     elif path.endswith(".npy"):
@@ -79,13 +81,17 @@ def write_any(path, x):
         import h5py
         with h5py.File(path, "w") as f:
             f.create_dataset("train", data=np.ascontiguousarray(x, dtype=np.float32))
+            if queries is not None:  # ann-benchmarks layout
+                f.create_dataset("test", data=queries)
+                f.create_dataset("neighbors", data=exact_topk(x, queries, 100))
+                f.attrs["distance"] = "euclidean"
     else:
         fail("write_any: unknown extension: " + path)
 
 
-def mixture(rows, dim, seed, centers):
+def mixture(rows, dim, seed, centers, spread=4.0):
     rng = np.random.default_rng(seed)
-    c = rng.normal(0.0, 4.0, size=(centers, dim))
+    c = rng.normal(0.0, spread, size=(centers, dim))
     labels = rng.integers(0, centers, size=rows)
     x = c[labels] + rng.normal(0.0, 1.0, size=(rows, dim))
     return x.astype(np.float32)
@@ -111,15 +117,16 @@ def cmd_gen(a):
             fail("gen: --split must list one size per output, summing to --rows")
     else:
         sizes = [len(p) for p in np.array_split(np.arange(a.rows), len(a.out))]
+    queries = mixture(a.h5_queries, a.dim, a.seed + 1000, a.centers) if a.h5_queries else None
     begin = 0
     for path, n in zip(a.out, sizes):
-        write_any(path, x[begin:begin + n])
+        write_any(path, x[begin:begin + n], queries)
         begin += n
 
 
 def cmd_ann(a):
     import h5py
-    x = mixture(a.rows + a.queries, a.dim, a.seed, a.centers)
+    x = mixture(a.rows + a.queries, a.dim, a.seed, a.centers, a.spread)
     train, test = x[:a.rows], x[a.rows:]
     nn = exact_topk(train, test, a.topk)
     with h5py.File(a.out, "w") as f:
@@ -324,6 +331,7 @@ def main():
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--centers", type=int, default=20)
     g.add_argument("--split", default="")
+    g.add_argument("--h5-queries", type=int, default=0)
     g = sub.add_parser("ann")
     g.add_argument("out")
     g.add_argument("--rows", type=int, required=True)
@@ -332,6 +340,7 @@ def main():
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--centers", type=int, default=20)
     g.add_argument("--topk", type=int, default=100)
+    g.add_argument("--spread", type=float, default=4.0, help="std of the centres (noise: 1)")
     g.add_argument("--queries-fvecs", default="")
     g.add_argument("--gt-ivecs", default="")
     g = sub.add_parser("poison")

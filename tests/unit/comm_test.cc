@@ -31,7 +31,9 @@ void expect_valid_partition(int64_t rows, int size) {
     EXPECT_GE(r.size(), floor_share) << "rank " << rank;
     EXPECT_LE(r.size(), floor_share + 1) << "rank " << rank;
     // Earlier ranks get the extra row: shares never grow with the rank.
-    if (previous_size >= 0) EXPECT_LE(r.size(), previous_size) << "rank " << rank;
+    if (previous_size >= 0) {
+      EXPECT_LE(r.size(), previous_size) << "rank " << rank;
+    }
     previous_size = r.size();
     expected_begin = r.end;
   }
@@ -39,8 +41,8 @@ void expect_valid_partition(int64_t rows, int size) {
 }
 
 TEST(RowRange, PartitionsAreBalancedContiguousAndCoverAllRows) {
-  const std::vector<int64_t> row_counts = {0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 100, 999, 1000,
-                                           1001, 4097, 65537, 1000003};
+  const std::vector<int64_t> row_counts = {0,  1,  2,   3,   4,    5,    7,    8,     15,
+                                           16, 17, 100, 999, 1000, 1001, 4097, 65537, 1000003};
   const std::vector<int> sizes = {1, 2, 3, 4, 5, 7, 8, 16, 31, 64, 128, 1000};
   for (int64_t rows : row_counts)
     for (int size : sizes) expect_valid_partition(rows, size);
@@ -65,7 +67,9 @@ TEST(RowRange, FewerRowsThanRanksLeavesTheLastRanksEmpty) {
   for (int rank = 0; rank < 8; ++rank) {
     const RowRange r = row_range(3, rank, 8);
     EXPECT_EQ(r.size(), rank < 3 ? 1 : 0) << "rank " << rank;
-    if (rank < 3) EXPECT_EQ(r.begin, rank);
+    if (rank < 3) {
+      EXPECT_EQ(r.begin, rank);
+    }
   }
 }
 

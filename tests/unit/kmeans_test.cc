@@ -3,6 +3,7 @@
 #include "stages/kmeans.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -25,7 +26,9 @@ void expect_valid_sample(const std::vector<int64_t>& ids, int64_t rows, int64_t 
   for (size_t i = 0; i < ids.size(); ++i) {
     EXPECT_GE(ids[i], 0);
     EXPECT_LT(ids[i], rows);
-    if (i > 0) EXPECT_LT(ids[i - 1], ids[i]) << "not sorted or not distinct at " << i;
+    if (i > 0) {
+      EXPECT_LT(ids[i - 1], ids[i]) << "not sorted or not distinct at " << i;
+    }
   }
 }
 
@@ -181,7 +184,8 @@ TEST(KMeans, AsManyCentroidsAsPointsReproducesThePoints) {
   // Each point is its own cluster: every point is (nearly exactly) one of the centroids.
   for (int i = 0; i < 10; ++i) {
     double best = std::numeric_limits<double>::infinity();
-    for (int k = 0; k < 10; ++k) best = std::min(best, squared_distance(&x[i * d], &r.centroids[k * d], d));
+    for (int k = 0; k < 10; ++k)
+      best = std::min(best, squared_distance(&x[i * d], &r.centroids[k * d], d));
     EXPECT_LT(best, 1e-8) << "point " << i;
   }
   EXPECT_NEAR(r.objective.back(), 0.0, 1e-6);
@@ -233,6 +237,24 @@ TEST(KMeans, InnerProductGivesUnitNormCentroids) {
     for (int j = 0; j < d; ++j) norm2 += double(r.centroids[k * d + j]) * r.centroids[k * d + j];
     EXPECT_NEAR(std::sqrt(norm2), 1.0, 1e-5) << "centroid " << k;
   }
+}
+
+TEST(KMeans, CentroidsDoNotDependOnTheNumberOfThreads) {
+  const int d = 16;
+  const std::vector<float> x = sf::testing::gaussian_mixture(5000, d, 25, 9);
+  KMeansOptions options;
+  options.k = 20;
+  options.iterations = 4;
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const KMeansResult one = run_serial(x, d, options);
+  for (int threads : {2, 3, 4}) {
+    omp_set_num_threads(threads);
+    const KMeansResult many = run_serial(x, d, options);
+    EXPECT_EQ(many.centroids, one.centroids) << threads << " threads";
+    EXPECT_EQ(many.empty_clusters_split, one.empty_clusters_split) << threads << " threads";
+  }
+  omp_set_num_threads(saved_threads);
 }
 
 TEST(KMeans, SameSeedSameCentroidsOtherSeedOthers) {

@@ -1,0 +1,312 @@
+// MPI tests of the whole distributed build (stages/train.h, build.h, merge.h): every rank
+// trains the same index, adds its own row range, and the shards merge on rank 0 into the
+// same bytes as a one-rank build of the same data; failures stop every rank together.
+#include <faiss/invlists/InvertedLists.h>
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "io/index_file.h"
+#include "io/vector_file.h"
+#include "stages/batches.h"
+#include "stages/build.h"
+#include "stages/ivf_index.h"
+#include "stages/merge.h"
+#include "stages/train.h"
+#include "tests/mpi/mpi_env.h"
+#include "tests/mpi/mpi_test_support.h"
+
+namespace sf::stages {
+namespace {
+
+using sf::testing::SharedTempDir;
+using sf::testing::world;
+
+constexpr int64_t kRows = 3000;
+constexpr int kDim = 32;
+constexpr int64_t kBatchRows = 256;  // rank edges fall inside batches for 2 and 4 ranks
+
+struct BuildCase {
+  const char* factory;
+  bool inner_product;
+};
+
+std::string case_name(const ::testing::TestParamInfo<BuildCase>& info) {
+  std::string name = info.param.factory;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name + (info.param.inner_product ? "_IP" : "_L2");
+}
+
+// Train, add and merge over `comm` with this rank's rows; returns the total merge reports.
+int64_t build(cluster::Comm& comm, io::VectorCorpus& corpus, const TrainOptions& options,
+              std::unique_ptr<faiss::Index>* index, TrainReport* report = nullptr) {
+  const cluster::RowRange range = stages::rank_rows(corpus.rows(), comm.rank(), comm.size());
+  *index = train_index(comm, corpus, range, options, report);
+  int64_t added = -1;
+  cluster::run_local_phase(comm, "test: add",
+                           [&] { added = add_shard(**index, corpus, range, kBatchRows); });
+  EXPECT_EQ(added, range.size());
+  return merge_shards(comm, **index);
+}
+
+// "" when every id 0..rows-1 is in exactly one list once and each list is sorted by id.
+std::string check_lists(const faiss::Index& index, int64_t rows) {
+  const faiss::InvertedLists& lists = *find_ivf(&index)->invlists;
+  std::vector<int> seen(static_cast<size_t>(rows), 0);
+  std::string problem;
+  for (size_t l = 0; l < lists.nlist; ++l) {
+    const size_t n = lists.list_size(l);
+    if (n == 0) continue;
+    faiss::InvertedLists::ScopedIds ids(&lists, l);
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t id = ids[i];
+      if (id < 0 || id >= rows) {
+        problem += "list " + std::to_string(l) + " holds id " + std::to_string(id) + "; ";
+        continue;
+      }
+      ++seen[static_cast<size_t>(id)];
+      if (i > 0 && ids[i - 1] >= id)
+        problem += "list " + std::to_string(l) + " not sorted at " + std::to_string(i) + "; ";
+    }
+  }
+  for (int64_t id = 0; id < rows; ++id)
+    if (seen[static_cast<size_t>(id)] != 1)
+      problem += "id " + std::to_string(id) + " seen " + std::to_string(seen[id]) + " times; ";
+  return problem.substr(0, 2000);
+}
+
+size_t first_difference(const std::vector<char>& a, const std::vector<char>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return i;
+  return n;
+}
+
+// Every test here: the data written by rank 0, the index trained over all ranks, each rank
+// adding its own rows, and the shards merged on rank 0.
+class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
+ protected:
+  void SetUp() override {
+    omp_set_num_threads(1);
+    dir_ = std::make_unique<SharedTempDir>(comm_);
+    const std::string path = dir_->file("base.fvecs");
+    sf::testing::write_fvecs_on_rank0(
+        comm_, path, sf::testing::gaussian_mixture(kRows, kDim, 40, 7), kRows, kDim);
+    corpus_ = std::make_unique<io::VectorCorpus>(std::vector<std::string>{path},
+                                                 io::VectorFormat::kFvecs);
+    options_.factory = GetParam().factory;
+    options_.inner_product = GetParam().inner_product;
+    index_ = train_index(comm_, *corpus_, range_, options_, &report_);
+    trained_ = io::serialize_index(*index_);
+    cluster::run_local_phase(comm_, "test: add",
+                             [&] { added_ = add_shard(*index_, *corpus_, range_, kBatchRows); });
+    shard_ntotal_ = index_->ntotal;
+    merged_total_ = merge_shards(comm_, *index_);
+  }
+  void TearDown() override { dir_.reset(); }
+
+  cluster::Comm& comm_ = world();
+  const cluster::RowRange range_ = stages::rank_rows(kRows, comm_.rank(), comm_.size());
+  std::unique_ptr<SharedTempDir> dir_;
+  std::unique_ptr<io::VectorCorpus> corpus_;
+  TrainOptions options_;
+  TrainReport report_;
+  std::unique_ptr<faiss::Index> index_;
+  std::vector<char> trained_;  // this rank's trained index, before any row was added
+  int64_t added_ = -1;
+  int64_t shard_ntotal_ = -1;
+  int64_t merged_total_ = -1;
+};
+
+TEST_P(DistributedBuild, TrainedIndexIsIdenticalOnEveryRank) {
+  const std::vector<cluster::Bytes> all_trained = comm_.allgather(trained_);
+  EXPECT_TRUE(all_trained[comm_.rank()] == all_trained[0])
+      << "rank " << comm_.rank() << "'s trained index differs from rank 0's";
+  const auto trained = io::deserialize_index(trained_);
+  EXPECT_TRUE(trained->is_trained);
+  EXPECT_EQ(trained->ntotal, 0);
+  // The report: the sample is split across the ranks, whatever their number.
+  const int nlist = static_cast<int>(find_ivf(trained.get())->nlist);
+  EXPECT_EQ(report_.nlist, nlist);
+  EXPECT_EQ(report_.sample_rows, std::min<int64_t>(kRows, int64_t{256} * nlist));
+  EXPECT_EQ(comm_.sum(report_.local_sample_rows), report_.sample_rows);
+  EXPECT_EQ(report_.objective.size(), static_cast<size_t>(options_.kmeans_iterations));
+  EXPECT_EQ(report_.index_bytes, trained_.size());
+}
+
+TEST_P(DistributedBuild, MergedIndexHoldsEveryRowOnceInIdOrder) {
+  EXPECT_EQ(added_, range_.size());
+  EXPECT_EQ(shard_ntotal_, range_.size());
+  EXPECT_EQ(merged_total_, kRows) << "rank " << comm_.rank();
+  if (comm_.rank() != 0) {
+    EXPECT_EQ(index_->ntotal, 0) << "rank " << comm_.rank() << " kept its shard";
+    EXPECT_EQ(find_ivf(index_.get())->ntotal, 0);
+    const faiss::InvertedLists& lists = *find_ivf(index_.get())->invlists;
+    for (size_t l = 0; l < lists.nlist; ++l) EXPECT_EQ(lists.list_size(l), 0u) << "list " << l;
+    return;
+  }
+  EXPECT_EQ(index_->ntotal, kRows);
+  EXPECT_EQ(find_ivf(index_.get())->ntotal, kRows);
+  EXPECT_EQ(check_lists(*index_, kRows), "");
+}
+
+// The merge.h promise: the same bytes for any number of ranks.
+class DistributedBuildBytes : public DistributedBuild {};
+
+TEST_P(DistributedBuildBytes, MergedIndexIsByteIdenticalToSingleRank) {
+  if (comm_.rank() != 0) return;
+  // The same build with one rank, done here on rank 0.
+  auto serial = cluster::make_serial_comm();
+  std::unique_ptr<faiss::Index> reference;
+  EXPECT_EQ(build(*serial, *corpus_, options_, &reference), kRows);
+  const std::vector<char> merged = io::serialize_index(*index_);
+  const std::vector<char> single = io::serialize_index(*reference);
+  EXPECT_EQ(merged.size(), single.size());
+  EXPECT_TRUE(merged == single) << "merged index over " << comm_.size()
+                                << " ranks differs from the one-rank build at byte "
+                                << first_difference(merged, single) << " of " << single.size();
+}
+
+const BuildCase kByteStableCases[] = {
+    {"IVF32,Flat", false}, {"IVF32,PQ8np", false},       {"IVF16,SQ8", false},
+    {"IVF32,Flat", true},  {"IVF16_HNSW32,Flat", false},
+};
+// Bug: with a vector transform, rows at a rank edge are transformed in a smaller batch than
+// in a one-rank build, and the BLAS product gives other low bits (see the final report).
+const BuildCase kPreTransformCases[] = {{"PCA16,IVF16,Flat", false}};
+
+INSTANTIATE_TEST_SUITE_P(Factories, DistributedBuild, ::testing::ValuesIn(kByteStableCases),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(PreTransform, DistributedBuild, ::testing::ValuesIn(kPreTransformCases),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(Factories, DistributedBuildBytes, ::testing::ValuesIn(kByteStableCases),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(PreTransform, DistributedBuildBytes,
+                         ::testing::ValuesIn(kPreTransformCases), case_name);
+
+TEST(DistributedBuildSift, RealSiftSampleMergesToTheSingleRankBytes) {
+  omp_set_num_threads(1);
+  cluster::Comm& comm = world();
+  // mpi_tests is built without SF_DATA_DIR, so data_dir() is relative to the working
+  // directory: find ../shared/data from this source file instead.
+  const std::filesystem::path data =
+      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path().parent_path() /
+      "shared" / "data" / "sift-5k.fvecs";
+  if (!std::filesystem::exists(data)) GTEST_SKIP() << data << " is missing";
+  io::VectorCorpus corpus({data.string()}, io::VectorFormat::kFvecs);
+  ASSERT_EQ(corpus.dim(), 128);
+  const int64_t rows = corpus.rows();
+  const cluster::RowRange range = stages::rank_rows(rows, comm.rank(), comm.size());
+  TrainOptions options;
+  options.factory = "IVF32,SQ8";
+  options.train_size = 2000;
+  std::unique_ptr<faiss::Index> index = train_index(comm, corpus, range, options);
+  cluster::run_local_phase(comm, "test: add", [&] { add_shard(*index, corpus, range, 1000); });
+  EXPECT_EQ(merge_shards(comm, *index), rows);
+  if (comm.rank() != 0) return;
+  EXPECT_EQ(check_lists(*index, rows), "");
+  auto serial = cluster::make_serial_comm();
+  std::unique_ptr<faiss::Index> reference = train_index(*serial, corpus, {0, rows}, options);
+  add_shard(*reference, corpus, {0, rows}, 1000);
+  const std::vector<char> merged = io::serialize_index(*index);
+  const std::vector<char> single = io::serialize_index(*reference);
+  EXPECT_TRUE(merged == single) << "differs at byte " << first_difference(merged, single);
+}
+
+TEST(DistributedBuildErrors, BadRowOnTheLastRankStopsTrainingOnEveryRank) {
+  omp_set_num_threads(1);
+  cluster::Comm& comm = world();
+  SharedTempDir dir(comm);
+  const std::string path = dir.file("nan.fvecs");
+  const int64_t rows = 4 * kBlockRows;  // one block per rank at 4 ranks
+  const int d = 8;
+  std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 5, 3);
+  x[(rows - 1) * d + 3] = std::numeric_limits<float>::quiet_NaN();  // last row: last rank
+  sf::testing::write_fvecs_on_rank0(comm, path, x, rows, d);
+  io::VectorCorpus corpus({path}, io::VectorFormat::kFvecs);
+  TrainOptions options;
+  options.factory = "IVF16,Flat";  // sample = min(rows, 256 * 16): every row, the bad one too
+  const cluster::RowRange range = stages::rank_rows(rows, comm.rank(), comm.size());
+  std::string outcome;
+  try {
+    train_index(comm, corpus, range, options);
+    outcome = "no error";
+  } catch (const cluster::PhaseError& e) {
+    if (e.failed_rank() != comm.size() - 1)
+      outcome = "failed_rank " + std::to_string(e.failed_rank());
+    if (std::string(e.what()).find("nan.fvecs") == std::string::npos)
+      outcome += " message does not name the file: " + std::string(e.what());
+  } catch (const std::exception& e) {
+    outcome = std::string("not a PhaseError: ") + e.what();
+  }
+  const std::string problems = sf::testing::problems_on_any_rank(comm, outcome);
+  if (comm.rank() == 0) {
+    EXPECT_EQ(problems, "");
+  }
+  EXPECT_EQ(outcome, "");
+}
+
+TEST(DistributedBuildErrors, BadFactoryOrTooFewRowsThrowOnEveryRank) {
+  omp_set_num_threads(1);
+  cluster::Comm& comm = world();
+  SharedTempDir dir(comm);
+  const std::string path = dir.file("small.fvecs");
+  const int64_t rows = 40;
+  const int d = 8;
+  sf::testing::write_fvecs_on_rank0(comm, path, sf::testing::gaussian_mixture(rows, d, 4, 3), rows,
+                                    d);
+  io::VectorCorpus corpus({path}, io::VectorFormat::kFvecs);
+  const cluster::RowRange range = stages::rank_rows(rows, comm.rank(), comm.size());
+  TrainOptions options;
+  options.factory = "HNSW32";
+  EXPECT_THROW(train_index(comm, corpus, range, options), std::invalid_argument);
+  options.factory = "IVF64,Flat";  // 64 lists for 40 rows
+  EXPECT_THROW(train_index(comm, corpus, range, options), std::invalid_argument);
+  options.factory = "IVF16,Flat";
+  options.train_size = 8;  // a sample smaller than nlist
+  EXPECT_THROW(train_index(comm, corpus, range, options), std::invalid_argument);
+  EXPECT_EQ(comm.sum(int64_t{1}), comm.size()) << "ranks out of step";
+}
+
+TEST(DistributedBuildErrors, MismatchedShardStopsMergeOnEveryRank) {
+  omp_set_num_threads(1);
+  cluster::Comm& comm = world();
+  if (comm.size() < 2) GTEST_SKIP() << "needs a second rank to send a shard";
+  // Rank 1's index has 8 lists, the others 16: rank 0 must refuse rank 1's shard, and every
+  // rank must throw the same PhaseError instead of hanging.
+  const int d = 8;
+  const int64_t rows = 800;
+  const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 6, 13);
+  auto index = make_ivf_index(d, comm.rank() == 1 ? "IVF8,Flat" : "IVF16,Flat", false);
+  index->train(rows, x.data());
+  const cluster::RowRange range = stages::rank_rows(rows, comm.rank(), comm.size());
+  std::vector<faiss::Index::idx_t> ids(static_cast<size_t>(range.size()));
+  std::iota(ids.begin(), ids.end(), range.begin);
+  index->add_with_ids(range.size(), x.data() + range.begin * d, ids.data());
+  std::string outcome;
+  try {
+    merge_shards(comm, *index);
+    outcome = "no error";
+  } catch (const cluster::PhaseError& e) {
+    if (e.failed_rank() != 0) outcome = "failed_rank " + std::to_string(e.failed_rank());
+  } catch (const std::exception& e) {
+    outcome = std::string("not a PhaseError: ") + e.what();
+  }
+  const std::string problems = sf::testing::problems_on_any_rank(comm, outcome);
+  if (comm.rank() == 0) {
+    EXPECT_EQ(problems, "");
+  }
+  EXPECT_EQ(outcome, "");
+}
+
+}  // namespace
+}  // namespace sf::stages
