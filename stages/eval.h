@@ -45,7 +45,8 @@ std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
                                       const float* queries, int64_t nq, const Neighbours& truth,
                                       int k, const std::vector<int>& nprobes);
 
-// |found[:R] ∩ truth[:R]| / R averaged over queries. No MPI.
+// |found[:R] ∩ truth[:R]| / R averaged over queries; a query whose truth is padded with -1
+// (corpus smaller than R) is scored over the true ids it has. No MPI.
 double knn_recall(const std::vector<int64_t>& found, int found_k, const Neighbours& truth,
                   int r);
 
