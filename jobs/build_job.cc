@@ -15,6 +15,15 @@
 #include "stages/train.h"
 
 namespace sf::jobs {
+namespace {
+
+std::string join(const std::vector<std::string>& paths) {
+  std::string out;
+  for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+}  // namespace
 
 int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   const std::string& dir = config.output.dir;
@@ -39,15 +48,23 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   const cluster::RowRange range = opened.range;
   cluster::run_local_phase(comm, "check index.factory", [&] {
     // Fails alike on every rank, before any collective of the training.
-    auto probe = stages::make_ivf_index(corpus.dim(), config.index.factory,
-                                        config.index.metric == "ip");
+    // A bad value of index.factory is a config error: name the key and the config file.
+    std::unique_ptr<faiss::Index> probe;
+    try {
+      probe = stages::make_ivf_index(corpus.dim(), config.index.factory,
+                                     config.index.metric == "ip");
+    } catch (const std::invalid_argument& e) {
+      throw pipeline::ConfigError(config.source + ": " + e.what());
+    }
     const auto nlist = static_cast<int64_t>(stages::find_ivf(probe.get())->nlist);
     if (corpus.rows() < nlist)
-      throw std::invalid_argument("the corpus has " + std::to_string(corpus.rows()) +
-                                  " rows, fewer than the " + std::to_string(nlist) +
-                                  " lists of index.factory '" + config.index.factory + "'");
+      throw pipeline::ConfigError(config.source + ": index.factory '" + config.index.factory +
+                                  "' has " + std::to_string(nlist) + " lists, but the corpus (" +
+                                  join(config.input.paths) + ") has only " +
+                                  std::to_string(corpus.rows()) + " rows");
     if (config.index.train_size > 0 && config.index.train_size < nlist)
-      throw std::invalid_argument("index.train_size " + std::to_string(config.index.train_size) +
+      throw pipeline::ConfigError(config.source + ": index.train_size " +
+                                  std::to_string(config.index.train_size) +
                                   " is smaller than nlist " + std::to_string(nlist));
   });
   log.end();

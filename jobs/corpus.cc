@@ -11,7 +11,8 @@ OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config) {
         config.input.paths, io::parse_vector_format(config.input.format), config.input.dataset);
     std::string files;
     for (const auto& p : config.input.paths) files += (files.empty() ? "" : ", ") + p;
-    if (out.corpus->rows() == 0) throw io::InputError("empty corpus: " + files + " hold no rows");
+    if (out.corpus->rows() == 0) throw io::InputError("empty corpus: " + files +
+                           (config.input.paths.size() == 1 ? " holds" : " hold") + " no rows");
     if (out.corpus->rows() < comm.size())
       throw io::InputError("more ranks (" + std::to_string(comm.size()) + ") than rows (" +
                            std::to_string(out.corpus->rows()) + ") in " + files +

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "io/atomic_file.h"
@@ -79,6 +80,10 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   pipeline::StageLog log;
   const bool ip = config.index.metric == "ip";
 
+  // A failed eval must not leave an older eval.json that reads like its result.
+  cluster::run_local_phase(comm, "eval: prepare", [&] {
+    if (comm.rank() == 0) std::filesystem::remove(dir + "/eval.json");
+  });
   log.begin("load");
   std::unique_ptr<faiss::Index> index;
   Queries queries;

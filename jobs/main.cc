@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
                     "override a config key: --set index.factory=IVF256,Flat "
                     "--set eval.nprobe=[1,8,32] (repeatable)");
     sub->add_flag("-v,--verbose", verbose, "log info lines from every rank, not only rank 0");
+    sub->set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION);
     subs[c.name] = sub;
   }
   try {
