@@ -8,7 +8,8 @@ For each dataset and factory string, runs (each REPEATS times, medians reported)
 in two thread settings: "node" (every contender gets all cores of this machine: python and
 1 rank use NCORES threads, 2 ranks NCORES/2 each) and "per-core" (1 thread per process: the
 peer gets one core, 2 ranks get two). Wall time is for the whole job: read the corpus from
-disk, train, add, write index.faiss. Recall@10 of every index is measured by the same code
+disk, train, add, write index.faiss. mpirun runs with --bind-to none (its default binds a
+single rank to one core, which would starve its threads). Recall@10 of every index is measured by the same code
 against the same exact ground truth. Peak RSS: /usr/bin/time for the peer, run.json per rank
 for shardforge.
 
@@ -150,7 +151,7 @@ def main():
                             with open(cfg, "w") as f:
                                 f.write(f"input:\n  paths: [{base}]\nindex:\n  factory: '{factory}'\n"
                                         f"output:\n  dir: {out}\n")
-                            wall, _, _ = timed(["mpirun", "-np", str(ranks), "--oversubscribe",
+                            wall, _, _ = timed(["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
                                                 "-x", f"OMP_NUM_THREADS={threads}",
                                                 args.binary, "build", cfg], env)
                             run = json.load(open(os.path.join(out, "run.json")))["commands"]["build"]

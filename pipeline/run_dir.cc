@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,6 +54,13 @@ void setup_logging(int rank, int size, bool verbose) {
   spdlog::set_default_logger(logger);
 }
 
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
 int choose_threads(const Config& config, const cluster::Comm& comm) {
   if (config.threads > 0) return config.threads;
   if (const char* env = std::getenv("OMP_NUM_THREADS")) {
@@ -60,7 +68,18 @@ int choose_threads(const Config& config, const cluster::Comm& comm) {
     if (n > 0) return n;
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, comm.local_size()));
+  const int share = std::max(1, cores / std::max(1, comm.local_size()));
+  const int bound = usable_cpus();
+  return bound > 0 ? std::min(share, bound) : share;
+}
+
+void warn_if_oversubscribed(int threads, int rank) {
+  const int bound = usable_cpus();
+  if (bound > 0 && threads > bound)
+    spdlog::warn("rank {} runs {} threads but may use only {} CPU(s): threads will share "
+                 "them. Under mpirun pass --bind-to none (or --map-by slot:PE={}); under Slurm "
+                 "set --cpus-per-task={}",
+                 rank, threads, bound, threads, threads);
 }
 
 stages::ProgressFn make_progress_logger(int rank) {

@@ -20,8 +20,12 @@ namespace sf::pipeline {
 void setup_logging(int rank, int size, bool verbose);
 
 // OpenMP threads per rank: config.threads, else $OMP_NUM_THREADS, else cores on this node
-// / ranks on this node.
+// / ranks on this node, at most the CPUs this process may run on (mpirun binds ranks).
 int choose_threads(const Config& config, const cluster::Comm& comm);
+// CPUs in this process's affinity mask (0 when unknown).
+int usable_cpus();
+// Logs a warning when `threads` exceeds usable_cpus(): e.g. mpirun's default core binding.
+void warn_if_oversubscribed(int threads, int rank);
 
 // A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA.
 stages::ProgressFn make_progress_logger(int rank);

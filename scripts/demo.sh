@@ -12,7 +12,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 ranks=${RANKS:-2}
 config=${CONFIG:-configs/fashion-mnist.yaml}
 threads=$(( $(nproc) / ranks )); (( threads >= 1 )) || threads=1
-run() { mpirun -np "$ranks" --oversubscribe -x OMP_NUM_THREADS="$threads" build/jobs/shardforge "$@"; }
+run() { mpirun -np "$ranks" --oversubscribe --bind-to none -x OMP_NUM_THREADS="$threads" build/jobs/shardforge "$@"; }
 run build "$config"
 run eval "$config"
 build/jobs/shardforge info "$config"

@@ -2,7 +2,7 @@
 
 #include "stages/batches.h"
 
-#include <faiss/IndexFlat.h>
+#include <faiss/utils/distances.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -157,11 +157,14 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
   std::vector<int64_t> sums(static_cast<size_t>(k) * d);
   std::vector<int64_t> counts(k);
   std::vector<float> distances(static_cast<size_t>(n_local));
-  std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n_local));
+  std::vector<float> centroid_norms(k);
+  std::vector<int64_t> labels(static_cast<size_t>(n_local));
   for (int iter = 0; iter < options.iterations; ++iter) {
-    faiss::IndexFlat assigner(d, options.inner_product ? faiss::METRIC_INNER_PRODUCT
-                                                       : faiss::METRIC_L2);
-    assigner.add(k, result.centroids.data());
+    // FAISS's brute-force k-NN, called per block with the centroid norms computed once per
+    // iteration (IndexFlat::search would recompute them for every block).
+    const float* centroids = result.centroids.data();
+    if (!options.inner_product)
+      faiss::fvec_norms_L2sqr(centroid_norms.data(), centroids, d, k);
 #pragma omp parallel num_threads(threads)
     {
       const int t = omp_get_thread_num();
@@ -173,7 +176,12 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t first = b * kBlockRows, n = std::min(kBlockRows, n_local - first);
-        assigner.search(n, local + first * d, 1, distances.data() + first, labels.data() + first);
+        if (options.inner_product)
+          faiss::knn_inner_product(local + first * d, centroids, d, n, k, 1,
+                                   distances.data() + first, labels.data() + first);
+        else
+          faiss::knn_L2sqr(local + first * d, centroids, d, n, k, 1, distances.data() + first,
+                           labels.data() + first, centroid_norms.data());
         for (int64_t i = first; i < first + n; ++i) {
           const int64_t c = labels[i];
           objective_t += distances[i];

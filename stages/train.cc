@@ -1,6 +1,10 @@
 #include "stages/train.h"
 
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/utils/utils.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/VectorTransform.h>
 #include <omp.h>
@@ -8,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <typeinfo>
 
 #include "io/index_file.h"
 #include "stages/batches.h"
@@ -91,6 +96,82 @@ void train_transforms(faiss::Index& index, int64_t n, const float* x) {
     std::unique_ptr<const float[]> next(vt->apply(n, current.data()));
     current.assign(next.get(), next.get() + n * vt->d_out);
   }
+}
+
+// True when the PQ of `ivfpq` trains the plain way (FAISS's ProductQuantizer::train with
+// Train_default, no polysemous reordering, no second-level residuals): then its sub-quantizers
+// are independent k-means runs that train_pq_spread can spread over ranks and threads.
+bool spreadable_pq(const faiss::IndexIVFPQ& ivfpq) {
+  return typeid(ivfpq) == typeid(faiss::IndexIVFPQ) && !ivfpq.do_polysemous_training &&
+         ivfpq.pq.train_type == faiss::ProductQuantizer::Train_default &&
+         ivfpq.pq.assign_index == nullptr;
+}
+
+// Collective. Trains the PQ of `ivfpq` as IndexIVFPQ::train_residual does (same subsample,
+// same residuals, one faiss::Clustering per sub-quantizer with pq.cp), but sub-quantizer m
+// trains on rank m % size, and a rank's sub-quantizers run on its OpenMP threads: FAISS runs
+// them one after another on one process. Same codebooks, any number of ranks. `x` (n rows,
+// the codebook sample) and a filled quantizer are needed on rank 0 only; rank 0 ends with
+// the trained PQ.
+void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, const float* x) {
+  faiss::ProductQuantizer& pq = ivfpq.pq;
+  const int d = static_cast<int>(ivfpq.d), m_count = static_cast<int>(pq.M);
+  const int dsub = static_cast<int>(pq.dsub), ksub = static_cast<int>(pq.ksub);
+  const int size = comm.size();
+  std::vector<Bytes> slices(size);
+  int64_t rows = 0;
+  cluster::run_local_phase(comm, "train: pq residuals", [&] {
+    if (comm.rank() != 0) return;
+    size_t nn = static_cast<size_t>(n);
+    const float* xs = faiss::fvecs_maybe_subsample(
+        d, &nn, pq.cp.max_points_per_centroid * pq.ksub, x, false, pq.cp.seed);
+    std::unique_ptr<const float[]> owned(xs != x ? xs : nullptr);
+    rows = static_cast<int64_t>(nn);
+    std::vector<float> residuals(xs, xs + nn * d);
+    if (ivfpq.by_residual) {
+      std::vector<faiss::Index::idx_t> assign(nn);
+      ivfpq.quantizer->assign(rows, xs, assign.data());
+      for (size_t i = 0; i < nn; ++i)
+        ivfpq.quantizer->compute_residual(xs + i * d, residuals.data() + i * d, assign[i]);
+    }
+    for (int m = 0; m < m_count; ++m) {
+      Bytes& out = slices[m % size];
+      const size_t at = out.size();
+      out.resize(at + nn * dsub * sizeof(float));
+      auto* dst = reinterpret_cast<float*>(out.data() + at);
+      for (size_t i = 0; i < nn; ++i)
+        std::memcpy(dst + i * dsub, residuals.data() + i * d + m * dsub, sizeof(float) * dsub);
+    }
+  });
+  comm.allreduce_sum(&rows, 1);  // only rank 0 contributes
+  const Bytes mine = comm.alltoallv(slices).at(0);
+  std::vector<int> my_ms;
+  for (int m = comm.rank(); m < m_count; m += size) my_ms.push_back(m);
+  std::vector<float> centroids(my_ms.size() * ksub * dsub);
+  cluster::run_local_phase(comm, "train: pq sub-quantizers", [&] {
+    const auto* slice0 = reinterpret_cast<const float*>(mine.data());
+    std::vector<std::exception_ptr> errors(my_ms.size());
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t j = 0; j < my_ms.size(); ++j) {
+      try {
+        faiss::Clustering clus(dsub, ksub, pq.cp);
+        faiss::IndexFlatL2 assigner(dsub);
+        clus.train(rows, slice0 + j * rows * dsub, assigner);
+        std::copy(clus.centroids.begin(), clus.centroids.end(), centroids.begin() + j * ksub * dsub);
+      } catch (...) {
+        errors[j] = std::current_exception();
+      }
+    }
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  });
+  const std::vector<Bytes> parts = comm.gather(to_bytes(centroids.data(), centroids.size()), 0);
+  if (comm.rank() != 0) return;
+  for (int r = 0; r < size; ++r) {
+    const auto* c = reinterpret_cast<const float*>(parts[r].data());
+    for (int m = r, j = 0; m < m_count; m += size, ++j) pq.set_params(c + j * ksub * dsub, m);
+  }
+  if (ivfpq.by_residual) ivfpq.precompute_table();
 }
 
 }  // namespace
@@ -191,21 +272,31 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
       static_cast<int>(ivf->d), km);
   rep.objective = kmeans.objective;
   rep.empty_clusters_split = kmeans.empty_clusters_split;
-  report(progress, "train: k-means", options.kmeans_iterations, options.kmeans_iterations);
 
   // 4. Rank 0 fills the quantizer, trains the codebooks and broadcasts the trained index.
-  Bytes trained;
-  cluster::run_local_phase(comm, "train: codebooks", [&] {
+  std::vector<float> codebook_train;  // rank 0
+  report(progress, "train: k-means", options.kmeans_iterations, options.kmeans_iterations);
+  cluster::run_local_phase(comm, "train: quantizer", [&] {
     if (comm.rank() != 0) return;
     ivf->quantizer->reset();
     single_threaded([&] { ivf->quantizer->add(nlist, kmeans.centroids.data()); });
     ivf->quantizer->is_trained = true;
+    codebook_train = has_transforms
+                         ? apply_transforms(*index, codebook_n, codebook_rows.data(), d)
+                         : std::move(codebook_rows);
+  });
+  auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(ivf);
+  const bool pq_spread = ivfpq != nullptr && spreadable_pq(*ivfpq);
+  if (pq_spread) {
+    train_pq_spread(comm, *ivfpq, codebook_n, codebook_train.data());
+    report(progress, "train: pq codebooks", ivfpq->pq.M, ivfpq->pq.M);
+  }
+  Bytes trained;
+  cluster::run_local_phase(comm, "train: codebooks", [&] {
+    if (comm.rank() != 0) return;
     // With the quantizer full, IndexIVF::train skips the coarse clustering (train_q1) and
     // trains only what encodes residuals.
-    const std::vector<float> codebook_train =
-        has_transforms ? apply_transforms(*index, codebook_n, codebook_rows.data(), d)
-                       : std::move(codebook_rows);
-    if (needs_codebooks)
+    if (needs_codebooks && !pq_spread)
       ivf->train(codebook_n, codebook_train.data());
     else
       ivf->is_trained = true;

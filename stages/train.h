@@ -6,7 +6,11 @@
 //    the vector transforms (OPQ, PCA, ...) and, later, the codebooks (PQ, SQ).
 // 3. The coarse quantizer is trained by distributed k-means (stages/kmeans.h): no rank holds
 //    the whole sample.
-// 4. Rank 0 broadcasts the trained, empty index as a serialized FAISS index.
+// 4. PQ codebooks of IVF-PQ train as FAISS's IndexIVFPQ::train_residual does (same
+//    subsample, residuals and per-sub-quantizer Clustering, identical codebooks), with the
+//    sub-quantizers spread over the ranks and their threads; other codebooks (SQ, polysemous
+//    PQ, ...) train on rank 0 with FAISS's own train().
+// 5. Rank 0 broadcasts the trained, empty index as a serialized FAISS index.
 #pragma once
 
 #include <cstdint>
