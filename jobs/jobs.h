@@ -1,7 +1,10 @@
 // The jobs behind `shardforge <command>`. Each is collective: every rank calls it with the
 // same config. Each returns the process exit code; errors that all ranks agree on come out
-// as cluster::PhaseError.
+// as cluster::PhaseError. submit_job is the exception: one process, no MPI.
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include "cluster/comm.h"
 #include "pipeline/config.h"
@@ -14,5 +17,29 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config);
 int eval_job(cluster::Comm& comm, const pipeline::Config& config);
 // Prints what the run directory holds: index shape and list balance, stage times, recall.
 int info_job(cluster::Comm& comm, const pipeline::Config& config);
+
+// What `shardforge submit` asks Slurm for. An empty string or a 0 count takes the config's
+// `slurm` section instead (see pipeline::SlurmConfig).
+struct SubmitOptions {
+  std::string command = "build";  // the shardforge command every task runs
+  std::string job_name;
+  int nodes = 0;
+  int ntasks = 0;
+  int ntasks_per_node = 0;
+  int cpus_per_task = 0;
+  std::string time;
+  std::string partition;
+  std::string account;
+  bool dry_run = false;  // write and print the script, do not call sbatch
+};
+
+// `shardforge submit`: not collective, no MPI (one process on a login node). Creates
+// output.dir, writes <output.dir>/submit.sbatch (slurm/job.sbatch.in filled in: this binary,
+// options.command, the absolute config.source and `overrides`), then runs `sbatch --parsable`
+// on it and prints the job id, script and log path; with dry_run prints the script instead.
+// Returns 0. Throws std::runtime_error when sbatch is missing or refuses the job (with its
+// stderr), or an option cannot go into the script.
+int submit_job(const pipeline::Config& config, const std::vector<std::string>& overrides,
+               const SubmitOptions& options);
 
 }  // namespace sf::jobs

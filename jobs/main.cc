@@ -1,5 +1,6 @@
 // shardforge <command> CONFIG.yaml [--set key=value]...
-// Run directly, or under mpirun / srun: every rank runs the same command.
+// Run directly, or under mpirun / srun: every rank runs the same command. `submit` is the
+// exception: one process without MPI that hands a command to Slurm.
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
@@ -37,6 +38,56 @@ const Command kCommands[] = {
      sf::jobs::info_job},
 };
 
+// Declares `submit` and its flags; the flags fill `options`. --command takes any command above.
+CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
+                             std::vector<std::string>& overrides,
+                             sf::jobs::SubmitOptions& options) {
+  std::vector<std::string> commands;
+  for (const Command& c : kCommands) commands.push_back(c.name);
+  CLI::App* sub = app.add_subcommand(
+      "submit", "write <output.dir>/submit.sbatch that runs a command, and submit it with sbatch");
+  sub->add_option("config", config_path, "YAML config file")->required();
+  sub->add_option("--set", overrides, "override a config key, here and in the job (repeatable)");
+  sub->add_option("--command", options.command, "the command the job runs")
+      ->check(CLI::IsMember(commands))
+      ->capture_default_str();
+  sub->add_option("--job-name", options.job_name,
+                  "Slurm job name (default: slurm.job_name, else shardforge-<command>)");
+  sub->add_option("--nodes", options.nodes, "nodes (default: slurm.nodes, 1)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--ntasks", options.ntasks, "MPI ranks in all (default: slurm.ntasks)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--ntasks-per-node", options.ntasks_per_node,
+                  "MPI ranks per node (default: slurm.ntasks_per_node; 1 if no count is set)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--cpus-per-task", options.cpus_per_task,
+                  "CPUs and OpenMP threads per rank (default: slurm.cpus_per_task, 1)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--time", options.time, "time limit, e.g. 02:00:00 (default: slurm.time)");
+  sub->add_option("--partition", options.partition, "partition (default: slurm.partition)");
+  sub->add_option("--account", options.account, "account (default: slurm.account)");
+  sub->add_flag("--dry-run", options.dry_run, "write and print the script; do not submit");
+  sub->set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION);
+  return sub;
+}
+
+// `shardforge submit`: one process, before (and without) MPI: it runs on a login node and
+// starts sbatch. Exit codes as the other commands: 2 for a bad config, 1 for a failure.
+int run_submit(const std::string& config_path, const std::vector<std::string>& overrides,
+               const sf::jobs::SubmitOptions& options) {
+  sf::pipeline::setup_logging(0, 1, false);
+  try {
+    const sf::pipeline::Config config = sf::pipeline::load_config(config_path, overrides);
+    return sf::jobs::submit_job(config, overrides, options);
+  } catch (const sf::pipeline::ConfigError& e) {
+    spdlog::error("config: {}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::error("submit: {}", e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,11 +109,14 @@ int main(int argc, char** argv) {
     sub->set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION);
     subs[c.name] = sub;
   }
+  sf::jobs::SubmitOptions submit;
+  CLI::App* submit_cmd = add_submit_command(app, config_path, overrides, submit);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (submit_cmd->parsed()) return run_submit(config_path, overrides, submit);
 
   sf::cluster::MpiSession mpi(&argc, &argv);
   sf::cluster::Comm& comm = mpi.world();
@@ -75,7 +129,9 @@ int main(int argc, char** argv) {
   try {
     // Every rank parses the same file, so a config error is the same on every rank.
     const sf::pipeline::Config config = sf::pipeline::load_config(config_path, overrides);
-    omp_set_num_threads(sf::pipeline::choose_threads(config, comm));
+    const int threads = sf::pipeline::choose_threads(config, comm);
+    omp_set_num_threads(threads);
+    sf::pipeline::warn_if_oversubscribed(threads, comm.rank());
     return command->run(comm, config);
   } catch (const sf::pipeline::ConfigError& e) {
     if (comm.rank() == 0) spdlog::error("config: {}", e.what());

@@ -101,6 +101,14 @@ const std::vector<Field>& schema() {
       {"eval.k", bind<&Config::eval, &EvalConfig::k>, between(1, 1024)},
       {"eval.nprobe", bind<&Config::eval, &EvalConfig::nprobe>, at_least(1)},
       {"eval.max_queries", bind<&Config::eval, &EvalConfig::max_queries>, at_least(0)},
+      {"slurm.job_name", bind<&Config::slurm, &SlurmConfig::job_name>, any()},
+      {"slurm.nodes", bind<&Config::slurm, &SlurmConfig::nodes>, at_least(1)},
+      {"slurm.ntasks", bind<&Config::slurm, &SlurmConfig::ntasks>, at_least(0)},
+      {"slurm.ntasks_per_node", bind<&Config::slurm, &SlurmConfig::ntasks_per_node>, at_least(0)},
+      {"slurm.cpus_per_task", bind<&Config::slurm, &SlurmConfig::cpus_per_task>, at_least(1)},
+      {"slurm.time", bind<&Config::slurm, &SlurmConfig::time>, any()},
+      {"slurm.partition", bind<&Config::slurm, &SlurmConfig::partition>, any()},
+      {"slurm.account", bind<&Config::slurm, &SlurmConfig::account>, any()},
   };
   return kSchema;
 }

@@ -45,12 +45,26 @@ struct EvalConfig {
   int64_t max_queries = 0;           // 0 = all
 };
 
+// Defaults for `shardforge submit` (its flags win). Empty strings and 0 counts are left out of
+// the job script, so Slurm's own defaults apply.
+struct SlurmConfig {
+  std::string job_name;  // "" = shardforge-<command>
+  int nodes = 1;
+  int ntasks = 0;           // total tasks (MPI ranks); 0 = not set
+  int ntasks_per_node = 0;  // 0 = not set; 1 when ntasks is not set either
+  int cpus_per_task = 1;    // also the job's OMP_NUM_THREADS
+  std::string time;         // Slurm time limit, e.g. "02:00:00"; "" = the partition's default
+  std::string partition;    // "" = the cluster's default partition
+  std::string account;      // "" = the user's default account
+};
+
 struct Config {
   std::string source;  // path of the YAML file, for messages
   InputConfig input;
   IndexConfig index;
   OutputConfig output;
   EvalConfig eval;
+  SlurmConfig slurm;
   uint64_t seed = 1234;
   int threads = 0;  // OpenMP threads per rank; 0 = cores on this node / ranks on this node
   YAML::Node resolved;  // the effective config (file + overrides), as written to the run dir

@@ -13,6 +13,7 @@ apt-get install -y -q --no-install-recommends \
   libgtest-dev \
   python3 python3-faiss python3-h5py python3-numpy \
   dataset-fashion-mnist \
+  slurm-wlm \
   procps time
 # FAISS needs a fast BLAS at run time: the reference BLAS is ~13x slower at k-means.
 if update-alternatives --list libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -q openblas-openmp; then

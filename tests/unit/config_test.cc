@@ -358,7 +358,8 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  ground_truth",
                                        "  k",
                                        "  nprobe",
-                                       "  max_queries"};
+                                       "  max_queries", "slurm", "  job_name", "  nodes", "  ntasks", "  ntasks_per_node",
+      "  cpus_per_task", "  time", "  partition", "  account"};
   EXPECT_EQ(keys, expected);
 }
 

@@ -1,0 +1,247 @@
+# `shardforge submit` on a real single-node Slurm (Debian's slurm-wlm): the test starts its own
+# slurmctld and slurmd in a temporary directory, submits 2-task builds (started by srun
+# --mpi=pmix, then by mpirun) and checks each job, its log and the index. The checks that need
+# no Slurm (--dry-run, sbatch missing, a bad config) run first. Without a usable Slurm it prints
+# "SKIPPED: <why>" and exits 77.
+source "$(dirname "$0")/lib.bash"
+sf_init "$@"
+
+ROWS=4000
+DIM=16
+NLIST=16
+START_TIMEOUT=30  # seconds for the daemons to bring the node up
+JOB_TIMEOUT=240   # seconds for a job to finish
+
+SLURM_DIR="$WORK/slurm"
+DAEMON_PIDS=()
+JOB_IDS=()
+
+# Stops what this test started (its jobs, then its daemons, by pid) and removes $WORK.
+cleanup() {
+  local rc=$?
+  if [[ ${#JOB_IDS[@]} -gt 0 ]]; then scancel "${JOB_IDS[@]}" >/dev/null 2>&1 || true; fi
+  local pid
+  for pid in "${DAEMON_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${DAEMON_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+skip() {
+  echo "SKIPPED: $*"
+  exit 77
+}
+
+# shardforge without the Open MPI root variables that ctest sets: the job script must set them.
+sf_clean() {
+  /usr/bin/env -u OMPI_ALLOW_RUN_AS_ROOT -u OMPI_ALLOW_RUN_AS_ROOT_CONFIRM \
+    -u OMPI_MCA_rmaps_base_oversubscribe "$SF" "$@"
+}
+
+cd "$WORK"
+check "generating data.fvecs (${ROWS} x ${DIM}) and job.yaml: relative paths, a slurm section"
+sfdata gen data.fvecs --rows $ROWS --dim $DIM --seed 11
+cat >job.yaml <<'EOF'
+input:
+  paths: [data.fvecs]
+index:
+  factory: "IVF8,Flat"
+output:
+  dir: run
+slurm:
+  ntasks: 1
+  cpus_per_task: 1
+  time: "00:05:00"
+EOF
+ok
+
+check "submit --dry-run writes run/submit.sbatch and prints it, without sbatch (none on PATH)"
+PATH=/nonexistent sf_clean submit job.yaml --dry-run --ntasks 2 \
+  --set "index.factory=IVF${NLIST},Flat" >dry.out 2>dry.err || { show dry.err; fail "dry run failed"; }
+[[ -f run/submit.sbatch ]] || fail "no run/submit.sbatch"
+cmp -s dry.out run/submit.sbatch || fail "the printed script is not run/submit.sbatch"
+grep -qx '#SBATCH --job-name=shardforge-build' run/submit.sbatch || fail "no job name"
+grep -qx '#SBATCH --ntasks=2' run/submit.sbatch || fail "--ntasks 2 did not win over slurm.ntasks: 1"
+grep -qx '#SBATCH --time=00:05:00' run/submit.sbatch || fail "slurm.time is not in the script"
+grep -qx '#SBATCH --cpus-per-task=1' run/submit.sbatch || fail "no --cpus-per-task=1"
+grep -qx "#SBATCH --chdir=$WORK" run/submit.sbatch || fail "no --chdir=$WORK"
+grep -qx "#SBATCH --output=$WORK/run/slurm-build-%j.log" run/submit.sbatch ||
+  fail "the log is not $WORK/run/slurm-build-%j.log"
+if grep -E '^#SBATCH --(account|partition|ntasks-per-node)' run/submit.sbatch; then
+  fail "options that are not set must be left out of the script"
+fi
+grep -qF "cmd=($SF build $WORK/job.yaml --set index.factory=IVF${NLIST},Flat)" run/submit.sbatch ||
+  fail "the script does not run '$SF build $WORK/job.yaml --set index.factory=IVF${NLIST},Flat'"
+bash -n run/submit.sbatch || fail "the script is not valid bash"
+ok
+
+check "submit without sbatch on PATH: exit 1, 'sbatch not found'"
+set +e
+PATH=/nonexistent sf_clean submit job.yaml >nosbatch.out 2>&1
+rc=$?
+set -e
+[[ $rc -eq 1 ]] || { show nosbatch.out; fail "exit $rc, expected 1"; }
+grep -q "sbatch not found" nosbatch.out || { show nosbatch.out; fail "no 'sbatch not found'"; }
+ok
+
+check "submit with a bad slurm value in the config: exit 2, naming the key"
+set +e
+sf_clean submit job.yaml --set slurm.nodes=0 >badcfg.out 2>&1
+rc=$?
+set -e
+[[ $rc -eq 2 ]] || { show badcfg.out; fail "exit $rc, expected 2"; }
+grep -q "slurm.nodes" badcfg.out || { show badcfg.out; fail "the error does not name slurm.nodes"; }
+ok
+
+# ---------------------------------------------------------------------------------------------
+# A single-node Slurm of our own: no munge (auth/none, cred/none), all state in $SLURM_DIR.
+
+for tool in slurmctld slurmd sbatch scontrol sinfo scancel srun; do
+  command -v "$tool" >/dev/null || skip "$tool not installed (scripts/install-deps.sh installs slurm-wlm)"
+done
+[[ $(id -u) -eq 0 ]] || skip "this test's Slurm runs as root (SlurmUser=root); the test is not root"
+for plugin in auth_none cred_none; do
+  [[ -f /usr/lib/x86_64-linux-gnu/slurm-wlm/$plugin.so ]] || skip "Slurm plugin $plugin not installed"
+done
+
+HOST=$(hostname -s)
+mkdir -p "$SLURM_DIR/state" "$SLURM_DIR/spool"
+export SLURM_CONF="$SLURM_DIR/slurm.conf"
+PORT=$((20000 + RANDOM % 20000))  # away from a system Slurm's 6817/6818
+CPUS=$(nproc)
+MEM_MB=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2))
+cat >"$SLURM_CONF" <<EOF
+ClusterName=sftest
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldPort=$PORT
+SlurmdPort=$((PORT + 1))
+AuthType=auth/none
+CredType=cred/none
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$SLURM_DIR/state
+SlurmdSpoolDir=$SLURM_DIR/spool
+SlurmctldPidFile=$SLURM_DIR/slurmctld.pid
+SlurmdPidFile=$SLURM_DIR/slurmd.pid
+SlurmctldLogFile=$SLURM_DIR/slurmctld.log
+SlurmdLogFile=$SLURM_DIR/slurmd.log
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+SlurmdParameters=config_overrides
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+
+slurm_logs() {
+  local f
+  for f in "$SLURM_DIR"/*.out "$SLURM_DIR"/*.log; do
+    if [[ -s $f ]]; then show "$f"; fi
+  done
+  return 0
+}
+
+check "starting slurmctld and slurmd (ports $PORT-$((PORT + 1)), node $HOST, $CPUS CPUs) from $SLURM_CONF"
+slurmctld -D -f "$SLURM_CONF" >"$SLURM_DIR/slurmctld.out" 2>&1 &
+DAEMON_PIDS+=($!)
+slurmd -D -f "$SLURM_CONF" >"$SLURM_DIR/slurmd.out" 2>&1 &
+DAEMON_PIDS+=($!)
+state=""
+deadline=$((SECONDS + START_TIMEOUT))
+while [[ $state != idle ]] && ((SECONDS < deadline)); do
+  for pid in "${DAEMON_PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { slurm_logs; skip "a Slurm daemon exited at start (logs above)"; }
+  done
+  state=$(timeout 10 sinfo -h -n "$HOST" -o %T 2>/dev/null || true)
+  [[ $state == idle ]] || sleep 0.5
+done
+if [[ $state != idle ]]; then
+  slurm_logs
+  skip "the single-node Slurm did not come up within ${START_TIMEOUT}s (node state: '${state:-none}')"
+fi
+sinfo
+ok
+
+check "sbatch refuses the job (no such partition): exit 1 with sbatch's own message"
+set +e
+sf_clean submit job.yaml --partition nosuch >refused.out 2>&1
+rc=$?
+set -e
+[[ $rc -eq 1 ]] || { show refused.out; fail "exit $rc, expected 1"; }
+grep -qi "sbatch.*failed.*partition" refused.out || { show refused.out; fail "sbatch's error is not shown"; }
+cat refused.out
+ok
+
+# submit_and_wait NAME LAUNCHER ARGS...: `shardforge submit job.yaml ARGS` with
+# SHARDFORGE_LAUNCHER=LAUNCHER ("" = the script's choice); waits for the job; fails the test
+# unless it ends COMPLETED with exit code 0:0. Sets JOB_ID and LOG.
+submit_and_wait() {
+  local name=$1 launcher=$2
+  shift 2
+  SHARDFORGE_LAUNCHER=$launcher sf_clean submit job.yaml "$@" >"$name.out" 2>"$name.err" ||
+    { show "$name.err"; fail "submit failed"; }
+  cat "$name.out"
+  JOB_ID=$(awk '$1 == "job" {print $2}' "$name.out")
+  LOG=$(awk '$1 == "log" {print $2}' "$name.out")
+  [[ $JOB_ID =~ ^[0-9]+$ ]] || fail "no job id in the output of submit"
+  JOB_IDS+=("$JOB_ID")
+  local info="" job_state="" exit_code=""
+  local deadline=$((SECONDS + JOB_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    info=$(timeout 10 scontrol show job "$JOB_ID" 2>/dev/null || true)
+    job_state=$(grep -o 'JobState=[A-Z_]*' <<<"$info" | cut -d= -f2 || true)
+    case $job_state in
+      PENDING | CONFIGURING | RUNNING | COMPLETING | "") sleep 0.5 ;;
+      *) break ;;
+    esac
+  done
+  exit_code=$(grep -o ' ExitCode=[0-9:]*' <<<"$info" | cut -d= -f2 || true)
+  echo "   job $JOB_ID: JobState=$job_state ExitCode=$exit_code"
+  if [[ $job_state != COMPLETED || $exit_code != 0:0 ]]; then
+    if [[ -f $LOG ]]; then show "$LOG"; fi
+    slurm_logs
+    fail "job $JOB_ID: JobState=$job_state ExitCode=$exit_code, expected COMPLETED 0:0"
+  fi
+}
+
+# check_run OUTDIR LAUNCHER: the job log shows LAUNCHER and 2 ranks x 1 thread; run.json has 2
+# ranks; OUTDIR/index.faiss loads in python faiss with ntotal == ROWS and nlist NLIST.
+check_run() {
+  local dir=$1 launcher=$2
+  [[ $LOG == "$WORK/$dir/slurm-build-$JOB_ID.log" ]] ||
+    fail "log path '$LOG' is not $WORK/$dir/slurm-build-$JOB_ID.log"
+  [[ -f $LOG ]] || fail "no log $LOG"
+  cat "$LOG"
+  grep -q "^shardforge: launch with $launcher: " "$LOG" || { show "$LOG"; fail "not launched by $launcher"; }
+  grep -q "\[rank 0/2\]" "$LOG" || { show "$LOG"; fail "no '[rank 0/2]' in the log"; }
+  grep -q "2 rank(s) x 1 thread(s)" "$LOG" || { show "$LOG"; fail "no '2 rank(s) x 1 thread(s)' in the log"; }
+  sfdata runjson "$dir/run.json" --command build --ranks 2
+  sfdata index "$dir/index.faiss" --rows $ROWS --corpus data.fvecs --flat --search
+  "$PY" -c 'import faiss, sys
+nlist = faiss.extract_index_ivf(faiss.read_index(sys.argv[1])).nlist
+sys.exit(0 if nlist == int(sys.argv[2]) else "FAIL: nlist %d, expected %s" % (nlist, sys.argv[2]))' \
+    "$dir/index.faiss" $NLIST
+}
+
+# The script's own choice: srun when it has the PMIx plugin (Debian's has), else mpirun.
+AUTO=mpirun
+if grep -qw pmix <<<"$(srun --mpi=list 2>&1 || true)"; then AUTO=srun; fi
+check "a 2-task build (--ntasks 2 over slurm.ntasks: 1; --set index.factory=IVF${NLIST},Flat), launched by $AUTO"
+submit_and_wait auto "" --ntasks 2 --set "index.factory=IVF${NLIST},Flat"
+check_run run "$AUTO"
+ok
+
+check "the same build launched by mpirun inside the allocation (SHARDFORGE_LAUNCHER=mpirun)"
+submit_and_wait mpirun mpirun --ntasks 2 --set "index.factory=IVF${NLIST},Flat" --set output.dir=run2
+check_run run2 mpirun
+cmp run/index.faiss run2/index.faiss || fail "the srun and mpirun builds differ"
+ok
+
+sf_done
