@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
@@ -31,6 +32,27 @@ std::vector<float> gaussian_mixture(int64_t rows, int dim, int clusters, uint64_
   for (int64_t i = 0; i < rows; ++i) {
     const float* c = &centres[static_cast<size_t>(pick(rng)) * dim];
     for (int j = 0; j < dim; ++j) out[i * dim + j] = c[j] + normal(rng);
+  }
+  return out;
+}
+
+std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,
+                                 int k, bool inner_product) {
+  const int64_t n = static_cast<int64_t>(x.size()) / d;
+  const int64_t nq = static_cast<int64_t>(q.size()) / d;
+  std::vector<int64_t> out;
+  std::vector<std::pair<double, int64_t>> scored(static_cast<size_t>(n));
+  for (int64_t i = 0; i < nq; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int t = 0; t < d; ++t) {
+        const double a = q[i * d + t], b = x[j * d + t];
+        s += inner_product ? -a * b : (a - b) * (a - b);
+      }
+      scored[j] = {s, j};
+    }
+    std::partial_sort(scored.begin(), scored.begin() + k, scored.end());
+    for (int t = 0; t < k; ++t) out.push_back(scored[t].second);
   }
   return out;
 }

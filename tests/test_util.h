@@ -24,6 +24,11 @@ class TempDir {
 // rows x dim float32 from a Gaussian mixture of `clusters` centres, seeded.
 std::vector<float> gaussian_mixture(int64_t rows, int dim, int clusters, uint64_t seed);
 
+// Exact k nearest rows of x (rows of d floats) for each query in q, computed in double;
+// ties go to the smaller id. L2, or the largest inner product.
+std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,
+                                 int k, bool inner_product);
+
 // Directory of ../shared/data (real sample data).
 std::string data_dir();
 

@@ -23,30 +23,11 @@
 namespace sf::stages {
 namespace {
 
+using sf::testing::brute_force;
+
 using sf::testing::SharedTempDir;
 using sf::testing::world;
 
-// Brute force in double: ids of the k best rows per query; ties by smaller id.
-std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,
-                                 int k, bool inner_product) {
-  const int64_t n = static_cast<int64_t>(x.size()) / d;
-  const int64_t nq = static_cast<int64_t>(q.size()) / d;
-  std::vector<int64_t> out;
-  std::vector<std::pair<double, int64_t>> scored(static_cast<size_t>(n));
-  for (int64_t i = 0; i < nq; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (int t = 0; t < d; ++t) {
-        const double a = q[i * d + t], b = x[j * d + t];
-        s += inner_product ? -a * b : (a - b) * (a - b);
-      }
-      scored[j] = {s, j};
-    }
-    std::partial_sort(scored.begin(), scored.begin() + k, scored.end());
-    for (int t = 0; t < k; ++t) out.push_back(scored[t].second);
-  }
-  return out;
-}
 
 TEST(DistributedEval, ExactNeighboursEqualBruteForceOverAllRows) {
   omp_set_num_threads(1);

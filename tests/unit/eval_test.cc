@@ -22,6 +22,8 @@
 namespace sf::stages {
 namespace {
 
+using sf::testing::brute_force;
+
 Neighbours truth_of(const std::vector<std::vector<int64_t>>& rows) {
   Neighbours t;
   t.nq = static_cast<int64_t>(rows.size());
@@ -132,27 +134,6 @@ TEST(KnnRecall, RepeatedFoundIdCountsOnce) {
 
 // ---- exact_neighbours ---------------------------------------------------------------------
 
-// Brute force in double: ids of the k best rows per query; ties by smaller id.
-std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,
-                                 int k, bool inner_product) {
-  const int64_t n = static_cast<int64_t>(x.size()) / d;
-  const int64_t nq = static_cast<int64_t>(q.size()) / d;
-  std::vector<int64_t> out;
-  std::vector<std::pair<double, int64_t>> scored(static_cast<size_t>(n));
-  for (int64_t i = 0; i < nq; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (int t = 0; t < d; ++t) {
-        const double a = q[i * d + t], b = x[j * d + t];
-        s += inner_product ? -a * b : (a - b) * (a - b);
-      }
-      scored[j] = {s, j};
-    }
-    std::partial_sort(scored.begin(), scored.begin() + k, scored.end());
-    for (int t = 0; t < k; ++t) out.push_back(scored[t].second);
-  }
-  return out;
-}
 
 class ExactNeighbours : public ::testing::Test {
  protected:
