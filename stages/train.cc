@@ -50,15 +50,15 @@ Bytes to_bytes(const float* x, size_t n) {
 
 // Applies the transform chain of `index` (if any) to n rows, one kBlockRows block at a time
 // (x[0] must be block-aligned in its global order); returns the transformed rows.
-std::vector<float> apply_transforms(const faiss::Index& index, int64_t n, const float* x,
+std::vector<float> apply_transforms(const faiss::Index& index, int64_t n, std::vector<float> x,
                                     int d_in) {
   const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index);
-  if (pt == nullptr) return std::vector<float>(x, x + n * d_in);
+  if (pt == nullptr) return x;
   const int d_out = pt->index->d;
   std::vector<float> out(static_cast<size_t>(n) * d_out);
   for (int64_t off = 0; off < n; off += kBlockRows) {
     const int64_t m = std::min(kBlockRows, n - off);
-    std::unique_ptr<const float[]> block(pt->apply_chain(m, x + off * d_in));
+    std::unique_ptr<const float[]> block(pt->apply_chain(m, x.data() + off * d_in));
     std::copy(block.get(), block.get() + m * d_out, out.begin() + off * d_out);
   }
   return out;
@@ -69,18 +69,27 @@ std::vector<float> apply_transforms(const faiss::Index& index, int64_t n, const 
 // come from its neighbours.
 std::vector<float> move_sample_blocks(cluster::Comm& comm, int64_t read_lo, int64_t read_hi,
                                       std::vector<float> rows, int64_t train_size, int d) {
+  const int me = comm.rank();
+  const cluster::RowRange held = cluster::block_row_range(train_size, kBlockRows, me, comm.size());
+  // Only the pieces at the edges travel; what this rank keeps is not copied through a message.
   std::vector<Bytes> send(comm.size());
   for (int r = 0; r < comm.size(); ++r) {
     const cluster::RowRange to = cluster::block_row_range(train_size, kBlockRows, r, comm.size());
     const int64_t a = std::max(read_lo, to.begin), b = std::min(read_hi, to.end);
-    if (a < b) send[r] = to_bytes(rows.data() + (a - read_lo) * d, static_cast<size_t>(b - a) * d);
+    if (a < b && r != me) send[r] = to_bytes(rows.data() + (a - read_lo) * d, static_cast<size_t>(b - a) * d);
   }
-  rows.clear();
-  rows.shrink_to_fit();
+  const std::vector<Bytes> parts = comm.alltoallv(send);
+  if (held.begin == read_lo && held.end == read_hi) return rows;  // nothing came or went
   std::vector<float> out;
-  for (const Bytes& part : comm.alltoallv(send)) {  // by source rank: ascending positions
-    const auto* f = reinterpret_cast<const float*>(part.data());
-    out.insert(out.end(), f, f + part.size() / sizeof(float));
+  out.reserve(static_cast<size_t>(held.size()) * d);
+  for (int r = 0; r < comm.size(); ++r) {  // by source rank: ascending positions
+    if (r == me) {
+      const int64_t a = std::max(read_lo, held.begin), b = std::min(read_hi, held.end);
+      if (a < b) out.insert(out.end(), rows.begin() + (a - read_lo) * d, rows.begin() + (b - read_lo) * d);
+      continue;
+    }
+    const auto* f = reinterpret_cast<const float*>(parts[r].data());
+    out.insert(out.end(), f, f + parts[r].size() / sizeof(float));
   }
   return out;
 }
@@ -259,9 +268,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   }
 
   // 3. Coarse k-means over the (transformed) sample, distributed.
-  std::vector<float> my_train = apply_transforms(*index, hi - lo, my_rows.data(), d);
-  my_rows.clear();
-  my_rows.shrink_to_fit();
+  std::vector<float> my_train = apply_transforms(*index, hi - lo, std::move(my_rows), d);
   KMeansOptions km;
   km.k = nlist;
   km.iterations = options.kmeans_iterations;
@@ -282,7 +289,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
     single_threaded([&] { ivf->quantizer->add(nlist, kmeans.centroids.data()); });
     ivf->quantizer->is_trained = true;
     codebook_train = has_transforms
-                         ? apply_transforms(*index, codebook_n, codebook_rows.data(), d)
+                         ? apply_transforms(*index, codebook_n, std::move(codebook_rows), d)
                          : std::move(codebook_rows);
   });
   auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(ivf);
