@@ -56,8 +56,9 @@ class TopK {
 
 cluster::Bytes pack(const std::vector<float>& dist, const std::vector<int64_t>& ids) {
   cluster::Bytes b(dist.size() * sizeof(float) + ids.size() * sizeof(int64_t));
-  std::memcpy(b.data(), dist.data(), dist.size() * sizeof(float));
-  std::memcpy(b.data() + dist.size() * sizeof(float), ids.data(), ids.size() * sizeof(int64_t));
+  if (!dist.empty()) std::memcpy(b.data(), dist.data(), dist.size() * sizeof(float));
+  if (!ids.empty())
+    std::memcpy(b.data() + dist.size() * sizeof(float), ids.data(), ids.size() * sizeof(int64_t));
   return b;
 }
 

@@ -23,6 +23,7 @@ struct ShardHeader {
 };
 
 void put(cluster::Bytes& out, const void* data, size_t n) {
+  if (n == 0) return;
   const char* p = static_cast<const char*>(data);
   out.insert(out.end(), p, p + n);
 }

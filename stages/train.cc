@@ -44,7 +44,7 @@ void single_threaded(F&& fn) {
 
 Bytes to_bytes(const float* x, size_t n) {
   Bytes b(n * sizeof(float));
-  std::memcpy(b.data(), x, b.size());
+  if (n > 0) std::memcpy(b.data(), x, b.size());  // x may be null when n == 0
   return b;
 }
 
