@@ -15,16 +15,6 @@
 #include "stages/train.h"
 
 namespace sf::jobs {
-namespace {
-
-std::string join(const std::vector<std::string>& paths) {
-  std::string out;
-  for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p;
-  return out;
-}
-
-}  // namespace
-
 int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   const std::string& dir = config.output.dir;
   const std::string index_path = dir + "/index.faiss";
@@ -60,7 +50,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
     if (corpus.rows() < nlist)
       throw pipeline::ConfigError(config.source + ": index.factory '" + config.index.factory +
                                   "' has " + std::to_string(nlist) + " lists, but the corpus (" +
-                                  join(config.input.paths) + ") has only " +
+                                  describe_paths(config.input.paths) + ") has only " +
                                   std::to_string(corpus.rows()) + " rows");
     if (config.index.train_size > 0 && config.index.train_size < nlist)
       throw pipeline::ConfigError(config.source + ": index.train_size " +

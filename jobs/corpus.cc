@@ -4,13 +4,18 @@
 
 namespace sf::jobs {
 
+std::string describe_paths(const std::vector<std::string>& paths) {
+  std::string out;
+  for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
 OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config) {
   OpenedCorpus out;
   cluster::run_local_phase(comm, "open input", [&] {
     out.corpus = std::make_unique<io::VectorCorpus>(
         config.input.paths, io::parse_vector_format(config.input.format), config.input.dataset);
-    std::string files;
-    for (const auto& p : config.input.paths) files += (files.empty() ? "" : ", ") + p;
+    const std::string files = describe_paths(config.input.paths);
     if (out.corpus->rows() == 0) throw io::InputError("empty corpus: " + files +
                            (config.input.paths.size() == 1 ? " holds" : " hold") + " no rows");
     if (out.corpus->rows() < comm.size())

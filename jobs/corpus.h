@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cluster/comm.h"
 #include "io/vector_file.h"
@@ -13,6 +15,9 @@ struct OpenedCorpus {
   std::unique_ptr<io::VectorCorpus> corpus;
   cluster::RowRange range;  // this rank's rows: stages::rank_rows (block-aligned)
 };
+
+// The input files as one comma-separated list, for messages.
+std::string describe_paths(const std::vector<std::string>& paths);
 
 // Collective. Opens input.paths (headers only) on every rank; agreed errors for a bad file,
 // an empty corpus, or more ranks than rows.
