@@ -288,9 +288,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
     ivf->quantizer->reset();
     single_threaded([&] { ivf->quantizer->add(nlist, kmeans.centroids.data()); });
     ivf->quantizer->is_trained = true;
-    codebook_train = has_transforms
-                         ? apply_transforms(*index, codebook_n, std::move(codebook_rows), d)
-                         : std::move(codebook_rows);
+    codebook_train = apply_transforms(*index, codebook_n, std::move(codebook_rows), d);
   });
   auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(ivf);
   const bool pq_spread = ivfpq != nullptr && spreadable_pq(*ivfpq);
