@@ -7,7 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <functional>
+#include <initializer_list>
 #include <map>
+#include <string_view>
 
 #include "cluster/comm.h"
 #include "io/vector_file.h"
@@ -27,15 +29,16 @@ struct Command {
   const char* name;
   const char* help;
   JobFn run;
+  std::initializer_list<std::string_view> required;  // keys this command needs set
 };
 
 const Command kCommands[] = {
     {"build", "train, build and merge one FAISS IVF index into <output.dir>/index.faiss",
-     sf::jobs::build_job},
+     sf::jobs::build_job, {"index.factory"}},
     {"eval", "recall@1/10/100 and QPS of <output.dir>/index.faiss per nprobe -> eval.json",
-     sf::jobs::eval_job},
+     sf::jobs::eval_job, {}},
     {"info", "show the run directory: index shape, list balance, stage times, recall",
-     sf::jobs::info_job},
+     sf::jobs::info_job, {}},
 };
 
 // Declares `submit` and its flags; the flags fill `options`. --command takes any command above.
@@ -78,6 +81,8 @@ int run_submit(const std::string& config_path, const std::vector<std::string>& o
   sf::pipeline::setup_logging(0, 1, false);
   try {
     const sf::pipeline::Config config = sf::pipeline::load_config(config_path, overrides);
+    for (const Command& c : kCommands)
+      if (options.command == c.name) sf::pipeline::require(config, c.required);
     return sf::jobs::submit_job(config, overrides, options);
   } catch (const sf::pipeline::ConfigError& e) {
     spdlog::error("config: {}", e.what());
@@ -129,6 +134,7 @@ int main(int argc, char** argv) {
   try {
     // Every rank parses the same file, so a config error is the same on every rank.
     const sf::pipeline::Config config = sf::pipeline::load_config(config_path, overrides);
+    sf::pipeline::require(config, command->required);
     const int threads = sf::pipeline::choose_threads(config, comm);
     omp_set_num_threads(threads);
     sf::pipeline::warn_if_oversubscribed(threads, comm.rank());

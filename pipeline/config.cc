@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,8 +25,8 @@ namespace {
 // rows here; the value type comes from the bound field, so no other code changes.
 
 // Where a key's value lives in Config. The alternative decides how the YAML value is parsed.
-using Target = std::variant<std::string*, int*, int64_t*, uint64_t*, std::vector<std::string>*,
-                            std::vector<int>*>;
+using Target = std::variant<std::string*, bool*, int*, int64_t*, uint64_t*, double*,
+                            std::vector<std::string>*, std::vector<int>*, std::vector<double>*>;
 using Bind = Target (*)(Config&);
 
 template <auto kSection, auto kMember>
@@ -46,6 +47,8 @@ struct Rule {
   bool required = false;  // absent or null is an error; a required string must be non-empty
   int64_t min = kNoMin;   // integers (and integer list elements)
   int64_t max = kNoMax;
+  double low = -std::numeric_limits<double>::infinity();  // reals: the closed range [low, high]
+  double high = std::numeric_limits<double>::infinity();
   std::vector<std::string_view> choices;  // strings: allowed values, if non-empty
 };
 
@@ -64,6 +67,12 @@ Rule between(int64_t min, int64_t max) {
   Rule rule;
   rule.min = min;
   rule.max = max;
+  return rule;
+}
+[[maybe_unused]] Rule in_range(double low, double high) {
+  Rule rule;
+  rule.low = low;
+  rule.high = high;
   return rule;
 }
 Rule one_of(std::initializer_list<std::string_view> choices) {
@@ -86,7 +95,7 @@ const std::vector<Field>& schema() {
        one_of({"auto", "hdf5", "fvecs", "bvecs", "npy", "idx"})},
       {"input.dataset", bind<&Config::input, &InputConfig::dataset>, any()},
       {"input.batch_rows", bind<&Config::input, &InputConfig::batch_rows>, at_least(1)},
-      {"index.factory", bind<&Config::index, &IndexConfig::factory>, required()},
+      {"index.factory", bind<&Config::index, &IndexConfig::factory>, any()},
       {"index.metric", bind<&Config::index, &IndexConfig::metric>, one_of({"l2", "ip"})},
       {"index.train_size", bind<&Config::index, &IndexConfig::train_size>, at_least(0)},
       {"index.kmeans_iterations", bind<&Config::index, &IndexConfig::kmeans_iterations>,
@@ -395,7 +404,7 @@ class Loader {
   }
 
   template <typename Int>
-  std::enable_if_t<std::is_integral_v<Int>> parse(const std::string& key, const YAML::Node& node,
+  std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>> parse(const std::string& key, const YAML::Node& node,
                                                   const Rule& rule, Int& out) const {
     check_scalar(key, node, "an integer");
     const std::string& text = node.Scalar();
@@ -422,6 +431,39 @@ class Loader {
     }
     out = value.negative ? static_cast<Int>(-static_cast<int64_t>(value.magnitude - 1) - 1)
                          : static_cast<Int>(value.magnitude);
+  }
+
+  // YAML 1.2 core booleans only: true|false (also True/TRUE, False/FALSE).
+  void parse(const std::string& key, const YAML::Node& node, const Rule&, bool& out) const {
+    check_scalar(key, node, "true or false");
+    const std::string& text = node.Scalar();
+    if (text == "true" || text == "True" || text == "TRUE") {
+      out = true;
+    } else if (text == "false" || text == "False" || text == "FALSE") {
+      out = false;
+    } else {
+      fail_value(key, "expected true or false, got '" + text + "'");
+    }
+  }
+
+  // A finite decimal number (an integer is fine), inside [rule.low, rule.high].
+  void parse(const std::string& key, const YAML::Node& node, const Rule& rule,
+             double& out) const {
+    check_scalar(key, node, "a number");
+    const std::string& text = node.Scalar();
+    double value = 0;
+    const char* begin = text.data();
+    const char* end = begin + text.size();
+    if (begin != end && *begin == '+') ++begin;
+    auto [ptr, ec] = std::from_chars(begin, end, value);
+    if (begin == end || ptr != end || ec != std::errc() || !std::isfinite(value))
+      fail_value(key, "expected a number, got '" + text + "'");
+    if (value < rule.low || value > rule.high) {
+      std::ostringstream range;
+      range << "between " << rule.low << " and " << rule.high;
+      fail_value(key, "must be " + range.str() + ", got " + text);
+    }
+    out = value;
   }
 
   // A list, or a single value taken as a one-element list. [] is an error.
@@ -455,9 +497,25 @@ class Loader {
 // Output.
 
 YAML::Node to_node(const std::string& value) { return YAML::Node(value); }
+YAML::Node to_node(bool value) { return YAML::Node(value); }
+YAML::Node to_node(double value) {
+  std::ostringstream text;  // shortest text that reads back as the same double
+  text.precision(std::numeric_limits<double>::max_digits10);
+  text << value;
+  double shorter = 0;
+  for (int digits = 1; digits < std::numeric_limits<double>::max_digits10; ++digits) {
+    std::ostringstream attempt;
+    attempt.precision(digits);
+    attempt << value;
+    std::istringstream(attempt.str()) >> shorter;
+    if (shorter == value) return YAML::Node(attempt.str());
+  }
+  return YAML::Node(text.str());
+}
 
 template <typename Int>
-std::enable_if_t<std::is_integral_v<Int>, YAML::Node> to_node(Int value) {
+std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>, YAML::Node> to_node(
+    Int value) {
   return YAML::Node(value);
 }
 
@@ -498,6 +556,27 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   loader.build(config);
   config.resolved = resolve(config);
   return config;
+}
+
+void require(const Config& config, std::initializer_list<std::string_view> keys) {
+  Config copy = config;  // bind() hands out non-const pointers
+  for (std::string_view key : keys) {
+    const Field* field = find_field(std::string(key));
+    if (field == nullptr) throw std::logic_error("require: no schema key " + std::string(key));
+    const bool empty = std::visit(
+        [](auto* target) {
+          using T = std::decay_t<decltype(*target)>;
+          if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<int>> ||
+                        std::is_same_v<T, std::vector<std::string>> ||
+                        std::is_same_v<T, std::vector<double>>) {
+            return target->empty();
+          } else {
+            return false;
+          }
+        },
+        field->bind(copy));
+    if (empty) throw ConfigError(config.source + ": " + std::string(key) + " is required");
+  }
 }
 
 std::string to_yaml(const Config& config) {

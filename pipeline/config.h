@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -25,7 +27,7 @@ struct InputConfig {
 };
 
 struct IndexConfig {
-  std::string factory;            // FAISS factory string, required; must yield an IndexIVF
+  std::string factory;            // FAISS factory string (required by build); an IndexIVF
   std::string metric = "l2";      // l2|ip
   int64_t train_size = 0;         // k-means sample rows; 0 = min(rows, 256 * nlist)
   int kmeans_iterations = 10;     // as FAISS IndexIVF (Level1Quantizer cp.niter)
@@ -73,6 +75,10 @@ struct Config {
 // Parses `path`, applies `overrides` ("a.b=value", value parsed as YAML) in order, validates.
 // Throws ConfigError("<file>: <key>: <what is wrong>").
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Keys that the schema lets be empty but a command needs (e.g. build: index.factory).
+// Throws ConfigError("<file>: <key> is required") for the first one that is empty.
+void require(const Config& config, std::initializer_list<std::string_view> keys);
 
 // The effective configuration as YAML text (all keys, defaults filled in).
 std::string to_yaml(const Config& config);
