@@ -28,37 +28,13 @@ import time
 import faiss
 import numpy as np
 
+from synth import synthetic
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FASHION_TRAIN = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 FASHION_TEST = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 NPROBES = [1, 4, 16, 64]
-
-
-def write_fvecs(path, x):
-    n, d = x.shape
-    out = np.empty((n, d + 1), dtype=np.int32)
-    out[:, 0] = d
-    out[:, 1:] = x.view(np.int32)
-    out.tofile(path)
-
-
-def synthetic(path_base, path_queries, n=1_000_000, d=128, clusters=2000, nq=1000, seed=7):
-    """A Gaussian mixture with Zipf-skewed cluster sizes: harder than uniform noise."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 4, (clusters, d)).astype(np.float32)
-    weights = 1.0 / np.arange(1, clusters + 1) ** 0.7
-    weights /= weights.sum()
-    base = np.empty((n, d), dtype=np.float32)
-    step = 100_000
-    for s in range(0, n, step):
-        m = min(step, n - s)
-        which = rng.choice(clusters, size=m, p=weights)
-        base[s:s + m] = centres[which] + rng.normal(0, 1, (m, d)).astype(np.float32)
-    which = rng.choice(clusters, size=nq, p=weights)
-    queries = centres[which] + rng.normal(0, 1, (nq, d)).astype(np.float32)
-    write_fvecs(path_base, base)
-    write_fvecs(path_queries, queries)
 
 
 def load_vectors(path):

@@ -91,6 +91,23 @@ int split_empty_clusters(std::vector<float>& centroids, std::vector<int64_t>& co
   return splits;
 }
 
+// Collective: the sum of every rank's per-block values, added in global block order (ranks
+// hold increasing block ranges), so the double result is the same for any ranks or threads.
+double sum_in_block_order(cluster::Comm& comm, const std::vector<double>& per_block) {
+  const auto* raw = reinterpret_cast<const char*>(per_block.data());
+  const std::vector<cluster::Bytes> all =
+      comm.allgather(cluster::Bytes(raw, raw + per_block.size() * sizeof(double)));
+  double total = 0;
+  for (const cluster::Bytes& part : all) {
+    for (size_t at = 0; at < part.size(); at += sizeof(double)) {
+      double value;
+      std::memcpy(&value, part.data() + at, sizeof(double));
+      total += value;
+    }
+  }
+  return total;
+}
+
 }  // namespace
 
 std::vector<int64_t> choose_sample(int64_t rows, int64_t count, uint64_t seed) {
@@ -153,7 +170,7 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), blocks)));
   std::vector<std::vector<int64_t>> block_sums(threads, std::vector<int64_t>(static_cast<size_t>(k) * d));
   std::vector<std::vector<int64_t>> block_counts(threads, std::vector<int64_t>(k));
-  std::vector<double> block_objective(threads);
+  std::vector<double> block_objective(static_cast<size_t>(blocks));  // one per local block
   std::vector<int64_t> sums(static_cast<size_t>(k) * d);
   std::vector<int64_t> counts(k);
   std::vector<float> distances(static_cast<size_t>(n_local));
@@ -172,7 +189,6 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
       std::vector<int64_t>& count_t = block_counts[t];
       std::fill(sum_t.begin(), sum_t.end(), 0);
       std::fill(count_t.begin(), count_t.end(), 0);
-      double objective_t = 0;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t first = b * kBlockRows, n = std::min(kBlockRows, n_local - first);
@@ -182,28 +198,27 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
         else
           faiss::knn_L2sqr(local + first * d, centroids, d, n, k, 1, distances.data() + first,
                            labels.data() + first, centroid_norms.data());
+        double objective_b = 0;
         for (int64_t i = first; i < first + n; ++i) {
           const int64_t c = labels[i];
-          objective_t += distances[i];
+          objective_b += distances[i];
           ++count_t[c];
           int64_t* sum = &sum_t[static_cast<size_t>(c) * d];
           const float* x = local + i * d;
           for (int j = 0; j < d; ++j) sum[j] += static_cast<int64_t>(static_cast<double>(x[j]) * scale);
         }
+        block_objective[static_cast<size_t>(b)] = objective_b;
       }
-      block_objective[t] = objective_t;
     }
     std::fill(sums.begin(), sums.end(), 0);
     std::fill(counts.begin(), counts.end(), 0);
-    double objective = 0;
     for (int t = 0; t < threads; ++t) {
       for (size_t i = 0; i < sums.size(); ++i) sums[i] += block_sums[t][i];
       for (int c = 0; c < k; ++c) counts[c] += block_counts[t][c];
-      objective += block_objective[t];
     }
     comm.allreduce_sum(sums.data(), sums.size());
     comm.allreduce_sum(counts.data(), counts.size());
-    result.objective.push_back(comm.sum(objective));
+    result.objective.push_back(sum_in_block_order(comm, block_objective));
 
     for (int c = 0; c < k; ++c) {
       if (counts[c] == 0) continue;
