@@ -1,0 +1,118 @@
+#include "stages/embed/hashed_embedder.h"
+
+#include <xxhash.h>
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace sf::stages::embed {
+namespace {
+
+// Distinct salts keep the three feature families apart in the hash space.
+constexpr uint64_t kWordSalt = 0x9e3779b97f4a7c15ULL;
+constexpr uint64_t kBigramSalt = 0xc2b2ae3d27d4eb4fULL;
+constexpr uint64_t kCharSalt = 0x165667b19e3779f9ULL;
+
+// splitmix64's finaliser: a fast, well-mixed 64-bit hash of a 64-bit value.
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+inline bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+}  // namespace
+
+HashedEmbedder::HashedEmbedder(int dim, uint64_t seed)
+    : dim_(dim), seed_(seed), idf_(static_cast<size_t>(dim > 0 ? dim : 0), 1.0f) {
+  if (dim < 1) throw std::invalid_argument("embed.dim must be >= 1, got " + std::to_string(dim));
+}
+
+void HashedEmbedder::term_weights(std::string_view text, float* out) const {
+  std::fill(out, out + dim_, 0.0f);
+  const uint64_t dim = static_cast<uint64_t>(dim_);
+  // Bucket from the low 32 bits (multiply-shift), sign from the top bit.
+  auto add = [&](uint64_t h) {
+    const uint64_t bucket = ((h & 0xffffffffULL) * dim) >> 32;
+    out[bucket] += (h >> 63) != 0 ? -1.0f : 1.0f;
+  };
+
+  // Words and bigrams.
+  uint64_t previous = 0;
+  bool have_previous = false;
+  for (size_t i = 0; i < text.size();) {
+    while (i < text.size() && is_space(static_cast<unsigned char>(text[i]))) ++i;
+    const size_t start = i;
+    while (i < text.size() && !is_space(static_cast<unsigned char>(text[i]))) ++i;
+    if (i == start) break;
+    const uint64_t word = XXH3_64bits_withSeed(text.data() + start, i - start, seed_ ^ kWordSalt);
+    add(word);
+    if (have_previous) add(mix64(previous * 0x100000001b3ULL + word + kBigramSalt));
+    previous = word;
+    have_previous = true;
+  }
+
+  // Character (byte) 3-, 4- and 5-grams of " text ".
+  thread_local std::string padded;
+  padded.assign(1, ' ');
+  padded.append(text);
+  padded.push_back(' ');
+  padded.append(8, '\0');  // so that every position can load 8 bytes
+  const size_t n = padded.size() - 8;
+  const uint64_t char_seed = mix64(seed_ ^ kCharSalt);
+  for (size_t i = 0; i + 3 <= n; ++i) {
+    uint64_t bytes;
+    std::memcpy(&bytes, padded.data() + i, sizeof(bytes));
+    add(mix64((bytes & 0xffffffULL) ^ (uint64_t{3} << 56) ^ char_seed));
+    if (i + 4 <= n) add(mix64((bytes & 0xffffffffULL) ^ (uint64_t{4} << 56) ^ char_seed));
+    if (i + 5 <= n) add(mix64((bytes & 0xffffffffffULL) ^ (uint64_t{5} << 56) ^ char_seed));
+  }
+
+  for (int b = 0; b < dim_; ++b) {
+    const float v = out[b];
+    if (v != 0.0f) out[b] = std::copysign(1.0f + std::log(std::fabs(v)), v);
+  }
+}
+
+void HashedEmbedder::fit(cluster::Comm& comm, const std::vector<std::string_view>& texts) {
+  std::vector<int64_t> df(static_cast<size_t>(dim_) + 1, 0);  // last slot: document count
+  std::vector<float> weights(static_cast<size_t>(dim_));
+  for (std::string_view text : texts) {
+    term_weights(text, weights.data());
+    for (int b = 0; b < dim_; ++b) df[b] += weights[b] != 0.0f ? 1 : 0;
+  }
+  df[dim_] = static_cast<int64_t>(texts.size());
+  comm.allreduce_sum(df.data(), df.size());
+  const double docs = static_cast<double>(df[dim_]);
+  for (int b = 0; b < dim_; ++b)
+    idf_[b] = static_cast<float>(std::log((1.0 + docs) / (1.0 + static_cast<double>(df[b]))) + 1.0);
+}
+
+void HashedEmbedder::embed(const std::vector<std::string_view>& texts, float* out) const {
+  for (size_t i = 0; i < texts.size(); ++i) {
+    float* row = out + i * static_cast<size_t>(dim_);
+    term_weights(texts[i], row);
+    double norm = 0;
+    for (int b = 0; b < dim_; ++b) {
+      row[b] *= idf_[b];
+      norm += static_cast<double>(row[b]) * row[b];
+    }
+    if (norm > 0) {
+      const float inverse = static_cast<float>(1.0 / std::sqrt(norm));
+      for (int b = 0; b < dim_; ++b) row[b] *= inverse;
+    }
+  }
+}
+
+std::unique_ptr<Embedder> make_embedder(const EmbedOptions& options) {
+  if (options.method == "hashed") return std::make_unique<HashedEmbedder>(options.dim, options.seed);
+  throw std::invalid_argument("unknown embed.method '" + options.method + "' (known: hashed)");
+}
+
+}  // namespace sf::stages::embed

@@ -1,0 +1,37 @@
+// The `hashed` embedder: no model weights. Signed feature hashing of word unigrams, word
+// bigrams and character 3-, 4- and 5-grams (of the bytes of the normalised text, padded with a
+// space at each end) into `dim` buckets; sublinear tf per bucket (sign(v) * (1 + ln|v|) of the
+// bucket's signed count); idf per bucket over the whole corpus (document frequencies summed
+// across ranks in fit(): ln((1 + N) / (1 + df)) + 1, as scikit-learn's smooth idf); then L2
+// normalised. Deterministic: the same text gives the same bytes on any rank.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "stages/embed/embedder.h"
+
+namespace sf::stages::embed {
+
+class HashedEmbedder : public Embedder {
+ public:
+  // REQUIRES: dim >= 1.
+  HashedEmbedder(int dim, uint64_t seed);
+  int dim() const override { return dim_; }
+  // Collective: one allreduce of the per-bucket document frequencies and the document count.
+  void fit(cluster::Comm& comm, const std::vector<std::string_view>& texts) override;
+  void embed(const std::vector<std::string_view>& texts, float* out) const override;
+
+  // The signed, sublinear term counts of one text (no idf, not normalised): `out` has dim()
+  // values. Exposed for tests and for fit().
+  void term_weights(std::string_view text, float* out) const;
+  const std::vector<float>& idf() const { return idf_; }
+
+ private:
+  int dim_;
+  uint64_t seed_;
+  std::vector<float> idf_;  // all 1 until fit()
+};
+
+}  // namespace sf::stages::embed

@@ -1,0 +1,54 @@
+// The hashed embedder's idf is computed across ranks: each rank fits on its own documents and
+// every rank ends with the idf (and so the vectors) of a single-process fit on all of them.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stages/embed/hashed_embedder.h"
+#include "tests/mpi/mpi_env.h"
+#include "tests/mpi/mpi_test_support.h"
+
+namespace sf::stages::embed {
+namespace {
+
+std::vector<std::string> corpus() {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 37; ++i) {
+    std::string text = "document " + std::to_string(i) + " shares the words alpha beta";
+    for (int j = 0; j < i % 5; ++j) text += " rare" + std::to_string(i % 7);
+    texts.push_back(text);
+  }
+  return texts;
+}
+
+TEST(EmbedMpi, IdfAndVectorsEqualASingleProcessFit) {
+  cluster::Comm& comm = sf::testing::world();
+  const std::vector<std::string> texts = corpus();
+  std::vector<std::string_view> all(texts.begin(), texts.end());
+  // Uneven split: rank r takes every size-th text from r (rank 0 of 4 gets 10, rank 3 gets 9).
+  std::vector<std::string_view> mine;
+  for (size_t i = comm.rank(); i < all.size(); i += comm.size()) mine.push_back(all[i]);
+
+  HashedEmbedder distributed(96, 5);
+  distributed.fit(comm, mine);
+  auto serial_comm = cluster::make_serial_comm();
+  HashedEmbedder serial(96, 5);
+  serial.fit(*serial_comm, all);
+
+  std::string problem;
+  if (distributed.idf() != serial.idf()) problem = "idf differs from the single-process fit";
+  std::vector<float> a(mine.size() * 96), b(mine.size() * 96);
+  distributed.embed(mine, a.data());
+  serial.embed(mine, b.data());
+  if (a != b) problem += " vectors differ";
+  const std::string problems = sf::testing::problems_on_any_rank(comm, problem);
+  if (comm.rank() == 0) {
+    EXPECT_EQ(problems, "");
+  }
+  EXPECT_EQ(problem, "");
+}
+
+}  // namespace
+}  // namespace sf::stages::embed

@@ -1,0 +1,112 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/comm.h"
+#include "stages/embed/embedder.h"
+#include "stages/embed/hashed_embedder.h"
+
+namespace sf::stages::embed {
+namespace {
+
+std::vector<float> embed_one(const Embedder& embedder, std::string_view text) {
+  std::vector<float> out(static_cast<size_t>(embedder.dim()));
+  embedder.embed({text}, out.data());
+  return out;
+}
+
+double dot(const std::vector<float>& a, const std::vector<float>& b) {
+  return std::inner_product(a.begin(), a.end(), b.begin(), 0.0);
+}
+
+TEST(HashedEmbedder, DeterministicAndUnitLength) {
+  HashedEmbedder embedder(256, 0);
+  const std::vector<float> a = embed_one(embedder, "the quick brown fox jumps over the lazy dog");
+  const std::vector<float> b = embed_one(HashedEmbedder(256, 0), "the quick brown fox jumps over the lazy dog");
+  EXPECT_EQ(a, b);
+  EXPECT_NEAR(dot(a, a), 1.0, 1e-6);
+  EXPECT_NE(a, embed_one(HashedEmbedder(256, 1), "the quick brown fox jumps over the lazy dog"))
+      << "the seed changes the hashing";
+  EXPECT_EQ(embed_one(HashedEmbedder(64, 0), "abc").size(), 64u);
+}
+
+TEST(HashedEmbedder, EmptyTextIsTheZeroVector) {
+  HashedEmbedder embedder(32, 0);
+  EXPECT_EQ(embed_one(embedder, ""), std::vector<float>(32, 0.0f));
+  // A single letter has no 3-gram but is a word: not zero.
+  EXPECT_NEAR(dot(embed_one(embedder, "a"), embed_one(embedder, "a")), 1.0, 1e-6);
+}
+
+TEST(HashedEmbedder, NearCopiesAreCloserThanUnrelatedTexts) {
+  HashedEmbedder embedder(256, 0);
+  const auto base = embed_one(embedder, "inheritance in object oriented programming lets a class "
+                                        "reuse the fields and methods of its parent class");
+  const auto near = embed_one(embedder, "inheritance in object oriented programming allows a class "
+                                        "to reuse the fields and methods of a parent class");
+  const auto other = embed_one(embedder, "the page rank algorithm scores web pages by the links "
+                                         "that point to them from other important pages");
+  EXPECT_GT(dot(base, near), 0.8);
+  EXPECT_LT(dot(base, other), 0.5);
+  EXPECT_GT(dot(base, near), dot(base, other) + 0.3);
+}
+
+TEST(HashedEmbedder, SublinearTermWeights) {
+  HashedEmbedder embedder(1 << 20, 0);  // wide enough that "zzz" features do not collide
+  std::vector<float> once(1 << 20), thrice(1 << 20);
+  embedder.term_weights("zzz", once.data());
+  embedder.term_weights("zzz zzz zzz", thrice.data());
+  // The word "zzz": 1 occurrence -> weight +-1; 3 occurrences -> +-(1 + ln 3).
+  int checked = 0;
+  for (size_t b = 0; b < once.size(); ++b) {
+    if (std::fabs(once[b]) == 1.0f && std::fabs(thrice[b]) > 1.5f) {
+      EXPECT_NEAR(std::fabs(thrice[b]), 1.0 + std::log(3.0), 1e-5);
+      EXPECT_EQ(std::signbit(thrice[b]), std::signbit(once[b]));
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 1);
+}
+
+TEST(HashedEmbedder, IdfFromDocumentFrequencies) {
+  HashedEmbedder embedder(64, 0);
+  const std::vector<std::string_view> corpus = {"apple banana", "apple cherry", "apple durian"};
+  auto comm = cluster::make_serial_comm();
+  embedder.fit(*comm, corpus);
+  // Recompute the frequencies from term_weights and check the smooth idf of every bucket.
+  std::vector<int> df(64, 0);
+  std::vector<float> w(64);
+  for (std::string_view text : corpus) {
+    embedder.term_weights(text, w.data());
+    for (int b = 0; b < 64; ++b) df[b] += w[b] != 0.0f;
+  }
+  for (int b = 0; b < 64; ++b)
+    EXPECT_FLOAT_EQ(embedder.idf()[b], static_cast<float>(std::log(4.0 / (1.0 + df[b])) + 1.0)) << b;
+  // A bucket in every document has idf 1; one in no document has the largest.
+  bool some_common = false;
+  for (int b = 0; b < 64; ++b) some_common |= df[b] == 3 && embedder.idf()[b] == 1.0f;
+  EXPECT_TRUE(some_common);
+}
+
+TEST(MakeEmbedder, ByNameWithClearErrors) {
+  EmbedOptions options;
+  options.dim = 128;
+  EXPECT_EQ(make_embedder(options)->dim(), 128);
+  options.method = "bert";
+  try {
+    make_embedder(options);
+    FAIL() << "expected invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'bert'"), std::string::npos) << e.what();
+  }
+  options.method = "hashed";
+  options.dim = 0;
+  EXPECT_THROW(make_embedder(options), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace sf::stages::embed
