@@ -1,10 +1,15 @@
 // Stage `embed`: documents -> float32 vectors, one row per document.
 //
 // An embedder is a per-batch transform (embed()); one that needs corpus-wide statistics (the
-// hashed embedder's idf) computes them first in fit(), its one collective step. Embedders are
-// chosen by name (`embed.method`) through make_embedder. A model-based embedder (e.g. an ONNX
-// sentence encoder) plugs in by implementing embed() — and fit() only if it needs the corpus —
-// and adding its name to make_embedder; none ships, since no model can be downloaded here.
+// hashed embedder's idf) or a corpus-wide check (the precomputed embedder's row count) does it
+// first in fit(), its one collective step. Embedders are chosen by name (`embed.method`)
+// through make_embedder.
+//
+// Plugging in a model (e.g. an ONNX sentence encoder): implement embed() for a batch — the
+// normalised texts are in DocBatch::texts, the original records in DocBatch::raw — and fit()
+// only if the model needs the corpus; add the method's name to make_embedder (embedder.cc)
+// and to the `embed.method` choices in pipeline/config.cc. None ships: no model weights can be
+// downloaded on the machines this is built on.
 #pragma once
 
 #include <cstdint>
@@ -17,27 +22,43 @@
 
 namespace sf::stages::embed {
 
+// A batch of documents of one rank. All three vectors have the same length (raw may be empty
+// when no embedder needs it). Views must outlive the call they are passed to.
+struct DocBatch {
+  std::vector<std::string_view> texts;  // normalised text (stages/dedup/text.h)
+  std::vector<int64_t> rows;            // global row numbers, increasing
+  std::vector<std::string_view> raw;    // the record as in the input (a JSONL line)
+  size_t size() const { return texts.size(); }
+};
+
 class Embedder {
  public:
   virtual ~Embedder() = default;
+  // Columns of every embedding. Known after construction (hashed, precomputed from a file) or
+  // after fit() (precomputed from a JSONL field, when embed.dim is 0).
   virtual int dim() const = 0;
-  // Collective: every rank passes all of its documents (normalised text, see
-  // stages/dedup/text.h) once, before any embed(). Default: nothing to learn.
-  virtual void fit(cluster::Comm& comm, const std::vector<std::string_view>& texts) {
+  // Collective: every rank passes all of its documents once, before any embed(). Throws alike
+  // on every rank for corpus-wide problems. Default: nothing to learn.
+  virtual void fit(cluster::Comm& comm, const DocBatch& docs) {
     (void)comm;
-    (void)texts;
+    (void)docs;
   }
-  // Local, thread-safe after fit(): writes texts.size() x dim() floats, row-major, to `out`.
-  virtual void embed(const std::vector<std::string_view>& texts, float* out) const = 0;
+  // Local, thread-safe after fit(): writes docs.size() x dim() floats, row-major, to `out`.
+  // Throws io::InputError naming the row for a document it cannot embed.
+  virtual void embed(const DocBatch& docs, float* out) const = 0;
 };
 
 struct EmbedOptions {
-  std::string method = "hashed";  // hashed
-  int dim = 256;
-  uint64_t seed = 0;  // feature hashing seed
+  std::string method = "hashed";  // hashed | precomputed
+  int dim = 0;                    // 0: the method's own (hashed: 256; precomputed: the data's)
+  uint64_t seed = 0;              // hashed: feature hashing seed
+  std::string vectors;            // precomputed: HDF5 / .npy / fvecs file aligned by row, or
+  std::string vectors_dataset = "embeddings";  // its HDF5 dataset
+  std::string vectors_field;      // precomputed: JSONL field holding a float array instead
 };
 
-// Throws std::invalid_argument naming the method for an unknown one, or dim < 1.
+// Throws std::invalid_argument naming the key for an unknown method or inconsistent options,
+// io::InputError for an unreadable vectors file.
 std::unique_ptr<Embedder> make_embedder(const EmbedOptions& options);
 
 }  // namespace sf::stages::embed

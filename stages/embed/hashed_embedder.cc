@@ -80,7 +80,8 @@ void HashedEmbedder::term_weights(std::string_view text, float* out) const {
   }
 }
 
-void HashedEmbedder::fit(cluster::Comm& comm, const std::vector<std::string_view>& texts) {
+void HashedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
+  const std::vector<std::string_view>& texts = docs.texts;
   std::vector<int64_t> df(static_cast<size_t>(dim_) + 1, 0);  // last slot: document count
   std::vector<float> weights(static_cast<size_t>(dim_));
   for (std::string_view text : texts) {
@@ -89,12 +90,13 @@ void HashedEmbedder::fit(cluster::Comm& comm, const std::vector<std::string_view
   }
   df[dim_] = static_cast<int64_t>(texts.size());
   comm.allreduce_sum(df.data(), df.size());
-  const double docs = static_cast<double>(df[dim_]);
+  const double documents = static_cast<double>(df[dim_]);
   for (int b = 0; b < dim_; ++b)
-    idf_[b] = static_cast<float>(std::log((1.0 + docs) / (1.0 + static_cast<double>(df[b]))) + 1.0);
+    idf_[b] = static_cast<float>(std::log((1.0 + documents) / (1.0 + static_cast<double>(df[b]))) + 1.0);
 }
 
-void HashedEmbedder::embed(const std::vector<std::string_view>& texts, float* out) const {
+void HashedEmbedder::embed(const DocBatch& docs, float* out) const {
+  const std::vector<std::string_view>& texts = docs.texts;
   for (size_t i = 0; i < texts.size(); ++i) {
     float* row = out + i * static_cast<size_t>(dim_);
     term_weights(texts[i], row);
@@ -108,11 +110,6 @@ void HashedEmbedder::embed(const std::vector<std::string_view>& texts, float* ou
       for (int b = 0; b < dim_; ++b) row[b] *= inverse;
     }
   }
-}
-
-std::unique_ptr<Embedder> make_embedder(const EmbedOptions& options) {
-  if (options.method == "hashed") return std::make_unique<HashedEmbedder>(options.dim, options.seed);
-  throw std::invalid_argument("unknown embed.method '" + options.method + "' (known: hashed)");
 }
 
 }  // namespace sf::stages::embed

@@ -20,8 +20,8 @@ class HashedEmbedder : public Embedder {
   HashedEmbedder(int dim, uint64_t seed);
   int dim() const override { return dim_; }
   // Collective: one allreduce of the per-bucket document frequencies and the document count.
-  void fit(cluster::Comm& comm, const std::vector<std::string_view>& texts) override;
-  void embed(const std::vector<std::string_view>& texts, float* out) const override;
+  void fit(cluster::Comm& comm, const DocBatch& docs) override;
+  void embed(const DocBatch& docs, float* out) const override;
 
   // The signed, sublinear term counts of one text (no idf, not normalised): `out` has dim()
   // values. Exposed for tests and for fit().

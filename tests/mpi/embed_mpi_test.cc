@@ -31,17 +31,23 @@ TEST(EmbedMpi, IdfAndVectorsEqualASingleProcessFit) {
   std::vector<std::string_view> mine;
   for (size_t i = comm.rank(); i < all.size(); i += comm.size()) mine.push_back(all[i]);
 
+  auto batch_of = [](const std::vector<std::string_view>& texts) {
+    DocBatch batch;
+    batch.texts = texts;
+    batch.rows.resize(texts.size());
+    return batch;
+  };
   HashedEmbedder distributed(96, 5);
-  distributed.fit(comm, mine);
+  distributed.fit(comm, batch_of(mine));
   auto serial_comm = cluster::make_serial_comm();
   HashedEmbedder serial(96, 5);
-  serial.fit(*serial_comm, all);
+  serial.fit(*serial_comm, batch_of(all));
 
   std::string problem;
   if (distributed.idf() != serial.idf()) problem = "idf differs from the single-process fit";
   std::vector<float> a(mine.size() * 96), b(mine.size() * 96);
-  distributed.embed(mine, a.data());
-  serial.embed(mine, b.data());
+  distributed.embed(batch_of(mine), a.data());
+  serial.embed(batch_of(mine), b.data());
   if (a != b) problem += " vectors differ";
   const std::string problems = sf::testing::problems_on_any_rank(comm, problem);
   if (comm.rank() == 0) {

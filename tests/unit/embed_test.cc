@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -9,14 +10,25 @@
 
 #include "cluster/comm.h"
 #include "stages/embed/embedder.h"
+#include "io/vector_file.h"
 #include "stages/embed/hashed_embedder.h"
+#include "stages/embed/precomputed_embedder.h"
+#include "tests/test_util.h"
 
 namespace sf::stages::embed {
 namespace {
 
+DocBatch batch_of(const std::vector<std::string_view>& texts) {
+  DocBatch batch;
+  batch.texts = texts;
+  for (size_t i = 0; i < texts.size(); ++i) batch.rows.push_back(static_cast<int64_t>(i));
+  batch.raw = texts;
+  return batch;
+}
+
 std::vector<float> embed_one(const Embedder& embedder, std::string_view text) {
   std::vector<float> out(static_cast<size_t>(embedder.dim()));
-  embedder.embed({text}, out.data());
+  embedder.embed(batch_of({text}), out.data());
   return out;
 }
 
@@ -76,7 +88,7 @@ TEST(HashedEmbedder, IdfFromDocumentFrequencies) {
   HashedEmbedder embedder(64, 0);
   const std::vector<std::string_view> corpus = {"apple banana", "apple cherry", "apple durian"};
   auto comm = cluster::make_serial_comm();
-  embedder.fit(*comm, corpus);
+  embedder.fit(*comm, batch_of(corpus));
   // Recompute the frequencies from term_weights and check the smooth idf of every bucket.
   std::vector<int> df(64, 0);
   std::vector<float> w(64);
@@ -94,6 +106,7 @@ TEST(HashedEmbedder, IdfFromDocumentFrequencies) {
 
 TEST(MakeEmbedder, ByNameWithClearErrors) {
   EmbedOptions options;
+  EXPECT_EQ(make_embedder(options)->dim(), 256) << "hashed: 256 unless embed.dim says";
   options.dim = 128;
   EXPECT_EQ(make_embedder(options)->dim(), 128);
   options.method = "bert";
@@ -104,8 +117,88 @@ TEST(MakeEmbedder, ByNameWithClearErrors) {
     EXPECT_NE(std::string(e.what()).find("'bert'"), std::string::npos) << e.what();
   }
   options.method = "hashed";
-  options.dim = 0;
+  options.dim = -1;
   EXPECT_THROW(make_embedder(options), std::invalid_argument);
+  options.dim = 0;
+  options.method = "precomputed";  // neither a file nor a field
+  EXPECT_THROW(make_embedder(options), std::invalid_argument);
+  options.vectors = "v.npy";
+  options.vectors_field = "vec";  // both
+  EXPECT_THROW(make_embedder(options), std::invalid_argument);
+}
+
+std::string error_of(const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(PrecomputedEmbedder, FromAFileAlignedByRow) {
+  sf::testing::TempDir dir;
+  const std::string path = dir.path() + "/vectors.npy";
+  const std::vector<float> m = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};  // 4 x 3
+  io::write_npy_f32(path, m.data(), 4, 3);
+  EmbedOptions options;
+  options.method = "precomputed";
+  options.vectors = path;
+  auto embedder = make_embedder(options);
+  EXPECT_EQ(embedder->dim(), 3);
+  auto comm = cluster::make_serial_comm();
+  DocBatch all = batch_of({"a", "b", "c", "d"});
+  embedder->fit(*comm, all);
+  DocBatch some = batch_of({"b", "c", "d"});
+  some.rows = {1, 3, 2};  // not consecutive: read one run at a time
+  std::vector<float> out(9);
+  embedder->embed(some, out.data());
+  EXPECT_EQ(out, (std::vector<float>{4, 5, 6, 10, 11, 12, 7, 8, 9}));
+
+  // One row per document, or a clear error naming the file.
+  const std::string rows = error_of([&] { embedder->fit(*comm, batch_of({"a", "b", "c"})); });
+  EXPECT_NE(rows.find(path), std::string::npos) << rows;
+  EXPECT_NE(rows.find("has 4 rows but the corpus has 3 documents"), std::string::npos) << rows;
+  options.dim = 5;
+  const std::string dim = error_of([&] { make_embedder(options); });
+  EXPECT_NE(dim.find("embed.dim is 5"), std::string::npos) << dim;
+  options.vectors = dir.path() + "/missing.npy";
+  options.dim = 0;
+  EXPECT_THROW(make_embedder(options), io::InputError);
+}
+
+TEST(PrecomputedEmbedder, FromAJsonlField) {
+  EmbedOptions options;
+  options.method = "precomputed";
+  options.vectors_field = "vec";
+  auto embedder = make_embedder(options);
+  DocBatch docs;
+  docs.texts = {"x", "y"};
+  docs.rows = {10, 11};
+  docs.raw = {R"({"text": "x", "vec": [0.5, -1, 2e3]})", R"({"vec": [1, 2, 3], "text": "y"})"};
+  auto comm = cluster::make_serial_comm();
+  embedder->fit(*comm, docs);  // the dimension comes from the first document
+  ASSERT_EQ(embedder->dim(), 3);
+  std::vector<float> out(6);
+  embedder->embed(docs, out.data());
+  EXPECT_EQ(out, (std::vector<float>{0.5f, -1, 2000, 1, 2, 3}));
+
+  auto bad = [&](std::string_view raw) {
+    DocBatch one;
+    one.texts = {"t"};
+    one.rows = {42};
+    one.raw = {raw};
+    std::vector<float> v(3);
+    return error_of([&] { embedder->embed(one, v.data()); });
+  };
+  EXPECT_NE(bad(R"({"vec": [1, 2]})").find("row 42: embed.vectors_field 'vec' has 2 values, expected 3"),
+            std::string::npos) << bad(R"({"vec": [1, 2]})");
+  EXPECT_NE(bad(R"({"text": "t"})").find("'vec' is missing"), std::string::npos);
+  EXPECT_NE(bad(R"({"vec": "1,2,3"})").find("not an array"), std::string::npos);
+  EXPECT_NE(bad(R"({"vec": [1, "2", 3]})").find("'vec'[1] is not a number"), std::string::npos)
+      << bad(R"({"vec": [1, "2", 3]})");
+  EXPECT_NE(bad(R"({"vec": [1, 2, 1e300]})").find("not a finite float32"), std::string::npos);
+  EXPECT_NE(bad("not json").find("not a JSON object"), std::string::npos);
 }
 
 }  // namespace

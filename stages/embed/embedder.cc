@@ -1,0 +1,29 @@
+#include "stages/embed/embedder.h"
+
+#include <stdexcept>
+
+#include "stages/embed/hashed_embedder.h"
+#include "stages/embed/precomputed_embedder.h"
+
+namespace sf::stages::embed {
+
+std::unique_ptr<Embedder> make_embedder(const EmbedOptions& options) {
+  if (options.dim < 0)
+    throw std::invalid_argument("embed.dim must be >= 0, got " + std::to_string(options.dim));
+  if (options.method == "hashed") {
+    return std::make_unique<HashedEmbedder>(options.dim == 0 ? 256 : options.dim, options.seed);
+  }
+  if (options.method == "precomputed") {
+    const bool file = !options.vectors.empty(), field = !options.vectors_field.empty();
+    if (file == field)
+      throw std::invalid_argument(
+          "embed.method 'precomputed' needs exactly one of embed.vectors (a file aligned by "
+          "row) and embed.vectors_field (a JSONL field holding the vector)");
+    if (file) return PrecomputedEmbedder::from_file(options.vectors, options.vectors_dataset, options.dim);
+    return PrecomputedEmbedder::from_field(options.vectors_field, options.dim);
+  }
+  throw std::invalid_argument("unknown embed.method '" + options.method +
+                              "' (known: hashed, precomputed)");
+}
+
+}  // namespace sf::stages::embed
