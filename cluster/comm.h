@@ -5,11 +5,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sf::cluster {
@@ -48,6 +50,28 @@ class Comm {
   double max(double value) { allreduce_max(&value, 1); return value; }
   int64_t min(int64_t value) { allreduce_min(&value, 1); return value; }
 };
+
+// Collective: a typed alltoallv of plain records. outgoing[d] goes to rank d (and is emptied);
+// returns the records received, indexed by source rank.
+template <class T>
+std::vector<std::vector<T>> exchange(Comm& comm, std::vector<std::vector<T>>& outgoing) {
+  static_assert(std::is_trivially_copyable_v<T>, "exchange sends raw bytes");
+  std::vector<Bytes> send(outgoing.size());
+  for (size_t d = 0; d < outgoing.size(); ++d) {
+    send[d].resize(outgoing[d].size() * sizeof(T));
+    if (!outgoing[d].empty()) std::memcpy(send[d].data(), outgoing[d].data(), send[d].size());
+    std::vector<T>().swap(outgoing[d]);
+  }
+  std::vector<Bytes> received = comm.alltoallv(send);
+  send.clear();
+  std::vector<std::vector<T>> out(received.size());
+  for (size_t s = 0; s < received.size(); ++s) {
+    out[s].resize(received[s].size() / sizeof(T));
+    if (!out[s].empty()) std::memcpy(out[s].data(), received[s].data(), received[s].size());
+    Bytes().swap(received[s]);
+  }
+  return out;
+}
 
 // A single-process Comm: rank 0 of 1. Collectives are identities.
 std::unique_ptr<Comm> make_serial_comm();

@@ -1,0 +1,55 @@
+// Semantic dedup (SemDeDup, Abbas et al. 2023) inside the inverted lists of the coarse
+// partitioning we build anyway: documents that land in the same list and whose embeddings
+// have cosine similarity >= 1 - eps are duplicates.
+//
+// Within a list, members are ordered by the keep policy (keep_score descending, then row);
+// member j is removed when its largest similarity to an EARLIER member is >= 1 - eps (as
+// SemDeDup, with the keep order in place of its distance-to-centroid order). Its
+// representative is that most similar earlier member, followed to the first kept one. The
+// result depends only on list membership and vectors: the same for any number of ranks.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cluster/comm.h"
+
+namespace sf::stages::dedup {
+
+struct SemanticDoc {
+  uint64_t row;       // global row, unique across ranks
+  int64_t list;       // its inverted list (coarse assignment), >= 0
+  double keep_score;  // keep policy: higher wins, ties -> smaller row
+};
+
+struct SemanticOptions {
+  double eps = 0.05;                                   // applied: cosine >= 1 - eps
+  std::vector<double> report_eps = {0.01, 0.02, 0.05, 0.1, 0.2};  // counted only
+};
+
+struct SemanticVerdict {  // one local document that is NOT kept
+  uint64_t row;
+  uint64_t representative;  // the kept document it duplicates
+  double similarity;        // cosine to the representative
+};
+
+struct SemanticStats {
+  std::vector<double> eps;       // report_eps, then the applied eps if not among them
+  std::vector<int64_t> removed;  // documents removed at each eps (global)
+  int64_t lists = 0;             // non-empty lists
+  int64_t largest_list = 0;
+  int64_t pairs = 0;             // similarities computed (global)
+};
+
+// Collective. `vectors` holds docs.size() x dim floats, L2-normalised (so cosine = inner
+// product). Lists are spread over ranks by expected work (size^2), each list's members are
+// shuffled to its rank with alltoallv, and verdicts come back to the documents' ranks.
+// Returns this rank's verdicts at options.eps, sorted by row. REQUIRES: dim >= 1, rows unique.
+// Memory per rank: its lists' vectors plus one list's similarities row at a time.
+std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
+                                                 const std::vector<SemanticDoc>& docs,
+                                                 const float* vectors, int dim,
+                                                 const SemanticOptions& options,
+                                                 SemanticStats* stats = nullptr);
+
+}  // namespace sf::stages::dedup

@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "cluster/comm.h"
+#include "stages/dedup/semantic.h"
+
+namespace sf::stages::dedup {
+namespace {
+
+// Groups of near-copies: each group has a random unit "original" and copies at cosine ~0.999;
+// different groups are nearly orthogonal (dim 64, random directions: |cos| < 0.6).
+struct Planted {
+  std::vector<SemanticDoc> docs;
+  std::vector<float> vectors;
+  std::vector<int> group;  // per doc
+};
+
+void normalise(float* v, int d) {
+  double n = 0;
+  for (int j = 0; j < d; ++j) n += double(v[j]) * v[j];
+  for (int j = 0; j < d; ++j) v[j] = float(v[j] / std::sqrt(n));
+}
+
+Planted plant(int groups, int copies, int d, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  Planted p;
+  uint64_t row = 0;
+  for (int g = 0; g < groups; ++g) {
+    std::vector<float> base(d);
+    for (float& x : base) x = normal(rng);
+    normalise(base.data(), d);
+    for (int c = 0; c < copies; ++c) {
+      std::vector<float> v = base;
+      for (float& x : v) x += 0.005f * normal(rng);
+      normalise(v.data(), d);
+      p.vectors.insert(p.vectors.end(), v.begin(), v.end());
+      // Lists: groups go to lists g % 3; keep score: a copy in the middle wins in each group.
+      p.docs.push_back({row++, g % 3, c == copies / 2 ? 10.0 : 1.0});
+      p.group.push_back(g);
+    }
+  }
+  return p;
+}
+
+TEST(SemanticDedup, KeepsOnePerGroupByThePolicy) {
+  const int d = 64;
+  Planted p = plant(12, 5, d, 3);
+  auto comm = cluster::make_serial_comm();
+  SemanticStats stats;
+  const auto verdicts = semantic_duplicates(*comm, p.docs, p.vectors.data(), d, {}, &stats);
+  ASSERT_EQ(verdicts.size(), 12u * 4u);  // all but one copy of every group
+  for (const SemanticVerdict& v : verdicts) {
+    const int g = p.group[v.row];
+    EXPECT_EQ(v.representative, static_cast<uint64_t>(g * 5 + 2)) << "row " << v.row;
+    EXPECT_GT(v.similarity, 0.99);
+    EXPECT_LE(v.similarity, 1.0 + 1e-6);
+  }
+  for (size_t i = 1; i < verdicts.size(); ++i) EXPECT_LT(verdicts[i - 1].row, verdicts[i].row);
+  EXPECT_EQ(stats.lists, 3);
+  EXPECT_EQ(stats.largest_list, 4 * 5);
+  EXPECT_EQ(stats.pairs, 3 * (20 * 19 / 2));
+  ASSERT_EQ(stats.eps.size(), stats.removed.size());
+  for (size_t e = 0; e < stats.eps.size(); ++e)
+    EXPECT_EQ(stats.removed[e], 48) << "eps " << stats.eps[e] << ": the copies are at ~0.999";
+}
+
+TEST(SemanticDedup, OnlyInsideAList) {
+  const int d = 64;
+  Planted p = plant(1, 4, d, 5);
+  for (size_t i = 0; i < p.docs.size(); ++i) p.docs[i].list = static_cast<int64_t>(i);  // apart
+  auto comm = cluster::make_serial_comm();
+  EXPECT_TRUE(semantic_duplicates(*comm, p.docs, p.vectors.data(), d, {}).empty());
+  p.docs[3].list = 0;  // one copy joins the first
+  const auto verdicts = semantic_duplicates(*comm, p.docs, p.vectors.data(), d, {});
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].row, 3u) << "equal keep scores: the smaller row is kept";
+  EXPECT_EQ(verdicts[0].representative, 0u);
+}
+
+TEST(SemanticDedup, EpsDecidesAndChainsEndAtAKeptDocument) {
+  // Three unit vectors in a plane: a, b at 0.98 from a, c at 0.98 from b but 0.92 from a.
+  const int d = 2;
+  auto at = [](double angle) { return std::vector<float>{float(std::cos(angle)), float(std::sin(angle))}; };
+  const double step = std::acos(0.98);
+  std::vector<float> vectors;
+  for (int i = 0; i < 3; ++i) {
+    auto v = at(i * step);
+    vectors.insert(vectors.end(), v.begin(), v.end());
+  }
+  std::vector<SemanticDoc> docs = {{0, 0, 0}, {1, 0, 0}, {2, 0, 0}};
+  auto comm = cluster::make_serial_comm();
+  SemanticOptions options;
+  options.eps = 0.01;  // 0.99: nothing
+  options.report_eps = {0.01, 0.05, 0.1};
+  SemanticStats stats;
+  EXPECT_TRUE(semantic_duplicates(*comm, docs, vectors.data(), d, options, &stats).empty());
+  EXPECT_EQ(stats.removed, (std::vector<int64_t>{0, 2, 2}));
+  options.eps = 0.05;  // b and c go; c's most similar earlier member is b, removed too -> a
+  const auto verdicts = semantic_duplicates(*comm, docs, vectors.data(), d, options);
+  ASSERT_EQ(verdicts.size(), 2u);
+  EXPECT_EQ(verdicts[1].row, 2u);
+  EXPECT_EQ(verdicts[1].representative, 0u);
+  EXPECT_NEAR(verdicts[1].similarity, std::cos(2 * step), 1e-6);
+}
+
+TEST(SemanticDedup, BadListIsAnErrorForEveryRank) {
+  std::vector<SemanticDoc> docs = {{0, -1, 0}};
+  std::vector<float> v = {1.f};
+  auto comm = cluster::make_serial_comm();
+  EXPECT_THROW(semantic_duplicates(*comm, docs, v.data(), 1, {}), cluster::PhaseError);
+}
+
+}  // namespace
+}  // namespace sf::stages::dedup
