@@ -1059,19 +1059,68 @@ std::unique_ptr<VectorFile> open_vector_file(const std::string& path, VectorForm
   throw std::logic_error("open_vector_file: unresolved format");
 }
 
-VectorCorpus::VectorCorpus(const std::vector<std::string>& paths, VectorFormat format,
-                           const std::string& dataset) {
+namespace {
+
+std::vector<std::unique_ptr<VectorFile>> open_all(const std::vector<std::string>& paths,
+                                                  VectorFormat format, const std::string& dataset) {
   if (paths.empty()) throw InputError("vector corpus: no input files");
+  std::vector<std::unique_ptr<VectorFile>> files;
+  for (const auto& path : paths) files.push_back(open_vector_file(path, format, dataset));
+  return files;
+}
+
+class MemoryRows : public VectorFile {
+ public:
+  MemoryRows(std::string name, int64_t rows, int dim, int64_t begin, std::vector<float> data)
+      : name_(std::move(name)), rows_(rows), dim_(dim), begin_(begin), data_(std::move(data)) {
+    if (dim < 1 || begin < 0 || data_.size() % static_cast<size_t>(dim) != 0 ||
+        begin + static_cast<int64_t>(data_.size() / dim) > rows)
+      throw std::logic_error(name_ + ": in-memory rows do not fit the matrix");
+  }
+  const std::string& path() const override { return name_; }
+  int64_t rows() const override { return rows_; }
+  int dim() const override { return dim_; }
+  void read(int64_t begin, int64_t count, float* out) override {
+    const int64_t held = static_cast<int64_t>(data_.size() / dim_);
+    if (begin < begin_ || begin + count > begin_ + held)
+      throw std::logic_error(name_ + ": rows [" + std::to_string(begin) + ", " +
+                             std::to_string(begin + count) + ") are not on this rank (it holds [" +
+                             std::to_string(begin_) + ", " + std::to_string(begin_ + held) + "))");
+    std::copy_n(data_.data() + (begin - begin_) * dim_, count * dim_, out);
+  }
+
+ private:
+  std::string name_;
+  int64_t rows_;
+  int dim_;
+  int64_t begin_;
+  std::vector<float> data_;
+};
+
+}  // namespace
+
+std::unique_ptr<VectorFile> make_memory_rows(std::string name, int64_t rows, int dim,
+                                             int64_t begin, std::vector<float> data) {
+  return std::make_unique<MemoryRows>(std::move(name), rows, dim, begin, std::move(data));
+}
+
+VectorCorpus::VectorCorpus(const std::vector<std::string>& paths, VectorFormat format,
+                           const std::string& dataset)
+    : VectorCorpus(open_all(paths, format, dataset)) {}
+
+VectorCorpus::VectorCorpus(std::vector<std::unique_ptr<VectorFile>> files) {
+  if (files.empty()) throw InputError("vector corpus: no input files");
+  files_ = std::move(files);
   offsets_.push_back(0);
   size_t dim_source = 0;
-  for (const auto& path : paths) {
-    files_.push_back(open_vector_file(path, format, dataset));
-    const VectorFile& f = *files_.back();
+  for (size_t i = 0; i < files_.size(); ++i) {
+    const VectorFile& f = *files_[i];
+    const std::string& path = f.path();
     // An empty fvecs/bvecs/ivecs file has no header and so no dimension (0): skip it.
     if (f.dim() != 0) {
       if (dim_ == 0) {
         dim_ = f.dim();
-        dim_source = files_.size() - 1;
+        dim_source = i;
       } else if (f.dim() != dim_) {
         throw InputError(path + ": dimension " + std::to_string(f.dim()) + " differs from " +
                          files_[dim_source]->path() + " (" + std::to_string(dim_) + ")");

@@ -52,6 +52,8 @@ class VectorCorpus {
  public:
   VectorCorpus(const std::vector<std::string>& paths, VectorFormat format,
                const std::string& dataset = "train");
+  // From files already open, e.g. make_memory_rows. Same rules as the paths form.
+  explicit VectorCorpus(std::vector<std::unique_ptr<VectorFile>> files);
   int64_t rows() const { return total_rows_; }
   int dim() const { return dim_; }
   size_t num_files() const { return files_.size(); }
@@ -67,6 +69,13 @@ class VectorCorpus {
   int64_t total_rows_ = 0;
   int dim_ = 0;
 };
+
+// One rank's part of a rows x dim matrix held in memory (e.g. embeddings handed from one stage
+// to the next): rows [begin, begin + data.size() / dim) are readable; reading any other row
+// throws std::logic_error (a stage reading outside its rank's rows is a bug). `name` stands
+// for the path in messages.
+std::unique_ptr<VectorFile> make_memory_rows(std::string name, int64_t rows, int dim,
+                                             int64_t begin, std::vector<float> data);
 
 // An integer matrix such as ground-truth neighbours: ivecs, .npy (int32/int64) or an HDF5
 // integer dataset (e.g. ann-benchmarks `neighbors`). Read whole: it is small.

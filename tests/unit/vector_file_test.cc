@@ -971,3 +971,36 @@ TEST(WriterTest, OverwritesExistingFiles) {
 
 }  // namespace
 }  // namespace sf::io
+
+namespace sf::io {
+namespace {
+
+TEST(MemoryRows, ACorpusOfOneRanksRowsInMemory) {
+  // Rows 4..6 of a 10 x 2 matrix.
+  std::vector<std::unique_ptr<VectorFile>> files;
+  files.push_back(make_memory_rows("embeddings", 10, 2, 4, {1, 2, 3, 4, 5, 6}));
+  VectorCorpus corpus(std::move(files));
+  EXPECT_EQ(corpus.rows(), 10);
+  EXPECT_EQ(corpus.dim(), 2);
+  std::vector<float> out(4);
+  corpus.read(5, 2, out.data());
+  EXPECT_EQ(out, (std::vector<float>{3, 4, 5, 6}));
+  try {
+    corpus.read(3, 2, out.data());
+    FAIL() << "expected logic_error";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("rows [3, 5) are not on this rank (it holds [4, 7))"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(make_memory_rows("x", 3, 2, 2, {1, 2, 3, 4}), std::logic_error);  // past the end
+  EXPECT_THROW(make_memory_rows("x", 3, 2, 0, {1, 2, 3}), std::logic_error);     // not whole rows
+  // Non-finite values are caught as for files, naming the source.
+  std::vector<std::unique_ptr<VectorFile>> bad;
+  bad.push_back(make_memory_rows("embeddings", 2, 1, 0, {1, std::nanf("")}));
+  VectorCorpus bad_corpus(std::move(bad));
+  EXPECT_THROW(bad_corpus.read(0, 2, out.data()), InputError);
+}
+
+}  // namespace
+}  // namespace sf::io
