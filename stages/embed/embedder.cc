@@ -26,4 +26,17 @@ std::unique_ptr<Embedder> make_embedder(const EmbedOptions& options) {
                               "' (known: hashed, precomputed)");
 }
 
+std::unique_ptr<Embedder> restore_embedder(const nlohmann::json& state) {
+  if (!state.is_object() || state.value("format_version", 0) != kEmbedderStateVersion)
+    throw std::invalid_argument("embedder state: not format version " +
+                                std::to_string(kEmbedderStateVersion));
+  const std::string method = state.value("method", "");
+  if (method == "hashed") return HashedEmbedder::restore(state);
+  if (method == "precomputed")
+    throw std::invalid_argument(
+        "the run's embedder is 'precomputed': its vectors came with the corpus, so it cannot "
+        "embed a new text");
+  throw std::invalid_argument("embedder state: unknown method '" + method + "'");
+}
+
 }  // namespace sf::stages::embed

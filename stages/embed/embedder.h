@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cluster/comm.h"
 
 namespace sf::stages::embed {
@@ -46,7 +48,16 @@ class Embedder {
   // Local, thread-safe after fit(): writes docs.size() x dim() floats, row-major, to `out`.
   // Throws io::InputError naming the row for a document it cannot embed.
   virtual void embed(const DocBatch& docs, float* out) const = 0;
+  // What embeds a new text the same way later (`shardforge query`), after fit(): a versioned
+  // JSON object naming the method ({"format_version", "method", ...}).
+  virtual nlohmann::json state() const = 0;
 };
+
+constexpr int kEmbedderStateVersion = 1;
+
+// The embedder saved by state(). Throws std::invalid_argument for an unknown method or
+// version, or a method that cannot embed new text (precomputed).
+std::unique_ptr<Embedder> restore_embedder(const nlohmann::json& state);
 
 struct EmbedOptions {
   std::string method = "hashed";  // hashed | precomputed

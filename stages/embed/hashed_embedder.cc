@@ -112,4 +112,28 @@ void HashedEmbedder::embed(const DocBatch& docs, float* out) const {
   }
 }
 
+nlohmann::json HashedEmbedder::state() const {
+  return {{"format_version", kEmbedderStateVersion},
+          {"method", "hashed"},
+          {"dim", dim_},
+          {"seed", seed_},
+          {"idf", idf_}};
+}
+
+std::unique_ptr<HashedEmbedder> HashedEmbedder::restore(const nlohmann::json& state) {
+  try {
+    if (state.at("method") != "hashed") throw std::invalid_argument("not a hashed embedder");
+    auto embedder = std::make_unique<HashedEmbedder>(state.at("dim").get<int>(),
+                                                     state.at("seed").get<uint64_t>());
+    std::vector<float> idf = state.at("idf").get<std::vector<float>>();
+    if (idf.size() != embedder->idf_.size())
+      throw std::invalid_argument("idf has " + std::to_string(idf.size()) + " values, dim is " +
+                                  std::to_string(embedder->dim_));
+    embedder->idf_ = std::move(idf);
+    return embedder;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("hashed embedder state: ") + e.what());
+  }
+}
+
 }  // namespace sf::stages::embed

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -22,6 +23,10 @@ class HashedEmbedder : public Embedder {
   // Collective: one allreduce of the per-bucket document frequencies and the document count.
   void fit(cluster::Comm& comm, const DocBatch& docs) override;
   void embed(const DocBatch& docs, float* out) const override;
+  // {"format_version", "method": "hashed", "dim", "seed", "idf": [...]}.
+  nlohmann::json state() const override;
+  // REQUIRES: state() of a HashedEmbedder (checked: invalid_argument).
+  static std::unique_ptr<HashedEmbedder> restore(const nlohmann::json& state);
 
   // The signed, sublinear term counts of one text (no idf, not normalised): `out` has dim()
   // values. Exposed for tests and for fit().

@@ -113,4 +113,8 @@ void PrecomputedEmbedder::embed(const DocBatch& docs, float* out) const {
     read_field(docs.raw.at(i), docs.rows.at(i), out + i * static_cast<size_t>(dim_), dim_);
 }
 
+nlohmann::json PrecomputedEmbedder::state() const {
+  return {{"format_version", kEmbedderStateVersion}, {"method", "precomputed"}, {"dim", dim_}};
+}
+
 }  // namespace sf::stages::embed

@@ -26,6 +26,9 @@ class PrecomputedEmbedder : public Embedder {
   // the dimension is the one of the document with the smallest row.
   void fit(cluster::Comm& comm, const DocBatch& docs) override;
   void embed(const DocBatch& docs, float* out) const override;
+  // {"format_version", "method": "precomputed", "dim"}: restoring it is refused, since new
+  // text has no precomputed vector.
+  nlohmann::json state() const override;
 
  private:
   PrecomputedEmbedder() = default;

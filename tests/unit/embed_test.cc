@@ -127,6 +127,24 @@ TEST(MakeEmbedder, ByNameWithClearErrors) {
   EXPECT_THROW(make_embedder(options), std::invalid_argument);
 }
 
+TEST(HashedEmbedder, StateRestoresTheSameVectors) {
+  HashedEmbedder embedder(48, 9);
+  auto comm = cluster::make_serial_comm();
+  embedder.fit(*comm, batch_of({"one text here", "another text", "and a third one"}));
+  const nlohmann::json state = nlohmann::json::parse(embedder.state().dump());  // via text
+  auto restored = restore_embedder(state);
+  EXPECT_EQ(restored->dim(), 48);
+  EXPECT_EQ(embed_one(*restored, "a new text"), embed_one(embedder, "a new text"));
+  nlohmann::json bad = state;
+  bad["idf"] = {1.0, 2.0};
+  EXPECT_THROW(restore_embedder(bad), std::invalid_argument);
+  bad = state;
+  bad["format_version"] = 99;
+  EXPECT_THROW(restore_embedder(bad), std::invalid_argument);
+  EXPECT_THROW(restore_embedder({{"format_version", 1}, {"method", "precomputed"}, {"dim", 3}}),
+               std::invalid_argument);
+}
+
 std::string error_of(const std::function<void()>& work) {
   try {
     work();
