@@ -3,6 +3,7 @@
 // mpirun. Every method marked "collective" must be called by all ranks in the same order.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -137,5 +138,44 @@ RowRange row_range(int64_t rows, int rank, int size);
 // last block may be short). Work done per block is then the same for any number of ranks.
 // A rank may get no rows when there are fewer blocks than ranks. No MPI.
 RowRange block_row_range(int64_t rows, int64_t block, int rank, int size);
+
+// Collective: the ranks hold consecutive pieces of one sequence of rows (rank 0's piece
+// first), each row `width` values of T in `mine`; returns the rows of `target` (this rank's
+// wanted range of the sequence; the ranks' targets must cover it, in rank order), moved with
+// one alltoallv. E.g. documents that survived a dedup, to block-aligned row ranges.
+template <class T>
+std::vector<T> redistribute_rows(Comm& comm, const std::vector<T>& mine, size_t width,
+                                 RowRange target) {
+  static_assert(std::is_trivially_copyable_v<T>, "redistribute_rows sends raw bytes");
+  if (width == 0 || mine.size() % width != 0)
+    throw std::logic_error("redistribute_rows: the values are not whole rows");
+  const int64_t held = static_cast<int64_t>(mine.size() / width);
+  int64_t mine_info[3] = {held, target.begin, target.end};
+  const auto* raw = reinterpret_cast<const char*>(mine_info);
+  const std::vector<Bytes> all = comm.allgather(Bytes(raw, raw + sizeof(mine_info)));
+  int64_t start = 0;  // where this rank's piece starts in the sequence
+  std::vector<RowRange> targets(all.size());
+  for (size_t r = 0; r < all.size(); ++r) {
+    int64_t info[3];
+    std::memcpy(info, all[r].data(), sizeof(info));
+    if (static_cast<int>(r) < comm.rank()) start += info[0];
+    targets[r] = {info[1], info[2]};
+  }
+  std::vector<std::vector<T>> outgoing(all.size());
+  for (size_t d = 0; d < all.size(); ++d) {
+    const int64_t begin = std::max(start, targets[d].begin);
+    const int64_t end = std::min(start + held, targets[d].end);
+    if (begin < end)
+      outgoing[d].assign(mine.begin() + (begin - start) * static_cast<int64_t>(width),
+                         mine.begin() + (end - start) * static_cast<int64_t>(width));
+  }
+  std::vector<std::vector<T>> incoming = exchange(comm, outgoing);
+  std::vector<T> rows;
+  rows.reserve(static_cast<size_t>(target.size()) * width);
+  for (const std::vector<T>& part : incoming) rows.insert(rows.end(), part.begin(), part.end());
+  if (static_cast<int64_t>(rows.size()) != target.size() * static_cast<int64_t>(width))
+    throw std::logic_error("redistribute_rows: the targets do not cover the sequence");
+  return rows;
+}
 
 }  // namespace sf::cluster

@@ -300,3 +300,39 @@ TEST(MpiComm, AllreduceSumMinMax) {
 
 }  // namespace
 }  // namespace sf::cluster
+
+namespace sf::cluster {
+namespace {
+
+// Uneven pieces (rank r holds 3r + 1 rows; rank 1 of 4 none when r == 1 is skipped) to
+// block-aligned targets: every rank ends with exactly the rows of its target, in order.
+TEST(MpiRedistributeRows, UnevenPiecesToBlockAlignedRanges) {
+  Comm& comm = sf::testing::world();
+  const int r = comm.rank(), n = comm.size();
+  auto held = [](int rank) { return rank == 1 ? 0 : 3 * rank + 1; };
+  int64_t start = 0, total = 0;
+  for (int q = 0; q < n; ++q) {
+    if (q < r) start += held(q);
+    total += held(q);
+  }
+  std::vector<int32_t> mine;  // two values per row: (row, -row)
+  for (int64_t i = start; i < start + held(r); ++i) {
+    mine.push_back(static_cast<int32_t>(i));
+    mine.push_back(static_cast<int32_t>(-i));
+  }
+  const RowRange target = block_row_range(total, 2, r, n);
+  const std::vector<int32_t> got = redistribute_rows(comm, mine, 2, target);
+  std::string problem;
+  if (static_cast<int64_t>(got.size()) != 2 * target.size()) problem = "wrong row count";
+  for (int64_t i = 0; problem.empty() && i < target.size(); ++i)
+    if (got[2 * i] != target.begin + i || got[2 * i + 1] != -(target.begin + i))
+      problem = "row " + std::to_string(target.begin + i) + " wrong";
+  const std::string problems = sf::testing::problems_on_any_rank(comm, problem);
+  if (comm.rank() == 0) {
+    EXPECT_EQ(problems, "");
+  }
+  EXPECT_EQ(problem, "");
+}
+
+}  // namespace
+}  // namespace sf::cluster
