@@ -531,21 +531,24 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
                                       std::to_string(docs[i].row) +
                                       " is not sorted and unique");
   });
-  {  // every rank must band and verify the same way
-    std::vector<int64_t> mine = {params.bands, -params.bands, params.rows, -params.rows,
-                                 width,        -width,        shingles.empty() ? 0 : 1,
-                                 shingles.empty() ? 0 : -1};
-    std::vector<int64_t> agreed = mine;
-    comm.allreduce_min(agreed.data(), agreed.size());
-    double thresholds[2] = {params.threshold, -params.threshold};
-    comm.allreduce_max(thresholds, 2);
+  {  // every rank must band and verify the same way: compare with rank 0's parameters
+    struct Shape {
+      int64_t bands, rows, width, exact;
+      double threshold;
+    };
+    const Shape mine{params.bands, params.rows, width, shingles.empty() ? 0 : 1,
+                     params.threshold};
+    Bytes bytes(sizeof mine);
+    std::memcpy(bytes.data(), &mine, sizeof mine);
+    comm.broadcast(bytes, 0);
+    Shape first;
+    std::memcpy(&first, bytes.data(), sizeof first);
     cluster::run_local_phase(comm, "dedup: near duplicates parameters", [&] {
-      for (size_t k = 0; k < mine.size(); k += 2)
-        if (agreed[k] != -agreed[k + 1])
-          throw std::invalid_argument(
-              "near dedup: ranks disagree on bands, rows, signature width or exact mode");
-      if (thresholds[0] != -thresholds[1])
-        throw std::invalid_argument("near dedup: ranks disagree on the threshold");
+      if (first.bands != mine.bands || first.rows != mine.rows || first.width != mine.width ||
+          first.exact != mine.exact || first.threshold != mine.threshold)
+        throw std::invalid_argument(
+            "near dedup: this rank's bands, rows, signature width, threshold or exact mode "
+            "disagree with rank 0's");
     });
   }
   const RowOwners owners(comm, range);
