@@ -64,6 +64,8 @@ struct NearStats {
   // Max over ranks of the bucket entries one rank received in the band-key shuffle
   // (a bucket costs its owner one entry per contributing rank, not one per member).
   int64_t max_rank_bucket_entries = 0;
+  // Most entries any owner received for one bucket (<= ranks, however large the bucket).
+  int64_t largest_bucket_parts = 0;
   // This rank's seconds per step, in order (local values, for logging).
   std::vector<std::pair<std::string, double>> step_seconds;
 };
