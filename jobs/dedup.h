@@ -44,7 +44,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config);
 
 // Collective (rank 0 does the work). After `dedup` on the same config: exact all-pairs
 // Jaccard of the same shingle sets over the whole corpus, against the pairs that dedup put in
-// one cluster (duplicates.jsonl): precision, recall and F1 at dedup.threshold. Prints them and
+// one cluster (duplicates.jsonl): precision, recall and F1 at dedup.threshold, and the share of
+// removed documents whose Jaccard to their representative reaches the threshold. Prints them and
 // writes <output.dir>/quality.json and quality_pairs.jsonl (every pair with Jaccard >= 0.3,
 // or in one cluster: {"a", "b", "jaccard", "same_cluster"}). For small corpora: memory and
 // time grow with the number of documents sharing shingles.

@@ -496,6 +496,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   log.begin("near");
   std::vector<dd::Verdict> near;
   dd::NearStats near_stats;
+  int64_t split_off = 0;  // dedup.clusters: star: chained members kept
   if (config.dedup.near) {
     std::vector<char> removed(static_cast<size_t>(local_docs), 0);
     for (const auto& v : exact) removed[v.row - range.begin] = 1;
@@ -511,13 +512,25 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
       if (exact_verify) sets.push_back(corpus.shingle_sets[corpus.slot[i]]);
     }
     near = dd::near_duplicates(comm, range, survivors, sigs, lsh, sets, &near_stats);
+    if (config.dedup.clusters == "star") {
+      // A member whose similarity to the representative is below the threshold (joined
+      // through a chain of near pairs) is kept; the cluster is named by its representative,
+      // so the label never names a member that left.
+      std::vector<dd::Verdict> star;
+      for (const auto& v : near)
+        if (v.similarity >= lsh.threshold) star.push_back({v.row, v.representative, v.representative, v.similarity});
+      split_off = static_cast<int64_t>(near.size() - star.size());
+      near.swap(star);
+    }
   }
   log.end();
   const int64_t near_removed = comm.sum(static_cast<int64_t>(near.size()));
+  split_off = comm.sum(split_off);
   if (config.dedup.near)
-    spdlog::info("near: {} near duplicate(s) removed ({} bands x {} rows, threshold {}); {} candidate pair(s), {} verified",
-                 near_removed, lsh.bands, lsh.rows, lsh.threshold, near_stats.candidate_pairs,
-                 near_stats.verified_edges);
+    spdlog::info("near: {} near duplicate(s) removed ({} bands x {} rows, threshold {}, clusters {}{}); {} candidate pair(s), {} verified",
+                 near_removed, lsh.bands, lsh.rows, lsh.threshold, config.dedup.clusters,
+                 config.dedup.clusters == "star" ? ", " + std::to_string(split_off) + " chained member(s) kept" : "",
+                 near_stats.candidate_pairs, near_stats.verified_edges);
 
   // ---- final clusters: an exact duplicate joins the near cluster of its representative ----
   log.begin("clusters");
@@ -711,12 +724,14 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
         {"input", {{"paths", config.input.paths}, {"format", read.format == io::TextFormat::kJsonl ? "jsonl" : "fortune"}}},
         {"params", {{"ngram", config.dedup.ngram}, {"num_perm", config.dedup.near ? lsh.width() : 0},
                     {"bands", lsh.bands}, {"rows", lsh.rows}, {"threshold", lsh.threshold},
-                    {"verify", config.dedup.verify}, {"keep", config.dedup.keep},
+                    {"verify", config.dedup.verify}, {"clusters", config.dedup.clusters},
+                    {"keep", config.dedup.keep},
                     {"near", config.dedup.near}, {"seed", config.dedup.seed}}},
         {"near", {{"buckets", near_stats.buckets}, {"largest_bucket", near_stats.largest_bucket},
                   {"candidate_pairs", near_stats.candidate_pairs},
                   {"verified_edges", near_stats.verified_edges},
-                  {"clusters", near_stats.clusters}, {"largest_cluster", near_stats.largest_cluster}}},
+                  {"clusters", near_stats.clusters}, {"largest_cluster", near_stats.largest_cluster},
+                  {"chained_members_kept", split_off}}},
         {"bad_input", bad_report},
         {"stages", stages_json}};
     for (const auto& [k, v] : summary.items()) report[k] = v;

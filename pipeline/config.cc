@@ -122,6 +122,8 @@ const std::vector<Field>& schema() {
       {"dedup.threshold", bind<&Config::dedup, &DedupConfig::threshold>, in_range(0.01, 0.99)},
       {"dedup.verify", bind<&Config::dedup, &DedupConfig::verify>,
        one_of({"signature", "exact"})},
+      {"dedup.clusters", bind<&Config::dedup, &DedupConfig::clusters>,
+       one_of({"components", "star"})},
       {"dedup.keep", bind<&Config::dedup, &DedupConfig::keep>, any()},
       {"dedup.seed", bind<&Config::dedup, &DedupConfig::seed>, between(0, 4294967295)},
       {"dedup.near", bind<&Config::dedup, &DedupConfig::near>, any()},

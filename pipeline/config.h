@@ -39,6 +39,9 @@ struct DedupConfig {
   int rows = 8;
   double threshold = 0.8;       // Jaccard at or above which two documents are near-duplicates
   std::string verify = "signature";  // signature (MinHash estimate) | exact (shingle sets)
+  // components: a near cluster is a connected component of verified pairs; star: members
+  // below the threshold to the component's representative stay kept (no chaining)
+  std::string clusters = "components";
   std::string keep = "first";   // first | longest | field:<name> (largest numeric value)
   int64_t seed = 1;             // MinHash permutations, as datasketch's MinHash(seed=...)
   bool near = true;             // false: exact dedup only
