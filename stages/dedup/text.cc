@@ -10,22 +10,35 @@
 namespace sf::stages::dedup {
 namespace {
 
-// Per ASCII byte: what normalisation does with it.
-enum AsciiClass : uint8_t { kLetter, kUpper, kDigit, kSpace, kPunct, kOther };
+// What the ASCII path emits for a byte: a character (>= 0x20), or one of these.
+constexpr uint8_t kDrop = 0;   // nothing (removed punctuation)
+constexpr uint8_t kBreak = 1;  // a word break (whitespace, controls, punctuation as space)
 
-struct AsciiTable {
-  AsciiClass cls[128];
-  AsciiTable() {
-    for (int c = 0; c < 128; ++c) {
-      if (c >= 'a' && c <= 'z') cls[c] = kLetter;
-      else if (c >= 'A' && c <= 'Z') cls[c] = kUpper;
-      else if (c >= '0' && c <= '9') cls[c] = kDigit;
-      else if (c <= 0x20 || c == 0x7f) cls[c] = kSpace;  // controls (Cc) and ' ' (Zs)
-      else cls[c] = kPunct;  // the 32 characters of string.punctuation
-    }
+// One 128-entry map per (punctuation, fold_digits): letters lower-cased, digits kept or '0',
+// controls (Cc) and ' ' (Zs) break words, the 32 characters of string.punctuation per mode.
+struct AsciiMaps {
+  uint8_t map[3][2][128];
+  AsciiMaps() {
+    for (int p = 0; p < 3; ++p)
+      for (int d = 0; d < 2; ++d)
+        for (int c = 0; c < 128; ++c) {
+          uint8_t m;
+          if (c >= 'a' && c <= 'z') m = static_cast<uint8_t>(c);
+          else if (c >= 'A' && c <= 'Z') m = static_cast<uint8_t>(c + 32);
+          else if (c >= '0' && c <= '9') m = d ? '0' : static_cast<uint8_t>(c);
+          else if (c <= 0x20 || c == 0x7f) m = kBreak;
+          else if (p == static_cast<int>(Punctuation::kKeep)) m = static_cast<uint8_t>(c);
+          else if (p == static_cast<int>(Punctuation::kSpace)) m = kBreak;
+          else m = kDrop;
+          map[p][d][c] = m;
+        }
   }
 };
-const AsciiTable kAscii;
+const AsciiMaps kMaps;
+
+const uint8_t* ascii_map(const NormaliseOptions& options) {
+  return kMaps.map[static_cast<int>(options.punctuation)][options.fold_digits ? 1 : 0];
+}
 
 bool is_ascii(std::string_view s) {
   size_t i = 0;
@@ -39,51 +52,58 @@ bool is_ascii(std::string_view s) {
   return true;
 }
 
-// Writes words separated by single spaces: a space is only emitted before the next word.
+// Builds the output in place: words separated by single spaces; a space is only written
+// before the next word, so there is none at either end.
 class WordWriter {
  public:
-  explicit WordWriter(std::string& out) : out_(out) { out_.clear(); }
-  void space() { pending_ = !out_.empty(); }
-  void put(char c) {
-    if (pending_) {
-      out_.push_back(' ');
-      pending_ = false;
-    }
-    out_.push_back(c);
+  explicit WordWriter(std::string& out) : out_(out) {}
+  ~WordWriter() { out_.resize(len_); }
+  void space() { pending_ = len_ > 0; }
+  // Room for n more bytes (and a pending space).
+  char* reserve(size_t n) {
+    if (out_.size() < len_ + n + 1) out_.resize(std::max(out_.size() * 2, len_ + n + 1));
+    return out_.data() + len_;
   }
   void put(const char* s, size_t n) {
+    char* o = reserve(n);
     if (pending_) {
-      out_.push_back(' ');
+      *o++ = ' ';
+      ++len_;
       pending_ = false;
     }
-    out_.append(s, n);
+    std::memcpy(o, s, n);
+    len_ += n;
+  }
+  // The ASCII fast path: maps every byte of `text` (all < 0x80).
+  void put_ascii(std::string_view text, const uint8_t* map) {
+    char* const begin = reserve(text.size());
+    char* o = begin;
+    bool pending = pending_;
+    const bool at_start = len_ == 0;
+    for (const char ch : text) {
+      const uint8_t m = map[static_cast<unsigned char>(ch)];
+      if (m > kBreak) {
+        if (pending) *o++ = ' ';
+        pending = false;
+        *o++ = static_cast<char>(m);
+      } else if (m == kBreak) {
+        pending = !(at_start && o == begin);
+      }
+    }
+    pending_ = pending;
+    len_ += static_cast<size_t>(o - begin);
   }
 
  private:
   std::string& out_;
+  size_t len_ = 0;
   bool pending_ = false;
 };
 
-void normalise_ascii(std::string_view text, const NormaliseOptions& options, std::string& out) {
-  out.reserve(text.size());
-  WordWriter w(out);
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (kAscii.cls[c]) {
-      case kLetter: w.put(ch); break;
-      case kUpper: w.put(static_cast<char>(c + 32)); break;
-      case kDigit: w.put(options.fold_digits ? '0' : ch); break;
-      case kSpace: w.space(); break;
-      case kPunct:
-        if (options.punctuation == Punctuation::kKeep) w.put(ch);
-        else if (options.punctuation == Punctuation::kSpace) w.space();
-        break;
-      default: break;
-    }
-  }
-}
-
-void normalise_unicode(std::string_view text, const NormaliseOptions& options, std::string& out) {
+// utf8proc on one run of text that holds no ASCII whitespace or control: normalisation never
+// crosses those (they are starters that compose with nothing and map to themselves).
+void put_unicode(std::string_view text, const NormaliseOptions& options, const uint8_t* map,
+                 WordWriter& w) {
   thread_local std::vector<utf8proc_int32_t> cps;
   const auto* src = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
   const auto len = static_cast<utf8proc_ssize_t>(text.size());
@@ -103,23 +123,16 @@ void normalise_unicode(std::string_view text, const NormaliseOptions& options, s
     n = utf8proc_normalize_utf32(cps.data(), n, flags);
     if (n < 0) n = 0;
   }
-  out.reserve(text.size());
-  WordWriter w(out);
   utf8proc_uint8_t buf[4];
   for (utf8proc_ssize_t i = 0; i < n; ++i) {
-    utf8proc_int32_t cp = cps[static_cast<size_t>(i)];
+    const utf8proc_int32_t cp = cps[static_cast<size_t>(i)];
     if (cp < 128) {
-      const auto c = static_cast<unsigned char>(cp);
-      switch (kAscii.cls[c]) {
-        case kLetter: w.put(static_cast<char>(c)); break;
-        case kUpper: w.put(static_cast<char>(c + 32)); break;  // when !unicode
-        case kDigit: w.put(options.fold_digits ? '0' : static_cast<char>(c)); break;
-        case kSpace: w.space(); break;
-        case kPunct:
-          if (options.punctuation == Punctuation::kKeep) w.put(static_cast<char>(c));
-          else if (options.punctuation == Punctuation::kSpace) w.space();
-          break;
-        default: break;
+      const uint8_t m = map[cp];
+      if (m == kBreak) {
+        w.space();
+      } else if (m != kDrop) {
+        const char c = static_cast<char>(m);
+        w.put(&c, 1);
       }
       continue;
     }
@@ -149,7 +162,7 @@ void normalise_unicode(std::string_view text, const NormaliseOptions& options, s
         break;
       case UTF8PROC_CATEGORY_ND:
         if (options.fold_digits) {
-          w.put('0');
+          w.put("0", 1);
           continue;
         }
         break;
@@ -171,10 +184,31 @@ Punctuation parse_punctuation(const std::string& name) {
 }
 
 void normalise_text(std::string_view text, const NormaliseOptions& options, std::string& out) {
-  if (options.ascii_fast_path && is_ascii(text))
-    normalise_ascii(text, options, out);
-  else
-    normalise_unicode(text, options, out);
+  const uint8_t* map = ascii_map(options);
+  WordWriter w(out);
+  if (!options.ascii_fast_path) {
+    put_unicode(text, options, map, w);
+  } else if (is_ascii(text)) {
+    w.put_ascii(text, map);
+  } else {
+    // Runs between ASCII whitespace/controls: ASCII runs take the fast path, the others
+    // go through utf8proc; the breaks themselves are mapped by the ASCII path.
+    size_t i = 0;
+    while (i < text.size()) {
+      size_t j = i;
+      bool ascii = true;
+      while (j < text.size()) {
+        const auto c = static_cast<unsigned char>(text[j]);
+        if (c <= 0x20 || c == 0x7f) break;
+        ascii &= c < 0x80;
+        ++j;
+      }
+      if (ascii) w.put_ascii(text.substr(i, j - i), map);
+      else put_unicode(text.substr(i, j - i), options, map, w);
+      if (j < text.size()) w.put_ascii(text.substr(j, 1), map);
+      i = j + 1;
+    }
+  }
 }
 
 void shingle_hashes(std::string_view text, int ngram, std::vector<uint64_t>& out) {
@@ -186,10 +220,8 @@ void shingle_hashes(std::string_view text, int ngram, std::vector<uint64_t>& out
   const char* base = text.data();
   const char* p = base;
   const char* end = base + text.size();
-  while ((p = static_cast<const char*>(std::memchr(p, ' ', static_cast<size_t>(end - p))))) {
-    ++p;
-    starts.push_back(static_cast<uint32_t>(p - base));
-  }
+  for (; p != end; ++p)  // words are short: a plain loop beats memchr
+    if (*p == ' ') starts.push_back(static_cast<uint32_t>(p + 1 - base));
   const size_t words = starts.size();
   starts.push_back(static_cast<uint32_t>(text.size() + 1));  // sentinel: one past a space
   if (words < static_cast<size_t>(ngram)) {

@@ -69,6 +69,28 @@ TEST(Normalise, AsciiFastPathMatchesUnicodePath) {
   }
 }
 
+// Mixed text: runs between ASCII whitespace go through utf8proc one by one; the result must
+// be what utf8proc gives for the whole text.
+TEST(Normalise, RunByRunMatchesWholeTextUnicodePath) {
+  const std::vector<std::string> pieces = {
+      "a", "B", "7", " ", "\t", "\n", ",", "'", "-", "\u00e9", "e\u0301", "\u0301", "\u00a0",
+      "\u3000", "\uFB01", "\uFF21", "\u00DF", "\u03A3", "\u00AD", "\u201C", "\u2014", "\u0663",
+      "\u00BD", "\u6F22", "\U0001F600", "\u212B", "\u1E9E", "\uFDFA"};
+  std::mt19937 rng(5);
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 30);
+    for (int k = 0; k < n; ++k) text += pieces[rng() % pieces.size()];
+    for (Punctuation p : {Punctuation::kRemove, Punctuation::kSpace, Punctuation::kKeep}) {
+      NormaliseOptions fast, slow;
+      fast.punctuation = slow.punctuation = p;
+      fast.fold_digits = slow.fold_digits = (round % 2) == 1;
+      slow.ascii_fast_path = false;
+      ASSERT_EQ(norm(text, fast), norm(text, slow)) << "text: " << text;
+    }
+  }
+}
+
 TEST(Shingles, WordNgramsHashedAsSubstrings) {
   std::vector<uint64_t> out;
   shingle_hashes("a bb ccc dd e", 3, out);
