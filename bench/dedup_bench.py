@@ -36,7 +36,8 @@ def timed(cmd, env=None):
     res = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if res.returncode != 0:
-        sys.stderr.write(res.stdout[-4000:] + res.stderr[-4000:])
+        err = res.stderr.split("\tCommand being timed")[0]
+        sys.stderr.write(res.stdout[-4000:] + err[-4000:])
         raise SystemExit("failed: " + " ".join(cmd))
     rss = 0.0
     for line in res.stderr.splitlines():
@@ -121,7 +122,10 @@ def main():
             run_dir = os.path.join(work, "sf-np%d-%d" % (ranks, rep))
             cfg = os.path.join(work, "dedup-np%d.yaml" % ranks)
             with open(cfg, "w") as f:
-                f.write("input:\n  format: jsonl\n  paths: [%s]\noutput:\n  dir: %s\nthreads: 1\n"
+                f.write("input:\n  format: jsonl\n  text_field: text\n  id_field: id\n"
+                        "  paths: [%s]\noutput:\n  dir: %s\nthreads: 1\n"
+                        "dedup:\n  ngram: 5\n  num_perm: 112\n  bands: 14\n  rows: 8\n"
+                        "  threshold: 0.8\n  keep: first\n  seed: 1\n"
                         % (", ".join(json.dumps(p) for p in files), json.dumps(run_dir)))
             wall, _, _ = timed(["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
                                 "-x", "OMP_NUM_THREADS=1", args.shardforge, "dedup", cfg], env)
@@ -129,7 +133,7 @@ def main():
             walls.append(wall)
             rsss.append(max(max(s["peak_rss_mib"]) for s in report["stages"]))
             sig_stage = [s for s in report["stages"]
-                         if "minhash" in s["name"].lower() or "signature" in s["name"].lower()]
+                         if any(w in s["name"].lower() for w in ("minhash", "signature", "sketch"))]
             sig_seconds = sum(max(s["seconds"]) for s in sig_stage) if sig_stage else None
             sigs.append(sig_seconds)
             print("sf x%d run %d: %.2f s; stages (max over ranks): %s" % (

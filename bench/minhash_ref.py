@@ -62,27 +62,35 @@ def shingle_hashes(normalised, n):
             for i in range(len(words) - n + 1)]
 
 
-def signatures(shingle_lists, a, b, chunk=8192):
-    """MinHash of each shingle list; rows of num_perm uint32 (as uint64)."""
+def signatures(texts, ngram, a, b, times, chunk=8192):
+    """MinHash of each text's shingles, rows of num_perm uint32 values. Works through the texts
+    in groups of about `chunk` shingles (the (shingles x num_perm) product stays in cache);
+    adds the seconds spent shingling and min-hashing to times."""
     num_perm = a.shape[0]
-    out = np.full((len(shingle_lists), num_perm), MAX_HASH, dtype=np.uint64)
-    docs = [i for i, s in enumerate(shingle_lists) if s]
+    out = np.full((len(texts), num_perm), MAX_HASH, dtype=np.uint64)
     start = 0
-    while start < len(docs):
-        end, total = start, 0
-        while end < len(docs) and (total == 0 or total + len(shingle_lists[docs[end]]) <= chunk):
-            total += len(shingle_lists[docs[end]])
-            end += 1
-        group = docs[start:end]
-        hv = np.fromiter((h for i in group for h in shingle_lists[i]), dtype=np.uint64,
-                         count=total)
-        lengths = np.array([len(shingle_lists[i]) for i in group])
+    while start < len(texts):
+        t0 = time.perf_counter()
+        group, lists, total = [], [], 0
+        while start < len(texts) and (total == 0 or total < chunk):
+            hashes = shingle_hashes(texts[start], ngram)
+            if hashes:
+                group.append(start)
+                lists.append(hashes)
+                total += len(hashes)
+            start += 1
+        t1 = time.perf_counter()
+        times["shingles"] = times.get("shingles", 0.0) + t1 - t0
+        if not group:
+            continue
+        hv = np.fromiter((h for hs in lists for h in hs), dtype=np.uint64, count=total)
+        lengths = np.array([len(hs) for hs in lists])
         offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         with np.errstate(over="ignore"):
             phv = ((hv[:, None] * a[None, :] + b[None, :]) % MERSENNE) & MAX_HASH
         out[group] = np.minimum.reduceat(phv, offsets, axis=0)
-        start = end
-    return out
+        times["minhash"] = times.get("minhash", 0.0) + time.perf_counter() - t1
+    return out.astype(np.uint32)
 
 
 def components(n, u, v):
@@ -152,18 +160,13 @@ def main():
 
     # Shingles + MinHash signatures of the survivors.
     a, b = permutations(args.num_perm, args.seed)
-    shingles = [shingle_hashes(texts[r], args.ngram) for r in survivors]
-    t_sh = time.perf_counter()
-    times["shingles"] = t_sh - t2
-    sigs = signatures(shingles, a, b)
-    del shingles
+    sig32 = signatures([texts[r] for r in survivors], args.ngram, a, b, times)
+    del texts
     t3 = time.perf_counter()
-    times["minhash"] = t3 - t_sh
 
     # LSH buckets -> star edges to each bucket's smallest row -> verify -> components.
     n = len(survivors)
     us, vs = [], []
-    sig32 = sigs.astype(np.uint32)
     for band in range(args.bands):
         part = np.ascontiguousarray(sig32[:, band * args.rows:(band + 1) * args.rows])
         keys = part.view(np.dtype((np.void, 4 * args.rows))).ravel()
