@@ -12,6 +12,7 @@ apt-get install -y -q --no-install-recommends \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
   libgtest-dev \
   python3 python3-faiss python3-h5py python3-numpy \
+  python3-xxhash \
   dataset-fashion-mnist \
   slurm-wlm \
   procps time

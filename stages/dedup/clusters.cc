@@ -554,71 +554,96 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
   const RowOwners owners(comm, range);
   timer.done("check input");
 
-  // 1. Band keys. Entry = (bucket key, row); the key hashes the band's values seeded by the
-  // band index. Each rank sends owner(key) one BucketPart per local bucket.
+  // 1-3, one band at a time (memory: one band's keys, not all of them). Entry = (bucket key,
+  // row); the key hashes the band's values seeded by the band index. Each rank sends
+  // owner(key) one BucketPart per local bucket; the owner answers the smallest row of each
+  // bucket with >= 2 members to its contributors; each member then gets a star edge
+  // (member -> that smallest row).
   struct BandEntry {
     uint64_t key;
     uint64_t row;
   };
-  std::vector<BandEntry> entries;
-  std::vector<std::vector<BucketPart>> parts(ranks);
-  cluster::run_local_phase(comm, "dedup: band keys", [&] {
-    entries.reserve(docs.size() * params.bands);
-    for (size_t i = 0; i < docs.size(); ++i)
-      for (int b = 0; b < params.bands; ++b)
-        entries.push_back(
-            {XXH3_64bits_withSeed(&signatures[i * width + static_cast<size_t>(b) * params.rows],
-                                  sizeof(uint32_t) * params.rows, static_cast<uint64_t>(b)),
-             docs[i].row});
-    std::sort(entries.begin(), entries.end(), [](const BandEntry& a, const BandEntry& b) {
-      return a.key != b.key ? a.key < b.key : a.row < b.row;
-    });
-    for (size_t g = 0; g < entries.size();) {
-      size_t e = g + 1;
-      while (e < entries.size() && entries[e].key == entries[g].key) ++e;
-      parts[key_owner(entries[g].key, ranks)].push_back(
-          {entries[g].key, entries[g].row, static_cast<uint64_t>(e - g)});
-      g = e;
-    }
-  });
-  std::vector<std::vector<BucketPart>> bucket_parts = exchange(comm, parts);
-  timer.done("band keys");
-
-  // 2. Owners: the smallest row of each bucket with >= 2 members, to its contributors.
   int64_t buckets = 0, largest_bucket = 0, bucket_entries = 0, most_parts = 0;
-  std::vector<std::vector<BucketMin>> mins(ranks);
-  cluster::run_local_phase(comm, "dedup: band buckets", [&] {
-    struct Entry {
-      BucketPart part;
-      int source;
-    };
-    std::vector<Entry> all;
-    for (int s = 0; s < ranks; ++s)
-      for (const BucketPart& p : bucket_parts[s]) all.push_back({p, s});
-    bucket_parts.clear();
-    bucket_entries = static_cast<int64_t>(all.size());
-    std::sort(all.begin(), all.end(),
-              [](const Entry& a, const Entry& b) { return a.part.key < b.part.key; });
-    for (size_t g = 0; g < all.size();) {
-      size_t e = g + 1;
-      uint64_t count = all[g].part.count, min_row = all[g].part.min_row;
-      for (; e < all.size() && all[e].part.key == all[g].part.key; ++e) {
-        count += all[e].part.count;
-        min_row = std::min(min_row, all[e].part.min_row);
+  std::vector<std::pair<uint64_t, uint64_t>> pairs;  // (row, target), this rank's rows
+  std::vector<BandEntry> entries;
+  for (int band = 0; band < params.bands; ++band) {
+    std::vector<std::vector<BucketPart>> parts(ranks);
+    cluster::run_local_phase(comm, "dedup: band keys", [&] {
+      entries.clear();
+      entries.reserve(docs.size());
+      const size_t offset = static_cast<size_t>(band) * params.rows;
+      for (size_t i = 0; i < docs.size(); ++i)
+        entries.push_back({XXH3_64bits_withSeed(&signatures[i * width + offset],
+                                                sizeof(uint32_t) * params.rows,
+                                                static_cast<uint64_t>(band)),
+                           docs[i].row});
+      std::sort(entries.begin(), entries.end(), [](const BandEntry& a, const BandEntry& b) {
+        return a.key != b.key ? a.key < b.key : a.row < b.row;
+      });
+      for (size_t g = 0; g < entries.size();) {
+        size_t e = g + 1;
+        while (e < entries.size() && entries[e].key == entries[g].key) ++e;
+        parts[key_owner(entries[g].key, ranks)].push_back(
+            {entries[g].key, entries[g].row, static_cast<uint64_t>(e - g)});
+        g = e;
       }
-      if (count >= 2) {
-        ++buckets;
-        largest_bucket = std::max(largest_bucket, static_cast<int64_t>(count));
-        most_parts = std::max(most_parts, static_cast<int64_t>(e - g));
-        for (size_t k = g; k < e; ++k) mins[all[k].source].push_back({all[g].part.key, min_row});
+    });
+    std::vector<std::vector<BucketPart>> bucket_parts = exchange(comm, parts);
+
+    std::vector<std::vector<BucketMin>> mins(ranks);
+    cluster::run_local_phase(comm, "dedup: band buckets", [&] {
+      struct Entry {
+        BucketPart part;
+        int source;
+      };
+      std::vector<Entry> all;
+      for (int s = 0; s < ranks; ++s)
+        for (const BucketPart& p : bucket_parts[s]) all.push_back({p, s});
+      bucket_parts.clear();
+      bucket_entries = std::max(bucket_entries, static_cast<int64_t>(all.size()));
+      std::sort(all.begin(), all.end(),
+                [](const Entry& a, const Entry& b) { return a.part.key < b.part.key; });
+      for (size_t g = 0; g < all.size();) {
+        size_t e = g + 1;
+        uint64_t count = all[g].part.count, min_row = all[g].part.min_row;
+        for (; e < all.size() && all[e].part.key == all[g].part.key; ++e) {
+          count += all[e].part.count;
+          min_row = std::min(min_row, all[e].part.min_row);
+        }
+        if (count >= 2) {
+          ++buckets;
+          largest_bucket = std::max(largest_bucket, static_cast<int64_t>(count));
+          most_parts = std::max(most_parts, static_cast<int64_t>(e - g));
+          for (size_t k = g; k < e; ++k)
+            mins[all[k].source].push_back({all[g].part.key, min_row});
+        }
+        g = e;
       }
-      g = e;
-    }
-  });
-  std::vector<std::vector<BucketMin>> bucket_mins = exchange(comm, mins);
+    });
+    std::vector<std::vector<BucketMin>> bucket_mins = exchange(comm, mins);
+
+    cluster::run_local_phase(comm, "dedup: candidate pairs", [&] {
+      std::vector<BucketMin> known;
+      for (auto& m : bucket_mins) known.insert(known.end(), m.begin(), m.end());
+      bucket_mins.clear();
+      std::sort(known.begin(), known.end(),
+                [](const BucketMin& a, const BucketMin& b) { return a.key < b.key; });
+      size_t k = 0;
+      for (const BandEntry& entry : entries) {
+        while (k < known.size() && known[k].key < entry.key) ++k;
+        if (k < known.size() && known[k].key == entry.key && entry.row != known[k].min_row)
+          pairs.emplace_back(entry.row, known[k].min_row);
+      }
+      // keep the pairs of earlier bands unique as they accumulate
+      if (pairs.size() > 4 * docs.size() + 1024) {
+        std::sort(pairs.begin(), pairs.end());
+        pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+      }
+    });
+  }
+  std::vector<BandEntry>().swap(entries);
   timer.done("band buckets");
 
-  // 3. Star edges: each member of a shared bucket -> the bucket's smallest row.
   struct Edge {
     uint64_t u;  // local document index
     uint64_t v;  // row of the other end, v < row(u)
@@ -626,19 +651,6 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
   std::vector<Edge> edges;
   std::vector<uint64_t> targets;
   cluster::run_local_phase(comm, "dedup: candidate pairs", [&] {
-    std::vector<BucketMin> known;
-    for (auto& m : bucket_mins) known.insert(known.end(), m.begin(), m.end());
-    bucket_mins.clear();
-    std::sort(known.begin(), known.end(),
-              [](const BucketMin& a, const BucketMin& b) { return a.key < b.key; });
-    size_t k = 0;
-    std::vector<std::pair<uint64_t, uint64_t>> pairs;  // (row, target)
-    for (const BandEntry& entry : entries) {
-      while (k < known.size() && known[k].key < entry.key) ++k;
-      if (k < known.size() && known[k].key == entry.key && entry.row != known[k].min_row)
-        pairs.emplace_back(entry.row, known[k].min_row);
-    }
-    std::vector<BandEntry>().swap(entries);
     std::sort(pairs.begin(), pairs.end());
     pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
     edges.reserve(pairs.size());
@@ -648,6 +660,7 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
       edges.push_back({i, target});
       targets.push_back(target);
     }
+    std::vector<std::pair<uint64_t, uint64_t>>().swap(pairs);
     sort_unique(targets);
   });
   const int64_t candidate_pairs = comm.sum(static_cast<int64_t>(edges.size()));

@@ -61,8 +61,8 @@ struct NearStats {
   int64_t largest_cluster = 0;   // members of the largest component
   int64_t cc_rounds = 0;         // hooking rounds of the connected components
   int64_t jump_rounds = 0;       // pointer-jumping rounds, all hooking rounds together
-  // Max over ranks of the bucket entries one rank received in the band-key shuffle
-  // (a bucket costs its owner one entry per contributing rank, not one per member).
+  // Most bucket entries one rank received in one band's key shuffle (a bucket costs its owner
+  // one entry per contributing rank, not one per member).
   int64_t max_rank_bucket_entries = 0;
   // Most entries any owner received for one bucket (<= ranks, however large the bucket).
   int64_t largest_bucket_parts = 0;

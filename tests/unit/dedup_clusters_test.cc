@@ -190,7 +190,7 @@ TEST(DedupNear, LongShuffledChainIsOneCluster) {
   EXPECT_EQ(stats.largest_cluster, static_cast<int64_t>(n));
   EXPECT_EQ(stats.verified_edges, static_cast<int64_t>(n - 1));
   // hooking + pointer jumping: far fewer rounds than the chain's length
-  EXPECT_LE(stats.cc_rounds, 40) << "hooking rounds";
+  EXPECT_LE(stats.cc_rounds, 16) << "hooking rounds";  // 9 here; 11 for a 100,000-doc chain
   expect_same(got, reference_near(c, p, nullptr));
 }
 
