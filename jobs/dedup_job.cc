@@ -500,16 +500,38 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   if (config.dedup.near) {
     std::vector<char> removed(static_cast<size_t>(local_docs), 0);
     for (const auto& v : exact) removed[v.row - range.begin] = 1;
+    // The survivors' signatures in row order. Survivors have distinct hashes, so distinct
+    // slots; when their slots increase (always with keep: first) they are compacted in place
+    // and the signatures are held once, else copied.
     std::vector<dd::DocRef> survivors;
-    std::vector<uint32_t> sigs;
-    std::vector<std::vector<uint64_t>> sets;
-    const int width = lsh.width();
+    std::vector<int32_t> slots;
     for (int64_t i = 0; i < local_docs; ++i) {
       if (removed[i] || corpus.slot[i] < 0) continue;
       survivors.push_back(docs[i]);
-      const uint32_t* s = corpus.signatures.data() + static_cast<size_t>(corpus.slot[i]) * width;
-      sigs.insert(sigs.end(), s, s + width);
-      if (exact_verify) sets.push_back(corpus.shingle_sets[corpus.slot[i]]);
+      slots.push_back(corpus.slot[i]);
+    }
+    const size_t width = static_cast<size_t>(lsh.width());
+    std::vector<uint32_t> sigs;
+    std::vector<std::vector<uint64_t>> sets;
+    if (std::is_sorted(slots.begin(), slots.end())) {
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if (static_cast<size_t>(slots[k]) != k)
+          std::copy_n(corpus.signatures.begin() + static_cast<std::ptrdiff_t>(slots[k] * width), width,
+                      corpus.signatures.begin() + static_cast<std::ptrdiff_t>(k * width));
+        if (exact_verify) std::swap(corpus.shingle_sets[k], corpus.shingle_sets[slots[k]]);
+      }
+      corpus.signatures.resize(slots.size() * width);
+      sigs.swap(corpus.signatures);
+      corpus.shingle_sets.resize(exact_verify ? slots.size() : 0);
+      sets.swap(corpus.shingle_sets);
+    } else {
+      for (int32_t slot : slots) {
+        const uint32_t* sig = corpus.signatures.data() + static_cast<size_t>(slot) * width;
+        sigs.insert(sigs.end(), sig, sig + width);
+        if (exact_verify) sets.push_back(corpus.shingle_sets[slot]);
+      }
+      std::vector<uint32_t>().swap(corpus.signatures);
+      std::vector<std::vector<uint64_t>>().swap(corpus.shingle_sets);
     }
     near = dd::near_duplicates(comm, range, survivors, sigs, lsh, sets, &near_stats);
     if (config.dedup.clusters == "star") {

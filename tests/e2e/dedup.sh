@@ -72,6 +72,16 @@ for keep in longest field:score; do
   ok
 done
 
+for np in 1 4; do
+  check "exact Jaccard verification and star clusters, $np rank(s)"
+  dedup_config "$WORK/v.yaml" "$WORK/runv$np" jsonl first "${inputs[@]}"
+  run_ok "$np" "$WORK/verify$np.log" dedup "$WORK/v.yaml" --set dedup.verify=exact --set dedup.clusters=star
+  "$PY" "$DD" check "$WORK/corpus" "$WORK/runv$np" --keep first || fail "verify exact"
+  grep -q '"verify": "exact"' "$WORK/runv$np/dedup.json" || fail "dedup.json does not record verify: exact"
+  ok
+done
+cmp -s "$WORK/runv1/duplicates.jsonl" "$WORK/runv4/duplicates.jsonl" || fail "verify exact: 1 and 4 ranks differ"
+
 check "a rerun replaces the earlier results; input files unchanged"
 dedup_config "$WORK/c1.yaml" "$WORK/run1" jsonl first "${inputs[@]}"
 echo stale >"$WORK/run1/kept/part-00009.jsonl"
