@@ -451,6 +451,15 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
             "the line is longer than " + std::to_string(options.max_record_bytes) + " bytes");
         continue;
       }
+      if (options.raw_lines) {  // no parsing: every line that fits is passed on
+        record = TextRecord{};
+        record.raw = line.bytes;
+        record.line = lineno;
+        ++stats.records;
+        stats.bytes += line.bytes.size() + 1;
+        on_record(record);
+        continue;
+      }
       if (!parse_jsonl(line.bytes, options, text, id, record, why)) {
         bad(why.kind, lineno, why.detail);
         continue;

@@ -81,6 +81,9 @@ struct TextReadOptions {
   std::string id_field = "id";      // absent in a record: TextRecord::id stays empty
   std::string keep_field;           // "": none. Else its numeric value -> keep_value
   uint64_t max_record_bytes = 16u << 20;
+  // JSONL only: pass every line that is not too long to on_record without parsing it (raw
+  // and line set, text and id empty): a second pass over records already checked.
+  bool raw_lines = false;
 };
 
 // One good record. Views are valid only during the on_record call.

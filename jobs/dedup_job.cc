@@ -175,6 +175,8 @@ struct LocalCorpus {
   std::vector<dd::Hash128> hashes;
   std::vector<int32_t> slot;         // signature slot per doc; -1: empty normalised text
   std::vector<uint32_t> raw_bytes;
+  std::vector<int64_t> doc_line;     // piece-relative line of each doc
+  std::vector<int64_t> piece_docs;   // first doc of each piece, and one past the last
   std::vector<std::string> ids;      // JSON text of the id field, "" when absent
   std::vector<uint32_t> signatures;  // slots x num_perm
   std::vector<std::vector<uint64_t>> shingle_sets;  // per slot, with dedup.verify: exact
@@ -254,6 +256,7 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
   int64_t done_pieces = 0;
   for (size_t p = 0; p < corpus.pieces.size(); ++p) {
     const io::TextPiece& piece = corpus.pieces[p];
+    corpus.piece_docs.push_back(static_cast<int64_t>(corpus.keep_score.size()));
     const io::PieceStats stats = io::read_text_piece(
         corpus.files[piece.file], piece, read,
         [&](const io::TextRecord& rec) {
@@ -266,6 +269,7 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
           corpus.raw_bytes.push_back(static_cast<uint32_t>(
               rec.raw.size() + (read.format == io::TextFormat::kJsonl ? 1 : 2)));
           corpus.ids.emplace_back(rec.id);
+          corpus.doc_line.push_back(rec.line);
           texts.emplace_back(rec.text);
           batch_bytes += rec.text.size();
           if (texts.size() >= kBatchDocs || batch_bytes >= kBatchBytes) flush();
@@ -274,6 +278,7 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
     corpus.piece_lines.push_back(stats.lines);
     if (progress) progress(++done_pieces, static_cast<int64_t>(corpus.pieces.size()));
   }
+  corpus.piece_docs.push_back(static_cast<int64_t>(corpus.keep_score.size()));
   flush();
 }
 
@@ -658,15 +663,20 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     std::vector<char> removed(static_cast<size_t>(local_docs), 0);
     for (const auto& v : verdicts) removed[v.row - range.begin] = 1;
     const std::string part = part_name(comm.rank(), read.format);
+    // Second pass: the records are found again by their lines; JSONL lines are not parsed
+    // again (io::TextReadOptions::raw_lines).
+    io::TextReadOptions again = read;
+    again.raw_lines = read.format == io::TextFormat::kJsonl;
     io::publish_file(kept_tmp + "/" + part, [&](const std::string& tmp) {
       FileWriter out(tmp);
-      int64_t i = 0;
-      for (const io::TextPiece& piece : corpus.pieces)
+      for (size_t p = 0; p < corpus.pieces.size(); ++p) {
+        const io::TextPiece& piece = corpus.pieces[p];
+        int64_t i = corpus.piece_docs[p];
+        const int64_t end = corpus.piece_docs[p + 1];
         io::read_text_piece(
-            corpus.files[piece.file], piece, read,
+            corpus.files[piece.file], piece, again,
             [&](const io::TextRecord& rec) {
-              if (i >= local_docs)
-                throw io::InputError(corpus.files[piece.file].path + ": changed while dedup ran");
+              if (i >= end || corpus.doc_line[i] != rec.line) return;  // a bad record
               if (!removed[i]) {
                 out.write(rec.raw);
                 out.write(read.format == io::TextFormat::kJsonl ? "\n" : "%\n");
@@ -675,8 +685,9 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
               ++i;
             },
             [](const io::BadRecord&) {});
-      if (i != local_docs)
-        throw io::InputError(config.input.paths.front() + ": input changed while dedup ran");
+        if (i != end)
+          throw io::InputError(corpus.files[piece.file].path + ": changed while dedup ran");
+      }
       out.close();
     });
     io::publish_file(dup_tmp + "/" + part_name(comm.rank(), io::TextFormat::kJsonl),
