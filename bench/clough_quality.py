@@ -25,6 +25,7 @@ for l in open(run + "/quality_pairs.jsonl"):
 threshold = json.load(open(run + "/quality.json"))["threshold"]
 orig = {d["task"]: d["id"] for d in docs if d["category"] == "orig"}
 print(f"threshold {threshold}")
+print("(Jaccard to the original; below 0.3 counted as 0: quality_pairs.jsonl lists pairs >= 0.3)")
 print(f"{'category':>9} {'answers':>7} {'found':>5} {'J>=t':>5} {'median J':>9} {'max J':>6}")
 for cat in ("cut", "light", "heavy", "non"):
     ans = [d for d in docs if d["category"] == cat]
