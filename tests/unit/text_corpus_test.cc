@@ -192,6 +192,24 @@ TEST(TextCorpus, BadRecordsAreCountedWithTheirLines) {
   EXPECT_EQ(keep[1], 2.5);
 }
 
+// The second pass of the dedup: every line that fits comes back unparsed, with its line.
+TEST(TextCorpus, RawLinesSkipParsingButNotLineNumbers) {
+  TempDir dir;
+  write_bytes(dir.file("r.jsonl"), "{\"text\": \"a\"}\nnot json\n" + std::string(300, 'x') +
+                                      "\n{\"text\": \"b\"}\r\nlast, no newline");
+  TextReadOptions options;
+  options.raw_lines = true;
+  options.max_record_bytes = 100;
+  for (int size : {1, 2, 5}) {
+    const Read r = read_all({dir.file("r.jsonl")}, size, options);
+    EXPECT_EQ(r.raw, (std::vector<std::string>{"{\"text\": \"a\"}", "not json",
+                                               "{\"text\": \"b\"}\r", "last, no newline"}))
+        << size;
+    EXPECT_EQ(r.line, (std::vector<int64_t>{0, 1, 3, 4})) << size;
+    EXPECT_EQ(r.bad, (std::vector<std::pair<BadKind, int64_t>>{{BadKind::kTooLong, 2}})) << size;
+  }
+}
+
 TEST(TextCorpus, HugeLineIsSkippedWithBoundedMemory) {
   TempDir dir;
   std::string data = R"({"text": "before"})" "\n";
