@@ -13,7 +13,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
+#include "io/jsonl_fields.h"
 
 namespace sf::io {
 namespace {
@@ -271,52 +271,79 @@ bool is_blank(std::string_view s) {
   return true;
 }
 
+// `s` as a JSON string literal.
+void append_json_string(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
 // Parses one JSONL line into `record`; returns false (and fills `bad`) when it is bad.
-bool parse_jsonl(std::string_view line, const TextReadOptions& options, std::string& text,
+// `fields` holds the requests: [0] text, [1] id, [2] keep field (when options name one).
+bool parse_jsonl(std::string_view line, const TextReadOptions& options, JsonField* fields,
                  std::string& id, TextRecord& record, BadRecord& bad) {
   if (!valid_utf8(line)) {
     bad.kind = BadKind::kInvalidUtf8;
     bad.detail = "the line is not valid UTF-8";
     return false;
   }
-  nlohmann::json doc = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
+  const int count = options.keep_field.empty() ? 2 : 3;
+  const JsonLineStatus status = parse_jsonl_fields(line, fields, count);
+  if (status != JsonLineStatus::kObject) {
     bad.kind = BadKind::kMalformedJson;
     bad.detail = is_blank(line) ? "blank line"
-                 : doc.is_discarded() ? "not valid JSON"
-                                      : "not a JSON object";
+                 : status == JsonLineStatus::kInvalid ? "not valid JSON"
+                                                      : "not a JSON object";
     return false;
   }
-  auto t = doc.find(options.text_field);
-  if (t == doc.end() || !t->is_string()) {
+  const JsonField& t = fields[0];
+  if (!t.found || t.type != JsonField::kString) {
     bad.kind = BadKind::kMissingText;
-    bad.detail = t == doc.end() ? "no field '" + options.text_field + "'"
-                                : "field '" + options.text_field + "' is not a string";
+    bad.detail = !t.found ? "no field '" + options.text_field + "'"
+                          : "field '" + options.text_field + "' is not a string";
     return false;
   }
-  text = t->get_ref<const std::string&>();
-  if (is_blank(text)) {
+  if (is_blank(t.string)) {
     bad.kind = BadKind::kEmptyText;
     bad.detail = "field '" + options.text_field + "' is empty";
     return false;
   }
   id.clear();
-  auto i = doc.find(options.id_field);
-  if (i != doc.end()) {
-    if (!i->is_string() && !i->is_number()) {
+  const JsonField& i = fields[1];
+  if (i.found) {
+    if (i.type == JsonField::kString) append_json_string(id, i.string);
+    else if (i.type == JsonField::kNumber) id.assign(i.token);
+    else {
       bad.kind = BadKind::kBadId;
       bad.detail = "field '" + options.id_field + "' is neither a string nor a number";
       return false;
     }
-    id = i->dump();
   }
   record.keep_value = -std::numeric_limits<double>::infinity();
-  if (!options.keep_field.empty()) {
-    auto k = doc.find(options.keep_field);
-    if (k != doc.end() && k->is_number()) record.keep_value = k->get<double>();
-  }
+  if (count == 3 && fields[2].found && fields[2].type == JsonField::kNumber)
+    record.keep_value = std::strtod(std::string(fields[2].token).c_str(), nullptr);
   record.raw = line;
-  record.text = text;
+  record.text = t.string;
   record.id = id;
   return true;
 }
@@ -433,7 +460,11 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
   LineReader::Line line;
   TextRecord record;
   BadRecord why{BadKind::kMalformedJson, 0, {}};
-  std::string text, id;
+  std::string id;
+  JsonField fields[3];
+  fields[0].name = options.text_field;
+  fields[1].name = options.id_field;
+  fields[2].name = options.keep_field;
   int64_t lineno = -1;
   // A final line without '\n' in a truncated stream is part of the damage, not a record.
   auto cut_short = [&](const LineReader::Line& l) {
@@ -460,7 +491,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         on_record(record);
         continue;
       }
-      if (!parse_jsonl(line.bytes, options, text, id, record, why)) {
+      if (!parse_jsonl(line.bytes, options, fields, id, record, why)) {
         bad(why.kind, lineno, why.detail);
         continue;
       }

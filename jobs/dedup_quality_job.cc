@@ -70,7 +70,9 @@ void quality(const pipeline::Config& config) {
     io::read_text_piece(
         files[piece.file], piece, read,
         [&](const io::TextRecord& rec) {
-          ids.push_back(rec.id.empty() ? std::to_string(ids.size()) : std::string(rec.id));
+          // The id as nlohmann writes it, as duplicates.jsonl's ids are read back below.
+          ids.push_back(rec.id.empty() ? std::to_string(ids.size())
+                                       : nlohmann::json::parse(rec.id).dump());
           dd::normalise_text(rec.text, norm, normalised);
           std::vector<uint64_t> s;
           dd::shingle_hashes(normalised, config.dedup.ngram, s);
