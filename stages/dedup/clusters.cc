@@ -134,20 +134,24 @@ Fetched fetch(Comm& comm, const RowOwners& owners, const std::vector<DocRef>& do
               const std::function<void(size_t, Bytes&)>& encode) {
   const int ranks = comm.size();
   std::vector<std::vector<uint64_t>> requests(ranks);
-  for (uint64_t row : rows) requests[owners.owner(row)].push_back(row);
+  cluster::run_local_phase(comm, "dedup: fetch requests", [&] {
+    for (uint64_t row : rows) requests[owners.owner(row)].push_back(row);
+  });
   const std::vector<std::vector<uint64_t>> asked = exchange(comm, requests);
   std::vector<Bytes> replies(ranks);
-  Bytes payload;
-  for (int s = 0; s < ranks; ++s) {
-    for (uint64_t row : asked[s]) {
-      payload.clear();
-      encode(local_index(docs, row), payload);
-      const uint64_t n = payload.size();
-      const char* p = reinterpret_cast<const char*>(&n);
-      replies[s].insert(replies[s].end(), p, p + sizeof n);
-      replies[s].insert(replies[s].end(), payload.begin(), payload.end());
+  cluster::run_local_phase(comm, "dedup: fetch replies", [&] {
+    Bytes payload;
+    for (int s = 0; s < ranks; ++s) {
+      for (uint64_t row : asked[s]) {
+        payload.clear();
+        encode(local_index(docs, row), payload);
+        const uint64_t n = payload.size();
+        const char* p = reinterpret_cast<const char*>(&n);
+        replies[s].insert(replies[s].end(), p, p + sizeof n);
+        replies[s].insert(replies[s].end(), payload.begin(), payload.end());
+      }
     }
-  }
+  });
   std::vector<Bytes> answers = comm.alltoallv(replies);
   replies.clear();
   Fetched out;
