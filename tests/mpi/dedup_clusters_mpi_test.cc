@@ -261,6 +261,16 @@ TEST(DedupClustersMpi, BadInputOnOneRankFailsAllRanks) {
   std::vector<Hash128> hashes(p.docs.size(), Hash128{1, 2});
   if (bad) hashes.pop_back();
   expect_phase_error([&] { exact_duplicates(comm, p.range, p.docs, hashes); }, "hashes for");
+  if (comm.size() > 1) {  // every rank claims all rows: the ranges overlap
+    std::string problem;
+    try {
+      exact_duplicates(comm, {0, 400}, {}, {});
+      problem = "no error";
+    } catch (const cluster::PhaseError& e) {
+      if (e.detail().find("overlap") == std::string::npos) problem = e.what();
+    }
+    EXPECT_EQ(problems_on_any_rank(comm, problem), "");
+  }
   // and the ranks still work together afterwards
   const auto got = near_duplicates(comm, p.range, p.docs, p.signatures, params, {}, nullptr);
   EXPECT_EQ(problems_on_any_rank(comm, compare(got, reference_near(c, params, nullptr), p.range)),
