@@ -189,6 +189,11 @@ def main():
         print("(the reference read the first %d docs, %.0f MB: its rows count pairs inside them)"
               % (ref_docs, ref[3]))
     for label, _, _, _, _, _, removed, _, _ in results:
+        if not truth:  # a real set: nothing planted
+            reasons = list(removed.values())
+            print("%s: removed %d (exact %d, near %d)" % (
+                label, len(removed), reasons.count("exact"), reasons.count("near")))
+            continue
         rows, extra = truth_report(truth, removed, prefix_ids if label.startswith("ref") else None)
         print("%s: removed %d; %s; removed but not planted: %d" % (
             label, len(removed), ", ".join("%s %d/%d" % (k, hit, n) for k, (n, hit) in
