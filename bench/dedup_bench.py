@@ -8,9 +8,11 @@ Runs, on the same files, in one go (the machine is shared: keep the contenders t
   ref       bench/minhash_ref.py, one process, one core (numpy + xxhash, datasketch MinHash)
   sf x1     shardforge dedup, 1 rank, 1 thread           (mpirun --bind-to none)
   sf x2     shardforge dedup, 2 ranks, 1 thread each
-and prints wall time, MB/s of JSONL read, MB/s per core, the MinHash-signature step's MB/s per
-core (from dedup.json's stage times: the slowest rank), peak RSS per rank, the ratios to the
-reference per core and the 2-rank speedup; then, against the generator's truth.jsonl, how many
+and prints wall time, CPU time (user + system, all processes: robust where other jobs share the
+machine), MB/s of JSONL read, MB/s per core, MB per CPU-second, the MinHash-signature step's
+MB/s per core (dedup.json's stage containing "sketch"/"minhash"/"signature", slowest rank; for
+shardforge that stage also reads and normalises), peak RSS per rank, the ratios to the
+reference and the 2-rank speedup; then, against the generator's truth.jsonl, how many
 planted exact / near duplicates each contender removed, per target Jaccard level, and removed
 documents that were not planted. Both contenders use the same parameters (dedup defaults:
 5-gram words, 112 permutations, 14 x 8 bands, threshold 0.8, seed 1, keep first), so with
@@ -31,7 +33,8 @@ ROOT = os.path.dirname(HERE)
 
 
 def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time -v; returns (wall s, max RSS MiB of the biggest child, stdout)."""
+    """Runs cmd under /usr/bin/time -v; returns (wall s, max RSS MiB of the biggest process,
+    stdout, CPU s = user + system of the process and the children it waited for)."""
     start = time.perf_counter()
     res = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
@@ -39,11 +42,13 @@ def timed(cmd, env=None):
         err = res.stderr.split("\tCommand being timed")[0]
         sys.stderr.write(res.stdout[-4000:] + err[-4000:])
         raise SystemExit("failed: " + " ".join(cmd))
-    rss = 0.0
+    rss, cpu = 0.0, 0.0
     for line in res.stderr.splitlines():
         if "Maximum resident set size" in line:
             rss = int(line.split()[-1]) / 1024.0
-    return wall, rss, res.stdout
+        if "User time (seconds)" in line or "System time (seconds)" in line:
+            cpu += float(line.split()[-1])
+    return wall, rss, res.stdout, cpu
 
 
 def removed_ids(path):
@@ -97,15 +102,16 @@ def main():
 
     results = []  # (label, cores, wall, mb, sig_mb_per_core, rss, removed)
     if not args.skip_ref:
-        walls, rsss, outs = [], [], []
+        walls, rsss, outs, cpus = [], [], [], []
         ref_removed = os.path.join(work, "ref_removed.jsonl")
         for _ in range(args.repeats):
             cmd = ["/usr/bin/python3", os.path.join(HERE, "minhash_ref.py"), *files,
                    "--removed", ref_removed]
             if args.ref_limit_mb > 0:
                 cmd += ["--limit-mb", str(args.ref_limit_mb)]
-            wall, rss, out = timed(cmd, env)
+            wall, rss, out, cpu = timed(cmd, env)
             walls.append(wall)
+            cpus.append(cpu)
             rsss.append(rss)
             outs.append(json.loads(out))
         r = outs[-1]
@@ -113,11 +119,11 @@ def main():
         sig_s = statistics.median(o["seconds"]["shingles"] + o["seconds"]["minhash"] for o in outs)
         mb = r["bytes"] / 1e6
         results.append(("ref (python)", 1, statistics.median(walls), mb, mb / sig_s, max(rsss),
-                        removed_ids(ref_removed), walls))
+                        removed_ids(ref_removed), walls, statistics.median(cpus)))
         print("ref: %s" % json.dumps(r))
 
     for ranks in [int(x) for x in args.ranks.split(",") if x]:
-        walls, rsss, sigs = [], [], []
+        walls, rsss, sigs, cpus = [], [], [], []
         for rep in range(args.repeats):
             run_dir = os.path.join(work, "sf-np%d-%d" % (ranks, rep))
             cfg = os.path.join(work, "dedup-np%d.yaml" % ranks)
@@ -127,10 +133,11 @@ def main():
                         "dedup:\n  ngram: 5\n  num_perm: 112\n  bands: 14\n  rows: 8\n"
                         "  threshold: 0.8\n  keep: first\n  seed: 1\n"
                         % (", ".join(json.dumps(p) for p in files), json.dumps(run_dir)))
-            wall, _, _ = timed(["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
+            wall, _, _, cpu = timed(["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
                                 "-x", "OMP_NUM_THREADS=1", args.shardforge, "dedup", cfg], env)
             report = json.load(open(os.path.join(run_dir, "dedup.json")))
             walls.append(wall)
+            cpus.append(cpu)
             rsss.append(max(max(s["peak_rss_mib"]) for s in report["stages"]))
             sig_stage = [s for s in report["stages"]
                          if any(w in s["name"].lower() for w in ("minhash", "signature", "sketch"))]
@@ -142,36 +149,57 @@ def main():
         mb = report["bytes_in"] / 1e6
         sig = (mb / ranks / statistics.median(sigs)) if all(s for s in sigs) else None
         results.append(("shardforge x%d" % ranks, ranks, statistics.median(walls), mb, sig,
-                        max(rsss), removed_ids(os.path.join(run_dir, "duplicates.jsonl")), walls))
+                        max(rsss), removed_ids(os.path.join(run_dir, "duplicates.jsonl")), walls,
+                        statistics.median(cpus)))
 
     ref = results[0] if not args.skip_ref else None
     ref_per_core = ref[3] / ref[2] if ref else None
     one = next((r for r in results if r[0] == "shardforge x1"), None)
     print()
-    print("| contender | cores | wall s (runs) | MB | MB/s | MB/s per core | signatures MB/s per core |"
-          " peak RSS/rank MiB | per-core x ref | speedup vs 1 rank |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for label, cores, wall, mb, sig, rss, _, walls in results:
+    ref_per_cpu = ref[3] / ref[8] if ref else None
+    print("| contender | cores | wall s (runs) | CPU s | MB | MB/s | MB/s per core | MB per CPU-s |"
+          " signatures MB/s per core | peak RSS/rank MiB | per-core x ref | per-CPU-s x ref |"
+          " speedup vs 1 rank |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, cores, wall, mb, sig, rss, _, walls, cpu in results:
         per_core = mb / wall / cores
-        print("| %s | %d | %.2f (%s) | %.0f | %.2f | %.2f | %s | %.0f | %s | %s |" % (
-            label, cores, wall, ", ".join("%.2f" % w for w in walls), mb, mb / wall, per_core,
-            "%.2f" % sig if sig else "n/a", rss,
+        print("| %s | %d | %.2f (%s) | %.1f | %.0f | %.2f | %.2f | %.2f | %s | %.0f | %s | %s | %s |" % (
+            label, cores, wall, ", ".join("%.2f" % w for w in walls), cpu, mb, mb / wall,
+            per_core, mb / cpu, "%.2f" % sig if sig else "n/a", rss,
             "%.1fx" % (per_core / ref_per_core) if ref_per_core else "n/a",
+            "%.1fx" % (mb / cpu / ref_per_cpu) if ref_per_cpu else "n/a",
             "%.2fx" % (one[2] / wall) if one and label.startswith("shardforge") else ""))
 
+    two = next((r for r in results if r[0] == "shardforge x2"), None)
+    print()
+    for label, cores, wall, mb, sig, *_ in results:
+        if not label.startswith("shardforge"):
+            continue
+        print("targets, %s: signatures %s MB/s per core (>= 50: %s); whole dedup %.1f MB/s per "
+              "core (>= 15: %s)" % (label, "%.1f" % sig if sig else "n/a",
+                                    "met" if sig and sig >= 50 else "MISSED", mb / wall / cores,
+                                    "met" if mb / wall / cores >= 15 else "MISSED"))
+    if one and two:
+        print("targets: 2 ranks %.2fx one rank (>= 1.7: %s)" % (
+            one[2] / two[2], "met" if one[2] / two[2] >= 1.7 else "MISSED"))
     print()
     prefix_ids = None
     if ref and args.ref_limit_mb > 0:  # generator ids are d<row>, rows in file order
         prefix_ids = {"d%09d" % i for i in range(ref_docs)}
         print("(the reference read the first %d docs, %.0f MB: its rows count pairs inside them)"
               % (ref_docs, ref[3]))
-    for label, _, _, _, _, _, removed, _ in results:
+    for label, _, _, _, _, _, removed, _, _ in results:
+        if not truth:  # a real set: nothing planted
+            reasons = list(removed.values())
+            print("%s: removed %d (exact %d, near %d)" % (
+                label, len(removed), reasons.count("exact"), reasons.count("near")))
+            continue
         rows, extra = truth_report(truth, removed, prefix_ids if label.startswith("ref") else None)
         print("%s: removed %d; %s; removed but not planted: %d" % (
             label, len(removed), ", ".join("%s %d/%d" % (k, hit, n) for k, (n, hit) in
                                            sorted(rows.items())), extra))
     if ref and args.ref_limit_mb <= 0:
-        for label, _, _, _, _, _, removed, _ in results[1:]:
+        for label, _, _, _, _, _, removed, _, _ in results[1:]:
             same = set(removed) == set(ref[6])
             print("%s removed set %s the reference's (%d vs %d ids, %d in common)" % (
                 label, "EQUALS" if same else "differs from", len(removed), len(ref[6]),

@@ -4,8 +4,9 @@
     /usr/bin/python3 bench/minhash_ref.py FILE... [--limit-mb 200] [--removed out.jsonl]
 
 The same steps and the same algorithms as `shardforge dedup` with its defaults, on one core:
-  read JSONL (plain or .gz) -> normalise (NFKC + case folding, Unicode punctuation and symbols
-  removed, whitespace folded; ASCII text takes str.lower/translate) -> exact dedup on the
+  read JSONL (plain or .gz) -> normalise (NFKC + case folding, Unicode punctuation, symbols and
+  format characters removed, whitespace and control characters separate words; ASCII text
+  takes str.lower/translate) -> exact dedup on the
   XXH3-128 of the normalised text (keep the first row) -> word n-gram shingles hashed with
   XXH3-64 -> datasketch's MinHash: permutations from numpy RandomState(seed) exactly as
   datasketch.MinHash(num_perm, seed) draws them, value = ((a*h + b) mod 2^64 mod (2^61-1)) &
@@ -33,7 +34,9 @@ import xxhash
 
 MERSENNE = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint64((1 << 32) - 1)
-ASCII_PUNCT = str.maketrans("", "", string.punctuation)
+# ASCII: punctuation removed, control characters (Cc) separate words as whitespace does.
+ASCII_TABLE = str.maketrans({**{c: None for c in string.punctuation},
+                             **{chr(i): " " for i in list(range(32)) + [127]}})
 
 
 def permutations(num_perm, seed):
@@ -46,10 +49,15 @@ def permutations(num_perm, seed):
 
 def normalise(text):
     if text.isascii():
-        return " ".join(text.lower().translate(ASCII_PUNCT).split())
-    text = unicodedata.normalize("NFKC", text).casefold()
-    kept = "".join(c for c in text if unicodedata.category(c)[0] not in "PS")
-    return " ".join(kept.split())
+        return " ".join(text.lower().translate(ASCII_TABLE).split())
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    out = []
+    for c in text:
+        cat = unicodedata.category(c)
+        if cat[0] in "PS" or cat == "Cf":  # punctuation, symbols, format (ignorable) dropped
+            continue
+        out.append(" " if cat[0] == "Z" or cat == "Cc" else c)
+    return " ".join("".join(out).split())
 
 
 def shingle_hashes(normalised, n):

@@ -78,7 +78,7 @@ std::vector<Verdict> reference_verdicts(const std::vector<DocRef>& docs,
   return out;
 }
 
-// Exact duplicates by hash, docs[i].row == i.
+// Exact duplicates by hash (docs sorted by row).
 inline std::vector<Verdict> reference_exact(const std::vector<DocRef>& docs,
                                             const std::vector<Hash128>& hashes) {
   std::map<std::pair<uint64_t, uint64_t>, std::vector<size_t>> by_hash;
@@ -106,7 +106,7 @@ inline double reference_jaccard(const SignatureCorpus& c, int width, size_t a, s
 }
 
 // Near duplicates by definition: each band bucket (same band values) joins its members to its
-// smallest row; pairs with Jaccard >= threshold are edges. docs[i].row == i.
+// smallest row; pairs with Jaccard >= threshold are edges. Docs sorted by row (gaps allowed).
 inline std::vector<Verdict> reference_near(const SignatureCorpus& c, const LshParams& p,
                                            NearStats* expected) {
   const int width = p.width();

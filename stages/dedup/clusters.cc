@@ -134,20 +134,24 @@ Fetched fetch(Comm& comm, const RowOwners& owners, const std::vector<DocRef>& do
               const std::function<void(size_t, Bytes&)>& encode) {
   const int ranks = comm.size();
   std::vector<std::vector<uint64_t>> requests(ranks);
-  for (uint64_t row : rows) requests[owners.owner(row)].push_back(row);
+  cluster::run_local_phase(comm, "dedup: fetch requests", [&] {
+    for (uint64_t row : rows) requests[owners.owner(row)].push_back(row);
+  });
   const std::vector<std::vector<uint64_t>> asked = exchange(comm, requests);
   std::vector<Bytes> replies(ranks);
-  Bytes payload;
-  for (int s = 0; s < ranks; ++s) {
-    for (uint64_t row : asked[s]) {
-      payload.clear();
-      encode(local_index(docs, row), payload);
-      const uint64_t n = payload.size();
-      const char* p = reinterpret_cast<const char*>(&n);
-      replies[s].insert(replies[s].end(), p, p + sizeof n);
-      replies[s].insert(replies[s].end(), payload.begin(), payload.end());
+  cluster::run_local_phase(comm, "dedup: fetch replies", [&] {
+    Bytes payload;
+    for (int s = 0; s < ranks; ++s) {
+      for (uint64_t row : asked[s]) {
+        payload.clear();
+        encode(local_index(docs, row), payload);
+        const uint64_t n = payload.size();
+        const char* p = reinterpret_cast<const char*>(&n);
+        replies[s].insert(replies[s].end(), p, p + sizeof n);
+        replies[s].insert(replies[s].end(), payload.begin(), payload.end());
+      }
     }
-  }
+  });
   std::vector<Bytes> answers = comm.alltoallv(replies);
   replies.clear();
   Fetched out;
@@ -187,6 +191,47 @@ std::vector<uint64_t> fetch_labels(Comm& comm, const RowOwners& owners,
   std::vector<uint64_t> out(rows.size());
   for (size_t k = 0; k < rows.size(); ++k) std::memcpy(&out[k], f.at(k), sizeof(uint64_t));
   return out;
+}
+
+// Stable LSD radix sort of `items` by key(item) (uint64), 16 bits a pass; `scratch` is reused.
+template <class T, class Key>
+void radix_sort(std::vector<T>& items, std::vector<T>& scratch, Key key) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  if (items.size() < 2048) {
+    std::stable_sort(items.begin(), items.end(),
+                     [&](const T& a, const T& b) { return key(a) < key(b); });
+    return;
+  }
+  scratch.resize(items.size());
+  std::vector<size_t> count(1 << 16);
+  for (int shift = 0; shift < 64; shift += 16) {
+    std::fill(count.begin(), count.end(), 0);
+    for (const T& x : items) ++count[(key(x) >> shift) & 0xffff];
+    size_t sum = 0;
+    for (size_t& c : count) {
+      const size_t here = c;
+      c = sum;
+      sum += here;
+    }
+    for (const T& x : items) scratch[count[(key(x) >> shift) & 0xffff]++] = x;
+    items.swap(scratch);
+  }
+}
+
+// Merges the sorted runs items[bounds[k], bounds[k+1]) into one sorted range, in place.
+template <class T, class Less>
+void merge_runs(std::vector<T>& items, std::vector<size_t> bounds, Less less) {
+  while (bounds.size() > 2) {
+    std::vector<size_t> next = {bounds[0]};
+    for (size_t k = 0; k + 2 < bounds.size(); k += 2) {
+      std::inplace_merge(items.begin() + static_cast<std::ptrdiff_t>(bounds[k]),
+                         items.begin() + static_cast<std::ptrdiff_t>(bounds[k + 1]),
+                         items.begin() + static_cast<std::ptrdiff_t>(bounds[k + 2]), less);
+      next.push_back(bounds[k + 2]);
+    }
+    if (bounds.size() % 2 == 0) next.push_back(bounds.back());
+    bounds.swap(next);
+  }
 }
 
 void sort_unique(std::vector<uint64_t>& v) {
@@ -565,7 +610,7 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
   };
   int64_t buckets = 0, largest_bucket = 0, bucket_entries = 0, most_parts = 0;
   std::vector<std::pair<uint64_t, uint64_t>> pairs;  // (row, target), this rank's rows
-  std::vector<BandEntry> entries;
+  std::vector<BandEntry> entries, scratch;
   for (int band = 0; band < params.bands; ++band) {
     std::vector<std::vector<BucketPart>> parts(ranks);
     cluster::run_local_phase(comm, "dedup: band keys", [&] {
@@ -577,9 +622,8 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
                                                 sizeof(uint32_t) * params.rows,
                                                 static_cast<uint64_t>(band)),
                            docs[i].row});
-      std::sort(entries.begin(), entries.end(), [](const BandEntry& a, const BandEntry& b) {
-        return a.key != b.key ? a.key < b.key : a.row < b.row;
-      });
+      // stable: rows stay increasing within a key
+      radix_sort(entries, scratch, [](const BandEntry& e) { return e.key; });
       for (size_t g = 0; g < entries.size();) {
         size_t e = g + 1;
         while (e < entries.size() && entries[e].key == entries[g].key) ++e;
@@ -597,12 +641,15 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
         int source;
       };
       std::vector<Entry> all;
-      for (int s = 0; s < ranks; ++s)
+      std::vector<size_t> runs = {0};  // each source's parts arrive sorted by key
+      for (int s = 0; s < ranks; ++s) {
         for (const BucketPart& p : bucket_parts[s]) all.push_back({p, s});
+        runs.push_back(all.size());
+      }
       bucket_parts.clear();
       bucket_entries = std::max(bucket_entries, static_cast<int64_t>(all.size()));
-      std::sort(all.begin(), all.end(),
-                [](const Entry& a, const Entry& b) { return a.part.key < b.part.key; });
+      merge_runs(all, runs,
+                 [](const Entry& a, const Entry& b) { return a.part.key < b.part.key; });
       for (size_t g = 0; g < all.size();) {
         size_t e = g + 1;
         uint64_t count = all[g].part.count, min_row = all[g].part.min_row;
@@ -642,6 +689,7 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
     });
   }
   std::vector<BandEntry>().swap(entries);
+  std::vector<BandEntry>().swap(scratch);
   timer.done("band buckets");
 
   struct Edge {

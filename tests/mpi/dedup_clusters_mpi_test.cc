@@ -91,6 +91,37 @@ TEST(DedupClustersMpi, NearVerdictsMatchReferenceForAnyRankCount) {
   }
 }
 
+// Documents with gaps between their rows (as after exact dedup): rows not divisible by 3 only.
+TEST(DedupClustersMpi, RowsWithGapsMatchReference) {
+  cluster::Comm& comm = world();
+  const LshParams params{4, 2, 0.25, 0};
+  const SignatureCorpus whole = planted_corpus(6000, params, 33, false);
+  SignatureCorpus c;
+  for (size_t i = 0; i < whole.docs.size(); ++i) {
+    if (i % 3 == 0) continue;
+    c.docs.push_back(whole.docs[i]);
+    c.signatures.insert(c.signatures.end(), whole.signatures.begin() + i * 8,
+                        whole.signatures.begin() + (i + 1) * 8);
+  }
+  NearStats want;
+  const std::vector<Verdict> reference = reference_near(c, params, &want);
+  ASSERT_GT(want.clusters, 50);
+  const cluster::RowRange range = cluster::row_range(6000, comm.rank(), comm.size());
+  Part p;
+  p.range = range;
+  for (size_t i = 0; i < c.docs.size(); ++i)
+    if (static_cast<int64_t>(c.docs[i].row) >= range.begin &&
+        static_cast<int64_t>(c.docs[i].row) < range.end) {
+      p.docs.push_back(c.docs[i]);
+      p.signatures.insert(p.signatures.end(), c.signatures.begin() + i * 8,
+                          c.signatures.begin() + (i + 1) * 8);
+    }
+  NearStats stats;
+  const auto got = near_duplicates(comm, p.range, p.docs, p.signatures, params, {}, &stats);
+  EXPECT_EQ(problems_on_any_rank(comm, compare(got, reference, p.range)), "");
+  expect_stats(stats, want);
+}
+
 // Uneven ranges, and ranks that hold no rows at all (fewer rows than ranks at the end).
 TEST(DedupClustersMpi, UnevenAndEmptyRanges) {
   cluster::Comm& comm = world();
@@ -230,6 +261,16 @@ TEST(DedupClustersMpi, BadInputOnOneRankFailsAllRanks) {
   std::vector<Hash128> hashes(p.docs.size(), Hash128{1, 2});
   if (bad) hashes.pop_back();
   expect_phase_error([&] { exact_duplicates(comm, p.range, p.docs, hashes); }, "hashes for");
+  if (comm.size() > 1) {  // every rank claims all rows: the ranges overlap
+    std::string problem;
+    try {
+      exact_duplicates(comm, {0, 400}, {}, {});
+      problem = "no error";
+    } catch (const cluster::PhaseError& e) {
+      if (e.detail().find("overlap") == std::string::npos) problem = e.what();
+    }
+    EXPECT_EQ(problems_on_any_rank(comm, problem), "");
+  }
   // and the ranks still work together afterwards
   const auto got = near_duplicates(comm, p.range, p.docs, p.signatures, params, {}, nullptr);
   EXPECT_EQ(problems_on_any_rank(comm, compare(got, reference_near(c, params, nullptr), p.range)),
