@@ -73,11 +73,17 @@ for keep in longest field:score; do
 done
 
 for np in 1 4; do
-  check "exact Jaccard verification and star clusters, $np rank(s)"
+  check "exact Jaccard verification, star clusters, bands x rows from the threshold, $np rank(s)"
   dedup_config "$WORK/v.yaml" "$WORK/runv$np" jsonl first "${inputs[@]}"
-  run_ok "$np" "$WORK/verify$np.log" dedup "$WORK/v.yaml" --set dedup.verify=exact --set dedup.clusters=star
+  run_ok "$np" "$WORK/verify$np.log" dedup "$WORK/v.yaml" --set dedup.verify=exact \
+    --set dedup.clusters=star --set dedup.bands=0 --set dedup.rows=0 --set dedup.threshold=0.7
   "$PY" "$DD" check "$WORK/corpus" "$WORK/runv$np" --keep first || fail "verify exact"
-  grep -q '"verify": "exact"' "$WORK/runv$np/dedup.json" || fail "dedup.json does not record verify: exact"
+  "$PY" - "$WORK/runv$np/dedup.json" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))["params"]
+assert p["verify"] == "exact" and p["clusters"] == "star" and p["threshold"] == 0.7, p
+assert p["bands"] * p["rows"] <= 112 and (p["bands"], p["rows"]) != (14, 8), p
+PYEOF
   ok
 done
 cmp -s "$WORK/runv1/duplicates.jsonl" "$WORK/runv4/duplicates.jsonl" || fail "verify exact: 1 and 4 ranks differ"
