@@ -2,7 +2,7 @@
 // text: MB/s of text (the text field's bytes) for normalisation, shingling (XXH3 of 5-grams)
 // and MinHash signatures (datasketch's algorithm), each alone and all together.
 //   build/bench/dedup_sketch_bench FILE... [--format jsonl|fortune] [--num-perm 112]
-//                                          [--ngram 5] [--repeat N]
+//                                          [--ngram 5] [--repeat N] [--dump N]
 // Reads the files with io/text_corpus (not timed), then times each step over all texts: the
 // thread's CPU time, best of --repeat passes (default 3).
 #include <time.h>
@@ -23,12 +23,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> paths;
   sf::io::TextReadOptions read;
   int num_perm = 112, ngram = 5, repeat = 3;
+  int dump = 0;  // --dump N: print the first N texts' signatures as JSON lines and stop
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--format" && i + 1 < argc) read.format = sf::io::parse_text_format(argv[++i]);
     else if (arg == "--num-perm" && i + 1 < argc) num_perm = std::atoi(argv[++i]);
     else if (arg == "--ngram" && i + 1 < argc) ngram = std::atoi(argv[++i]);
     else if (arg == "--repeat" && i + 1 < argc) repeat = std::atoi(argv[++i]);
+    else if (arg == "--dump" && i + 1 < argc) dump = std::atoi(argv[++i]);
     else paths.push_back(arg);
   }
   if (paths.empty()) {
@@ -47,6 +49,21 @@ int main(int argc, char** argv) {
                             [](const sf::io::BadRecord&) {});
   const dd::MinHasher minhash(num_perm, 1);
   const dd::NormaliseOptions norm;
+  if (dump > 0) {  // for cross-checks against a Python reference (seed 1)
+    std::string n;
+    std::vector<uint64_t> h;
+    std::vector<uint32_t> s(static_cast<size_t>(num_perm));
+    for (size_t i = 0; i < texts.size() && i < static_cast<size_t>(dump); ++i) {
+      dd::normalise_text(texts[i], norm, n);
+      h.clear();
+      dd::shingle_hashes(n, ngram, h);
+      minhash.signature(h.data(), h.size(), s.data());
+      std::printf("[");
+      for (int j = 0; j < num_perm; ++j) std::printf(j ? ", %u" : "%u", s[static_cast<size_t>(j)]);
+      std::printf("]\n");
+    }
+    return 0;
+  }
   std::vector<std::string> normalised(texts.size());
   std::vector<std::vector<uint64_t>> shingles(texts.size());
   std::vector<uint32_t> sig(static_cast<size_t>(num_perm));
