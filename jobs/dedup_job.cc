@@ -375,7 +375,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     pipeline::make_run_dir(dir);
     for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp})
       std::filesystem::remove_all(stale);
-    for (const char* stale : {"duplicates.jsonl", "dedup.json"})
+    for (const char* stale : {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
       std::filesystem::remove(dir + "/" + stale);
     std::filesystem::create_directories(kept_tmp);
     std::filesystem::create_directories(dup_tmp);
