@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -182,6 +183,9 @@ struct LocalCorpus {
   std::vector<std::vector<uint64_t>> shingle_sets;  // per slot, with dedup.verify: exact
   int64_t slots = 0;
   int64_t local_exact_skipped = 0;  // signatures not computed: same hash seen on this rank
+  // Wall seconds of the two sketch steps (inside read+sketch) and the text bytes they saw.
+  double normalise_seconds = 0, signature_seconds = 0;
+  uint64_t text_bytes = 0, signature_text_bytes = 0;
   BadLog bad;
 };
 
@@ -207,11 +211,14 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
     const auto n = static_cast<int64_t>(texts.size());
     normalised.resize(texts.size());
     batch_hash.resize(texts.size());
+    const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel for schedule(dynamic, 16)
     for (int64_t i = 0; i < n; ++i) {
       dd::normalise_text(texts[i], norm, normalised[i]);
       batch_hash[i] = dd::exact_hash(normalised[i]);
     }
+    const auto t1 = std::chrono::steady_clock::now();
+    corpus.normalise_seconds += std::chrono::duration<double>(t1 - t0).count();
     // Slots in order: the first doc of each distinct non-empty text on this rank gets one.
     std::vector<int64_t> fresh;  // batch index -> needs a signature
     for (int64_t i = 0; i < n; ++i) {
@@ -233,6 +240,9 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
     corpus.signatures.resize((base + fresh.size()) * static_cast<size_t>(perms));
     if (keep_sets) corpus.shingle_sets.resize(base + fresh.size());
     const auto m = static_cast<int64_t>(fresh.size());
+    for (int64_t i = 0; i < n; ++i) corpus.text_bytes += texts[i].size();
+    for (int64_t k = 0; k < m; ++k) corpus.signature_text_bytes += texts[fresh[k]].size();
+    const auto t2 = std::chrono::steady_clock::now();
 #pragma omp parallel
     {
       std::vector<uint64_t> shingles;
@@ -249,6 +259,8 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
         }
       }
     }
+    corpus.signature_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
     texts.clear();
     batch_bytes = 0;
   };
@@ -729,14 +741,25 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
 
   // Publish: duplicates.jsonl, then kept/, then dedup.json (the mark of a complete run).
   nlohmann::json stages_json = nlohmann::json::array();
+  nlohmann::json sketch_json = {{"normalise_seconds", nlohmann::json::array()},
+                                {"signature_seconds", nlohmann::json::array()},
+                                {"text_bytes", nlohmann::json::array()},
+                                {"signature_text_bytes", nlohmann::json::array()}};
   {
     nlohmann::json mine = nlohmann::json::array();
     for (const auto& e : log.entries())
       mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
-    const std::string text = mine.dump();
+    const nlohmann::json sketch = {corpus.normalise_seconds, corpus.signature_seconds,
+                                   corpus.text_bytes, corpus.signature_text_bytes};
+    const std::string text = nlohmann::json{{"stages", mine}, {"sketch", sketch}}.dump();
     const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
     for (const auto& part : parts) {
-      const auto per_rank = nlohmann::json::parse(std::string(part.begin(), part.end()));
+      const auto both = nlohmann::json::parse(std::string(part.begin(), part.end()));
+      const auto& per_rank = both["stages"];
+      sketch_json["normalise_seconds"].push_back(both["sketch"][0]);
+      sketch_json["signature_seconds"].push_back(both["sketch"][1]);
+      sketch_json["text_bytes"].push_back(both["sketch"][2]);
+      sketch_json["signature_text_bytes"].push_back(both["sketch"][3]);
       for (size_t i = 0; i < per_rank.size(); ++i) {
         if (stages_json.size() <= i)
           stages_json.push_back({{"name", per_rank[i]["name"]},
@@ -801,7 +824,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           {"largest_cluster", near_stats.largest_cluster},
           {"chained_members_kept", split_off}}},
         {"bad_input", bad_report},
-        {"stages", stages_json}};
+        {"stages", stages_json},
+        {"sketch", sketch_json}};
     for (const auto& [k, v] : summary.items()) report[k] = v;
     io::publish_text(dir + "/dedup.json", report.dump(2) + "\n");
   });
