@@ -11,6 +11,10 @@ std::string describe_paths(const std::vector<std::string>& paths) {
 }
 
 OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config) {
+  // The text formats are for `dedup`; the same on every rank, so no agreement is needed.
+  if (config.input.format == "jsonl" || config.input.format == "fortune")
+    throw pipeline::ConfigError(config.source + ": input.format: '" + config.input.format +
+                                "' is a text format (for dedup); this command reads vector files");
   OpenedCorpus out;
   cluster::run_local_phase(comm, "open input", [&] {
     out.corpus = std::make_unique<io::VectorCorpus>(

@@ -13,6 +13,7 @@
 
 #include "cluster/comm.h"
 #include "io/vector_file.h"
+#include "jobs/dedup.h"
 #include "jobs/jobs.h"
 #include "pipeline/config.h"
 #include "pipeline/run_dir.h"
@@ -39,6 +40,10 @@ const Command kCommands[] = {
      sf::jobs::eval_job, {}},
     {"info", "show the run directory: index shape, list balance, stage times, recall",
      sf::jobs::info_job, {}},
+    {"dedup", "remove exact and near-duplicate documents -> <output.dir>/kept/, duplicates.jsonl, dedup.json",
+     sf::jobs::dedup_job, {}},
+    {"dedup-quality", "after dedup: precision/recall of its duplicate pairs against exact Jaccard -> quality.json",
+     sf::jobs::dedup_quality_job, {}},
 };
 
 // Declares `submit` and its flags; the flags fill `options`. --command takes any command above.
@@ -96,7 +101,7 @@ int run_submit(const std::string& config_path, const std::vector<std::string>& o
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"shardforge: distributed FAISS index builds over MPI ranks.\n"
+  CLI::App app{"shardforge: distributed dedup and FAISS index builds over MPI ranks.\n"
                "Run directly, or under mpirun / srun (every rank runs the same command)."};
   app.set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION);
   app.require_subcommand(1);

@@ -69,7 +69,7 @@ Rule between(int64_t min, int64_t max) {
   rule.max = max;
   return rule;
 }
-[[maybe_unused]] Rule in_range(double low, double high) {
+Rule in_range(double low, double high) {
   Rule rule;
   rule.low = low;
   rule.high = high;
@@ -92,9 +92,14 @@ const std::vector<Field>& schema() {
   static const std::vector<Field> kSchema = {
       {"input.paths", bind<&Config::input, &InputConfig::paths>, required()},
       {"input.format", bind<&Config::input, &InputConfig::format>,
-       one_of({"auto", "hdf5", "fvecs", "bvecs", "npy", "idx"})},
+       one_of({"auto", "hdf5", "fvecs", "bvecs", "npy", "idx", "jsonl", "fortune"})},
       {"input.dataset", bind<&Config::input, &InputConfig::dataset>, any()},
       {"input.batch_rows", bind<&Config::input, &InputConfig::batch_rows>, at_least(1)},
+      {"input.text_field", bind<&Config::input, &InputConfig::text_field>, any()},
+      {"input.id_field", bind<&Config::input, &InputConfig::id_field>, any()},
+      {"input.strict", bind<&Config::input, &InputConfig::strict>, any()},
+      {"input.max_record_bytes", bind<&Config::input, &InputConfig::max_record_bytes>,
+       at_least(1)},
       {"index.factory", bind<&Config::index, &IndexConfig::factory>, any()},
       {"index.metric", bind<&Config::index, &IndexConfig::metric>, one_of({"l2", "ip"})},
       {"index.train_size", bind<&Config::index, &IndexConfig::train_size>, at_least(0)},
@@ -110,6 +115,22 @@ const std::vector<Field>& schema() {
       {"eval.k", bind<&Config::eval, &EvalConfig::k>, between(1, 1024)},
       {"eval.nprobe", bind<&Config::eval, &EvalConfig::nprobe>, at_least(1)},
       {"eval.max_queries", bind<&Config::eval, &EvalConfig::max_queries>, at_least(0)},
+      {"dedup.ngram", bind<&Config::dedup, &DedupConfig::ngram>, between(1, 64)},
+      {"dedup.num_perm", bind<&Config::dedup, &DedupConfig::num_perm>, between(1, 1024)},
+      {"dedup.bands", bind<&Config::dedup, &DedupConfig::bands>, between(0, 1024)},
+      {"dedup.rows", bind<&Config::dedup, &DedupConfig::rows>, between(0, 1024)},
+      {"dedup.threshold", bind<&Config::dedup, &DedupConfig::threshold>, in_range(0.01, 0.99)},
+      {"dedup.verify", bind<&Config::dedup, &DedupConfig::verify>,
+       one_of({"signature", "exact"})},
+      {"dedup.clusters", bind<&Config::dedup, &DedupConfig::clusters>,
+       one_of({"components", "star"})},
+      {"dedup.keep", bind<&Config::dedup, &DedupConfig::keep>, any()},
+      {"dedup.seed", bind<&Config::dedup, &DedupConfig::seed>, between(0, 4294967295)},
+      {"dedup.near", bind<&Config::dedup, &DedupConfig::near>, any()},
+      {"dedup.unicode", bind<&Config::dedup, &DedupConfig::unicode>, any()},
+      {"dedup.punctuation", bind<&Config::dedup, &DedupConfig::punctuation>,
+       one_of({"remove", "space", "keep"})},
+      {"dedup.fold_digits", bind<&Config::dedup, &DedupConfig::fold_digits>, any()},
       {"slurm.job_name", bind<&Config::slurm, &SlurmConfig::job_name>, any()},
       {"slurm.nodes", bind<&Config::slurm, &SlurmConfig::nodes>, at_least(1)},
       {"slurm.ntasks", bind<&Config::slurm, &SlurmConfig::ntasks>, at_least(0)},

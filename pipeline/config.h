@@ -21,9 +21,33 @@ class ConfigError : public std::runtime_error {
 
 struct InputConfig {
   std::vector<std::string> paths;  // required, non-empty
-  std::string format = "auto";     // auto|hdf5|fvecs|bvecs|npy|idx
+  std::string format = "auto";     // auto|hdf5|fvecs|bvecs|npy|idx; text (dedup): jsonl|fortune
   std::string dataset = "train";   // HDF5 dataset holding the corpus
   int64_t batch_rows = 16384;      // rows read and added per batch
+  // Text corpora (dedup).
+  std::string text_field = "text";  // JSONL field holding the text
+  std::string id_field = "id";      // JSONL field naming the document; absent: its global row
+  bool strict = false;              // bad input (malformed line, ...) is an error, not counted
+  int64_t max_record_bytes = 16 << 20;  // longer records are bad input (too_long)
+};
+
+// Deduplication (`shardforge dedup`).
+struct DedupConfig {
+  int ngram = 5;                // word n-gram shingles
+  int num_perm = 112;           // MinHash permutations
+  int bands = 14;               // LSH bands x rows <= num_perm; both 0: chosen from threshold
+  int rows = 8;
+  double threshold = 0.8;       // Jaccard at or above which two documents are near-duplicates
+  std::string verify = "signature";  // signature (MinHash estimate) | exact (shingle sets)
+  // components: a near cluster is a connected component of verified pairs; star: members
+  // below the threshold to the component's representative stay kept (no chaining)
+  std::string clusters = "components";
+  std::string keep = "first";   // first | longest | field:<name> (largest numeric value)
+  int64_t seed = 1;             // MinHash permutations, as datasketch's MinHash(seed=...)
+  bool near = true;             // false: exact dedup only
+  bool unicode = true;          // NFKC + case folding of non-ASCII text
+  std::string punctuation = "remove";  // remove | space | keep
+  bool fold_digits = false;     // every digit becomes 0
 };
 
 struct IndexConfig {
@@ -67,6 +91,7 @@ struct Config {
   OutputConfig output;
   EvalConfig eval;
   SlurmConfig slurm;
+  DedupConfig dedup;
   uint64_t seed = 1234;
   int threads = 0;  // OpenMP threads per rank; 0 = cores on this node / ranks on this node
   YAML::Node resolved;  // the effective config (file + overrides), as written to the run dir

@@ -11,10 +11,15 @@ apt-get install -y -q --no-install-recommends \
   libfaiss-dev libopenblas0-openmp \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
   libgtest-dev \
+  libutf8proc-dev libxxhash-dev libzstd-dev zstd \
   python3 python3-faiss python3-h5py python3-numpy \
-  dataset-fashion-mnist \
+  python3-xxhash \
+  dataset-fashion-mnist fortunes fortunes-min \
   slurm-wlm \
   procps time
+# npm fetches the SPDX licence texts (scripts/fetch-dedup-data.sh); a nodejs from outside
+# Debian brings its own npm and conflicts with Debian's package, so only when there is none.
+command -v npm >/dev/null || apt-get install -y -q --no-install-recommends npm
 # FAISS needs a fast BLAS at run time: the reference BLAS is ~13x slower at k-means.
 if update-alternatives --list libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -q openblas-openmp; then
   update-alternatives --set libblas.so.3-x86_64-linux-gnu \

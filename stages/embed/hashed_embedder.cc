@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "stages/mix64.h"
+
 namespace sf::stages::embed {
 namespace {
 
@@ -15,15 +17,7 @@ constexpr uint64_t kWordSalt = 0x9e3779b97f4a7c15ULL;
 constexpr uint64_t kBigramSalt = 0xc2b2ae3d27d4eb4fULL;
 constexpr uint64_t kCharSalt = 0x165667b19e3779f9ULL;
 
-// splitmix64's finaliser: a fast, well-mixed 64-bit hash of a 64-bit value.
-inline uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
+using stages::mix64;
 
 inline bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 

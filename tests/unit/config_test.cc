@@ -228,7 +228,7 @@ TEST_F(ConfigTest, RequiredMissing) {
 TEST_F(ConfigTest, BadEnumValue) {
   std::string message = error_of(
       "input: {paths: [a], format: csv}\nindex: {factory: 'IVF8,Flat'}\noutput: {dir: o}\n");
-  EXPECT_NE(message.find("input.format: expected one of auto|hdf5|fvecs|bvecs|npy|idx, got 'csv'"),
+  EXPECT_NE(message.find("input.format: expected one of auto|hdf5|fvecs|bvecs|npy|idx|jsonl|fortune, got 'csv'"),
             std::string::npos)
       << message;
   message = error_of(kMinimal, {"index.metric=cosine"});
@@ -350,6 +350,10 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  format",
                                        "  dataset",
                                        "  batch_rows",
+                                       "  text_field",
+                                       "  id_field",
+                                       "  strict",
+                                       "  max_record_bytes",
                                        "index",
                                        "  factory",
                                        "  metric",
@@ -366,9 +370,35 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  ground_truth",
                                        "  k",
                                        "  nprobe",
-                                       "  max_queries", "slurm", "  job_name", "  nodes", "  ntasks", "  ntasks_per_node",
+                                       "  max_queries", "dedup", "  ngram", "  num_perm", "  bands",
+      "  rows", "  threshold", "  verify", "  clusters", "  keep", "  seed", "  near", "  unicode",
+      "  punctuation", "  fold_digits", "slurm", "  job_name", "  nodes", "  ntasks", "  ntasks_per_node",
       "  cpus_per_task", "  time", "  partition", "  account"};
   EXPECT_EQ(keys, expected);
+}
+
+TEST_F(ConfigTest, DedupKeys) {
+  Config config = load_config(write(kMinimal));
+  EXPECT_EQ(config.dedup.ngram, 5);
+  EXPECT_EQ(config.dedup.num_perm, 112);
+  EXPECT_EQ(config.dedup.bands * config.dedup.rows, 112);
+  EXPECT_EQ(config.dedup.threshold, 0.8);
+  EXPECT_EQ(config.dedup.keep, "first");
+  EXPECT_EQ(config.input.text_field, "text");
+  EXPECT_EQ(config.input.id_field, "id");
+  EXPECT_FALSE(config.input.strict);
+  config = load_config(write(kMinimal), {"dedup.threshold=0.7", "input.strict=true",
+                                         "input.format=fortune", "dedup.punctuation=space"});
+  EXPECT_EQ(config.dedup.threshold, 0.7);
+  EXPECT_TRUE(config.input.strict);
+  EXPECT_EQ(config.input.format, "fortune");
+  EXPECT_NE(error_of(kMinimal, {"dedup.threshold=1.5"}).find("dedup.threshold: must be between"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"dedup.punctuation=drop"}).find("dedup.punctuation"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"dedup.ngrm=3"}).find("did you mean 'dedup.ngram'"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"dedup.seed=-1"}).find("dedup.seed"), std::string::npos);
 }
 
 }  // namespace

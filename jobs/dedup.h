@@ -1,0 +1,54 @@
+// `shardforge dedup` and `shardforge dedup-quality`, and the config helpers they share.
+//
+// dedup (collective): every rank reads its share of input.paths (io/text_corpus.h), normalises
+// and sketches each record (stages/dedup/text.h, minhash.h), then the ranks find exact
+// duplicates and, among the exact survivors, near duplicates (stages/dedup/clusters.h). An
+// exact duplicate whose representative is itself in a near cluster joins that cluster (its
+// representative and reason become the near ones). Outputs in output.dir:
+//   kept/part-RRRRR[.jsonl]  the records kept, in corpus order, byte-identical to the input
+//                            (JSONL lines; fortune records each followed by a '%' line)
+//   duplicates.jsonl         one line per removed record, in row order:
+//                            {"id", "cluster", "representative", "reason", "similarity"}
+//                            (ids: the id field's JSON value, else the global row number;
+//                            cluster: the id of the cluster's smallest exact-survivor row)
+//   dedup.json               counts, bad input per file, parameters, stages per rank
+// Published in that order by rename; a run that fails leaves no kept/ (only kept.tmp/).
+#pragma once
+
+#include <string>
+
+#include "cluster/comm.h"
+#include "io/text_corpus.h"
+#include "pipeline/config.h"
+#include "stages/dedup/clusters.h"
+#include "stages/dedup/text.h"
+
+namespace sf::jobs {
+
+constexpr int kDedupJsonFormatVersion = 1;
+
+struct KeepPolicy {
+  enum Kind { kFirst, kLongest, kField } kind = kFirst;
+  std::string field;  // kField: the JSONL field whose largest numeric value wins
+};
+
+// Config -> stage options. Each throws pipeline::ConfigError naming the key and the file.
+KeepPolicy parse_keep_policy(const pipeline::Config& config);
+io::TextFormat dedup_text_format(const pipeline::Config& config);  // auto = jsonl
+stages::dedup::LshParams dedup_lsh_params(const pipeline::Config& config);
+stages::dedup::NormaliseOptions dedup_normalise_options(const pipeline::Config& config);
+io::TextReadOptions dedup_read_options(const pipeline::Config& config, const KeepPolicy& keep);
+
+// Collective. See above. Returns 0; agreed failures come out as cluster::PhaseError.
+int dedup_job(cluster::Comm& comm, const pipeline::Config& config);
+
+// Collective (rank 0 does the work). After `dedup` on the same config: exact all-pairs
+// Jaccard of the same shingle sets over the whole corpus, against the pairs that dedup put in
+// one cluster (duplicates.jsonl): precision, recall and F1 at dedup.threshold, and the share of
+// removed documents whose Jaccard to their representative reaches the threshold. Prints them and
+// writes <output.dir>/quality.json and quality_pairs.jsonl (every pair with Jaccard >= 0.3,
+// or in one cluster: {"a", "b", "jaccard", "same_cluster"}). For small corpora: memory and
+// time grow with the number of documents sharing shingles.
+int dedup_quality_job(cluster::Comm& comm, const pipeline::Config& config);
+
+}  // namespace sf::jobs

@@ -1,0 +1,841 @@
+// `shardforge dedup`: read -> normalise -> exact dedup -> MinHash of the survivors -> near
+// dedup -> kept/, duplicates.jsonl, dedup.json. See jobs/dedup.h.
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
+
+#include "io/atomic_file.h"
+#include "jobs/corpus.h"
+#include "jobs/dedup.h"
+#include "jobs/jobs.h"
+#include "pipeline/run_dir.h"
+#include "stages/dedup/minhash.h"
+#include "stages/dedup/text.h"
+
+namespace sf::jobs {
+
+namespace dd = stages::dedup;
+
+// ---- byte packing for the shuffles ------------------------------------------------------------
+
+namespace {
+
+template <typename T>
+void put(cluster::Bytes& out, const T& value) {
+  const char* p = reinterpret_cast<const char*>(&value);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+void put_string(cluster::Bytes& out, const std::string& s) {
+  put<uint32_t>(out, static_cast<uint32_t>(s.size()));
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+class Unpacker {
+ public:
+  explicit Unpacker(const cluster::Bytes& bytes) : bytes_(bytes) {}
+  bool done() const { return pos_ >= bytes_.size(); }
+  template <typename T>
+  T get() {
+    T value;
+    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return value;
+  }
+  std::string get_string() {
+    const auto n = get<uint32_t>();
+    std::string s(bytes_.data() + pos_, n);
+    pos_ += n;
+    return s;
+  }
+
+ private:
+  const cluster::Bytes& bytes_;
+  size_t pos_ = 0;
+};
+
+struct HashKey {
+  size_t operator()(const dd::Hash128& h) const { return static_cast<size_t>(h.lo); }
+};
+struct HashEq {
+  bool operator()(const dd::Hash128& a, const dd::Hash128& b) const {
+    return a.lo == b.lo && a.hi == b.hi;
+  }
+};
+
+}  // namespace
+
+// ---- config ---------------------------------------------------------------------------------
+
+KeepPolicy parse_keep_policy(const pipeline::Config& config) {
+  const std::string& keep = config.dedup.keep;
+  KeepPolicy policy;
+  if (keep == "first") {
+    policy.kind = KeepPolicy::kFirst;
+  } else if (keep == "longest") {
+    policy.kind = KeepPolicy::kLongest;
+  } else if (keep.rfind("field:", 0) == 0 && keep.size() > 6) {
+    policy.kind = KeepPolicy::kField;
+    policy.field = keep.substr(6);
+  } else {
+    throw pipeline::ConfigError(
+        config.source + ": dedup.keep: expected first|longest|field:<name>, got '" + keep + "'");
+  }
+  if (policy.kind == KeepPolicy::kField && config.input.format == "fortune")
+    throw pipeline::ConfigError(config.source +
+                                ": dedup.keep: fortune files have no fields, got '" + keep + "'");
+  return policy;
+}
+
+io::TextFormat dedup_text_format(const pipeline::Config& config) {
+  const std::string& f = config.input.format;
+  if (f == "auto" || f == "jsonl") return io::TextFormat::kJsonl;
+  if (f == "fortune") return io::TextFormat::kFortune;
+  throw pipeline::ConfigError(config.source +
+                              ": input.format: dedup reads jsonl or fortune (auto = jsonl), got '" +
+                              f + "'");
+}
+
+dd::LshParams dedup_lsh_params(const pipeline::Config& config) {
+  const auto& d = config.dedup;
+  if (d.bands == 0 && d.rows == 0) {
+    dd::LshParams p = dd::optimal_lsh_params(d.threshold, d.num_perm);
+    p.num_perm = d.num_perm;
+    return p;
+  }
+  if (d.bands == 0 || d.rows == 0 || d.bands * d.rows > d.num_perm)
+    throw pipeline::ConfigError(config.source + ": dedup.bands x dedup.rows (" +
+                                std::to_string(d.bands) + " x " + std::to_string(d.rows) +
+                                ") must be at most dedup.num_perm (" + std::to_string(d.num_perm) +
+                                "); set both to 0 to choose them from dedup.threshold");
+  dd::LshParams p;
+  p.bands = d.bands;
+  p.rows = d.rows;
+  p.threshold = d.threshold;
+  p.num_perm = d.num_perm;
+  return p;
+}
+
+dd::NormaliseOptions dedup_normalise_options(const pipeline::Config& config) {
+  dd::NormaliseOptions n;
+  n.unicode = config.dedup.unicode;
+  n.punctuation = dd::parse_punctuation(config.dedup.punctuation);
+  n.fold_digits = config.dedup.fold_digits;
+  return n;
+}
+
+io::TextReadOptions dedup_read_options(const pipeline::Config& config, const KeepPolicy& keep) {
+  io::TextReadOptions r;
+  r.format = dedup_text_format(config);
+  r.text_field = config.input.text_field;
+  r.id_field = config.input.id_field;
+  r.keep_field = keep.kind == KeepPolicy::kField ? keep.field : "";
+  r.max_record_bytes = static_cast<uint64_t>(config.input.max_record_bytes);
+  return r;
+}
+
+// ---- reading --------------------------------------------------------------------------------
+
+namespace {
+
+constexpr int kFirstBadLines = 5;  // line numbers kept per file and kind
+
+// This rank's bad input: per piece and kind, the count and the first lines.
+struct BadLog {
+  struct Entry {
+    int64_t count = 0;
+    std::vector<std::pair<int64_t, std::string>> first;  // piece-relative line, detail
+  };
+  std::map<std::pair<int, int>, Entry> entries;  // (piece index, kind) -> entry
+  int64_t total = 0;
+
+  void add(int piece, const io::BadRecord& bad) {
+    Entry& e = entries[{piece, static_cast<int>(bad.kind)}];
+    ++e.count;
+    ++total;
+    if (static_cast<int>(e.first.size()) < kFirstBadLines)
+      e.first.emplace_back(bad.line, bad.detail);
+  }
+};
+
+struct LocalCorpus {
+  std::vector<io::TextFile> files;
+  std::vector<io::TextPiece> pieces;
+  std::vector<int64_t> piece_lines;  // lines per piece
+  std::vector<double> keep_score;
+  std::vector<dd::Hash128> hashes;
+  std::vector<int32_t> slot;  // signature slot per doc; -1: empty normalised text
+  std::vector<uint32_t> raw_bytes;
+  std::vector<int64_t> doc_line;     // piece-relative line of each doc
+  std::vector<int64_t> piece_docs;   // first doc of each piece, and one past the last
+  std::vector<std::string> ids;      // JSON text of the id field, "" when absent
+  std::vector<uint32_t> signatures;  // slots x num_perm
+  std::vector<std::vector<uint64_t>> shingle_sets;  // per slot, with dedup.verify: exact
+  int64_t slots = 0;
+  int64_t local_exact_skipped = 0;  // signatures not computed: same hash seen on this rank
+  // Wall seconds of the two sketch steps (inside read+sketch) and the text bytes they saw.
+  double normalise_seconds = 0, signature_seconds = 0;
+  uint64_t text_bytes = 0, signature_text_bytes = 0;
+  BadLog bad;
+};
+
+// Reads this rank's pieces and sketches every good record: exact hash always; signature
+// (and shingle set) once per distinct normalised text of this rank.
+void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& read,
+                     const KeepPolicy& keep, const dd::MinHasher& minhash, bool keep_sets,
+                     LocalCorpus& corpus, const std::function<void(int64_t, int64_t)>& progress) {
+  const dd::NormaliseOptions norm = dedup_normalise_options(config);
+  const int ngram = config.dedup.ngram;
+  const int perms = minhash.num_perm();
+  const bool near = config.dedup.near;
+  std::unordered_map<dd::Hash128, int32_t, HashKey, HashEq> seen;
+
+  // A batch of records: texts sketched in parallel, then slots assigned in order.
+  std::vector<std::string> texts, normalised;
+  std::vector<dd::Hash128> batch_hash;
+  constexpr size_t kBatchDocs = 4096;
+  constexpr size_t kBatchBytes = 32u << 20;
+  size_t batch_bytes = 0;
+
+  auto flush = [&] {
+    const auto n = static_cast<int64_t>(texts.size());
+    normalised.resize(texts.size());
+    batch_hash.resize(texts.size());
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int64_t i = 0; i < n; ++i) {
+      dd::normalise_text(texts[i], norm, normalised[i]);
+      batch_hash[i] = dd::exact_hash(normalised[i]);
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    corpus.normalise_seconds += std::chrono::duration<double>(t1 - t0).count();
+    // Slots in order: the first doc of each distinct non-empty text on this rank gets one.
+    std::vector<int64_t> fresh;  // batch index -> needs a signature
+    for (int64_t i = 0; i < n; ++i) {
+      corpus.hashes.push_back(batch_hash[i]);
+      int32_t s = -1;
+      if (near && !normalised[i].empty()) {
+        auto [it, inserted] = seen.try_emplace(batch_hash[i], static_cast<int32_t>(corpus.slots));
+        if (inserted) {
+          fresh.push_back(i);
+          ++corpus.slots;
+        } else {
+          ++corpus.local_exact_skipped;
+        }
+        s = it->second;
+      }
+      corpus.slot.push_back(s);
+    }
+    const size_t base = corpus.signatures.size() / static_cast<size_t>(perms);
+    corpus.signatures.resize((base + fresh.size()) * static_cast<size_t>(perms));
+    if (keep_sets) corpus.shingle_sets.resize(base + fresh.size());
+    const auto m = static_cast<int64_t>(fresh.size());
+    for (int64_t i = 0; i < n; ++i) corpus.text_bytes += texts[i].size();
+    for (int64_t k = 0; k < m; ++k) corpus.signature_text_bytes += texts[fresh[k]].size();
+    const auto t2 = std::chrono::steady_clock::now();
+#pragma omp parallel
+    {
+      std::vector<uint64_t> shingles;
+#pragma omp for schedule(dynamic, 16)
+      for (int64_t k = 0; k < m; ++k) {
+        shingles.clear();
+        dd::shingle_hashes(normalised[fresh[k]], ngram, shingles);
+        minhash.signature(shingles.data(), shingles.size(),
+                          corpus.signatures.data() + (base + k) * perms);
+        if (keep_sets) {
+          std::sort(shingles.begin(), shingles.end());
+          shingles.erase(std::unique(shingles.begin(), shingles.end()), shingles.end());
+          corpus.shingle_sets[base + k] = shingles;
+        }
+      }
+    }
+    corpus.signature_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
+    texts.clear();
+    batch_bytes = 0;
+  };
+
+  int64_t done_pieces = 0;
+  for (size_t p = 0; p < corpus.pieces.size(); ++p) {
+    const io::TextPiece& piece = corpus.pieces[p];
+    corpus.piece_docs.push_back(static_cast<int64_t>(corpus.keep_score.size()));
+    const io::PieceStats stats = io::read_text_piece(
+        corpus.files[piece.file], piece, read,
+        [&](const io::TextRecord& rec) {
+          double score = 0;
+          if (keep.kind == KeepPolicy::kLongest) score = static_cast<double>(rec.text.size());
+          if (keep.kind == KeepPolicy::kField)
+            score = std::isfinite(rec.keep_value) ? rec.keep_value
+                                                  : std::numeric_limits<double>::lowest();
+          corpus.keep_score.push_back(score);
+          corpus.raw_bytes.push_back(static_cast<uint32_t>(
+              rec.raw.size() + (read.format == io::TextFormat::kJsonl ? 1 : 2)));
+          corpus.ids.emplace_back(rec.id);
+          corpus.doc_line.push_back(rec.line);
+          texts.emplace_back(rec.text);
+          batch_bytes += rec.text.size();
+          if (texts.size() >= kBatchDocs || batch_bytes >= kBatchBytes) flush();
+        },
+        [&](const io::BadRecord& bad) { corpus.bad.add(static_cast<int>(p), bad); });
+    corpus.piece_lines.push_back(stats.lines);
+    if (progress) progress(++done_pieces, static_cast<int64_t>(corpus.pieces.size()));
+  }
+  corpus.piece_docs.push_back(static_cast<int64_t>(corpus.keep_score.size()));
+  flush();
+}
+
+// Rank r holds global rows [begins[r], begins[r+1]).
+int owner_of(const std::vector<int64_t>& begins, uint64_t row) {
+  const auto it = std::upper_bound(begins.begin(), begins.end(), static_cast<int64_t>(row));
+  return static_cast<int>(it - begins.begin()) - 1;
+}
+
+// Collective: for every row in `wanted`, answer(row) computed by the rank that holds it.
+std::unordered_map<uint64_t, std::string> fetch_by_row(
+    cluster::Comm& comm, const std::vector<int64_t>& begins, const std::vector<uint64_t>& wanted,
+    const std::function<std::string(uint64_t)>& answer) {
+  std::vector<std::set<uint64_t>> asks(static_cast<size_t>(comm.size()));
+  for (uint64_t row : wanted) asks[static_cast<size_t>(owner_of(begins, row))].insert(row);
+  std::vector<cluster::Bytes> send(static_cast<size_t>(comm.size()));
+  for (size_t r = 0; r < asks.size(); ++r)
+    for (uint64_t row : asks[r]) put(send[r], row);
+  const auto requests = comm.alltoallv(send);
+  std::vector<cluster::Bytes> replies(static_cast<size_t>(comm.size()));
+  for (size_t r = 0; r < requests.size(); ++r) {
+    Unpacker in(requests[r]);
+    while (!in.done()) {
+      const auto row = in.get<uint64_t>();
+      put(replies[r], row);
+      put_string(replies[r], answer(row));
+    }
+  }
+  const auto answers = comm.alltoallv(replies);
+  std::unordered_map<uint64_t, std::string> out;
+  for (const auto& bytes : answers) {
+    Unpacker in(bytes);
+    while (!in.done()) {
+      const auto row = in.get<uint64_t>();
+      out[row] = in.get_string();
+    }
+  }
+  return out;
+}
+
+struct FinalVerdict {
+  uint64_t row, cluster, representative;
+  bool near;
+  double similarity;
+};
+
+std::string part_name(int rank, io::TextFormat format) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "part-%05d", rank);
+  return std::string(buf) + (format == io::TextFormat::kJsonl ? ".jsonl" : "");
+}
+
+// Writes `text` with an ofstream; throws naming the file.
+class FileWriter {
+ public:
+  explicit FileWriter(const std::string& path)
+      : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
+    if (!out_) throw std::runtime_error(path + ": cannot create: " + std::strerror(errno));
+    buf_.resize(1 << 20);
+    out_.rdbuf()->pubsetbuf(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+  }
+  void write(std::string_view s) { out_.write(s.data(), static_cast<std::streamsize>(s.size())); }
+  void close() {
+    out_.flush();
+    if (!out_) throw std::runtime_error(path_ + ": write failed: " + std::strerror(errno));
+    out_.close();
+  }
+
+ private:
+  std::string path_;
+  std::vector<char> buf_;
+  std::ofstream out_;
+};
+
+}  // namespace
+
+// ---- the job --------------------------------------------------------------------------------
+
+int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
+  const std::string& dir = config.output.dir;
+  const int threads = pipeline::choose_threads(config, comm);
+  const auto progress = pipeline::make_progress_logger(comm.rank());
+  pipeline::StageLog log;
+  const KeepPolicy keep = parse_keep_policy(config);
+  const io::TextReadOptions read = dedup_read_options(config, keep);
+  const dd::LshParams lsh = config.dedup.near ? dedup_lsh_params(config) : dd::LshParams{};
+  dd::parse_punctuation(config.dedup.punctuation);
+  const bool exact_verify = config.dedup.verify == "exact";
+  const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
+                    dup_tmp = dir + "/duplicates.tmp";
+
+  // Results of an earlier run go first: a failed run leaves nothing that looks complete.
+  cluster::run_local_phase(comm, "prepare output.dir", [&] {
+    if (comm.rank() != 0) return;
+    pipeline::make_run_dir(dir);
+    for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp})
+      std::filesystem::remove_all(stale);
+    for (const char* stale :
+         {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
+      std::filesystem::remove(dir + "/" + stale);
+    std::filesystem::create_directories(kept_tmp);
+    std::filesystem::create_directories(dup_tmp);
+    io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
+  });
+
+  // ---- read and sketch ----
+  log.begin("read+sketch");
+  LocalCorpus corpus;
+  const dd::MinHasher minhash(config.dedup.near ? lsh.width() : 1,
+                              static_cast<uint32_t>(config.dedup.seed));
+  cluster::run_local_phase(comm, "read input", [&] {
+    corpus.files = io::stat_text_files(config.input.paths);
+    corpus.pieces = io::plan_text_pieces(corpus.files, read.format, comm.rank(), comm.size());
+    read_and_sketch(config, read, keep, minhash, exact_verify, corpus,
+                    [&](int64_t done, int64_t total) {
+                      if (progress) progress("read+sketch: files", done, total);
+                    });
+  });
+  log.end();
+  const auto local_docs = static_cast<int64_t>(corpus.hashes.size());
+
+  // Global rows: a prefix sum of the ranks' record counts.
+  std::vector<int64_t> begins(static_cast<size_t>(comm.size()) + 1, 0);
+  {
+    cluster::Bytes mine;
+    put(mine, local_docs);
+    const auto all = comm.allgather(mine);
+    for (int r = 0; r < comm.size(); ++r)
+      begins[r + 1] = begins[r] + Unpacker(all[static_cast<size_t>(r)]).get<int64_t>();
+  }
+  const cluster::RowRange range{begins[comm.rank()], begins[comm.rank() + 1]};
+  const int64_t total_docs = begins.back();
+  uint64_t local_bytes_in = 0;
+  for (uint32_t b : corpus.raw_bytes) local_bytes_in += b;
+
+  // ---- bad input: per file, with file line numbers (rank 0 adds the earlier pieces' lines) --
+  nlohmann::json bad_report = nlohmann::json::object();
+  int64_t bad_total = 0;
+  {
+    nlohmann::json mine = {{"pieces", nlohmann::json::array()}, {"bad", nlohmann::json::array()}};
+    for (size_t p = 0; p < corpus.pieces.size(); ++p)
+      mine["pieces"].push_back({corpus.pieces[p].file, corpus.piece_lines[p]});
+    for (const auto& [key, entry] : corpus.bad.entries) {
+      nlohmann::json first = nlohmann::json::array();
+      for (const auto& [line, detail] : entry.first) first.push_back({line, detail});
+      mine["bad"].push_back(
+          {{"piece", key.first}, {"kind", key.second}, {"count", entry.count}, {"first", first}});
+    }
+    const std::string text = mine.dump();
+    const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
+    bad_total = comm.sum(corpus.bad.total);
+    std::string first_error;  // strict mode: the first bad record in corpus order
+    if (comm.rank() == 0) {
+      std::map<int, int64_t> file_lines;  // lines of the file in earlier ranks' pieces
+      std::map<int, std::map<int, std::pair<int64_t, std::vector<std::pair<int64_t, std::string>>>>>
+          per_file;
+      for (const auto& part : parts) {
+        const auto j = nlohmann::json::parse(std::string(part.begin(), part.end()));
+        std::vector<int64_t> offset;
+        for (const auto& piece : j["pieces"]) {
+          const int file = piece[0].get<int>();
+          offset.push_back(file_lines[file]);
+          file_lines[file] += piece[1].get<int64_t>();
+        }
+        for (const auto& b : j["bad"]) {
+          const int p = b["piece"].get<int>();
+          const int file = j["pieces"][p][0].get<int>();
+          auto& slot = per_file[file][b["kind"].get<int>()];
+          slot.first += b["count"].get<int64_t>();
+          for (const auto& f : b["first"])
+            if (static_cast<int>(slot.second.size()) < kFirstBadLines)
+              slot.second.emplace_back(offset[p] + f[0].get<int64_t>() + 1,
+                                       f[1].get<std::string>());
+        }
+      }
+      std::pair<int, int64_t> earliest{INT32_MAX, 0};
+      for (const auto& [file, kinds] : per_file) {
+        nlohmann::json counts = nlohmann::json::object(), lines = nlohmann::json::object();
+        int64_t n = 0;
+        std::string summary;
+        for (const auto& [kind, slot] : kinds) {
+          const char* name = io::bad_kind_name(static_cast<io::BadKind>(kind));
+          counts[name] = slot.first;
+          n += slot.first;
+          nlohmann::json ls = nlohmann::json::array();
+          std::string shown;
+          for (const auto& [line, detail] : slot.second) {
+            ls.push_back(line);
+            shown += (shown.empty() ? "" : ", ") + std::to_string(line);
+            const std::pair<int, int64_t> at{file, line};
+            if (at < earliest) {
+              earliest = at;
+              first_error = corpus.files[file].path + ":" + std::to_string(line) + ": " + name +
+                            ": " + detail;
+            }
+          }
+          lines[name] = ls;
+          summary += std::string(summary.empty() ? "" : "; ") + name + " " +
+                     std::to_string(slot.first) + " (line" + (slot.second.size() > 1 ? "s " : " ") +
+                     shown +
+                     (slot.first > static_cast<int64_t>(slot.second.size()) ? ", ..." : "") + ")";
+        }
+        bad_report[corpus.files[file].path] = {
+            {"bad_records", n}, {"counts", counts}, {"first_lines", lines}};
+        if (!config.input.strict)
+          spdlog::warn("input: {}: {} bad record(s) skipped: {}", corpus.files[file].path, n,
+                       summary);
+      }
+    }
+    cluster::run_local_phase(comm, "check input", [&] {
+      if (config.input.strict && comm.rank() == 0 && bad_total > 0)
+        throw io::InputError(first_error + " (input.strict is true; " + std::to_string(bad_total) +
+                             " bad record(s) in all)");
+    });
+  }
+  spdlog::info(
+      "dedup: {} documents in {} file(s) ({} bad record(s) skipped); {} rank(s) x {} thread(s); "
+      "this rank: rows [{}, {})",
+      total_docs, corpus.files.size(), bad_total, comm.size(), threads, range.begin, range.end);
+
+  // ---- exact duplicates ----
+  log.begin("exact");
+  std::vector<dd::DocRef> docs(static_cast<size_t>(local_docs));
+  for (int64_t i = 0; i < local_docs; ++i)
+    docs[i] = dd::DocRef{static_cast<uint64_t>(range.begin + i), corpus.keep_score[i]};
+  const std::vector<dd::Verdict> exact = dd::exact_duplicates(comm, range, docs, corpus.hashes);
+  log.end();
+  const int64_t exact_removed = comm.sum(static_cast<int64_t>(exact.size()));
+  spdlog::info("exact: {} exact duplicate(s) removed", exact_removed);
+
+  // ---- near duplicates among the exact survivors ----
+  log.begin("near");
+  std::vector<dd::Verdict> near;
+  dd::NearStats near_stats;
+  int64_t split_off = 0;  // dedup.clusters: star: chained members kept
+  if (config.dedup.near) {
+    std::vector<char> removed(static_cast<size_t>(local_docs), 0);
+    for (const auto& v : exact) removed[v.row - range.begin] = 1;
+    // The survivors' signatures in row order. Survivors have distinct hashes, so distinct
+    // slots; when their slots increase (always with keep: first) they are compacted in place
+    // and the signatures are held once, else copied.
+    std::vector<dd::DocRef> survivors;
+    std::vector<int32_t> slots;
+    for (int64_t i = 0; i < local_docs; ++i) {
+      if (removed[i] || corpus.slot[i] < 0) continue;
+      survivors.push_back(docs[i]);
+      slots.push_back(corpus.slot[i]);
+    }
+    const size_t width = static_cast<size_t>(lsh.width());
+    std::vector<uint32_t> sigs;
+    std::vector<std::vector<uint64_t>> sets;
+    if (std::is_sorted(slots.begin(), slots.end())) {
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if (static_cast<size_t>(slots[k]) != k)
+          std::copy_n(corpus.signatures.begin() + static_cast<std::ptrdiff_t>(slots[k] * width),
+                      width, corpus.signatures.begin() + static_cast<std::ptrdiff_t>(k * width));
+        if (exact_verify) std::swap(corpus.shingle_sets[k], corpus.shingle_sets[slots[k]]);
+      }
+      corpus.signatures.resize(slots.size() * width);
+      sigs.swap(corpus.signatures);
+      corpus.shingle_sets.resize(exact_verify ? slots.size() : 0);
+      sets.swap(corpus.shingle_sets);
+    } else {
+      for (int32_t slot : slots) {
+        const uint32_t* sig = corpus.signatures.data() + static_cast<size_t>(slot) * width;
+        sigs.insert(sigs.end(), sig, sig + width);
+        if (exact_verify) sets.push_back(corpus.shingle_sets[slot]);
+      }
+      std::vector<uint32_t>().swap(corpus.signatures);
+      std::vector<std::vector<uint64_t>>().swap(corpus.shingle_sets);
+    }
+    near = dd::near_duplicates(comm, range, survivors, sigs, lsh, sets, &near_stats);
+    if (config.dedup.clusters == "star") {
+      // A member whose similarity to the representative is below the threshold (joined
+      // through a chain of near pairs) is kept; the cluster is named by its representative,
+      // so the label never names a member that left.
+      std::vector<dd::Verdict> star;
+      for (const auto& v : near)
+        if (v.similarity >= lsh.threshold)
+          star.push_back({v.row, v.representative, v.representative, v.similarity});
+      split_off = static_cast<int64_t>(near.size() - star.size());
+      near.swap(star);
+    }
+  }
+  log.end();
+  const int64_t near_removed = comm.sum(static_cast<int64_t>(near.size()));
+  split_off = comm.sum(split_off);
+  if (config.dedup.near)
+    spdlog::info(
+        "near: {} near duplicate(s) removed ({} bands x {} rows, threshold {}, clusters {}{}); {} "
+        "candidate pair(s), {} verified",
+        near_removed, lsh.bands, lsh.rows, lsh.threshold, config.dedup.clusters,
+        config.dedup.clusters == "star"
+            ? ", " + std::to_string(split_off) + " chained member(s) kept"
+            : "",
+        near_stats.candidate_pairs, near_stats.verified_edges);
+
+  // ---- final clusters: an exact duplicate joins the near cluster of its representative ----
+  log.begin("clusters");
+  std::vector<FinalVerdict> verdicts;
+  int64_t clusters = 0, largest_cluster = 0;
+  {
+    // Near clusters' representatives learn their cluster label (they have no verdict).
+    std::vector<cluster::Bytes> send(static_cast<size_t>(comm.size()));
+    std::set<std::pair<uint64_t, uint64_t>> reps;
+    for (const auto& v : near) reps.insert({v.representative, v.cluster});
+    for (const auto& [rep, label] : reps) {
+      auto& out = send[static_cast<size_t>(owner_of(begins, rep))];
+      put(out, rep);
+      put(out, label);
+    }
+    std::unordered_map<uint64_t, uint64_t> represents;
+    for (const auto& bytes : comm.alltoallv(send)) {
+      Unpacker in(bytes);
+      while (!in.done()) {
+        const auto rep = in.get<uint64_t>();
+        represents[rep] = in.get<uint64_t>();
+      }
+    }
+    std::unordered_map<uint64_t, const dd::Verdict*> near_of;
+    for (const auto& v : near) near_of[v.row] = &v;
+    std::vector<uint64_t> wanted;
+    for (const auto& v : exact) wanted.push_back(v.representative);
+    const auto fate = fetch_by_row(comm, begins, wanted, [&](uint64_t row) {
+      cluster::Bytes b;
+      if (auto it = near_of.find(row); it != near_of.end()) {
+        put<uint8_t>(b, 1);
+        put(b, it->second->cluster);
+        put(b, it->second->representative);
+        put(b, it->second->similarity);
+      } else if (auto r = represents.find(row); r != represents.end()) {
+        put<uint8_t>(b, 2);
+        put(b, r->second);
+      } else {
+        put<uint8_t>(b, 0);
+      }
+      return std::string(b.begin(), b.end());
+    });
+    for (const auto& v : exact) {
+      const std::string& f = fate.at(v.representative);
+      cluster::Bytes b(f.begin(), f.end());
+      Unpacker in(b);
+      const auto kind = in.get<uint8_t>();
+      if (kind == 1) {
+        const auto label = in.get<uint64_t>();
+        const auto rep = in.get<uint64_t>();
+        verdicts.push_back({v.row, label, rep, true, in.get<double>()});
+      } else if (kind == 2) {
+        verdicts.push_back({v.row, in.get<uint64_t>(), v.representative, false, 1.0});
+      } else {
+        verdicts.push_back({v.row, v.cluster, v.representative, false, 1.0});
+      }
+    }
+    for (const auto& v : near)
+      verdicts.push_back({v.row, v.cluster, v.representative, true, v.similarity});
+    std::sort(verdicts.begin(), verdicts.end(),
+              [](const FinalVerdict& a, const FinalVerdict& b) { return a.row < b.row; });
+
+    // Cluster sizes: removed members counted by the rank owning the label's hash.
+    std::map<uint64_t, int64_t> local_counts;
+    for (const auto& v : verdicts) ++local_counts[v.cluster];
+    std::vector<cluster::Bytes> counts(static_cast<size_t>(comm.size()));
+    for (const auto& [label, n] : local_counts) {
+      auto& out = counts[static_cast<size_t>(label % static_cast<uint64_t>(comm.size()))];
+      put(out, label);
+      put(out, n);
+    }
+    std::unordered_map<uint64_t, int64_t> sizes;
+    for (const auto& bytes : comm.alltoallv(counts)) {
+      Unpacker in(bytes);
+      while (!in.done()) {
+        const auto label = in.get<uint64_t>();
+        sizes[label] += in.get<int64_t>();
+      }
+    }
+    int64_t largest = 0;
+    for (const auto& [label, n] : sizes) largest = std::max(largest, n + 1);
+    clusters = comm.sum(static_cast<int64_t>(sizes.size()));
+    largest_cluster = static_cast<int64_t>(comm.max(static_cast<double>(largest)));
+  }
+  log.end();
+
+  // ---- outputs ----
+  log.begin("write");
+  std::vector<uint64_t> wanted;
+  for (const auto& v : verdicts) {
+    wanted.push_back(v.cluster);
+    wanted.push_back(v.representative);
+  }
+  const auto ids = fetch_by_row(comm, begins, wanted, [&](uint64_t row) {
+    const std::string& id = corpus.ids[row - range.begin];
+    return id.empty() ? std::to_string(row) : id;
+  });
+  auto id_of_local = [&](uint64_t row) {
+    const std::string& id = corpus.ids[row - range.begin];
+    return id.empty() ? std::to_string(row) : id;
+  };
+  uint64_t local_bytes_out = 0;
+  cluster::run_local_phase(comm, "write kept", [&] {
+    std::vector<char> removed(static_cast<size_t>(local_docs), 0);
+    for (const auto& v : verdicts) removed[v.row - range.begin] = 1;
+    const std::string part = part_name(comm.rank(), read.format);
+    // Second pass: the records are found again by their lines; JSONL lines are not parsed
+    // again (io::TextReadOptions::raw_lines).
+    io::TextReadOptions again = read;
+    again.raw_lines = read.format == io::TextFormat::kJsonl;
+    io::publish_file(kept_tmp + "/" + part, [&](const std::string& tmp) {
+      FileWriter out(tmp);
+      for (size_t p = 0; p < corpus.pieces.size(); ++p) {
+        const io::TextPiece& piece = corpus.pieces[p];
+        int64_t i = corpus.piece_docs[p];
+        const int64_t end = corpus.piece_docs[p + 1];
+        io::read_text_piece(
+            corpus.files[piece.file], piece, again,
+            [&](const io::TextRecord& rec) {
+              if (i >= end || corpus.doc_line[i] != rec.line) return;  // a bad record
+              if (!removed[i]) {
+                out.write(rec.raw);
+                out.write(read.format == io::TextFormat::kJsonl ? "\n" : "%\n");
+                local_bytes_out += corpus.raw_bytes[i];
+              }
+              ++i;
+            },
+            [](const io::BadRecord&) {});
+        if (i != end)
+          throw io::InputError(corpus.files[piece.file].path + ": changed while dedup ran");
+      }
+      out.close();
+    });
+    io::publish_file(
+        dup_tmp + "/" + part_name(comm.rank(), io::TextFormat::kJsonl),
+        [&](const std::string& tmp) {
+          FileWriter out(tmp);
+          char sim[32];
+          for (const auto& v : verdicts) {
+            std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
+            out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
+                      ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
+                      (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+          }
+          out.close();
+        });
+  });
+  const int64_t docs_out = total_docs - comm.sum(static_cast<int64_t>(verdicts.size()));
+  const auto bytes_in = comm.sum(static_cast<int64_t>(local_bytes_in));
+  const auto bytes_out = comm.sum(static_cast<int64_t>(local_bytes_out));
+  log.end();
+
+  // Publish: duplicates.jsonl, then kept/, then dedup.json (the mark of a complete run).
+  nlohmann::json stages_json = nlohmann::json::array();
+  nlohmann::json sketch_json = {{"normalise_seconds", nlohmann::json::array()},
+                                {"signature_seconds", nlohmann::json::array()},
+                                {"text_bytes", nlohmann::json::array()},
+                                {"signature_text_bytes", nlohmann::json::array()}};
+  {
+    nlohmann::json mine = nlohmann::json::array();
+    for (const auto& e : log.entries())
+      mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
+    const nlohmann::json sketch = {corpus.normalise_seconds, corpus.signature_seconds,
+                                   corpus.text_bytes, corpus.signature_text_bytes};
+    const std::string text = nlohmann::json{{"stages", mine}, {"sketch", sketch}}.dump();
+    const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
+    for (const auto& part : parts) {
+      const auto both = nlohmann::json::parse(std::string(part.begin(), part.end()));
+      const auto& per_rank = both["stages"];
+      sketch_json["normalise_seconds"].push_back(both["sketch"][0]);
+      sketch_json["signature_seconds"].push_back(both["sketch"][1]);
+      sketch_json["text_bytes"].push_back(both["sketch"][2]);
+      sketch_json["signature_text_bytes"].push_back(both["sketch"][3]);
+      for (size_t i = 0; i < per_rank.size(); ++i) {
+        if (stages_json.size() <= i)
+          stages_json.push_back({{"name", per_rank[i]["name"]},
+                                 {"seconds", nlohmann::json::array()},
+                                 {"peak_rss_mib", nlohmann::json::array()}});
+        stages_json[i]["seconds"].push_back(per_rank[i]["seconds"]);
+        stages_json[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
+      }
+    }
+  }
+  nlohmann::json summary = {{"docs_in", total_docs},
+                            {"docs_out", docs_out},
+                            {"bytes_in", bytes_in},
+                            {"bytes_out", bytes_out},
+                            {"exact_duplicates", exact_removed},
+                            {"near_duplicates", near_removed},
+                            {"clusters", clusters},
+                            {"largest_cluster", largest_cluster},
+                            {"bad_records", bad_total}};
+  cluster::run_local_phase(comm, "publish", [&] {
+    if (comm.rank() != 0) return;
+    io::publish_file(dir + "/duplicates.jsonl", [&](const std::string& tmp) {
+      FileWriter out(tmp);
+      std::vector<char> buf(1 << 20);
+      for (int r = 0; r < comm.size(); ++r) {
+        std::ifstream in(dup_tmp + "/" + part_name(r, io::TextFormat::kJsonl), std::ios::binary);
+        if (!in)
+          throw std::runtime_error("duplicates part of rank " + std::to_string(r) + " is missing");
+        while (in) {
+          in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+          out.write(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+        }
+      }
+      out.close();
+    });
+    std::filesystem::remove_all(dup_tmp);
+    std::filesystem::rename(kept_tmp, kept_dir);
+    nlohmann::json report = {
+        {"format_version", kDedupJsonFormatVersion},
+        {"ranks", comm.size()},
+        {"threads_per_rank", threads},
+        {"input",
+         {{"paths", config.input.paths},
+          {"format", read.format == io::TextFormat::kJsonl ? "jsonl" : "fortune"}}},
+        {"params",
+         {{"ngram", config.dedup.ngram},
+          {"num_perm", config.dedup.near ? lsh.width() : 0},
+          {"bands", lsh.bands},
+          {"rows", lsh.rows},
+          {"threshold", lsh.threshold},
+          {"verify", config.dedup.verify},
+          {"clusters", config.dedup.clusters},
+          {"keep", config.dedup.keep},
+          {"near", config.dedup.near},
+          {"seed", config.dedup.seed}}},
+        {"near",
+         {{"buckets", near_stats.buckets},
+          {"largest_bucket", near_stats.largest_bucket},
+          {"candidate_pairs", near_stats.candidate_pairs},
+          {"verified_edges", near_stats.verified_edges},
+          {"clusters", near_stats.clusters},
+          {"largest_cluster", near_stats.largest_cluster},
+          {"chained_members_kept", split_off}}},
+        {"bad_input", bad_report},
+        {"stages", stages_json},
+        {"sketch", sketch_json}};
+    for (const auto& [k, v] : summary.items()) report[k] = v;
+    io::publish_text(dir + "/dedup.json", report.dump(2) + "\n");
+  });
+  pipeline::write_run_json(comm, dir, "dedup", threads, log, summary);
+  spdlog::info(
+      "dedup: {} -> {} documents ({} exact, {} near duplicates removed; {} clusters, largest {}); "
+      "{} -> {} bytes; wrote {}/kept/ and duplicates.jsonl",
+      total_docs, docs_out, exact_removed, near_removed, clusters, largest_cluster, bytes_in,
+      bytes_out, dir);
+  return 0;
+}
+
+}  // namespace sf::jobs

@@ -1,0 +1,148 @@
+# shardforge dedup end to end: a generated JSONL corpus (plain, .gz and .zst files) with planted
+# exact and near duplicates, and the real fortune cookies. The kept set, duplicates.jsonl and
+# the clusters must be the same for 1, 2 and 4 ranks; kept/ must hold the input lines byte
+# for byte; the keep policies must pick the right representative; input files are unchanged.
+source "$(dirname "$0")/lib.bash"
+sf_init "$@"
+DD="$SRC/tests/e2e/dedupdata.py"
+
+check "generating a JSONL corpus with planted duplicates"
+"$PY" "$DD" planted "$WORK/corpus" --docs 400 --seed 3
+gzip "$WORK/corpus/b.jsonl"
+zstd -q --rm "$WORK/corpus/c.jsonl"
+sums_before=$(cd "$WORK/corpus" && sha256sum a.jsonl b.jsonl.gz c.jsonl.zst)
+ok "$(wc -l <"$WORK/corpus/a.jsonl") originals; $(ls "$WORK/corpus")"
+
+# dedup_config FILE OUTDIR FORMAT KEEP INPUT...
+dedup_config() {
+  local file=$1 out=$2 format=$3 keep=$4
+  shift 4
+  {
+    echo "input:"
+    echo "  format: $format"
+    echo "  paths:"
+    local p
+    for p in "$@"; do echo "    - \"$p\""; done
+    echo "dedup:"
+    echo "  keep: \"$keep\""
+    echo "output:"
+    echo "  dir: \"$out\""
+  } >"$file"
+}
+
+inputs=("$WORK/corpus/a.jsonl" "$WORK/corpus/b.jsonl.gz" "$WORK/corpus/c.jsonl.zst")
+for np in 1 2 4; do
+  check "planted corpus, keep first, $np rank(s)"
+  dedup_config "$WORK/c$np.yaml" "$WORK/run$np" jsonl first "${inputs[@]}"
+  run_ok "$np" "$WORK/dedup$np.log" dedup "$WORK/c$np.yaml"
+  [[ $(ls "$WORK/run$np/kept" | wc -l) -eq $np ]] || fail "kept/ should hold one file per rank"
+  [[ ! -e "$WORK/run$np/kept.tmp" && ! -e "$WORK/run$np/duplicates.tmp" ]] || fail "temporary output left"
+  "$PY" "$DD" check "$WORK/corpus" "$WORK/run$np" --keep first || { show "$WORK/dedup$np.log"; fail "check"; }
+  cat "$WORK/run$np"/kept/* >"$WORK/kept$np"
+  if [[ $np -gt 1 ]]; then
+    cmp -s "$WORK/kept1" "$WORK/kept$np" || fail "kept/ differs between 1 and $np ranks"
+    cmp -s "$WORK/run1/duplicates.jsonl" "$WORK/run$np/duplicates.jsonl" ||
+      fail "duplicates.jsonl differs between 1 and $np ranks"
+  fi
+  ok "$(wc -l <"$WORK/run$np/duplicates.jsonl") removed; same as 1 rank"
+done
+
+check "dedup.json: counts, stages per rank"
+"$PY" - "$WORK/run4/dedup.json" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["format_version"] == 1 and r["ranks"] == 4, r
+assert r["exact_duplicates"] > 0 and r["near_duplicates"] > 0, r
+assert r["docs_in"] - r["docs_out"] == r["exact_duplicates"] + r["near_duplicates"], r
+assert r["clusters"] > 0 and r["largest_cluster"] >= 2, r
+assert r["bad_records"] == 0 and r["bad_input"] == {}, r
+names = [s["name"] for s in r["stages"]]
+assert names == ["read+sketch", "exact", "near", "clusters", "write"], names
+for s in r["stages"]:
+    assert len(s["seconds"]) == 4 and len(s["peak_rss_mib"]) == 4, s
+    assert all(m > 0 for m in s["peak_rss_mib"]), s
+sk = r["sketch"]
+assert all(len(v) == 4 for v in sk.values()), sk
+assert sum(sk["text_bytes"]) > 0 and 0 < sum(sk["signature_text_bytes"]) <= sum(sk["text_bytes"]), sk
+PYEOF
+ok
+
+for keep in longest field:score; do
+  check "keep $keep, 2 ranks"
+  dedup_config "$WORK/k.yaml" "$WORK/runk" jsonl "$keep" "${inputs[@]}"
+  run_ok 2 "$WORK/keep.log" dedup "$WORK/k.yaml"
+  "$PY" "$DD" check "$WORK/corpus" "$WORK/runk" --keep "$keep" || fail "keep $keep"
+  ok
+done
+
+for np in 1 4; do
+  check "exact Jaccard verification, star clusters, bands x rows from the threshold, $np rank(s)"
+  dedup_config "$WORK/v.yaml" "$WORK/runv$np" jsonl first "${inputs[@]}"
+  run_ok "$np" "$WORK/verify$np.log" dedup "$WORK/v.yaml" --set dedup.verify=exact \
+    --set dedup.clusters=star --set dedup.bands=0 --set dedup.rows=0 --set dedup.threshold=0.7
+  "$PY" "$DD" check "$WORK/corpus" "$WORK/runv$np" --keep first || fail "verify exact"
+  "$PY" - "$WORK/runv$np/dedup.json" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))["params"]
+assert p["verify"] == "exact" and p["clusters"] == "star" and p["threshold"] == 0.7, p
+assert p["bands"] * p["rows"] <= 112 and (p["bands"], p["rows"]) != (14, 8), p
+PYEOF
+  ok
+done
+cmp -s "$WORK/runv1/duplicates.jsonl" "$WORK/runv4/duplicates.jsonl" || fail "verify exact: 1 and 4 ranks differ"
+
+check "a rerun replaces the earlier results; input files unchanged"
+dedup_config "$WORK/c1.yaml" "$WORK/run1" jsonl first "${inputs[@]}"
+echo stale >"$WORK/run1/kept/part-00009.jsonl"
+run_ok 1 "$WORK/rerun.log" dedup "$WORK/c1.yaml"
+[[ ! -e "$WORK/run1/kept/part-00009.jsonl" ]] || fail "stale kept/ file survived a rerun"
+[[ "$(cd "$WORK/corpus" && sha256sum a.jsonl b.jsonl.gz c.jsonl.zst)" == "$sums_before" ]] ||
+  fail "input files changed"
+ok
+
+FORTUNES=/usr/share/games/fortunes
+if [[ -r $FORTUNES/fortunes ]]; then
+  mapfile -t ffiles < <(ls "$FORTUNES"/* | grep -v -E '\.(dat|u8)$')
+  for np in 1 2 4; do
+    check "fortunes (${#ffiles[@]} files), $np rank(s)"
+    dedup_config "$WORK/f$np.yaml" "$WORK/frun$np" fortune first "${ffiles[@]}"
+    run_ok "$np" "$WORK/fortune$np.log" dedup "$WORK/f$np.yaml"
+    cat "$WORK/frun$np"/kept/* >"$WORK/fkept$np"
+    if [[ $np -gt 1 ]]; then
+      cmp -s "$WORK/fkept1" "$WORK/fkept$np" || fail "fortunes kept/ differs between 1 and $np ranks"
+      cmp -s "$WORK/frun1/duplicates.jsonl" "$WORK/frun$np/duplicates.jsonl" ||
+        fail "fortunes duplicates.jsonl differs between 1 and $np ranks"
+    fi
+    ok "$(grep -o '"docs_in": [0-9]*' "$WORK/frun$np/dedup.json"), $(wc -l <"$WORK/frun$np/duplicates.jsonl") removed"
+  done
+  check "fortunes: kept records are the input records not removed"
+  "$PY" - "$WORK/frun2" "${ffiles[@]}" <<'PYEOF'
+import json, sys
+run, files = sys.argv[1], sys.argv[2:]
+records = []
+for f in files:
+    cur, data = [], open(f, "rb").read()
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    for line in lines:
+        if line == b"%":
+            records.append(b"".join(cur)); cur = []
+        else:
+            cur.append(line + b"\n")
+    if cur:
+        records.append(b"".join(cur))
+records = [r for r in records if r.strip()]
+removed = {json.loads(l)["id"] for l in open(run + "/duplicates.jsonl")}
+expected = b"".join(r + b"%\n" for i, r in enumerate(records) if i not in removed)
+kept = b"".join(open(run + "/kept/" + p, "rb").read() for p in ("part-00000", "part-00001"))
+assert kept == expected, (len(kept), len(expected))
+r = json.load(open(run + "/dedup.json"))
+assert r["docs_in"] == len(records), (r["docs_in"], len(records))
+assert r["exact_duplicates"] > 50 and r["near_duplicates"] > 10, r
+PYEOF
+  ok
+else
+  echo "-- fortunes not installed ($FORTUNES): skipping the fortune runs"
+fi
+sf_done

@@ -1,0 +1,281 @@
+// io/text_corpus: JSONL (plain, gzip, zstd) and fortune files, the split between ranks, and
+// every kind of bad input (each reported with its line, never dropped silently).
+#include "io/text_corpus.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace sf::io {
+namespace {
+
+using sf::testing::TempDir;
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string gzip(const std::string& data) {
+  z_stream zs{};
+  deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+std::string zstd(const std::string& data) {
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  const size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3);
+  EXPECT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+struct Read {
+  std::vector<std::string> raw, text, id;
+  std::vector<int64_t> line;  // absolute (file) lines
+  std::vector<std::pair<BadKind, int64_t>> bad;
+  int64_t lines = 0;
+};
+
+// Reads the corpus as `size` ranks would, one rank after the other, turning piece-relative
+// lines into file lines with the line counts of the earlier pieces of the same file.
+Read read_all(const std::vector<std::string>& paths, int size, TextReadOptions options = {}) {
+  const auto files = stat_text_files(paths);
+  Read out;
+  std::map<int, int64_t> file_lines;
+  for (int r = 0; r < size; ++r) {
+    for (const TextPiece& piece : plan_text_pieces(files, options.format, r, size)) {
+      const int64_t base = file_lines[piece.file];
+      const PieceStats stats = read_text_piece(
+          files[piece.file], piece, options,
+          [&](const TextRecord& rec) {
+            out.raw.emplace_back(rec.raw);
+            out.text.emplace_back(rec.text);
+            out.id.emplace_back(rec.id);
+            out.line.push_back(base + rec.line);
+          },
+          [&](const BadRecord& bad) { out.bad.emplace_back(bad.kind, base + bad.line); });
+      file_lines[piece.file] += stats.lines;
+      out.lines += stats.lines;
+    }
+  }
+  return out;
+}
+
+std::string jsonl_corpus(int docs, uint32_t seed, std::vector<std::string>* texts) {
+  std::mt19937 rng(seed);
+  std::string out;
+  for (int i = 0; i < docs; ++i) {
+    std::string text(1 + rng() % 300, 'x');
+    for (char& c : text) c = static_cast<char>('a' + rng() % 26);
+    texts->push_back(text);
+    out += "{\"id\": \"doc-" + std::to_string(i) + "\", \"text\": \"" + text +
+           "\", \"n\": " + std::to_string(i) + "}\n";
+  }
+  return out;
+}
+
+TEST(TextCorpus, PlainJsonlSplitsAtLineBoundariesForAnyRankCount) {
+  TempDir dir;
+  std::vector<std::string> texts;
+  write_bytes(dir.file("a.jsonl"), jsonl_corpus(500, 1, &texts));
+  write_bytes(dir.file("b.jsonl"), jsonl_corpus(3, 2, &texts));
+  const std::vector<std::string> paths = {dir.file("a.jsonl"), dir.file("b.jsonl")};
+  const Read one = read_all(paths, 1);
+  ASSERT_EQ(one.text, texts);
+  EXPECT_TRUE(one.bad.empty());
+  EXPECT_EQ(one.id[7], "\"doc-7\"");
+  EXPECT_EQ(one.line[500], 0);  // first line of b.jsonl
+  for (int size : {2, 3, 4, 7, 64}) {
+    const Read many = read_all(paths, size);
+    EXPECT_EQ(many.raw, one.raw) << size << " ranks";
+    EXPECT_EQ(many.line, one.line) << size << " ranks";
+    EXPECT_EQ(many.lines, 503) << size << " ranks";
+  }
+}
+
+TEST(TextCorpus, GzipAndZstdFilesReadWhole) {
+  TempDir dir;
+  std::vector<std::string> texts;
+  const std::string a = jsonl_corpus(200, 3, &texts), b = jsonl_corpus(100, 4, &texts);
+  write_bytes(dir.file("a.jsonl.gz"), gzip(a.substr(0, 1000)) + gzip(a.substr(1000)));  // 2 members
+  write_bytes(dir.file("b.jsonl.zst"), zstd(b));
+  for (int size : {1, 2, 4}) {
+    const Read r = read_all({dir.file("a.jsonl.gz"), dir.file("b.jsonl.zst")}, size);
+    EXPECT_EQ(r.text, texts) << size << " ranks";
+    EXPECT_TRUE(r.bad.empty());
+  }
+  const auto files = stat_text_files({dir.file("a.jsonl.gz"), dir.file("b.jsonl.zst")});
+  EXPECT_EQ(files[0].compression, Compression::kGzip);
+  EXPECT_EQ(files[1].compression, Compression::kZstd);
+}
+
+TEST(TextCorpus, TruncatedCompressedFilesAreReported) {
+  TempDir dir;
+  std::vector<std::string> texts;
+  const std::string data = jsonl_corpus(3000, 5, &texts);  // > 1 zstd block
+  const std::string gz = gzip(data), zs = zstd(data);
+  write_bytes(dir.file("cut.jsonl.gz"), gz.substr(0, gz.size() / 2));
+  write_bytes(dir.file("cut.jsonl.zst"), zs.substr(0, zs.size() / 2));
+  for (const char* name : {"cut.jsonl.gz", "cut.jsonl.zst"}) {
+    const Read r = read_all({dir.file(name)}, 1);
+    ASSERT_EQ(r.bad.size(), 1u) << name;
+    EXPECT_EQ(r.bad[0].first, BadKind::kTruncated) << name;
+    EXPECT_GT(r.text.size(), 10u) << name;  // what came before the cut is read
+    EXPECT_LT(r.text.size(), texts.size()) << name;
+    EXPECT_EQ(r.bad[0].second, static_cast<int64_t>(r.text.size())) << name;
+    for (size_t i = 0; i < r.text.size(); ++i) ASSERT_EQ(r.text[i], texts[i]) << name;
+  }
+  write_bytes(dir.file("junk.jsonl.gz"), "this is not gzip data at all\n");
+  const Read junk = read_all({dir.file("junk.jsonl.gz")}, 1);
+  ASSERT_EQ(junk.bad.size(), 1u);
+  EXPECT_EQ(junk.bad[0].first, BadKind::kTruncated);
+}
+
+TEST(TextCorpus, BadRecordsAreCountedWithTheirLines) {
+  TempDir dir;
+  const std::string lines[] = {
+      R"({"id": 1, "text": "good one"})",
+      R"({"id": 2, "text": "broken)",
+      R"({"id": 3, "body": "no text field"})",
+      "{\"id\": 4, \"text\": \"bad \xff utf8\"}",
+      R"({"id": 5, "text": "  "})",
+      R"({"id": 6, "text": ")" + std::string(200, 'y') + "\"}",
+      R"({"id": [7], "text": "array id"})",
+      R"([1, 2])",
+      "",
+      R"({"id": "ten", "text": "good two", "score": 2.5})",
+  };
+  std::string data;
+  for (const auto& l : lines) data += l + "\n";
+  write_bytes(dir.file("bad.jsonl"), data);
+  write_bytes(dir.file("empty.jsonl"), "");
+  TextReadOptions options;
+  options.max_record_bytes = 150;
+  options.keep_field = "score";
+  const std::vector<std::pair<BadKind, int64_t>> expected = {
+      {BadKind::kMalformedJson, 1}, {BadKind::kMissingText, 2},   {BadKind::kInvalidUtf8, 3},
+      {BadKind::kEmptyText, 4},     {BadKind::kTooLong, 5},       {BadKind::kBadId, 6},
+      {BadKind::kMalformedJson, 7}, {BadKind::kMalformedJson, 8}, {BadKind::kEmptyFile, 0}};
+  for (int size : {1, 2, 3}) {
+    const Read r = read_all({dir.file("bad.jsonl"), dir.file("empty.jsonl")}, size, options);
+    EXPECT_EQ(r.text, (std::vector<std::string>{"good one", "good two"})) << size;
+    EXPECT_EQ(r.id, (std::vector<std::string>{"1", "\"ten\""})) << size;
+    EXPECT_EQ(r.line, (std::vector<int64_t>{0, 9})) << size;
+    EXPECT_EQ(r.bad, expected) << size << " ranks";
+  }
+  // keep_field values come through.
+  const auto files = stat_text_files({dir.file("bad.jsonl")});
+  std::vector<double> keep;
+  read_text_piece(
+      files[0], {0, 0, files[0].bytes, true}, options,
+      [&](const TextRecord& rec) { keep.push_back(rec.keep_value); }, [](const BadRecord&) {});
+  ASSERT_EQ(keep.size(), 2u);
+  EXPECT_EQ(keep[0], -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(keep[1], 2.5);
+}
+
+// The second pass of the dedup: every line that fits comes back unparsed, with its line.
+TEST(TextCorpus, RawLinesSkipParsingButNotLineNumbers) {
+  TempDir dir;
+  write_bytes(dir.file("r.jsonl"), "{\"text\": \"a\"}\nnot json\n" + std::string(300, 'x') +
+                                       "\n{\"text\": \"b\"}\r\nlast, no newline");
+  TextReadOptions options;
+  options.raw_lines = true;
+  options.max_record_bytes = 100;
+  for (int size : {1, 2, 5}) {
+    const Read r = read_all({dir.file("r.jsonl")}, size, options);
+    EXPECT_EQ(r.raw, (std::vector<std::string>{"{\"text\": \"a\"}", "not json",
+                                               "{\"text\": \"b\"}\r", "last, no newline"}))
+        << size;
+    EXPECT_EQ(r.line, (std::vector<int64_t>{0, 1, 3, 4})) << size;
+    EXPECT_EQ(r.bad, (std::vector<std::pair<BadKind, int64_t>>{{BadKind::kTooLong, 2}})) << size;
+  }
+}
+
+TEST(TextCorpus, HugeLineIsSkippedWithBoundedMemory) {
+  TempDir dir;
+  std::string data = R"({"text": "before"})"
+                     "\n";
+  data += R"({"text": ")" + std::string(5 << 20, 'z') + "\"}\n";
+  data += R"({"text": "after"})"
+          "\n";
+  data += R"({"text": ")" + std::string(3 << 20, 'q');  // unterminated, too long, at the end
+  write_bytes(dir.file("huge.jsonl"), data);
+  TextReadOptions options;
+  options.max_record_bytes = 1 << 20;
+  const Read r = read_all({dir.file("huge.jsonl")}, 1, options);
+  EXPECT_EQ(r.text, (std::vector<std::string>{"before", "after"}));
+  EXPECT_EQ(r.bad, (std::vector<std::pair<BadKind, int64_t>>{{BadKind::kTooLong, 1},
+                                                             {BadKind::kTooLong, 3}}));
+}
+
+TEST(TextCorpus, FortuneRecords) {
+  TempDir dir;
+  write_bytes(dir.file("f1"), "First one.\n  -- Someone\n%\nSecond\n%\n%\nThird, no end");
+  write_bytes(dir.file("f2"), "Fourth\n%\n");
+  TextReadOptions options;
+  options.format = TextFormat::kFortune;
+  for (int size : {1, 2, 3}) {
+    const Read r = read_all({dir.file("f1"), dir.file("f2")}, size, options);
+    EXPECT_EQ(r.raw, (std::vector<std::string>{"First one.\n  -- Someone\n", "Second\n",
+                                               "Third, no end\n", "Fourth\n"}))
+        << size;
+    EXPECT_EQ(r.line, (std::vector<int64_t>{0, 3, 6, 0})) << size;
+    EXPECT_EQ(r.bad, (std::vector<std::pair<BadKind, int64_t>>{{BadKind::kEmptyText, 5}}));
+  }
+}
+
+TEST(TextCorpus, PlanCoversEveryFileOnce) {
+  std::vector<TextFile> files = {{"a", 1000, Compression::kNone},
+                                 {"b.gz", 10, Compression::kGzip},
+                                 {"c", 0, Compression::kNone},
+                                 {"d", 5, Compression::kNone}};
+  for (int size : {1, 2, 5, 100}) {
+    std::vector<uint64_t> covered(files.size(), 0);
+    int whole_b = 0, c = 0;
+    int last_file = -1;
+    for (int r = 0; r < size; ++r)
+      for (const TextPiece& p : plan_text_pieces(files, TextFormat::kJsonl, r, size)) {
+        EXPECT_GE(p.file, last_file);  // corpus order across ranks
+        last_file = p.file;
+        covered[p.file] += p.end - p.begin;
+        whole_b += p.file == 1;
+        c += p.file == 2;
+      }
+    EXPECT_EQ(covered[0], 1000u);
+    EXPECT_EQ(covered[3], 5u);
+    EXPECT_EQ(whole_b, 1);
+    EXPECT_EQ(c, 1);  // the empty file is read (and reported) by exactly one rank
+  }
+}
+
+TEST(TextCorpus, Utf8Validation) {
+  EXPECT_TRUE(valid_utf8("plain ascii text, long enough for the word loop"));
+  EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // > U+10FFFF
+  EXPECT_FALSE(valid_utf8("abc\xe2\x82"));       // cut short
+  EXPECT_FALSE(valid_utf8("\x80"));
+}
+
+}  // namespace
+}  // namespace sf::io
