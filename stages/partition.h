@@ -1,0 +1,214 @@
+// Stage `partition`: inverted lists sized and placed on shards by the query workload.
+//
+// Cost model (after Quake): list j costs A_j * lambda(s_j) per query, where
+// - A_j is the access frequency: the weighted share of workload queries whose `nprobe`
+//   nearest centroids include j (so sum_j A_j = nprobe);
+// - lambda(s) = a + b s is the time to scan a list of s codes for one query, calibrated on
+//   this machine at run time with the index's own code type and the search kernel
+//   (stages/list_scan.h), and stored with the plan.
+// Partitioning: lists whose cost is far above the mean are split (their rows re-clustered
+// with stages/kmeans), cold lists are merged into their neighbours (their centroid removed),
+// within a bound on nlist; this happens after the coarse k-means and before any row is added,
+// so the index stays a plain FAISS IndexIVF. Lists are then placed on shards by LPT on cost
+// (by size without a workload); with a workload the plan is never worse, by its own cost
+// model, than the count-balanced placement of the same lists.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <faiss/Index.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster/comm.h"
+#include "io/vector_file.h"
+#include "stages/progress.h"
+
+namespace sf::stages {
+
+// plan.json: {"format_version": 1, ...}; readers refuse other versions.
+constexpr int kPlanFormatVersion = 1;
+
+// lambda(s) = a + b s seconds to scan s codes for one query.
+struct ScanCost {
+  double a = 0;
+  double b = 1e-9;
+  std::string source = "calibrated";  // "calibrated" (timed here) or "config"
+  std::vector<int64_t> sizes;         // calibration points
+  std::vector<double> seconds;        // measured seconds per query at each size
+  double operator()(double codes) const { return a + b * codes; }
+};
+
+// Local. Times BatchScanner on lists of a few sizes (random codes of `index`'s own code
+// type, batches of 32 queries, best of a few repetitions) and fits a + b s by least squares
+// (a >= 0, b > 0). `index` is trained; it is not modified (a copy is used).
+ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed);
+
+// Local. Rows in the space of the IVF inside `index` (its vector transforms applied, one
+// kBlockRows block at a time).
+std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const float* x);
+
+// Local. A_j for each list of `quantizer` (ntotal lists): the weighted share of the n
+// queries (rows in IVF space) whose nprobe nearest centroids include j. weights: empty (all
+// 1) or n values >= 0 with a positive sum.
+std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries,
+                                     int64_t n, const std::vector<float>& weights, int nprobe);
+
+// cost_j = access[j] * lambda(sizes[j]).
+std::vector<double> expected_costs(const std::vector<double>& access,
+                                   const std::vector<int64_t>& sizes, const ScanCost& lambda);
+
+// ---------------------------------------------------------------------------------------------
+// Placement.
+
+// Longest processing time first: lists by decreasing load go to the least loaded shard (ties:
+// smaller list id first, then smaller shard). The `replicate` heaviest lists (with a positive
+// load, when shards > 1) are placed as two copies of half the load on two different shards.
+// Returns, per list, its shards (the first is the primary).
+std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int shards,
+                                        int replicate);
+
+// Per-shard load of a placement under `load` (replicas share their list's load equally).
+std::vector<double> shard_loads(const std::vector<std::vector<int>>& placement,
+                                const std::vector<double>& load, int shards);
+
+// max / mean of loads (1 when all are zero).
+double max_over_mean(const std::vector<double>& loads);
+
+// ---------------------------------------------------------------------------------------------
+// Splitting and merging lists.
+
+struct ListChanges {
+  struct Split {
+    int list = 0;
+    int pieces = 2;
+  };
+  std::vector<Split> splits;  // by decreasing cost
+  std::vector<int> merges;    // cold lists whose centroid is removed, by increasing cost
+  int nlist_after(int nlist) const;
+};
+
+struct SplitMergeOptions {
+  int max_nlist = 0;          // bound on nlist after the changes; 0 = the current nlist
+  double split_factor = 2.0;  // split lists with cost > split_factor * mean cost
+  double merge_factor = 0.25; // merge candidates: cost < merge_factor * mean cost
+  int max_pieces = 16;        // a list splits into at most this many
+  int64_t min_list_size = 16; // no piece is planned below this many rows
+};
+
+// The changes: hot lists split into ~cost/mean pieces (hottest first), as many of the cold
+// lists merged as the bound on nlist needs; splits that the available merges cannot pay for
+// are dropped. Nothing when every cost is 0. Pure function.
+ListChanges choose_list_changes(const std::vector<double>& access,
+                                const std::vector<int64_t>& sizes, const ScanCost& lambda,
+                                const SplitMergeOptions& options);
+
+// The new centroid table (nlist_after x d): split list j keeps slot j for its first piece
+// and appends the others at the end (in split order); merged lists' slots are removed (the
+// table is compacted, order kept). split_centroids[i]: pieces x d for changes.splits[i].
+std::vector<float> apply_list_changes(const std::vector<float>& centroids, int d,
+                                      const ListChanges& changes,
+                                      const std::vector<std::vector<float>>& split_centroids);
+
+// Replaces the coarse centroids of a trained, empty index (nlist may change): the quantizer
+// is refilled, the inverted lists are new and empty, IVF-PQ's precomputed tables redone.
+void set_coarse_centroids(faiss::Index& index, const std::vector<float>& centroids, int nlist);
+
+// ---------------------------------------------------------------------------------------------
+// The build step.
+
+struct PartitionOptions {
+  int nprobe = 8;
+  int shards = 1;
+  int replicate_hot = 0;
+  SplitMergeOptions split_merge;
+  std::vector<double> scan_cost;  // [a, b]: fixed lambda; empty: calibrate
+  int kmeans_iterations = 10;
+  uint64_t seed = 1234;
+  int64_t batch_rows = 16384;
+};
+
+// The workload: queries in the corpus's space and their weights (empty: all 1).
+struct Workload {
+  std::string source;
+  int64_t nq = 0;
+  std::vector<float> queries;  // nq x d
+  std::vector<float> weights;
+};
+
+struct RepartitionReport {
+  ScanCost scan_cost;
+  int nlist_before = 0;
+  int nlist_after = 0;
+  int splits = 0;  // lists split
+  int merges = 0;  // lists merged away
+  bool applied = false;               // false: the changes would not lower the expected cost
+  double cost_before = 0;             // expected seconds per query, cost model, estimated
+  double cost_after = 0;
+};
+
+// Collective. `index` is trained and empty, identical on every rank; `workload` is read on
+// rank 0 only (nullptr elsewhere, and on every rank when there is none). Counts the rows of
+// each list (one pass over this rank's rows), then rank 0 decides the splits and merges;
+// the rows of the lists to split are sampled (by global id and seed: any rank count gives
+// the same sample) and re-clustered on rank 0; when that lowers the expected cost, every
+// rank's index gets the new centroids. Without a workload nothing changes (and no pass).
+// The scan cost is calibrated on rank 0 (or taken from options) and broadcast.
+RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
+                                    io::VectorCorpus& corpus, cluster::RowRange range,
+                                    const Workload* workload, const PartitionOptions& options,
+                                    const ProgressFn& progress = {});
+
+// ---------------------------------------------------------------------------------------------
+// The plan.
+
+struct ListPlan {
+  int64_t size = 0;
+  double access = 0;
+  double cost = 0;
+  std::vector<int> shards;  // the first is the primary; more when replicated
+};
+
+struct PartitionPlan {
+  int nlist = 0;
+  int shards = 0;
+  int nprobe = 0;
+  std::string balance = "count";  // "cost" (workload-aware) or "count"
+  std::string workload;            // source of the workload ("" = none)
+  int64_t workload_queries = 0;
+  ScanCost scan_cost;
+  std::vector<ListPlan> lists;
+  // By the cost model: max/mean expected shard cost of this plan, and of LPT on counts.
+  double max_over_mean_cost = 1;
+  double count_balanced_max_over_mean_cost = 1;
+  double expected_cost_per_query = 0;  // sum of list costs (seconds per query)
+  RepartitionReport repartition;
+
+  std::vector<int> lists_of_shard(int shard) const;
+};
+
+// Local. The plan for a built index (its lists filled): sizes from the lists, access from the
+// workload (nullptr: uniform nprobe / nlist), placement by LPT on expected cost; with a
+// workload the count-balanced LPT is evaluated too and kept if its max shard cost is lower.
+PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
+                        const PartitionOptions& options, const ScanCost& lambda);
+
+nlohmann::json plan_to_json(const PartitionPlan& plan);
+// Throws std::runtime_error on a missing key or another format_version.
+PartitionPlan plan_from_json(const nlohmann::json& json);
+void write_plan(const PartitionPlan& plan, const std::string& path);  // atomic
+PartitionPlan read_plan(const std::string& path);  // throws std::runtime_error naming path
+
+// The index of one shard: `empty` (the serialized trained, empty index) filled with the lists
+// of `shard` from `merged`. Stock FAISS reads and searches it (other lists are empty).
+std::unique_ptr<faiss::Index> make_shard_index(const faiss::Index& merged,
+                                               const std::vector<char>& empty,
+                                               const PartitionPlan& plan, int shard);
+
+// Where a shard lives in the run directory, and which rank serves it.
+std::string shard_file_name(int shard);  // "shards/shard-0000.faiss"
+inline int shard_rank(int shard, int ranks) { return shard % ranks; }
+
+}  // namespace sf::stages
