@@ -39,6 +39,13 @@ struct ScanCost {
   std::vector<int64_t> sizes;         // calibration points
   std::vector<double> seconds;        // measured seconds per query at each size
   double operator()(double codes) const { return a + b * codes; }
+  static ScanCost linear(double a, double b) {  // a fixed lambda (source "config")
+    ScanCost c;
+    c.a = a;
+    c.b = b;
+    c.source = "config";
+    return c;
+  }
 };
 
 // Local. Times BatchScanner on lists of a few sizes (random codes of `index`'s own code
