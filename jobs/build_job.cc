@@ -65,9 +65,8 @@ stages::PartitionOptions partition_options(const pipeline::Config& config) {
   o.nprobe = p.nprobe;
   o.shards = p.shards;
   o.replicate_hot = p.replicate_hot;
-  o.split_merge.max_nlist = p.max_nlist;
-  o.split_merge.split_factor = p.split_factor;
-  o.split_merge.merge_factor = p.merge_factor;
+  o.max_nlist = p.max_nlist;
+  o.tiers = p.tiers;
   o.scan_cost = p.scan_cost;
   o.kmeans_iterations = config.index.kmeans_iterations;
   o.seed = config.seed;
@@ -166,10 +165,11 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
                                         workload ? &*workload : nullptr, popt, progress);
     if (comm.rank() == 0) empty_index = io::serialize_index(*index);
     log.end();
-    spdlog::info("partition: scan cost {:.3g} + {:.3g} s/code ({}); nlist {} -> {}: {} list(s) split, {} merged{}",
+    spdlog::info("partition: scan cost {:.3g} + {:.3g} s/code ({}); nlist {} -> {}: hot tiers +{} list(s), cold tiers -{}; expected cost {:.3g} -> {:.3g} s/query (estimate){}",
                  preport.scan_cost.a, preport.scan_cost.b, preport.scan_cost.source,
                  preport.nlist_before, preport.nlist_after, preport.splits, preport.merges,
-                 preport.splits + preport.merges > 0 || !workload ? "" : " (no change lowers the expected cost)");
+                 preport.cost_before, preport.cost_after,
+                 preport.applied || !workload ? "" : ": lists kept");
   }
 
   log.begin("add");

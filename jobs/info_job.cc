@@ -95,8 +95,11 @@ void print_plan(const std::string& path) {
   std::printf("scan cost    lambda(s) = %.3g + %.3g s seconds per query (%s)\n", plan.scan_cost.a,
               plan.scan_cost.b, plan.scan_cost.source.c_str());
   const auto& r = plan.repartition;
-  std::printf("lists        nlist %d -> %d: %d split, %d merged%s\n", r.nlist_before, r.nlist_after,
-              r.splits, r.merges, r.applied ? "" : " (unchanged)");
+  std::printf("lists        nlist %d -> %d: hot tiers +%d, cold tiers -%d%s\n", r.nlist_before,
+              r.nlist_after, r.splits, r.merges, r.applied ? "" : " (unchanged)");
+  for (size_t t = 0; t < r.tiers.lists_after.size() && t < r.tiers.access.size(); ++t)
+    std::printf("  tier %zu: access %.3f, %jd rows, lists %d -> %d\n", t, r.tiers.access[t],
+                static_cast<intmax_t>(r.tiers.rows[t]), r.tiers.lists_before[t], r.tiers.lists_after[t]);
   std::printf("balance      expected shard cost max/mean %.3f (count-balanced placement %.3f)\n",
               plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
   std::printf("  %5s %7s %10s %14s\n", "shard", "lists", "vectors", "expected cost");

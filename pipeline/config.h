@@ -56,9 +56,8 @@ struct PartitionConfig {
   std::string weights_dataset = "weights";  // HDF5 dataset of the weights
   int shards = 0;                        // 0 = no sharded layout
   int nprobe = 8;                        // nprobe of the cost model (access frequency)
-  int max_nlist = 0;                     // bound on nlist after splits; 0 = the factory's nlist
-  double split_factor = 2.0;             // split lists whose expected cost > factor x mean
-  double merge_factor = 0.25;            // cold lists (cost < factor x mean) may be merged
+  int max_nlist = 0;                     // nlist after re-sizing; 0 = the factory's nlist
+  int tiers = 4;                         // access-density tiers re-sized (1 = lists kept)
   int replicate_hot = 0;                 // the N hottest lists get a second shard
   std::vector<double> scan_cost;         // [a, b] seconds: fixes lambda(s) = a + b s; [] = calibrate
 };

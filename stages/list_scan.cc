@@ -5,6 +5,7 @@
 #include <faiss/utils/distances.h>
 
 #include <algorithm>
+#include <cmath>
 #include <typeinfo>
 
 namespace sf::stages {
@@ -50,32 +51,65 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
   faiss::InvertedLists::ScopedIds list_ids(&lists, list_no);
   const size_t d = ivf_.d;
   if (flat_) {
-    // Gather the group, one brute-force k-NN of the group against the list.
+    // Gather the group; one distance matrix of the group against the list (L2: FAISS's
+    // pairwise_L2sqr, a GEMM; IP: fvec_inner_products_ny per query), in blocks of list rows.
+    // A code whose matrix distance could enter the query's top-k is scored again with
+    // fvec_L2sqr / fvec_inner_product, as a FAISS IVFFlat search scores it.
     const auto* x = reinterpret_cast<const float*>(codes.get());
     const size_t nb = which.size();
-    const int kk = static_cast<int>(std::min<size_t>(k_, n));
+    if (nb < static_cast<size_t>(faiss::distance_compute_blas_threshold)) {
+      // A small group: FAISS's own choice below its BLAS threshold, one exact distance per
+      // pair (no GEMM pays off).
+      for (size_t i = 0; i < nb; ++i) {
+        const int64_t q = which[i];
+        const float* qv = queries_ + q * d;
+        float* hd = dis_.data() + q * k_;
+        int64_t* hi = ids_.data() + q * k_;
+        for (size_t t = 0; t < n; ++t) {
+          if (inner_product_)
+            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, x + t * d, d), list_ids.get()[t]);
+          else
+            push<L2Heap>(k_, hd, hi, faiss::fvec_L2sqr(qv, x + t * d, d), list_ids.get()[t]);
+        }
+      }
+      return;
+    }
+    constexpr size_t kBlock = 4096;
+    const size_t block = std::min(n, kBlock);
     group_.resize(nb * d);
-    for (size_t i = 0; i < nb; ++i)
-      std::copy(queries_ + which[i] * d, queries_ + (which[i] + 1) * d, group_.begin() + i * d);
-    group_dis_.resize(nb * kk);
-    group_ids_.resize(nb * kk);
-    if (inner_product_)
-      faiss::knn_inner_product(group_.data(), x, d, nb, n, kk, group_dis_.data(), group_ids_.data());
-    else
-      faiss::knn_L2sqr(group_.data(), x, d, nb, n, kk, group_dis_.data(), group_ids_.data());
+    group_norms_.resize(nb);
     for (size_t i = 0; i < nb; ++i) {
-      const int64_t q = which[i];
-      const float* qv = queries_ + q * d;
-      float* hd = dis_.data() + q * k_;
-      int64_t* hi = ids_.data() + q * k_;
-      for (int t = 0; t < kk; ++t) {
-        const int64_t pos = group_ids_[i * kk + t];
-        if (pos < 0) continue;
-        const float* y = x + pos * d;
-        if (inner_product_)
-          push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, y, d), list_ids.get()[pos]);
-        else
-          push<L2Heap>(k_, hd, hi, faiss::fvec_L2sqr(qv, y, d), list_ids.get()[pos]);
+      std::copy(queries_ + which[i] * d, queries_ + (which[i] + 1) * d, group_.begin() + i * d);
+      group_norms_[i] = faiss::fvec_norm_L2sqr(&group_[i * d], d);
+    }
+    group_dis_.resize(nb * block);
+    for (size_t y0 = 0; y0 < n; y0 += block) {
+      const size_t ny = std::min(block, n - y0);
+      const float* y = x + y0 * d;
+      if (inner_product_) {
+        for (size_t i = 0; i < nb; ++i)
+          faiss::fvec_inner_products_ny(&group_dis_[i * ny], &group_[i * d], y, d, ny);
+      } else {
+        faiss::pairwise_L2sqr(static_cast<int64_t>(d), static_cast<int64_t>(nb), group_.data(),
+                              static_cast<int64_t>(ny), y, group_dis_.data());
+      }
+      for (size_t i = 0; i < nb; ++i) {
+        const int64_t q = which[i];
+        const float* qv = queries_ + q * d;
+        float* hd = dis_.data() + q * k_;
+        int64_t* hi = ids_.data() + q * k_;
+        const float* row = &group_dis_[i * ny];
+        // GEMM rounding: a relative error far below this margin on |q|^2 + |top|.
+        const float margin = 1e-4f * (group_norms_[i] + std::fabs(hd[0] == hd[0] && std::isfinite(hd[0]) ? hd[0] : 0.0f));
+        for (size_t t = 0; t < ny; ++t) {
+          if (inner_product_) {
+            if (!(row[t] > hd[0] - margin)) continue;
+            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, y + t * d, d), list_ids.get()[y0 + t]);
+          } else {
+            if (!(row[t] < hd[0] + margin)) continue;
+            push<L2Heap>(k_, hd, hi, faiss::fvec_L2sqr(qv, y + t * d, d), list_ids.get()[y0 + t]);
+          }
+        }
       }
     }
     return;

@@ -3,11 +3,14 @@
 //
 // The queries that probe one list are scanned together, one distance computation per list and
 // group of queries:
-// - IndexIVFFlat: the group against the list's raw vectors with FAISS's brute-force k-NN
-//   (faiss::knn_L2sqr / knn_inner_product: one GEMM per group and list, or FAISS's exact
-//   per-pair loop below its BLAS threshold of 20 queries). The k best of the list per query
-//   are then scored again with fvec_L2sqr / fvec_inner_product, the very function the IVFFlat
-//   scanner of a plain FAISS search uses, so reported distances equal a FAISS search's.
+// - IndexIVFFlat, groups below FAISS's BLAS threshold (distance_compute_blas_threshold, 20
+//   queries): fvec_L2sqr / fvec_inner_product per pair, as FAISS's own brute force does there.
+// - IndexIVFFlat, larger groups: the distance matrix of the group against the list's raw vectors: L2 with
+//   FAISS's pairwise_L2sqr (norms + one GEMM per group and list block), inner product with
+//   fvec_inner_products_ny per query. Codes whose matrix distance could enter a query's top-k
+//   (within a margin far above GEMM rounding) are scored again with fvec_L2sqr /
+//   fvec_inner_product, the very function the IVFFlat scanner of a plain FAISS search uses,
+//   so the reported distances equal a FAISS search's.
 // - every other code (PQ, SQ, ...): FAISS's own InvertedListScanner, one per query of the
 //   batch (set_query once per query, set_list + scan_codes per list: what
 //   IndexIVF::search_preassigned does per query), visited list by list so a list's codes are
@@ -54,8 +57,7 @@ class BatchScanner {
   std::vector<float> dis_;
   std::vector<int64_t> ids_;
   std::vector<std::unique_ptr<faiss::InvertedListScanner>> scanners_;  // non-flat, lazily
-  std::vector<float> group_, group_dis_;                               // flat scratch
-  std::vector<int64_t> group_ids_;
+  std::vector<float> group_, group_norms_, group_dis_;                 // flat scratch
   int64_t codes_scanned_ = 0;
 };
 

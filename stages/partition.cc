@@ -29,8 +29,8 @@ namespace {
 
 using cluster::Bytes;
 
-constexpr uint64_t kSplitSampleSalt = 0x73706c6974ULL;  // "split"
-constexpr int64_t kSplitSamplePerPiece = 256;            // rows re-clustered per piece, at most
+constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
+constexpr int64_t kSamplePerList = 128;           // rows re-clustered per new list, at most
 
 // SplitMix64 finaliser: a row's pseudo-random draw from its global id and the seed.
 uint64_t mix(uint64_t z) {
@@ -105,31 +105,6 @@ std::unique_ptr<faiss::Index> flat_over(const faiss::IndexIVF& ivf, const float*
     flat = std::make_unique<faiss::IndexFlatL2>(ivf.d);
   flat->add(n, centroids);
   return flat;
-}
-
-Bytes encode_changes(const ListChanges& c) {
-  Bytes out;
-  put_value<int64_t>(out, static_cast<int64_t>(c.splits.size()));
-  for (const auto& s : c.splits) {
-    put_value<int32_t>(out, s.list);
-    put_value<int32_t>(out, s.pieces);
-  }
-  put_value<int64_t>(out, static_cast<int64_t>(c.merges.size()));
-  for (int m : c.merges) put_value<int32_t>(out, m);
-  return out;
-}
-
-ListChanges decode_changes(const Bytes& b) {
-  Reader in(b);
-  ListChanges c;
-  c.splits.resize(static_cast<size_t>(in.value<int64_t>()));
-  for (auto& s : c.splits) {
-    s.list = in.value<int32_t>();
-    s.pieces = in.value<int32_t>();
-  }
-  c.merges.resize(static_cast<size_t>(in.value<int64_t>()));
-  for (int& m : c.merges) m = in.value<int32_t>();
-  return c;
 }
 
 }  // namespace
@@ -310,78 +285,83 @@ double max_over_mean(const std::vector<double>& loads) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Splitting and merging.
+// Tiers.
 
-int ListChanges::nlist_after(int nlist) const {
-  int n = nlist - static_cast<int>(merges.size());
-  for (const Split& s : splits) n += s.pieces - 1;
-  return n;
-}
-
-ListChanges choose_list_changes(const std::vector<double>& access,
-                                const std::vector<int64_t>& sizes, const ScanCost& lambda,
-                                const SplitMergeOptions& options) {
-  const int nlist = static_cast<int>(sizes.size());
-  const std::vector<double> cost = expected_costs(access, sizes, lambda);
-  const double mean = std::accumulate(cost.begin(), cost.end(), 0.0) / std::max(1, nlist);
-  ListChanges changes;
-  if (!(mean > 0)) return changes;
-  const int bound = options.max_nlist > 0 ? options.max_nlist : nlist;
-  std::vector<int> order(nlist);
+TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t>& sizes,
+                    int tiers, int nlist_after, int64_t min_list_size) {
+  const int n = static_cast<int>(sizes.size());
+  const double total = std::accumulate(access.begin(), access.end(), 0.0);
+  int t_count = std::max(1, tiers);
+  TierPlan plan;
+  plan.tier_of_list.assign(n, 0);
+  if (!(total > 0)) t_count = 1;
+  std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return cost[a] > cost[b]; });
-  // Cold lists, coldest first (then the smallest): the merge candidates.
-  std::vector<int> cold;
-  for (int j : order)
-    if (cost[j] < options.merge_factor * mean) cold.push_back(j);
-  std::reverse(cold.begin(), cold.end());
-  std::stable_sort(cold.begin(), cold.end(), [&](int a, int b) {
-    return cost[a] < cost[b] || (cost[a] == cost[b] && sizes[a] < sizes[b]);
-  });
-  // Never merge away more than half of the lists.
-  const int merge_cap = std::min<int>(static_cast<int>(cold.size()), nlist / 2);
-  int added = 0;
+  auto density = [&](int j) { return sizes[j] > 0 ? access[j] / static_cast<double>(sizes[j]) : 0.0; };
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return density(a) > density(b); });
+  // A list's tier: where its share of the access mass starts (a list holding more than one
+  // tier's mass does not leave tiers empty before it).
+  double cum = 0;
+  std::vector<int> raw(n);
   for (int j : order) {
-    if (!(cost[j] > options.split_factor * mean)) break;
-    int pieces = static_cast<int>(std::ceil(cost[j] / mean));
-    pieces = std::min<int64_t>({pieces, options.max_pieces, sizes[j] / std::max<int64_t>(1, options.min_list_size)});
-    // What the bound and the available merges allow.
-    const int room = bound + merge_cap - nlist - added;
-    pieces = std::min(pieces, room + 1);
-    if (pieces < 2) continue;
-    changes.splits.push_back({j, pieces});
-    added += pieces - 1;
+    raw[j] = access[j] > 0 && total > 0
+                 ? std::min(t_count - 1, static_cast<int>(cum / total * t_count))
+                 : t_count - 1;
+    cum += access[j];
   }
-  const int merges = std::max(0, nlist + added - bound);
-  changes.merges.assign(cold.begin(), cold.begin() + std::min(merges, merge_cap));
-  return changes;
-}
-
-std::vector<float> apply_list_changes(const std::vector<float>& centroids, int d,
-                                      const ListChanges& changes,
-                                      const std::vector<std::vector<float>>& split_centroids) {
-  const int nlist = static_cast<int>(centroids.size() / d);
-  std::vector<int> split_of(nlist, -1);
-  std::vector<char> merged(nlist, 0);
-  for (size_t i = 0; i < changes.splits.size(); ++i) split_of[changes.splits[i].list] = static_cast<int>(i);
-  for (int m : changes.merges) merged[m] = 1;
-  std::vector<float> out;
-  out.reserve(static_cast<size_t>(changes.nlist_after(nlist)) * d);
-  for (int j = 0; j < nlist; ++j) {
-    if (merged[j]) continue;
-    const float* src = split_of[j] >= 0 ? split_centroids[split_of[j]].data() : &centroids[static_cast<size_t>(j) * d];
-    out.insert(out.end(), src, src + d);
+  // Renumber the tiers that hold lists, hottest first.
+  std::vector<int> renum(t_count, -1);
+  int used = 0;
+  for (int j : order)
+    if (renum[raw[j]] < 0) renum[raw[j]] = -2;
+  for (int t = 0; t < t_count; ++t)
+    if (renum[t] == -2) renum[t] = used++;
+  plan.access.assign(used, 0.0);
+  plan.rows.assign(used, 0);
+  plan.lists_before.assign(used, 0);
+  for (int j = 0; j < n; ++j) {
+    const int t = renum[raw[j]];
+    plan.tier_of_list[j] = t;
+    plan.access[t] += access[j];
+    plan.rows[t] += sizes[j];
+    plan.lists_before[t] += 1;
   }
-  for (size_t i = 0; i < changes.splits.size(); ++i) {
-    const std::vector<float>& pieces = split_centroids[i];
-    if (pieces.size() != static_cast<size_t>(changes.splits[i].pieces) * d)
-      throw std::invalid_argument("apply_list_changes: split of list " +
-                                  std::to_string(changes.splits[i].list) + " has " +
-                                  std::to_string(pieces.size() / d) + " centroids, expected " +
-                                  std::to_string(changes.splits[i].pieces));
-    out.insert(out.end(), pieces.begin() + d, pieces.end());
+  if (!(total > 0)) {
+    plan.lists_after = {nlist_after};
+    return plan;
   }
-  return out;
+  // Lists per tier proportional to sqrt(Q N); at least 1 and a quarter of the tier's lists
+  // today (cold tiers coarsen at most 4x), at most rows / min_list_size.
+  std::vector<double> weight(used), ideal(used);
+  double wsum = 0;
+  for (int t = 0; t < used; ++t) wsum += weight[t] = std::sqrt(plan.access[t] * static_cast<double>(plan.rows[t]));
+  std::vector<int> lo(used), hi(used);
+  plan.lists_after.assign(used, 0);
+  int given = 0;
+  for (int t = 0; t < used; ++t) {
+    hi[t] = static_cast<int>(std::max<int64_t>(1, plan.rows[t] / std::max<int64_t>(1, min_list_size)));
+    lo[t] = std::min(hi[t], std::max(1, (plan.lists_before[t] + 3) / 4));
+    ideal[t] = wsum > 0 ? nlist_after * weight[t] / wsum : plan.lists_before[t];
+    plan.lists_after[t] = std::clamp(static_cast<int>(std::floor(ideal[t])), lo[t], hi[t]);
+    given += plan.lists_after[t];
+  }
+  // Hand out (or take back) the remainder, largest shortfall (or excess) first.
+  while (given != nlist_after) {
+    int best = -1;
+    double gap = 0;
+    for (int t = 0; t < used; ++t) {
+      const double g = given < nlist_after ? ideal[t] - plan.lists_after[t] : plan.lists_after[t] - ideal[t];
+      const bool room = given < nlist_after ? plan.lists_after[t] < hi[t] : plan.lists_after[t] > lo[t];
+      if (room && (best < 0 || g > gap)) {
+        best = t;
+        gap = g;
+      }
+    }
+    if (best < 0) break;  // every tier at its bound
+    plan.lists_after[best] += given < nlist_after ? 1 : -1;
+    given += given < nlist_after ? 1 : -1;
+  }
+  return plan;
 }
 
 void set_coarse_centroids(faiss::Index& index, const std::vector<float>& centroids, int nlist) {
@@ -452,38 +432,56 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   });
   comm.allreduce_sum(counts.data(), counts.size());
 
-  // Rank 0 decides what to split and merge.
+  // Rank 0 plans the tiers.
   std::vector<float> wq;  // rank 0: the workload in IVF space
   std::vector<double> access;
   Bytes decision;
-  cluster::run_local_phase(comm, "partition: choose splits", [&] {
+  const int bound = options.max_nlist > 0 ? options.max_nlist : nlist;
+  cluster::run_local_phase(comm, "partition: plan tiers", [&] {
     if (comm.rank() != 0) return;
     wq = to_ivf_space(index, workload->nq, workload->queries.data());
     access = access_frequency(*ivf.quantizer, wq.data(), workload->nq, workload->weights,
                               options.nprobe);
-    decision = encode_changes(choose_list_changes(access, counts, lambda, options.split_merge));
+    const TierPlan tp = plan_tiers(access, counts, options.tiers, bound, options.min_list_size);
+    put_value<int32_t>(decision, static_cast<int32_t>(tp.lists_after.size()));
+    put(decision, tp.tier_of_list.data(), tp.tier_of_list.size() * sizeof(int));
+    put(decision, tp.lists_after.data(), tp.lists_after.size() * sizeof(int));
   });
   comm.broadcast(decision, 0);
-  ListChanges changes = decode_changes(decision);
-  if (changes.splits.empty() && changes.merges.empty()) {
-    if (comm.rank() == 0) {
-      rep.cost_before = rep.cost_after = [&] {
-        const auto c = expected_costs(access, counts, lambda);
-        return std::accumulate(c.begin(), c.end(), 0.0);
-      }();
+  TierPlan tiers;
+  {
+    Reader in(decision);
+    const int used = in.value<int32_t>();
+    tiers.tier_of_list.resize(nlist);
+    in.take(tiers.tier_of_list.data(), nlist * sizeof(int));
+    tiers.lists_after.resize(used);
+    in.take(tiers.lists_after.data(), used * sizeof(int));
+    tiers.rows.assign(used, 0);
+    tiers.lists_before.assign(used, 0);
+    tiers.access.assign(used, 0.0);
+    for (int j = 0; j < nlist; ++j) {
+      tiers.rows[tiers.tier_of_list[j]] += counts[j];
+      tiers.lists_before[tiers.tier_of_list[j]] += 1;
+      if (!access.empty()) tiers.access[tiers.tier_of_list[j]] += access[j];
     }
-    return rep;
   }
+  const int used = static_cast<int>(tiers.lists_after.size());
+  std::vector<char> resized(used, 0);
+  bool any = false;
+  for (int t = 0; t < used; ++t) any |= resized[t] = tiers.lists_after[t] != tiers.lists_before[t];
+  rep.tiers = tiers;
+  const double before_cost = [&] {
+    const auto c = expected_costs(access, counts, lambda);
+    return std::accumulate(c.begin(), c.end(), 0.0);
+  }();
+  rep.cost_before = rep.cost_after = before_cost;
+  if (!any) return rep;
 
-  // Pass 2: a sample of the rows of each list to split, chosen by global id and seed.
-  std::vector<int> split_index(nlist, -1);
-  std::vector<int64_t> cap(changes.splits.size());
-  for (size_t i = 0; i < changes.splits.size(); ++i) {
-    split_index[changes.splits[i].list] = static_cast<int>(i);
-    cap[i] = kSplitSamplePerPiece * changes.splits[i].pieces;
-  }
+  // Pass 2: a sample of the rows of each re-sized tier, chosen by global id and seed.
+  std::vector<int64_t> cap(used);
+  for (int t = 0; t < used; ++t) cap[t] = kSamplePerList * tiers.lists_after[t];
   Bytes mine;
-  cluster::run_local_phase(comm, "partition: sample split lists", [&] {
+  cluster::run_local_phase(comm, "partition: sample tiers", [&] {
     for_each_batch(
         corpus, range, options.batch_rows,
         [&](int64_t first, int64_t count, const float* x) {
@@ -492,114 +490,85 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
             std::vector<float> xt;
             for (int64_t i = 0; i < n; ++i) {
               const int64_t g = first + off + i;
-              const int s = split_index[labels[g - range.begin]];
-              if (s < 0) continue;
-              const int64_t size = counts[changes.splits[s].list];
-              if (size > cap[s] && static_cast<int64_t>(mix(static_cast<uint64_t>(g) ^ options.seed ^ kSplitSampleSalt) %
-                                                        static_cast<uint64_t>(size)) >= cap[s])
+              const int t = tiers.tier_of_list[labels[g - range.begin]];
+              if (!resized[t]) continue;
+              const int64_t rows_t = tiers.rows[t];
+              if (rows_t > cap[t] &&
+                  static_cast<int64_t>(mix(static_cast<uint64_t>(g) ^ options.seed ^ kSampleSalt) %
+                                       static_cast<uint64_t>(rows_t)) >= cap[t])
                 continue;
               if (xt.empty()) xt = to_ivf_space(index, n, x + off * d);
-              put_value<int32_t>(mine, s);
+              put_value<int32_t>(mine, t);
               put(mine, xt.data() + i * d_ivf, sizeof(float) * d_ivf);
             }
             off += n;
           }
         },
-        progress, "partition: sample split lists");
+        progress, "partition: sample tiers");
   });
   const std::vector<Bytes> parts = comm.gather(mine, 0);
   mine.clear();
 
-  // Rank 0 re-clusters each split list and checks the new lists lower the expected cost.
+  // Rank 0 re-clusters each re-sized tier and checks the new lists lower the expected cost.
   Bytes result;  // applied flag, nlist, centroids
-  cluster::run_local_phase(comm, "partition: split lists", [&] {
+  cluster::run_local_phase(comm, "partition: re-cluster tiers", [&] {
     if (comm.rank() != 0) return;
-    std::vector<std::vector<float>> rows(changes.splits.size());
+    std::vector<std::vector<float>> rows(used);
     for (const Bytes& part : parts) {  // rank order: ascending global ids
       Reader in(part);
       while (!in.done()) {
-        const int s = in.value<int32_t>();
-        std::vector<float>& r = rows.at(s);
+        const int t = in.value<int32_t>();
+        std::vector<float>& r = rows.at(t);
         r.resize(r.size() + d_ivf);
         in.take(r.data() + r.size() - d_ivf, sizeof(float) * d_ivf);
       }
     }
     std::vector<float> centroids(static_cast<size_t>(nlist) * d_ivf);
     ivf.quantizer->reconstruct_n(0, nlist, centroids.data());
+    // Unchanged tiers keep their centroids (in list order), re-clustered tiers follow.
+    std::vector<float> next;
+    for (int j = 0; j < nlist; ++j)
+      if (!resized[tiers.tier_of_list[j]])
+        next.insert(next.end(), centroids.begin() + static_cast<size_t>(j) * d_ivf,
+                    centroids.begin() + static_cast<size_t>(j + 1) * d_ivf);
     auto serial = cluster::make_serial_comm();
-    std::vector<std::vector<float>> split_centroids;
-    ListChanges kept;
-    std::vector<std::vector<float>> kept_rows;
-    for (size_t i = 0; i < changes.splits.size(); ++i) {
-      const int64_t n = static_cast<int64_t>(rows[i].size() / d_ivf);
-      const int pieces = static_cast<int>(std::min<int64_t>(changes.splits[i].pieces, n));
-      if (pieces < 2) continue;
+    for (int t = 0; t < used; ++t) {
+      if (!resized[t]) continue;
+      const int64_t n = static_cast<int64_t>(rows[t].size() / d_ivf);
       KMeansOptions km;
-      km.k = pieces;
+      km.k = static_cast<int>(std::min<int64_t>(tiers.lists_after[t], n));
       km.iterations = options.kmeans_iterations;
-      km.seed = options.seed + static_cast<uint64_t>(changes.splits[i].list);
+      km.seed = options.seed + static_cast<uint64_t>(t);
       km.inner_product = ivf.metric_type == faiss::METRIC_INNER_PRODUCT;
-      split_centroids.push_back(distributed_kmeans(*serial, rows[i].data(), n, 0, n, d_ivf, km).centroids);
-      kept.splits.push_back({changes.splits[i].list, pieces});
-      kept_rows.push_back(std::move(rows[i]));
+      if (km.k < 1) continue;
+      const KMeansResult r = distributed_kmeans(*serial, rows[t].data(), n, 0, n, d_ivf, km);
+      next.insert(next.end(), r.centroids.begin(), r.centroids.end());
+      rep.splits += std::max(0, km.k - tiers.lists_before[t]);
+      rep.merges += std::max(0, tiers.lists_before[t] - km.k);
     }
-    // Merges only as many as the splits kept still need.
-    const int bound = options.split_merge.max_nlist > 0 ? options.split_merge.max_nlist : nlist;
-    int added = 0;
-    for (const auto& s : kept.splits) added += s.pieces - 1;
-    const size_t merges = static_cast<size_t>(std::max(0, nlist + added - bound));
-    kept.merges.assign(changes.merges.begin(), changes.merges.begin() + std::min(merges, changes.merges.size()));
-    const std::vector<float> next = apply_list_changes(centroids, d_ivf, kept, split_centroids);
-    const int nlist_next = kept.nlist_after(nlist);
+    const int nlist_next = static_cast<int>(next.size() / d_ivf);
 
-    // Estimated sizes of the new lists: pieces share their list's rows as the sample does;
-    // a merged list's rows go to the centroid nearest its own.
-    std::vector<int64_t> sizes_next;
-    std::vector<int> slot(nlist, -1);
-    {
-      std::vector<char> merged(nlist, 0);
-      for (int m : kept.merges) merged[m] = 1;
-      for (int j = 0, k = 0; j < nlist; ++j)
-        if (!merged[j]) slot[j] = k++;
-      sizes_next.assign(nlist_next, 0);
-      for (int j = 0; j < nlist; ++j)
-        if (slot[j] >= 0) sizes_next[slot[j]] = counts[j];
-      std::unique_ptr<faiss::Index> next_flat = flat_over(ivf, next.data(), nlist_next);
-      for (int m : kept.merges) {
-        faiss::Index::idx_t to = -1;
-        next_flat->assign(1, centroids.data() + static_cast<size_t>(m) * d_ivf, &to);
-        if (to >= 0) sizes_next[to] += counts[m];
-      }
-      int appended = nlist - static_cast<int>(kept.merges.size());
-      for (size_t i = 0; i < kept.splits.size(); ++i) {
-        const int j = kept.splits[i].list, p = kept.splits[i].pieces;
-        std::vector<int> piece_slot(p);
-        piece_slot[0] = slot[j];
-        for (int t = 1; t < p; ++t) piece_slot[t] = appended++;
-        const int64_t n = static_cast<int64_t>(kept_rows[i].size() / d_ivf);
-        std::unique_ptr<faiss::Index> pf = flat_over(ivf, split_centroids[i].data(), p);
-        std::vector<faiss::Index::idx_t> a(static_cast<size_t>(n));
-        pf->assign(n, kept_rows[i].data(), a.data());
-        std::vector<int64_t> share(p, 0);
-        for (auto v : a) ++share[v];
-        int64_t given = 0;
-        for (int t = 0; t < p; ++t) {
-          const int64_t part = t + 1 < p ? counts[j] * share[t] / std::max<int64_t>(1, n) : counts[j] - given;
-          sizes_next[piece_slot[t]] = part;
-          given += part;
-        }
-      }
+    // Estimated sizes: unchanged lists keep theirs; each sampled row stands for
+    // rows_t / sample_t rows of its tier and goes to its nearest new centroid.
+    std::vector<double> est(nlist_next, 0.0);
+    std::unique_ptr<faiss::Index> next_flat = flat_over(ivf, next.data(), nlist_next);
+    for (int j = 0, k = 0; j < nlist; ++j)
+      if (!resized[tiers.tier_of_list[j]]) est[k++] = static_cast<double>(counts[j]);
+    for (int t = 0; t < used; ++t) {
+      const int64_t n = static_cast<int64_t>(rows[t].size() / d_ivf);
+      if (!resized[t] || n == 0) continue;
+      std::vector<faiss::Index::idx_t> a(static_cast<size_t>(n));
+      next_flat->assign(n, rows[t].data(), a.data());
+      const double scale = static_cast<double>(tiers.rows[t]) / static_cast<double>(n);
+      for (auto v : a) est[v] += scale;
     }
+    std::vector<int64_t> sizes_next(nlist_next);
+    for (int c = 0; c < nlist_next; ++c) sizes_next[c] = std::llround(est[c]);
     const std::vector<double> access_next = access_frequency(
-        *flat_over(ivf, next.data(), nlist_next), wq.data(), workload->nq, workload->weights,
-        options.nprobe);
-    const auto before = expected_costs(access, counts, lambda);
+        *next_flat, wq.data(), workload->nq, workload->weights, options.nprobe);
     const auto after = expected_costs(access_next, sizes_next, lambda);
-    rep.cost_before = std::accumulate(before.begin(), before.end(), 0.0);
     rep.cost_after = std::accumulate(after.begin(), after.end(), 0.0);
-    rep.splits = static_cast<int>(kept.splits.size());
-    rep.merges = static_cast<int>(kept.merges.size());
-    const bool apply = !kept.splits.empty() && rep.cost_after < rep.cost_before;
+    const bool apply = rep.cost_after < rep.cost_before;
     put_value<int32_t>(result, apply ? 1 : 0);
     put_value<int32_t>(result, nlist_next);
     put(result, next.data(), next.size() * sizeof(float));
@@ -611,6 +580,7 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   rep.applied = apply;
   if (!apply) {
     rep.splits = rep.merges = 0;
+    rep.tiers.lists_after = rep.tiers.lists_before;
     return rep;
   }
   std::vector<float> next(static_cast<size_t>(nlist_next) * d_ivf);
@@ -724,6 +694,11 @@ nlohmann::json plan_to_json(const PartitionPlan& plan) {
         {"nlist_after", r.nlist_after},
         {"splits", r.splits},
         {"merges", r.merges},
+        {"tiers",
+         {{"access", r.tiers.access},
+          {"rows", r.tiers.rows},
+          {"lists_before", r.tiers.lists_before},
+          {"lists_after", r.tiers.lists_after}}},
         {"applied", r.applied},
         {"estimated_cost_before", r.cost_before},
         {"estimated_cost_after", r.cost_after}}},
@@ -762,6 +737,11 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
     plan.repartition.applied = r.at("applied").get<bool>();
     plan.repartition.cost_before = r.at("estimated_cost_before").get<double>();
     plan.repartition.cost_after = r.at("estimated_cost_after").get<double>();
+    const auto& t = r.at("tiers");
+    plan.repartition.tiers.access = t.at("access").get<std::vector<double>>();
+    plan.repartition.tiers.rows = t.at("rows").get<std::vector<int64_t>>();
+    plan.repartition.tiers.lists_before = t.at("lists_before").get<std::vector<int>>();
+    plan.repartition.tiers.lists_after = t.at("lists_after").get<std::vector<int>>();
     plan.repartition.scan_cost = plan.scan_cost;
     const auto& l = j.at("lists");
     const auto sizes = l.at("size").get<std::vector<int64_t>>();

@@ -8,7 +8,8 @@
 //   (stages/list_scan.h), and stored with the plan.
 // Partitioning: lists whose cost is far above the mean are split (their rows re-clustered
 // with stages/kmeans), cold lists are merged into their neighbours (their centroid removed),
-// within a bound on nlist; this happens after the coarse k-means and before any row is added,
+// within a bound on nlist (by access-density tiers, see plan_tiers); this happens after the
+// coarse k-means and before any row is added,
 // so the index stays a plain FAISS IndexIVF. Lists are then placed on shards by LPT on cost
 // (by size without a workload); with a workload the plan is never worse, by its own cost
 // model, than the count-balanced placement of the same lists.
@@ -85,39 +86,28 @@ std::vector<double> shard_loads(const std::vector<std::vector<int>>& placement,
 double max_over_mean(const std::vector<double>& loads);
 
 // ---------------------------------------------------------------------------------------------
-// Splitting and merging lists.
+// Re-sizing lists: tiers.
+//
+// Lists are ranked by access density A_j / s_j and cut into `tiers` groups of equal access
+// mass. With a linear lambda, a group of N rows hit with query mass Q and cut into n lists costs
+// about Q * lambda(N / n) per query... times nprobe / n for each list, so the expected cost per
+// list is equalised (and the total minimised for a fixed nlist) when n is proportional to
+// sqrt(Q N): hot tiers get more, smaller lists (a split), cold tiers fewer, larger ones (a
+// merge). Each tier whose count changes is re-clustered as a whole (k-means over its rows).
 
-struct ListChanges {
-  struct Split {
-    int list = 0;
-    int pieces = 2;
-  };
-  std::vector<Split> splits;  // by decreasing cost
-  std::vector<int> merges;    // cold lists whose centroid is removed, by increasing cost
-  int nlist_after(int nlist) const;
+struct TierPlan {
+  std::vector<int> tier_of_list;   // per list
+  std::vector<double> access;      // per tier: sum of A_j
+  std::vector<int64_t> rows;       // per tier: sum of s_j
+  std::vector<int> lists_before;   // per tier
+  std::vector<int> lists_after;    // per tier: sum = nlist_after
 };
 
-struct SplitMergeOptions {
-  int max_nlist = 0;          // bound on nlist after the changes; 0 = the current nlist
-  double split_factor = 2.0;  // split lists with cost > split_factor * mean cost
-  double merge_factor = 0.25; // merge candidates: cost < merge_factor * mean cost
-  int max_pieces = 16;        // a list splits into at most this many
-  int64_t min_list_size = 16; // no piece is planned below this many rows
-};
-
-// The changes: hot lists split into ~cost/mean pieces (hottest first), as many of the cold
-// lists merged as the bound on nlist needs; splits that the available merges cannot pay for
-// are dropped. Nothing when every cost is 0. Pure function.
-ListChanges choose_list_changes(const std::vector<double>& access,
-                                const std::vector<int64_t>& sizes, const ScanCost& lambda,
-                                const SplitMergeOptions& options);
-
-// The new centroid table (nlist_after x d): split list j keeps slot j for its first piece
-// and appends the others at the end (in split order); merged lists' slots are removed (the
-// table is compacted, order kept). split_centroids[i]: pieces x d for changes.splits[i].
-std::vector<float> apply_list_changes(const std::vector<float>& centroids, int d,
-                                      const ListChanges& changes,
-                                      const std::vector<std::vector<float>>& split_centroids);
+// Pure. `tiers` >= 1; nlist_after >= tiers. Lists with no access fall in the coldest tier. A
+// tier gets at least 1 list and at most rows / min_list_size (but at least 1); the remainder
+// goes to the tiers with the largest sqrt(Q N) share. All access 0: every tier keeps its count.
+TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t>& sizes,
+                    int tiers, int nlist_after, int64_t min_list_size);
 
 // Replaces the coarse centroids of a trained, empty index (nlist may change): the quantizer
 // is refilled, the inverted lists are new and empty, IVF-PQ's precomputed tables redone.
@@ -130,7 +120,9 @@ struct PartitionOptions {
   int nprobe = 8;
   int shards = 1;
   int replicate_hot = 0;
-  SplitMergeOptions split_merge;
+  int tiers = 4;             // access-density tiers (1: lists are not re-sized)
+  int max_nlist = 0;         // nlist after re-sizing; 0 = the factory's nlist
+  int64_t min_list_size = 16;
   std::vector<double> scan_cost;  // [a, b]: fixed lambda; empty: calibrate
   int kmeans_iterations = 10;
   uint64_t seed = 1234;
@@ -149,8 +141,9 @@ struct RepartitionReport {
   ScanCost scan_cost;
   int nlist_before = 0;
   int nlist_after = 0;
-  int splits = 0;  // lists split
-  int merges = 0;  // lists merged away
+  int splits = 0;  // lists gained by the tiers that grew (hot)
+  int merges = 0;  // lists given up by the tiers that shrank (cold)
+  TierPlan tiers;
   bool applied = false;               // false: the changes would not lower the expected cost
   double cost_before = 0;             // expected seconds per query, cost model, estimated
   double cost_after = 0;
@@ -158,10 +151,11 @@ struct RepartitionReport {
 
 // Collective. `index` is trained and empty, identical on every rank; `workload` is read on
 // rank 0 only (nullptr elsewhere, and on every rank when there is none). Counts the rows of
-// each list (one pass over this rank's rows), then rank 0 decides the splits and merges;
-// the rows of the lists to split are sampled (by global id and seed: any rank count gives
-// the same sample) and re-clustered on rank 0; when that lowers the expected cost, every
-// rank's index gets the new centroids. Without a workload nothing changes (and no pass).
+// each list (one pass over this rank's rows), then rank 0 plans the tiers; a sample of each
+// re-sized tier's rows (by global id and seed: any rank count gives the same sample; at most
+// 128 rows per new list) goes to rank 0, which re-clusters it (stages/kmeans.h); when the
+// estimated expected cost is lower, every rank's index gets the new centroids. Without a
+// workload nothing changes (and no pass).
 // The scan cost is calibrated on rank 0 (or taken from options) and broadcast.
 RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
                                     io::VectorCorpus& corpus, cluster::RowRange range,

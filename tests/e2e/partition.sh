@@ -60,7 +60,9 @@ assert p["balance"] in ("cost", "count")
 assert p["max_over_mean_cost"] <= p["count_balanced_max_over_mean_cost"] + 1e-12
 assert p["scan_cost"]["source"] == "calibrated" and p["scan_cost"]["b_seconds_per_code"] > 0
 assert len(p["scan_cost"]["sizes"]) == len(p["scan_cost"]["seconds_per_query"]) >= 2
-assert p["repartition"]["splits"] > 0 and p["repartition"]["applied"], p["repartition"]
+r = p["repartition"]
+assert r["applied"] and r["splits"] > 0 and r["splits"] == r["merges"], r  # same nlist budget
+assert sum(r["tiers"]["lists_after"]) == nlist and r["tiers"]["lists_after"][0] > r["tiers"]["lists_before"][0], r
 lists = p["lists"]
 assert len(lists["size"]) == nlist and len(lists["shards"]) == nlist
 assert sum(len(s) > 1 for s in lists["shards"]) == 1, "replicate_hot 1: one list on two shards"
@@ -79,7 +81,7 @@ for s in range(3):
     total += sh.ntotal
 extra = sum(lists["size"][j] for j in range(nlist) if len(lists["shards"][j]) > 1)
 assert total == merged.ntotal + extra, (total, merged.ntotal, extra)
-print("plan: balance by %s, max/mean cost %.3f (count %.3f), %d split / %d merged" % (
+print("plan: balance by %s, max/mean cost %.3f (count %.3f), hot tiers +%d lists, cold tiers -%d" % (
     p["balance"], p["max_over_mean_cost"], p["count_balanced_max_over_mean_cost"],
     p["repartition"]["splits"], p["repartition"]["merges"]))
 PY
@@ -123,7 +125,7 @@ done
 check "info shows the plan and the search"
 run_ok 1 "$WORK/info.log" info "$WORK/p.yaml"
 for pat in "plan .*format_version 1.*3 shard" "workload .*workload.fvecs" "scan cost .*calibrated" \
-           "balance +expected shard cost" "hottest lists" "^search \(k=10, nprobe $NPROBE"; do
+           "balance +expected shard cost" "hottest lists" "tier 0: access" "^search \(k=10, nprobe $NPROBE"; do
   grep -qE "$pat" "$WORK/info.log.stdout" || { show "$WORK/info.log"; fail "info lacks /$pat/"; }
 done
 ok

@@ -176,9 +176,9 @@ TEST(RepartitionListsMpi, SameIndexForAnyNumberOfRanks) {
   const RepartitionReport rep = repartition_lists(
       comm, *index, corpus, rank_rows(rows, comm.rank(), comm.size()), comm.rank() == 0 ? &w : nullptr, o);
   EXPECT_TRUE(rep.applied);
-  EXPECT_GT(rep.splits, 0);
   EXPECT_EQ(rep.nlist_after, 32);
   if (comm.rank() != 0) return;
+  EXPECT_GT(rep.splits, 0);
   auto serial = cluster::make_serial_comm();
   auto one = io::deserialize_index(empty);
   repartition_lists(*serial, *one, corpus, {0, rows}, &w, o);

@@ -369,7 +369,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  max_queries",
                                        "partition", "  workload", "  workload_dataset", "  weights",
                                        "  weights_dataset", "  shards", "  nprobe", "  max_nlist",
-                                       "  split_factor", "  merge_factor", "  replicate_hot",
+                                       "  tiers", "  replicate_hot",
                                        "  scan_cost",
                                        "search", "  queries", "  queries_dataset", "  k", "  nprobe",
                                        "  max_queries", "  batch_queries",
@@ -380,10 +380,10 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
 
 TEST_F(ConfigTest, PartitionAndSearchKeysRoundTripThroughToYaml) {
   Config config = load_config(write("input: {paths: [a]}\noutput: {dir: o}\n"
-                                    "partition: {workload: w.fvecs, shards: 4, split_factor: 3.5}\n"
+                                    "partition: {workload: w.fvecs, shards: 4, tiers: 6}\n"
                                     "search: {queries: q.fvecs, nprobe: 16}\n"));
   EXPECT_EQ(config.partition.shards, 4);
-  EXPECT_DOUBLE_EQ(config.partition.split_factor, 3.5);
+  EXPECT_EQ(config.partition.tiers, 6);
   EXPECT_TRUE(config.partition.scan_cost.empty());  // default: calibrate
   EXPECT_EQ(config.search.nprobe, 16);
   // The effective config (an empty scan_cost is written as null) loads back the same.
@@ -392,7 +392,7 @@ TEST_F(ConfigTest, PartitionAndSearchKeysRoundTripThroughToYaml) {
   EXPECT_TRUE(again.partition.scan_cost.empty());
   config = load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {scan_cost: [1.0e-6, 2.0e-9]}\n"));
   EXPECT_EQ(config.partition.scan_cost, (std::vector<double>{1.0e-6, 2.0e-9}));
-  EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {merge_factor: 2}\n")),
+  EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {tiers: 0}\n")),
                ConfigError);
   EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {shards: -1}\n")),
                ConfigError);

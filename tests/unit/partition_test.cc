@@ -143,47 +143,38 @@ TEST(PlaceLpt, ReplicatedHotListsGoToTwoShards) {
   EXPECT_EQ(place_lpt(load, 1, 2)[0].size(), 1u);
 }
 
-TEST(ListChanges, HotListsSplitColdListsMergedWithinTheBound) {
+TEST(PlanTiers, ListsPerTierFollowSqrtOfAccessTimesRowsWithinTheBound) {
   // 8 lists of 100 rows; list 2 takes most of the queries, lists 5, 6, 7 none.
   const std::vector<int64_t> sizes(8, 100);
   const std::vector<double> access = {0.1, 0.1, 0.9, 0.3, 0.1, 0.0, 0.0, 0.0};
-  const ScanCost lambda = ScanCost::linear(0.0, 1.0);
-  SplitMergeOptions o;
-  ListChanges c = choose_list_changes(access, sizes, lambda, o);
-  // mean cost = 150/8 = 18.75; list 2 costs 90 > 2 x mean: ceil(90/18.75) = 5 pieces, but only
-  // the 3 cold lists (< 0.25 x mean) can pay: 4 pieces, 3 merges, nlist stays 8.
-  ASSERT_EQ(c.splits.size(), 1u);
-  EXPECT_EQ(c.splits[0].list, 2);
-  EXPECT_EQ(c.splits[0].pieces, 4);
-  EXPECT_EQ(std::set<int>(c.merges.begin(), c.merges.end()), (std::set<int>{5, 6, 7}));
-  EXPECT_EQ(c.nlist_after(8), 8);
-  // A larger bound: no merge needed.
-  o.max_nlist = 16;
-  c = choose_list_changes(access, sizes, lambda, o);
-  ASSERT_EQ(c.splits.size(), 1u);
-  EXPECT_EQ(c.splits[0].pieces, 5);
-  EXPECT_TRUE(c.merges.empty());
-  EXPECT_EQ(c.nlist_after(8), 12);
-  // Tiny lists are not split below min_list_size rows per piece.
-  o.min_list_size = 60;
-  EXPECT_TRUE(choose_list_changes(access, sizes, lambda, o).splits.empty());
-  // No workload information (all access 0): nothing changes.
-  c = choose_list_changes(std::vector<double>(8, 0.0), sizes, lambda, SplitMergeOptions{});
-  EXPECT_TRUE(c.splits.empty());
-  EXPECT_TRUE(c.merges.empty());
-}
-
-TEST(ListChanges, CentroidTableKeepsSlotsAppendsPiecesDropsMerged) {
-  const int d = 2;
-  const std::vector<float> centroids = {0, 0, 1, 1, 2, 2, 3, 3};  // 4 lists
-  ListChanges c;
-  c.splits = {{1, 3}};
-  c.merges = {0, 3};
-  const std::vector<std::vector<float>> pieces = {{10, 10, 11, 11, 12, 12}};
-  const auto out = apply_list_changes(centroids, d, c, pieces);
-  EXPECT_EQ(out, (std::vector<float>{10, 10, 2, 2, 11, 11, 12, 12}));
-  EXPECT_EQ(c.nlist_after(4), 4);
-  EXPECT_THROW(apply_list_changes(centroids, d, c, {{10, 10}}), std::invalid_argument);
+  // Two tiers of equal access mass by density: {2} (Q 0.9, N 100) and the rest (Q 0.6,
+  // N 700): sqrt(QN) 9.49 : 20.49 of 8 lists -> 2.53 : 5.47 -> 3 and 5.
+  TierPlan t = plan_tiers(access, sizes, 2, 8, 16);
+  EXPECT_EQ(t.tier_of_list, (std::vector<int>{1, 1, 0, 1, 1, 1, 1, 1}));
+  EXPECT_EQ(t.lists_before, (std::vector<int>{1, 7}));
+  EXPECT_EQ(t.lists_after, (std::vector<int>{3, 5}));
+  EXPECT_EQ(t.rows, (std::vector<int64_t>{100, 700}));
+  EXPECT_DOUBLE_EQ(t.access[0], 0.9);
+  // A larger bound: 5.06 : 10.94 of 16 -> 5 and 11.
+  t = plan_tiers(access, sizes, 2, 16, 16);
+  EXPECT_EQ(t.lists_after, (std::vector<int>{5, 11}));
+  // No list below min_list_size rows: tier 0 (100 rows) gets at most 100 / 60 = 1 list.
+  t = plan_tiers(access, sizes, 2, 8, 60);
+  EXPECT_EQ(t.lists_after, (std::vector<int>{1, 7}));
+  // Four tiers: the hottest list is a tier alone, never-probed lists are the coldest tier,
+  // which keeps at least a quarter of its lists.
+  t = plan_tiers(access, sizes, 4, 8, 16);
+  EXPECT_EQ(t.tier_of_list[2], 0);
+  EXPECT_EQ(t.tier_of_list[5], static_cast<int>(t.lists_after.size()) - 1);
+  EXPECT_EQ(std::accumulate(t.lists_after.begin(), t.lists_after.end(), 0), 8);
+  EXPECT_GE(t.lists_after.back(), 1);
+  EXPECT_GT(t.lists_after[0], t.lists_before[0]);
+  // No access at all, or one tier: one tier with every list.
+  for (const TierPlan& one : {plan_tiers(std::vector<double>(8, 0.0), sizes, 4, 8, 16),
+                              plan_tiers(access, sizes, 1, 8, 16)}) {
+    EXPECT_EQ(one.lists_before, std::vector<int>{8});
+    EXPECT_EQ(one.lists_after, std::vector<int>{8});
+  }
 }
 
 TEST(SetCoarseCentroids, IndexStaysAStockFaissIvf) {
@@ -338,6 +329,7 @@ TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
   plan.repartition.nlist_after = 32;
   plan.repartition.splits = 1;
   plan.repartition.merges = 1;
+  plan.repartition.tiers = plan_tiers({0.5, 0.25, 0.25}, {10, 20, 30}, 2, 3, 1);
   plan.repartition.applied = true;
   plan.scan_cost.sizes = {64, 256};
   plan.scan_cost.seconds = {1e-6, 3e-6};
@@ -353,6 +345,8 @@ TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
   EXPECT_DOUBLE_EQ(back.scan_cost.b, plan.scan_cost.b);
   EXPECT_EQ(back.repartition.nlist_before, 30);
   EXPECT_TRUE(back.repartition.applied);
+  EXPECT_EQ(back.repartition.tiers.lists_after, plan.repartition.tiers.lists_after);
+  EXPECT_EQ(back.repartition.tiers.rows, plan.repartition.tiers.rows);
   ASSERT_EQ(back.lists.size(), plan.lists.size());
   int replicated = 0;
   for (size_t j = 0; j < plan.lists.size(); ++j) {
@@ -397,7 +391,7 @@ TEST_F(PlanTest, ShardFilesHoldExactlyTheirListsAndSearchWithStockFaiss) {
   EXPECT_THROW(make_plan(*index_, nullptr, options_, lambda_), std::invalid_argument);
 }
 
-// The build step on one rank: a skewed workload splits hot lists and lowers the cost the
+// The build step on one rank: a skewed workload re-sizes the lists and lowers the cost the
 // plan of the built index reports, at the same nlist.
 TEST(RepartitionLists, SkewedWorkloadLowersExpectedCostAtTheSameNlist) {
   omp_set_num_threads(1);
