@@ -38,14 +38,16 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   cluster::run_local_phase(comm, "search: load", [&] {
     plan = stages::read_plan(dir + "/plan.json");
     const io::VectorFormat format = io::detect_vector_format(sc.queries);
-    io::VectorCorpus file({sc.queries}, format, format == io::VectorFormat::kHdf5 ? sc.queries_dataset : "");
+    io::VectorCorpus file({sc.queries}, format,
+                          format == io::VectorFormat::kHdf5 ? sc.queries_dataset : "");
     nq = file.rows();
     if (sc.max_queries > 0) nq = std::min(nq, sc.max_queries);
     if (nq == 0) throw io::InputError(sc.queries + ": no queries");
     dim = file.dim();
     for (int s = 0; s < plan.shards; ++s) {
       if (stages::shard_rank(s, comm.size()) != comm.rank()) continue;
-      std::unique_ptr<faiss::Index> index = io::read_index_file(dir + "/" + stages::shard_file_name(s));
+      std::unique_ptr<faiss::Index> index =
+          io::read_index_file(dir + "/" + stages::shard_file_name(s));
       if (index->d != dim)
         throw io::InputError(sc.queries + ": search.queries have dimension " + std::to_string(dim) +
                              ", the index (" + dir + ") " + std::to_string(index->d));
@@ -57,7 +59,8 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   });
   log.end();
   if (sc.nprobe > plan.nlist && comm.rank() == 0)
-    spdlog::warn("search.nprobe {} is more than the {} lists: every list is probed", sc.nprobe, plan.nlist);
+    spdlog::warn("search.nprobe {} is more than the {} lists: every list is probed", sc.nprobe,
+                 plan.nlist);
 
   log.begin("search");
   stages::ShardSearchOptions options;

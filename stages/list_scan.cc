@@ -67,7 +67,8 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
         int64_t* hi = ids_.data() + q * k_;
         for (size_t t = 0; t < n; ++t) {
           if (inner_product_)
-            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, x + t * d, d), list_ids.get()[t]);
+            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, x + t * d, d),
+                         list_ids.get()[t]);
           else
             push<L2Heap>(k_, hd, hi, faiss::fvec_L2sqr(qv, x + t * d, d), list_ids.get()[t]);
         }
@@ -100,11 +101,14 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
         int64_t* hi = ids_.data() + q * k_;
         const float* row = &group_dis_[i * ny];
         // GEMM rounding: a relative error far below this margin on |q|^2 + |top|.
-        const float margin = 1e-4f * (group_norms_[i] + std::fabs(hd[0] == hd[0] && std::isfinite(hd[0]) ? hd[0] : 0.0f));
+        const float margin =
+            1e-4f *
+            (group_norms_[i] + std::fabs(hd[0] == hd[0] && std::isfinite(hd[0]) ? hd[0] : 0.0f));
         for (size_t t = 0; t < ny; ++t) {
           if (inner_product_) {
             if (!(row[t] > hd[0] - margin)) continue;
-            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, y + t * d, d), list_ids.get()[y0 + t]);
+            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, y + t * d, d),
+                         list_ids.get()[y0 + t]);
           } else {
             if (!(row[t] < hd[0] + margin)) continue;
             push<L2Heap>(k_, hd, hi, faiss::fvec_L2sqr(qv, y + t * d, d), list_ids.get()[y0 + t]);
@@ -122,8 +126,8 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
       scanner->set_query(queries_ + q * d);
     }
     scanner->set_list(list_no, coarse_dis[i]);
-    scanner->scan_codes(n, codes.get(), list_ids.get(), dis_.data() + q * k_,
-                        ids_.data() + q * k_, k_);
+    scanner->scan_codes(n, codes.get(), list_ids.get(), dis_.data() + q * k_, ids_.data() + q * k_,
+                        k_);
   }
 }
 

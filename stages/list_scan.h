@@ -5,7 +5,8 @@
 // group of queries:
 // - IndexIVFFlat, groups below FAISS's BLAS threshold (distance_compute_blas_threshold, 20
 //   queries): fvec_L2sqr / fvec_inner_product per pair, as FAISS's own brute force does there.
-// - IndexIVFFlat, larger groups: the distance matrix of the group against the list's raw vectors: L2 with
+// - IndexIVFFlat, larger groups: the distance matrix of the group against the list's raw vectors:
+// L2 with
 //   FAISS's pairwise_L2sqr (norms + one GEMM per group and list block), inner product with
 //   fvec_inner_products_ny per query. Codes whose matrix distance could enter a query's top-k
 //   (within a margin far above GEMM rounding) are scored again with fvec_L2sqr /
@@ -17,11 +18,11 @@
 //   read once per batch while they are in cache. No bypass of FAISS's distance code.
 #pragma once
 
+#include <faiss/IndexIVF.h>
+
 #include <cstdint>
 #include <memory>
 #include <vector>
-
-#include <faiss/IndexIVF.h>
 
 namespace sf::stages {
 

@@ -30,7 +30,7 @@ namespace {
 using cluster::Bytes;
 
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
-constexpr int64_t kSamplePerList = 128;           // rows re-clustered per new list, at most
+constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
 
 // SplitMix64 finaliser: a row's pseudo-random draw from its global id and the seed.
 uint64_t mix(uint64_t z) {
@@ -193,8 +193,8 @@ ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
   return cost;
 }
 
-std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries,
-                                     int64_t n, const std::vector<float>& weights, int nprobe) {
+std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
+                                     const std::vector<float>& weights, int nprobe) {
   const int64_t nlist = quantizer.ntotal;
   if (!weights.empty() && static_cast<int64_t>(weights.size()) != n)
     throw std::invalid_argument("access_frequency: " + std::to_string(weights.size()) +
@@ -279,7 +279,8 @@ std::vector<double> shard_loads(const std::vector<std::vector<int>>& placement,
 
 double max_over_mean(const std::vector<double>& loads) {
   if (loads.empty()) return 1;
-  const double mean = std::accumulate(loads.begin(), loads.end(), 0.0) / static_cast<double>(loads.size());
+  const double mean =
+      std::accumulate(loads.begin(), loads.end(), 0.0) / static_cast<double>(loads.size());
   if (!(mean > 0)) return 1;
   return *std::max_element(loads.begin(), loads.end()) / mean;
 }
@@ -287,8 +288,8 @@ double max_over_mean(const std::vector<double>& loads) {
 // ---------------------------------------------------------------------------------------------
 // Tiers.
 
-TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t>& sizes,
-                    int tiers, int nlist_after, int64_t min_list_size) {
+TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t>& sizes, int tiers,
+                    int nlist_after, int64_t min_list_size) {
   const int n = static_cast<int>(sizes.size());
   const double total = std::accumulate(access.begin(), access.end(), 0.0);
   int t_count = std::max(1, tiers);
@@ -297,8 +298,11 @@ TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t
   if (!(total > 0)) t_count = 1;
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
-  auto density = [&](int j) { return sizes[j] > 0 ? access[j] / static_cast<double>(sizes[j]) : 0.0; };
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return density(a) > density(b); });
+  auto density = [&](int j) {
+    return sizes[j] > 0 ? access[j] / static_cast<double>(sizes[j]) : 0.0;
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return density(a) > density(b); });
   // A list's tier: where its share of the access mass starts (a list holding more than one
   // tier's mass does not leave tiers empty before it).
   double cum = 0;
@@ -334,12 +338,14 @@ TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t
   // today (cold tiers coarsen at most 4x), at most rows / min_list_size.
   std::vector<double> weight(used), ideal(used);
   double wsum = 0;
-  for (int t = 0; t < used; ++t) wsum += weight[t] = std::sqrt(plan.access[t] * static_cast<double>(plan.rows[t]));
+  for (int t = 0; t < used; ++t)
+    wsum += weight[t] = std::sqrt(plan.access[t] * static_cast<double>(plan.rows[t]));
   std::vector<int> lo(used), hi(used);
   plan.lists_after.assign(used, 0);
   int given = 0;
   for (int t = 0; t < used; ++t) {
-    hi[t] = static_cast<int>(std::max<int64_t>(1, plan.rows[t] / std::max<int64_t>(1, min_list_size)));
+    hi[t] =
+        static_cast<int>(std::max<int64_t>(1, plan.rows[t] / std::max<int64_t>(1, min_list_size)));
     lo[t] = std::min(hi[t], std::max(1, (plan.lists_before[t] + 3) / 4));
     ideal[t] = wsum > 0 ? nlist_after * weight[t] / wsum : plan.lists_before[t];
     plan.lists_after[t] = std::clamp(static_cast<int>(std::floor(ideal[t])), lo[t], hi[t]);
@@ -350,8 +356,10 @@ TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t
     int best = -1;
     double gap = 0;
     for (int t = 0; t < used; ++t) {
-      const double g = given < nlist_after ? ideal[t] - plan.lists_after[t] : plan.lists_after[t] - ideal[t];
-      const bool room = given < nlist_after ? plan.lists_after[t] < hi[t] : plan.lists_after[t] > lo[t];
+      const double g =
+          given < nlist_after ? ideal[t] - plan.lists_after[t] : plan.lists_after[t] - ideal[t];
+      const bool room =
+          given < nlist_after ? plan.lists_after[t] < hi[t] : plan.lists_after[t] > lo[t];
       if (room && (best < 0 || g > gap)) {
         best = t;
         gap = g;
@@ -410,7 +418,8 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   lambda.a = ab[0];
   lambda.b = ab[1];
   rep.scan_cost = lambda;
-  const bool have_workload = comm.sum(static_cast<int64_t>(comm.rank() == 0 && workload != nullptr)) > 0;
+  const bool have_workload =
+      comm.sum(static_cast<int64_t>(comm.rank() == 0 && workload != nullptr)) > 0;
   if (!have_workload) return rep;
 
   // Pass 1: the list of every row of this rank (as add will assign it), and the list sizes.
@@ -564,8 +573,8 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     }
     std::vector<int64_t> sizes_next(nlist_next);
     for (int c = 0; c < nlist_next; ++c) sizes_next[c] = std::llround(est[c]);
-    const std::vector<double> access_next = access_frequency(
-        *next_flat, wq.data(), workload->nq, workload->weights, options.nprobe);
+    const std::vector<double> access_next =
+        access_frequency(*next_flat, wq.data(), workload->nq, workload->weights, options.nprobe);
     const auto after = expected_costs(access_next, sizes_next, lambda);
     rep.cost_after = std::accumulate(after.begin(), after.end(), 0.0);
     const bool apply = rep.cost_after < rep.cost_before;
@@ -621,7 +630,8 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
   std::vector<double> access;
   if (workload != nullptr) {
     const std::vector<float> wq = to_ivf_space(index, workload->nq, workload->queries.data());
-    access = access_frequency(*ivf->quantizer, wq.data(), workload->nq, workload->weights, options.nprobe);
+    access = access_frequency(*ivf->quantizer, wq.data(), workload->nq, workload->weights,
+                              options.nprobe);
     plan.workload = workload->source;
     plan.workload_queries = workload->nq;
   } else {
@@ -631,7 +641,8 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
   const std::vector<double> by_count(sizes.begin(), sizes.end());
   const auto count_placement = place_lpt(by_count, options.shards, options.replicate_hot);
   auto placement = count_placement;
-  plan.count_balanced_max_over_mean_cost = max_over_mean(shard_loads(count_placement, cost, options.shards));
+  plan.count_balanced_max_over_mean_cost =
+      max_over_mean(shard_loads(count_placement, cost, options.shards));
   plan.max_over_mean_cost = plan.count_balanced_max_over_mean_cost;
   if (workload != nullptr) {
     const auto cost_placement = place_lpt(cost, options.shards, options.replicate_hot);
@@ -727,7 +738,8 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
     plan.scan_cost.sizes = sc.at("sizes").get<std::vector<int64_t>>();
     plan.scan_cost.seconds = sc.at("seconds_per_query").get<std::vector<double>>();
     plan.max_over_mean_cost = j.at("max_over_mean_cost").get<double>();
-    plan.count_balanced_max_over_mean_cost = j.at("count_balanced_max_over_mean_cost").get<double>();
+    plan.count_balanced_max_over_mean_cost =
+        j.at("count_balanced_max_over_mean_cost").get<double>();
     plan.expected_cost_per_query = j.at("expected_cost_per_query").get<double>();
     const auto& r = j.at("repartition");
     plan.repartition.nlist_before = r.at("nlist_before").get<int>();
@@ -757,7 +769,8 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
         if (s < 0 || s >= plan.shards)
           throw std::runtime_error("list " + std::to_string(i) + " on shard " + std::to_string(s) +
                                    " of " + std::to_string(plan.shards));
-      if (shards[i].empty()) throw std::runtime_error("list " + std::to_string(i) + " has no shard");
+      if (shards[i].empty())
+        throw std::runtime_error("list " + std::to_string(i) + " has no shard");
       plan.lists[i] = {sizes[i], access[i], cost[i], shards[i]};
     }
     return plan;
@@ -772,7 +785,10 @@ void write_plan(const PartitionPlan& plan, const std::string& path) {
 
 PartitionPlan read_plan(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open the partition plan (run `shardforge build` with partition.shards > 0)");
+  if (!in)
+    throw std::runtime_error(
+        path +
+        ": cannot open the partition plan (run `shardforge build` with partition.shards > 0)");
   const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
   if (j.is_discarded()) throw std::runtime_error(path + ": not valid JSON");
   try {

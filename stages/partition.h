@@ -6,22 +6,21 @@
 // - lambda(s) = a + b s is the time to scan a list of s codes for one query, calibrated on
 //   this machine at run time with the index's own code type and the search kernel
 //   (stages/list_scan.h), and stored with the plan.
-// Partitioning: lists whose cost is far above the mean are split (their rows re-clustered
-// with stages/kmeans), cold lists are merged into their neighbours (their centroid removed),
-// within a bound on nlist (by access-density tiers, see plan_tiers); this happens after the
-// coarse k-means and before any row is added,
-// so the index stays a plain FAISS IndexIVF. Lists are then placed on shards by LPT on cost
-// (by size without a workload); with a workload the plan is never worse, by its own cost
-// model, than the count-balanced placement of the same lists.
+// Re-sizing (plan_tiers): lists are grouped into tiers by access density; hot tiers get more,
+// smaller lists (a split), cold tiers fewer, larger ones (a merge), within a bound on nlist, and
+// each re-sized tier is re-clustered with stages/kmeans. This happens after the coarse k-means
+// and before any row is added, so the index stays a plain FAISS IndexIVF. Lists are then placed
+// on shards by LPT on cost (by size without a workload); with a workload the plan is never
+// worse, by its own cost model, than the count-balanced placement of the same lists.
 #pragma once
+
+#include <faiss/Index.h>
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <faiss/Index.h>
-#include <nlohmann/json.hpp>
 
 #include "cluster/comm.h"
 #include "io/vector_file.h"
@@ -61,8 +60,8 @@ std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const floa
 // Local. A_j for each list of `quantizer` (ntotal lists): the weighted share of the n
 // queries (rows in IVF space) whose nprobe nearest centroids include j. weights: empty (all
 // 1) or n values >= 0 with a positive sum.
-std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries,
-                                     int64_t n, const std::vector<float>& weights, int nprobe);
+std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
+                                     const std::vector<float>& weights, int nprobe);
 
 // cost_j = access[j] * lambda(sizes[j]).
 std::vector<double> expected_costs(const std::vector<double>& access,
@@ -75,8 +74,7 @@ std::vector<double> expected_costs(const std::vector<double>& access,
 // smaller list id first, then smaller shard). The `replicate` heaviest lists (with a positive
 // load, when shards > 1) are placed as two copies of half the load on two different shards.
 // Returns, per list, its shards (the first is the primary).
-std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int shards,
-                                        int replicate);
+std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int shards, int replicate);
 
 // Per-shard load of a placement under `load` (replicas share their list's load equally).
 std::vector<double> shard_loads(const std::vector<std::vector<int>>& placement,
@@ -89,25 +87,25 @@ double max_over_mean(const std::vector<double>& loads);
 // Re-sizing lists: tiers.
 //
 // Lists are ranked by access density A_j / s_j and cut into `tiers` groups of equal access
-// mass. With a linear lambda, a group of N rows hit with query mass Q and cut into n lists costs
-// about Q * lambda(N / n) per query... times nprobe / n for each list, so the expected cost per
-// list is equalised (and the total minimised for a fixed nlist) when n is proportional to
+// mass. A tier of N rows with query mass Q, cut into n lists of N/n rows, has lists probed
+// about Q/n each: each list costs ~ b Q N / n^2 and the tier ~ b Q N / n per query. The total
+// for a fixed nlist is least, and the cost per list equal, when n is proportional to
 // sqrt(Q N): hot tiers get more, smaller lists (a split), cold tiers fewer, larger ones (a
 // merge). Each tier whose count changes is re-clustered as a whole (k-means over its rows).
 
 struct TierPlan {
-  std::vector<int> tier_of_list;   // per list
-  std::vector<double> access;      // per tier: sum of A_j
-  std::vector<int64_t> rows;       // per tier: sum of s_j
-  std::vector<int> lists_before;   // per tier
-  std::vector<int> lists_after;    // per tier: sum = nlist_after
+  std::vector<int> tier_of_list;  // per list
+  std::vector<double> access;     // per tier: sum of A_j
+  std::vector<int64_t> rows;      // per tier: sum of s_j
+  std::vector<int> lists_before;  // per tier
+  std::vector<int> lists_after;   // per tier: sum = nlist_after
 };
 
 // Pure. `tiers` >= 1; nlist_after >= tiers. Lists with no access fall in the coldest tier. A
 // tier gets at least 1 list and at most rows / min_list_size (but at least 1); the remainder
 // goes to the tiers with the largest sqrt(Q N) share. All access 0: every tier keeps its count.
-TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t>& sizes,
-                    int tiers, int nlist_after, int64_t min_list_size);
+TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t>& sizes, int tiers,
+                    int nlist_after, int64_t min_list_size);
 
 // Replaces the coarse centroids of a trained, empty index (nlist may change): the quantizer
 // is refilled, the inverted lists are new and empty, IVF-PQ's precomputed tables redone.
@@ -120,8 +118,8 @@ struct PartitionOptions {
   int nprobe = 8;
   int shards = 1;
   int replicate_hot = 0;
-  int tiers = 4;             // access-density tiers (1: lists are not re-sized)
-  int max_nlist = 0;         // nlist after re-sizing; 0 = the factory's nlist
+  int tiers = 4;      // access-density tiers (1: lists are not re-sized)
+  int max_nlist = 0;  // nlist after re-sizing; 0 = the factory's nlist
   int64_t min_list_size = 16;
   std::vector<double> scan_cost;  // [a, b]: fixed lambda; empty: calibrate
   int kmeans_iterations = 10;
@@ -144,8 +142,8 @@ struct RepartitionReport {
   int splits = 0;  // lists gained by the tiers that grew (hot)
   int merges = 0;  // lists given up by the tiers that shrank (cold)
   TierPlan tiers;
-  bool applied = false;               // false: the changes would not lower the expected cost
-  double cost_before = 0;             // expected seconds per query, cost model, estimated
+  bool applied = false;    // false: the changes would not lower the expected cost
+  double cost_before = 0;  // expected seconds per query, cost model, estimated
   double cost_after = 0;
 };
 
@@ -177,7 +175,7 @@ struct PartitionPlan {
   int shards = 0;
   int nprobe = 0;
   std::string balance = "count";  // "cost" (workload-aware) or "count"
-  std::string workload;            // source of the workload ("" = none)
+  std::string workload;           // source of the workload ("" = none)
   int64_t workload_queries = 0;
   ScanCost scan_cost;
   std::vector<ListPlan> lists;

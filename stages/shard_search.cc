@@ -84,8 +84,9 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
       const bool mine = shard_rank(s, size) == me;
       auto it = shards.find(s);
       if (mine != (it != shards.end()))
-        throw std::invalid_argument("search: rank " + std::to_string(me) + (mine ? " lacks" : " should not hold") +
-                                    " shard " + std::to_string(s));
+        throw std::invalid_argument("search: rank " + std::to_string(me) +
+                                    (mine ? " lacks" : " should not hold") + " shard " +
+                                    std::to_string(s));
       if (!mine) continue;
       const faiss::IndexIVF* sivf = find_ivf(it->second.get());
       if (sivf == nullptr || static_cast<int>(sivf->nlist) != plan.nlist)
@@ -98,11 +99,13 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
         ivf = sivf;
       }
     }
-    if (slice.size() > 0 && ivf == nullptr) throw std::logic_error("search: a query slice without a shard");
+    if (slice.size() > 0 && ivf == nullptr)
+      throw std::logic_error("search: a query slice without a shard");
   });
   const bool ip = ivf != nullptr && ivf->metric_type == faiss::METRIC_INNER_PRODUCT;
   const int64_t batch = std::max<int64_t>(1, options.batch_queries);
-  const int64_t rounds = static_cast<int64_t>(comm.max(static_cast<double>((slice.size() + batch - 1) / batch)));
+  const int64_t rounds =
+      static_cast<int64_t>(comm.max(static_cast<double>((slice.size() + batch - 1) / batch)));
   std::vector<float> out_dis(static_cast<size_t>(slice.size()) * k);
   std::vector<int64_t> out_ids(static_cast<size_t>(slice.size()) * k);
 
@@ -131,7 +134,8 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
           if (list < 0) continue;
           const std::vector<int>& copies = plan.lists.at(list).shards;
           const int shard = copies[static_cast<size_t>(qid) % copies.size()];
-          pairs[shard_rank(shard, size)].push_back({list | (int64_t{shard} << 32), cdis[i * p + t]});
+          pairs[shard_rank(shard, size)].push_back(
+              {list | (int64_t{shard} << 32), cdis[i * p + t]});
         }
         for (int r = 0; r < size; ++r) {
           if (pairs[r].empty()) continue;
@@ -212,7 +216,8 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
         }
       }
       for (int64_t i = 0; i < nb; ++i)
-        merge_topk(k, ip, pdis[i], pids[i], out_dis.data() + (q0 + i) * k, out_ids.data() + (q0 + i) * k);
+        merge_topk(k, ip, pdis[i], pids[i], out_dis.data() + (q0 + i) * k,
+                   out_ids.data() + (q0 + i) * k);
     });
   }
 
@@ -221,7 +226,8 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
   put(mine, out_dis.data(), out_dis.size() * sizeof(float));
   put(mine, out_ids.data(), out_ids.size() * sizeof(int64_t));
   const std::vector<Bytes> all = comm.gather(mine, 0);
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   res.seconds = comm.max(elapsed);
   comm.allreduce_sum(res.per_shard_codes_scanned.data(), res.per_shard_codes_scanned.size());
   for (int64_t c : res.per_shard_codes_scanned) res.codes_scanned += c;
@@ -235,7 +241,8 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
         throw std::runtime_error("search: rank " + std::to_string(r) + " sent a wrong result size");
       if (n == 0) continue;
       std::memcpy(res.distances.data() + s.begin * k, all[r].data(), n * sizeof(float));
-      std::memcpy(res.ids.data() + s.begin * k, all[r].data() + n * sizeof(float), n * sizeof(int64_t));
+      std::memcpy(res.ids.data() + s.begin * k, all[r].data() + n * sizeof(float),
+                  n * sizeof(int64_t));
     }
   }
   return res;

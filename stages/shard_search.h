@@ -9,12 +9,12 @@
 // of the merged index at the same nprobe (ids up to distance ties).
 #pragma once
 
+#include <faiss/Index.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <vector>
-
-#include <faiss/Index.h>
 
 #include "cluster/comm.h"
 #include "stages/partition.h"
@@ -30,11 +30,11 @@ struct ShardSearchOptions {
 struct ShardSearchResult {
   int64_t nq = 0;
   int k = 0;
-  std::vector<int64_t> ids;        // rank 0: nq x k, nearest first, -1 padded
-  std::vector<float> distances;    // rank 0: nq x k
+  std::vector<int64_t> ids;                      // rank 0: nq x k, nearest first, -1 padded
+  std::vector<float> distances;                  // rank 0: nq x k
   std::vector<int64_t> per_shard_codes_scanned;  // every rank: codes scanned per shard
-  int64_t codes_scanned = 0;       // every rank: total over shards
-  double seconds = 0;              // every rank: slowest rank's search wall time
+  int64_t codes_scanned = 0;                     // every rank: total over shards
+  double seconds = 0;                            // every rank: slowest rank's search wall time
 };
 
 // The queries rank `rank` serves (a contiguous slice; empty for ranks holding no shard).

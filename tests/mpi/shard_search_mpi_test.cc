@@ -81,17 +81,20 @@ TEST_P(DistributedSearch, EqualsMergedIndexSearchAtTheSameNprobe) {
     o.shards = nshards;
     o.nprobe = nprobe;
     o.replicate_hot = replicate;
-    const std::string text = plan_to_json(make_plan(*merged, &w, o, ScanCost::linear(1e-6, 1e-8))).dump();
+    const std::string text =
+        plan_to_json(make_plan(*merged, &w, o, ScanCost::linear(1e-6, 1e-8))).dump();
     plan_text.assign(text.begin(), text.end());
   }
   comm.broadcast(plan_text, 0);
-  const PartitionPlan plan = plan_from_json(nlohmann::json::parse(plan_text.begin(), plan_text.end()));
+  const PartitionPlan plan =
+      plan_from_json(nlohmann::json::parse(plan_text.begin(), plan_text.end()));
 
   // Each rank holds only its shards and its slice of the queries.
   std::map<int, std::unique_ptr<faiss::Index>> shards;
   for (int s = 0; s < plan.shards; ++s)
     if (shard_rank(s, comm.size()) == comm.rank())
-      shards.emplace(s, io::deserialize_index(io::serialize_index(*make_shard_index(*merged, empty, plan, s))));
+      shards.emplace(s, io::deserialize_index(
+                            io::serialize_index(*make_shard_index(*merged, empty, plan, s))));
   const cluster::RowRange slice = query_slice(nq, plan.shards, comm.rank(), comm.size());
   const std::vector<float> mine(q.begin() + slice.begin * kDim, q.begin() + slice.end * kDim);
   ShardSearchOptions opt;
@@ -132,7 +135,9 @@ TEST_P(DistributedSearch, EqualsMergedIndexSearchAtTheSameNprobe) {
   int64_t codes = 0;
   for (auto l : cl) codes += static_cast<int64_t>(ivf->invlists->list_size(l));
   EXPECT_EQ(got.codes_scanned, codes);
-  EXPECT_EQ(std::accumulate(got.per_shard_codes_scanned.begin(), got.per_shard_codes_scanned.end(), int64_t{0}), codes);
+  EXPECT_EQ(std::accumulate(got.per_shard_codes_scanned.begin(), got.per_shard_codes_scanned.end(),
+                            int64_t{0}),
+            codes);
   EXPECT_EQ(got.per_shard_codes_scanned.size(), static_cast<size_t>(nshards));
 }
 
@@ -146,7 +151,8 @@ INSTANTIATE_TEST_SUITE_P(
       for (char& c : name)
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
       return name + (std::get<1>(info.param) ? "_ip" : "_l2") + "_shards" +
-             std::to_string(std::get<2>(info.param)) + "_replicas" + std::to_string(std::get<3>(info.param));
+             std::to_string(std::get<2>(info.param)) + "_replicas" +
+             std::to_string(std::get<3>(info.param));
     });
 
 TEST(RepartitionListsMpi, SameIndexForAnyNumberOfRanks) {
@@ -173,8 +179,9 @@ TEST(RepartitionListsMpi, SameIndexForAnyNumberOfRanks) {
   o.scan_cost = {1e-6, 1e-8};
   o.batch_rows = 1024;
   auto index = io::deserialize_index(empty);
-  const RepartitionReport rep = repartition_lists(
-      comm, *index, corpus, rank_rows(rows, comm.rank(), comm.size()), comm.rank() == 0 ? &w : nullptr, o);
+  const RepartitionReport rep =
+      repartition_lists(comm, *index, corpus, rank_rows(rows, comm.rank(), comm.size()),
+                        comm.rank() == 0 ? &w : nullptr, o);
   EXPECT_TRUE(rep.applied);
   EXPECT_EQ(rep.nlist_after, 32);
   if (comm.rank() != 0) return;

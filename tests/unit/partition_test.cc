@@ -94,7 +94,8 @@ TEST(ScanCost, CalibratedLinearFitGrowsWithListSize) {
     // The fit is close to the measurement at the largest size (the slope dominates there).
     EXPECT_NEAR(c(4096) / c.seconds.back(), 1.0, 0.5) << factory;
   }
-  const std::vector<double> costs = expected_costs({0.5, 0.0, 1.0}, {100, 50, 0}, ScanCost::linear(1.0, 0.5));
+  const std::vector<double> costs =
+      expected_costs({0.5, 0.0, 1.0}, {100, 50, 0}, ScanCost::linear(1.0, 0.5));
   EXPECT_DOUBLE_EQ(costs[0], 0.5 * (1.0 + 50.0));
   EXPECT_DOUBLE_EQ(costs[1], 0.0);
   EXPECT_DOUBLE_EQ(costs[2], 0.0);  // an empty list costs nothing
@@ -310,7 +311,8 @@ TEST_F(PlanTest, WorkloadPlanNeverWorseThanCountBalanceByItsCostModel) {
         placement.push_back(l.shards);
       }
       const double mine = max_over_mean(shard_loads(placement, cost, shards));
-      const double by_count = max_over_mean(shard_loads(place_lpt(sizes, shards, o.replicate_hot), cost, shards));
+      const double by_count =
+          max_over_mean(shard_loads(place_lpt(sizes, shards, o.replicate_hot), cost, shards));
       EXPECT_LE(mine, by_count + 1e-12) << "seed " << seed << " shards " << shards;
       EXPECT_DOUBLE_EQ(plan.max_over_mean_cost, mine);
       EXPECT_DOUBLE_EQ(plan.count_balanced_max_over_mean_cost, by_count);
@@ -372,9 +374,11 @@ TEST_F(PlanTest, ShardFilesHoldExactlyTheirListsAndSearchWithStockFaiss) {
   const PartitionPlan plan = make_plan(*index_, &workload_, options_, lambda_);
   const faiss::IndexIVF* merged = find_ivf(index_.get());
   int64_t total = 0, replica_rows = 0;
-  for (const auto& l : plan.lists) replica_rows += l.size * static_cast<int64_t>(l.shards.size() - 1);
+  for (const auto& l : plan.lists)
+    replica_rows += l.size * static_cast<int64_t>(l.shards.size() - 1);
   for (int s = 0; s < plan.shards; ++s) {
-    auto shard = io::deserialize_index(io::serialize_index(*make_shard_index(*index_, empty_, plan, s)));
+    auto shard =
+        io::deserialize_index(io::serialize_index(*make_shard_index(*index_, empty_, plan, s)));
     const faiss::IndexIVF* ivf = find_ivf(shard.get());
     const std::vector<int> mine = plan.lists_of_shard(s);
     for (int j = 0; j < plan.nlist; ++j) {
