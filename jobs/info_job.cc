@@ -92,7 +92,7 @@ void print_plan(const std::string& path) {
   else
     std::printf("workload     %s (%jd queries)\n", plan.workload.c_str(),
                 static_cast<intmax_t>(plan.workload_queries));
-  std::printf("scan cost    lambda(s) = %.3g + %.3g s seconds per query (%s)\n", plan.scan_cost.a,
+  std::printf("scan cost    lambda(s) = %.3g + %.3g * s seconds per query (%s)\n", plan.scan_cost.a,
               plan.scan_cost.b, plan.scan_cost.source.c_str());
   const auto& r = plan.repartition;
   std::printf("lists        nlist %d -> %d: hot tiers +%d, cold tiers -%d%s\n", r.nlist_before,

@@ -161,7 +161,7 @@ ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
     BatchScanner scanner(ivf, 10, kQueries, q.data());
     scanner.scan_list(lists, 0, which, coarse);  // warm-up: scanners, caches
     double best = 1e30;
-    for (int trial = 0; trial < 3; ++trial) {
+    for (int trial = 0; trial < 5; ++trial) {
       int reps = 0;
       const auto start = std::chrono::steady_clock::now();
       double elapsed = 0;

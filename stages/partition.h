@@ -49,7 +49,7 @@ struct ScanCost {
 };
 
 // Local. Times BatchScanner on lists of a few sizes (random codes of `index`'s own code
-// type, batches of 32 queries, best of a few repetitions) and fits a + b s by least squares
+// type, batches of 32 queries, best of 5 timings of >= 2 ms) and fits a + b s by least squares
 // (a >= 0, b > 0). `index` is trained; it is not modified (a copy is used).
 ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed);
 
