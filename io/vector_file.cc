@@ -1250,4 +1250,31 @@ void write_hdf5_i64(const std::string& path, const std::string& dataset, const i
   h5_write(path, dataset, H5T_STD_I64LE, H5T_NATIVE_INT64, data, rows, dim, truncate);
 }
 
+void write_hdf5_int_attribute(const std::string& path, const std::string& name, int64_t value) {
+  silence_hdf5();
+  Hid file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) write_error(path, "cannot open HDF5 file to set attribute '" + name + "'");
+  if (H5Aexists(file.get(), name.c_str()) > 0 && H5Adelete(file.get(), name.c_str()) < 0)
+    write_error(path, "cannot replace attribute '" + name + "'");
+  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
+  Hid attr(H5Acreate2(file.get(), name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+           H5Aclose);
+  if (!space.valid() || !attr.valid() || H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) < 0)
+    write_error(path, "cannot write attribute '" + name + "'");
+  if (!attr.close() || H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0 || !file.close())
+    write_error(path, "cannot finish writing attribute '" + name + "'");
+}
+
+int64_t read_hdf5_int_attribute(const std::string& path, const std::string& name, int64_t fallback) {
+  silence_hdf5();
+  Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) throw InputError(path + ": cannot open HDF5 file");
+  if (H5Aexists(file.get(), name.c_str()) <= 0) return fallback;
+  Hid attr(H5Aopen(file.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  int64_t value = fallback;
+  if (!attr.valid() || H5Aread(attr.get(), H5T_NATIVE_INT64, &value) < 0)
+    throw InputError(path + ": cannot read attribute '" + name + "'");
+  return value;
+}
+
 }  // namespace sf::io

@@ -102,4 +102,10 @@ void write_hdf5_f32(const std::string& path, const std::string& dataset, const f
 void write_hdf5_i64(const std::string& path, const std::string& dataset, const int64_t* data,
                     int64_t rows, int dim, bool truncate);
 
+// Sets an integer attribute on the root group of an existing HDF5 file (e.g. a schema's
+// "format_version"), replacing one of the same name.
+void write_hdf5_int_attribute(const std::string& path, const std::string& name, int64_t value);
+// The attribute, or `fallback` when the file has none of that name.
+int64_t read_hdf5_int_attribute(const std::string& path, const std::string& name, int64_t fallback);
+
 }  // namespace sf::io

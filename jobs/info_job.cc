@@ -12,6 +12,7 @@
 #include "io/index_file.h"
 #include "jobs/jobs.h"
 #include "stages/ivf_index.h"
+#include "stages/partition.h"
 
 namespace sf::jobs {
 namespace {
@@ -74,6 +75,70 @@ void print_eval(const nlohmann::json& eval) {
   }
 }
 
+// The partition plan (plan.json): shards, balance, scan cost, hottest lists.
+void print_plan(const std::string& path) {
+  stages::PartitionPlan plan;
+  try {
+    plan = stages::read_plan(path);
+  } catch (const std::exception& e) {
+    std::printf("plan         unreadable: %s\n", e.what());
+    return;
+  }
+  std::printf("plan         %s (format_version %d): %d shard(s), nlist %d, nprobe %d, balance by %s\n",
+              path.c_str(), stages::kPlanFormatVersion, plan.shards, plan.nlist, plan.nprobe,
+              plan.balance.c_str());
+  if (plan.workload.empty())
+    std::printf("workload     none (lists placed by size)\n");
+  else
+    std::printf("workload     %s (%jd queries)\n", plan.workload.c_str(),
+                static_cast<intmax_t>(plan.workload_queries));
+  std::printf("scan cost    lambda(s) = %.3g + %.3g * s seconds per query (%s)\n", plan.scan_cost.a,
+              plan.scan_cost.b, plan.scan_cost.source.c_str());
+  const auto& r = plan.repartition;
+  std::printf("lists        nlist %d -> %d: hot tiers +%d, cold tiers -%d%s\n", r.nlist_before,
+              r.nlist_after, r.splits, r.merges, r.applied ? "" : " (unchanged)");
+  for (size_t t = 0; t < r.tiers.lists_after.size() && t < r.tiers.access.size(); ++t)
+    std::printf("  tier %zu: access %.3f, %jd rows, lists %d -> %d\n", t, r.tiers.access[t],
+                static_cast<intmax_t>(r.tiers.rows[t]), r.tiers.lists_before[t], r.tiers.lists_after[t]);
+  std::printf("balance      expected shard cost max/mean %.3f (count-balanced placement %.3f)\n",
+              plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
+  std::printf("  %5s %7s %10s %14s\n", "shard", "lists", "vectors", "expected cost");
+  for (int s = 0; s < plan.shards; ++s) {
+    int64_t lists = 0, vectors = 0;
+    double cost = 0;
+    for (const auto& l : plan.lists)
+      for (int t : l.shards)
+        if (t == s) {
+          ++lists;
+          vectors += l.size;
+          cost += l.cost / static_cast<double>(l.shards.size());
+        }
+    std::printf("  %5d %7jd %10jd %14.3g\n", s, static_cast<intmax_t>(lists),
+                static_cast<intmax_t>(vectors), cost);
+  }
+  std::vector<int> order(plan.lists.size());
+  for (size_t j = 0; j < order.size(); ++j) order[j] = static_cast<int>(j);
+  std::sort(order.begin(), order.end(),
+            [&](int a, int b) { return plan.lists[a].cost > plan.lists[b].cost; });
+  std::printf("  hottest lists (list: size, access, cost, shards):\n");
+  for (size_t i = 0; i < std::min<size_t>(5, order.size()); ++i) {
+    const auto& l = plan.lists[order[i]];
+    std::string shards;
+    for (int t : l.shards) shards += (shards.empty() ? "" : ",") + std::to_string(t);
+    std::printf("    %6d: %8jd %8.4f %10.3g  [%s]\n", order[i], static_cast<intmax_t>(l.size),
+                l.access, l.cost, shards.c_str());
+  }
+}
+
+void print_search(const nlohmann::json& search) {
+  if (!search.is_object()) return;
+  std::printf("search (k=%d, nprobe %d, %d queries, %d rank(s)): qps %.0f, codes scanned per query %.1f, shard load max/mean %.3f\n",
+              search.value("k", 0), search.value("nprobe", 0), search.value("queries", 0),
+              search.value("ranks", 0), search.value("qps", 0.0),
+              search.value("codes_scanned_per_query", 0.0),
+              search.value("shard_codes_max_over_mean", 0.0));
+}
+
 }  // namespace
 
 int info_job(cluster::Comm& comm, const pipeline::Config& config) {
@@ -85,8 +150,10 @@ int info_job(cluster::Comm& comm, const pipeline::Config& config) {
     print_index(index_path);
   else
     std::printf("index        (none yet: run `shardforge build`)\n");
+  if (std::filesystem::exists(dir + "/plan.json")) print_plan(dir + "/plan.json");
   print_run(read_json(dir + "/run.json"));
   print_eval(read_json(dir + "/eval.json"));
+  print_search(read_json(dir + "/search.json"));
   std::fflush(stdout);
   return 0;
 }

@@ -15,6 +15,11 @@ namespace sf::jobs {
 int build_job(cluster::Comm& comm, const pipeline::Config& config);
 // Searches <output.dir>/index.faiss with eval.queries; writes eval.json, prints the table.
 int eval_job(cluster::Comm& comm, const pipeline::Config& config);
+// Searches search.queries over the sharded layout (plan.json + shards/, written by build with
+// partition.shards > 0); writes search.h5 (`ids`, `distances`: nq x k, attribute
+// format_version) and search.json (qps, codes scanned per query and per shard).
+int search_job(cluster::Comm& comm, const pipeline::Config& config);
+constexpr int kSearchFormatVersion = 1;
 // Prints what the run directory holds: index shape and list balance, stage times, recall.
 int info_job(cluster::Comm& comm, const pipeline::Config& config);
 

@@ -38,6 +38,8 @@ const Command kCommands[] = {
      sf::jobs::build_job, {"index.factory"}},
     {"eval", "recall@1/10/100 and QPS of <output.dir>/index.faiss per nprobe -> eval.json",
      sf::jobs::eval_job, {}},
+    {"search", "batched distributed search of search.queries over the sharded layout -> search.h5",
+     sf::jobs::search_job, {"search.queries"}},
     {"info", "show the run directory: index shape, list balance, stage times, recall",
      sf::jobs::info_job, {}},
     {"dedup", "remove exact and near-duplicate documents -> <output.dir>/kept/, duplicates.jsonl, dedup.json",

@@ -131,6 +131,26 @@ const std::vector<Field>& schema() {
       {"dedup.punctuation", bind<&Config::dedup, &DedupConfig::punctuation>,
        one_of({"remove", "space", "keep"})},
       {"dedup.fold_digits", bind<&Config::dedup, &DedupConfig::fold_digits>, any()},
+      {"partition.workload", bind<&Config::partition, &PartitionConfig::workload>, any()},
+      {"partition.workload_dataset",
+       bind<&Config::partition, &PartitionConfig::workload_dataset>, any()},
+      {"partition.weights", bind<&Config::partition, &PartitionConfig::weights>, any()},
+      {"partition.weights_dataset", bind<&Config::partition, &PartitionConfig::weights_dataset>,
+       any()},
+      {"partition.shards", bind<&Config::partition, &PartitionConfig::shards>, between(0, 65536)},
+      {"partition.nprobe", bind<&Config::partition, &PartitionConfig::nprobe>, at_least(1)},
+      {"partition.max_nlist", bind<&Config::partition, &PartitionConfig::max_nlist>, at_least(0)},
+      {"partition.tiers", bind<&Config::partition, &PartitionConfig::tiers>, between(1, 64)},
+      {"partition.replicate_hot", bind<&Config::partition, &PartitionConfig::replicate_hot>,
+       at_least(0)},
+      {"partition.scan_cost", bind<&Config::partition, &PartitionConfig::scan_cost>,
+       in_range(0.0, 1e9)},
+      {"search.queries", bind<&Config::search, &SearchConfig::queries>, any()},
+      {"search.queries_dataset", bind<&Config::search, &SearchConfig::queries_dataset>, any()},
+      {"search.k", bind<&Config::search, &SearchConfig::k>, between(1, 1024)},
+      {"search.nprobe", bind<&Config::search, &SearchConfig::nprobe>, at_least(1)},
+      {"search.max_queries", bind<&Config::search, &SearchConfig::max_queries>, at_least(0)},
+      {"search.batch_queries", bind<&Config::search, &SearchConfig::batch_queries>, at_least(1)},
       {"slurm.job_name", bind<&Config::slurm, &SlurmConfig::job_name>, any()},
       {"slurm.nodes", bind<&Config::slurm, &SlurmConfig::nodes>, at_least(1)},
       {"slurm.ntasks", bind<&Config::slurm, &SlurmConfig::ntasks>, at_least(0)},
@@ -540,8 +560,11 @@ std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>, YAML::No
   return YAML::Node(value);
 }
 
+// An empty list (a default such as partition.scan_cost) is written as null, which reads back
+// as the default: [] is an error on input.
 template <typename T>
 YAML::Node to_node(const std::vector<T>& values) {
+  if (values.empty()) return YAML::Node(YAML::NodeType::Null);
   YAML::Node node(YAML::NodeType::Sequence);
   for (const T& value : values) node.push_back(to_node(value));
   node.SetStyle(YAML::EmitterStyle::Flow);

@@ -71,6 +71,31 @@ struct EvalConfig {
   int64_t max_queries = 0;           // 0 = all
 };
 
+// Workload-aware partitioning and the sharded layout (stages/partition.h). Used by `build`
+// when shards > 0.
+struct PartitionConfig {
+  std::string workload;                  // query sample (vector file); "" = balance counts
+  std::string workload_dataset = "test";  // HDF5 dataset of the workload
+  std::string weights;                   // optional: one weight per workload query (1 column)
+  std::string weights_dataset = "weights";  // HDF5 dataset of the weights
+  int shards = 0;                        // 0 = no sharded layout
+  int nprobe = 8;                        // nprobe of the cost model (access frequency)
+  int max_nlist = 0;                     // nlist after re-sizing; 0 = the factory's nlist
+  int tiers = 4;                         // access-density tiers re-sized (1 = lists kept)
+  int replicate_hot = 0;                 // the N hottest lists get a second shard
+  std::vector<double> scan_cost;         // [a, b] seconds: fixes lambda(s) = a + b s; [] = calibrate
+};
+
+// `shardforge search`: batched distributed search over the sharded layout.
+struct SearchConfig {
+  std::string queries;                   // vector file, or ann-benchmarks HDF5 (`test`)
+  std::string queries_dataset = "test";
+  int k = 10;
+  int nprobe = 8;
+  int64_t max_queries = 0;               // 0 = all
+  int64_t batch_queries = 4096;          // queries per rank per round
+};
+
 // Defaults for `shardforge submit` (its flags win). Empty strings and 0 counts are left out of
 // the job script, so Slurm's own defaults apply.
 struct SlurmConfig {
@@ -90,6 +115,8 @@ struct Config {
   IndexConfig index;
   OutputConfig output;
   EvalConfig eval;
+  PartitionConfig partition;
+  SearchConfig search;
   SlurmConfig slurm;
   DedupConfig dedup;
   uint64_t seed = 1234;

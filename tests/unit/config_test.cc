@@ -372,7 +372,13 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  nprobe",
                                        "  max_queries", "dedup", "  ngram", "  num_perm", "  bands",
       "  rows", "  threshold", "  verify", "  clusters", "  keep", "  seed", "  near", "  unicode",
-      "  punctuation", "  fold_digits", "slurm", "  job_name", "  nodes", "  ntasks", "  ntasks_per_node",
+      "  punctuation", "  fold_digits",
+                                       "partition", "  workload", "  workload_dataset", "  weights",
+                                       "  weights_dataset", "  shards", "  nprobe", "  max_nlist",
+                                       "  tiers", "  replicate_hot",
+                                       "  scan_cost",
+                                       "search", "  queries", "  queries_dataset", "  k", "  nprobe",
+                                       "  max_queries", "  batch_queries", "slurm", "  job_name", "  nodes", "  ntasks", "  ntasks_per_node",
       "  cpus_per_task", "  time", "  partition", "  account"};
   EXPECT_EQ(keys, expected);
 }
@@ -399,6 +405,26 @@ TEST_F(ConfigTest, DedupKeys) {
   EXPECT_NE(error_of(kMinimal, {"dedup.ngrm=3"}).find("did you mean 'dedup.ngram'"),
             std::string::npos);
   EXPECT_NE(error_of(kMinimal, {"dedup.seed=-1"}).find("dedup.seed"), std::string::npos);
+}
+
+TEST_F(ConfigTest, PartitionAndSearchKeysRoundTripThroughToYaml) {
+  Config config = load_config(write("input: {paths: [a]}\noutput: {dir: o}\n"
+                                    "partition: {workload: w.fvecs, shards: 4, tiers: 6}\n"
+                                    "search: {queries: q.fvecs, nprobe: 16}\n"));
+  EXPECT_EQ(config.partition.shards, 4);
+  EXPECT_EQ(config.partition.tiers, 6);
+  EXPECT_TRUE(config.partition.scan_cost.empty());  // default: calibrate
+  EXPECT_EQ(config.search.nprobe, 16);
+  // The effective config (an empty scan_cost is written as null) loads back the same.
+  const Config again = load_config(write(to_yaml(config)));
+  EXPECT_EQ(to_yaml(again), to_yaml(config));
+  EXPECT_TRUE(again.partition.scan_cost.empty());
+  config = load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {scan_cost: [1.0e-6, 2.0e-9]}\n"));
+  EXPECT_EQ(config.partition.scan_cost, (std::vector<double>{1.0e-6, 2.0e-9}));
+  EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {tiers: 0}\n")),
+               ConfigError);
+  EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {shards: -1}\n")),
+               ConfigError);
 }
 
 }  // namespace

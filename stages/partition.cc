@@ -1,0 +1,830 @@
+#include "stages/partition.h"
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+#include "io/atomic_file.h"
+#include "io/index_file.h"
+#include "stages/batches.h"
+#include "stages/ivf_index.h"
+#include "stages/kmeans.h"
+#include "stages/list_scan.h"
+
+namespace sf::stages {
+namespace {
+
+using cluster::Bytes;
+
+constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
+constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
+
+// SplitMix64 finaliser: a row's pseudo-random draw from its global id and the seed.
+uint64_t mix(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+template <class F>
+void single_threaded(F&& fn) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  try {
+    fn();
+  } catch (...) {
+    omp_set_num_threads(saved);
+    throw;
+  }
+  omp_set_num_threads(saved);
+}
+
+void put(Bytes& out, const void* data, size_t n) {
+  if (n == 0) return;
+  const char* p = static_cast<const char*>(data);
+  out.insert(out.end(), p, p + n);
+}
+template <class T>
+void put_value(Bytes& out, T v) {
+  put(out, &v, sizeof(v));
+}
+
+class Reader {
+ public:
+  explicit Reader(const Bytes& b) : b_(b) {}
+  void take(void* out, size_t n) {
+    if (pos_ + n > b_.size()) throw std::runtime_error("partition: message truncated");
+    if (n > 0) std::memcpy(out, b_.data() + pos_, n);
+    pos_ += n;
+  }
+  template <class T>
+  T value() {
+    T v;
+    take(&v, sizeof(v));
+    return v;
+  }
+  bool done() const { return pos_ == b_.size(); }
+
+ private:
+  const Bytes& b_;
+  size_t pos_ = 0;
+};
+
+void sync_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal) {
+  index.ntotal = ntotal;
+  if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index)) sync_ntotal(*pt->index, ntotal);
+}
+
+faiss::IndexIVF& ivf_of(faiss::Index& index) {
+  faiss::IndexIVF* ivf = find_ivf(&index);
+  if (ivf == nullptr) throw std::invalid_argument("partition: not an IVF index");
+  return *ivf;
+}
+
+// A flat index over `centroids` with the metric of `ivf`, to assign rows to them.
+std::unique_ptr<faiss::Index> flat_over(const faiss::IndexIVF& ivf, const float* centroids,
+                                        int64_t n) {
+  std::unique_ptr<faiss::Index> flat;
+  if (ivf.metric_type == faiss::METRIC_INNER_PRODUCT)
+    flat = std::make_unique<faiss::IndexFlatIP>(ivf.d);
+  else
+    flat = std::make_unique<faiss::IndexFlatL2>(ivf.d);
+  flat->add(n, centroids);
+  return flat;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Cost model.
+
+std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const float* x) {
+  const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index);
+  if (pt == nullptr) return std::vector<float>(x, x + n * index.d);
+  const int d_in = pt->d, d_out = pt->index->d;
+  std::vector<float> out(static_cast<size_t>(n) * d_out);
+  for (int64_t off = 0; off < n; off += kBlockRows) {
+    const int64_t m = std::min(kBlockRows, n - off);
+    std::unique_ptr<const float[]> block(pt->apply_chain(m, x + off * d_in));
+    std::copy(block.get(), block.get() + m * d_out, out.begin() + off * d_out);
+  }
+  return out;
+}
+
+ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
+  std::unique_ptr<faiss::Index> copy = io::deserialize_index(io::serialize_index(index));
+  faiss::IndexIVF& ivf = ivf_of(*copy);
+  const int d = static_cast<int>(ivf.d);
+  const std::vector<int64_t> sizes = {64, 256, 1024, 4096};
+  constexpr int kQueries = 32;
+  const int64_t max_size = sizes.back();
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(static_cast<size_t>(max_size) * d), q(static_cast<size_t>(kQueries) * d);
+  // Rows near centroid 0 (so residual codecs see realistic residuals).
+  std::vector<float> c0(d);
+  ivf.quantizer->reconstruct(0, c0.data());
+  for (int64_t i = 0; i < max_size; ++i)
+    for (int j = 0; j < d; ++j) x[i * d + j] = c0[j] + normal(rng);
+  for (int i = 0; i < kQueries; ++i)
+    for (int j = 0; j < d; ++j) q[static_cast<size_t>(i) * d + j] = c0[j] + normal(rng);
+  std::vector<faiss::Index::idx_t> list_nos(max_size, 0), ids(max_size);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::vector<uint8_t> codes(static_cast<size_t>(max_size) * ivf.code_size);
+  ivf.encode_vectors(max_size, x.data(), list_nos.data(), codes.data());
+
+  ScanCost cost;
+  cost.source = "calibrated";
+  const std::vector<int64_t> which = [&] {
+    std::vector<int64_t> w(kQueries);
+    std::iota(w.begin(), w.end(), 0);
+    return w;
+  }();
+  const std::vector<float> coarse(kQueries, 0.0f);
+  for (int64_t s : sizes) {
+    faiss::ArrayInvertedLists lists(1, ivf.code_size);
+    lists.add_entries(0, static_cast<size_t>(s), ids.data(), codes.data());
+    BatchScanner scanner(ivf, 10, kQueries, q.data());
+    scanner.scan_list(lists, 0, which, coarse);  // warm-up: scanners, caches
+    double best = 1e30;
+    for (int trial = 0; trial < 5; ++trial) {
+      int reps = 0;
+      const auto start = std::chrono::steady_clock::now();
+      double elapsed = 0;
+      do {
+        scanner.scan_list(lists, 0, which, coarse);
+        ++reps;
+        elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      } while (elapsed < 2e-3);
+      best = std::min(best, elapsed / (reps * static_cast<double>(kQueries)));
+    }
+    cost.sizes.push_back(s);
+    cost.seconds.push_back(best);
+  }
+  // Least squares fit of seconds = a + b s.
+  const double n = static_cast<double>(sizes.size());
+  double ms = 0, mt = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ms += static_cast<double>(cost.sizes[i]) / n;
+    mt += cost.seconds[i] / n;
+  }
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    sxy += (static_cast<double>(cost.sizes[i]) - ms) * (cost.seconds[i] - mt);
+    sxx += (static_cast<double>(cost.sizes[i]) - ms) * (static_cast<double>(cost.sizes[i]) - ms);
+  }
+  cost.b = sxx > 0 ? sxy / sxx : 0;
+  if (!(cost.b > 0)) cost.b = cost.seconds.back() / static_cast<double>(cost.sizes.back());
+  cost.a = std::max(0.0, mt - cost.b * ms);
+  return cost;
+}
+
+std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
+                                     const std::vector<float>& weights, int nprobe) {
+  const int64_t nlist = quantizer.ntotal;
+  if (!weights.empty() && static_cast<int64_t>(weights.size()) != n)
+    throw std::invalid_argument("access_frequency: " + std::to_string(weights.size()) +
+                                " weights for " + std::to_string(n) + " queries");
+  std::vector<double> access(static_cast<size_t>(nlist), 0.0);
+  const int p = static_cast<int>(std::min<int64_t>(nprobe, nlist));
+  double total = 0;
+  constexpr int64_t kBatch = 4096;
+  std::vector<float> dis;
+  std::vector<faiss::Index::idx_t> lab;
+  for (int64_t off = 0; off < n; off += kBatch) {
+    const int64_t m = std::min(kBatch, n - off);
+    dis.resize(static_cast<size_t>(m) * p);
+    lab.resize(static_cast<size_t>(m) * p);
+    quantizer.search(m, queries + off * quantizer.d, p, dis.data(), lab.data());
+    for (int64_t i = 0; i < m; ++i) {
+      const double w = weights.empty() ? 1.0 : static_cast<double>(weights[off + i]);
+      total += w;
+      for (int t = 0; t < p; ++t)
+        if (lab[i * p + t] >= 0) access[lab[i * p + t]] += w;
+    }
+  }
+  if (total > 0)
+    for (double& a : access) a /= total;
+  return access;
+}
+
+std::vector<double> expected_costs(const std::vector<double>& access,
+                                   const std::vector<int64_t>& sizes, const ScanCost& lambda) {
+  std::vector<double> cost(access.size());
+  for (size_t j = 0; j < access.size(); ++j)
+    cost[j] = sizes[j] > 0 ? access[j] * lambda(static_cast<double>(sizes[j])) : 0.0;
+  return cost;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placement.
+
+std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int shards,
+                                        int replicate) {
+  if (shards < 1) throw std::invalid_argument("place_lpt: shards must be >= 1");
+  const int n = static_cast<int>(load.size());
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return load[a] > load[b]; });
+  std::vector<int> copies(n, 1);
+  if (shards > 1)
+    for (int i = 0; i < std::min(replicate, n); ++i)
+      if (load[order[i]] > 0) copies[order[i]] = 2;
+  struct Item {
+    double load;
+    int list;
+  };
+  std::vector<Item> items;
+  for (int j = 0; j < n; ++j)
+    for (int c = 0; c < copies[j]; ++c) items.push_back({load[j] / copies[j], j});
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.load > b.load || (a.load == b.load && a.list < b.list);
+  });
+  std::vector<double> shard_load(shards, 0.0);
+  std::vector<std::vector<int>> placement(n);
+  for (const Item& item : items) {
+    int best = -1;
+    for (int s = 0; s < shards; ++s) {
+      const auto& held = placement[item.list];
+      if (std::find(held.begin(), held.end(), s) != held.end()) continue;
+      if (best < 0 || shard_load[s] < shard_load[best]) best = s;
+    }
+    placement[item.list].push_back(best);
+    shard_load[best] += item.load;
+  }
+  return placement;
+}
+
+std::vector<double> shard_loads(const std::vector<std::vector<int>>& placement,
+                                const std::vector<double>& load, int shards) {
+  std::vector<double> out(shards, 0.0);
+  for (size_t j = 0; j < placement.size(); ++j)
+    for (int s : placement[j]) out[s] += load[j] / static_cast<double>(placement[j].size());
+  return out;
+}
+
+double max_over_mean(const std::vector<double>& loads) {
+  if (loads.empty()) return 1;
+  const double mean =
+      std::accumulate(loads.begin(), loads.end(), 0.0) / static_cast<double>(loads.size());
+  if (!(mean > 0)) return 1;
+  return *std::max_element(loads.begin(), loads.end()) / mean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiers.
+
+TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t>& sizes, int tiers,
+                    int nlist_after, int64_t min_list_size) {
+  const int n = static_cast<int>(sizes.size());
+  const double total = std::accumulate(access.begin(), access.end(), 0.0);
+  int t_count = std::max(1, tiers);
+  TierPlan plan;
+  plan.tier_of_list.assign(n, 0);
+  if (!(total > 0)) t_count = 1;
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  auto density = [&](int j) {
+    return sizes[j] > 0 ? access[j] / static_cast<double>(sizes[j]) : 0.0;
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return density(a) > density(b); });
+  // A list's tier: where its share of the access mass starts (a list holding more than one
+  // tier's mass does not leave tiers empty before it).
+  double cum = 0;
+  std::vector<int> raw(n);
+  for (int j : order) {
+    raw[j] = access[j] > 0 && total > 0
+                 ? std::min(t_count - 1, static_cast<int>(cum / total * t_count))
+                 : t_count - 1;
+    cum += access[j];
+  }
+  // Renumber the tiers that hold lists, hottest first.
+  std::vector<int> renum(t_count, -1);
+  int used = 0;
+  for (int j : order)
+    if (renum[raw[j]] < 0) renum[raw[j]] = -2;
+  for (int t = 0; t < t_count; ++t)
+    if (renum[t] == -2) renum[t] = used++;
+  plan.access.assign(used, 0.0);
+  plan.rows.assign(used, 0);
+  plan.lists_before.assign(used, 0);
+  for (int j = 0; j < n; ++j) {
+    const int t = renum[raw[j]];
+    plan.tier_of_list[j] = t;
+    plan.access[t] += access[j];
+    plan.rows[t] += sizes[j];
+    plan.lists_before[t] += 1;
+  }
+  if (!(total > 0)) {
+    plan.lists_after = {nlist_after};
+    return plan;
+  }
+  // Lists per tier proportional to sqrt(Q N); at least 1 and a quarter of the tier's lists
+  // today (cold tiers coarsen at most 4x), at most rows / min_list_size.
+  std::vector<double> weight(used), ideal(used);
+  double wsum = 0;
+  for (int t = 0; t < used; ++t)
+    wsum += weight[t] = std::sqrt(plan.access[t] * static_cast<double>(plan.rows[t]));
+  std::vector<int> lo(used), hi(used);
+  plan.lists_after.assign(used, 0);
+  int given = 0;
+  for (int t = 0; t < used; ++t) {
+    hi[t] =
+        static_cast<int>(std::max<int64_t>(1, plan.rows[t] / std::max<int64_t>(1, min_list_size)));
+    lo[t] = std::min(hi[t], std::max(1, (plan.lists_before[t] + 3) / 4));
+    ideal[t] = wsum > 0 ? nlist_after * weight[t] / wsum : plan.lists_before[t];
+    plan.lists_after[t] = std::clamp(static_cast<int>(std::floor(ideal[t])), lo[t], hi[t]);
+    given += plan.lists_after[t];
+  }
+  // Hand out (or take back) the remainder, largest shortfall (or excess) first.
+  while (given != nlist_after) {
+    int best = -1;
+    double gap = 0;
+    for (int t = 0; t < used; ++t) {
+      const double g =
+          given < nlist_after ? ideal[t] - plan.lists_after[t] : plan.lists_after[t] - ideal[t];
+      const bool room =
+          given < nlist_after ? plan.lists_after[t] < hi[t] : plan.lists_after[t] > lo[t];
+      if (room && (best < 0 || g > gap)) {
+        best = t;
+        gap = g;
+      }
+    }
+    if (best < 0) break;  // every tier at its bound
+    plan.lists_after[best] += given < nlist_after ? 1 : -1;
+    given += given < nlist_after ? 1 : -1;
+  }
+  return plan;
+}
+
+void set_coarse_centroids(faiss::Index& index, const std::vector<float>& centroids, int nlist) {
+  faiss::IndexIVF& ivf = ivf_of(index);
+  if (ivf.ntotal != 0) throw std::invalid_argument("set_coarse_centroids: the index is not empty");
+  if (centroids.size() != static_cast<size_t>(nlist) * ivf.d)
+    throw std::invalid_argument("set_coarse_centroids: wrong centroid table size");
+  ivf.quantizer->reset();
+  single_threaded([&] { ivf.quantizer->add(nlist, centroids.data()); });
+  ivf.quantizer->is_trained = true;
+  ivf.nlist = static_cast<size_t>(nlist);
+  ivf.replace_invlists(new faiss::ArrayInvertedLists(ivf.nlist, ivf.code_size), true);
+  if (auto* pq = dynamic_cast<faiss::IndexIVFPQ*>(&ivf); pq != nullptr && pq->by_residual)
+    pq->precompute_table();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The build step.
+
+RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
+                                    io::VectorCorpus& corpus, cluster::RowRange range,
+                                    const Workload* workload, const PartitionOptions& options,
+                                    const ProgressFn& progress) {
+  RepartitionReport rep;
+  faiss::IndexIVF& ivf = ivf_of(index);
+  const int nlist = static_cast<int>(ivf.nlist);
+  const int d_ivf = static_cast<int>(ivf.d);
+  const int d = corpus.dim();
+  rep.nlist_before = rep.nlist_after = nlist;
+
+  // The scan cost, the same on every rank.
+  ScanCost lambda;
+  cluster::run_local_phase(comm, "partition: scan cost", [&] {
+    if (comm.rank() != 0) return;
+    if (options.scan_cost.size() == 2) {
+      lambda.a = options.scan_cost[0];
+      lambda.b = options.scan_cost[1];
+      lambda.source = "config";
+      if (!(lambda.b > 0)) throw std::invalid_argument("partition.scan_cost: b must be > 0");
+    } else {
+      lambda = calibrate_scan_cost(index, options.seed);
+    }
+  });
+  double ab[2] = {comm.rank() == 0 ? lambda.a : 0.0, comm.rank() == 0 ? lambda.b : 0.0};
+  comm.allreduce_sum(ab, 2);
+  lambda.a = ab[0];
+  lambda.b = ab[1];
+  rep.scan_cost = lambda;
+  const bool have_workload =
+      comm.sum(static_cast<int64_t>(comm.rank() == 0 && workload != nullptr)) > 0;
+  if (!have_workload) return rep;
+
+  // Pass 1: the list of every row of this rank (as add will assign it), and the list sizes.
+  std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(range.size()));
+  std::vector<int64_t> counts(nlist, 0);
+  cluster::run_local_phase(comm, "partition: count lists", [&] {
+    for_each_batch(
+        corpus, range, options.batch_rows,
+        [&](int64_t first, int64_t count, const float* x) {
+          for (int64_t off = 0; off < count;) {
+            const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
+            const std::vector<float> xt = to_ivf_space(index, n, x + off * d);
+            ivf.quantizer->assign(n, xt.data(), labels.data() + (first + off - range.begin));
+            off += n;
+          }
+        },
+        progress, "partition: count lists");
+    for (auto l : labels) ++counts[l];
+  });
+  comm.allreduce_sum(counts.data(), counts.size());
+
+  // Rank 0 plans the tiers.
+  std::vector<float> wq;  // rank 0: the workload in IVF space
+  std::vector<double> access;
+  Bytes decision;
+  const int bound = options.max_nlist > 0 ? options.max_nlist : nlist;
+  cluster::run_local_phase(comm, "partition: plan tiers", [&] {
+    if (comm.rank() != 0) return;
+    wq = to_ivf_space(index, workload->nq, workload->queries.data());
+    access = access_frequency(*ivf.quantizer, wq.data(), workload->nq, workload->weights,
+                              options.nprobe);
+    const TierPlan tp = plan_tiers(access, counts, options.tiers, bound, options.min_list_size);
+    put_value<int32_t>(decision, static_cast<int32_t>(tp.lists_after.size()));
+    put(decision, tp.tier_of_list.data(), tp.tier_of_list.size() * sizeof(int));
+    put(decision, tp.lists_after.data(), tp.lists_after.size() * sizeof(int));
+  });
+  comm.broadcast(decision, 0);
+  TierPlan tiers;
+  {
+    Reader in(decision);
+    const int used = in.value<int32_t>();
+    tiers.tier_of_list.resize(nlist);
+    in.take(tiers.tier_of_list.data(), nlist * sizeof(int));
+    tiers.lists_after.resize(used);
+    in.take(tiers.lists_after.data(), used * sizeof(int));
+    tiers.rows.assign(used, 0);
+    tiers.lists_before.assign(used, 0);
+    tiers.access.assign(used, 0.0);
+    for (int j = 0; j < nlist; ++j) {
+      tiers.rows[tiers.tier_of_list[j]] += counts[j];
+      tiers.lists_before[tiers.tier_of_list[j]] += 1;
+      if (!access.empty()) tiers.access[tiers.tier_of_list[j]] += access[j];
+    }
+  }
+  const int used = static_cast<int>(tiers.lists_after.size());
+  std::vector<char> resized(used, 0);
+  bool any = false;
+  for (int t = 0; t < used; ++t) any |= resized[t] = tiers.lists_after[t] != tiers.lists_before[t];
+  rep.tiers = tiers;
+  const double before_cost = [&] {
+    const auto c = expected_costs(access, counts, lambda);
+    return std::accumulate(c.begin(), c.end(), 0.0);
+  }();
+  rep.cost_before = rep.cost_after = before_cost;
+  if (!any) return rep;
+
+  // Pass 2: a sample of the rows of each re-sized tier, chosen by global id and seed.
+  std::vector<int64_t> cap(used);
+  for (int t = 0; t < used; ++t) cap[t] = kSamplePerList * tiers.lists_after[t];
+  Bytes mine;
+  cluster::run_local_phase(comm, "partition: sample tiers", [&] {
+    for_each_batch(
+        corpus, range, options.batch_rows,
+        [&](int64_t first, int64_t count, const float* x) {
+          for (int64_t off = 0; off < count;) {
+            const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
+            std::vector<float> xt;
+            for (int64_t i = 0; i < n; ++i) {
+              const int64_t g = first + off + i;
+              const int t = tiers.tier_of_list[labels[g - range.begin]];
+              if (!resized[t]) continue;
+              const int64_t rows_t = tiers.rows[t];
+              if (rows_t > cap[t] &&
+                  static_cast<int64_t>(mix(static_cast<uint64_t>(g) ^ options.seed ^ kSampleSalt) %
+                                       static_cast<uint64_t>(rows_t)) >= cap[t])
+                continue;
+              if (xt.empty()) xt = to_ivf_space(index, n, x + off * d);
+              put_value<int32_t>(mine, t);
+              put(mine, xt.data() + i * d_ivf, sizeof(float) * d_ivf);
+            }
+            off += n;
+          }
+        },
+        progress, "partition: sample tiers");
+  });
+  const std::vector<Bytes> parts = comm.gather(mine, 0);
+  mine.clear();
+
+  // Rank 0 re-clusters each re-sized tier and checks the new lists lower the expected cost.
+  Bytes result;  // applied flag, nlist, centroids
+  cluster::run_local_phase(comm, "partition: re-cluster tiers", [&] {
+    if (comm.rank() != 0) return;
+    std::vector<std::vector<float>> rows(used);
+    for (const Bytes& part : parts) {  // rank order: ascending global ids
+      Reader in(part);
+      while (!in.done()) {
+        const int t = in.value<int32_t>();
+        std::vector<float>& r = rows.at(t);
+        r.resize(r.size() + d_ivf);
+        in.take(r.data() + r.size() - d_ivf, sizeof(float) * d_ivf);
+      }
+    }
+    std::vector<float> centroids(static_cast<size_t>(nlist) * d_ivf);
+    ivf.quantizer->reconstruct_n(0, nlist, centroids.data());
+    // Unchanged tiers keep their centroids (in list order), re-clustered tiers follow.
+    std::vector<float> next;
+    for (int j = 0; j < nlist; ++j)
+      if (!resized[tiers.tier_of_list[j]])
+        next.insert(next.end(), centroids.begin() + static_cast<size_t>(j) * d_ivf,
+                    centroids.begin() + static_cast<size_t>(j + 1) * d_ivf);
+    auto serial = cluster::make_serial_comm();
+    for (int t = 0; t < used; ++t) {
+      if (!resized[t]) continue;
+      const int64_t n = static_cast<int64_t>(rows[t].size() / d_ivf);
+      KMeansOptions km;
+      km.k = static_cast<int>(std::min<int64_t>(tiers.lists_after[t], n));
+      km.iterations = options.kmeans_iterations;
+      km.seed = options.seed + static_cast<uint64_t>(t);
+      km.inner_product = ivf.metric_type == faiss::METRIC_INNER_PRODUCT;
+      if (km.k < 1) continue;
+      const KMeansResult r = distributed_kmeans(*serial, rows[t].data(), n, 0, n, d_ivf, km);
+      next.insert(next.end(), r.centroids.begin(), r.centroids.end());
+      rep.splits += std::max(0, km.k - tiers.lists_before[t]);
+      rep.merges += std::max(0, tiers.lists_before[t] - km.k);
+    }
+    const int nlist_next = static_cast<int>(next.size() / d_ivf);
+
+    // Estimated sizes: unchanged lists keep theirs; each sampled row stands for
+    // rows_t / sample_t rows of its tier and goes to its nearest new centroid.
+    std::vector<double> est(nlist_next, 0.0);
+    std::unique_ptr<faiss::Index> next_flat = flat_over(ivf, next.data(), nlist_next);
+    for (int j = 0, k = 0; j < nlist; ++j)
+      if (!resized[tiers.tier_of_list[j]]) est[k++] = static_cast<double>(counts[j]);
+    for (int t = 0; t < used; ++t) {
+      const int64_t n = static_cast<int64_t>(rows[t].size() / d_ivf);
+      if (!resized[t] || n == 0) continue;
+      std::vector<faiss::Index::idx_t> a(static_cast<size_t>(n));
+      next_flat->assign(n, rows[t].data(), a.data());
+      const double scale = static_cast<double>(tiers.rows[t]) / static_cast<double>(n);
+      for (auto v : a) est[v] += scale;
+    }
+    std::vector<int64_t> sizes_next(nlist_next);
+    for (int c = 0; c < nlist_next; ++c) sizes_next[c] = std::llround(est[c]);
+    const std::vector<double> access_next =
+        access_frequency(*next_flat, wq.data(), workload->nq, workload->weights, options.nprobe);
+    const auto after = expected_costs(access_next, sizes_next, lambda);
+    rep.cost_after = std::accumulate(after.begin(), after.end(), 0.0);
+    const bool apply = rep.cost_after < rep.cost_before;
+    put_value<int32_t>(result, apply ? 1 : 0);
+    put_value<int32_t>(result, nlist_next);
+    put(result, next.data(), next.size() * sizeof(float));
+  });
+  comm.broadcast(result, 0);
+  Reader in(result);
+  const bool apply = in.value<int32_t>() != 0;
+  const int nlist_next = in.value<int32_t>();
+  rep.applied = apply;
+  if (!apply) {
+    rep.splits = rep.merges = 0;
+    rep.tiers.lists_after = rep.tiers.lists_before;
+    return rep;
+  }
+  std::vector<float> next(static_cast<size_t>(nlist_next) * d_ivf);
+  in.take(next.data(), next.size() * sizeof(float));
+  cluster::run_local_phase(comm, "partition: new centroids",
+                           [&] { set_coarse_centroids(index, next, nlist_next); });
+  rep.nlist_after = nlist_next;
+  return rep;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan.
+
+std::vector<int> PartitionPlan::lists_of_shard(int shard) const {
+  std::vector<int> out;
+  for (size_t j = 0; j < lists.size(); ++j)
+    if (std::find(lists[j].shards.begin(), lists[j].shards.end(), shard) != lists[j].shards.end())
+      out.push_back(static_cast<int>(j));
+  return out;
+}
+
+PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
+                        const PartitionOptions& options, const ScanCost& lambda) {
+  const faiss::IndexIVF* ivf = find_ivf(&index);
+  if (ivf == nullptr) throw std::invalid_argument("make_plan: not an IVF index");
+  const int nlist = static_cast<int>(ivf->nlist);
+  if (options.shards < 1 || options.shards > nlist)
+    throw std::invalid_argument("partition.shards is " + std::to_string(options.shards) +
+                                ", but the index has " + std::to_string(nlist) +
+                                " lists: each shard owns whole lists (at most nlist shards)");
+  PartitionPlan plan;
+  plan.nlist = nlist;
+  plan.shards = options.shards;
+  plan.nprobe = options.nprobe;
+  plan.scan_cost = lambda;
+  std::vector<int64_t> sizes(nlist);
+  for (int j = 0; j < nlist; ++j) sizes[j] = static_cast<int64_t>(ivf->invlists->list_size(j));
+  std::vector<double> access;
+  if (workload != nullptr) {
+    const std::vector<float> wq = to_ivf_space(index, workload->nq, workload->queries.data());
+    access = access_frequency(*ivf->quantizer, wq.data(), workload->nq, workload->weights,
+                              options.nprobe);
+    plan.workload = workload->source;
+    plan.workload_queries = workload->nq;
+  } else {
+    access.assign(nlist, static_cast<double>(std::min(options.nprobe, nlist)) / nlist);
+  }
+  const std::vector<double> cost = expected_costs(access, sizes, lambda);
+  const std::vector<double> by_count(sizes.begin(), sizes.end());
+  const auto count_placement = place_lpt(by_count, options.shards, options.replicate_hot);
+  auto placement = count_placement;
+  plan.count_balanced_max_over_mean_cost =
+      max_over_mean(shard_loads(count_placement, cost, options.shards));
+  plan.max_over_mean_cost = plan.count_balanced_max_over_mean_cost;
+  if (workload != nullptr) {
+    const auto cost_placement = place_lpt(cost, options.shards, options.replicate_hot);
+    const double m = max_over_mean(shard_loads(cost_placement, cost, options.shards));
+    if (m <= plan.count_balanced_max_over_mean_cost) {
+      placement = cost_placement;
+      plan.max_over_mean_cost = m;
+      plan.balance = "cost";
+    }
+  }
+  plan.lists.resize(nlist);
+  for (int j = 0; j < nlist; ++j) plan.lists[j] = {sizes[j], access[j], cost[j], placement[j]};
+  plan.expected_cost_per_query = std::accumulate(cost.begin(), cost.end(), 0.0);
+  return plan;
+}
+
+nlohmann::json plan_to_json(const PartitionPlan& plan) {
+  nlohmann::json sizes = nlohmann::json::array(), access = nlohmann::json::array(),
+                 cost = nlohmann::json::array(), shards = nlohmann::json::array();
+  for (const ListPlan& l : plan.lists) {
+    sizes.push_back(l.size);
+    access.push_back(l.access);
+    cost.push_back(l.cost);
+    shards.push_back(l.shards);
+  }
+  std::vector<double> shard_cost(plan.shards, 0.0);
+  std::vector<int64_t> shard_vectors(plan.shards, 0), shard_lists(plan.shards, 0);
+  for (const ListPlan& l : plan.lists)
+    for (int s : l.shards) {
+      shard_cost[s] += l.cost / static_cast<double>(l.shards.size());
+      shard_vectors[s] += l.size;
+      shard_lists[s] += 1;
+    }
+  nlohmann::json summary = nlohmann::json::array();
+  for (int s = 0; s < plan.shards; ++s)
+    summary.push_back({{"shard", s},
+                       {"file", shard_file_name(s)},
+                       {"lists", shard_lists[s]},
+                       {"vectors", shard_vectors[s]},
+                       {"expected_cost", shard_cost[s]}});
+  const RepartitionReport& r = plan.repartition;
+  return {
+      {"format_version", kPlanFormatVersion},
+      {"nlist", plan.nlist},
+      {"shards", plan.shards},
+      {"nprobe", plan.nprobe},
+      {"balance", plan.balance},
+      {"workload", {{"source", plan.workload}, {"queries", plan.workload_queries}}},
+      {"scan_cost",
+       {{"a_seconds", plan.scan_cost.a},
+        {"b_seconds_per_code", plan.scan_cost.b},
+        {"source", plan.scan_cost.source},
+        {"sizes", plan.scan_cost.sizes},
+        {"seconds_per_query", plan.scan_cost.seconds}}},
+      {"max_over_mean_cost", plan.max_over_mean_cost},
+      {"count_balanced_max_over_mean_cost", plan.count_balanced_max_over_mean_cost},
+      {"expected_cost_per_query", plan.expected_cost_per_query},
+      {"repartition",
+       {{"nlist_before", r.nlist_before},
+        {"nlist_after", r.nlist_after},
+        {"splits", r.splits},
+        {"merges", r.merges},
+        {"tiers",
+         {{"access", r.tiers.access},
+          {"rows", r.tiers.rows},
+          {"lists_before", r.tiers.lists_before},
+          {"lists_after", r.tiers.lists_after}}},
+        {"applied", r.applied},
+        {"estimated_cost_before", r.cost_before},
+        {"estimated_cost_after", r.cost_after}}},
+      {"shard_summary", summary},
+      {"lists", {{"size", sizes}, {"access", access}, {"cost", cost}, {"shards", shards}}},
+  };
+}
+
+PartitionPlan plan_from_json(const nlohmann::json& j) {
+  try {
+    const int version = j.at("format_version").get<int>();
+    if (version != kPlanFormatVersion)
+      throw std::runtime_error("plan format_version " + std::to_string(version) +
+                               ", this shardforge reads " + std::to_string(kPlanFormatVersion));
+    PartitionPlan plan;
+    plan.nlist = j.at("nlist").get<int>();
+    plan.shards = j.at("shards").get<int>();
+    plan.nprobe = j.at("nprobe").get<int>();
+    plan.balance = j.at("balance").get<std::string>();
+    plan.workload = j.at("workload").at("source").get<std::string>();
+    plan.workload_queries = j.at("workload").at("queries").get<int64_t>();
+    const auto& sc = j.at("scan_cost");
+    plan.scan_cost.a = sc.at("a_seconds").get<double>();
+    plan.scan_cost.b = sc.at("b_seconds_per_code").get<double>();
+    plan.scan_cost.source = sc.at("source").get<std::string>();
+    plan.scan_cost.sizes = sc.at("sizes").get<std::vector<int64_t>>();
+    plan.scan_cost.seconds = sc.at("seconds_per_query").get<std::vector<double>>();
+    plan.max_over_mean_cost = j.at("max_over_mean_cost").get<double>();
+    plan.count_balanced_max_over_mean_cost =
+        j.at("count_balanced_max_over_mean_cost").get<double>();
+    plan.expected_cost_per_query = j.at("expected_cost_per_query").get<double>();
+    const auto& r = j.at("repartition");
+    plan.repartition.nlist_before = r.at("nlist_before").get<int>();
+    plan.repartition.nlist_after = r.at("nlist_after").get<int>();
+    plan.repartition.splits = r.at("splits").get<int>();
+    plan.repartition.merges = r.at("merges").get<int>();
+    plan.repartition.applied = r.at("applied").get<bool>();
+    plan.repartition.cost_before = r.at("estimated_cost_before").get<double>();
+    plan.repartition.cost_after = r.at("estimated_cost_after").get<double>();
+    const auto& t = r.at("tiers");
+    plan.repartition.tiers.access = t.at("access").get<std::vector<double>>();
+    plan.repartition.tiers.rows = t.at("rows").get<std::vector<int64_t>>();
+    plan.repartition.tiers.lists_before = t.at("lists_before").get<std::vector<int>>();
+    plan.repartition.tiers.lists_after = t.at("lists_after").get<std::vector<int>>();
+    plan.repartition.scan_cost = plan.scan_cost;
+    const auto& l = j.at("lists");
+    const auto sizes = l.at("size").get<std::vector<int64_t>>();
+    const auto access = l.at("access").get<std::vector<double>>();
+    const auto cost = l.at("cost").get<std::vector<double>>();
+    const auto shards = l.at("shards").get<std::vector<std::vector<int>>>();
+    if (sizes.size() != static_cast<size_t>(plan.nlist) || access.size() != sizes.size() ||
+        cost.size() != sizes.size() || shards.size() != sizes.size())
+      throw std::runtime_error("lists: expected " + std::to_string(plan.nlist) + " entries");
+    plan.lists.resize(sizes.size());
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      for (int s : shards[i])
+        if (s < 0 || s >= plan.shards)
+          throw std::runtime_error("list " + std::to_string(i) + " on shard " + std::to_string(s) +
+                                   " of " + std::to_string(plan.shards));
+      if (shards[i].empty())
+        throw std::runtime_error("list " + std::to_string(i) + " has no shard");
+      plan.lists[i] = {sizes[i], access[i], cost[i], shards[i]};
+    }
+    return plan;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(std::string("bad plan: ") + e.what());
+  }
+}
+
+void write_plan(const PartitionPlan& plan, const std::string& path) {
+  io::publish_text(path, plan_to_json(plan).dump(1) + "\n");
+}
+
+PartitionPlan read_plan(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    throw std::runtime_error(
+        path +
+        ": cannot open the partition plan (run `shardforge build` with partition.shards > 0)");
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error(path + ": not valid JSON");
+  try {
+    return plan_from_json(j);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+std::unique_ptr<faiss::Index> make_shard_index(const faiss::Index& merged,
+                                               const std::vector<char>& empty,
+                                               const PartitionPlan& plan, int shard) {
+  std::unique_ptr<faiss::Index> out = io::deserialize_index(empty);
+  faiss::IndexIVF& dst = ivf_of(*out);
+  const faiss::IndexIVF* src = find_ivf(&merged);
+  if (src == nullptr || src->nlist != dst.nlist || static_cast<int>(dst.nlist) != plan.nlist ||
+      src->code_size != dst.code_size)
+    throw std::invalid_argument("make_shard_index: the index does not match the plan");
+  if (dst.ntotal != 0) throw std::invalid_argument("make_shard_index: the template is not empty");
+  int64_t total = 0;
+  for (int j : plan.lists_of_shard(shard)) {
+    const size_t n = src->invlists->list_size(j);
+    if (n == 0) continue;
+    faiss::InvertedLists::ScopedIds ids(src->invlists, j);
+    faiss::InvertedLists::ScopedCodes codes(src->invlists, j);
+    dst.invlists->add_entries(j, n, ids.get(), codes.get());
+    total += static_cast<int64_t>(n);
+  }
+  sync_ntotal(*out, total);
+  return out;
+}
+
+std::string shard_file_name(int shard) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "shards/shard-%04d.faiss", shard);
+  return buf;
+}
+
+}  // namespace sf::stages

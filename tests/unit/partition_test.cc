@@ -1,0 +1,439 @@
+// Unit tests for stages/partition.h and stages/list_scan.h on one rank: access frequency, the
+// scan-cost fit, LPT placement, split/merge decisions and their centroid table, the plan's
+// round trip, shard files, the batch scanner against FAISS's own search, and the property
+// that a workload-aware plan is never worse than count balance by its own cost model.
+#include "stages/partition.h"
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/utils/distances.h>
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "io/index_file.h"
+#include "io/vector_file.h"
+#include "stages/ivf_index.h"
+#include "stages/list_scan.h"
+#include "tests/test_util.h"
+
+namespace sf::stages {
+namespace {
+
+constexpr int kDim = 16;
+
+// A trained, filled index of `factory` over x (ids = row numbers). One thread: deterministic.
+std::unique_ptr<faiss::Index> build(const std::string& factory, const std::vector<float>& x,
+                                    std::vector<char>* empty = nullptr) {
+  omp_set_num_threads(1);
+  std::unique_ptr<faiss::Index> index = make_ivf_index(kDim, factory, false);
+  const auto n = static_cast<int64_t>(x.size() / kDim);
+  index->train(n, x.data());
+  if (empty != nullptr) *empty = io::serialize_index(*index);
+  std::vector<faiss::Index::idx_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  index->add_with_ids(n, x.data(), ids.data());
+  return index;
+}
+
+// `nq` queries near row `centre` of x: a skewed workload (all from one region).
+std::vector<float> skewed_queries(const std::vector<float>& x, int64_t centre, int64_t nq,
+                                  uint64_t seed) {
+  const auto n = static_cast<int64_t>(x.size() / kDim);
+  std::vector<std::pair<float, int64_t>> by_distance(n);
+  for (int64_t i = 0; i < n; ++i)
+    by_distance[i] = {faiss::fvec_L2sqr(&x[i * kDim], &x[centre * kDim], kDim), i};
+  std::sort(by_distance.begin(), by_distance.end());
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> noise(0.0f, 0.3f);
+  std::vector<float> q(static_cast<size_t>(nq) * kDim);
+  for (int64_t i = 0; i < nq; ++i)
+    for (int j = 0; j < kDim; ++j)
+      q[i * kDim + j] = x[by_distance[i % (n / 10)].second * kDim + j] + noise(rng);
+  return q;
+}
+
+TEST(AccessFrequency, WeightedShareOfQueriesProbingEachList) {
+  faiss::IndexFlatL2 quantizer(1);
+  const float centroids[] = {0, 10, 20, 30};
+  quantizer.add(4, centroids);
+  const float queries[] = {1, 2, 19, 31};
+  // nprobe 1: lists 0, 0, 2, 3.
+  auto a = access_frequency(quantizer, queries, 4, {}, 1);
+  EXPECT_DOUBLE_EQ(a[0], 0.5);
+  EXPECT_DOUBLE_EQ(a[1], 0.0);
+  EXPECT_DOUBLE_EQ(a[2], 0.25);
+  EXPECT_DOUBLE_EQ(a[3], 0.25);
+  // nprobe 2: {0,1}, {0,1}, {2,1}, {3,2}; weights 1, 1, 2, 0.
+  a = access_frequency(quantizer, queries, 4, {1, 1, 2, 0}, 2);
+  EXPECT_DOUBLE_EQ(a[0], 0.5);
+  EXPECT_DOUBLE_EQ(a[1], 1.0);
+  EXPECT_DOUBLE_EQ(a[2], 0.5);
+  EXPECT_DOUBLE_EQ(a[3], 0.0);
+  EXPECT_DOUBLE_EQ(std::accumulate(a.begin(), a.end(), 0.0), 2.0);  // sums to nprobe
+  EXPECT_THROW(access_frequency(quantizer, queries, 4, {1, 2}, 1), std::invalid_argument);
+}
+
+TEST(ScanCost, CalibratedLinearFitGrowsWithListSize) {
+  const std::vector<float> x = testing::gaussian_mixture(2000, kDim, 8, 1);
+  for (const char* factory : {"IVF8,Flat", "IVF8,PQ4x4np"}) {
+    std::vector<char> empty;
+    auto index = build(factory, x, &empty);
+    const ScanCost c = calibrate_scan_cost(*io::deserialize_index(empty), 7);
+    ASSERT_EQ(c.sizes.size(), 4u) << factory;
+    ASSERT_EQ(c.seconds.size(), 4u);
+    EXPECT_EQ(c.source, "calibrated");
+    EXPECT_GE(c.a, 0.0);
+    EXPECT_GT(c.b, 0.0);
+    EXPECT_GT(c(4096), c(64));
+    // The fit is close to the measurement at the largest size (the slope dominates there).
+    EXPECT_NEAR(c(4096) / c.seconds.back(), 1.0, 0.5) << factory;
+  }
+  const std::vector<double> costs =
+      expected_costs({0.5, 0.0, 1.0}, {100, 50, 0}, ScanCost::linear(1.0, 0.5));
+  EXPECT_DOUBLE_EQ(costs[0], 0.5 * (1.0 + 50.0));
+  EXPECT_DOUBLE_EQ(costs[1], 0.0);
+  EXPECT_DOUBLE_EQ(costs[2], 0.0);  // an empty list costs nothing
+}
+
+TEST(PlaceLpt, LongestFirstToTheLeastLoadedShard) {
+  // 7 -> s0, 5 -> s1, 4 -> s1, 3 -> s0, 1 -> s1: loads 10 and 10.
+  const auto p = place_lpt({3, 7, 1, 5, 4}, 2, 0);
+  EXPECT_EQ(p[1], std::vector<int>{0});
+  EXPECT_EQ(p[3], std::vector<int>{1});
+  EXPECT_EQ(p[4], std::vector<int>{1});
+  EXPECT_EQ(p[0], std::vector<int>{0});
+  EXPECT_EQ(p[2], std::vector<int>{1});
+  EXPECT_EQ(shard_loads(p, {3, 7, 1, 5, 4}, 2), (std::vector<double>{10, 10}));
+  EXPECT_DOUBLE_EQ(max_over_mean({10, 10}), 1.0);
+  EXPECT_DOUBLE_EQ(max_over_mean({3, 1}), 1.5);
+}
+
+TEST(PlaceLpt, WithinGrahamsBoundOnRandomLoads) {
+  std::mt19937_64 rng(5);
+  std::lognormal_distribution<double> heavy(0.0, 1.5);
+  for (int trial = 0; trial < 50; ++trial) {
+    const int shards = 2 + trial % 5;
+    std::vector<double> load(20 + trial);
+    for (double& l : load) l = heavy(rng);
+    const auto p = place_lpt(load, shards, 0);
+    const auto loads = shard_loads(p, load, shards);
+    const double total = std::accumulate(load.begin(), load.end(), 0.0);
+    const double lower = std::max(total / shards, *std::max_element(load.begin(), load.end()));
+    EXPECT_LE(*std::max_element(loads.begin(), loads.end()), (4.0 / 3.0) * lower + 1e-9);
+    EXPECT_NEAR(std::accumulate(loads.begin(), loads.end(), 0.0), total, 1e-9);
+    for (const auto& shards_of_list : p) EXPECT_EQ(shards_of_list.size(), 1u);
+  }
+}
+
+TEST(PlaceLpt, ReplicatedHotListsGoToTwoShards) {
+  // One list holds most of the load: alone it caps the balance at 9/(12/3) = 2.25.
+  const std::vector<double> load = {9, 1, 1, 1};
+  EXPECT_NEAR(max_over_mean(shard_loads(place_lpt(load, 3, 0), load, 3)), 2.25, 1e-12);
+  const auto p = place_lpt(load, 3, 1);
+  ASSERT_EQ(p[0].size(), 2u);
+  EXPECT_NE(p[0][0], p[0][1]);
+  for (int j = 1; j < 4; ++j) EXPECT_EQ(p[j].size(), 1u);
+  EXPECT_LT(max_over_mean(shard_loads(p, load, 3)), 1.5);
+  // One shard: nothing to replicate onto.
+  EXPECT_EQ(place_lpt(load, 1, 2)[0].size(), 1u);
+}
+
+TEST(PlanTiers, ListsPerTierFollowSqrtOfAccessTimesRowsWithinTheBound) {
+  // 8 lists of 100 rows; list 2 takes most of the queries, lists 5, 6, 7 none.
+  const std::vector<int64_t> sizes(8, 100);
+  const std::vector<double> access = {0.1, 0.1, 0.9, 0.3, 0.1, 0.0, 0.0, 0.0};
+  // Two tiers of equal access mass by density: {2} (Q 0.9, N 100) and the rest (Q 0.6,
+  // N 700): sqrt(QN) 9.49 : 20.49 of 8 lists -> 2.53 : 5.47 -> 3 and 5.
+  TierPlan t = plan_tiers(access, sizes, 2, 8, 16);
+  EXPECT_EQ(t.tier_of_list, (std::vector<int>{1, 1, 0, 1, 1, 1, 1, 1}));
+  EXPECT_EQ(t.lists_before, (std::vector<int>{1, 7}));
+  EXPECT_EQ(t.lists_after, (std::vector<int>{3, 5}));
+  EXPECT_EQ(t.rows, (std::vector<int64_t>{100, 700}));
+  EXPECT_DOUBLE_EQ(t.access[0], 0.9);
+  // A larger bound: 5.06 : 10.94 of 16 -> 5 and 11.
+  t = plan_tiers(access, sizes, 2, 16, 16);
+  EXPECT_EQ(t.lists_after, (std::vector<int>{5, 11}));
+  // No list below min_list_size rows: tier 0 (100 rows) gets at most 100 / 60 = 1 list.
+  t = plan_tiers(access, sizes, 2, 8, 60);
+  EXPECT_EQ(t.lists_after, (std::vector<int>{1, 7}));
+  // Four tiers: the hottest list is a tier alone, never-probed lists are the coldest tier,
+  // which keeps at least a quarter of its lists.
+  t = plan_tiers(access, sizes, 4, 8, 16);
+  EXPECT_EQ(t.tier_of_list[2], 0);
+  EXPECT_EQ(t.tier_of_list[5], static_cast<int>(t.lists_after.size()) - 1);
+  EXPECT_EQ(std::accumulate(t.lists_after.begin(), t.lists_after.end(), 0), 8);
+  EXPECT_GE(t.lists_after.back(), 1);
+  EXPECT_GT(t.lists_after[0], t.lists_before[0]);
+  // No access at all, or one tier: one tier with every list.
+  for (const TierPlan& one : {plan_tiers(std::vector<double>(8, 0.0), sizes, 4, 8, 16),
+                              plan_tiers(access, sizes, 1, 8, 16)}) {
+    EXPECT_EQ(one.lists_before, std::vector<int>{8});
+    EXPECT_EQ(one.lists_after, std::vector<int>{8});
+  }
+}
+
+TEST(SetCoarseCentroids, IndexStaysAStockFaissIvf) {
+  const std::vector<float> x = testing::gaussian_mixture(3000, kDim, 8, 2);
+  for (const char* factory : {"IVF8,Flat", "IVF8,PQ4x4np", "IVF8,SQ8"}) {
+    std::vector<char> empty;
+    build(factory, x, &empty);
+    auto index = io::deserialize_index(empty);
+    faiss::IndexIVF* ivf = find_ivf(index.get());
+    std::vector<float> c(8 * kDim);
+    ivf->quantizer->reconstruct_n(0, 8, c.data());
+    c.insert(c.end(), x.begin(), x.begin() + 4 * kDim);  // 12 lists
+    set_coarse_centroids(*index, c, 12);
+    EXPECT_EQ(ivf->nlist, 12u);
+    EXPECT_EQ(ivf->quantizer->ntotal, 12);
+    index->add(3000, x.data());
+    // Written and read by FAISS, it searches like the in-memory index.
+    auto again = io::deserialize_index(io::serialize_index(*index));
+    set_nprobe(index.get(), 3);
+    set_nprobe(again.get(), 3);
+    std::vector<float> d1(50), d2(50);
+    std::vector<faiss::Index::idx_t> i1(50), i2(50);
+    index->search(5, x.data(), 10, d1.data(), i1.data());
+    again->search(5, x.data(), 10, d2.data(), i2.data());
+    EXPECT_EQ(i1, i2) << factory;
+    EXPECT_EQ(i1[0], 0) << factory;  // row 0 finds itself first
+  }
+}
+
+TEST(BatchScanner, EqualsFaissSearchForFlatPqAndSq) {
+  const std::vector<float> x = testing::gaussian_mixture(3000, kDim, 8, 3);
+  const std::vector<float> q = testing::gaussian_mixture(64, kDim, 8, 4);
+  const int nq = 64, k = 10, nprobe = 3;
+  for (const char* factory : {"IVF16,Flat", "IVF16,PQ4x4np", "IVF16,SQ8"}) {
+    auto index = build(factory, x);
+    faiss::IndexIVF* ivf = find_ivf(index.get());
+    ivf->nprobe = nprobe;
+    std::vector<float> ref_d(nq * k);
+    std::vector<faiss::Index::idx_t> ref_i(nq * k);
+    index->search(nq, q.data(), k, ref_d.data(), ref_i.data());
+    // Group the (query, list) pairs by list, scan each list once.
+    std::vector<float> cd(nq * nprobe);
+    std::vector<faiss::Index::idx_t> cl(nq * nprobe);
+    ivf->quantizer->search(nq, q.data(), nprobe, cd.data(), cl.data());
+    std::map<int64_t, std::pair<std::vector<int64_t>, std::vector<float>>> groups;
+    for (int i = 0; i < nq; ++i)
+      for (int t = 0; t < nprobe; ++t) {
+        groups[cl[i * nprobe + t]].first.push_back(i);
+        groups[cl[i * nprobe + t]].second.push_back(cd[i * nprobe + t]);
+      }
+    BatchScanner scanner(*ivf, k, nq, q.data());
+    int64_t expected_codes = 0;
+    for (const auto& [list, g] : groups) {
+      scanner.scan_list(*ivf->invlists, list, g.first, g.second);
+      expected_codes += static_cast<int64_t>(ivf->invlists->list_size(list) * g.first.size());
+    }
+    scanner.finish();
+    EXPECT_EQ(scanner.codes_scanned(), expected_codes);
+    for (int i = 0; i < nq; ++i)
+      for (int t = 0; t < k; ++t) {
+        EXPECT_FLOAT_EQ(scanner.distances(i)[t], ref_d[i * k + t]) << factory << " q" << i;
+        if (scanner.ids(i)[t] != ref_i[i * k + t]) {  // only a distance tie may reorder
+          EXPECT_FLOAT_EQ(scanner.distances(i)[t], ref_d[i * k + t]);
+        }
+      }
+  }
+}
+
+TEST(MergeTopk, KeepsTheKBestOfSortedParts) {
+  const float d1[] = {1, 4, 9}, d2[] = {2, 3, INFINITY};
+  const int64_t i1[] = {10, 40, 90}, i2[] = {20, 30, -1};
+  float od[3];
+  int64_t oi[3];
+  merge_topk(3, false, {d1, d2}, {i1, i2}, od, oi);
+  EXPECT_EQ(std::vector<int64_t>(oi, oi + 3), (std::vector<int64_t>{10, 20, 30}));
+  EXPECT_EQ(std::vector<float>(od, od + 3), (std::vector<float>{1, 2, 3}));
+}
+
+// The plan of a built index: placement, round trip, shard files.
+class PlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    x_ = testing::gaussian_mixture(4000, kDim, 10, 11);
+    index_ = build("IVF32,Flat", x_, &empty_);
+    workload_.source = "test";
+    workload_.queries = skewed_queries(x_, 0, 300, 12);
+    workload_.nq = 300;
+    options_.shards = 4;
+    options_.nprobe = 4;
+  }
+  std::vector<float> x_;
+  std::vector<char> empty_;
+  std::unique_ptr<faiss::Index> index_;
+  Workload workload_;
+  PartitionOptions options_;
+  ScanCost lambda_ = ScanCost::linear(1e-6, 1e-8);
+};
+
+TEST_F(PlanTest, WithoutWorkloadListsArePlacedByCount) {
+  const PartitionPlan plan = make_plan(*index_, nullptr, options_, lambda_);
+  EXPECT_EQ(plan.balance, "count");
+  EXPECT_EQ(plan.nlist, 32);
+  std::vector<double> sizes;
+  for (const auto& l : plan.lists) sizes.push_back(static_cast<double>(l.size));
+  std::vector<std::vector<int>> placement;
+  for (const auto& l : plan.lists) placement.push_back(l.shards);
+  EXPECT_EQ(placement, place_lpt(sizes, 4, 0));
+  // Uniform access nprobe / nlist.
+  for (const auto& l : plan.lists) EXPECT_DOUBLE_EQ(l.access, 4.0 / 32.0);
+  EXPECT_EQ(std::accumulate(sizes.begin(), sizes.end(), 0.0), 4000.0);
+}
+
+TEST_F(PlanTest, WorkloadPlanNeverWorseThanCountBalanceByItsCostModel) {
+  for (uint64_t seed = 0; seed < 12; ++seed) {
+    Workload w;
+    w.nq = 200;
+    w.queries = skewed_queries(x_, static_cast<int64_t>(seed * 331 % 4000), w.nq, seed);
+    if (seed % 3 == 0) {  // and weighted workloads
+      std::mt19937_64 rng(seed);
+      std::uniform_real_distribution<float> u(0, 5);
+      for (int64_t i = 0; i < w.nq; ++i) w.weights.push_back(u(rng));
+    }
+    for (int shards : {2, 3, 5}) {
+      PartitionOptions o = options_;
+      o.shards = shards;
+      o.replicate_hot = static_cast<int>(seed % 2);
+      const PartitionPlan plan = make_plan(*index_, &w, o, lambda_);
+      std::vector<double> cost, sizes;
+      std::vector<std::vector<int>> placement;
+      for (const auto& l : plan.lists) {
+        cost.push_back(l.cost);
+        sizes.push_back(static_cast<double>(l.size));
+        placement.push_back(l.shards);
+      }
+      const double mine = max_over_mean(shard_loads(placement, cost, shards));
+      const double by_count =
+          max_over_mean(shard_loads(place_lpt(sizes, shards, o.replicate_hot), cost, shards));
+      EXPECT_LE(mine, by_count + 1e-12) << "seed " << seed << " shards " << shards;
+      EXPECT_DOUBLE_EQ(plan.max_over_mean_cost, mine);
+      EXPECT_DOUBLE_EQ(plan.count_balanced_max_over_mean_cost, by_count);
+    }
+  }
+  // A skewed workload on 4 shards: cost balance is strictly better than count balance.
+  const PartitionPlan plan = make_plan(*index_, &workload_, options_, lambda_);
+  EXPECT_EQ(plan.balance, "cost");
+  EXPECT_LT(plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
+}
+
+TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
+  options_.replicate_hot = 2;
+  PartitionPlan plan = make_plan(*index_, &workload_, options_, lambda_);
+  plan.repartition.nlist_before = 30;
+  plan.repartition.nlist_after = 32;
+  plan.repartition.splits = 1;
+  plan.repartition.merges = 1;
+  plan.repartition.tiers = plan_tiers({0.5, 0.25, 0.25}, {10, 20, 30}, 2, 3, 1);
+  plan.repartition.applied = true;
+  plan.scan_cost.sizes = {64, 256};
+  plan.scan_cost.seconds = {1e-6, 3e-6};
+  testing::TempDir dir;
+  write_plan(plan, dir.file("plan.json"));
+  const PartitionPlan back = read_plan(dir.file("plan.json"));
+  EXPECT_EQ(back.nlist, plan.nlist);
+  EXPECT_EQ(back.shards, plan.shards);
+  EXPECT_EQ(back.balance, plan.balance);
+  EXPECT_EQ(back.workload, "test");
+  EXPECT_EQ(back.workload_queries, 300);
+  EXPECT_EQ(back.scan_cost.sizes, plan.scan_cost.sizes);
+  EXPECT_DOUBLE_EQ(back.scan_cost.b, plan.scan_cost.b);
+  EXPECT_EQ(back.repartition.nlist_before, 30);
+  EXPECT_TRUE(back.repartition.applied);
+  EXPECT_EQ(back.repartition.tiers.lists_after, plan.repartition.tiers.lists_after);
+  EXPECT_EQ(back.repartition.tiers.rows, plan.repartition.tiers.rows);
+  ASSERT_EQ(back.lists.size(), plan.lists.size());
+  int replicated = 0;
+  for (size_t j = 0; j < plan.lists.size(); ++j) {
+    EXPECT_EQ(back.lists[j].size, plan.lists[j].size);
+    EXPECT_DOUBLE_EQ(back.lists[j].access, plan.lists[j].access);
+    EXPECT_DOUBLE_EQ(back.lists[j].cost, plan.lists[j].cost);
+    EXPECT_EQ(back.lists[j].shards, plan.lists[j].shards);
+    replicated += back.lists[j].shards.size() > 1;
+  }
+  EXPECT_EQ(replicated, 2);
+  // Another format version, or a list on a shard that does not exist, is refused.
+  nlohmann::json j = plan_to_json(plan);
+  j["format_version"] = kPlanFormatVersion + 1;
+  EXPECT_THROW(plan_from_json(j), std::runtime_error);
+  j = plan_to_json(plan);
+  j["lists"]["shards"][0] = {7};
+  EXPECT_THROW(plan_from_json(j), std::runtime_error);
+  EXPECT_THROW(read_plan(dir.file("missing.json")), std::runtime_error);
+}
+
+TEST_F(PlanTest, ShardFilesHoldExactlyTheirListsAndSearchWithStockFaiss) {
+  options_.replicate_hot = 1;
+  const PartitionPlan plan = make_plan(*index_, &workload_, options_, lambda_);
+  const faiss::IndexIVF* merged = find_ivf(index_.get());
+  int64_t total = 0, replica_rows = 0;
+  for (const auto& l : plan.lists)
+    replica_rows += l.size * static_cast<int64_t>(l.shards.size() - 1);
+  for (int s = 0; s < plan.shards; ++s) {
+    auto shard =
+        io::deserialize_index(io::serialize_index(*make_shard_index(*index_, empty_, plan, s)));
+    const faiss::IndexIVF* ivf = find_ivf(shard.get());
+    const std::vector<int> mine = plan.lists_of_shard(s);
+    for (int j = 0; j < plan.nlist; ++j) {
+      const bool held = std::find(mine.begin(), mine.end(), j) != mine.end();
+      EXPECT_EQ(ivf->invlists->list_size(j), held ? merged->invlists->list_size(j) : 0u);
+    }
+    total += shard->ntotal;
+  }
+  EXPECT_EQ(total, index_->ntotal + replica_rows);
+  PartitionPlan wrong = plan;
+  wrong.nlist = 31;
+  EXPECT_THROW(make_shard_index(*index_, empty_, wrong, 0), std::invalid_argument);
+  options_.shards = 33;  // more shards than lists
+  EXPECT_THROW(make_plan(*index_, nullptr, options_, lambda_), std::invalid_argument);
+}
+
+// The build step on one rank: a skewed workload re-sizes the lists and lowers the cost the
+// plan of the built index reports, at the same nlist.
+TEST(RepartitionLists, SkewedWorkloadLowersExpectedCostAtTheSameNlist) {
+  omp_set_num_threads(1);
+  const std::vector<float> x = testing::gaussian_mixture(6000, kDim, 12, 21);
+  testing::TempDir dir;
+  io::write_fvecs(dir.file("x.fvecs"), x.data(), 6000, kDim);
+  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
+  auto serial = cluster::make_serial_comm();
+  std::vector<char> empty;
+  auto base = build("IVF32,Flat", x, &empty);
+  Workload w;
+  w.nq = 400;
+  w.queries = skewed_queries(x, 5, w.nq, 22);
+  PartitionOptions o;
+  o.shards = 4;
+  o.nprobe = 4;
+  o.scan_cost = {1e-6, 1e-8};
+  o.batch_rows = 1024;
+  auto index = io::deserialize_index(empty);
+  const RepartitionReport rep = repartition_lists(*serial, *index, corpus, {0, 6000}, &w, o);
+  EXPECT_EQ(rep.scan_cost.source, "config");
+  EXPECT_TRUE(rep.applied);
+  EXPECT_GT(rep.splits, 0);
+  EXPECT_EQ(rep.nlist_after, 32);  // the bound: the factory's nlist
+  EXPECT_LT(rep.cost_after, rep.cost_before);
+  std::vector<faiss::Index::idx_t> ids(6000);
+  std::iota(ids.begin(), ids.end(), 0);
+  index->add_with_ids(6000, x.data(), ids.data());
+  const PartitionPlan before = make_plan(*base, &w, o, rep.scan_cost);
+  const PartitionPlan after = make_plan(*index, &w, o, rep.scan_cost);
+  EXPECT_EQ(after.nlist, 32);
+  EXPECT_LT(after.expected_cost_per_query, before.expected_cost_per_query);
+  // Without a workload nothing changes.
+  auto same = io::deserialize_index(empty);
+  const RepartitionReport none = repartition_lists(*serial, *same, corpus, {0, 6000}, nullptr, o);
+  EXPECT_FALSE(none.applied);
+  EXPECT_EQ(io::serialize_index(*same), empty);
+}
+
+}  // namespace
+}  // namespace sf::stages
