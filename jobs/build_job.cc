@@ -109,11 +109,17 @@ AddReport add_stage(cluster::Comm& comm, const pipeline::Config& config,
     pieces = stages::split_rows(range, config.output.piece_rows);
     for (size_t p = 0; p < pieces.size(); ++p) {
       fps.push_back(piece_fingerprint(train_fp, pieces[p]));
-      if (config.resume && checkpoints.verify(fps.back()).empty()) {
-        steps.push_back({p, true, pieces[p], true});
-        ++rep.pieces_reused;
-        rep.rows_reused += pieces[p].size();
-        continue;
+      if (config.resume) {
+        const std::string why = checkpoints.verify(fps.back());
+        if (why.empty()) {
+          steps.push_back({p, true, pieces[p], true});
+          ++rep.pieces_reused;
+          rep.rows_reused += pieces[p].size();
+          continue;
+        }
+        // A piece that was never finished is expected; one that no longer verifies is news.
+        if (why != pipeline::Checkpoints::kNoMarker)
+          spdlog::warn("{}: redo: {}", fps.back().stage(), why);
       }
       checkpoints.forget(fps.back().stage());
       const std::vector<cluster::RowRange> batches =

@@ -124,7 +124,7 @@ std::string Checkpoints::marker_path(const std::string& stage) const {
 std::string Checkpoints::verify(const Fingerprint& fp) const {
   try {
     const nlohmann::json marker = read_marker(marker_path(fp.stage()));
-    if (marker.is_null()) return "no completion marker";
+    if (marker.is_null()) return kNoMarker;
     if (marker.value("format_version", 0) != kMarkerFormatVersion)
       return "marker format version " + std::to_string(marker.value("format_version", 0)) +
              ", this shardforge writes " + std::to_string(kMarkerFormatVersion);

@@ -69,8 +69,9 @@ class Checkpoints {
   std::string path(const std::string& relative) const;
   std::string marker_path(const std::string& stage) const;
 
+  static constexpr const char* kNoMarker = "no completion marker";
   // "" when the marker of fp.stage() verifies against fp and its outputs; otherwise why it
-  // does not, for the log ("no marker", "index.factory changed", "index.faiss: 812 bytes,
+  // does not, for the log (kNoMarker, "index.factory changed", "index.faiss: 812 bytes,
   // marker says 9000", ...). Never throws.
   std::string verify(const Fingerprint& fp) const;
   // Records fp.stage() as complete with `outputs` (paths relative to the run dir, already
