@@ -72,6 +72,11 @@ CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
   sub->add_option("--partition", options.partition, "partition (default: slurm.partition)");
   sub->add_option("--account", options.account, "account (default: slurm.account)");
   sub->add_flag("--dry-run", options.dry_run, "write and print the script; do not submit");
+  sub->add_flag("--resume", options.resume,
+                "the job resumes from the checkpoints in output.dir (a requeued job always does)");
+  sub->add_flag("--requeue", options.requeue,
+                "#SBATCH --requeue; when the ranks stop at a safe point (exit 75: preemption or "
+                "time limit) the job requeues itself and resumes");
   sub->set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION);
   return sub;
 }

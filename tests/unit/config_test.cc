@@ -360,6 +360,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "threads",
                                        "output",
                                        "  dir",
+                                       "  piece_rows",
                                        "eval",
                                        "  queries",
                                        "  queries_dataset",
