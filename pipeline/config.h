@@ -38,7 +38,7 @@ struct OutputConfig {
   std::string dir;  // required
   // Rows per checkpointed piece of the add stage (rounded up to a multiple of 1024): a run
   // killed while adding loses at most the piece each rank was adding.
-  int64_t piece_rows = 131072;
+  int64_t piece_rows = 65536;
 };
 
 struct EvalConfig {
