@@ -9,9 +9,11 @@ For each repeat, on the same data and config (2 ranks, 1 thread each, mpirun --b
            job took to end after it
   resumed  `shardforge build --resume` on the killed run's directory: T_resume
 Work is measured two ways:
-  CPU seconds (user + sys of all ranks, from getrusage of the children): remaining work =
-    C_full - C_killed (what the killed run had done counts as done; the pieces it was adding
-    when killed are lost, so redoing them counts against the resume). Target: C_resume <=
+  CPU seconds (user + sys of mpirun and all ranks: getrusage of the children for runs that
+    end normally; /proc/<pid>/stat of mpirun and the ranks just before the kill for the killed
+    run, whose killed ranks' usage may never be reported): remaining work = C_full - C_killed
+    (what the killed run had done counts as done; the pieces it was adding when killed are
+    lost, so redoing them counts against the resume). Target: C_resume <=
     remaining + 0.1 * C_full. Robust to other load on the machine.
   wall seconds: remaining = T_full - t_kill; target T_resume <= remaining + 0.1 * T_full.
     Only meaningful on a quiet machine (the full and the killed run must progress alike).
@@ -82,6 +84,13 @@ def children_cpu():
     return u.ru_utime + u.ru_stime
 
 
+def proc_cpu(pid):
+    """user + sys seconds of one live process (not its children)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stage_seconds(run_dir):
     with open(os.path.join(run_dir, "run.json")) as f:
         stages = json.load(f)["commands"]["build"]["stages"]
@@ -136,11 +145,11 @@ def main():
                 raise SystemExit("the build ended before the kill")
             time.sleep(0.01)
         pid = rank_pid(proc.pid, 1)
+        c_killed = proc_cpu(proc.pid) + proc_cpu(rank_pid(proc.pid, 0)) + proc_cpu(pid)
         t_kill = time.monotonic() - t0
         os.kill(pid, signal.SIGKILL)
         rc = proc.wait(timeout=120)
         t_end = time.monotonic() - t0 - t_kill
-        c_killed = children_cpu() - c0
         kept = len(glob.glob(markers))
 
         t0, c0 = time.monotonic(), children_cpu()

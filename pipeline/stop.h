@@ -59,7 +59,8 @@ void finish_run_status(const std::string& state, const std::string& message = ""
 std::string current_stage();
 
 // One line describing the status.json an earlier run left in `dir`, e.g. "the previous build
-// was in stage 'add' and did not finish (state running: killed?)"; "" when there is none.
+// (2 rank(s), <time>) did not finish: it was in stage 'add' when it ended (killed, or a node
+// was lost)"; "" when there is none.
 std::string describe_previous_run(const std::string& dir);
 
 }  // namespace sf::pipeline
