@@ -38,7 +38,6 @@ sf_mpirun 2 "$WORK/full-add.log" build "$WORK/build.yaml" --set "output.dir=$SMA
 [[ $SF_RC -eq 1 ]] || { show "$WORK/full-add.log"; fail "exit $SF_RC, expected 1"; }
 grep -q "add failed on rank [0-9]: cannot write $SMALL/run/shards/rows-.*No space left on device" "$WORK/full-add.log" ||
   { show "$WORK/full-add.log"; fail "no clear error naming the piece and the full disk"; }
-grep -q '"state": "failed"' "$SMALL/run/status.json" || true  # status.json itself may not fit
 [[ -f $SMALL/run/checkpoints/train.json && -f $SMALL/run/trained.faiss ]] || fail "the train checkpoint is gone"
 [[ ! -e $SMALL/run/index.faiss && ! -e $SMALL/run/checkpoints/merge.json ]] || fail "merge marker or index on a full disk"
 for m in "$SMALL"/run/checkpoints/add/*.json; do
