@@ -51,9 +51,15 @@ std::string describe(std::exception_ptr error) {
 std::unique_ptr<Comm> make_serial_comm() { return std::make_unique<SerialComm>(); }
 
 void agree(Comm& comm, const std::string& phase, std::exception_ptr error) {
-  const int64_t none = comm.size();
-  const int64_t first_failed = comm.min(error ? comm.rank() : none);
-  if (first_failed == none) return;
+  (void)agree_or_stop(comm, phase, error, false);
+}
+
+bool agree_or_stop(Comm& comm, const std::string& phase, std::exception_ptr error, bool stop) {
+  // One allreduce_min: a failing rank contributes its rank, a rank asked to stop `size`, the
+  // others `size + 1`. The minimum names the first failed rank, else says whether any stops.
+  const int64_t stopping = comm.size(), fine = stopping + 1;
+  const int64_t first_failed = comm.min(error ? comm.rank() : stop ? stopping : fine);
+  if (first_failed >= stopping) return first_failed == stopping;
   Bytes message;
   if (comm.rank() == first_failed) {
     const std::string what = describe(error);

@@ -113,6 +113,11 @@ class PhaseError : public std::runtime_error {
 // before each collective phase so none throws while the others wait in a collective.
 void agree(Comm& comm, const std::string& phase, std::exception_ptr error);
 
+// Collective: agree() that also carries a stop request (e.g. a SIGTERM on some rank), in one
+// small allreduce. Throws PhaseError as agree() does when any rank failed; otherwise returns
+// true on every rank when any rank passed stop = true.
+bool agree_or_stop(Comm& comm, const std::string& phase, std::exception_ptr error, bool stop);
+
 // Collective: runs `local_work` (which must not call collectives), then agree().
 inline void run_local_phase(Comm& comm, const std::string& phase,
                             const std::function<void()>& local_work) {

@@ -32,6 +32,9 @@ void publish_file(const std::string& path,
     fsync_path(tmp);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw std::runtime_error(path + ": rename failed: " + std::strerror(errno));
+    // The rename itself is durable only once the directory is synced.
+    const std::string parent = std::filesystem::path(path).parent_path().string();
+    fsync_path(parent.empty() ? "." : parent);
   } catch (const std::exception& e) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
@@ -39,14 +42,20 @@ void publish_file(const std::string& path,
   }
 }
 
-void publish_text(const std::string& path, const std::string& text) {
+void publish_bytes(const std::string& path, const void* data, size_t bytes) {
   publish_file(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw std::runtime_error(tmp + ": cannot open: " + std::strerror(errno));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
     out.flush();
     if (!out) throw std::runtime_error(tmp + ": write failed: " + std::strerror(errno));
+    out.close();
+    if (!out) throw std::runtime_error(tmp + ": write failed: " + std::strerror(errno));
   });
+}
+
+void publish_text(const std::string& path, const std::string& text) {
+  publish_bytes(path, text.data(), text.size());
 }
 
 }  // namespace sf::io

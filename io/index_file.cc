@@ -4,6 +4,9 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -24,13 +27,51 @@ std::unique_ptr<faiss::Index> deserialize_index(const std::vector<char>& bytes) 
   return std::unique_ptr<faiss::Index>(faiss::read_index(&reader));
 }
 
+namespace {
+
+// FAISS's own file writer ignores fclose's result, so the last buffered block failing (a full
+// disk) would go unnoticed. This one checks every fwrite and the close.
+class CheckedFileWriter : public faiss::IOWriter {
+ public:
+  explicit CheckedFileWriter(const std::string& path) : file_(std::fopen(path.c_str(), "wb")) {
+    name = path;
+    if (file_ == nullptr)
+      throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+  }
+  ~CheckedFileWriter() override {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  size_t operator()(const void* ptr, size_t size, size_t nitems) override {
+    const size_t n = std::fwrite(ptr, size, nitems, file_);
+    if (n != nitems) error_ = errno;
+    return n;
+  }
+  // strerror of the first failed fwrite; "" when none failed.
+  std::string failure() const { return error_ != 0 ? std::strerror(error_) : ""; }
+  void close() {
+    const int rc = std::fclose(file_);
+    const int err = rc != 0 ? errno : error_;
+    file_ = nullptr;
+    if (rc != 0 || error_ != 0) throw std::runtime_error(name + ": write failed: " + std::strerror(err));
+  }
+
+ private:
+  std::FILE* file_;
+  int error_ = 0;
+};
+
+}  // namespace
+
 void write_index_file(const faiss::Index& index, const std::string& path) {
   publish_file(path, [&](const std::string& tmp) {
+    CheckedFileWriter writer(tmp);
     try {
-      faiss::write_index(&index, tmp.c_str());
+      faiss::write_index(&index, &writer);
     } catch (const faiss::FaissException& e) {
-      throw std::runtime_error(e.what());
+      const std::string why = writer.failure();
+      throw std::runtime_error(why.empty() ? e.what() : "write failed: " + why);
     }
+    writer.close();
   });
 }
 

@@ -1041,6 +1041,14 @@ VectorFormat detect_vector_format(const std::string& path) {
 
 std::unique_ptr<VectorFile> open_vector_file(const std::string& path, VectorFormat format,
                                              const std::string& dataset) {
+  // Opening a FIFO (or a device) for reading may block forever: refuse anything but a
+  // regular file before any reader opens it. Missing files and directories get the
+  // readers' own messages.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+    input_error(path, std::string("not a regular file (") +
+                          (S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" : "a device") +
+                          "): cannot read vectors from it");
   const VectorFormat resolved = resolve(path, format);
   switch (resolved) {
     case VectorFormat::kHdf5:

@@ -3,12 +3,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "io/atomic_file.h"
+#include "io/checksum.h"
 #include "io/index_file.h"
 #include "jobs/corpus.h"
 #include "jobs/jobs.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
 #include "stages/eval.h"
 
@@ -80,10 +83,56 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   pipeline::StageLog log;
   const bool ip = config.index.metric == "ip";
 
-  // A failed eval must not leave an older eval.json that reads like its result.
+  // What eval.json depends on: the index's bytes, the eval keys, the queries and (for exact
+  // ground truth) the corpus, and the rank count (QPS).
+  const pipeline::Checkpoints checkpoints(dir);
+  pipeline::Fingerprint eval_fp("eval");
+  bool complete = false;
   cluster::run_local_phase(comm, "eval: prepare", [&] {
-    if (comm.rank() == 0) std::filesystem::remove(dir + "/eval.json");
+    eval_fp.keys(config, {"eval.queries", "eval.queries_dataset", "eval.ground_truth", "eval.k",
+                          "eval.nprobe", "eval.max_queries", "index.metric", "input.paths",
+                          "input.format", "input.dataset"})
+        .value("ranks", std::to_string(comm.size()));
+    if (comm.rank() != 0) return;
+    const std::string index_path = dir + "/index.faiss";
+    if (std::filesystem::exists(index_path))
+      eval_fp.value("index.faiss", io::hex64(io::digest_file(index_path).xxh3));
+    if (!config.eval.queries.empty()) {
+      std::vector<std::string> files{config.eval.queries};
+      if (!config.eval.ground_truth.empty()) files.push_back(config.eval.ground_truth);
+      eval_fp.input_files(files);
+    }
+    if (config.resume && checkpoints.verify(eval_fp).empty()) {
+      complete = true;
+      return;
+    }
+    // A failed eval must not leave an older eval.json that reads like its result.
+    std::filesystem::remove(dir + "/eval.json");
+    checkpoints.forget("eval");
   });
+  complete = comm.sum(static_cast<int64_t>(complete)) > 0;
+  if (complete) {
+    cluster::run_local_phase(comm, "eval: read eval.json", [&] {
+      if (comm.rank() != 0) return;
+      std::ifstream in(dir + "/eval.json");
+      const nlohmann::json out = nlohmann::json::parse(in);
+      spdlog::info("eval: {}/eval.json is complete (marker verified), skipped", dir);
+      std::printf("%d queries, ground truth: %s, %d rank(s) x %d thread(s) (from eval.json)\n",
+                  out.at("queries").get<int>(), out.at("ground_truth").get<std::string>().c_str(),
+                  out.at("ranks").get<int>(), out.at("threads_per_rank").get<int>());
+      std::printf("%8s %9s %9s %10s %12s\n", "nprobe", "recall@1", "recall@10", "recall@100", "qps");
+      for (const auto& r : out.at("results")) {
+        auto opt = [&](const char* key) -> std::optional<double> {
+          return r.at(key).is_null() ? std::nullopt : std::optional<double>(r.at(key).get<double>());
+        };
+        std::printf("%8d %9s %9s %10s %12.1f\n", r.at("nprobe").get<int>(),
+                    cell(opt("recall@1")).c_str(), cell(opt("recall@10")).c_str(),
+                    cell(opt("recall@100")).c_str(), r.at("qps").get<double>());
+      }
+      std::fflush(stdout);
+    });
+    return 0;
+  }
   log.begin("load");
   std::unique_ptr<faiss::Index> index;
   Queries queries;
@@ -139,6 +188,7 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
                                 {"threads_per_rank", threads},
                                 {"results", results}};
     io::publish_text(dir + "/eval.json", out.dump(2) + "\n");
+    checkpoints.mark_complete(eval_fp, {"eval.json"});
   });
   log.end();
 

@@ -36,6 +36,10 @@ struct SubmitOptions {
   std::string partition;
   std::string account;
   bool dry_run = false;  // write and print the script, do not call sbatch
+  bool resume = false;   // the job runs the command with --resume
+  // #SBATCH --requeue, and the script requeues the job when the ranks stopped at a safe point
+  // (exit 75: SIGTERM at preemption or the time limit); the requeued run resumes.
+  bool requeue = false;
 };
 
 // `shardforge submit`: not collective, no MPI (one process on a login node). Creates

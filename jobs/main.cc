@@ -17,6 +17,7 @@
 #include "jobs/jobs.h"
 #include "pipeline/config.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/stop.h"
 
 #ifndef SHARDFORGE_VERSION
 #define SHARDFORGE_VERSION "0.0.0"
@@ -31,21 +32,22 @@ struct Command {
   const char* help;
   JobFn run;
   std::initializer_list<std::string_view> required;  // keys this command needs set
+  bool checkpointed;  // has --resume (pipeline/checkpoint.h)
 };
 
 const Command kCommands[] = {
     {"build", "train, build and merge one FAISS IVF index into <output.dir>/index.faiss",
-     sf::jobs::build_job, {"index.factory"}},
+     sf::jobs::build_job, {"index.factory"}, true},
     {"eval", "recall@1/10/100 and QPS of <output.dir>/index.faiss per nprobe -> eval.json",
-     sf::jobs::eval_job, {}},
+     sf::jobs::eval_job, {}, true},
     {"search", "batched distributed search of search.queries over the sharded layout -> search.h5",
-     sf::jobs::search_job, {"search.queries"}},
+     sf::jobs::search_job, {"search.queries"}, false},
     {"info", "show the run directory: index shape, list balance, stage times, recall",
-     sf::jobs::info_job, {}},
+     sf::jobs::info_job, {}, false},
     {"dedup", "remove exact and near-duplicate documents -> <output.dir>/kept/, duplicates.jsonl, dedup.json",
-     sf::jobs::dedup_job, {}},
+     sf::jobs::dedup_job, {}, false},
     {"dedup-quality", "after dedup: precision/recall of its duplicate pairs against exact Jaccard -> quality.json",
-     sf::jobs::dedup_quality_job, {}},
+     sf::jobs::dedup_quality_job, {}, false},
 };
 
 // Declares `submit` and its flags; the flags fill `options`. --command takes any command above.
@@ -77,6 +79,11 @@ CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
   sub->add_option("--partition", options.partition, "partition (default: slurm.partition)");
   sub->add_option("--account", options.account, "account (default: slurm.account)");
   sub->add_flag("--dry-run", options.dry_run, "write and print the script; do not submit");
+  sub->add_flag("--resume", options.resume,
+                "the job resumes from the checkpoints in output.dir (a requeued job always does)");
+  sub->add_flag("--requeue", options.requeue,
+                "#SBATCH --requeue; when the ranks stop at a safe point (exit 75: preemption or "
+                "time limit) the job requeues itself and resumes");
   sub->set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION);
   return sub;
 }
@@ -110,6 +117,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   bool verbose = false;
+  bool resume = false;
   std::map<std::string, CLI::App*> subs;
   for (const Command& c : kCommands) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
@@ -118,6 +126,10 @@ int main(int argc, char** argv) {
                     "override a config key: --set index.factory=IVF256,Flat "
                     "--set eval.nprobe=[1,8,32] (repeatable)");
     sub->add_flag("-v,--verbose", verbose, "log info lines from every rank, not only rank 0");
+    if (c.checkpointed)
+      sub->add_flag("--resume", resume,
+                    "keep the checkpoints in output.dir and skip the stages whose completion "
+                    "markers verify (a requeued Slurm job passes it)");
     sub->set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION);
     subs[c.name] = sub;
   }
@@ -133,30 +145,43 @@ int main(int argc, char** argv) {
   sf::cluster::MpiSession mpi(&argc, &argv);
   sf::cluster::Comm& comm = mpi.world();
   sf::pipeline::setup_logging(comm.rank(), comm.size(), verbose);
+  sf::pipeline::install_stop_handlers(comm.rank(), comm.size());
 
   const Command* command = nullptr;
   for (const Command& c : kCommands)
     if (subs[c.name]->parsed()) command = &c;
 
+  namespace pl = sf::pipeline;
   try {
     // Every rank parses the same file, so a config error is the same on every rank.
-    const sf::pipeline::Config config = sf::pipeline::load_config(config_path, overrides);
-    sf::pipeline::require(config, command->required);
-    const int threads = sf::pipeline::choose_threads(config, comm);
+    pl::Config config = pl::load_config(config_path, overrides);
+    config.resume = resume;
+    pl::require(config, command->required);
+    pl::start_run_status(config.output.dir, command->name, comm.rank(), comm.size());
+    const int threads = pl::choose_threads(config, comm);
     omp_set_num_threads(threads);
-    sf::pipeline::warn_if_oversubscribed(threads, comm.rank());
-    return command->run(comm, config);
-  } catch (const sf::pipeline::ConfigError& e) {
+    pl::warn_if_oversubscribed(threads, comm.rank());
+    const int rc = command->run(comm, config);
+    pl::finish_run_status("done");
+    return rc;
+  } catch (const pl::ConfigError& e) {
     if (comm.rank() == 0) spdlog::error("config: {}", e.what());
-    return 2;
+    return pl::kExitConfig;
+  } catch (const pl::Stopped& e) {
+    // All ranks agreed to stop at a safe point (SIGTERM, SIGINT or SIGUSR1).
+    if (comm.rank() == 0) spdlog::warn("{}: {} (exit {})", command->name, e.what(), pl::kExitStopped);
+    pl::finish_run_status("stopped", e.what());
+    return pl::kExitStopped;
   } catch (const sf::cluster::PhaseError& e) {
     // All ranks agreed on this error; rank 0 reports it once.
     if (comm.rank() == 0) spdlog::error("{}", e.what());
-    return 1;
+    pl::finish_run_status("failed", e.what());
+    return pl::kExitFailed;
   } catch (const std::exception& e) {
     // Not agreed: other ranks may be waiting in a collective. Stop them all.
-    spdlog::error("{}: {}", command->name, e.what());
-    if (comm.size() > 1) comm.abort(1);
-    return 1;
+    spdlog::error("{}: in stage '{}': {}", command->name, pl::current_stage(), e.what());
+    pl::finish_run_status("failed", e.what());
+    if (comm.size() > 1) comm.abort(pl::kExitFailed);
+    return pl::kExitFailed;
   }
 }

@@ -277,6 +277,10 @@ int submit_job(const pipeline::Config& config, const std::vector<std::string>& o
       {"COMMAND", shell_quote(command)},
       {"CONFIG", shell_quote(fs::absolute(config.source).lexically_normal().string())},
       {"OVERRIDES", set_args},
+      {"RESUME", options.resume ? "1" : "0"},
+      {"RUN_DIR", shell_quote(dir.string())},
+      {"REQUEUE", options.requeue ? "--requeue" : ""},
+      {"REQUEUE_ON_STOP", options.requeue ? "1" : "0"},
   };
   const std::string script = fill_template(kSbatchTemplate, values);
 

@@ -109,6 +109,7 @@ const std::vector<Field>& schema() {
       {"seed", bind<&Config::seed>, at_least(0)},
       {"threads", bind<&Config::threads>, at_least(0)},
       {"output.dir", bind<&Config::output, &OutputConfig::dir>, required()},
+      {"output.piece_rows", bind<&Config::output, &OutputConfig::piece_rows>, at_least(1)},
       {"eval.queries", bind<&Config::eval, &EvalConfig::queries>, any()},
       {"eval.queries_dataset", bind<&Config::eval, &EvalConfig::queries_dataset>, any()},
       {"eval.ground_truth", bind<&Config::eval, &EvalConfig::ground_truth>, any()},

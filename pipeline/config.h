@@ -60,6 +60,9 @@ struct IndexConfig {
 
 struct OutputConfig {
   std::string dir;  // required
+  // Rows per checkpointed piece of the add stage (rounded up to a multiple of 1024): a run
+  // killed while adding loses at most the piece each rank was adding.
+  int64_t piece_rows = 65536;
 };
 
 struct EvalConfig {
@@ -122,6 +125,9 @@ struct Config {
   uint64_t seed = 1234;
   int threads = 0;  // OpenMP threads per rank; 0 = cores on this node / ranks on this node
   YAML::Node resolved;  // the effective config (file + overrides), as written to the run dir
+  // Not a key: set by the command line (--resume, or a requeued Slurm job). Stages whose
+  // completion markers verify are skipped (pipeline/checkpoint.h).
+  bool resume = false;
 };
 
 // Parses `path`, applies `overrides` ("a.b=value", value parsed as YAML) in order, validates.

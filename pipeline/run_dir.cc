@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "io/atomic_file.h"
+#include "pipeline/stop.h"
 
 #ifndef SHARDFORGE_VERSION
 #define SHARDFORGE_VERSION "0.0.0"
@@ -126,6 +127,7 @@ bool reset_peak_rss() {
 
 void StageLog::begin(const std::string& stage) {
   current_ = stage;
+  enter_stage(stage);
   reset_peak_rss();
   start_ = std::chrono::steady_clock::now();
 }
@@ -138,14 +140,12 @@ void StageLog::end() {
   entries_.push_back(e);
 }
 
-void write_run_json(cluster::Comm& comm, const std::string& dir, const std::string& command,
-                    int threads, const StageLog& log, const nlohmann::json& summary) {
-  nlohmann::json mine = nlohmann::json::array();
-  for (const auto& e : log.entries())
-    mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
-  const std::string text = mine.dump();
-  const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
-  if (comm.rank() != 0) return;
+namespace {
+
+// Rank 0's part of write_run_json: merges the ranks' stage logs into <dir>/run.json.
+void write_run_json_file(int ranks, const std::string& dir, const std::string& command,
+                         int threads, const std::vector<cluster::Bytes>& parts,
+                         const nlohmann::json& summary) {
   nlohmann::json stages = nlohmann::json::array();
   for (size_t r = 0; r < parts.size(); ++r) {
     const auto per_rank = nlohmann::json::parse(std::string(parts[r].begin(), parts[r].end()));
@@ -158,7 +158,7 @@ void write_run_json(cluster::Comm& comm, const std::string& dir, const std::stri
       stages[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
     }
   }
-  nlohmann::json entry = {{"ranks", comm.size()},
+  nlohmann::json entry = {{"ranks", ranks},
                           {"threads_per_rank", threads},
                           {"stages", stages},
                           {"summary", summary}};
@@ -174,6 +174,21 @@ void write_run_json(cluster::Comm& comm, const std::string& dir, const std::stri
   run["version"] = SHARDFORGE_VERSION;
   run["commands"][command] = entry;
   io::publish_text(path, run.dump(2) + "\n");
+}
+
+}  // namespace
+
+void write_run_json(cluster::Comm& comm, const std::string& dir, const std::string& command,
+                    int threads, const StageLog& log, const nlohmann::json& summary) {
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto& e : log.entries())
+    mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
+  const std::string text = mine.dump();
+  const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
+  // Rank 0 writes; all ranks agree on how that went, so none exits 0 while it fails.
+  cluster::run_local_phase(comm, "write run.json", [&] {
+    if (comm.rank() == 0) write_run_json_file(comm.size(), dir, command, threads, parts, summary);
+  });
 }
 
 void make_run_dir(const std::string& dir) {

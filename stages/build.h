@@ -1,8 +1,10 @@
 // Stage `build`: each rank adds its own rows, with their global ids, to its copy of the
-// trained index. Local: no collectives (wrap in cluster::run_local_phase).
+// trained index. Local: no collectives (wrap in cluster::run_local_phase or a checkpointed
+// step, see jobs/build_job.cc).
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <faiss/Index.h>
 
@@ -11,6 +13,16 @@
 #include "stages/progress.h"
 
 namespace sf::stages {
+
+// Cuts `range` at global multiples of `unit_rows` (rounded up to a multiple of kBlockRows):
+// the batches a rank reads, or the pieces the add stage checkpoints. A unit holds the same
+// global rows for any number of ranks, except where a rank edge cuts it. Empty range: {}.
+std::vector<cluster::RowRange> split_rows(cluster::RowRange range, int64_t unit_rows);
+
+// Adds rows [first, first + count) of the corpus (`x`, count x index.d floats) with their
+// global ids, one add per global block of kBlockRows: every code is the one a single-rank
+// build computes. REQUIRES: index trained; rows added in increasing global order.
+void add_rows(faiss::Index& index, int64_t first, int64_t count, const float* x);
 
 // REQUIRES: index trained (stages/train.h). Rows are added in global-id order, one global
 // block (kBlockRows) at a time, so each inverted list of this shard is sorted by id and every

@@ -91,18 +91,21 @@ Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
   Neighbours out;
   out.nq = nq;
   out.k = k;
-  if (comm.rank() != 0) return out;
-  TopK all(nq, k, inner_product);
-  const size_t n = static_cast<size_t>(nq) * k;
-  for (const cluster::Bytes& part : parts) {
-    std::vector<float> pd(n);
-    std::vector<int64_t> pi(n);
-    std::memcpy(pd.data(), part.data(), n * sizeof(float));
-    std::memcpy(pi.data(), part.data() + n * sizeof(float), n * sizeof(int64_t));
-    all.merge(pd.data(), pi.data(), k);
-  }
-  out.ids = all.ids();
-  out.distances = all.distances();
+  // Agreed: rank 0 must not fail here while the others go on to the next collective.
+  cluster::run_local_phase(comm, "eval: exact neighbours", [&] {
+    if (comm.rank() != 0) return;
+    TopK all(nq, k, inner_product);
+    const size_t n = static_cast<size_t>(nq) * k;
+    for (const cluster::Bytes& part : parts) {
+      std::vector<float> pd(n);
+      std::vector<int64_t> pi(n);
+      std::memcpy(pd.data(), part.data(), n * sizeof(float));
+      std::memcpy(pi.data(), part.data() + n * sizeof(float), n * sizeof(int64_t));
+      all.merge(pd.data(), pi.data(), k);
+    }
+    out.ids = all.ids();
+    out.distances = all.distances();
+  });
   return out;
 }
 
@@ -155,7 +158,8 @@ std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
     p.nprobe = nprobe;
     p.seconds = secs;
     p.qps = secs > 0 ? static_cast<double>(nq) / secs : 0;
-    if (comm.rank() == 0) {
+    cluster::run_local_phase(comm, "eval: recall", [&] {
+      if (comm.rank() != 0) return;
       std::vector<int64_t> found;
       found.reserve(static_cast<size_t>(nq) * search_k);
       for (const cluster::Bytes& part : parts) {
@@ -169,7 +173,7 @@ std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
       p.recall_at_1 = recall(1);
       p.recall_at_10 = recall(10);
       p.recall_at_100 = recall(100);
-    }
+    });
     points.push_back(p);
   }
   return points;

@@ -175,12 +175,15 @@ void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, c
       if (e) std::rethrow_exception(e);
   });
   const std::vector<Bytes> parts = comm.gather(to_bytes(centroids.data(), centroids.size()), 0);
-  if (comm.rank() != 0) return;
-  for (int r = 0; r < size; ++r) {
-    const auto* c = reinterpret_cast<const float*>(parts[r].data());
-    for (int m = r, j = 0; m < m_count; m += size, ++j) pq.set_params(c + j * ksub * dsub, m);
-  }
-  if (ivfpq.by_residual) ivfpq.precompute_table();
+  // Agreed: rank 0 must not fail here while the others go on to the next collective.
+  cluster::run_local_phase(comm, "train: pq codebooks", [&] {
+    if (comm.rank() != 0) return;
+    for (int r = 0; r < size; ++r) {
+      const auto* c = reinterpret_cast<const float*>(parts[r].data());
+      for (int m = r, j = 0; m < m_count; m += size, ++j) pq.set_params(c + j * ksub * dsub, m);
+    }
+    if (ivfpq.by_residual) ivfpq.precompute_table();
+  });
 }
 
 }  // namespace
@@ -263,12 +266,17 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
       trained = io::serialize_index(*index);
     });
     comm.broadcast(trained, 0);
-    if (comm.rank() != 0) index = io::deserialize_index(trained);
+    cluster::run_local_phase(comm, "train: transforms", [&] {
+      if (comm.rank() != 0) index = io::deserialize_index(trained);
+    });
     ivf = find_ivf(index.get());
   }
 
   // 3. Coarse k-means over the (transformed) sample, distributed.
-  std::vector<float> my_train = apply_transforms(*index, hi - lo, std::move(my_rows), d);
+  std::vector<float> my_train;
+  cluster::run_local_phase(comm, "train: apply transforms", [&] {
+    my_train = apply_transforms(*index, hi - lo, std::move(my_rows), d);
+  });
   KMeansOptions km;
   km.k = nlist;
   km.iterations = options.kmeans_iterations;
@@ -310,7 +318,10 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   });
   comm.broadcast(trained, 0);
   rep.index_bytes = trained.size();
-  return io::deserialize_index(trained);
+  std::unique_ptr<faiss::Index> out;
+  cluster::run_local_phase(comm, "train: receive index",
+                           [&] { out = io::deserialize_index(trained); });
+  return out;
 }
 
 }  // namespace sf::stages

@@ -1,6 +1,7 @@
 # `shardforge submit` on a real single-node Slurm (Debian's slurm-wlm): the test starts its own
 # slurmctld and slurmd in a temporary directory, submits 2-task builds (started by srun
-# --mpi=pmix, then by mpirun) and checks each job, its log and the index. The checks that need
+# --mpi=pmix, then by mpirun) and checks each job, its log and the index; then preempts a
+# --requeue build with SIGTERM and checks that it requeues itself and resumes. The checks that need
 # no Slurm (--dry-run, sbatch missing, a bad config) run first. Without a usable Slurm it prints
 # "SKIPPED: <why>" and exits 77.
 source "$(dirname "$0")/lib.bash"
@@ -117,6 +118,8 @@ SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=$PORT
 SlurmdPort=$((PORT + 1))
 AuthType=auth/none
+# A requeued job waits cred_expire seconds (default 120) before it may start again.
+AuthInfo=cred_expire=10
 CredType=cred/none
 SlurmUser=root
 SlurmdUser=root
@@ -242,6 +245,46 @@ check "the same build launched by mpirun inside the allocation (SHARDFORGE_LAUNC
 submit_and_wait mpirun mpirun --ntasks 2 --set "index.factory=IVF${NLIST},Flat" --set output.dir=run2
 check_run run2 mpirun
 cmp run/index.faiss run2/index.faiss || fail "the srun and mpirun builds differ"
+ok
+
+check "preemption: SIGTERM to the job while it adds; the ranks stop (exit 75), the job (--requeue) requeues itself and its next run resumes to the same index"
+sfdata gen big.fvecs --rows 200000 --dim 32 --seed 21
+BIG=(--set "input.paths=[big.fvecs]" --set "index.factory=IVF64,PQ8np" --set output.piece_rows=8192
+  --set input.batch_rows=2048)
+sf_clean build job.yaml "${BIG[@]}" --set output.dir=big-ref >big-ref.out 2>&1 ||
+  { show big-ref.out; fail "reference build failed"; }
+SHARDFORGE_LAUNCHER=$AUTO sf_clean submit job.yaml --ntasks 2 --requeue "${BIG[@]}" \
+  --set output.dir=big >big.out 2>big.err || { show big.err; fail "submit failed"; }
+JOB_ID=$(awk '$1 == "job" {print $2}' big.out)
+JOB_IDS+=("$JOB_ID")
+grep -qx '#SBATCH --requeue' big/submit.sbatch || fail "no #SBATCH --requeue"
+deadline=$((SECONDS + JOB_TIMEOUT))
+until [[ -n $(find big/checkpoints/add -name '*.json' 2>/dev/null | head -1) ]]; do
+  ((SECONDS < deadline)) || { slurm_logs; fail "job $JOB_ID never reached the add stage"; }
+  sleep 0.05
+done
+scancel --signal=TERM "$JOB_ID"  # to the tasks of its steps, as `sbatch --signal` and preemption do
+restarted=""
+while ((SECONDS < deadline)); do
+  info=$(timeout 10 scontrol show job "$JOB_ID" 2>/dev/null || true)
+  job_state=$(grep -o 'JobState=[A-Z_]*' <<<"$info" | cut -d= -f2 || true)
+  restarts=$(grep -o 'Restarts=[0-9]*' <<<"$info" | cut -d= -f2 || true)
+  [[ ${restarts:-0} -gt 0 ]] && restarted=1
+  case $job_state in
+    COMPLETED) [[ -n $restarted ]] && break || sleep 0.2 ;;
+    PENDING | CONFIGURING | RUNNING | COMPLETING | REQUEUED | REQUEUE_HOLD | REQUEUE_FED | "") sleep 0.2 ;;
+    *) break ;;
+  esac
+done
+echo "   job $JOB_ID: JobState=$job_state Restarts=${restarts:-?}"
+LOG=$(ls big/slurm-build-"$JOB_ID".log)
+cat "$LOG"
+[[ $job_state == COMPLETED && -n $restarted ]] ||
+  { slurm_logs; fail "job $JOB_ID: JobState=$job_state Restarts=${restarts:-0}, expected COMPLETED after a restart"; }
+grep -q "stopped at a safe point: requeueing job $JOB_ID" "$LOG" || fail "the script did not requeue the stopped job"
+grep -q "restart 1: resuming from the checkpoints" "$LOG" || fail "the requeued run did not resume"
+grep -q "rows are in verified pieces" "$LOG" || fail "the requeued run reused no piece"
+cmp big-ref/index.faiss big/index.faiss || fail "the requeued and resumed index differs from a straight build"
 ok
 
 sf_done

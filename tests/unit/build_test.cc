@@ -17,6 +17,7 @@
 #include "io/index_file.h"
 #include "io/vector_file.h"
 #include "stages/ivf_index.h"
+#include "stages/merge.h"
 #include "stages/train.h"
 #include "tests/test_util.h"
 
@@ -116,6 +117,40 @@ TEST_P(ShardBuildRanges, AddingConsecutiveRangesEqualsAddingOneRange) {
     EXPECT_TRUE(added_as_ranks(ranks) == one)
         << "the ranges of " << ranks << " ranks give another index than one range";
   }
+}
+
+// What the checkpointed add stage does (jobs/build_job.cc): each piece added to an empty copy
+// of the trained index, encoded as a shard (what it publishes), appended to the rank's index.
+// The result must be the index a straight add gives: that keeps resumed builds identical.
+TEST_P(ShardBuildRanges, PiecesEncodedAndAppendedEqualOneAdd) {
+  const std::vector<char> one = added_as_ranks(1);
+  for (int64_t piece_rows : {1024, 2048, 5000}) {
+    auto index = trained();
+    auto piece_index = trained();
+    for (const cluster::RowRange piece : split_rows({0, kRows}, piece_rows)) {
+      std::vector<float> x(static_cast<size_t>(piece.size()) * kDim);
+      corpus_->read(piece.begin, piece.size(), x.data());
+      add_rows(*piece_index, piece.begin, piece.size(), x.data());
+      append_shard(*index, encode_shard(*piece_index));
+      piece_index = trained();
+    }
+    EXPECT_TRUE(io::serialize_index(*index) == one) << "pieces of " << piece_rows << " rows";
+  }
+}
+
+TEST(SplitRows, CutsAtGlobalMultiplesRoundedToBlocks) {
+  using R = cluster::RowRange;
+  auto same = [](const std::vector<R>& a, const std::vector<R>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i].begin != b[i].begin || a[i].end != b[i].end) return false;
+    return true;
+  };
+  EXPECT_TRUE(split_rows({0, 0}, 1024).empty());
+  EXPECT_TRUE(same(split_rows({0, 2500}, 1024), {{0, 1024}, {1024, 2048}, {2048, 2500}}));
+  // 1500 rounds up to 2048; a range starting mid-unit is cut at the next global multiple.
+  EXPECT_TRUE(same(split_rows({1024, 5000}, 1500), {{1024, 2048}, {2048, 4096}, {4096, 5000}}));
+  EXPECT_TRUE(same(split_rows({3072, 4000}, 1), {{3072, 4000}}));
 }
 
 const char* const kFactories[] = {"IVF32,Flat", "IVF32,PQ8np", "IVF16,SQ8", "IVF16_HNSW32,Flat",

@@ -364,6 +364,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "threads",
                                        "output",
                                        "  dir",
+                                       "  piece_rows",
                                        "eval",
                                        "  queries",
                                        "  queries_dataset",
