@@ -79,7 +79,8 @@ def main():
     ap.add_argument("--corpus", required=True, help="a gen_text_corpus.py output directory")
     ap.add_argument("--shardforge", default=os.path.join(ROOT, "build", "jobs", "shardforge"))
     ap.add_argument("--ranks", default="1,2")
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each shardforge setting")
+    ap.add_argument("--ref-repeats", type=int, default=1, help="runs of the reference")
     ap.add_argument("--ref-limit-mb", type=float, default=0,
                     help="time the reference on this prefix only (0: the whole corpus)")
     ap.add_argument("--work", help="run directories go here (default: a temp dir)")
@@ -104,7 +105,7 @@ def main():
     if not args.skip_ref:
         walls, rsss, outs, cpus = [], [], [], []
         ref_removed = os.path.join(work, "ref_removed.jsonl")
-        for _ in range(args.repeats):
+        for _ in range(args.ref_repeats):
             cmd = ["/usr/bin/python3", os.path.join(HERE, "minhash_ref.py"), *files,
                    "--removed", ref_removed]
             if args.ref_limit_mb > 0:
