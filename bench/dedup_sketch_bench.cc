@@ -26,27 +26,37 @@ int main(int argc, char** argv) {
   int dump = 0;  // --dump N: print the first N texts' signatures as JSON lines and stop
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--format" && i + 1 < argc) read.format = sf::io::parse_text_format(argv[++i]);
-    else if (arg == "--num-perm" && i + 1 < argc) num_perm = std::atoi(argv[++i]);
-    else if (arg == "--ngram" && i + 1 < argc) ngram = std::atoi(argv[++i]);
-    else if (arg == "--repeat" && i + 1 < argc) repeat = std::atoi(argv[++i]);
-    else if (arg == "--dump" && i + 1 < argc) dump = std::atoi(argv[++i]);
-    else paths.push_back(arg);
+    if (arg == "--format" && i + 1 < argc)
+      read.format = sf::io::parse_text_format(argv[++i]);
+    else if (arg == "--num-perm" && i + 1 < argc)
+      num_perm = std::atoi(argv[++i]);
+    else if (arg == "--ngram" && i + 1 < argc)
+      ngram = std::atoi(argv[++i]);
+    else if (arg == "--repeat" && i + 1 < argc)
+      repeat = std::atoi(argv[++i]);
+    else if (arg == "--dump" && i + 1 < argc)
+      dump = std::atoi(argv[++i]);
+    else
+      paths.push_back(arg);
   }
   if (paths.empty()) {
-    std::fprintf(stderr, "usage: %s FILE... [--format jsonl|fortune] [--num-perm N] [--ngram N] [--repeat N]\n", argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s FILE... [--format jsonl|fortune] [--num-perm N] [--ngram N] [--repeat N]\n",
+        argv[0]);
     return 2;
   }
   std::vector<std::string> texts;
   double bytes = 0;
   const auto files = sf::io::stat_text_files(paths);
   for (const auto& piece : sf::io::plan_text_pieces(files, read.format, 0, 1))
-    sf::io::read_text_piece(files[piece.file], piece, read,
-                            [&](const sf::io::TextRecord& r) {
-                              texts.emplace_back(r.text);
-                              bytes += static_cast<double>(r.text.size());
-                            },
-                            [](const sf::io::BadRecord&) {});
+    sf::io::read_text_piece(
+        files[piece.file], piece, read,
+        [&](const sf::io::TextRecord& r) {
+          texts.emplace_back(r.text);
+          bytes += static_cast<double>(r.text.size());
+        },
+        [](const sf::io::BadRecord&) {});
   const dd::MinHasher minhash(num_perm, 1);
   const dd::NormaliseOptions norm;
   if (dump > 0) {  // for cross-checks against a Python reference (seed 1)
@@ -112,8 +122,10 @@ int main(int argc, char** argv) {
     }
   });
   const double mb = bytes / 1e6;
-  std::printf("%zu texts, %.1f MB of text, %.0f shingles (%.1f bytes of text per shingle), num_perm %d, 1 core\n",
-              texts.size(), mb, total_shingles, bytes / std::max(1.0, total_shingles), num_perm);
+  std::printf(
+      "%zu texts, %.1f MB of text, %.0f shingles (%.1f bytes of text per shingle), num_perm %d, 1 "
+      "core\n",
+      texts.size(), mb, total_shingles, bytes / std::max(1.0, total_shingles), num_perm);
   std::printf("  normalise          %8.1f MB/s\n", mb / t_norm);
   std::printf("  shingle + XXH3     %8.1f MB/s  (%.1f M shingles/s)\n", mb / t_shingle,
               total_shingles / t_shingle / 1e6);

@@ -31,7 +31,8 @@ class Parser {
     if (!eat('"')) return false;
     while (true) {
       const char* start = p_;
-      while (p_ < end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20) ++p_;
+      while (p_ < end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20)
+        ++p_;
       if (out) out->append(start, static_cast<size_t>(p_ - start));
       if (p_ == end_ || static_cast<unsigned char>(*p_) < 0x20) return false;
       if (*p_++ == '"') return true;
@@ -39,14 +40,30 @@ class Parser {
       const char e = *p_++;
       char c;
       switch (e) {
-        case '"': c = '"'; break;
-        case '\\': c = '\\'; break;
-        case '/': c = '/'; break;
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case 'n': c = '\n'; break;
-        case 'r': c = '\r'; break;
-        case 't': c = '\t'; break;
+        case '"':
+          c = '"';
+          break;
+        case '\\':
+          c = '\\';
+          break;
+        case '/':
+          c = '/';
+          break;
+        case 'b':
+          c = '\b';
+          break;
+        case 'f':
+          c = '\f';
+          break;
+        case 'n':
+          c = '\n';
+          break;
+        case 'r':
+          c = '\r';
+          break;
+        case 't':
+          c = '\t';
+          break;
         case 'u': {
           uint32_t cp;
           if (!hex4(cp)) return false;
@@ -165,10 +182,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       const char h = *p_++;
       out <<= 4;
-      if (h >= '0' && h <= '9') out |= static_cast<uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f') out |= static_cast<uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') out |= static_cast<uint32_t>(h - 'A' + 10);
-      else return false;
+      if (h >= '0' && h <= '9')
+        out |= static_cast<uint32_t>(h - '0');
+      else if (h >= 'a' && h <= 'f')
+        out |= static_cast<uint32_t>(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F')
+        out |= static_cast<uint32_t>(h - 'A' + 10);
+      else
+        return false;
     }
     return true;
   }
@@ -233,7 +254,9 @@ JsonLineStatus parse_jsonl_fields(std::string_view line, JsonField* fields, int 
         want->type = JsonField::kString;
       } else {
         if (!p.value()) return JsonLineStatus::kInvalid;
-        if (want) want->type = (c == '-' || (c >= '0' && c <= '9')) ? JsonField::kNumber : JsonField::kOther;
+        if (want)
+          want->type =
+              (c == '-' || (c >= '0' && c <= '9')) ? JsonField::kNumber : JsonField::kOther;
       }
       if (want) {
         want->found = true;

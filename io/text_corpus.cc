@@ -223,7 +223,8 @@ class LineReader {
       if (eof_) {
         if (len_ == pos_ && !skipping_) return false;
         line.too_long = skipping_;
-        line.bytes = skipping_ ? std::string_view() : std::string_view(buf_.data() + pos_, len_ - pos_);
+        line.bytes =
+            skipping_ ? std::string_view() : std::string_view(buf_.data() + pos_, len_ - pos_);
         line.terminated = false;
         offset_ += len_ - pos_;
         pos_ = len_ = scanned_ = 0;
@@ -278,13 +279,27 @@ void append_json_string(std::string& out, std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -311,7 +326,7 @@ bool parse_jsonl(std::string_view line, const TextReadOptions& options, JsonFiel
   const JsonLineStatus status = parse_jsonl_fields(line, fields, count);
   if (status != JsonLineStatus::kObject) {
     bad.kind = BadKind::kMalformedJson;
-    bad.detail = is_blank(line) ? "blank line"
+    bad.detail = is_blank(line)                       ? "blank line"
                  : status == JsonLineStatus::kInvalid ? "not valid JSON"
                                                       : "not a JSON object";
     return false;
@@ -331,8 +346,10 @@ bool parse_jsonl(std::string_view line, const TextReadOptions& options, JsonFiel
   id.clear();
   const JsonField& i = fields[1];
   if (i.found) {
-    if (i.type == JsonField::kString) append_json_string(id, i.string);
-    else if (i.type == JsonField::kNumber) id.assign(i.token);
+    if (i.type == JsonField::kString)
+      append_json_string(id, i.string);
+    else if (i.type == JsonField::kNumber)
+      id.assign(i.token);
     else {
       bad.kind = BadKind::kBadId;
       bad.detail = "field '" + options.id_field + "' is neither a string nor a number";
@@ -407,14 +424,22 @@ std::vector<TextPiece> plan_text_pieces(const std::vector<TextFile>& files, Text
 
 const char* bad_kind_name(BadKind kind) {
   switch (kind) {
-    case BadKind::kMalformedJson: return "malformed_json";
-    case BadKind::kMissingText: return "missing_text";
-    case BadKind::kBadId: return "bad_id";
-    case BadKind::kInvalidUtf8: return "invalid_utf8";
-    case BadKind::kEmptyText: return "empty_text";
-    case BadKind::kTooLong: return "too_long";
-    case BadKind::kEmptyFile: return "empty_file";
-    case BadKind::kTruncated: return "truncated";
+    case BadKind::kMalformedJson:
+      return "malformed_json";
+    case BadKind::kMissingText:
+      return "missing_text";
+    case BadKind::kBadId:
+      return "bad_id";
+    case BadKind::kInvalidUtf8:
+      return "invalid_utf8";
+    case BadKind::kEmptyText:
+      return "empty_text";
+    case BadKind::kTooLong:
+      return "too_long";
+    case BadKind::kEmptyFile:
+      return "empty_file";
+    case BadKind::kTruncated:
+      return "truncated";
   }
   return "unknown";
 }

@@ -78,8 +78,8 @@ const char* bad_kind_name(BadKind kind);
 struct TextReadOptions {
   TextFormat format = TextFormat::kJsonl;
   std::string text_field = "text";
-  std::string id_field = "id";      // absent in a record: TextRecord::id stays empty
-  std::string keep_field;           // "": none. Else its numeric value -> keep_value
+  std::string id_field = "id";  // absent in a record: TextRecord::id stays empty
+  std::string keep_field;       // "": none. Else its numeric value -> keep_value
   uint64_t max_record_bytes = 16u << 20;
   // JSONL only: pass every line that is not too long to on_record without parsing it (raw
   // and line set, text and id empty): a second pass over records already checked.
@@ -93,7 +93,7 @@ struct TextRecord {
   std::string_view text;  // the text field (decoded JSON string), valid UTF-8, not blank
   std::string_view id;    // the id field as JSON (`"abc"` or `17`); empty when absent
   double keep_value = -std::numeric_limits<double>::infinity();  // keep_field's value, if numeric
-  int64_t line = 0;       // 0-based line of the record's first line, relative to the piece
+  int64_t line = 0;  // 0-based line of the record's first line, relative to the piece
 };
 
 struct BadRecord {
@@ -106,7 +106,7 @@ struct PieceStats {
   int64_t lines = 0;    // lines that start in the piece (fortune: all lines incl. '%')
   int64_t records = 0;  // good records
   int64_t bad = 0;
-  uint64_t bytes = 0;   // uncompressed bytes of good records' raw
+  uint64_t bytes = 0;  // uncompressed bytes of good records' raw
 };
 
 // Reads one piece; calls may run in parallel on different pieces. Throws InputError (naming

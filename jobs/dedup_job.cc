@@ -1,24 +1,23 @@
 // `shardforge dedup`: read -> normalise -> exact dedup -> MinHash of the survivors -> near
 // dedup -> kept/, duplicates.jsonl, dedup.json. See jobs/dedup.h.
-#include "jobs/dedup.h"
-
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
-
 #include "io/atomic_file.h"
 #include "jobs/corpus.h"
+#include "jobs/dedup.h"
 #include "jobs/jobs.h"
 #include "pipeline/run_dir.h"
 #include "stages/dedup/minhash.h"
@@ -89,12 +88,12 @@ KeepPolicy parse_keep_policy(const pipeline::Config& config) {
     policy.kind = KeepPolicy::kField;
     policy.field = keep.substr(6);
   } else {
-    throw pipeline::ConfigError(config.source + ": dedup.keep: expected first|longest|field:<name>, got '" +
-                                keep + "'");
+    throw pipeline::ConfigError(
+        config.source + ": dedup.keep: expected first|longest|field:<name>, got '" + keep + "'");
   }
   if (policy.kind == KeepPolicy::kField && config.input.format == "fortune")
-    throw pipeline::ConfigError(config.source + ": dedup.keep: fortune files have no fields, got '" +
-                                keep + "'");
+    throw pipeline::ConfigError(config.source +
+                                ": dedup.keep: fortune files have no fields, got '" + keep + "'");
   return policy;
 }
 
@@ -102,7 +101,8 @@ io::TextFormat dedup_text_format(const pipeline::Config& config) {
   const std::string& f = config.input.format;
   if (f == "auto" || f == "jsonl") return io::TextFormat::kJsonl;
   if (f == "fortune") return io::TextFormat::kFortune;
-  throw pipeline::ConfigError(config.source + ": input.format: dedup reads jsonl or fortune (auto = jsonl), got '" +
+  throw pipeline::ConfigError(config.source +
+                              ": input.format: dedup reads jsonl or fortune (auto = jsonl), got '" +
                               f + "'");
 }
 
@@ -114,10 +114,10 @@ dd::LshParams dedup_lsh_params(const pipeline::Config& config) {
     return p;
   }
   if (d.bands == 0 || d.rows == 0 || d.bands * d.rows > d.num_perm)
-    throw pipeline::ConfigError(
-        config.source + ": dedup.bands x dedup.rows (" + std::to_string(d.bands) + " x " +
-        std::to_string(d.rows) + ") must be at most dedup.num_perm (" +
-        std::to_string(d.num_perm) + "); set both to 0 to choose them from dedup.threshold");
+    throw pipeline::ConfigError(config.source + ": dedup.bands x dedup.rows (" +
+                                std::to_string(d.bands) + " x " + std::to_string(d.rows) +
+                                ") must be at most dedup.num_perm (" + std::to_string(d.num_perm) +
+                                "); set both to 0 to choose them from dedup.threshold");
   dd::LshParams p;
   p.bands = d.bands;
   p.rows = d.rows;
@@ -163,7 +163,8 @@ struct BadLog {
     Entry& e = entries[{piece, static_cast<int>(bad.kind)}];
     ++e.count;
     ++total;
-    if (static_cast<int>(e.first.size()) < kFirstBadLines) e.first.emplace_back(bad.line, bad.detail);
+    if (static_cast<int>(e.first.size()) < kFirstBadLines)
+      e.first.emplace_back(bad.line, bad.detail);
   }
 };
 
@@ -173,7 +174,7 @@ struct LocalCorpus {
   std::vector<int64_t> piece_lines;  // lines per piece
   std::vector<double> keep_score;
   std::vector<dd::Hash128> hashes;
-  std::vector<int32_t> slot;         // signature slot per doc; -1: empty normalised text
+  std::vector<int32_t> slot;  // signature slot per doc; -1: empty normalised text
   std::vector<uint32_t> raw_bytes;
   std::vector<int64_t> doc_line;     // piece-relative line of each doc
   std::vector<int64_t> piece_docs;   // first doc of each piece, and one past the last
@@ -181,7 +182,10 @@ struct LocalCorpus {
   std::vector<uint32_t> signatures;  // slots x num_perm
   std::vector<std::vector<uint64_t>> shingle_sets;  // per slot, with dedup.verify: exact
   int64_t slots = 0;
-  int64_t local_exact_skipped = 0;   // signatures not computed: same hash seen on this rank
+  int64_t local_exact_skipped = 0;  // signatures not computed: same hash seen on this rank
+  // Wall seconds of the two sketch steps (inside read+sketch) and the text bytes they saw.
+  double normalise_seconds = 0, signature_seconds = 0;
+  uint64_t text_bytes = 0, signature_text_bytes = 0;
   BadLog bad;
 };
 
@@ -207,11 +211,14 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
     const auto n = static_cast<int64_t>(texts.size());
     normalised.resize(texts.size());
     batch_hash.resize(texts.size());
+    const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel for schedule(dynamic, 16)
     for (int64_t i = 0; i < n; ++i) {
       dd::normalise_text(texts[i], norm, normalised[i]);
       batch_hash[i] = dd::exact_hash(normalised[i]);
     }
+    const auto t1 = std::chrono::steady_clock::now();
+    corpus.normalise_seconds += std::chrono::duration<double>(t1 - t0).count();
     // Slots in order: the first doc of each distinct non-empty text on this rank gets one.
     std::vector<int64_t> fresh;  // batch index -> needs a signature
     for (int64_t i = 0; i < n; ++i) {
@@ -233,6 +240,9 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
     corpus.signatures.resize((base + fresh.size()) * static_cast<size_t>(perms));
     if (keep_sets) corpus.shingle_sets.resize(base + fresh.size());
     const auto m = static_cast<int64_t>(fresh.size());
+    for (int64_t i = 0; i < n; ++i) corpus.text_bytes += texts[i].size();
+    for (int64_t k = 0; k < m; ++k) corpus.signature_text_bytes += texts[fresh[k]].size();
+    const auto t2 = std::chrono::steady_clock::now();
 #pragma omp parallel
     {
       std::vector<uint64_t> shingles;
@@ -249,6 +259,8 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
         }
       }
     }
+    corpus.signature_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
     texts.clear();
     batch_bytes = 0;
   };
@@ -334,7 +346,8 @@ std::string part_name(int rank, io::TextFormat format) {
 // Writes `text` with an ofstream; throws naming the file.
 class FileWriter {
  public:
-  explicit FileWriter(const std::string& path) : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
+  explicit FileWriter(const std::string& path)
+      : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
     if (!out_) throw std::runtime_error(path + ": cannot create: " + std::strerror(errno));
     buf_.resize(1 << 20);
     out_.rdbuf()->pubsetbuf(buf_.data(), static_cast<std::streamsize>(buf_.size()));
@@ -375,7 +388,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     pipeline::make_run_dir(dir);
     for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp})
       std::filesystem::remove_all(stale);
-    for (const char* stale : {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
+    for (const char* stale :
+         {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
       std::filesystem::remove(dir + "/" + stale);
     std::filesystem::create_directories(kept_tmp);
     std::filesystem::create_directories(dup_tmp);
@@ -391,7 +405,9 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     corpus.files = io::stat_text_files(config.input.paths);
     corpus.pieces = io::plan_text_pieces(corpus.files, read.format, comm.rank(), comm.size());
     read_and_sketch(config, read, keep, minhash, exact_verify, corpus,
-                    [&](int64_t done, int64_t total) { if (progress) progress("read+sketch: files", done, total); });
+                    [&](int64_t done, int64_t total) {
+                      if (progress) progress("read+sketch: files", done, total);
+                    });
   });
   log.end();
   const auto local_docs = static_cast<int64_t>(corpus.hashes.size());
@@ -420,7 +436,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     for (const auto& [key, entry] : corpus.bad.entries) {
       nlohmann::json first = nlohmann::json::array();
       for (const auto& [line, detail] : entry.first) first.push_back({line, detail});
-      mine["bad"].push_back({{"piece", key.first}, {"kind", key.second}, {"count", entry.count}, {"first", first}});
+      mine["bad"].push_back(
+          {{"piece", key.first}, {"kind", key.second}, {"count", entry.count}, {"first", first}});
     }
     const std::string text = mine.dump();
     const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
@@ -428,7 +445,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     std::string first_error;  // strict mode: the first bad record in corpus order
     if (comm.rank() == 0) {
       std::map<int, int64_t> file_lines;  // lines of the file in earlier ranks' pieces
-      std::map<int, std::map<int, std::pair<int64_t, std::vector<std::pair<int64_t, std::string>>>>> per_file;
+      std::map<int, std::map<int, std::pair<int64_t, std::vector<std::pair<int64_t, std::string>>>>>
+          per_file;
       for (const auto& part : parts) {
         const auto j = nlohmann::json::parse(std::string(part.begin(), part.end()));
         std::vector<int64_t> offset;
@@ -444,7 +462,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           slot.first += b["count"].get<int64_t>();
           for (const auto& f : b["first"])
             if (static_cast<int>(slot.second.size()) < kFirstBadLines)
-              slot.second.emplace_back(offset[p] + f[0].get<int64_t>() + 1, f[1].get<std::string>());
+              slot.second.emplace_back(offset[p] + f[0].get<int64_t>() + 1,
+                                       f[1].get<std::string>());
         }
       }
       std::pair<int, int64_t> earliest{INT32_MAX, 0};
@@ -471,11 +490,14 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           lines[name] = ls;
           summary += std::string(summary.empty() ? "" : "; ") + name + " " +
                      std::to_string(slot.first) + " (line" + (slot.second.size() > 1 ? "s " : " ") +
-                     shown + (slot.first > static_cast<int64_t>(slot.second.size()) ? ", ..." : "") + ")";
+                     shown +
+                     (slot.first > static_cast<int64_t>(slot.second.size()) ? ", ..." : "") + ")";
         }
-        bad_report[corpus.files[file].path] = {{"bad_records", n}, {"counts", counts}, {"first_lines", lines}};
+        bad_report[corpus.files[file].path] = {
+            {"bad_records", n}, {"counts", counts}, {"first_lines", lines}};
         if (!config.input.strict)
-          spdlog::warn("input: {}: {} bad record(s) skipped: {}", corpus.files[file].path, n, summary);
+          spdlog::warn("input: {}: {} bad record(s) skipped: {}", corpus.files[file].path, n,
+                       summary);
       }
     }
     cluster::run_local_phase(comm, "check input", [&] {
@@ -484,8 +506,10 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
                              " bad record(s) in all)");
     });
   }
-  spdlog::info("dedup: {} documents in {} file(s) ({} bad record(s) skipped); {} rank(s) x {} thread(s); this rank: rows [{}, {})",
-               total_docs, corpus.files.size(), bad_total, comm.size(), threads, range.begin, range.end);
+  spdlog::info(
+      "dedup: {} documents in {} file(s) ({} bad record(s) skipped); {} rank(s) x {} thread(s); "
+      "this rank: rows [{}, {})",
+      total_docs, corpus.files.size(), bad_total, comm.size(), threads, range.begin, range.end);
 
   // ---- exact duplicates ----
   log.begin("exact");
@@ -521,8 +545,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     if (std::is_sorted(slots.begin(), slots.end())) {
       for (size_t k = 0; k < slots.size(); ++k) {
         if (static_cast<size_t>(slots[k]) != k)
-          std::copy_n(corpus.signatures.begin() + static_cast<std::ptrdiff_t>(slots[k] * width), width,
-                      corpus.signatures.begin() + static_cast<std::ptrdiff_t>(k * width));
+          std::copy_n(corpus.signatures.begin() + static_cast<std::ptrdiff_t>(slots[k] * width),
+                      width, corpus.signatures.begin() + static_cast<std::ptrdiff_t>(k * width));
         if (exact_verify) std::swap(corpus.shingle_sets[k], corpus.shingle_sets[slots[k]]);
       }
       corpus.signatures.resize(slots.size() * width);
@@ -545,7 +569,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
       // so the label never names a member that left.
       std::vector<dd::Verdict> star;
       for (const auto& v : near)
-        if (v.similarity >= lsh.threshold) star.push_back({v.row, v.representative, v.representative, v.similarity});
+        if (v.similarity >= lsh.threshold)
+          star.push_back({v.row, v.representative, v.representative, v.similarity});
       split_off = static_cast<int64_t>(near.size() - star.size());
       near.swap(star);
     }
@@ -554,10 +579,14 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   const int64_t near_removed = comm.sum(static_cast<int64_t>(near.size()));
   split_off = comm.sum(split_off);
   if (config.dedup.near)
-    spdlog::info("near: {} near duplicate(s) removed ({} bands x {} rows, threshold {}, clusters {}{}); {} candidate pair(s), {} verified",
-                 near_removed, lsh.bands, lsh.rows, lsh.threshold, config.dedup.clusters,
-                 config.dedup.clusters == "star" ? ", " + std::to_string(split_off) + " chained member(s) kept" : "",
-                 near_stats.candidate_pairs, near_stats.verified_edges);
+    spdlog::info(
+        "near: {} near duplicate(s) removed ({} bands x {} rows, threshold {}, clusters {}{}); {} "
+        "candidate pair(s), {} verified",
+        near_removed, lsh.bands, lsh.rows, lsh.threshold, config.dedup.clusters,
+        config.dedup.clusters == "star"
+            ? ", " + std::to_string(split_off) + " chained member(s) kept"
+            : "",
+        near_stats.candidate_pairs, near_stats.verified_edges);
 
   // ---- final clusters: an exact duplicate joins the near cluster of its representative ----
   log.begin("clusters");
@@ -615,7 +644,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
         verdicts.push_back({v.row, v.cluster, v.representative, false, 1.0});
       }
     }
-    for (const auto& v : near) verdicts.push_back({v.row, v.cluster, v.representative, true, v.similarity});
+    for (const auto& v : near)
+      verdicts.push_back({v.row, v.cluster, v.representative, true, v.similarity});
     std::sort(verdicts.begin(), verdicts.end(),
               [](const FinalVerdict& a, const FinalVerdict& b) { return a.row < b.row; });
 
@@ -690,18 +720,19 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
       }
       out.close();
     });
-    io::publish_file(dup_tmp + "/" + part_name(comm.rank(), io::TextFormat::kJsonl),
-                     [&](const std::string& tmp) {
-      FileWriter out(tmp);
-      char sim[32];
-      for (const auto& v : verdicts) {
-        std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
-        out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
-                  ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
-                  (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
-      }
-      out.close();
-    });
+    io::publish_file(
+        dup_tmp + "/" + part_name(comm.rank(), io::TextFormat::kJsonl),
+        [&](const std::string& tmp) {
+          FileWriter out(tmp);
+          char sim[32];
+          for (const auto& v : verdicts) {
+            std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
+            out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
+                      ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
+                      (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+          }
+          out.close();
+        });
   });
   const int64_t docs_out = total_docs - comm.sum(static_cast<int64_t>(verdicts.size()));
   const auto bytes_in = comm.sum(static_cast<int64_t>(local_bytes_in));
@@ -710,29 +741,44 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
 
   // Publish: duplicates.jsonl, then kept/, then dedup.json (the mark of a complete run).
   nlohmann::json stages_json = nlohmann::json::array();
+  nlohmann::json sketch_json = {{"normalise_seconds", nlohmann::json::array()},
+                                {"signature_seconds", nlohmann::json::array()},
+                                {"text_bytes", nlohmann::json::array()},
+                                {"signature_text_bytes", nlohmann::json::array()}};
   {
     nlohmann::json mine = nlohmann::json::array();
     for (const auto& e : log.entries())
       mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
-    const std::string text = mine.dump();
+    const nlohmann::json sketch = {corpus.normalise_seconds, corpus.signature_seconds,
+                                   corpus.text_bytes, corpus.signature_text_bytes};
+    const std::string text = nlohmann::json{{"stages", mine}, {"sketch", sketch}}.dump();
     const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
     for (const auto& part : parts) {
-      const auto per_rank = nlohmann::json::parse(std::string(part.begin(), part.end()));
+      const auto both = nlohmann::json::parse(std::string(part.begin(), part.end()));
+      const auto& per_rank = both["stages"];
+      sketch_json["normalise_seconds"].push_back(both["sketch"][0]);
+      sketch_json["signature_seconds"].push_back(both["sketch"][1]);
+      sketch_json["text_bytes"].push_back(both["sketch"][2]);
+      sketch_json["signature_text_bytes"].push_back(both["sketch"][3]);
       for (size_t i = 0; i < per_rank.size(); ++i) {
         if (stages_json.size() <= i)
-          stages_json.push_back({{"name", per_rank[i]["name"]}, {"seconds", nlohmann::json::array()},
+          stages_json.push_back({{"name", per_rank[i]["name"]},
+                                 {"seconds", nlohmann::json::array()},
                                  {"peak_rss_mib", nlohmann::json::array()}});
         stages_json[i]["seconds"].push_back(per_rank[i]["seconds"]);
         stages_json[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
       }
     }
   }
-  nlohmann::json summary = {
-      {"docs_in", total_docs},        {"docs_out", docs_out},
-      {"bytes_in", bytes_in},         {"bytes_out", bytes_out},
-      {"exact_duplicates", exact_removed}, {"near_duplicates", near_removed},
-      {"clusters", clusters},         {"largest_cluster", largest_cluster},
-      {"bad_records", bad_total}};
+  nlohmann::json summary = {{"docs_in", total_docs},
+                            {"docs_out", docs_out},
+                            {"bytes_in", bytes_in},
+                            {"bytes_out", bytes_out},
+                            {"exact_duplicates", exact_removed},
+                            {"near_duplicates", near_removed},
+                            {"clusters", clusters},
+                            {"largest_cluster", largest_cluster},
+                            {"bad_records", bad_total}};
   cluster::run_local_phase(comm, "publish", [&] {
     if (comm.rank() != 0) return;
     io::publish_file(dir + "/duplicates.jsonl", [&](const std::string& tmp) {
@@ -740,7 +786,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
       std::vector<char> buf(1 << 20);
       for (int r = 0; r < comm.size(); ++r) {
         std::ifstream in(dup_tmp + "/" + part_name(r, io::TextFormat::kJsonl), std::ios::binary);
-        if (!in) throw std::runtime_error("duplicates part of rank " + std::to_string(r) + " is missing");
+        if (!in)
+          throw std::runtime_error("duplicates part of rank " + std::to_string(r) + " is missing");
         while (in) {
           in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
           out.write(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
@@ -754,26 +801,40 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
         {"format_version", kDedupJsonFormatVersion},
         {"ranks", comm.size()},
         {"threads_per_rank", threads},
-        {"input", {{"paths", config.input.paths}, {"format", read.format == io::TextFormat::kJsonl ? "jsonl" : "fortune"}}},
-        {"params", {{"ngram", config.dedup.ngram}, {"num_perm", config.dedup.near ? lsh.width() : 0},
-                    {"bands", lsh.bands}, {"rows", lsh.rows}, {"threshold", lsh.threshold},
-                    {"verify", config.dedup.verify}, {"clusters", config.dedup.clusters},
-                    {"keep", config.dedup.keep},
-                    {"near", config.dedup.near}, {"seed", config.dedup.seed}}},
-        {"near", {{"buckets", near_stats.buckets}, {"largest_bucket", near_stats.largest_bucket},
-                  {"candidate_pairs", near_stats.candidate_pairs},
-                  {"verified_edges", near_stats.verified_edges},
-                  {"clusters", near_stats.clusters}, {"largest_cluster", near_stats.largest_cluster},
-                  {"chained_members_kept", split_off}}},
+        {"input",
+         {{"paths", config.input.paths},
+          {"format", read.format == io::TextFormat::kJsonl ? "jsonl" : "fortune"}}},
+        {"params",
+         {{"ngram", config.dedup.ngram},
+          {"num_perm", config.dedup.near ? lsh.width() : 0},
+          {"bands", lsh.bands},
+          {"rows", lsh.rows},
+          {"threshold", lsh.threshold},
+          {"verify", config.dedup.verify},
+          {"clusters", config.dedup.clusters},
+          {"keep", config.dedup.keep},
+          {"near", config.dedup.near},
+          {"seed", config.dedup.seed}}},
+        {"near",
+         {{"buckets", near_stats.buckets},
+          {"largest_bucket", near_stats.largest_bucket},
+          {"candidate_pairs", near_stats.candidate_pairs},
+          {"verified_edges", near_stats.verified_edges},
+          {"clusters", near_stats.clusters},
+          {"largest_cluster", near_stats.largest_cluster},
+          {"chained_members_kept", split_off}}},
         {"bad_input", bad_report},
-        {"stages", stages_json}};
+        {"stages", stages_json},
+        {"sketch", sketch_json}};
     for (const auto& [k, v] : summary.items()) report[k] = v;
     io::publish_text(dir + "/dedup.json", report.dump(2) + "\n");
   });
   pipeline::write_run_json(comm, dir, "dedup", threads, log, summary);
-  spdlog::info("dedup: {} -> {} documents ({} exact, {} near duplicates removed; {} clusters, largest {}); {} -> {} bytes; wrote {}/kept/ and duplicates.jsonl",
-               total_docs, docs_out, exact_removed, near_removed, clusters, largest_cluster,
-               bytes_in, bytes_out, dir);
+  spdlog::info(
+      "dedup: {} -> {} documents ({} exact, {} near duplicates removed; {} clusters, largest {}); "
+      "{} -> {} bytes; wrote {}/kept/ and duplicates.jsonl",
+      total_docs, docs_out, exact_removed, near_removed, clusters, largest_cluster, bytes_in,
+      bytes_out, dir);
   return 0;
 }
 

@@ -5,11 +5,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
 #include "jobs/dedup.h"
@@ -42,9 +41,12 @@ double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
   if (a.empty() && b.empty()) return 1.0;
   size_t i = 0, j = 0, inter = 0;
   while (i < a.size() && j < b.size()) {
-    if (a[i] < b[j]) ++i;
-    else if (b[j] < a[i]) ++j;
-    else ++inter, ++i, ++j;
+    if (a[i] < b[j])
+      ++i;
+    else if (b[j] < a[i])
+      ++j;
+    else
+      ++inter, ++i, ++j;
   }
   return static_cast<double>(inter) / static_cast<double>(a.size() + b.size() - inter);
 }
@@ -82,7 +84,8 @@ void quality(const pipeline::Config& config) {
         },
         [](const io::BadRecord&) {});
   const auto n = static_cast<int64_t>(ids.size());
-  if (n >= (int64_t{1} << 31)) throw io::InputError("dedup-quality: corpus too large for all pairs");
+  if (n >= (int64_t{1} << 31))
+    throw io::InputError("dedup-quality: corpus too large for all pairs");
   std::unordered_map<std::string, int64_t> row_of;
   for (int64_t i = 0; i < n; ++i)
     if (!row_of.emplace(ids[i], i).second)
@@ -134,8 +137,10 @@ void quality(const pipeline::Config& config) {
       if (same) {
         ++true_positives;
       } else {
-        const int bin = jaccard >= 1.0 ? 4
-                        : std::min(3, static_cast<int>((jaccard - threshold) / ((1 - threshold) / 4)));
+        const int bin =
+            jaccard >= 1.0
+                ? 4
+                : std::min(3, static_cast<int>((jaccard - threshold) / ((1 - threshold) / 4)));
         ++missed_hist[std::max(0, bin)];
       }
     }
@@ -175,7 +180,8 @@ void quality(const pipeline::Config& config) {
       report(static_cast<int64_t>(key >> 32), static_cast<int64_t>(key & 0xffffffffu), 0.0);
 
   const auto detected_pairs = static_cast<int64_t>(detected.size());
-  const double precision = detected_pairs ? static_cast<double>(true_positives) / detected_pairs : 1.0;
+  const double precision =
+      detected_pairs ? static_cast<double>(true_positives) / detected_pairs : 1.0;
   const double recall = true_pairs ? static_cast<double>(true_positives) / true_pairs : 1.0;
   const double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
   nlohmann::json out = {
@@ -195,9 +201,9 @@ void quality(const pipeline::Config& config) {
       {"missed_pairs_by_jaccard", nlohmann::json::array()}};
   for (int b = 0; b < 5; ++b) {
     const double w = (1 - threshold) / 4;
-    out["missed_pairs_by_jaccard"].push_back(
-        {{"from", b < 4 ? threshold + b * w : 1.0}, {"to", b < 4 ? threshold + (b + 1) * w : 1.0},
-         {"missed", missed_hist[b]}});
+    out["missed_pairs_by_jaccard"].push_back({{"from", b < 4 ? threshold + b * w : 1.0},
+                                              {"to", b < 4 ? threshold + (b + 1) * w : 1.0},
+                                              {"missed", missed_hist[b]}});
   }
   io::publish_text(dir + "/quality.json", out.dump(2) + "\n");
   io::publish_text(dir + "/quality_pairs.jsonl", pairs_out);
@@ -207,9 +213,10 @@ void quality(const pipeline::Config& config) {
   std::printf("  pairs in one cluster             %lld\n", static_cast<long long>(detected_pairs));
   std::printf("  both                             %lld\n", static_cast<long long>(true_positives));
   std::printf("  precision %.4f  recall %.4f  F1 %.4f\n", precision, recall, f1);
-  std::printf("  removed %lld, of which %lld have Jaccard >= threshold to their representative (%.4f)\n",
-              static_cast<long long>(removed), static_cast<long long>(removed_true),
-              removed ? static_cast<double>(removed_true) / removed : 1.0);
+  std::printf(
+      "  removed %lld, of which %lld have Jaccard >= threshold to their representative (%.4f)\n",
+      static_cast<long long>(removed), static_cast<long long>(removed_true),
+      removed ? static_cast<double>(removed_true) / removed : 1.0);
   std::fflush(stdout);
 }
 

@@ -28,15 +28,15 @@ uint64_t numpy_randint_u64(std::mt19937& mt, uint64_t low, uint64_t high) {
 // ((a*h + b) mod 2^64 mod p) & 0xffffffff. The kernel's j loops vectorise (8 lanes of uint64
 // with AVX-512, 4 with AVX2); the clones pick the best the CPU has at run time.
 inline uint64_t permuted(uint64_t a, uint64_t b, uint64_t h) {
-  uint64_t v = a * h + b;                   // mod 2^64, as numpy's uint64
-  v = (v & kMersenne61) + (v >> 61);        // < p + 8, congruent mod p
+  uint64_t v = a * h + b;             // mod 2^64, as numpy's uint64
+  v = (v & kMersenne61) + (v >> 61);  // < p + 8, congruent mod p
   const uint64_t reduced = v - kMersenne61;
-  return std::min(v, reduced) & kMaxHash;   // v < p: reduced wraps above v; else it is v - p
+  return std::min(v, reduced) & kMaxHash;  // v < p: reduced wraps above v; else it is v - p
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void minhash_kernel(const uint64_t* __restrict a, const uint64_t* __restrict b, int padded,
-                    const uint64_t* __restrict hashes, size_t n, uint64_t* __restrict acc) {
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void minhash_kernel(
+    const uint64_t* __restrict a, const uint64_t* __restrict b, int padded,
+    const uint64_t* __restrict hashes, size_t n, uint64_t* __restrict acc) {
   size_t i = 0;
   // Four hashes per pass over the permutations: a quarter of the loads and stores of acc.
   for (; i + 4 <= n; i += 4) {
@@ -57,7 +57,8 @@ void minhash_kernel(const uint64_t* __restrict a, const uint64_t* __restrict b, 
 
 MinHasher::MinHasher(int num_perm, uint32_t seed)
     : num_perm_(num_perm), padded_((num_perm + 7) / 8 * 8) {
-  if (num_perm < 1) throw std::invalid_argument("num_perm must be >= 1, got " + std::to_string(num_perm));
+  if (num_perm < 1)
+    throw std::invalid_argument("num_perm must be >= 1, got " + std::to_string(num_perm));
   std::mt19937 mt(seed);
   a_.assign(static_cast<size_t>(padded_), 0);
   b_.assign(static_cast<size_t>(padded_), 0);

@@ -23,13 +23,20 @@ struct AsciiMaps {
       for (int d = 0; d < 2; ++d)
         for (int c = 0; c < 128; ++c) {
           uint8_t m;
-          if (c >= 'a' && c <= 'z') m = static_cast<uint8_t>(c);
-          else if (c >= 'A' && c <= 'Z') m = static_cast<uint8_t>(c + 32);
-          else if (c >= '0' && c <= '9') m = d ? '0' : static_cast<uint8_t>(c);
-          else if (c <= 0x20 || c == 0x7f) m = kBreak;
-          else if (p == static_cast<int>(Punctuation::kKeep)) m = static_cast<uint8_t>(c);
-          else if (p == static_cast<int>(Punctuation::kSpace)) m = kBreak;
-          else m = kDrop;
+          if (c >= 'a' && c <= 'z')
+            m = static_cast<uint8_t>(c);
+          else if (c >= 'A' && c <= 'Z')
+            m = static_cast<uint8_t>(c + 32);
+          else if (c >= '0' && c <= '9')
+            m = d ? '0' : static_cast<uint8_t>(c);
+          else if (c <= 0x20 || c == 0x7f)
+            m = kBreak;
+          else if (p == static_cast<int>(Punctuation::kKeep))
+            m = static_cast<uint8_t>(c);
+          else if (p == static_cast<int>(Punctuation::kSpace))
+            m = kBreak;
+          else
+            m = kDrop;
           map[p][d][c] = m;
         }
   }
@@ -112,8 +119,8 @@ void put_unicode(std::string_view text, const NormaliseOptions& options, const u
     flags = static_cast<utf8proc_option_t>(flags | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
                                            UTF8PROC_CASEFOLD);
   if (cps.size() < text.size() + 16) cps.resize(text.size() + 16);
-  utf8proc_ssize_t n = utf8proc_decompose(src, len, cps.data(),
-                                          static_cast<utf8proc_ssize_t>(cps.size()), flags);
+  utf8proc_ssize_t n =
+      utf8proc_decompose(src, len, cps.data(), static_cast<utf8proc_ssize_t>(cps.size()), flags);
   if (n > static_cast<utf8proc_ssize_t>(cps.size())) {
     cps.resize(static_cast<size_t>(n));
     n = utf8proc_decompose(src, len, cps.data(), n, flags);
@@ -203,8 +210,10 @@ void normalise_text(std::string_view text, const NormaliseOptions& options, std:
         ascii &= c < 0x80;
         ++j;
       }
-      if (ascii) w.put_ascii(text.substr(i, j - i), map);
-      else put_unicode(text.substr(i, j - i), options, map, w);
+      if (ascii)
+        w.put_ascii(text.substr(i, j - i), map);
+      else
+        put_unicode(text.substr(i, j - i), options, map, w);
       if (j < text.size()) w.put_ascii(text.substr(j, 1), map);
       i = j + 1;
     }

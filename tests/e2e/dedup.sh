@@ -61,6 +61,9 @@ assert names == ["read+sketch", "exact", "near", "clusters", "write"], names
 for s in r["stages"]:
     assert len(s["seconds"]) == 4 and len(s["peak_rss_mib"]) == 4, s
     assert all(m > 0 for m in s["peak_rss_mib"]), s
+sk = r["sketch"]
+assert all(len(v) == 4 for v in sk.values()), sk
+assert sum(sk["text_bytes"]) > 0 and 0 < sum(sk["signature_text_bytes"]) <= sum(sk["text_bytes"]), sk
 PYEOF
 ok
 

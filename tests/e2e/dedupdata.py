@@ -3,9 +3,12 @@
 
   dedupdata.py planted DIR [--docs N] [--seed S]
       DIR/a.jsonl, DIR/b.jsonl, DIR/c.jsonl (the caller compresses b and c) and
-      DIR/planted.json: {"exact": {dup_id: original_id}, "near": {dup_id: original_id}}.
+      DIR/planted.json: {"exact": {dup_id: original_id}, "near": {dup_id: original_id},
+      "near_via_exact": {dup_id: original_id}}.
       Originals are random 120-word texts in a.jsonl; exact copies differ only in case,
       punctuation and spacing; near copies have one word replaced (5-gram Jaccard ~0.93).
+      Chains: an original with an exact copy and a near copy, the near copy with an exact
+      copy of its own (removed as a near duplicate of the original through its exact group).
       Every record has extra fields (a nested object, a score) that kept/ must keep.
   dedupdata.py check DIR RUNDIR [--keep first|longest|field:score]
       Checks RUNDIR (a dedup run on DIR) against planted.json and the input lines.
@@ -25,7 +28,7 @@ def words(rng, n):
 def planted(args):
     rng = random.Random(args.seed)
     originals, files = [], {"a": [], "b": [], "c": []}
-    planted = {"exact": {}, "near": {}}
+    planted = {"exact": {}, "near": {}, "near_via_exact": {}}
     for i in range(args.docs):
         text = ' '.join(words(rng, 120))
         doc = {"id": f"orig-{i}", "meta": {"source": "gen", "n": i}, "score": rng.random(),
@@ -54,6 +57,15 @@ def planted(args):
         dup = {"id": f"near-{i}", "score": rng.random(), "text": ' '.join(w)}
         planted["near"][dup["id"]] = src["id"]
         files[rng.choice("bc")].append(dup)
+    for i, src in enumerate(fresh[len(planted["near"]):][:10]):
+        w = src["text"].split(' ')
+        w[rng.randrange(10, 110)] = "yyy" + words(rng, 1)[0]
+        near = ' '.join(w)
+        for kind, dup_id, text in (("exact", f"chain-exact-{i}", src["text"].upper()),
+                                   ("near", f"chain-near-{i}", near),
+                                   ("near_via_exact", f"chain-near-copy-{i}", near + " !")):
+            planted[kind][dup_id] = src["id"]
+            files[rng.choice("bc")].append({"id": dup_id, "score": rng.random(), "text": text})
     # Unicode and escapes, kept byte-identical: a unique text.
     files["b"].append({"id": "unicode", "text": "Caf\u00e9 \u201cquoted\u201d \\ \"esc\" \u6f22\u5b57 "
                        + ' '.join(words(rng, 30)), "score": 0.5})
@@ -120,7 +132,8 @@ def check(args):
 
     if args.keep == "first":
         want = {**{k: ("exact", v) for k, v in planted["exact"].items()},
-                **{k: ("near", v) for k, v in planted["near"].items()}}
+                **{k: ("near", v) for k, v in planted["near"].items()},
+                **{k: ("near", v) for k, v in planted["near_via_exact"].items()}}
         got = {k: (d["reason"], d["representative"]) for k, d in removed.items()}
         if got != want:
             missing = sorted(set(want) - set(got))[:5]
@@ -129,6 +142,8 @@ def check(args):
             fail(f"removed set differs from the planted duplicates: missing {missing}, "
                  f"extra {extra}, wrong reason/representative {wrong}")
         for d in dups:
+            if d["cluster"] != d["representative"]:  # the originals are the smallest rows
+                fail(f"{d['id']}: cluster {d['cluster']}, representative {d['representative']}")
             if d["reason"] == "exact" and d["similarity"] != 1.0:
                 fail(f"{d['id']}: exact with similarity {d['similarity']}")
             if d["reason"] == "near" and not 0.8 <= d["similarity"] < 1.0:
@@ -150,8 +165,9 @@ def check(args):
                         fail(f"keep {args.keep}: {m} beats its representative {rep}")
         if exact_groups == 0:
             fail("no exact clusters to check the keep policy on")
-        if len(dups) != len(planted["exact"]) + len(planted["near"]):
-            fail(f"{len(dups)} removed, expected {len(planted['exact']) + len(planted['near'])}")
+        n_planted = sum(len(v) for v in planted.values())
+        if len(dups) != n_planted:
+            fail(f"{len(dups)} removed, expected {n_planted}")
     print(f"ok: {len(dups)} removed ({sum(d['reason'] == 'exact' for d in dups)} exact), "
           f"{len(kept)} kept, keep={args.keep}")
 

@@ -1,11 +1,11 @@
 // Normalisation, shingles and the exact hash of the dedup.
-#include "stages/dedup/text.h"
-
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 #include <vector>
+
+#include "stages/dedup/text.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -73,9 +73,10 @@ TEST(Normalise, AsciiFastPathMatchesUnicodePath) {
 // be what utf8proc gives for the whole text.
 TEST(Normalise, RunByRunMatchesWholeTextUnicodePath) {
   const std::vector<std::string> pieces = {
-      "a", "B", "7", " ", "\t", "\n", ",", "'", "-", "\u00e9", "e\u0301", "\u0301", "\u00a0",
-      "\u3000", "\uFB01", "\uFF21", "\u00DF", "\u03A3", "\u00AD", "\u201C", "\u2014", "\u0663",
-      "\u00BD", "\u6F22", "\U0001F600", "\u212B", "\u1E9E", "\uFDFA"};
+      "a",      "B",      "7",      " ",          "\t",     "\n",     ",",
+      "'",      "-",      "\u00e9", "e\u0301",    "\u0301", "\u00a0", "\u3000",
+      "\uFB01", "\uFF21", "\u00DF", "\u03A3",     "\u00AD", "\u201C", "\u2014",
+      "\u0663", "\u00BD", "\u6F22", "\U0001F600", "\u212B", "\u1E9E", "\uFDFA"};
   std::mt19937 rng(5);
   for (int round = 0; round < 3000; ++round) {
     std::string text;
@@ -108,7 +109,8 @@ TEST(Shingles, WordNgramsHashedAsSubstrings) {
 }
 
 TEST(ExactHash, EqualForEqualNormalisedTextOnly) {
-  const Hash128 a = exact_hash(norm("The  quick, brown fox!")), b = exact_hash(norm("the quick brown FOX"));
+  const Hash128 a = exact_hash(norm("The  quick, brown fox!")),
+                b = exact_hash(norm("the quick brown FOX"));
   const Hash128 c = exact_hash(norm("the quick brown fix"));
   EXPECT_TRUE(a.lo == b.lo && a.hi == b.hi);
   EXPECT_FALSE(a.lo == c.lo && a.hi == c.hi);

@@ -5,10 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "io/text_corpus.h"
 
@@ -25,29 +24,48 @@ class Gen {
     return kWs[pick(8)];
   }
   std::string string() {
-    static const char* kPieces[] = {"a", "Z", " ", "text", "\\\"", "\\\\", "\\/", "\\n", "\\t",
-                                    "\\u0041", "\\u00e9", "\\uD83D\\uDE00", "\\u0000", "\u00e9",
-                                    "\u6f22", "\\b", "\\f", "\\r", "x y"};
+    static const char* kPieces[] = {
+        "a",   "Z",       " ",       "text",           "\\\"",    "\\\\",   "\\/",    "\\n",
+        "\\t", "\\u0041", "\\u00e9", "\\uD83D\\uDE00", "\\u0000", "\u00e9", "\u6f22", "\\b",
+        "\\f", "\\r",     "x y"};
     std::string s = "\"";
     const int n = pick(6);
     for (int i = 0; i < n; ++i) s += kPieces[pick(19)];
     return s + "\"";
   }
   std::string number() {
-    static const char* kNumbers[] = {"0",      "-0",     "7",        "-12",  "3.25",    "1e5",
-                                     "1E-3",   "-2.5e+2", "123456789012345678", "12345678901234567890123",
-                                     "1e308",  "1e400",  "-1e-400",  "0.000001", "99999999999999999999e300"};
+    static const char* kNumbers[] = {"0",
+                                     "-0",
+                                     "7",
+                                     "-12",
+                                     "3.25",
+                                     "1e5",
+                                     "1E-3",
+                                     "-2.5e+2",
+                                     "123456789012345678",
+                                     "12345678901234567890123",
+                                     "1e308",
+                                     "1e400",
+                                     "-1e-400",
+                                     "0.000001",
+                                     "99999999999999999999e300"};
     return kNumbers[pick(15)];
   }
   std::string value(int depth) {
     const int kind = depth > 3 ? pick(5) : pick(7);
     switch (kind) {
-      case 0: return string();
-      case 1: return number();
-      case 2: return "true";
-      case 3: return "false";
-      case 4: return "null";
-      case 5: return object(depth + 1);
+      case 0:
+        return string();
+      case 1:
+        return number();
+      case 2:
+        return "true";
+      case 3:
+        return "false";
+      case 4:
+        return "null";
+      case 5:
+        return object(depth + 1);
       default: {
         std::string s = "[" + ws();
         const int n = pick(4);
@@ -57,7 +75,8 @@ class Gen {
     }
   }
   std::string object(int depth) {
-    static const char* kKeys[] = {"\"text\"", "\"id\"", "\"n\"", "\"meta\"", "\"te\\u0078t\"", "\"\""};
+    static const char* kKeys[] = {"\"text\"", "\"id\"",         "\"n\"",
+                                  "\"meta\"", "\"te\\u0078t\"", "\"\""};
     std::string s = "{" + ws();
     const int n = pick(5);
     for (int i = 0; i < n; ++i)
@@ -70,10 +89,18 @@ class Gen {
     for (int e = 0; e < edits && !s.empty(); ++e) {
       const size_t at = static_cast<size_t>(pick(static_cast<int>(s.size())));
       switch (pick(4)) {
-        case 0: s.erase(at, 1); break;
-        case 1: s.insert(at, 1, kChars[pick(sizeof(kChars) - 1)]); break;
-        case 2: s[at] = kChars[pick(sizeof(kChars) - 1)]; break;
-        default: s.resize(at); break;
+        case 0:
+          s.erase(at, 1);
+          break;
+        case 1:
+          s.insert(at, 1, kChars[pick(sizeof(kChars) - 1)]);
+          break;
+        case 2:
+          s[at] = kChars[pick(sizeof(kChars) - 1)];
+          break;
+        default:
+          s.resize(at);
+          break;
       }
     }
     return s;
@@ -132,8 +159,8 @@ TEST(JsonlFields, AgreesWithNlohmann) {
 }
 
 TEST(JsonlFields, DeepNestingDoesNotRecurse) {
-  const std::string deep = "{\"text\": \"t\", \"x\": " + std::string(200000, '[') +
-                           std::string(200000, ']') + "}";
+  const std::string deep =
+      "{\"text\": \"t\", \"x\": " + std::string(200000, '[') + std::string(200000, ']') + "}";
   JsonField f[1];
   f[0].name = "text";
   EXPECT_EQ(parse_jsonl_fields(deep, f, 1), JsonLineStatus::kObject);

@@ -86,8 +86,8 @@ std::string jsonl_corpus(int docs, uint32_t seed, std::vector<std::string>* text
     std::string text(1 + rng() % 300, 'x');
     for (char& c : text) c = static_cast<char>('a' + rng() % 26);
     texts->push_back(text);
-    out += "{\"id\": \"doc-" + std::to_string(i) + "\", \"text\": \"" + text + "\", \"n\": " +
-           std::to_string(i) + "}\n";
+    out += "{\"id\": \"doc-" + std::to_string(i) + "\", \"text\": \"" + text +
+           "\", \"n\": " + std::to_string(i) + "}\n";
   }
   return out;
 }
@@ -171,8 +171,8 @@ TEST(TextCorpus, BadRecordsAreCountedWithTheirLines) {
   options.max_record_bytes = 150;
   options.keep_field = "score";
   const std::vector<std::pair<BadKind, int64_t>> expected = {
-      {BadKind::kMalformedJson, 1}, {BadKind::kMissingText, 2}, {BadKind::kInvalidUtf8, 3},
-      {BadKind::kEmptyText, 4},     {BadKind::kTooLong, 5},     {BadKind::kBadId, 6},
+      {BadKind::kMalformedJson, 1}, {BadKind::kMissingText, 2},   {BadKind::kInvalidUtf8, 3},
+      {BadKind::kEmptyText, 4},     {BadKind::kTooLong, 5},       {BadKind::kBadId, 6},
       {BadKind::kMalformedJson, 7}, {BadKind::kMalformedJson, 8}, {BadKind::kEmptyFile, 0}};
   for (int size : {1, 2, 3}) {
     const Read r = read_all({dir.file("bad.jsonl"), dir.file("empty.jsonl")}, size, options);
@@ -184,9 +184,9 @@ TEST(TextCorpus, BadRecordsAreCountedWithTheirLines) {
   // keep_field values come through.
   const auto files = stat_text_files({dir.file("bad.jsonl")});
   std::vector<double> keep;
-  read_text_piece(files[0], {0, 0, files[0].bytes, true}, options,
-                  [&](const TextRecord& rec) { keep.push_back(rec.keep_value); },
-                  [](const BadRecord&) {});
+  read_text_piece(
+      files[0], {0, 0, files[0].bytes, true}, options,
+      [&](const TextRecord& rec) { keep.push_back(rec.keep_value); }, [](const BadRecord&) {});
   ASSERT_EQ(keep.size(), 2u);
   EXPECT_EQ(keep[0], -std::numeric_limits<double>::infinity());
   EXPECT_EQ(keep[1], 2.5);
@@ -196,7 +196,7 @@ TEST(TextCorpus, BadRecordsAreCountedWithTheirLines) {
 TEST(TextCorpus, RawLinesSkipParsingButNotLineNumbers) {
   TempDir dir;
   write_bytes(dir.file("r.jsonl"), "{\"text\": \"a\"}\nnot json\n" + std::string(300, 'x') +
-                                      "\n{\"text\": \"b\"}\r\nlast, no newline");
+                                       "\n{\"text\": \"b\"}\r\nlast, no newline");
   TextReadOptions options;
   options.raw_lines = true;
   options.max_record_bytes = 100;
@@ -212,9 +212,11 @@ TEST(TextCorpus, RawLinesSkipParsingButNotLineNumbers) {
 
 TEST(TextCorpus, HugeLineIsSkippedWithBoundedMemory) {
   TempDir dir;
-  std::string data = R"({"text": "before"})" "\n";
+  std::string data = R"({"text": "before"})"
+                     "\n";
   data += R"({"text": ")" + std::string(5 << 20, 'z') + "\"}\n";
-  data += R"({"text": "after"})" "\n";
+  data += R"({"text": "after"})"
+          "\n";
   data += R"({"text": ")" + std::string(3 << 20, 'q');  // unterminated, too long, at the end
   write_bytes(dir.file("huge.jsonl"), data);
   TextReadOptions options;
