@@ -10,8 +10,9 @@ Runs, on the same files, in one go (the machine is shared: keep the contenders t
   sf x2     shardforge dedup, 2 ranks, 1 thread each
 and prints wall time, CPU time (user + system, all processes: robust where other jobs share the
 machine), MB/s of JSONL read, MB/s per core, MB per CPU-second, the MinHash-signature step's
-MB/s per core (dedup.json's stage containing "sketch"/"minhash"/"signature", slowest rank; for
-shardforge that stage also reads and normalises), peak RSS per rank, the ratios to the
+MB/s per core (MB of text per second of shingling + MinHash from dedup.json's "sketch"
+timings, median over ranks; without them, its stage containing "sketch"/"minhash"/"signature",
+which also reads and normalises), peak RSS per rank, the ratios to the
 reference and the 2-rank speedup; then, against the generator's truth.jsonl, how many
 planted exact / near duplicates each contender removed, per target Jaccard level, and removed
 documents that were not planted. Both contenders use the same parameters (dedup defaults:
@@ -79,7 +80,8 @@ def main():
     ap.add_argument("--corpus", required=True, help="a gen_text_corpus.py output directory")
     ap.add_argument("--shardforge", default=os.path.join(ROOT, "build", "jobs", "shardforge"))
     ap.add_argument("--ranks", default="1,2")
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each shardforge setting")
+    ap.add_argument("--ref-repeats", type=int, default=1, help="runs of the reference")
     ap.add_argument("--ref-limit-mb", type=float, default=0,
                     help="time the reference on this prefix only (0: the whole corpus)")
     ap.add_argument("--work", help="run directories go here (default: a temp dir)")
@@ -104,7 +106,7 @@ def main():
     if not args.skip_ref:
         walls, rsss, outs, cpus = [], [], [], []
         ref_removed = os.path.join(work, "ref_removed.jsonl")
-        for _ in range(args.repeats):
+        for _ in range(args.ref_repeats):
             cmd = ["/usr/bin/python3", os.path.join(HERE, "minhash_ref.py"), *files,
                    "--removed", ref_removed]
             if args.ref_limit_mb > 0:
@@ -139,15 +141,29 @@ def main():
             walls.append(wall)
             cpus.append(cpu)
             rsss.append(max(max(s["peak_rss_mib"]) for s in report["stages"]))
+            sketch = report.get("sketch")
+            if sketch and sketch.get("signature_seconds"):  # the job times MinHash apart
+                per_rank = [b / 1e6 / t for b, t in zip(sketch["signature_text_bytes"],
+                                                         sketch["signature_seconds"]) if t > 0]
+                sigs.append(1.0 / statistics.median(per_rank))  # s per MB, see below
+                print("sf x%d run %d: signatures (shingles + MinHash) %s MB of text/s per rank" % (
+                    ranks, rep, ", ".join("%.1f" % x for x in per_rank)))
+                continue_with_stages = False
+            else:
+                continue_with_stages = True
             sig_stage = [s for s in report["stages"]
                          if any(w in s["name"].lower() for w in ("minhash", "signature", "sketch"))]
-            sig_seconds = sum(max(s["seconds"]) for s in sig_stage) if sig_stage else None
-            sigs.append(sig_seconds)
+            if continue_with_stages:
+                sig_seconds = sum(max(s["seconds"]) for s in sig_stage) if sig_stage else None
+                sigs.append(sig_seconds / (report["bytes_in"] / 1e6 / ranks)
+                            if sig_seconds else None)
             print("sf x%d run %d: %.2f s; stages (max over ranks): %s" % (
                 ranks, rep, wall, ", ".join("%s %.2f s / %.0f MiB" % (
                     s["name"], max(s["seconds"]), max(s["peak_rss_mib"])) for s in report["stages"])))
         mb = report["bytes_in"] / 1e6
-        sig = (mb / ranks / statistics.median(sigs)) if all(s for s in sigs) else None
+        # signature MB/s per core: dedup.json's sketch timings (MB of text per second of the
+        # signature step, median over ranks), else its read+sketch stage (MB of JSONL)
+        sig = (1.0 / statistics.median(sigs)) if all(s for s in sigs) else None
         results.append(("shardforge x%d" % ranks, ranks, statistics.median(walls), mb, sig,
                         max(rsss), removed_ids(os.path.join(run_dir, "duplicates.jsonl")), walls,
                         statistics.median(cpus)))
