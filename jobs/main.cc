@@ -145,11 +145,14 @@ int main(int argc, char** argv) {
   sf::cluster::MpiSession mpi(&argc, &argv);
   sf::cluster::Comm& comm = mpi.world();
   sf::pipeline::setup_logging(comm.rank(), comm.size(), verbose);
-  sf::pipeline::install_stop_handlers(comm.rank(), comm.size());
 
   const Command* command = nullptr;
   for (const Command& c : kCommands)
     if (subs[c.name]->parsed()) command = &c;
+  // Only commands that stop at safe points and resume catch SIGTERM; the others keep its
+  // default (the process ends at once; their outputs are published atomically, so nothing
+  // half-written remains) rather than ignoring it until they finish.
+  if (command->checkpointed) sf::pipeline::install_stop_handlers(comm.rank(), comm.size());
 
   namespace pl = sf::pipeline;
   try {
