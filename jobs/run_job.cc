@@ -103,26 +103,28 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   dd::parse_punctuation(config.dedup.punctuation);
   const std::string tmp_dir = dir + "/run.tmp";
 
-  // The embedder first: a bad embed.* is a config error before anything is read.
+  // The embedder first: a bad embed.* is a config error before anything is read. Config
+  // checks give the same answer on every rank, so they throw ConfigError (exit 2) directly.
   std::unique_ptr<em::Embedder> embedder;
-  cluster::run_local_phase(comm, "check embed", [&] {
+  std::exception_ptr open_error;  // e.g. an unreadable embed.vectors file
+  try {
+    embedder = em::make_embedder(run_embed_options(config));
+  } catch (const std::invalid_argument& e) {
+    throw pipeline::ConfigError(config.source + ": " + e.what());
+  } catch (...) {
+    open_error = std::current_exception();
+  }
+  cluster::agree(comm, "open embed.vectors", open_error);
+  if (!config.embed.vectors_field.empty() && read.format != io::TextFormat::kJsonl)
+    throw pipeline::ConfigError(config.source + ": embed.vectors_field needs input.format jsonl");
+  if (!config.index.factory.empty()) {
     try {
-      embedder = em::make_embedder(run_embed_options(config));
+      stages::make_ivf_index(std::max(1, embedder->dim()), config.index.factory,
+                             config.index.metric == "ip");
     } catch (const std::invalid_argument& e) {
-      throw pipeline::ConfigError(config.source + ": " + e.what());
+      throw pipeline::ConfigError(config.source + ": index.factory: " + e.what());
     }
-    if (!config.embed.vectors_field.empty() && read.format != io::TextFormat::kJsonl)
-      throw pipeline::ConfigError(config.source +
-                                  ": embed.vectors_field needs input.format jsonl");
-    if (!config.index.factory.empty()) {
-      try {
-        stages::make_ivf_index(std::max(1, embedder->dim()), config.index.factory,
-                               config.index.metric == "ip");
-      } catch (const std::invalid_argument& e) {
-        throw pipeline::ConfigError(config.source + ": " + e.what());
-      }
-    }
-  });
+  }
 
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
   cluster::run_local_phase(comm, "prepare output.dir", [&] {
