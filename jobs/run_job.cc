@@ -151,7 +151,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
 
   // ---- embed: fit on every document (idf over the corpus), embed the dedup survivors ----
-  log.begin("embed");
+  log.begin("embed.fit");
   std::vector<char> removed(static_cast<size_t>(local_docs), 0);
   for (const auto& v : deduped.verdicts) removed[v.row - range.begin] = 1;
   std::vector<int64_t> surv;  // local docs that survived dedup
@@ -165,6 +165,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   }
   embedder->fit(comm, all);
   all = em::DocBatch{};
+  log.end();
+  log.begin("embed");
   const int dim = embedder->dim();
   std::vector<float> vectors(surv.size() * static_cast<size_t>(dim));
   uint64_t embed_bytes = 0;
@@ -204,8 +206,12 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const int64_t surv_begin = exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
   (void)surv_begin;
   log.end();
-  spdlog::info("embed: {} documents x {} dims ({}), {:.1f} MB/s on this rank", embedded, dim,
-               config.embed.method, embed_seconds > 0 ? embed_bytes / 1e6 / embed_seconds : 0.0);
+  // Throughput of embed() over all ranks: text bytes / the slowest rank's seconds.
+  const auto all_bytes = comm.sum(static_cast<int64_t>(embed_bytes));
+  const double slowest = comm.max(embed_seconds);
+  const double mb_per_s = slowest > 0 ? static_cast<double>(all_bytes) / 1e6 / slowest : 0.0;
+  spdlog::info("embed: {} documents x {} dims ({}): {:.1f} MB/s, {:.1f} MB/s per core", embedded,
+               dim, config.embed.method, mb_per_s, mb_per_s / (comm.size() * threads));
 
   // ---- the survivors to block-aligned row ranges: every rank count sees the same rows ----
   std::vector<SurvivorRef> refs;
@@ -396,7 +402,13 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       {"stages_run",
        {{"dedup", config.run.dedup}, {"semdedup", config.run.semdedup}, {"index", config.run.index}}},
       {"embed", {{"method", config.embed.method}, {"dim", dim}, {"seed", config.embed.seed}}},
-      {"embed_mb_per_s_rank0", embed_seconds > 0 ? embed_bytes / 1e6 / embed_seconds : 0.0},
+      {"embed_throughput",
+       {{"docs", embedded},
+        {"text_bytes", all_bytes},
+        {"seconds", slowest},
+        {"mb_per_s", mb_per_s},
+        {"mb_per_s_per_core", mb_per_s / (comm.size() * threads)},
+        {"docs_per_s_per_core", slowest > 0 ? embedded / slowest / (comm.size() * threads) : 0.0}}},
       {"factory", factory},
       {"metric", config.index.metric},
       {"nlist", treport.nlist},

@@ -372,7 +372,22 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  nprobe",
                                        "  max_queries", "dedup", "  ngram", "  num_perm", "  bands",
       "  rows", "  threshold", "  verify", "  clusters", "  keep", "  seed", "  near", "  unicode",
-      "  punctuation", "  fold_digits", "slurm", "  job_name", "  nodes", "  ntasks", "  ntasks_per_node",
+      "  punctuation", "  fold_digits",
+                                       "run",
+                                       "  dedup",
+                                       "  semdedup",
+                                       "  index",
+                                       "embed",
+                                       "  method",
+                                       "  dim",
+                                       "  seed",
+                                       "  vectors",
+                                       "  vectors_dataset",
+                                       "  vectors_field",
+                                       "  batch",
+                                       "semdedup",
+                                       "  eps",
+                                       "  report_eps", "slurm", "  job_name", "  nodes", "  ntasks", "  ntasks_per_node",
       "  cpus_per_task", "  time", "  partition", "  account"};
   EXPECT_EQ(keys, expected);
 }
