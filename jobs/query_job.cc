@@ -130,6 +130,8 @@ int query_job(const QueryOptions& options) {
     }
   }
 
+  // Inner product of unit vectors is the cosine; L2 reports the squared distance.
+  const char* measure = config.index.metric == "ip" ? "cosine" : "distance";
   std::printf("query: %s\n", snippet(options.text, options.snippet_chars).c_str());
   for (int i = 0; i < k; ++i) {
     if (labels[i] < 0) continue;
@@ -137,7 +139,7 @@ int query_job(const QueryOptions& options) {
     if (!entry.is_object()) throw std::runtime_error(dir + "/ids.jsonl: no entry for index id " + std::to_string(labels[i]));
     const std::string file = entry.at("file").get<std::string>();
     const int64_t line = entry.at("line").get<int64_t>();
-    std::printf("%2d. distance %.4f  id %s  %s:%lld\n    %s\n", i + 1, dist[i],
+    std::printf("%2d. %s %.4f  id %s  %s:%lld\n    %s\n", i + 1, measure, dist[i],
                 entry.at("id").dump().c_str(), file.c_str(), static_cast<long long>(line),
                 texts[file][line].c_str());
   }

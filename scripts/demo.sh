@@ -26,8 +26,8 @@ if [[ -r /usr/share/games/fortunes/fortunes ]]; then
   head -n 3 runs/fortunes/duplicates.jsonl
   grep -m 2 '"semantic"' runs/fortunes/duplicates.jsonl || true
   for q in "A penny saved is a penny earned." \
-           "Computers are useless; they only give answers." \
-           "The cat sat on the keyboard and deleted my thesis."; do
+           "The early bird catches the worm." \
+           "To be or not to be, that is the question."; do
     build/jobs/shardforge query runs/fortunes "$q" -k 3
   done
 fi
