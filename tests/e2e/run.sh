@@ -111,7 +111,7 @@ for l in open(sys.argv[1]):
     d = json.loads(l)
     if d['id'] == sys.argv[2]: print(d['text'])" "$WORK/corpus/a.jsonl" "$id")
   "$SF" query "$WORK/run2" "$text" -k 3 --nprobe 4 >"$WORK/q.out" 2>&1 || { show "$WORK/q.out"; fail "query exited non-zero"; }
-  grep -q "^ 1\. distance 1\.0000  id \"$id\"  $WORK/corpus/a.jsonl:" "$WORK/q.out" || { show "$WORK/q.out"; fail "query for $id"; }
+  grep -q "^ 1\. cosine 1\.0000  id \"$id\"  $WORK/corpus/a.jsonl:" "$WORK/q.out" || { show "$WORK/q.out"; fail "query for $id"; }
 done
 "$SF" query "$WORK/nowhere" "text" >"$WORK/q.out" 2>&1 && fail "query on a missing run dir should fail"
 grep -q "nowhere/config.yaml" "$WORK/q.out" || { show "$WORK/q.out"; fail "message should name the file"; }
