@@ -2,6 +2,7 @@
 // merge, in one job. See jobs/run.h.
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexPreTransform.h>
+#include <malloc.h>
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
@@ -202,6 +203,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count();
   std::vector<std::string>().swap(corpus.texts);
   std::vector<std::string>().swap(corpus.raw);
+  malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
   int64_t embedded = 0;
   const int64_t surv_begin = exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
   (void)surv_begin;
