@@ -9,7 +9,9 @@
 // is trained; unless run.semdedup is false, each vector is assigned to its inverted list and
 // semantic duplicates are removed inside each list (stages/dedup/semantic.h, semdedup.*);
 // unless run.index is false, the remaining vectors are added, with their dense numbers as ids,
-// and the shards merged. Outputs in output.dir, published once all ranks succeeded:
+// and the shards merged; with run.eval, the merged index is searched (rank 0) with a sample of
+// its own vectors and scored against their exact neighbours (stages/eval.h). Outputs in
+// output.dir, published once all ranks succeeded:
 //   index.faiss       the merged index (run.index)
 //   ids.jsonl         line k: {"index_id": k, "id": <id field or row>, "row", "file", "line"}
 //                     (line: 1-based line of the record's first line in file); version
@@ -17,6 +19,7 @@
 //   duplicates.jsonl  every removed document in row order, as `dedup` writes it, with reason
 //                     "exact", "near" or "semantic" (cluster = representative for semantic)
 //   embedder.json     the fitted embedder's state (stages/embed/embedder.h), for `query`
+//   eval.json         run.eval: as `shardforge eval` writes it
 //   run.json          "run": per-stage seconds and peak RSS per rank, counts (incl. semantic
 //                     removals at every semdedup.report_eps), bad input per file
 //   config.yaml       the effective config

@@ -13,6 +13,8 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
@@ -27,6 +29,7 @@
 #include "stages/build.h"
 #include "stages/dedup/semantic.h"
 #include "stages/embed/embedder.h"
+#include "stages/eval.h"
 #include "stages/ivf_index.h"
 #include "stages/merge.h"
 #include "stages/train.h"
@@ -91,6 +94,75 @@ int64_t exclusive_prefix(cluster::Comm& comm, int64_t count, int64_t* total) {
 
 std::string json_string(const std::string& s) { return nlohmann::json(s).dump(); }
 
+nlohmann::json optional_json(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+// Collective. Recall of the merged index (on rank 0) for queries that are a sample of its own
+// vectors (evenly spaced index ids, at most eval.max_queries, default 1000), against their
+// exact neighbours over all indexed vectors (computed across the ranks). Prints the table on
+// rank 0 and returns eval.json's content (rank 0; null elsewhere).
+nlohmann::json run_eval(cluster::Comm& comm, const pipeline::Config& config, faiss::Index& index,
+                        io::VectorCorpus& rows, cluster::RowRange range, int64_t indexed, int dim,
+                        int threads) {
+  const int64_t nq = std::min<int64_t>(
+      indexed, config.eval.max_queries > 0 ? config.eval.max_queries : 1000);
+  std::vector<float> mine;
+  cluster::run_local_phase(comm, "eval: queries", [&] {
+    for (int64_t q = 0; q < nq; ++q) {
+      const int64_t id = q * indexed / nq;
+      if (id < range.begin || id >= range.end) continue;
+      mine.resize(mine.size() + static_cast<size_t>(dim));
+      rows.read(id, 1, mine.data() + mine.size() - static_cast<size_t>(dim));
+    }
+  });
+  std::vector<float> queries;
+  {
+    const auto* p = reinterpret_cast<const char*>(mine.data());
+    for (const auto& part : comm.allgather(cluster::Bytes(p, p + mine.size() * sizeof(float)))) {
+      const size_t n = part.size() / sizeof(float);
+      queries.resize(queries.size() + n);
+      std::memcpy(queries.data() + queries.size() - n, part.data(), part.size());
+    }
+  }
+  const int k = static_cast<int>(std::min<int64_t>(std::max(config.eval.k, 100), indexed));
+  const stages::Neighbours truth =
+      stages::exact_neighbours(comm, rows, range, queries.data(), nq, k,
+                               config.index.metric == "ip", config.input.batch_rows);
+  std::vector<stages::EvalPoint> points;
+  cluster::run_local_phase(comm, "eval: search", [&] {
+    if (comm.rank() != 0) return;
+    auto one = cluster::make_serial_comm();  // rank 0 alone holds the merged index
+    points = stages::evaluate_index(*one, index, queries.data(), nq, truth, config.eval.k,
+                                    config.eval.nprobe);
+  });
+  if (comm.rank() != 0) return nullptr;
+  nlohmann::json results = nlohmann::json::array();
+  std::printf("eval: %lld queries (indexed documents), exact ground truth\n%8s %9s %9s %10s %12s\n",
+              static_cast<long long>(nq), "nprobe", "recall@1", "recall@10", "recall@100", "qps");
+  auto cell = [](const std::optional<double>& v) {
+    char buf[32];
+    if (v) std::snprintf(buf, sizeof(buf), "%.4f", *v); else std::snprintf(buf, sizeof(buf), "-");
+    return std::string(buf);
+  };
+  for (const auto& p : points) {
+    results.push_back({{"nprobe", p.nprobe},
+                       {"recall@1", optional_json(p.recall_at_1)},
+                       {"recall@10", optional_json(p.recall_at_10)},
+                       {"recall@100", optional_json(p.recall_at_100)},
+                       {"qps", p.qps}});
+    std::printf("%8d %9s %9s %10s %12.1f\n", p.nprobe, cell(p.recall_at_1).c_str(),
+                cell(p.recall_at_10).c_str(), cell(p.recall_at_100).c_str(), p.qps);
+  }
+  std::fflush(stdout);
+  return {{"k", config.eval.k},
+          {"queries", nq},
+          {"ground_truth", "exact (queries: indexed documents, evenly spaced ids)"},
+          {"ranks", comm.size()},
+          {"threads_per_rank", threads},
+          {"results", results}};
+}
+
 }  // namespace
 
 int run_job(cluster::Comm& comm, const pipeline::Config& config) {
@@ -116,6 +188,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     open_error = std::current_exception();
   }
   cluster::agree(comm, "open embed.vectors", open_error);
+  if (config.run.eval && !config.run.index)
+    throw pipeline::ConfigError(config.source + ": run.eval needs run.index (an index to evaluate)");
   if (!config.embed.vectors_field.empty() && read.format != io::TextFormat::kJsonl)
     throw pipeline::ConfigError(config.source + ": embed.vectors_field needs input.format jsonl");
   if (!config.index.factory.empty()) {
@@ -282,8 +356,9 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   }
   const int64_t semantic_removed = comm.sum(static_cast<int64_t>(semantic_local.size()));
 
-  // ---- add the semantic survivors (index ids: their dense numbers), merge ----
+  // ---- add the semantic survivors (index ids: their dense numbers), merge, eval ----
   int64_t indexed = 0, ntotal = 0;
+  nlohmann::json eval_json;
   {
     std::vector<char> gone(refs.size(), 0);
     for (const auto& v : semantic_local) {
@@ -312,6 +387,11 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       log.begin("merge");
       ntotal = stages::merge_shards(comm, *index);
       log.end();
+      if (config.run.eval) {
+        log.begin("eval");
+        eval_json = run_eval(comm, config, *index, rows, final_range, indexed, dim, threads);
+        log.end();
+      }
     }
   }
 
@@ -402,7 +482,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       {"semantic_pairs", sstats.pairs},
       {"docs_kept", total_docs - deduped.exact_removed - deduped.near_removed - semantic_removed},
       {"stages_run",
-       {{"dedup", config.run.dedup}, {"semdedup", config.run.semdedup}, {"index", config.run.index}}},
+       {{"dedup", config.run.dedup}, {"semdedup", config.run.semdedup}, {"index", config.run.index},
+        {"eval", config.run.eval}}},
       {"embed", {{"method", config.embed.method}, {"dim", dim}, {"seed", config.embed.seed}}},
       {"embed_throughput",
        {{"docs", embedded},
@@ -428,6 +509,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     concat_parts(tmp_dir + "/ids", comm.size(), dir + "/ids.jsonl");
     concat_parts(tmp_dir + "/duplicates", comm.size(), dir + "/duplicates.jsonl");
     io::publish_text(dir + "/embedder.json", embedder->state().dump() + "\n");
+    if (!eval_json.is_null()) io::publish_text(dir + "/eval.json", eval_json.dump(2) + "\n");
     std::filesystem::remove_all(tmp_dir);
   });
   pipeline::write_run_json(comm, dir, "run", threads, log, summary);

@@ -135,6 +135,7 @@ const std::vector<Field>& schema() {
       {"run.dedup", bind<&Config::run, &RunConfig::dedup>, any()},
       {"run.semdedup", bind<&Config::run, &RunConfig::semdedup>, any()},
       {"run.index", bind<&Config::run, &RunConfig::index>, any()},
+      {"run.eval", bind<&Config::run, &RunConfig::eval>, any()},
       {"embed.method", bind<&Config::embed, &EmbedConfig::method>,
        one_of({"hashed", "precomputed"})},
       {"embed.dim", bind<&Config::embed, &EmbedConfig::dim>, between(0, 65536)},

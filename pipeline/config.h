@@ -56,6 +56,7 @@ struct RunConfig {
   bool dedup = true;     // exact + near dedup (dedup.*) before embedding
   bool semdedup = true;  // semantic dedup inside the inverted lists (semdedup.*)
   bool index = true;     // add + merge -> index.faiss (false: train for semdedup only)
+  bool eval = false;     // recall of index.faiss for a sample of its own documents (eval.*)
 };
 
 struct EmbedConfig {

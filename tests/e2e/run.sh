@@ -137,6 +137,23 @@ cmp -s "$WORK/run1/duplicates.jsonl" "$WORK/noindex/duplicates.jsonl" || fail "r
 "$SF" query "$WORK/noindex" "text" >"$WORK/q.out" 2>&1 && fail "query without an index should fail"
 ok
 
+check "run.eval: recall of the index for its own documents"
+run_ok 2 "$WORK/eval.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
+  --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]"
+"$PY" -c "
+import json, sys
+e = json.load(open(sys.argv[1]))
+r = {p['nprobe']: p for p in e['results']}
+assert e['queries'] == 403 or e['queries'] <= 1000, e['queries']
+assert r[64]['recall@1'] == 1.0 and r[64]['recall@10'] > 0.999, r[64]
+assert r[1]['recall@10'] <= r[64]['recall@10'], r
+print(e['queries'], 'queries;', {n: (p['recall@1'], round(p['recall@10'], 4)) for n, p in r.items()})
+" "$WORK/evalrun/eval.json" || fail "eval.json"
+grep -q "recall@10" "$WORK/eval.log" || fail "the recall table is printed"
+sf_mpirun 2 "$WORK/cfg.log" run "$WORK/s3.yaml" --set run.eval=true
+[[ $SF_RC -eq 2 ]] && grep -q "run.eval needs run.index" "$WORK/cfg.log" || { show "$WORK/cfg.log"; fail "run.eval without run.index"; }
+ok
+
 check "precomputed vectors from a JSONL field"
 "$PY" - "$WORK/vec.jsonl" <<'PYEOF'
 import json, random, sys

@@ -377,6 +377,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  dedup",
                                        "  semdedup",
                                        "  index",
+                                       "  eval",
                                        "embed",
                                        "  method",
                                        "  dim",
