@@ -315,7 +315,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   stages::TrainReport treport;
   if (train) {
     std::vector<std::unique_ptr<io::VectorFile>> files;
-    files.push_back(io::make_memory_rows("embeddings", embedded, dim, target.begin, vectors));
+    files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
+                                         vectors.data(), target.size()));
     io::VectorCorpus rows(std::move(files));
     stages::TrainOptions topt;
     topt.factory = factory;
