@@ -1079,22 +1079,26 @@ std::vector<std::unique_ptr<VectorFile>> open_all(const std::vector<std::string>
 
 class MemoryRows : public VectorFile {
  public:
-  MemoryRows(std::string name, int64_t rows, int dim, int64_t begin, std::vector<float> data)
+  // Owns `data`, or (view) reads `held` rows at `view` owned by the caller.
+  MemoryRows(std::string name, int64_t rows, int dim, int64_t begin, std::vector<float> data,
+             const float* view = nullptr, int64_t held = 0)
       : name_(std::move(name)), rows_(rows), dim_(dim), begin_(begin), data_(std::move(data)) {
-    if (dim < 1 || begin < 0 || data_.size() % static_cast<size_t>(dim) != 0 ||
-        begin + static_cast<int64_t>(data_.size() / dim) > rows)
+    if (dim < 1 || begin < 0 || data_.size() % static_cast<size_t>(dim) != 0)
+      throw std::logic_error(name_ + ": in-memory rows do not fit the matrix");
+    rows_at_ = view != nullptr ? view : data_.data();
+    held_ = view != nullptr ? held : static_cast<int64_t>(data_.size() / dim_);
+    if (held_ < 0 || begin + held_ > rows)
       throw std::logic_error(name_ + ": in-memory rows do not fit the matrix");
   }
   const std::string& path() const override { return name_; }
   int64_t rows() const override { return rows_; }
   int dim() const override { return dim_; }
   void read(int64_t begin, int64_t count, float* out) override {
-    const int64_t held = static_cast<int64_t>(data_.size() / dim_);
-    if (begin < begin_ || begin + count > begin_ + held)
+    if (begin < begin_ || begin + count > begin_ + held_)
       throw std::logic_error(name_ + ": rows [" + std::to_string(begin) + ", " +
                              std::to_string(begin + count) + ") are not on this rank (it holds [" +
-                             std::to_string(begin_) + ", " + std::to_string(begin_ + held) + "))");
-    std::copy_n(data_.data() + (begin - begin_) * dim_, count * dim_, out);
+                             std::to_string(begin_) + ", " + std::to_string(begin_ + held_) + "))");
+    std::copy_n(rows_at_ + (begin - begin_) * dim_, count * dim_, out);
   }
 
  private:
@@ -1103,6 +1107,8 @@ class MemoryRows : public VectorFile {
   int dim_;
   int64_t begin_;
   std::vector<float> data_;
+  const float* rows_at_ = nullptr;
+  int64_t held_ = 0;
 };
 
 }  // namespace
@@ -1110,6 +1116,12 @@ class MemoryRows : public VectorFile {
 std::unique_ptr<VectorFile> make_memory_rows(std::string name, int64_t rows, int dim,
                                              int64_t begin, std::vector<float> data) {
   return std::make_unique<MemoryRows>(std::move(name), rows, dim, begin, std::move(data));
+}
+
+std::unique_ptr<VectorFile> make_memory_view(std::string name, int64_t rows, int dim,
+                                             int64_t begin, const float* data, int64_t held) {
+  return std::make_unique<MemoryRows>(std::move(name), rows, dim, begin, std::vector<float>{},
+                                      data, held);
 }
 
 VectorCorpus::VectorCorpus(const std::vector<std::string>& paths, VectorFormat format,

@@ -76,6 +76,10 @@ class VectorCorpus {
 // for the path in messages.
 std::unique_ptr<VectorFile> make_memory_rows(std::string name, int64_t rows, int dim,
                                              int64_t begin, std::vector<float> data);
+// The same over `held` rows at `data` that the caller owns and keeps alive and unchanged while
+// the VectorFile is used (no copy).
+std::unique_ptr<VectorFile> make_memory_view(std::string name, int64_t rows, int dim,
+                                             int64_t begin, const float* data, int64_t held);
 
 // An integer matrix such as ground-truth neighbours: ivecs, .npy (int32/int64) or an HDF5
 // integer dataset (e.g. ann-benchmarks `neighbors`). Read whole: it is small.

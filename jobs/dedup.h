@@ -13,6 +13,7 @@
 //                            cluster: the id of the cluster's smallest exact-survivor row)
 //   dedup.json               counts, bad input per file, parameters, stages per rank
 // Published in that order by rename; a run that fails leaves no kept/ (only kept.tmp/).
+// The read .. final verdicts part is read_and_dedup (jobs/dedup_core.h), shared with `run`.
 #pragma once
 
 #include <string>

@@ -18,6 +18,7 @@
 #include "io/atomic_file.h"
 #include "jobs/corpus.h"
 #include "jobs/dedup.h"
+#include "jobs/dedup_core.h"
 #include "jobs/jobs.h"
 #include "pipeline/run_dir.h"
 #include "stages/dedup/minhash.h"
@@ -148,56 +149,15 @@ io::TextReadOptions dedup_read_options(const pipeline::Config& config, const Kee
 
 namespace {
 
-constexpr int kFirstBadLines = 5;  // line numbers kept per file and kind
-
-// This rank's bad input: per piece and kind, the count and the first lines.
-struct BadLog {
-  struct Entry {
-    int64_t count = 0;
-    std::vector<std::pair<int64_t, std::string>> first;  // piece-relative line, detail
-  };
-  std::map<std::pair<int, int>, Entry> entries;  // (piece index, kind) -> entry
-  int64_t total = 0;
-
-  void add(int piece, const io::BadRecord& bad) {
-    Entry& e = entries[{piece, static_cast<int>(bad.kind)}];
-    ++e.count;
-    ++total;
-    if (static_cast<int>(e.first.size()) < kFirstBadLines)
-      e.first.emplace_back(bad.line, bad.detail);
-  }
-};
-
-struct LocalCorpus {
-  std::vector<io::TextFile> files;
-  std::vector<io::TextPiece> pieces;
-  std::vector<int64_t> piece_lines;  // lines per piece
-  std::vector<double> keep_score;
-  std::vector<dd::Hash128> hashes;
-  std::vector<int32_t> slot;  // signature slot per doc; -1: empty normalised text
-  std::vector<uint32_t> raw_bytes;
-  std::vector<int64_t> doc_line;     // piece-relative line of each doc
-  std::vector<int64_t> piece_docs;   // first doc of each piece, and one past the last
-  std::vector<std::string> ids;      // JSON text of the id field, "" when absent
-  std::vector<uint32_t> signatures;  // slots x num_perm
-  std::vector<std::vector<uint64_t>> shingle_sets;  // per slot, with dedup.verify: exact
-  int64_t slots = 0;
-  int64_t local_exact_skipped = 0;  // signatures not computed: same hash seen on this rank
-  // Wall seconds of the two sketch steps (inside read+sketch) and the text bytes they saw.
-  double normalise_seconds = 0, signature_seconds = 0;
-  uint64_t text_bytes = 0, signature_text_bytes = 0;
-  BadLog bad;
-};
-
 // Reads this rank's pieces and sketches every good record: exact hash always; signature
 // (and shingle set) once per distinct normalised text of this rank.
 void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& read,
                      const KeepPolicy& keep, const dd::MinHasher& minhash, bool keep_sets,
-                     LocalCorpus& corpus, const std::function<void(int64_t, int64_t)>& progress) {
+                     bool near, DedupTexts keep_texts, LocalCorpus& corpus,
+                     const std::function<void(int64_t, int64_t)>& progress) {
   const dd::NormaliseOptions norm = dedup_normalise_options(config);
   const int ngram = config.dedup.ngram;
   const int perms = minhash.num_perm();
-  const bool near = config.dedup.near;
   std::unordered_map<dd::Hash128, int32_t, HashKey, HashEq> seen;
 
   // A batch of records: texts sketched in parallel, then slots assigned in order.
@@ -261,6 +221,8 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
     }
     corpus.signature_seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
+    if (keep_texts.normalised)
+      for (int64_t i = 0; i < n; ++i) corpus.texts.push_back(std::move(normalised[i]));
     texts.clear();
     batch_bytes = 0;
   };
@@ -282,6 +244,7 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
               rec.raw.size() + (read.format == io::TextFormat::kJsonl ? 1 : 2)));
           corpus.ids.emplace_back(rec.id);
           corpus.doc_line.push_back(rec.line);
+          if (keep_texts.raw) corpus.raw.emplace_back(rec.raw);
           texts.emplace_back(rec.text);
           batch_bytes += rec.text.size();
           if (texts.size() >= kBatchDocs || batch_bytes >= kBatchBytes) flush();
@@ -294,7 +257,8 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
   flush();
 }
 
-// Rank r holds global rows [begins[r], begins[r+1]).
+}  // namespace
+
 int owner_of(const std::vector<int64_t>& begins, uint64_t row) {
   const auto it = std::upper_bound(begins.begin(), begins.end(), static_cast<int64_t>(row));
   return static_cast<int>(it - begins.begin()) - 1;
@@ -331,80 +295,75 @@ std::unordered_map<uint64_t, std::string> fetch_by_row(
   return out;
 }
 
-struct FinalVerdict {
-  uint64_t row, cluster, representative;
-  bool near;
-  double similarity;
-};
-
 std::string part_name(int rank, io::TextFormat format) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "part-%05d", rank);
   return std::string(buf) + (format == io::TextFormat::kJsonl ? ".jsonl" : "");
 }
 
-// Writes `text` with an ofstream; throws naming the file.
-class FileWriter {
- public:
-  explicit FileWriter(const std::string& path)
-      : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
-    if (!out_) throw std::runtime_error(path + ": cannot create: " + std::strerror(errno));
-    buf_.resize(1 << 20);
-    out_.rdbuf()->pubsetbuf(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-  }
-  void write(std::string_view s) { out_.write(s.data(), static_cast<std::streamsize>(s.size())); }
-  void close() {
-    out_.flush();
-    if (!out_) throw std::runtime_error(path_ + ": write failed: " + std::strerror(errno));
-    out_.close();
-  }
+FileWriter::FileWriter(const std::string& path)
+    : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
+  if (!out_) throw std::runtime_error(path + ": cannot create: " + std::strerror(errno));
+  buf_.resize(1 << 20);
+  out_.rdbuf()->pubsetbuf(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+}
+void FileWriter::write(std::string_view s) {
+  out_.write(s.data(), static_cast<std::streamsize>(s.size()));
+}
+void FileWriter::close() {
+  out_.flush();
+  if (!out_) throw std::runtime_error(path_ + ": write failed: " + std::strerror(errno));
+  out_.close();
+}
 
- private:
-  std::string path_;
-  std::vector<char> buf_;
-  std::ofstream out_;
-};
+void concat_parts(const std::string& parts_dir, int ranks, const std::string& path) {
+  io::publish_file(path, [&](const std::string& tmp) {
+    FileWriter out(tmp);
+    std::vector<char> buf(1 << 20);
+    for (int r = 0; r < ranks; ++r) {
+      std::ifstream in(parts_dir + "/" + part_name(r, io::TextFormat::kJsonl), std::ios::binary);
+      if (!in)
+        throw std::runtime_error(parts_dir + ": the part of rank " + std::to_string(r) +
+                                 " is missing");
+      while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        out.write(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+      }
+    }
+    out.close();
+  });
+  std::filesystem::remove_all(parts_dir);
+}
 
-}  // namespace
+size_t LocalCorpus::piece_of(int64_t i) const {
+  const auto it = std::upper_bound(piece_docs.begin(), piece_docs.end(), i);
+  return static_cast<size_t>(it - piece_docs.begin()) - 1;
+}
+
+int64_t LocalCorpus::file_line(int64_t i) const {
+  return piece_line_offset[piece_of(i)] + doc_line[static_cast<size_t>(i)] + 1;
+}
 
 // ---- the job --------------------------------------------------------------------------------
 
-int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
-  const std::string& dir = config.output.dir;
-  const int threads = pipeline::choose_threads(config, comm);
-  const auto progress = pipeline::make_progress_logger(comm.rank());
-  pipeline::StageLog log;
-  const KeepPolicy keep = parse_keep_policy(config);
-  const io::TextReadOptions read = dedup_read_options(config, keep);
-  const dd::LshParams lsh = config.dedup.near ? dedup_lsh_params(config) : dd::LshParams{};
-  dd::parse_punctuation(config.dedup.punctuation);
-  const bool exact_verify = config.dedup.verify == "exact";
-  const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
-                    dup_tmp = dir + "/duplicates.tmp";
-
-  // Results of an earlier run go first: a failed run leaves nothing that looks complete.
-  cluster::run_local_phase(comm, "prepare output.dir", [&] {
-    if (comm.rank() != 0) return;
-    pipeline::make_run_dir(dir);
-    for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp})
-      std::filesystem::remove_all(stale);
-    for (const char* stale :
-         {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
-      std::filesystem::remove(dir + "/" + stale);
-    std::filesystem::create_directories(kept_tmp);
-    std::filesystem::create_directories(dup_tmp);
-    io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
-  });
-
+DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config,
+                             const io::TextReadOptions& read, const KeepPolicy& keep,
+                             int threads, bool dedup, DedupTexts keep_texts,
+                             pipeline::StageLog& log, const stages::ProgressFn& progress) {
+  DedupedCorpus out;
+  const bool near_on = dedup && config.dedup.near;
+  const dd::LshParams lsh = near_on ? dedup_lsh_params(config) : dd::LshParams{};
+  out.lsh = lsh;
+  const bool exact_verify = near_on && config.dedup.verify == "exact";
+  LocalCorpus& corpus = out.corpus;
   // ---- read and sketch ----
   log.begin("read+sketch");
-  LocalCorpus corpus;
-  const dd::MinHasher minhash(config.dedup.near ? lsh.width() : 1,
+  const dd::MinHasher minhash(near_on ? lsh.width() : 1,
                               static_cast<uint32_t>(config.dedup.seed));
   cluster::run_local_phase(comm, "read input", [&] {
     corpus.files = io::stat_text_files(config.input.paths);
     corpus.pieces = io::plan_text_pieces(corpus.files, read.format, comm.rank(), comm.size());
-    read_and_sketch(config, read, keep, minhash, exact_verify, corpus,
+    read_and_sketch(config, read, keep, minhash, exact_verify, near_on, keep_texts, corpus,
                     [&](int64_t done, int64_t total) {
                       if (progress) progress("read+sketch: files", done, total);
                     });
@@ -413,7 +372,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   const auto local_docs = static_cast<int64_t>(corpus.hashes.size());
 
   // Global rows: a prefix sum of the ranks' record counts.
-  std::vector<int64_t> begins(static_cast<size_t>(comm.size()) + 1, 0);
+  std::vector<int64_t>& begins = out.begins;
+  begins.assign(static_cast<size_t>(comm.size()) + 1, 0);
   {
     cluster::Bytes mine;
     put(mine, local_docs);
@@ -440,8 +400,20 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           {{"piece", key.first}, {"kind", key.second}, {"count", entry.count}, {"first", first}});
     }
     const std::string text = mine.dump();
-    const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
+    const auto parts = comm.allgather(cluster::Bytes(text.begin(), text.end()));
     bad_total = comm.sum(corpus.bad.total);
+    {  // each piece's first line in its file: the lines of that file in earlier ranks' pieces
+      std::map<int, int64_t> earlier;
+      for (int r = 0; r < comm.rank(); ++r) {
+        const auto& part = parts[static_cast<size_t>(r)];
+        const auto j = nlohmann::json::parse(std::string(part.begin(), part.end()));
+        for (const auto& piece : j["pieces"]) earlier[piece[0].get<int>()] += piece[1].get<int64_t>();
+      }
+      for (size_t p = 0; p < corpus.pieces.size(); ++p) {
+        corpus.piece_line_offset.push_back(earlier[corpus.pieces[p].file]);
+        earlier[corpus.pieces[p].file] += corpus.piece_lines[p];
+      }
+    }
     std::string first_error;  // strict mode: the first bad record in corpus order
     if (comm.rank() == 0) {
       std::map<int, int64_t> file_lines;  // lines of the file in earlier ranks' pieces
@@ -516,7 +488,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   std::vector<dd::DocRef> docs(static_cast<size_t>(local_docs));
   for (int64_t i = 0; i < local_docs; ++i)
     docs[i] = dd::DocRef{static_cast<uint64_t>(range.begin + i), corpus.keep_score[i]};
-  const std::vector<dd::Verdict> exact = dd::exact_duplicates(comm, range, docs, corpus.hashes);
+  const std::vector<dd::Verdict> exact =
+      dedup ? dd::exact_duplicates(comm, range, docs, corpus.hashes) : std::vector<dd::Verdict>{};
   log.end();
   const int64_t exact_removed = comm.sum(static_cast<int64_t>(exact.size()));
   spdlog::info("exact: {} exact duplicate(s) removed", exact_removed);
@@ -526,7 +499,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   std::vector<dd::Verdict> near;
   dd::NearStats near_stats;
   int64_t split_off = 0;  // dedup.clusters: star: chained members kept
-  if (config.dedup.near) {
+  if (near_on) {
     std::vector<char> removed(static_cast<size_t>(local_docs), 0);
     for (const auto& v : exact) removed[v.row - range.begin] = 1;
     // The survivors' signatures in row order. Survivors have distinct hashes, so distinct
@@ -578,7 +551,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   log.end();
   const int64_t near_removed = comm.sum(static_cast<int64_t>(near.size()));
   split_off = comm.sum(split_off);
-  if (config.dedup.near)
+  if (near_on)
     spdlog::info(
         "near: {} near duplicate(s) removed ({} bands x {} rows, threshold {}, clusters {}{}); {} "
         "candidate pair(s), {} verified",
@@ -672,6 +645,63 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     largest_cluster = static_cast<int64_t>(comm.max(static_cast<double>(largest)));
   }
   log.end();
+
+  out.range = range;
+  out.total_docs = total_docs;
+  out.local_bytes_in = local_bytes_in;
+  out.bad_report = std::move(bad_report);
+  out.bad_total = bad_total;
+  out.exact_removed = exact_removed;
+  out.near_removed = near_removed;
+  out.split_off = split_off;
+  out.near_stats = near_stats;
+  out.verdicts = std::move(verdicts);
+  out.clusters = clusters;
+  out.largest_cluster = largest_cluster;
+  return out;
+}
+
+int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
+  const std::string& dir = config.output.dir;
+  const int threads = pipeline::choose_threads(config, comm);
+  const auto progress = pipeline::make_progress_logger(comm.rank());
+  pipeline::StageLog log;
+  const KeepPolicy keep = parse_keep_policy(config);
+  const io::TextReadOptions read = dedup_read_options(config, keep);
+  const dd::LshParams lsh = config.dedup.near ? dedup_lsh_params(config) : dd::LshParams{};
+  dd::parse_punctuation(config.dedup.punctuation);
+  const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
+                    dup_tmp = dir + "/duplicates.tmp";
+
+  // Results of an earlier run go first: a failed run leaves nothing that looks complete.
+  cluster::run_local_phase(comm, "prepare output.dir", [&] {
+    if (comm.rank() != 0) return;
+    pipeline::make_run_dir(dir);
+    for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp})
+      std::filesystem::remove_all(stale);
+    for (const char* stale :
+         {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
+      std::filesystem::remove(dir + "/" + stale);
+    std::filesystem::create_directories(kept_tmp);
+    std::filesystem::create_directories(dup_tmp);
+    io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
+  });
+
+  DedupedCorpus deduped =
+      read_and_dedup(comm, config, read, keep, threads, true, DedupTexts{}, log, progress);
+  LocalCorpus& corpus = deduped.corpus;
+  const std::vector<int64_t>& begins = deduped.begins;
+  const cluster::RowRange range = deduped.range;
+  const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
+  const int64_t total_docs = deduped.total_docs;
+  const uint64_t local_bytes_in = deduped.local_bytes_in;
+  const nlohmann::json& bad_report = deduped.bad_report;
+  const int64_t bad_total = deduped.bad_total;
+  const int64_t exact_removed = deduped.exact_removed, near_removed = deduped.near_removed,
+                split_off = deduped.split_off, clusters = deduped.clusters,
+                largest_cluster = deduped.largest_cluster;
+  const dd::NearStats& near_stats = deduped.near_stats;
+  const std::vector<FinalVerdict>& verdicts = deduped.verdicts;
 
   // ---- outputs ----
   log.begin("write");

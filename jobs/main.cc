@@ -15,6 +15,7 @@
 #include "io/vector_file.h"
 #include "jobs/dedup.h"
 #include "jobs/jobs.h"
+#include "jobs/run.h"
 #include "pipeline/config.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/stop.h"
@@ -48,7 +49,38 @@ const Command kCommands[] = {
      sf::jobs::dedup_job, {}, false},
     {"dedup-quality", "after dedup: precision/recall of its duplicate pairs against exact Jaccard -> quality.json",
      sf::jobs::dedup_quality_job, {}, false},
+    {"run", "the whole pipeline: read, dedup, embed, train, semantic dedup, add, merge -> <output.dir>/index.faiss, ids.jsonl",
+     sf::jobs::run_job, {}, false},
 };
+
+// `shardforge query RUN_DIR TEXT`: one process, no MPI (see jobs/run.h).
+CLI::App* add_query_command(CLI::App& app, sf::jobs::QueryOptions& options) {
+  CLI::App* sub = app.add_subcommand(
+      "query", "embed a text as a `run` did and print its nearest documents in RUN_DIR");
+  sub->add_option("run_dir", options.run_dir, "output.dir of a `shardforge run`")->required();
+  sub->add_option("text", options.text, "the query text")->required();
+  sub->add_option("-k", options.k, "neighbours printed")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--nprobe", options.nprobe, "inverted lists searched")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--chars", options.snippet_chars, "characters of each neighbour's text")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  return sub;
+}
+
+int run_query(const sf::jobs::QueryOptions& options) {
+  sf::pipeline::setup_logging(0, 1, false);
+  try {
+    return sf::jobs::query_job(options);
+  } catch (const sf::pipeline::ConfigError& e) {
+    spdlog::error("config: {}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::error("query: {}", e.what());
+    return 1;
+  }
+}
 
 // Declares `submit` and its flags; the flags fill `options`. --command takes any command above.
 CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
@@ -135,12 +167,15 @@ int main(int argc, char** argv) {
   }
   sf::jobs::SubmitOptions submit;
   CLI::App* submit_cmd = add_submit_command(app, config_path, overrides, submit);
+  sf::jobs::QueryOptions query;
+  CLI::App* query_cmd = add_query_command(app, query);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (submit_cmd->parsed()) return run_submit(config_path, overrides, submit);
+  if (query_cmd->parsed()) return run_query(query);
 
   sf::cluster::MpiSession mpi(&argc, &argv);
   sf::cluster::Comm& comm = mpi.world();

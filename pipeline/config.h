@@ -50,6 +50,30 @@ struct DedupConfig {
   bool fold_digits = false;     // every digit becomes 0
 };
 
+// `shardforge run`: which stages run after reading (embedding always runs), and the options
+// of the embedding and semantic dedup stages.
+struct RunConfig {
+  bool dedup = true;     // exact + near dedup (dedup.*) before embedding
+  bool semdedup = true;  // semantic dedup inside the inverted lists (semdedup.*)
+  bool index = true;     // add + merge -> index.faiss (false: train for semdedup only)
+  bool eval = false;     // recall of index.faiss for a sample of its own documents (eval.*)
+};
+
+struct EmbedConfig {
+  std::string method = "hashed";  // hashed | precomputed
+  int dim = 0;                    // 0: the method's own (hashed: 256; precomputed: the data's)
+  int64_t seed = 0;               // hashed: feature hashing seed
+  std::string vectors;            // precomputed: HDF5 / .npy / fvecs file, one row per document
+  std::string vectors_dataset = "embeddings";  // its HDF5 dataset
+  std::string vectors_field;      // precomputed: JSONL field holding the vector instead
+  int64_t batch = 1024;           // documents per embed() call
+};
+
+struct SemDedupConfig {
+  double eps = 0.05;  // duplicates: cosine >= 1 - eps inside one inverted list
+  std::vector<double> report_eps = {0.01, 0.02, 0.05, 0.1, 0.2};  // counted in run.json only
+};
+
 struct IndexConfig {
   std::string factory;            // FAISS factory string (required by build); an IndexIVF
   std::string metric = "l2";      // l2|ip
@@ -122,6 +146,9 @@ struct Config {
   SearchConfig search;
   SlurmConfig slurm;
   DedupConfig dedup;
+  RunConfig run;
+  EmbedConfig embed;
+  SemDedupConfig semdedup;
   uint64_t seed = 1234;
   int threads = 0;  // OpenMP threads per rank; 0 = cores on this node / ranks on this node
   YAML::Node resolved;  // the effective config (file + overrides), as written to the run dir

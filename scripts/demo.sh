@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian 12 machine (as root): install the dependencies,
 # build, then build one global IVF index of Fashion-MNIST (60,000 x 784, from the Debian
-# package dataset-fashion-mnist) with 2 MPI ranks and print the recall table; then
-# deduplicate the fortune cookies (Debian packages fortunes + fortunes-min) on the same ranks
-# and print what was removed.
+# package dataset-fashion-mnist) with 2 MPI ranks and print the recall table; then the text
+# pipeline, `shardforge run`, on the fortune cookies (Debian packages fortunes + fortunes-min)
+# on the same ranks: read, exact + near dedup, embed, train, semantic dedup, add, merge; and a
+# few example queries with their nearest fortunes.
 #   RANKS=4 scripts/demo.sh        more ranks (oversubscribed on a small machine)
 #   CONFIG=configs/x.yaml scripts/demo.sh
 set -euo pipefail
@@ -18,9 +19,15 @@ run() { mpirun -np "$ranks" --oversubscribe --bind-to none -x OMP_NUM_THREADS="$
 run build "$config"
 run eval "$config"
 build/jobs/shardforge info "$config"
-# Step 2 (a few seconds): exact and near-duplicate removal over the ~15,000 fortune cookies.
+# Step 2 (a few seconds): the whole text pipeline over the ~15,000 fortune cookies, then queries.
 if [[ -r /usr/share/games/fortunes/fortunes ]]; then
-  run dedup configs/fortunes-dedup.yaml
-  echo "first duplicates found (runs/fortunes-dedup/duplicates.jsonl):"
-  head -n 5 runs/fortunes-dedup/duplicates.jsonl
+  run run configs/fortunes-run.yaml
+  echo "first duplicates found (runs/fortunes/duplicates.jsonl):"
+  head -n 3 runs/fortunes/duplicates.jsonl
+  grep -m 2 '"semantic"' runs/fortunes/duplicates.jsonl || true
+  for q in "A penny saved is a penny earned." \
+           "The early bird catches the worm." \
+           "To be or not to be, that is the question."; do
+    build/jobs/shardforge query runs/fortunes "$q" -k 3
+  done
 fi

@@ -122,16 +122,36 @@ std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
     std::vector<float> sims(n);
     std::vector<int64_t> nearest(n, -1);  // most similar earlier member
     std::vector<double> best(n, -std::numeric_limits<double>::infinity());
-    for (size_t j = 1; j < n; ++j) {
-      // FAISS's SIMD inner products against the j earlier members (one row of the upper
-      // triangle); a GEMM would batch rows, but a row at a time keeps memory at O(n).
-      faiss::fvec_inner_products_ny(sims.data(), block.data() + j * d, block.data(), d, j);
-      for (size_t i = 0; i < j; ++i)
-        if (sims[i] > best[j]) {
-          best[j] = sims[i];
-          nearest[j] = static_cast<int64_t>(i);
+    // Tiles of kTile rows: each row's best among the members before its tile in one
+    // knn_inner_product call (BLAS for the bulk of the pairs), then among the earlier rows of
+    // its own tile (SIMD inner products). Shapes depend only on the list size, so the result
+    // is the same for any number of ranks. Memory: O(kTile) per thread beyond the list.
+    constexpr size_t kTile = 256;
+    std::vector<float> tile_best(kTile);
+    std::vector<int64_t> tile_nearest(kTile);
+    for (size_t t0 = 0; t0 < n; t0 += kTile) {
+      const size_t t1 = std::min(n, t0 + kTile);
+      if (t0 > 0) {
+        faiss::knn_inner_product(block.data() + t0 * d, block.data(), d, t1 - t0, t0, 1,
+                                 tile_best.data(), tile_nearest.data());
+        for (size_t j = t0; j < t1; ++j) {
+          best[j] = tile_best[j - t0];
+          nearest[j] = tile_nearest[j - t0];
         }
-      pairs += static_cast<int64_t>(j);
+      }
+      for (size_t j = std::max<size_t>(t0, 1); j < t1; ++j) {
+        const size_t m = j - t0;  // earlier rows of the tile
+        if (m > 0) {
+          faiss::fvec_inner_products_ny(sims.data(), block.data() + j * d, block.data() + t0 * d,
+                                        d, m);
+          for (size_t i = 0; i < m; ++i)
+            if (sims[i] > best[j]) {
+              best[j] = sims[i];
+              nearest[j] = static_cast<int64_t>(t0 + i);
+            }
+        }
+        pairs += static_cast<int64_t>(j);
+      }
     }
     for (size_t j = 0; j < n; ++j) {
       const Member& m = members[order[begin + j]];

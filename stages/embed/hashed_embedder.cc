@@ -77,10 +77,18 @@ void HashedEmbedder::term_weights(std::string_view text, float* out) const {
 void HashedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
   const std::vector<std::string_view>& texts = docs.texts;
   std::vector<int64_t> df(static_cast<size_t>(dim_) + 1, 0);  // last slot: document count
-  std::vector<float> weights(static_cast<size_t>(dim_));
-  for (std::string_view text : texts) {
-    term_weights(text, weights.data());
-    for (int b = 0; b < dim_; ++b) df[b] += weights[b] != 0.0f ? 1 : 0;
+  const auto n = static_cast<int64_t>(texts.size());
+#pragma omp parallel
+  {
+    std::vector<int64_t> mine(static_cast<size_t>(dim_), 0);  // counts: the sum is exact
+    std::vector<float> weights(static_cast<size_t>(dim_));
+#pragma omp for schedule(dynamic, 256) nowait
+    for (int64_t i = 0; i < n; ++i) {
+      term_weights(texts[static_cast<size_t>(i)], weights.data());
+      for (int b = 0; b < dim_; ++b) mine[b] += weights[b] != 0.0f ? 1 : 0;
+    }
+#pragma omp critical
+    for (int b = 0; b < dim_; ++b) df[b] += mine[b];
   }
   df[dim_] = static_cast<int64_t>(texts.size());
   comm.allreduce_sum(df.data(), df.size());

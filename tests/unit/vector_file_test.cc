@@ -1002,5 +1002,18 @@ TEST(MemoryRows, ACorpusOfOneRanksRowsInMemory) {
   EXPECT_THROW(bad_corpus.read(0, 2, out.data()), InputError);
 }
 
+TEST(MemoryRows, AViewReadsTheCallersRowsWithoutACopy) {
+  std::vector<float> held = {1, 2, 3, 4, 5, 6};  // rows 4..6 of a 10 x 2 matrix
+  std::vector<std::unique_ptr<VectorFile>> files;
+  files.push_back(make_memory_view("embeddings", 10, 2, 4, held.data(), 3));
+  VectorCorpus corpus(std::move(files));
+  std::vector<float> out(4);
+  held[2] = 30;  // the view sees the caller's data
+  corpus.read(5, 2, out.data());
+  EXPECT_EQ(out, (std::vector<float>{30, 4, 5, 6}));
+  EXPECT_THROW(corpus.read(6, 2, out.data()), std::logic_error);
+  EXPECT_THROW(make_memory_view("x", 3, 2, 2, held.data(), 2), std::logic_error);  // past the end
+}
+
 }  // namespace
 }  // namespace sf::io

@@ -1,0 +1,61 @@
+// `shardforge run` and `shardforge query`.
+//
+// run (collective): the whole pipeline from one config, in one job. Every rank reads its share
+// of input.paths once (jobs/dedup_core.h); unless run.dedup is false, exact and near
+// duplicates are removed as `dedup` does; the survivors are embedded (embed.*, stages/embed)
+// with the embedder fitted on the whole corpus; their vectors (L2-normalised) move to
+// block-aligned row ranges of the survivors' dense numbering, so that training and adding see
+// the same rows for any rank count; the index (index.factory, or IVF<~sqrt(n)>,Flat when empty)
+// is trained; unless run.semdedup is false, each vector is assigned to its inverted list and
+// semantic duplicates are removed inside each list (stages/dedup/semantic.h, semdedup.*);
+// unless run.index is false, the remaining vectors are added, with their dense numbers as ids,
+// and the shards merged; with run.eval, the merged index is searched (rank 0) with a sample of
+// its own vectors and scored against their exact neighbours (stages/eval.h). Outputs in
+// output.dir, published once all ranks succeeded:
+//   index.faiss       the merged index (run.index)
+//   ids.jsonl         line k: {"index_id": k, "id": <id field or row>, "row", "file", "line"}
+//                     (line: 1-based line of the record's first line in file); version
+//                     kIdsFormatVersion, recorded in run.json
+//   duplicates.jsonl  every removed document in row order, as `dedup` writes it, with reason
+//                     "exact", "near" or "semantic" (cluster = representative for semantic)
+//   embedder.json     the fitted embedder's state (stages/embed/embedder.h), for `query`
+//   eval.json         run.eval: as `shardforge eval` writes it
+//   run.json          "run": per-stage seconds and peak RSS per rank, counts (incl. semantic
+//                     removals at every semdedup.report_eps), bad input per file
+//   config.yaml       the effective config
+// The index is the same bytes, and ids.jsonl the same, for any number of ranks.
+#pragma once
+
+#include <string>
+
+#include "cluster/comm.h"
+#include "pipeline/config.h"
+#include "stages/embed/embedder.h"
+
+namespace sf::jobs {
+
+constexpr int kIdsFormatVersion = 1;
+
+// Collective. See above. Returns 0; agreed failures come out as cluster::PhaseError.
+int run_job(cluster::Comm& comm, const pipeline::Config& config);
+
+// embed.* -> stage options.
+stages::embed::EmbedOptions run_embed_options(const pipeline::Config& config);
+// "IVF<n>,Flat" with n about sqrt(rows), at least 39 rows per list, n >= 1.
+std::string auto_factory(int64_t rows);
+
+struct QueryOptions {
+  std::string run_dir;
+  std::string text;
+  int k = 5;
+  int nprobe = 8;
+  int snippet_chars = 100;  // characters of each neighbour's text printed
+};
+
+// `shardforge query`: one process, no MPI. Loads <run_dir>/config.yaml, embedder.json,
+// index.faiss and ids.jsonl; normalises and embeds `text` as the run did; prints the k nearest
+// documents (rank, distance, id, file:line, the start of their text read back from the input
+// file). Returns 0. Throws std::runtime_error naming a missing or bad run-directory file.
+int query_job(const QueryOptions& options);
+
+}  // namespace sf::jobs

@@ -1,0 +1,525 @@
+// `shardforge run`: read -> exact + near dedup -> embed -> train -> semantic dedup -> add ->
+// merge, in one job. See jobs/run.h.
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexPreTransform.h>
+#include <malloc.h>
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
+#include "io/index_file.h"
+#include "io/vector_file.h"
+#include "jobs/dedup.h"
+#include "jobs/dedup_core.h"
+#include "jobs/jobs.h"
+#include "jobs/run.h"
+#include "pipeline/run_dir.h"
+#include "stages/batches.h"
+#include "stages/build.h"
+#include "stages/dedup/semantic.h"
+#include "stages/embed/embedder.h"
+#include "stages/eval.h"
+#include "stages/ivf_index.h"
+#include "stages/merge.h"
+#include "stages/train.h"
+
+namespace sf::jobs {
+
+namespace dd = stages::dedup;
+namespace em = stages::embed;
+
+stages::embed::EmbedOptions run_embed_options(const pipeline::Config& config) {
+  em::EmbedOptions o;
+  o.method = config.embed.method;
+  o.dim = config.embed.dim;
+  o.seed = static_cast<uint64_t>(config.embed.seed);
+  o.vectors = config.embed.vectors;
+  o.vectors_dataset = config.embed.vectors_dataset;
+  o.vectors_field = config.embed.vectors_field;
+  return o;
+}
+
+std::string auto_factory(int64_t rows) {
+  // About sqrt(rows) lists, with at least 39 training rows per list (FAISS's minimum).
+  int64_t nlist = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(rows))));
+  nlist = std::max<int64_t>(1, std::min(nlist, rows / 39));
+  return "IVF" + std::to_string(nlist) + ",Flat";
+}
+
+namespace {
+
+struct SurvivorRef {  // travels with its vector to the block-aligned ranges
+  uint64_t row;
+  double keep_score;
+};
+
+struct SemanticMsg {  // a semantic verdict, back to the document's reading rank
+  uint64_t row, representative;
+  double similarity;
+};
+
+void l2_normalise(float* v, int dim) {
+  double s = 0;
+  for (int j = 0; j < dim; ++j) s += static_cast<double>(v[j]) * v[j];
+  if (s <= 0) return;
+  const auto inv = static_cast<float>(1.0 / std::sqrt(s));
+  for (int j = 0; j < dim; ++j) v[j] *= inv;
+}
+
+// Collective: the first position of this rank's `count` items in the sequence of all ranks'.
+int64_t exclusive_prefix(cluster::Comm& comm, int64_t count, int64_t* total) {
+  const auto* p = reinterpret_cast<const char*>(&count);
+  const auto all = comm.allgather(cluster::Bytes(p, p + sizeof(count)));
+  int64_t before = 0, sum = 0;
+  for (size_t r = 0; r < all.size(); ++r) {
+    int64_t n;
+    std::memcpy(&n, all[r].data(), sizeof(n));
+    if (static_cast<int>(r) < comm.rank()) before += n;
+    sum += n;
+  }
+  if (total) *total = sum;
+  return before;
+}
+
+std::string json_string(const std::string& s) { return nlohmann::json(s).dump(); }
+
+nlohmann::json optional_json(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+// Collective. Recall of the merged index (on rank 0) for queries that are a sample of its own
+// vectors (evenly spaced index ids, at most eval.max_queries, default 1000), against their
+// exact neighbours over all indexed vectors (computed across the ranks). Prints the table on
+// rank 0 and returns eval.json's content (rank 0; null elsewhere).
+nlohmann::json run_eval(cluster::Comm& comm, const pipeline::Config& config, faiss::Index& index,
+                        io::VectorCorpus& rows, cluster::RowRange range, int64_t indexed, int dim,
+                        int threads) {
+  const int64_t nq = std::min<int64_t>(
+      indexed, config.eval.max_queries > 0 ? config.eval.max_queries : 1000);
+  std::vector<float> mine;
+  cluster::run_local_phase(comm, "eval: queries", [&] {
+    for (int64_t q = 0; q < nq; ++q) {
+      const int64_t id = q * indexed / nq;
+      if (id < range.begin || id >= range.end) continue;
+      mine.resize(mine.size() + static_cast<size_t>(dim));
+      rows.read(id, 1, mine.data() + mine.size() - static_cast<size_t>(dim));
+    }
+  });
+  std::vector<float> queries;
+  {
+    const auto* p = reinterpret_cast<const char*>(mine.data());
+    for (const auto& part : comm.allgather(cluster::Bytes(p, p + mine.size() * sizeof(float)))) {
+      const size_t n = part.size() / sizeof(float);
+      queries.resize(queries.size() + n);
+      std::memcpy(queries.data() + queries.size() - n, part.data(), part.size());
+    }
+  }
+  const int k = static_cast<int>(std::min<int64_t>(std::max(config.eval.k, 100), indexed));
+  const stages::Neighbours truth =
+      stages::exact_neighbours(comm, rows, range, queries.data(), nq, k,
+                               config.index.metric == "ip", config.input.batch_rows);
+  std::vector<stages::EvalPoint> points;
+  cluster::run_local_phase(comm, "eval: search", [&] {
+    if (comm.rank() != 0) return;
+    auto one = cluster::make_serial_comm();  // rank 0 alone holds the merged index
+    points = stages::evaluate_index(*one, index, queries.data(), nq, truth, config.eval.k,
+                                    config.eval.nprobe);
+  });
+  if (comm.rank() != 0) return nullptr;
+  nlohmann::json results = nlohmann::json::array();
+  std::printf("eval: %lld queries (indexed documents), exact ground truth\n%8s %9s %9s %10s %12s\n",
+              static_cast<long long>(nq), "nprobe", "recall@1", "recall@10", "recall@100", "qps");
+  auto cell = [](const std::optional<double>& v) {
+    char buf[32];
+    if (v) std::snprintf(buf, sizeof(buf), "%.4f", *v); else std::snprintf(buf, sizeof(buf), "-");
+    return std::string(buf);
+  };
+  for (const auto& p : points) {
+    results.push_back({{"nprobe", p.nprobe},
+                       {"recall@1", optional_json(p.recall_at_1)},
+                       {"recall@10", optional_json(p.recall_at_10)},
+                       {"recall@100", optional_json(p.recall_at_100)},
+                       {"qps", p.qps}});
+    std::printf("%8d %9s %9s %10s %12.1f\n", p.nprobe, cell(p.recall_at_1).c_str(),
+                cell(p.recall_at_10).c_str(), cell(p.recall_at_100).c_str(), p.qps);
+  }
+  std::fflush(stdout);
+  return {{"k", config.eval.k},
+          {"queries", nq},
+          {"ground_truth", "exact (queries: indexed documents, evenly spaced ids)"},
+          {"ranks", comm.size()},
+          {"threads_per_rank", threads},
+          {"results", results}};
+}
+
+}  // namespace
+
+int run_job(cluster::Comm& comm, const pipeline::Config& config) {
+  const std::string& dir = config.output.dir;
+  const int threads = pipeline::choose_threads(config, comm);
+  const auto progress = pipeline::make_progress_logger(comm.rank());
+  pipeline::StageLog log;
+  const KeepPolicy keep = parse_keep_policy(config);
+  const io::TextReadOptions read = dedup_read_options(config, keep);
+  if (config.run.dedup && config.dedup.near) dedup_lsh_params(config);
+  dd::parse_punctuation(config.dedup.punctuation);
+  const std::string tmp_dir = dir + "/run.tmp";
+
+  // The embedder first: a bad embed.* is a config error before anything is read. Config
+  // checks give the same answer on every rank, so they throw ConfigError (exit 2) directly.
+  std::unique_ptr<em::Embedder> embedder;
+  std::exception_ptr open_error;  // e.g. an unreadable embed.vectors file
+  try {
+    embedder = em::make_embedder(run_embed_options(config));
+  } catch (const std::invalid_argument& e) {
+    throw pipeline::ConfigError(config.source + ": " + e.what());
+  } catch (...) {
+    open_error = std::current_exception();
+  }
+  cluster::agree(comm, "open embed.vectors", open_error);
+  if (config.run.eval && !config.run.index)
+    throw pipeline::ConfigError(config.source + ": run.eval needs run.index (an index to evaluate)");
+  if (!config.embed.vectors_field.empty() && read.format != io::TextFormat::kJsonl)
+    throw pipeline::ConfigError(config.source + ": embed.vectors_field needs input.format jsonl");
+  if (!config.index.factory.empty()) {
+    try {
+      stages::make_ivf_index(std::max(1, embedder->dim()), config.index.factory,
+                             config.index.metric == "ip");
+    } catch (const std::invalid_argument& e) {
+      throw pipeline::ConfigError(config.source + ": index.factory: " + e.what());
+    }
+  }
+
+  // Results of an earlier run go first: a failed run leaves nothing that looks complete.
+  cluster::run_local_phase(comm, "prepare output.dir", [&] {
+    if (comm.rank() != 0) return;
+    pipeline::make_run_dir(dir);
+    std::filesystem::remove_all(tmp_dir);
+    for (const char* stale : {"run.json", "index.faiss", "ids.jsonl", "duplicates.jsonl",
+                              "embedder.json", "eval.json"})
+      std::filesystem::remove(dir + "/" + stale);
+    std::filesystem::create_directories(tmp_dir + "/ids");
+    std::filesystem::create_directories(tmp_dir + "/duplicates");
+    io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
+  });
+
+  // ---- read, exact + near dedup (the corpus is read once; texts stay for the embedder) ----
+  DedupTexts texts;
+  texts.normalised = true;
+  texts.raw = !config.embed.vectors_field.empty();
+  DedupedCorpus deduped =
+      read_and_dedup(comm, config, read, keep, threads, config.run.dedup, texts, log, progress);
+  LocalCorpus& corpus = deduped.corpus;
+  const std::vector<int64_t>& begins = deduped.begins;
+  const cluster::RowRange range = deduped.range;
+  const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
+
+  // ---- embed: fit on every document (idf over the corpus), embed the dedup survivors ----
+  log.begin("embed.fit");
+  std::vector<char> removed(static_cast<size_t>(local_docs), 0);
+  for (const auto& v : deduped.verdicts) removed[v.row - range.begin] = 1;
+  std::vector<int64_t> surv;  // local docs that survived dedup
+  for (int64_t i = 0; i < local_docs; ++i)
+    if (!removed[i]) surv.push_back(i);
+  em::DocBatch all;
+  for (int64_t i = 0; i < local_docs; ++i) {
+    all.texts.emplace_back(corpus.texts[i]);
+    all.rows.push_back(range.begin + i);
+    if (texts.raw) all.raw.emplace_back(corpus.raw[i]);
+  }
+  embedder->fit(comm, all);
+  all = em::DocBatch{};
+  log.end();
+  log.begin("embed");
+  const int dim = embedder->dim();
+  std::vector<float> vectors(surv.size() * static_cast<size_t>(dim));
+  uint64_t embed_bytes = 0;
+  for (int64_t i : surv) embed_bytes += corpus.texts[i].size();
+  const auto t_embed = std::chrono::steady_clock::now();
+  cluster::run_local_phase(comm, "embed", [&] {
+    const auto batch = static_cast<int64_t>(config.embed.batch);
+    const auto n = static_cast<int64_t>(surv.size());
+    const int64_t batches = (n + batch - 1) / batch;
+    std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < batches; ++b) {
+      try {
+        em::DocBatch docs;
+        const int64_t lo = b * batch, hi = std::min(n, lo + batch);
+        for (int64_t k = lo; k < hi; ++k) {
+          const int64_t i = surv[k];
+          docs.texts.emplace_back(corpus.texts[i]);
+          docs.rows.push_back(range.begin + i);
+          if (texts.raw) docs.raw.emplace_back(corpus.raw[i]);
+        }
+        float* out = vectors.data() + lo * dim;
+        embedder->embed(docs, out);
+        for (int64_t k = lo; k < hi; ++k) l2_normalise(vectors.data() + k * dim, dim);
+      } catch (...) {
+#pragma omp critical
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  });
+  const double embed_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count();
+  std::vector<std::string>().swap(corpus.texts);
+  std::vector<std::string>().swap(corpus.raw);
+  malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
+  int64_t embedded = 0;
+  const int64_t surv_begin = exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
+  (void)surv_begin;
+  log.end();
+  // Throughput of embed() over all ranks: text bytes / the slowest rank's seconds.
+  const auto all_bytes = comm.sum(static_cast<int64_t>(embed_bytes));
+  const double slowest = comm.max(embed_seconds);
+  const double mb_per_s = slowest > 0 ? static_cast<double>(all_bytes) / 1e6 / slowest : 0.0;
+  spdlog::info("embed: {} documents x {} dims ({}): {:.1f} MB/s, {:.1f} MB/s per core", embedded,
+               dim, config.embed.method, mb_per_s, mb_per_s / (comm.size() * threads));
+
+  // ---- the survivors to block-aligned row ranges: every rank count sees the same rows ----
+  std::vector<SurvivorRef> refs;
+  for (int64_t i : surv)
+    refs.push_back({static_cast<uint64_t>(range.begin + i), corpus.keep_score[i]});
+  const cluster::RowRange target = stages::rank_rows(embedded, comm.rank(), comm.size());
+  vectors = cluster::redistribute_rows(comm, vectors, static_cast<size_t>(dim), target);
+  refs = cluster::redistribute_rows(comm, refs, 1, target);
+
+  // ---- train the index (coarse quantizer) on the survivors ----
+  const std::string factory =
+      config.index.factory.empty() ? auto_factory(embedded) : config.index.factory;
+  const bool train = config.run.semdedup || config.run.index;
+  if (train) cluster::run_local_phase(comm, "check index", [&] {
+    auto probe = stages::make_ivf_index(dim, factory, config.index.metric == "ip");
+    const auto nlist = static_cast<int64_t>(stages::find_ivf(probe.get())->nlist);
+    if (embedded < std::max<int64_t>(nlist, comm.size()))
+      throw io::InputError("only " + std::to_string(embedded) +
+                           " document(s) left after dedup: too few for index.factory '" +
+                           factory + "' (" + std::to_string(nlist) + " lists) on " +
+                           std::to_string(comm.size()) + " rank(s)");
+  });
+  log.begin("train");
+  std::unique_ptr<faiss::Index> index;
+  stages::TrainReport treport;
+  if (train) {
+    std::vector<std::unique_ptr<io::VectorFile>> files;
+    files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
+                                         vectors.data(), target.size()));
+    io::VectorCorpus rows(std::move(files));
+    stages::TrainOptions topt;
+    topt.factory = factory;
+    topt.inner_product = config.index.metric == "ip";
+    topt.train_size = config.index.train_size;
+    topt.kmeans_iterations = config.index.kmeans_iterations;
+    topt.codebook_sample = config.index.codebook_sample;
+    topt.seed = config.seed;
+    index = stages::train_index(comm, rows, target, topt, &treport, progress);
+  }
+  log.end();
+
+  // ---- semantic dedup inside the inverted lists ----
+  std::vector<SemanticMsg> semantic_local;  // verdicts of the documents held here
+  dd::SemanticStats sstats;
+  if (config.run.semdedup) {
+    log.begin("semdedup");
+    const auto n = static_cast<int64_t>(refs.size());
+    std::vector<faiss::Index::idx_t> lists(static_cast<size_t>(n), 0);
+    cluster::run_local_phase(comm, "assign", [&] {
+      const float* x = vectors.data();
+      std::unique_ptr<const float[]> transformed;
+      if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index.get())) {
+        const float* y = pt->apply_chain(n, x);
+        if (y != x) transformed.reset(y);
+        x = y;
+      }
+      if (n > 0) stages::find_ivf(index.get())->quantizer->assign(n, x, lists.data());
+    });
+    std::vector<dd::SemanticDoc> docs(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) docs[i] = {refs[i].row, lists[i], refs[i].keep_score};
+    dd::SemanticOptions sopt;
+    sopt.eps = config.semdedup.eps;
+    sopt.report_eps = config.semdedup.report_eps;
+    for (const auto& v : dd::semantic_duplicates(comm, docs, vectors.data(), dim, sopt, &sstats))
+      semantic_local.push_back({v.row, v.representative, v.similarity});
+    log.end();
+  }
+  const int64_t semantic_removed = comm.sum(static_cast<int64_t>(semantic_local.size()));
+
+  // ---- add the semantic survivors (index ids: their dense numbers), merge, eval ----
+  int64_t indexed = 0, ntotal = 0;
+  nlohmann::json eval_json;
+  {
+    std::vector<char> gone(refs.size(), 0);
+    for (const auto& v : semantic_local) {
+      const auto it = std::lower_bound(
+          refs.begin(), refs.end(), v.row,
+          [](const SurvivorRef& r, uint64_t row) { return r.row < row; });
+      gone[static_cast<size_t>(it - refs.begin())] = 1;
+    }
+    std::vector<float> kept;
+    for (size_t i = 0; i < refs.size(); ++i)
+      if (!gone[i]) kept.insert(kept.end(), vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim);
+    std::vector<float>().swap(vectors);
+    exclusive_prefix(comm, static_cast<int64_t>(kept.size() / dim), &indexed);
+    if (config.run.index) {
+      const cluster::RowRange final_range = stages::rank_rows(indexed, comm.rank(), comm.size());
+      kept = cluster::redistribute_rows(comm, kept, static_cast<size_t>(dim), final_range);
+      log.begin("add");
+      std::vector<std::unique_ptr<io::VectorFile>> files;
+      files.push_back(io::make_memory_rows("embeddings", indexed, dim, final_range.begin,
+                                           std::move(kept)));
+      io::VectorCorpus rows(std::move(files));
+      cluster::run_local_phase(comm, "add", [&] {
+        stages::add_shard(*index, rows, final_range, config.input.batch_rows, progress);
+      });
+      log.end();
+      log.begin("merge");
+      ntotal = stages::merge_shards(comm, *index);
+      log.end();
+      if (config.run.eval) {
+        log.begin("eval");
+        eval_json = run_eval(comm, config, *index, rows, final_range, indexed, dim, threads);
+        log.end();
+      }
+    }
+  }
+
+  // ---- semantic verdicts back to the reading ranks ----
+  std::vector<SemanticMsg> semantic;  // this rank's documents removed as semantic duplicates
+  {
+    std::vector<std::vector<SemanticMsg>> out(static_cast<size_t>(comm.size()));
+    for (const auto& v : semantic_local) out[owner_of(begins, v.row)].push_back(v);
+    for (auto& part : cluster::exchange(comm, out))
+      semantic.insert(semantic.end(), part.begin(), part.end());
+    std::sort(semantic.begin(), semantic.end(),
+              [](const SemanticMsg& a, const SemanticMsg& b) { return a.row < b.row; });
+    for (const auto& v : semantic) removed[v.row - range.begin] = 2;
+  }
+
+  // ---- outputs: parts per rank, then published by rank 0 ----
+  log.begin("write");
+  std::vector<uint64_t> wanted;
+  for (const auto& v : deduped.verdicts) {
+    wanted.push_back(v.cluster);
+    wanted.push_back(v.representative);
+  }
+  for (const auto& v : semantic) wanted.push_back(v.representative);
+  auto id_of_local = [&](uint64_t row) {
+    const std::string& id = corpus.ids[row - range.begin];
+    return id.empty() ? std::to_string(row) : id;
+  };
+  const auto ids = fetch_by_row(comm, begins, wanted, id_of_local);
+  int64_t final_local = 0;
+  for (int64_t i = 0; i < local_docs; ++i) final_local += removed[i] == 0;
+  const int64_t first_id = exclusive_prefix(comm, final_local, nullptr);
+  cluster::run_local_phase(comm, "write parts", [&] {
+    const std::string part = part_name(comm.rank(), io::TextFormat::kJsonl);
+    io::publish_file(tmp_dir + "/ids/" + part, [&](const std::string& tmp) {
+      FileWriter out(tmp);
+      int64_t next = first_id;
+      for (int64_t i = 0; i < local_docs; ++i) {
+        if (removed[i]) continue;
+        const auto row = static_cast<uint64_t>(range.begin + i);
+        out.write("{\"index_id\": " + std::to_string(next++) + ", \"id\": " + id_of_local(row) +
+                  ", \"row\": " + std::to_string(row) + ", \"file\": " +
+                  json_string(corpus.files[corpus.pieces[corpus.piece_of(i)].file].path) +
+                  ", \"line\": " + std::to_string(corpus.file_line(i)) + "}\n");
+      }
+      out.close();
+    });
+    io::publish_file(tmp_dir + "/duplicates/" + part, [&](const std::string& tmp) {
+      FileWriter out(tmp);
+      char sim[32];
+      size_t s = 0;
+      auto write_semantic = [&](const SemanticMsg& v) {
+        std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
+        const std::string& rep = ids.at(v.representative);
+        out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + rep +
+                  ", \"representative\": " + rep + ", \"reason\": \"semantic\", \"similarity\": " +
+                  sim + "}\n");
+      };
+      for (const auto& v : deduped.verdicts) {
+        while (s < semantic.size() && semantic[s].row < v.row) write_semantic(semantic[s++]);
+        std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
+        out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
+                  ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
+                  (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+      }
+      while (s < semantic.size()) write_semantic(semantic[s++]);
+      out.close();
+    });
+  });
+  log.end();
+
+  nlohmann::json semantic_counts = nlohmann::json::object();
+  for (size_t i = 0; i < sstats.eps.size(); ++i) {
+    char key[32];
+    std::snprintf(key, sizeof(key), "%g", sstats.eps[i]);
+    semantic_counts[key] = sstats.removed[i];
+  }
+  const int64_t total_docs = deduped.total_docs;
+  nlohmann::json summary = {
+      {"docs_in", total_docs},
+      {"bad_records", deduped.bad_total},
+      {"exact_duplicates", deduped.exact_removed},
+      {"near_duplicates", deduped.near_removed},
+      {"docs_embedded", embedded},
+      {"semantic_duplicates", semantic_removed},
+      {"semantic_removed_at_eps", semantic_counts},
+      {"semantic_lists", sstats.lists},
+      {"semantic_largest_list", sstats.largest_list},
+      {"semantic_pairs", sstats.pairs},
+      {"docs_kept", total_docs - deduped.exact_removed - deduped.near_removed - semantic_removed},
+      {"stages_run",
+       {{"dedup", config.run.dedup}, {"semdedup", config.run.semdedup}, {"index", config.run.index},
+        {"eval", config.run.eval}}},
+      {"embed", {{"method", config.embed.method}, {"dim", dim}, {"seed", config.embed.seed}}},
+      {"embed_throughput",
+       {{"docs", embedded},
+        {"text_bytes", all_bytes},
+        {"seconds", slowest},
+        {"mb_per_s", mb_per_s},
+        {"mb_per_s_per_core", mb_per_s / (comm.size() * threads)},
+        {"docs_per_s_per_core", slowest > 0 ? embedded / slowest / (comm.size() * threads) : 0.0}}},
+      {"factory", factory},
+      {"metric", config.index.metric},
+      {"nlist", treport.nlist},
+      {"ntotal", ntotal},
+      {"ids_format_version", kIdsFormatVersion},
+      {"bad_input", deduped.bad_report},
+      {"outputs",
+       config.run.index ? nlohmann::json{"index.faiss", "ids.jsonl", "duplicates.jsonl",
+                                         "embedder.json"}
+                        : nlohmann::json{"ids.jsonl", "duplicates.jsonl", "embedder.json"}}};
+  (void)indexed;
+  cluster::run_local_phase(comm, "publish", [&] {
+    if (comm.rank() != 0) return;
+    if (config.run.index) io::write_index_file(*index, dir + "/index.faiss");
+    concat_parts(tmp_dir + "/ids", comm.size(), dir + "/ids.jsonl");
+    concat_parts(tmp_dir + "/duplicates", comm.size(), dir + "/duplicates.jsonl");
+    io::publish_text(dir + "/embedder.json", embedder->state().dump() + "\n");
+    if (!eval_json.is_null()) io::publish_text(dir + "/eval.json", eval_json.dump(2) + "\n");
+    std::filesystem::remove_all(tmp_dir);
+  });
+  pipeline::write_run_json(comm, dir, "run", threads, log, summary);
+  spdlog::info(
+      "run: {} documents -> {} exact, {} near, {} semantic duplicates removed -> {} indexed "
+      "({}, {} dims); wrote {}/",
+      total_docs, deduped.exact_removed, deduped.near_removed, semantic_removed,
+      config.run.index ? ntotal : 0, factory, dim, dir);
+  return 0;
+}
+
+}  // namespace sf::jobs
