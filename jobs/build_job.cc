@@ -163,8 +163,7 @@ stages::PartitionOptions partition_options(const pipeline::Config& config) {
 void clear_lists(faiss::Index& index) {
   faiss::IndexIVF* ivf = stages::find_ivf(&index);
   ivf->invlists->reset();
-  ivf->ntotal = 0;
-  index.ntotal = 0;
+  stages::set_ntotal(index, 0);
 }
 
 // One unit of the add stage's loop: the ranks run the same number of steps (a rank with

@@ -5,6 +5,7 @@
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/invlists/InvertedLists.h>
+#include <omp.h>
 
 #include <stdexcept>
 
@@ -43,6 +44,25 @@ std::unique_ptr<faiss::Index> make_ivf_index(int d, const std::string& factory,
                                 "'IVF1024,PQ16np', 'IVF1024,SQ8', 'OPQ16,IVF1024,PQ16np', "
                                 "'PCA64,IVF1024,Flat', 'IVF1024_HNSW32,Flat'");
   return index;
+}
+
+void set_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal) {
+  index.ntotal = ntotal;
+  if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index)) set_ntotal(*pt->index, ntotal);
+}
+
+void fill_quantizer(faiss::IndexIVF& ivf, int64_t nlist, const float* centroids) {
+  ivf.quantizer->reset();
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  try {
+    ivf.quantizer->add(nlist, centroids);
+  } catch (...) {
+    omp_set_num_threads(saved);
+    throw;
+  }
+  omp_set_num_threads(saved);
+  ivf.quantizer->is_trained = true;
 }
 
 void set_nprobe(faiss::Index* index, int nprobe) {

@@ -23,4 +23,12 @@ const faiss::IndexIVF* find_ivf(const faiss::Index* index);
 // Sets nprobe on the IVF inside `index`.
 void set_nprobe(faiss::Index* index, int nprobe);
 
+// Sets ntotal of `index` and of every wrapper down to its IVF (IndexPreTransform keeps its
+// own count), after lists were filled or emptied directly.
+void set_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal);
+
+// Replaces the coarse quantizer's centroids with `centroids` (nlist x d) and marks it
+// trained. The add runs single-threaded: HNSW insertion is only deterministic then.
+void fill_quantizer(faiss::IndexIVF& ivf, int64_t nlist, const float* centroids);
+
 }  // namespace sf::stages

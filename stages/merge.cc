@@ -1,6 +1,5 @@
 #include "stages/merge.h"
 
-#include <faiss/IndexPreTransform.h>
 #include <faiss/invlists/InvertedLists.h>
 
 #include <cstring>
@@ -42,12 +41,6 @@ class Cursor {
   const cluster::Bytes& b_;
   size_t pos_ = 0;
 };
-
-// Keeps ntotal of the wrappers (IndexPreTransform) equal to the IVF's.
-void sync_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal) {
-  index.ntotal = ntotal;
-  if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index)) sync_ntotal(*pt->index, ntotal);
-}
 
 faiss::IndexIVF& ivf_of(faiss::Index& index) {
   faiss::IndexIVF* ivf = find_ivf(&index);
@@ -110,7 +103,7 @@ int64_t append_shard(faiss::Index& index, const cluster::Bytes& shard) {
     lists.add_entries(l, n, ids, codes);
     added += static_cast<int64_t>(n);
   }
-  sync_ntotal(index, ivf.ntotal + added);
+  set_ntotal(index, ivf.ntotal + added);
   return added;
 }
 
@@ -137,7 +130,7 @@ int64_t merge_shards(cluster::Comm& comm, faiss::Index& index) {
     try {
       cluster::Bytes shard = encode_shard(index);
       ivf_of(index).invlists->reset();
-      sync_ntotal(index, 0);
+      set_ntotal(index, 0);
       comm.send(shard, 0, kShardTag);
     } catch (...) {
       error = std::current_exception();

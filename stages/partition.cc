@@ -5,7 +5,6 @@
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/invlists/InvertedLists.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,6 +22,7 @@
 #include "stages/ivf_index.h"
 #include "stages/kmeans.h"
 #include "stages/list_scan.h"
+#include "stages/mix64.h"
 
 namespace sf::stages {
 namespace {
@@ -32,26 +32,8 @@ using cluster::Bytes;
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
 constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
 
-// SplitMix64 finaliser: a row's pseudo-random draw from its global id and the seed.
-uint64_t mix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-template <class F>
-void single_threaded(F&& fn) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  try {
-    fn();
-  } catch (...) {
-    omp_set_num_threads(saved);
-    throw;
-  }
-  omp_set_num_threads(saved);
-}
+// SplitMix64 (one step): a row's pseudo-random draw from its global id and the seed.
+uint64_t mix(uint64_t z) { return mix64(z + 0x9E3779B97F4A7C15ULL); }
 
 void put(Bytes& out, const void* data, size_t n) {
   if (n == 0) return;
@@ -83,11 +65,6 @@ class Reader {
   const Bytes& b_;
   size_t pos_ = 0;
 };
-
-void sync_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal) {
-  index.ntotal = ntotal;
-  if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index)) sync_ntotal(*pt->index, ntotal);
-}
 
 faiss::IndexIVF& ivf_of(faiss::Index& index) {
   faiss::IndexIVF* ivf = find_ivf(&index);
@@ -377,9 +354,7 @@ void set_coarse_centroids(faiss::Index& index, const std::vector<float>& centroi
   if (ivf.ntotal != 0) throw std::invalid_argument("set_coarse_centroids: the index is not empty");
   if (centroids.size() != static_cast<size_t>(nlist) * ivf.d)
     throw std::invalid_argument("set_coarse_centroids: wrong centroid table size");
-  ivf.quantizer->reset();
-  single_threaded([&] { ivf.quantizer->add(nlist, centroids.data()); });
-  ivf.quantizer->is_trained = true;
+  fill_quantizer(ivf, nlist, centroids.data());
   ivf.nlist = static_cast<size_t>(nlist);
   ivf.replace_invlists(new faiss::ArrayInvertedLists(ivf.nlist, ivf.code_size), true);
   if (auto* pq = dynamic_cast<faiss::IndexIVFPQ*>(&ivf); pq != nullptr && pq->by_residual)
@@ -817,7 +792,7 @@ std::unique_ptr<faiss::Index> make_shard_index(const faiss::Index& merged,
     dst.invlists->add_entries(j, n, ids.get(), codes.get());
     total += static_cast<int64_t>(n);
   }
-  sync_ntotal(*out, total);
+  set_ntotal(*out, total);
   return out;
 }
 

@@ -28,20 +28,6 @@ using cluster::Bytes;
 constexpr uint64_t kSampleSalt = 0x73616d706c65ULL;
 constexpr uint64_t kCodebookSalt = 0x636f6465626bULL;
 
-// Runs fn with OpenMP limited to one thread: HNSW insertion is only deterministic then.
-template <class F>
-void single_threaded(F&& fn) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  try {
-    fn();
-  } catch (...) {
-    omp_set_num_threads(saved);
-    throw;
-  }
-  omp_set_num_threads(saved);
-}
-
 Bytes to_bytes(const float* x, size_t n) {
   Bytes b(n * sizeof(float));
   if (n > 0) std::memcpy(b.data(), x, b.size());  // x may be null when n == 0
@@ -293,9 +279,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   report(progress, "train: k-means", options.kmeans_iterations, options.kmeans_iterations);
   cluster::run_local_phase(comm, "train: quantizer", [&] {
     if (comm.rank() != 0) return;
-    ivf->quantizer->reset();
-    single_threaded([&] { ivf->quantizer->add(nlist, kmeans.centroids.data()); });
-    ivf->quantizer->is_trained = true;
+    fill_quantizer(*ivf, nlist, kmeans.centroids.data());
     codebook_train = apply_transforms(*index, codebook_n, std::move(codebook_rows), d);
   });
   auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(ivf);
