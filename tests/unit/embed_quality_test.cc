@@ -3,7 +3,11 @@
 // tasks, each with an original Wikipedia text (orig) and answers in four categories (cut: copied, light / heavy: revised, non: written independently). For each
 // `cut` and `light` answer: among the other texts of the same task (original + all other
 // answers), is the nearest (cosine) the original? Texts are normalised as `run` does
-// (dedup.* defaults); the idf is fitted on all 100 texts.
+// (dedup.* defaults); the idf is fitted on all 100 texts. The missed cut answers are printed
+// with their nearest text. bench/clough_embed_study.py explains the figures: 4 of the 19 cut
+// answers share more text with another answer than with the original (they copied Wikipedia
+// text outside the excerpt given as the original), so no measure of shared content can exceed
+// 15/19 = 0.79, and the 0.9 cannot be met on this corpus.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,6 +68,9 @@ TEST(HashedEmbedderQuality, CloughNearestIsTheOriginal) {
   HashedEmbedder embedder(256, 0);
   auto comm = cluster::make_serial_comm();
   embedder.fit(*comm, batch);
+  // Per bucket: at dim 256 nearly every bucket is non-zero in every text, so nearly flat.
+  const auto [idf_min, idf_max] = std::minmax_element(embedder.idf().begin(), embedder.idf().end());
+  std::printf("clough, hashed dim 256: per-bucket idf %.3f .. %.3f\n", *idf_min, *idf_max);
   std::vector<float> v(texts.size() * 256);
   embedder.embed(batch, v.data());
   auto cosine = [&](size_t a, size_t b) {
@@ -94,6 +101,11 @@ TEST(HashedEmbedderQuality, CloughNearestIsTheOriginal) {
     for (size_t r = 0; r < 3 && r < others.size(); ++r)
       if (others[r].second == original) (r == 0 ? t.hit1 : t.hit3) += 1;
     t.cosine_to_original += cosine(a, original);
+    if (cat == "cut" && others[0].second != original)
+      std::printf("  cut miss %s: nearest %s (%s) %.3f, original %.3f\n", texts[a].file.c_str(),
+                  texts[others[0].second].file.c_str(),
+                  texts[others[0].second].category.c_str(), others[0].first,
+                  cosine(a, original));
   }
   for (auto& [cat, t] : tally) {
     t.hit3 += t.hit1;
@@ -105,11 +117,13 @@ TEST(HashedEmbedderQuality, CloughNearestIsTheOriginal) {
   }
   ASSERT_EQ(tally["cut"].answers, 19);
   ASSERT_EQ(tally["light"].answers, 19);
-  // The target, hit@1 >= 0.9 for cut, is NOT met (bench/RESULTS.md): other answers
-  // of a task copy the same passages of the original, so even exact word tf-idf cosine finds
-  // the original first for only about 1 in 3 cut answers. What is asserted: the embedding
-  // ranks copies closer to the original than independent answers, in the order of the
-  // amount copied, and does not fall below the figures measured on 2026-11-27.
+  // The target, hit@1 >= 0.9 for cut, is NOT met and cannot be on this corpus (see
+  // the top and bench/RESULTS.md): besides the 4 answers that share more with another answer,
+  // cosine ranks near-complete copies of the original (other answers) above it when both hold
+  // what an answer copied, and a long original below short answers copying the same passage;
+  // even exact word tf-idf cosine finds the original first for 5-6 of 19. What is asserted:
+  // the embedding ranks copies closer to the original than independent answers, in the
+  // order of the amount copied, and does not fall below the figures measured on 2026-11-27.
   EXPECT_GT(tally["cut"].cosine_to_original, tally["heavy"].cosine_to_original);
   EXPECT_GT(tally["light"].cosine_to_original, tally["heavy"].cosine_to_original);
   EXPECT_GT(tally["heavy"].cosine_to_original, tally["non"].cosine_to_original + 0.05);
