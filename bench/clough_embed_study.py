@@ -15,7 +15,7 @@ is the nearest one the original? (hit@1; a tie with the original counts as a mis
 2. Designs, each as a similarity matrix over the 100 texts: cosine of exact tf-idf vectors
    (feature families and weightings), cosine of signed feature hashing into 256 buckets (the C++
    `hashed` design: per-bucket idf, and per-feature idf; mean over 4 hash seeds), the inner
-   product of the same hashed vectors left unnormalised (`embed.normalise: false`), the
+   product of the same hashed vectors left unnormalised (their length kept), the
    intersection count of distinct n-grams (containment, not a cosine), and passages (windows of
    50 words, stride 25) with the document score = best passage pair or the mean over the
    answer's passages of their best match (Chamfer, several vectors per document); BM25 with
@@ -27,7 +27,7 @@ is the nearest one the original? (hit@1; a tie with the original counts as a mis
 
 Texts are normalised like `run` with dedup.* defaults (lower case, string.punctuation removed,
 whitespace runs as one word break; non-ASCII text NFKC + casefold, as utf8proc approximately).
-Needs numpy. Runs in about 40 s.
+Needs numpy. About 30 s of CPU.
 """
 import argparse
 import collections
@@ -73,7 +73,8 @@ def char_ngrams(text, sizes):
 
 FEATURES = {
     # the C++ `hashed` feature families: word unigrams + bigrams + character 3-5-grams
-    "w1+w2+c3-5 (hashed's)": lambda t: word_ngrams(t, 1) + word_ngrams(t, 2) + char_ngrams(t, (3, 4, 5)),
+    "w1+w2+c3-5 (hashed's)":
+        lambda t: word_ngrams(t, 1) + word_ngrams(t, 2) + char_ngrams(t, (3, 4, 5)),
     "w1": lambda t: word_ngrams(t, 1),
     "w3": lambda t: word_ngrams(t, 3),
     "w5 (shingles)": lambda t: word_ngrams(t, 5),
@@ -88,7 +89,8 @@ class Study:
         self.orig = {t["task"]: i for i, t in enumerate(texts) if t["cat"] == "orig"}
 
     def candidates(self, a):
-        return [b for b in range(self.n) if b != a and self.texts[b]["task"] == self.texts[a]["task"]]
+        task = self.texts[a]["task"]
+        return [b for b in range(self.n) if b != a and self.texts[b]["task"] == task]
 
     def hits(self, sim, cat):
         """hit@1 of category `cat`: the original strictly the most similar of the candidates."""
@@ -138,7 +140,8 @@ def hashed_vectors(docs, df, weight, dim, seed, per_bucket_idf, n, normalise=Tru
     x = np.zeros((len(docs), dim))
     for i, d in enumerate(docs):
         for f, c in d.items():
-            h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8, key=key).digest(), "little")
+            digest = hashlib.blake2b(f.encode(), digest_size=8, key=key).digest()
+            h = int.from_bytes(digest, "little")
             w = 1.0 if per_bucket_idf else weight(df[f])
             x[i, h % dim] += (-1 if h >> 63 else 1) * c * w
     x = np.sign(x) * np.where(x != 0, 1 + np.log(np.maximum(np.abs(x), 1e-30)), 0)
@@ -224,16 +227,19 @@ def main():
     n = study.n
 
     print("## 1. Ceiling: distinct features shared with the original vs the best other answer\n")
-    print("| features | cut: clear / tie / lose | cut ceiling | light: clear / tie / lose | light ceiling |")
+    print("| features | cut: clear / tie / lose | cut ceiling "
+          "| light: clear / tie / lose | light ceiling |")
     print("|---|---|---:|---|---:|")
-    for name, fn in [("w1", FEATURES["w1"]), ("w3", FEATURES["w3"]), ("w5", FEATURES["w5 (shingles)"]),
+    for name, fn in [("w1", FEATURES["w1"]), ("w3", FEATURES["w3"]),
+                     ("w5", FEATURES["w5 (shingles)"]),
                      ("w8", lambda t: word_ngrams(t, 8)), ("c5", FEATURES["c5"])]:
         sets = [set(fn(t["text"])) for t in texts]
         cells = []
         for cat in ("cut", "light"):
             c = ceiling(study, sets, cat)
             total = sum(c.values())
-            cells += [f"{c['clear']} / {c['tie']} / {c['lose']}", f"{(c['clear'] + c['tie']) / total:.3f}"]
+            cells += [f"{c['clear']} / {c['tie']} / {c['lose']}",
+                      f"{(c['clear'] + c['tie']) / total:.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
     print("\n## 2. hit@1 per design\n")
@@ -269,14 +275,16 @@ def main():
                     cells.append(f"{np.mean([h for h, _ in hs]):.2f}/{hs[0][1]} "
                                  f"{np.mean([h / m for h, m in hs]):.3f}")
                 measure = "cosine" if unit else "inner product"
-                print(f"| {measure}, hashed dim {dim}, {fname}, {label} (4 seeds) | " + " | ".join(cells) + " |")
+                print(f"| {measure}, hashed dim {dim}, {fname}, {label} (4 seeds) | "
+                      + " | ".join(cells) + " |")
                 if per_bucket and unit and dim == 256 and fname.startswith("w1+w2"):
                     lo, hi, full = ranges[0]
                     idf_note = (f"per-bucket idf at dim 256 ({fname}): {lo:.3f} .. {hi:.3f}, "
                                 f"{full:.0%} of buckets non-zero in every text")
     for fname in ("w1", "w5 (shingles)", "c5"):
         sets = [set(FEATURES[fname](t["text"])) for t in texts]
-        inter = np.array([[len(sets[a] & sets[b]) for b in range(n)] for a in range(n)], dtype=float)
+        inter = np.array([[len(sets[a] & sets[b]) for b in range(n)] for a in range(n)],
+                         dtype=float)
         study.row(f"intersection count (not a cosine), {fname}", inter)
     for fname in ("w1", "c5"):
         docs = counters(texts, FEATURES[fname])
