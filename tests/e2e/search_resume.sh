@@ -25,7 +25,7 @@ ok
 
 check "--resume with a new search.k: redone"
 run_ok 2 "$WORK/s3.log" search "$WORK/s.yaml" --resume --set search.k=5
-grep -q "search: redo: search.k changed from 10 to 5" "$WORK/s3.log" || { show "$WORK/s3.log"; fail "no redo reason"; }
+grep -q "search: redo: search.k changed from '10' to '5'" "$WORK/s3.log" || { show "$WORK/s3.log"; fail "no redo reason"; }
 "$PY" -c "import h5py,sys; s=h5py.File(sys.argv[1])['ids'].shape; assert s==(200,5), s" "$OUT/search.h5" || fail "not redone with k 5"
 ok
 
