@@ -1,6 +1,9 @@
 // `shardforge build`: train -> add -> merge, each stage checkpointed (pipeline/checkpoint.h).
 //
-//   train  rank 0 publishes trained.faiss (the trained, empty index), marker "train"
+//   train  rank 0 publishes trained.faiss (the trained, empty index), marker "train". A stop
+//          request during the coarse k-means is agreed at the next iteration boundary: rank 0
+//          saves the k-means state as train-kmeans.sfkm (marker "train-kmeans", same
+//          fingerprint parts as "train"), and --resume continues from that iteration
 //   partition (partition.shards > 0) the lists are re-sized for partition.workload between
 //          the coarse k-means and the add (stages/partition.h); redone on resume, and the add
 //          pieces record the lists they were added to
@@ -46,11 +49,14 @@ namespace fs = std::filesystem;
 constexpr const char* kTrainedFile = "trained.faiss";
 constexpr const char* kIndexFile = "index.faiss";
 constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
+constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-means
 
 // The config keys the trained index depends on (not threads or batch sizes: the results are
-// the same for any; not the rank count: train is identical for any number of ranks).
-pipeline::Fingerprint train_fingerprint(const pipeline::Config& config) {
-  pipeline::Fingerprint fp("train");
+// the same for any; not the rank count: train is identical for any number of ranks). A
+// stopped k-means ("train-kmeans") depends on exactly the same.
+pipeline::Fingerprint train_fingerprint(const pipeline::Config& config,
+                                        const char* stage = "train") {
+  pipeline::Fingerprint fp(stage);
   fp.keys(config, {"input.paths", "input.format", "input.dataset", "index.factory",
                    "index.metric", "index.train_size", "index.kmeans_iterations",
                    "index.codebook_sample", "seed"})
@@ -102,6 +108,36 @@ cluster::Bytes read_bytes(const std::string& path) {
   cluster::Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw std::runtime_error(path + ": read failed");
   return bytes;
+}
+
+// Collective. The k-means state a stopped build saved, when --resume is set and its marker
+// verifies (rank 0 checks and reads it; every rank gets it); nullopt otherwise.
+std::optional<stages::KMeansState> read_kmeans_state(cluster::Comm& comm,
+                                                     const pipeline::Checkpoints& checkpoints,
+                                                     const pipeline::Fingerprint& fp,
+                                                     bool resume) {
+  if (!resume) return std::nullopt;
+  cluster::Bytes bytes;
+  cluster::run_local_phase(comm, "train: read k-means checkpoint", [&] {
+    if (comm.rank() != 0) return;
+    const std::string why = checkpoints.verify(fp);
+    if (why.empty()) {
+      bytes = read_bytes(checkpoints.path(kKMeansStateFile));
+    } else if (why != pipeline::Checkpoints::kNoMarker) {
+      spdlog::warn("{}: not continued, k-means starts afresh: {}", fp.stage(), why);
+    }
+  });
+  comm.broadcast(bytes, 0);
+  if (bytes.empty()) return std::nullopt;
+  std::optional<stages::KMeansState> state;
+  cluster::run_local_phase(comm, "train: read k-means checkpoint", [&] {
+    try {
+      state = stages::decode_kmeans_state(bytes);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(checkpoints.path(kKMeansStateFile) + ": " + e.what());
+    }
+  });
+  return state;
 }
 
 stages::Workload load_workload(const pipeline::Config& config, int dim) {
@@ -276,7 +312,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
       spdlog::info("resume: {}", previous.empty() ? "no earlier run in " + dir : previous);
     } else {
       for (const char* stale : {kIndexFile, "eval.json", "run.json", kTrainedFile, "plan.json",
-                                "search.json", "search.h5"})
+                                "search.json", "search.h5", kKMeansStateFile})
         fs::remove(checkpoints.path(stale));
       fs::remove_all(checkpoints.path(kPieceDir));
       fs::remove_all(checkpoints.path("shards"));
@@ -289,7 +325,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   OpenedCorpus opened = open_corpus(comm, config);
   io::VectorCorpus& corpus = *opened.corpus;
   const cluster::RowRange range = opened.range;
-  std::optional<pipeline::Fingerprint> train_fp_storage, partition_fp_storage;
+  std::optional<pipeline::Fingerprint> train_fp_storage, partition_fp_storage, kmeans_fp_storage;
   cluster::run_local_phase(comm, "check index.factory", [&] {
     // Fails alike on every rank, before any collective of the training.
     // A bad value of index.factory is a config error: name the key and the config file.
@@ -321,6 +357,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
       throw pipeline::ConfigError(config.source + ": partition.workload is set but partition.shards "
                                   "is 0: set partition.shards to build the sharded layout");
     train_fp_storage = train_fingerprint(config);
+    kmeans_fp_storage = train_fingerprint(config, "train-kmeans");
     partition_fp_storage = partition_fingerprint(config, *train_fp_storage);
   });
   const pipeline::Fingerprint& train_fp = *train_fp_storage;
@@ -370,7 +407,37 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
     topt.kmeans_iterations = config.index.kmeans_iterations;
     topt.codebook_sample = config.index.codebook_sample;
     topt.seed = config.seed;
-    index = stages::train_index(comm, corpus, range, topt, &treport, progress);
+    topt.stop_requested = pipeline::stop_requested;
+    const pipeline::Fingerprint& kmeans_fp = *kmeans_fp_storage;
+    const std::optional<stages::KMeansState> saved =
+        read_kmeans_state(comm, checkpoints, kmeans_fp, config.resume);
+    if (saved) {
+      topt.resume_kmeans = &*saved;
+      if (comm.rank() == 0)
+        spdlog::info("train: k-means continues from iteration {} of {} ({}, marker verified)",
+                     saved->iteration, config.index.kmeans_iterations, kKMeansStateFile);
+    }
+    try {
+      index = stages::train_index(comm, corpus, range, topt, &treport, progress);
+    } catch (const stages::KMeansStopped& stopped) {
+      // Every rank is here (the stop was agreed at an iteration boundary). Rank 0 saves the
+      // state, then all stop; a marker that cannot be written fails the build instead.
+      const stages::KMeansState& state = stopped.state();
+      cluster::run_local_phase(comm, "train: save k-means state", [&] {
+        if (comm.rank() != 0) return;
+        checkpoints.forget(kmeans_fp.stage());  // an older state must not verify meanwhile
+        const cluster::Bytes bytes = stages::encode_kmeans_state(state);
+        io::publish_bytes(checkpoints.path(kKMeansStateFile), bytes.data(), bytes.size());
+        checkpoints.mark_complete(kmeans_fp, {kKMeansStateFile},
+                                  {{"iteration", state.iteration},
+                                   {"iterations", config.index.kmeans_iterations}});
+        spdlog::info("train: saved the k-means state after iteration {} of {} to {}",
+                     state.iteration, config.index.kmeans_iterations, kKMeansStateFile);
+      });
+      throw pipeline::Stopped("train: k-means (after iteration " +
+                              std::to_string(state.iteration) + " of " +
+                              std::to_string(config.index.kmeans_iterations) + ")");
+    }
     spdlog::info("train: nlist {}, k-means on {} sample rows ({} here), codebooks on {} rows, {} empty clusters split",
                  treport.nlist, treport.sample_rows, treport.local_sample_rows,
                  treport.codebook_rows, treport.empty_clusters_split);
@@ -384,6 +451,9 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
                                  {"codebook_rows", treport.codebook_rows},
                                  {"empty_clusters_split", treport.empty_clusters_split},
                                  {"kmeans_objective", treport.objective}});
+      // The trained index supersedes a saved k-means state.
+      checkpoints.forget(kmeans_fp.stage());
+      fs::remove(checkpoints.path(kKMeansStateFile));
     });
   }
   log.end();

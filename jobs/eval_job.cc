@@ -13,6 +13,7 @@
 #include "jobs/jobs.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/stop.h"
 #include "stages/eval.h"
 
 namespace sf::jobs {
@@ -136,7 +137,9 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   log.begin("load");
   std::unique_ptr<faiss::Index> index;
   Queries queries;
-  cluster::run_local_phase(comm, "eval: load", [&] {
+  // Safe points (eval.json is all or nothing: a stopped eval is redone): after loading, during
+  // the exact scan, and before the searches.
+  pipeline::run_step(comm, "eval: load", [&] {
     if (config.eval.queries.empty())
       throw std::invalid_argument(config.source + ": eval.queries is required for eval");
     queries = load_queries(config);
@@ -163,13 +166,19 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
     });
     const int k = static_cast<int>(std::min<int64_t>(std::max(config.eval.k, 100), opened.corpus->rows()));
     spdlog::info("eval: exact top-{} of {} queries across {} rank(s)", k, queries.nq, comm.size());
-    truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
-                                     queries.nq, k, ip, config.input.batch_rows, progress);
+    try {
+      truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
+                                       queries.nq, k, ip, config.input.batch_rows, progress,
+                                       pipeline::stop_requested);
+    } catch (const stages::StageStopped& e) {
+      throw pipeline::Stopped(e.phase());  // agreed on every rank
+    }
     truth_source = "exact";
   }
   log.end();
 
   log.begin("search");
+  pipeline::run_step(comm, "eval: search", [] {});
   const std::vector<stages::EvalPoint> points = stages::evaluate_index(
       comm, *index, queries.rows.data(), queries.nq, truth, config.eval.k, config.eval.nprobe);
   cluster::run_local_phase(comm, "eval: write eval.json", [&] {

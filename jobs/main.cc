@@ -42,7 +42,7 @@ const Command kCommands[] = {
     {"eval", "recall@1/10/100 and QPS of <output.dir>/index.faiss per nprobe -> eval.json",
      sf::jobs::eval_job, {}, true},
     {"search", "batched distributed search of search.queries over the sharded layout -> search.h5",
-     sf::jobs::search_job, {"search.queries"}, false},
+     sf::jobs::search_job, {"search.queries"}, true},
     {"info", "show the run directory: index shape, list balance, stage times, recall",
      sf::jobs::info_job, {}, false},
     {"dedup", "remove exact and near-duplicate documents -> <output.dir>/kept/, duplicates.jsonl, dedup.json",

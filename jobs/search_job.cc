@@ -1,20 +1,76 @@
 // `shardforge search`: batched distributed search of search.queries over the sharded layout
 // that `build` wrote with partition.shards > 0 (plan.json + shards/).
+//
+// Checkpoint: search.h5 and search.json get the completion marker "search"; its fingerprint
+// holds the search keys, the query file, the rank count and the layout (the build's merge
+// marker fingerprint when that marker recorded this plan.json, else the checksums of plan.json
+// and every shard). `--resume` skips a search whose marker verifies. A stop request is agreed
+// after loading and before each round of queries (nothing partial is kept: a search is redone).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "io/atomic_file.h"
+#include "io/checksum.h"
 #include "io/index_file.h"
 #include "io/vector_file.h"
 #include "jobs/jobs.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/stop.h"
 #include "stages/partition.h"
 #include "stages/shard_search.h"
 
 namespace sf::jobs {
+namespace {
+
+// What identifies the layout in `dir` (plan.json and its shards). Local; throws
+// std::runtime_error naming a file that cannot be read.
+std::string layout_identity(const pipeline::Checkpoints& checkpoints) {
+  const std::string plan_path = checkpoints.path("plan.json");
+  const std::string plan_xxh3 = io::hex64(io::digest_file(plan_path).xxh3);
+  // The merge marker lists plan.json and every shard with sizes and checksums: when it lists
+  // this very plan.json and the shards still have their sizes, its fingerprint names them.
+  std::ifstream in(checkpoints.marker_path("merge"));
+  const nlohmann::json marker = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  if (marker.is_object() && marker.contains("outputs") && marker["outputs"].is_array()) {
+    bool plan_listed = false, sizes_match = true;
+    for (const auto& out : marker["outputs"]) {
+      const std::string rel = out.value("path", "");
+      std::error_code ec;
+      const auto bytes = std::filesystem::file_size(checkpoints.path(rel), ec);
+      if (ec || static_cast<int64_t>(bytes) != out.value("bytes", int64_t{-1})) sizes_match = false;
+      if (rel == "plan.json" && out.value("xxh3", "") == plan_xxh3) plan_listed = true;
+    }
+    if (plan_listed && sizes_match)
+      return "merge " + marker.value("fingerprint", "") + ", plan.json " + plan_xxh3;
+  }
+  std::string id = "plan.json " + plan_xxh3;
+  const stages::PartitionPlan plan = stages::read_plan(plan_path);
+  for (int s = 0; s < plan.shards; ++s)
+    id += ", " + io::hex64(io::digest_file(checkpoints.path(stages::shard_file_name(s))).xxh3);
+  return id;
+}
+
+// Prints a finished search's summary from its search.json (rank 0).
+void print_finished(const std::string& dir) {
+  std::ifstream in(dir + "/search.json");
+  const nlohmann::json out = nlohmann::json::parse(in);
+  spdlog::info("search: {}/search.h5 and search.json are complete (marker verified), skipped", dir);
+  std::printf("%jd queries, k %d, nprobe %d, %d shard(s) on %d rank(s) x %d thread(s) (from search.json)\n",
+              static_cast<intmax_t>(out.at("queries").get<int64_t>()), out.at("k").get<int>(),
+              out.at("nprobe").get<int>(), out.at("shards").get<int>(), out.at("ranks").get<int>(),
+              out.at("threads_per_rank").get<int>());
+  std::printf("qps %.1f, codes scanned per query %.1f, shard load max/mean %.3f\n",
+              out.at("qps").get<double>(), out.at("codes_scanned_per_query").get<double>(),
+              out.at("shard_codes_max_over_mean").get<double>());
+  std::fflush(stdout);
+}
+
+}  // namespace
 
 int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   const std::string& dir = config.output.dir;
@@ -22,12 +78,38 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   const pipeline::SearchConfig& sc = config.search;
   pipeline::StageLog log;
 
-  // A failed search must not leave older results that read like its own.
+  const pipeline::Checkpoints checkpoints(dir);
+  pipeline::Fingerprint search_fp("search");
+  bool complete = false;
   cluster::run_local_phase(comm, "search: prepare", [&] {
+    search_fp
+        .keys(config, {"search.queries", "search.queries_dataset", "search.k", "search.nprobe",
+                       "search.max_queries"})
+        .value("ranks", std::to_string(comm.size()));
     if (comm.rank() != 0) return;
+    // Without a plan.json the load below says what is missing.
+    if (std::filesystem::exists(dir + "/plan.json") && !sc.queries.empty()) {
+      search_fp.input_files({sc.queries}).value("layout", layout_identity(checkpoints));
+      if (config.resume) {
+        const std::string why = checkpoints.verify(search_fp);
+        if (why.empty()) {
+          complete = true;
+          return;
+        }
+        if (why != pipeline::Checkpoints::kNoMarker) spdlog::info("search: redo: {}", why);
+      }
+    }
+    // A failed search must not leave older results that read like its own.
+    checkpoints.forget("search");
     std::filesystem::remove(dir + "/search.json");
     std::filesystem::remove(dir + "/search.h5");
   });
+  if (comm.sum(static_cast<int64_t>(complete)) > 0) {
+    cluster::run_local_phase(comm, "search: read search.json", [&] {
+      if (comm.rank() == 0) print_finished(dir);
+    });
+    return 0;
+  }
 
   log.begin("load");
   stages::PartitionPlan plan;
@@ -35,7 +117,8 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   std::vector<float> queries;
   int64_t nq = 0;
   int dim = 0;
-  cluster::run_local_phase(comm, "search: load", [&] {
+  // A safe point: a stop request that came while loading ends the run here.
+  pipeline::run_step(comm, "search: load", [&] {
     plan = stages::read_plan(dir + "/plan.json");
     const io::VectorFormat format = io::detect_vector_format(sc.queries);
     io::VectorCorpus file({sc.queries}, format,
@@ -67,8 +150,13 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   options.k = sc.k;
   options.nprobe = sc.nprobe;
   options.batch_queries = sc.batch_queries;
-  const stages::ShardSearchResult res =
-      stages::distributed_search(comm, plan, shards, queries.data(), nq, options);
+  options.stop_requested = pipeline::stop_requested;
+  stages::ShardSearchResult res;
+  try {
+    res = stages::distributed_search(comm, plan, shards, queries.data(), nq, options);
+  } catch (const stages::StageStopped& e) {
+    throw pipeline::Stopped(e.phase());  // agreed on every rank before a round
+  }
   log.end();
 
   const double qps = res.seconds > 0 ? static_cast<double>(nq) / res.seconds : 0.0;
@@ -100,6 +188,7 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
                                 {"per_shard_codes_scanned", res.per_shard_codes_scanned},
                                 {"shard_codes_max_over_mean", imbalance}};
     io::publish_text(dir + "/search.json", out.dump(2) + "\n");
+    checkpoints.mark_complete(search_fp, {"search.h5", "search.json"});
   });
   log.end();
   if (comm.rank() == 0) {

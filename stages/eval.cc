@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <unordered_set>
 
@@ -62,19 +63,28 @@ cluster::Bytes pack(const std::vector<float>& dist, const std::vector<int64_t>& 
   return b;
 }
 
+// Leaves a local batch loop early on a stop request (caught right outside it).
+struct LocalStop {};
+
 }  // namespace
 
 Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
                             cluster::RowRange range, const float* queries, int64_t nq, int k,
-                            bool inner_product, int64_t batch_rows, const ProgressFn& progress) {
+                            bool inner_product, int64_t batch_rows, const ProgressFn& progress,
+                            const StopRequestFn& stop_requested) {
   const int d = corpus.dim();
   TopK best(nq, k, inner_product);
   std::vector<float> dist;
   std::vector<faiss::Index::idx_t> labels;
-  cluster::run_local_phase(comm, "eval: exact neighbours", [&] {
+  // The scan is local: a rank asked to stop leaves it at a batch boundary, and the ranks
+  // agree on stopping right after it (a rank not asked finishes its scan first).
+  bool stop_here = false;
+  std::exception_ptr error;
+  try {
     for_each_batch(
         corpus, range, batch_rows,
         [&](int64_t first, int64_t count, const float* x) {
+          if (stop_requested && stop_requested()) throw LocalStop{};
           faiss::IndexFlat flat(d, inner_product ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2);
           flat.add(count, x);
           const int ck = static_cast<int>(std::min<int64_t>(k, count));
@@ -86,7 +96,14 @@ Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
           best.merge(dist.data(), labels.data(), ck);
         },
         progress, "eval: exact neighbours");
-  });
+  } catch (const LocalStop&) {
+    stop_here = true;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (cluster::agree_or_stop(comm, "eval: exact neighbours", error,
+                             stop_here || (stop_requested && stop_requested())))
+    throw StageStopped("eval: exact neighbours");
   const std::vector<cluster::Bytes> parts = comm.gather(pack(best.distances(), best.ids()), 0);
   Neighbours out;
   out.nq = nq;

@@ -13,6 +13,7 @@
 #include "cluster/comm.h"
 #include "io/vector_file.h"
 #include "stages/progress.h"
+#include "stages/stop_request.h"
 
 namespace sf::stages {
 
@@ -25,10 +26,13 @@ struct Neighbours {
 
 // Collective. Exact top-k of each query over the whole corpus: each rank scans its own rows
 // in batches; rank 0 merges (ties broken by the smaller id). Result valid on rank 0 only.
+// With `stop_requested` set, a rank asked to stop leaves its scan at a batch boundary and
+// every rank throws StageStopped after the scan.
 Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
                             cluster::RowRange range, const float* queries, int64_t nq, int k,
                             bool inner_product, int64_t batch_rows,
-                            const ProgressFn& progress = {});
+                            const ProgressFn& progress = {},
+                            const StopRequestFn& stop_requested = {});
 
 struct EvalPoint {
   int nprobe = 0;

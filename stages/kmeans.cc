@@ -108,7 +108,58 @@ double sum_in_block_order(cluster::Comm& comm, const std::vector<double>& per_bl
   return total;
 }
 
+constexpr char kKMeansStateMagic[4] = {'S', 'F', 'K', 'M'};
+
+template <class T>
+void append_raw(cluster::Bytes& out, const T* values, size_t n) {
+  const auto* raw = reinterpret_cast<const char*>(values);
+  out.insert(out.end(), raw, raw + n * sizeof(T));
+}
+
 }  // namespace
+
+cluster::Bytes encode_kmeans_state(const KMeansState& state) {
+  cluster::Bytes out(kKMeansStateMagic, kKMeansStateMagic + 4);
+  const uint32_t version = kKMeansStateFormatVersion;
+  append_raw(out, &version, 1);
+  const int32_t header[4] = {state.k, state.d, state.iteration, state.empty_clusters_split};
+  append_raw(out, header, 4);
+  append_raw(out, state.centroids.data(), state.centroids.size());
+  append_raw(out, state.objective.data(), state.objective.size());
+  return out;
+}
+
+KMeansState decode_kmeans_state(const cluster::Bytes& bytes) {
+  constexpr size_t kHeader = 4 + sizeof(uint32_t) + 4 * sizeof(int32_t);
+  if (bytes.size() < kHeader || std::memcmp(bytes.data(), kKMeansStateMagic, 4) != 0)
+    throw std::runtime_error("not a k-means state (no SFKM header)");
+  uint32_t version;
+  std::memcpy(&version, bytes.data() + 4, sizeof(version));
+  if (version != kKMeansStateFormatVersion)
+    throw std::runtime_error("k-means state format version " + std::to_string(version) +
+                             ", this build reads " + std::to_string(kKMeansStateFormatVersion));
+  int32_t header[4];
+  std::memcpy(header, bytes.data() + 8, sizeof(header));
+  KMeansState state;
+  state.k = header[0];
+  state.d = header[1];
+  state.iteration = header[2];
+  state.empty_clusters_split = header[3];
+  if (state.k <= 0 || state.d <= 0 || state.iteration < 0)
+    throw std::runtime_error("k-means state: bad header");
+  const size_t floats = static_cast<size_t>(state.k) * static_cast<size_t>(state.d);
+  const size_t expected = kHeader + floats * sizeof(float) +
+                          static_cast<size_t>(state.iteration) * sizeof(double);
+  if (bytes.size() != expected)
+    throw std::runtime_error("k-means state: " + std::to_string(bytes.size()) +
+                             " bytes, expected " + std::to_string(expected));
+  state.centroids.resize(floats);
+  std::memcpy(state.centroids.data(), bytes.data() + kHeader, floats * sizeof(float));
+  state.objective.resize(static_cast<size_t>(state.iteration));
+  std::memcpy(state.objective.data(), bytes.data() + kHeader + floats * sizeof(float),
+              state.objective.size() * sizeof(double));
+  return state;
+}
 
 std::vector<int64_t> choose_sample(int64_t rows, int64_t count, uint64_t seed) {
   std::vector<int64_t> ids;
@@ -141,11 +192,26 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
     throw std::invalid_argument("k-means: " + std::to_string(n_total) +
                                 " training points for " + std::to_string(k) + " centroids");
   KMeansResult result;
-
-  // Initial centroids: k sample positions chosen by the seed; each rank fills the rows it
-  // holds and an exact sum (x + 0 = x) spreads them.
-  std::vector<double> init(static_cast<size_t>(k) * d, 0.0);
-  {
+  int first_iteration = 0;
+  if (const KMeansState* saved = options.resume) {
+    // Same on every rank (it is the state every rank held when they stopped).
+    if (saved->k != k || saved->d != d || saved->iteration < 0 ||
+        saved->iteration > options.iterations ||
+        saved->centroids.size() != static_cast<size_t>(k) * d ||
+        saved->objective.size() != static_cast<size_t>(saved->iteration))
+      throw std::invalid_argument(
+          "k-means: the saved state (k " + std::to_string(saved->k) + ", d " +
+          std::to_string(saved->d) + ", after iteration " + std::to_string(saved->iteration) +
+          ") does not fit this run (k " + std::to_string(k) + ", d " + std::to_string(d) + ", " +
+          std::to_string(options.iterations) + " iterations)");
+    result.centroids = saved->centroids;
+    result.objective = saved->objective;
+    result.empty_clusters_split = saved->empty_clusters_split;
+    first_iteration = saved->iteration;
+  } else {
+    // Initial centroids: k sample positions chosen by the seed; each rank fills the rows it
+    // holds and an exact sum (x + 0 = x) spreads them.
+    std::vector<double> init(static_cast<size_t>(k) * d, 0.0);
     const std::vector<int64_t> picks = choose_sample(n_total, k, options.seed ^ 0x6b6d65616e73ULL);
     for (int c = 0; c < k; ++c) {
       const int64_t pos = picks[c] - offset;
@@ -153,9 +219,9 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
       for (int j = 0; j < d; ++j) init[static_cast<size_t>(c) * d + j] = local[pos * d + j];
     }
     comm.allreduce_sum(init.data(), init.size());
+    result.centroids.assign(init.begin(), init.end());
+    if (options.inner_product) normalize_rows(result.centroids.data(), k, d);
   }
-  result.centroids.assign(init.begin(), init.end());
-  if (options.inner_product) normalize_rows(result.centroids.data(), k, d);
 
   double max_abs = 0;
   for (int64_t i = 0; i < n_local * d; ++i) max_abs = std::max(max_abs, std::fabs(double(local[i])));
@@ -176,7 +242,13 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
   std::vector<float> distances(static_cast<size_t>(n_local));
   std::vector<float> centroid_norms(k);
   std::vector<int64_t> labels(static_cast<size_t>(n_local));
-  for (int iter = 0; iter < options.iterations; ++iter) {
+  // Iteration `iter` depends only on the centroids and its own split seed (options.seed + 1 +
+  // iter), so the state at its start is all a resumed run needs.
+  for (int iter = first_iteration;; ++iter) {
+    if (agree_to_stop(comm, "k-means", options.stop_requested))
+      throw KMeansStopped({k, d, iter, result.centroids, result.objective,
+                           result.empty_clusters_split});
+    if (iter >= options.iterations) break;
     // FAISS's brute-force k-NN, called per block with the centroid norms computed once per
     // iteration (IndexFlat::search would recompute them for every block).
     const float* centroids = result.centroids.data();
@@ -230,6 +302,7 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
     result.empty_clusters_split +=
         split_empty_clusters(result.centroids, counts, d, n_total, options.seed + 1 + iter);
     if (options.inner_product) normalize_rows(result.centroids.data(), k, d);
+    report(options.progress, "k-means", iter + 1, options.iterations);
   }
   return result;
 }

@@ -112,6 +112,7 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
   comm.barrier();
   const auto start = std::chrono::steady_clock::now();
   for (int64_t round = 0; round < rounds; ++round) {
+    if (agree_to_stop(comm, "search", options.stop_requested)) throw StageStopped("search");
     const int64_t q0 = std::min(slice.size(), round * batch);
     const int64_t nb = std::min(slice.size(), q0 + batch) - q0;
     // 1. Coarse assignment of this rank's batch; route (query, list) pairs.

@@ -18,6 +18,7 @@
 
 #include "cluster/comm.h"
 #include "stages/partition.h"
+#include "stages/stop_request.h"
 
 namespace sf::stages {
 
@@ -25,6 +26,7 @@ struct ShardSearchOptions {
   int k = 10;
   int nprobe = 8;
   int64_t batch_queries = 4096;  // queries per serving rank per round
+  StopRequestFn stop_requested;  // agreed before each round; a stop throws StageStopped
 };
 
 struct ShardSearchResult {
@@ -42,7 +44,8 @@ cluster::RowRange query_slice(int64_t nq, int shards, int rank, int ranks);
 
 // Collective. `shards`: this rank's shard indexes, by shard id (exactly the shards s with
 // shard_rank(s) == rank); `queries`: this rank's query_slice rows (corpus space). Every shard
-// index must match the plan (nlist) and share one quantizer. Throws cluster::PhaseError.
+// index must match the plan (nlist) and share one quantizer. Throws cluster::PhaseError, or
+// StageStopped (every rank alike) when options.stop_requested asks.
 ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& plan,
                                      const std::map<int, std::unique_ptr<faiss::Index>>& shards,
                                      const float* queries, int64_t nq,

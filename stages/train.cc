@@ -268,6 +268,12 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   km.iterations = options.kmeans_iterations;
   km.seed = options.seed;
   km.inner_product = options.inner_product;
+  km.resume = options.resume_kmeans;
+  km.stop_requested = options.stop_requested;
+  if (progress)
+    km.progress = [&](const std::string& step, int64_t done, int64_t total) {
+      progress("train: " + step, done, total);
+    };
   const KMeansResult kmeans = distributed_kmeans(
       comm, my_train.data(), hi - lo, lo, train_size,
       static_cast<int>(ivf->d), km);
@@ -276,7 +282,6 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
 
   // 4. Rank 0 fills the quantizer, trains the codebooks and broadcasts the trained index.
   std::vector<float> codebook_train;  // rank 0
-  report(progress, "train: k-means", options.kmeans_iterations, options.kmeans_iterations);
   cluster::run_local_phase(comm, "train: quantizer", [&] {
     if (comm.rank() != 0) return;
     fill_quantizer(*ivf, nlist, kmeans.centroids.data());

@@ -11,6 +11,11 @@
 //    sub-quantizers spread over the ranks and their threads; other codebooks (SQ, polysemous
 //    PQ, ...) train on rank 0 with FAISS's own train().
 // 5. Rank 0 broadcasts the trained, empty index as a serialized FAISS index.
+//
+// Stopping: with options.stop_requested set, the ranks agree at every k-means iteration
+// boundary (and once after the last, before the codebooks) whether to stop, and then throw
+// KMeansStopped alike; options.resume_kmeans continues from its state, to the same index.
+// FAISS's own training (transforms, codebooks) runs to its end once started.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +27,9 @@
 
 #include "cluster/comm.h"
 #include "io/vector_file.h"
+#include "stages/kmeans.h"
 #include "stages/progress.h"
+#include "stages/stop_request.h"
 
 namespace sf::stages {
 
@@ -33,6 +40,10 @@ struct TrainOptions {
   int kmeans_iterations = 10;
   int64_t codebook_sample = 65536;
   uint64_t seed = 1234;
+  // The coarse k-means continues from this state (of a stopped run with the same options and
+  // corpus) instead of starting afresh. Not owned; null: start afresh.
+  const KMeansState* resume_kmeans = nullptr;
+  StopRequestFn stop_requested;  // see stages/stop_request.h; empty: train to the end
 };
 
 struct TrainReport {
@@ -46,8 +57,8 @@ struct TrainReport {
 };
 
 // Collective. REQUIRES: corpus.rows() >= comm.size(); every rank passes its own row_range.
-// Throws std::invalid_argument (bad factory, sample smaller than nlist), io::InputError, or
-// cluster::PhaseError (same on every rank).
+// Throws std::invalid_argument (bad factory, sample smaller than nlist), io::InputError,
+// cluster::PhaseError or KMeansStopped (same on every rank).
 std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus& corpus,
                                           cluster::RowRange range, const TrainOptions& options,
                                           TrainReport* report = nullptr,

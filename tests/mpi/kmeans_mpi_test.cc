@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -156,6 +157,71 @@ TEST(DistributedKMeans, FewerPointsThanCentroidsThrowsOnEveryRank) {
                std::invalid_argument);
   // The ranks are still in step.
   EXPECT_EQ(comm.sum(int64_t{1}), comm.size());
+}
+
+// Stopped by a request on one rank only before iteration `stop_at`: every rank throws
+// KMeansStopped with the same state, and resuming from it (on these ranks, or from a
+// single-rank run's state) gives the uninterrupted single-rank centroids bit for bit.
+TEST(DistributedKMeans, StoppedOnOneRankAndResumedEqualsUninterrupted) {
+  omp_set_num_threads(1);
+  cluster::Comm& comm = world();
+  const int d = 16;
+  const std::vector<float> x = sf::testing::gaussian_mixture(5000, d, 30, 106);
+  const std::vector<float> sample = select_rows(x, d, choose_sample(5000, 3000, 9));
+  const int64_t n_total = static_cast<int64_t>(sample.size()) / d;
+  const cluster::RowRange part = stages::rank_rows(n_total, comm.rank(), comm.size());
+  KMeansOptions options;
+  options.k = 20;
+  options.iterations = 6;
+  auto serial = cluster::make_serial_comm();
+  const KMeansResult straight =
+      distributed_kmeans(*serial, sample.data(), n_total, 0, n_total, d, options);
+  auto bits = [](const std::vector<float>& v) {
+    const auto* raw = reinterpret_cast<const char*>(v.data());
+    return cluster::Bytes(raw, raw + v.size() * sizeof(float));
+  };
+  std::string problem;
+  for (int stop_at : {0, 2, 5, 6}) {
+    const std::string at = "stopped before iteration " + std::to_string(stop_at) + ": ";
+    KMeansOptions stopping = options;
+    int checks = 0;
+    const int asker = comm.size() - 1;  // only this rank gets the "signal"
+    stopping.stop_requested = [&] { return comm.rank() == asker && ++checks > stop_at; };
+    std::optional<KMeansState> state;
+    try {
+      distributed_kmeans(comm, sample.data() + part.begin * d, part.size(), part.begin, n_total, d,
+                         stopping);
+      problem += at + "not stopped; ";
+    } catch (const KMeansStopped& stopped) {
+      state = stopped.state();
+    }
+    if (!state) continue;
+    if (state->iteration != stop_at) problem += at + "state after iteration " + std::to_string(state->iteration) + "; ";
+    const std::vector<cluster::Bytes> all = comm.allgather(encode_kmeans_state(*state));
+    if (all[comm.rank()] != all[0]) problem += at + "states differ between ranks; ";
+    const KMeansState saved = decode_kmeans_state(all[0]);
+    KMeansOptions resumed = options;
+    resumed.resume = &saved;
+    const KMeansResult r = distributed_kmeans(comm, sample.data() + part.begin * d, part.size(),
+                                              part.begin, n_total, d, resumed);
+    if (bits(r.centroids) != bits(straight.centroids)) problem += at + "resumed centroids differ; ";
+    if (r.objective != straight.objective) problem += at + "resumed objective differs; ";
+    // The state does not depend on the rank count: a single-rank run's state resumes here too.
+    KMeansOptions serial_stopping = options;
+    int serial_checks = 0;
+    serial_stopping.stop_requested = [&] { return ++serial_checks > stop_at; };
+    try {
+      distributed_kmeans(*serial, sample.data(), n_total, 0, n_total, d, serial_stopping);
+    } catch (const KMeansStopped& stopped) {
+      if (encode_kmeans_state(stopped.state()) != all[0])
+        problem += at + "the single-rank state differs; ";
+    }
+  }
+  const std::string problems = sf::testing::problems_on_any_rank(comm, problem);
+  if (comm.rank() == 0) {
+    EXPECT_EQ(problems, "");
+  }
+  EXPECT_EQ(problem, "");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <stdexcept>
@@ -269,6 +270,166 @@ TEST(KMeans, SameSeedSameCentroidsOtherSeedOthers) {
   options.seed += 1;
   const KMeansResult c = run_serial(x, d, options);
   EXPECT_NE(a.centroids, c.centroids);
+}
+
+// ---- stopping at an iteration boundary and resuming ---------------------------------------
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Runs k-means asked to stop before iteration `stop_at`; returns the state it stopped with.
+KMeansState stop_at_iteration(const std::vector<float>& x, int d, KMeansOptions options,
+                              int stop_at) {
+  int checks = 0;
+  options.stop_requested = [&] { return ++checks > stop_at; };
+  try {
+    run_serial(x, d, options);
+  } catch (const KMeansStopped& stopped) {
+    EXPECT_EQ(checks, stop_at + 1) << "one agreement per iteration boundary";
+    return stopped.state();
+  }
+  ADD_FAILURE() << "k-means did not stop before iteration " << stop_at;
+  return {};
+}
+
+// Stopped before iteration i, saved through the on-disk encoding and resumed: the same
+// centroids, objective and split count as an uninterrupted run, bit for bit.
+void expect_resume_equals_uninterrupted(const std::vector<float>& x, int d,
+                                        const KMeansOptions& options) {
+  const KMeansResult straight = run_serial(x, d, options);
+  for (int i = 0; i <= options.iterations; ++i) {
+    SCOPED_TRACE("stopped before iteration " + std::to_string(i));
+    const KMeansState state = stop_at_iteration(x, d, options, i);
+    ASSERT_EQ(state.iteration, i);
+    ASSERT_EQ(state.objective.size(), static_cast<size_t>(i));
+    const KMeansState saved = decode_kmeans_state(encode_kmeans_state(state));
+    KMeansOptions resumed_options = options;
+    resumed_options.resume = &saved;
+    const KMeansResult resumed = run_serial(x, d, resumed_options);
+    EXPECT_TRUE(same_bits(resumed.centroids, straight.centroids));
+    EXPECT_EQ(resumed.objective, straight.objective);
+    EXPECT_EQ(resumed.empty_clusters_split, straight.empty_clusters_split);
+    if (i == options.iterations) {
+      // Stopped after the last iteration: the state already holds the final centroids.
+      EXPECT_TRUE(same_bits(state.centroids, straight.centroids));
+    } else if (i == 1) {
+      EXPECT_FALSE(same_bits(state.centroids, straight.centroids))
+          << "the data converges too fast to tell a resumed run from a restarted one";
+    }
+  }
+}
+
+TEST(KMeansStop, ResumedRunEqualsUninterruptedL2) {
+  const int d = 16;
+  const std::vector<float> x = sf::testing::gaussian_mixture(3000, d, 20, 31);
+  KMeansOptions options;
+  options.k = 24;
+  options.iterations = 6;
+  expect_resume_equals_uninterrupted(x, d, options);
+}
+
+TEST(KMeansStop, ResumedRunEqualsUninterruptedInnerProduct) {
+  const int d = 24;
+  const std::vector<float> x = sf::testing::gaussian_mixture(2000, d, 12, 32);
+  KMeansOptions options;
+  options.k = 16;
+  options.iterations = 5;
+  options.inner_product = true;
+  options.seed = 77;
+  expect_resume_equals_uninterrupted(x, d, options);
+}
+
+TEST(KMeansStop, ResumedRunEqualsUninterruptedWithEmptyClusterSplits) {
+  // Two distinct points, five copies each, four centroids: the split choice in each
+  // iteration is seeded by the iteration number, which the state must carry.
+  const int d = 3;
+  std::vector<float> x;
+  for (int i = 0; i < 10; ++i)
+    for (int j = 0; j < d; ++j) x.push_back((i % 2 ? -2.0f : 1.0f) + 0.5f * j);
+  KMeansOptions options;
+  options.k = 4;
+  options.iterations = 4;
+  ASSERT_GT(run_serial(x, d, options).empty_clusters_split, 0);
+  const KMeansResult straight = run_serial(x, d, options);
+  for (int i = 0; i <= options.iterations; ++i) {
+    const KMeansState state = stop_at_iteration(x, d, options, i);
+    KMeansOptions resumed_options = options;
+    resumed_options.resume = &state;
+    const KMeansResult resumed = run_serial(x, d, resumed_options);
+    EXPECT_TRUE(same_bits(resumed.centroids, straight.centroids)) << "stopped at " << i;
+    EXPECT_EQ(resumed.empty_clusters_split, straight.empty_clusters_split) << "stopped at " << i;
+  }
+}
+
+TEST(KMeansStop, ResumedRunMayBeStoppedAgain) {
+  const int d = 8;
+  const std::vector<float> x = sf::testing::gaussian_mixture(1500, d, 10, 33);
+  KMeansOptions options;
+  options.k = 12;
+  options.iterations = 7;
+  const KMeansResult straight = run_serial(x, d, options);
+  const KMeansState first = stop_at_iteration(x, d, options, 2);
+  KMeansOptions again = options;
+  again.resume = &first;
+  int checks = 0;
+  again.stop_requested = [&] { return ++checks > 3; };  // 3 more iterations, then stop
+  KMeansState second;
+  try {
+    run_serial(x, d, again);
+    FAIL() << "not stopped";
+  } catch (const KMeansStopped& stopped) {
+    second = stopped.state();
+  }
+  EXPECT_EQ(second.iteration, 5);
+  KMeansOptions last = options;
+  last.resume = &second;
+  EXPECT_TRUE(same_bits(run_serial(x, d, last).centroids, straight.centroids));
+}
+
+TEST(KMeansStop, StateThatDoesNotFitIsRejected) {
+  const int d = 8;
+  const std::vector<float> x = sf::testing::gaussian_mixture(500, d, 5, 34);
+  KMeansOptions options;
+  options.k = 6;
+  options.iterations = 4;
+  const KMeansState state = stop_at_iteration(x, d, options, 2);
+  KMeansOptions other_k = options;
+  other_k.k = 7;
+  other_k.resume = &state;
+  EXPECT_THROW(run_serial(x, d, other_k), std::invalid_argument);
+  KMeansOptions fewer = options;
+  fewer.iterations = 1;  // the state is past the last iteration
+  fewer.resume = &state;
+  EXPECT_THROW(run_serial(x, d, fewer), std::invalid_argument);
+}
+
+TEST(KMeansStateFormat, RoundTripsAndRejectsDamage) {
+  KMeansState state;
+  state.k = 3;
+  state.d = 2;
+  state.iteration = 2;
+  state.centroids = {1.5f, -2.0f, 0.0f, 3.25f, 1e-30f, -0.0f};
+  state.objective = {10.5, 7.25};
+  state.empty_clusters_split = 4;
+  const cluster::Bytes bytes = encode_kmeans_state(state);
+  const KMeansState back = decode_kmeans_state(bytes);
+  EXPECT_EQ(back.k, 3);
+  EXPECT_EQ(back.d, 2);
+  EXPECT_EQ(back.iteration, 2);
+  EXPECT_EQ(back.empty_clusters_split, 4);
+  EXPECT_TRUE(same_bits(back.centroids, state.centroids));
+  EXPECT_EQ(back.objective, state.objective);
+
+  cluster::Bytes truncated(bytes.begin(), bytes.end() - 1);
+  EXPECT_THROW(decode_kmeans_state(truncated), std::runtime_error);
+  cluster::Bytes magic = bytes;
+  magic[0] = 'X';
+  EXPECT_THROW(decode_kmeans_state(magic), std::runtime_error);
+  cluster::Bytes version = bytes;
+  version[4] = static_cast<char>(kKMeansStateFormatVersion + 1);
+  EXPECT_THROW(decode_kmeans_state(version), std::runtime_error);
+  EXPECT_THROW(decode_kmeans_state({}), std::runtime_error);
 }
 
 }  // namespace
