@@ -1,0 +1,70 @@
+# Faults of `shardforge run` (checkpoints: the dedup's sketch/rank-R and verdicts, then embed,
+# train, semdedup, merge, run):
+# (a) SIGKILL of one rank once the embeddings are checkpointed: the job ends; --resume reads
+#     the sketches and the embeddings back and gives index.faiss, ids.jsonl and
+#     duplicates.jsonl byte-identical to an uninterrupted run;
+# (b) SIGTERM to one rank while embedding: every rank stops at the embed checkpoint, exit 75;
+#     --resume completes identically without embedding again;
+# (c) a changed semdedup.eps redoes semdedup and what follows, not reading, embed or train.
+source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/fault_lib.bash"
+source "$(dirname "$0")/fault_text_lib.bash"
+sf_init "$@"
+COPIES=${RUN_FAULT_COPIES:-4}
+OUTS=(index.faiss ids.jsonl duplicates.jsonl embedder.json)
+SETS=(--set embed.dim=64 --set index.metric=ip --set semdedup.eps=0.05)
+
+check "data: fortune cookies x $COPIES as JSONL; reference: an uninterrupted 2-rank run"
+fortune_corpus "$WORK/corpus.jsonl" "$COPIES"
+text_config "$WORK/run.yaml" "$WORK/unused" "$WORK/corpus.jsonl"
+run_ok 2 "$WORK/ref.log" run "$WORK/run.yaml" --set "output.dir=$WORK/ref" "${SETS[@]}"
+for m in sketch/rank-00000 sketch/rank-00001 verdicts embed train semdedup merge run; do
+  [[ -f $WORK/ref/checkpoints/$m.json ]] || fail "no marker $m"
+done
+ok "$(wc -l <"$WORK/ref/ids.jsonl") documents indexed"
+
+check "SIGKILL of rank 1 once the embeddings are checkpointed: the job ends, no outputs"
+start_bg 2 "$WORK/killed.log" run "$WORK/run.yaml" --set "output.dir=$WORK/run" "${SETS[@]}"
+wait_until 60 has_markers "$WORK/run" "embed.json" 1
+pid=$(rank_pid 1)
+[[ -n $pid ]] || fail "rank 1 not found"
+kill -KILL "$pid"
+wait_bg
+[[ $BG_RC -ne 0 ]] || { show "$WORK/killed.log"; fail "the job finished before the kill (a bigger corpus: RUN_FAULT_COPIES)"; }
+[[ ! -e $WORK/run/ids.jsonl && ! -e $WORK/run/checkpoints/run.json ]] || fail "a killed run left ids.jsonl or its marker"
+ok "exit $BG_RC"
+
+check "--resume: sketches and embeddings read back, outputs byte-identical"
+run_ok 2 "$WORK/resume.log" run "$WORK/run.yaml" --set "output.dir=$WORK/run" "${SETS[@]}" --resume
+grep -q "read+sketch: 2 of 2 rank(s) read their verified sketch back" "$WORK/resume.log" || { show "$WORK/resume.log"; fail "the sketches were not reused"; }
+grep -q "embed: complete (marker verified), skipped" "$WORK/resume.log" || { show "$WORK/resume.log"; fail "embedded again"; }
+same_outputs "$WORK/ref" "$WORK/run" "${OUTS[@]}"
+ok
+
+check "SIGTERM to rank 1 while embedding: every rank stops at the embed checkpoint, exit 75"
+start_bg 2 "$WORK/term.log" run "$WORK/run.yaml" --set "output.dir=$WORK/term" "${SETS[@]}"
+wait_until 60 in_stage "$WORK/term" embed.fit
+pid=$(rank_pid 1)
+[[ -n $pid ]] || fail "rank 1 not found"
+kill -TERM "$pid"
+wait_bg
+[[ $BG_RC -eq 75 ]] || { show "$WORK/term.log"; fail "exit $BG_RC, expected 75"; }
+grep -q "stopped by a signal during embed: checkpoint" "$WORK/term.log" || { show "$WORK/term.log"; fail "not stopped at the embed checkpoint"; }
+[[ -f $WORK/term/checkpoints/embed.json && ! -e $WORK/term/checkpoints/train.json ]] || fail "expected the embed marker and no train marker"
+run_ok 2 "$WORK/term-resume.log" run "$WORK/run.yaml" --set "output.dir=$WORK/term" "${SETS[@]}" --resume
+grep -q "embed: complete (marker verified), skipped" "$WORK/term-resume.log" || { show "$WORK/term-resume.log"; fail "embedded again"; }
+same_outputs "$WORK/ref" "$WORK/term" "${OUTS[@]}"
+ok
+
+check "semdedup.eps changed: semdedup and after redone; reading, embed and train reused; same as a fresh run"
+run_ok 2 "$WORK/e-ref.log" run "$WORK/run.yaml" --set "output.dir=$WORK/e-ref" "${SETS[@]}" --set semdedup.eps=0.2
+run_ok 2 "$WORK/e.log" run "$WORK/run.yaml" --set "output.dir=$WORK/run" "${SETS[@]}" --set semdedup.eps=0.2 --resume
+grep -q "semdedup: redo: semdedup.eps changed from '0.05' to '0.2'" "$WORK/e.log" || { show "$WORK/e.log"; fail "no redo line for semdedup"; }
+for skipped in "verdicts" "embed" "train"; do
+  grep -q "$skipped: complete (marker verified), skipped" "$WORK/e.log" || { show "$WORK/e.log"; fail "$skipped redone"; }
+done
+grep -q "read+sketch: 2 of 2 rank(s) read their verified sketch back" "$WORK/e.log" || { show "$WORK/e.log"; fail "reading redone"; }
+same_outputs "$WORK/e-ref" "$WORK/run" "${OUTS[@]}"
+ok
+
+sf_done
