@@ -170,6 +170,7 @@ nlohmann::json run_eval(cluster::Comm& comm, const pipeline::Config& config, fai
 // The checkpoints of `run` after the dedup's (jobs/run.h).
 constexpr const char* kEmbedDir = "embed";
 constexpr const char* kEmbedderFile = "embedder.json";
+constexpr const char* kEmbedderCheckpoint = "embed/embedder.json";  // the embed stage's copy
 constexpr const char* kSemanticDir = "semdedup";
 constexpr const char* kIndexFile = "index.faiss";
 constexpr const char* kEvalFile = "eval.json";
@@ -312,7 +313,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
         throw std::runtime_error(file + ": holds " + std::to_string(refs.size()) +
                                  " rows, this rank's range has " + std::to_string(target.size()));
       if (comm.rank() == 0) {
-        const cluster::Bytes bytes = read_bytes(checkpoints.path(kEmbedderFile));
+        const cluster::Bytes bytes = read_bytes(checkpoints.path(kEmbedderCheckpoint));
         embedder_text.assign(bytes.begin(), bytes.end());
       }
     });
@@ -388,10 +389,10 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
           out.write("vectors", vectors);
           out.write("survivors", refs);
           out.close();
-          if (comm.rank() == 0) io::publish_text(checkpoints.path(kEmbedderFile), embedder_text);
+          if (comm.rank() == 0) io::publish_text(checkpoints.path(kEmbedderCheckpoint), embedder_text);
         },
         {{"dim", dim}, {"docs", embedded}, {"text_bytes", all_bytes}, {"seconds", slowest}},
-        {kEmbedderFile});
+        {kEmbedderCheckpoint});
   }
   const double mb_per_s = slowest > 0 ? static_cast<double>(all_bytes) / 1e6 / slowest : 0.0;
   if (!embed_done)
