@@ -104,7 +104,7 @@ DedupSetup make_dedup_setup(const pipeline::Config& config, bool dedup);
 struct DedupFingerprints {
   pipeline::Fingerprint sketch, sketch_rank, verdicts;
 };
-// Local; stats the input files (throws naming one that cannot be stat'ed).
+// Local; stats the input files (throws io::InputError naming one that is missing).
 DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const DedupSetup& setup,
                                      int rank, int size);
 constexpr const char* kSketchDir = "sketch";

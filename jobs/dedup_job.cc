@@ -78,6 +78,28 @@ struct HashEq {
   }
 };
 
+// The counts of the verdicts (all ranks) that the verdicts marker records, by name.
+constexpr std::pair<const char*, int64_t DedupedCorpus::*> kVerdictCounts[] = {
+    {"exact_removed", &DedupedCorpus::exact_removed},
+    {"near_removed", &DedupedCorpus::near_removed},
+    {"split_off", &DedupedCorpus::split_off},
+    {"clusters", &DedupedCorpus::clusters},
+    {"largest_cluster", &DedupedCorpus::largest_cluster}};
+// The NearStats counts that dedup.json and the verdicts marker record, by name.
+constexpr std::pair<const char*, int64_t dd::NearStats::*> kNearCounts[] = {
+    {"buckets", &dd::NearStats::buckets},
+    {"largest_bucket", &dd::NearStats::largest_bucket},
+    {"candidate_pairs", &dd::NearStats::candidate_pairs},
+    {"verified_edges", &dd::NearStats::verified_edges},
+    {"clusters", &dd::NearStats::clusters},
+    {"largest_cluster", &dd::NearStats::largest_cluster}};
+
+nlohmann::json near_counts_json(const dd::NearStats& stats) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, field] : kNearCounts) j[name] = stats.*field;
+  return j;
+}
+
 }  // namespace
 
 // ---- config ---------------------------------------------------------------------------------
@@ -165,6 +187,7 @@ DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const Dedup
                                      int rank, int size) {
   // What read_and_sketch's results depend on: not the LSH bands or the threshold as such,
   // only the signature width they lead to.
+  io::stat_text_files(config.input.paths);  // a missing input: the reader's error, first
   auto sketch_parts = [&](pipeline::Fingerprint& fp) {
     fp.keys(config, {"input.paths", "input.format", "input.text_field", "input.id_field",
                      "input.max_record_bytes", "dedup.keep", "dedup.ngram", "dedup.seed",
@@ -745,18 +768,9 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
         if (v.row < static_cast<uint64_t>(range.begin) || v.row >= static_cast<uint64_t>(range.end))
           throw std::runtime_error(checkpoints.path(verdicts_file) + ": row " +
                                    std::to_string(v.row) + " is not this rank's");
-      out.exact_removed = info.at("exact_removed").get<int64_t>();
-      out.near_removed = info.at("near_removed").get<int64_t>();
-      out.split_off = info.at("split_off").get<int64_t>();
-      out.clusters = info.at("clusters").get<int64_t>();
-      out.largest_cluster = info.at("largest_cluster").get<int64_t>();
-      const nlohmann::json& n = info.at("near_stats");
-      out.near_stats.buckets = n.at("buckets").get<int64_t>();
-      out.near_stats.largest_bucket = n.at("largest_bucket").get<int64_t>();
-      out.near_stats.candidate_pairs = n.at("candidate_pairs").get<int64_t>();
-      out.near_stats.verified_edges = n.at("verified_edges").get<int64_t>();
-      out.near_stats.clusters = n.at("clusters").get<int64_t>();
-      out.near_stats.largest_cluster = n.at("largest_cluster").get<int64_t>();
+      for (const auto& [name, field] : kVerdictCounts) out.*field = info.at(name).get<int64_t>();
+      for (const auto& [name, field] : kNearCounts)
+        out.near_stats.*field = info.at("near_stats").at(name).get<int64_t>();
     });
     log.end();
     out.verdicts_reused = true;
@@ -936,22 +950,11 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
   out.clusters = clusters;
   out.largest_cluster = largest_cluster;
   // The checkpoint: every rank's verdicts, the counts in the marker (a safe point).
-  const dd::NearStats& n = near_stats;
+  nlohmann::json counts = {{"near_stats", near_counts_json(near_stats)}};
+  for (const auto& [name, field] : kVerdictCounts) counts[name] = out.*field;
   checkpoint_rank_files(
       comm, checkpoints, fps.verdicts, kVerdictsDir,
-      [&](const std::string& tmp) { write_verdicts_file(tmp, out.verdicts); },
-      {{"exact_removed", exact_removed},
-       {"near_removed", near_removed},
-       {"split_off", split_off},
-       {"clusters", clusters},
-       {"largest_cluster", largest_cluster},
-       {"near_stats",
-        {{"buckets", n.buckets},
-         {"largest_bucket", n.largest_bucket},
-         {"candidate_pairs", n.candidate_pairs},
-         {"verified_edges", n.verified_edges},
-         {"clusters", n.clusters},
-         {"largest_cluster", n.largest_cluster}}}});
+      [&](const std::string& tmp) { write_verdicts_file(tmp, out.verdicts); }, counts);
   return out;
 }
 
@@ -967,7 +970,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
                     dup_tmp = dir + "/duplicates.tmp";
   const pipeline::Checkpoints checkpoints(dir);
   std::optional<DedupFingerprints> fps;
-  cluster::run_local_phase(comm, "fingerprints", [&] {
+  cluster::run_local_phase(comm, "open input", [&] {
     fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
   });
   // The last stage: kept/, duplicates.jsonl and dedup.json, made from the verdicts.
@@ -1134,17 +1137,11 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           {"keep", config.dedup.keep},
           {"near", config.dedup.near},
           {"seed", config.dedup.seed}}},
-        {"near",
-         {{"buckets", near_stats.buckets},
-          {"largest_bucket", near_stats.largest_bucket},
-          {"candidate_pairs", near_stats.candidate_pairs},
-          {"verified_edges", near_stats.verified_edges},
-          {"clusters", near_stats.clusters},
-          {"largest_cluster", near_stats.largest_cluster},
-          {"chained_members_kept", split_off}}},
+        {"near", near_counts_json(near_stats)},
         {"bad_input", bad_report},
         {"stages", stages_json},
         {"sketch", sketch_json}};
+    report["near"]["chained_members_kept"] = split_off;
     for (const auto& [k, v] : summary.items()) report[k] = v;
     io::publish_text(dir + "/dedup.json", report.dump(2) + "\n");
     checkpoints.mark_complete(kept_fp, kept_outputs, summary);

@@ -28,7 +28,7 @@
 // after each): the dedup's sketch and verdicts (jobs/dedup_core.h); "embed" (embed/rank-R.sfar:
 // each rank's block of vectors with rows and keep scores, and embed/embedder.json); "train"
 // (trained.faiss); "semdedup" (semdedup/rank-R.sfar); "merge" (index.faiss); "eval"
-// (eval.json); "run" (all outputs). The resumed outputs are byte-identical to a straight run's.
+// (eval.json); "outputs" (all outputs). The resumed outputs are byte-identical to a straight run's.
 #pragma once
 
 #include <string>

@@ -201,7 +201,7 @@ RunFingerprints run_fingerprints(const pipeline::Config& config,
   merge.after(indexed);
   pipeline::Fingerprint eval("eval");
   eval.after(merge).keys(config, {"eval.k", "eval.nprobe", "eval.max_queries"});
-  pipeline::Fingerprint outputs("run");
+  pipeline::Fingerprint outputs("outputs");
   outputs.after(config.run.semdedup ? semantic : embed)
       .keys(config, {"run.dedup", "run.semdedup", "run.index", "run.eval"});
   if (config.run.index) outputs.after(merge);
@@ -250,7 +250,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const bool train = config.run.semdedup || config.run.index;
   std::optional<DedupFingerprints> fps;
   std::optional<RunFingerprints> rfp;
-  cluster::run_local_phase(comm, "fingerprints", [&] {
+  cluster::run_local_phase(comm, "open input", [&] {
     fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
     rfp = run_fingerprints(config, fps->verdicts, comm.size());
   });

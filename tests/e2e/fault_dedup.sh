@@ -4,7 +4,8 @@
 #     duplicates.jsonl byte-identical to an uninterrupted run;
 # (b) SIGTERM to one rank while reading: every rank stops at the sketch checkpoint, exit 75;
 #     --resume completes identically;
-# (c) a changed dedup.threshold redoes the verdicts and kept/, not the reading; a touched input
+# (c) the killed run resumed with 1 rank redoes the sketches (they depend on the rank count);
+# (d) a changed dedup.threshold redoes the verdicts and kept/, not the reading; a touched input
 #     file redoes the reading; an unchanged complete run has nothing to do.
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fault_lib.bash"
@@ -25,15 +26,14 @@ ok "$(wc -l <"$WORK/ref/duplicates.jsonl") duplicates"
 check "SIGKILL of rank 1 once both sketches are checkpointed: the job ends, no kept/ and no kept marker"
 start_bg 2 "$WORK/killed.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/run"
 wait_until 60 has_markers "$WORK/run" "sketch/*.json" 2
-pid=$(rank_pid 1)
-[[ -n $pid ]] || fail "rank 1 not found"
-kill -KILL "$pid"
+signal_rank KILL 1
 wait_bg
 [[ $BG_RC -ne 0 ]] || { show "$WORK/killed.log"; fail "the job finished before the kill (a bigger corpus: DEDUP_FAULT_COPIES)"; }
 [[ ! -e $WORK/run/kept && ! -e $WORK/run/checkpoints/kept.json && ! -e $WORK/run/duplicates.jsonl ]] ||
   fail "a killed run left kept/, duplicates.jsonl or the kept marker"
 ok "exit $BG_RC"
 
+cp -a "$WORK/run" "$WORK/run1"
 check "--resume: both sketches read back, outputs byte-identical"
 run_ok 2 "$WORK/resume.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/run" --resume
 grep -q "read+sketch: 2 of 2 rank(s) read their verified sketch back" "$WORK/resume.log" ||
@@ -41,12 +41,17 @@ grep -q "read+sketch: 2 of 2 rank(s) read their verified sketch back" "$WORK/res
 same_outputs "$WORK/ref" "$WORK/run" "${OUTS[@]}"
 ok
 
+check "--resume of the killed run with 1 rank: the 2-rank sketches do not fit, all redone; same records kept"
+run_ok 1 "$WORK/resume1.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/run1" --resume
+grep -q "sketch/rank-00000: redo: ranks changed from '2' to '1'" "$WORK/resume1.log" || { show "$WORK/resume1.log"; fail "no redo line naming the rank count"; }
+cmp "$WORK/ref/duplicates.jsonl" "$WORK/run1/duplicates.jsonl" || fail "duplicates.jsonl differs with 1 rank"
+cmp <(cat "$WORK"/ref/kept/*) <(cat "$WORK"/run1/kept/*) || fail "kept/ differs with 1 rank"
+ok
+
 check "SIGTERM to rank 1 while reading: every rank stops at the sketch checkpoint, exit 75"
 start_bg 2 "$WORK/term.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/term"
 wait_until 60 in_stage "$WORK/term" read+sketch
-pid=$(rank_pid 1)
-[[ -n $pid ]] || fail "rank 1 not found"
-kill -TERM "$pid"
+signal_rank TERM 1
 wait_bg
 [[ $BG_RC -eq 75 ]] || { show "$WORK/term.log"; fail "exit $BG_RC, expected 75"; }
 grep -q "shardforge \[rank 1/2\]: SIGTERM during stage 'read+sketch'" "$WORK/term.log" ||

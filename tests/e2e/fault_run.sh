@@ -18,7 +18,7 @@ check "data: fortune cookies x $COPIES as JSONL; reference: an uninterrupted 2-r
 fortune_corpus "$WORK/corpus.jsonl" "$COPIES"
 text_config "$WORK/run.yaml" "$WORK/unused" "$WORK/corpus.jsonl"
 run_ok 2 "$WORK/ref.log" run "$WORK/run.yaml" --set "output.dir=$WORK/ref" "${SETS[@]}"
-for m in sketch/rank-00000 sketch/rank-00001 verdicts embed train semdedup merge run; do
+for m in sketch/rank-00000 sketch/rank-00001 verdicts embed train semdedup merge outputs; do
   [[ -f $WORK/ref/checkpoints/$m.json ]] || fail "no marker $m"
 done
 ok "$(wc -l <"$WORK/ref/ids.jsonl") documents indexed"
@@ -26,12 +26,10 @@ ok "$(wc -l <"$WORK/ref/ids.jsonl") documents indexed"
 check "SIGKILL of rank 1 once the embeddings are checkpointed: the job ends, no outputs"
 start_bg 2 "$WORK/killed.log" run "$WORK/run.yaml" --set "output.dir=$WORK/run" "${SETS[@]}"
 wait_until 60 has_markers "$WORK/run" "embed.json" 1
-pid=$(rank_pid 1)
-[[ -n $pid ]] || fail "rank 1 not found"
-kill -KILL "$pid"
+signal_rank KILL 1
 wait_bg
 [[ $BG_RC -ne 0 ]] || { show "$WORK/killed.log"; fail "the job finished before the kill (a bigger corpus: RUN_FAULT_COPIES)"; }
-[[ ! -e $WORK/run/ids.jsonl && ! -e $WORK/run/checkpoints/run.json ]] || fail "a killed run left ids.jsonl or its marker"
+[[ ! -e $WORK/run/ids.jsonl && ! -e $WORK/run/checkpoints/outputs.json ]] || fail "a killed run left ids.jsonl or its marker"
 ok "exit $BG_RC"
 
 check "--resume: sketches and embeddings read back, outputs byte-identical"
@@ -44,9 +42,7 @@ ok
 check "SIGTERM to rank 1 while embedding: every rank stops at the embed checkpoint, exit 75"
 start_bg 2 "$WORK/term.log" run "$WORK/run.yaml" --set "output.dir=$WORK/term" "${SETS[@]}"
 wait_until 60 in_stage "$WORK/term" embed.fit
-pid=$(rank_pid 1)
-[[ -n $pid ]] || fail "rank 1 not found"
-kill -TERM "$pid"
+signal_rank TERM 1
 wait_bg
 [[ $BG_RC -eq 75 ]] || { show "$WORK/term.log"; fail "exit $BG_RC, expected 75"; }
 grep -q "stopped by a signal during embed: checkpoint" "$WORK/term.log" || { show "$WORK/term.log"; fail "not stopped at the embed checkpoint"; }

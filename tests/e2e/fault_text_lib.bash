@@ -38,15 +38,17 @@ PYEOF
 text_config() {
   local file=$1 out=$2
   shift 2
-  {
-    echo "input:"
-    echo "  format: jsonl"
-    echo "  paths:"
-    local p
-    for p in "$@"; do echo "    - \"$p\""; done
-    echo "output:"
-    echo "  dir: \"$out\""
-  } >"$file"
+  printf 'input:\n  format: jsonl\n  paths:\n' >"$file"
+  printf '    - "%s"\n' "$@" >>"$file"
+  printf 'output:\n  dir: "%s"\n' "$out" >>"$file"
+}
+
+# signal_rank SIGNAL RANK: sends SIGNAL to that rank of the background run.
+signal_rank() {
+  local pid
+  pid=$(rank_pid "$2")
+  [[ -n $pid ]] || fail "rank $2 not found"
+  kill "-$1" "$pid"
 }
 
 # has_markers DIR GLOB N: at least N completion markers match checkpoints/GLOB.
