@@ -5,6 +5,7 @@
 # (b) SIGTERM to one rank while reading: every rank stops at the sketch checkpoint, exit 75;
 #     --resume completes identically;
 # (c) the killed run resumed with 1 rank redoes the sketches (they depend on the rank count);
+#     at 4 ranks, a lost kept/ is rewritten from the sketches and verdicts read back;
 # (d) a changed dedup.threshold redoes the verdicts and kept/, not the reading; a touched input
 #     file redoes the reading; an unchanged complete run has nothing to do.
 source "$(dirname "$0")/lib.bash"
@@ -72,6 +73,17 @@ check "--resume of a complete run: nothing to do"
 run_ok 2 "$WORK/again.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/run" --resume
 grep -q "are complete: nothing to do" "$WORK/again.log" || { show "$WORK/again.log"; fail "redone"; }
 same_outputs "$WORK/ref" "$WORK/run" "${OUTS[@]}"
+ok
+
+check "4 ranks: kept/ lost after a straight run; --resume reads the 4 sketches and the verdicts back; same records as 2 ranks"
+run_ok 4 "$WORK/four.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/four"
+rm -rf "$WORK/four/kept"
+run_ok 4 "$WORK/four-resume.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/four" --resume
+grep -q "kept: redo: kept/part-00000.jsonl: No such file" "$WORK/four-resume.log" || { show "$WORK/four-resume.log"; fail "the lost kept/ was not noticed"; }
+grep -q "read+sketch: 4 of 4 rank(s) read their verified sketch back" "$WORK/four-resume.log" || { show "$WORK/four-resume.log"; fail "the sketches were not reused"; }
+grep -q "verdicts: complete (marker verified), skipped" "$WORK/four-resume.log" || { show "$WORK/four-resume.log"; fail "the verdicts were redone"; }
+cmp "$WORK/ref/duplicates.jsonl" "$WORK/four/duplicates.jsonl" || fail "duplicates.jsonl differs with 4 ranks"
+cmp <(cat "$WORK"/ref/kept/*) <(cat "$WORK"/four/kept/*) || fail "kept/ differs with 4 ranks"
 ok
 
 check "dedup.threshold changed: verdicts and kept/ redone, the sketches reused; same as a fresh run"
