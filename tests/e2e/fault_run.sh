@@ -5,7 +5,8 @@
 #     duplicates.jsonl byte-identical to an uninterrupted run;
 # (b) SIGTERM to one rank while embedding: every rank stops at the next checkpoint (embed), exit 75;
 #     --resume completes identically without embedding again;
-# (c) a changed semdedup.eps redoes semdedup and what follows, not reading, embed or train.
+# (c) a changed semdedup.eps redoes semdedup and what follows, not reading, embed or train;
+# (d) a changed embed.dim reads the texts again (no MinHash) and redoes embed and what follows.
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fault_lib.bash"
 source "$(dirname "$0")/fault_text_lib.bash"
@@ -63,6 +64,15 @@ for skipped in "verdicts" "embed" "train"; do
 done
 grep -q "read+sketch: 2 of 2 rank(s) read their verified sketch back" "$WORK/e.log" || { show "$WORK/e.log"; fail "reading redone"; }
 same_outputs "$WORK/e-ref" "$WORK/run" "${OUTS[@]}"
+ok
+
+check "embed.dim changed: the texts read again (no MinHash), verdicts reused, embed and after redone; same as a fresh run"
+run_ok 2 "$WORK/d-ref.log" run "$WORK/run.yaml" --set "output.dir=$WORK/d-ref" "${SETS[@]}" --set embed.dim=32
+run_ok 2 "$WORK/d.log" run "$WORK/run.yaml" --set "output.dir=$WORK/term" "${SETS[@]}" --set embed.dim=32 --resume
+grep -q "embed: redo: embed.dim changed from '64' to '32'" "$WORK/d.log" || { show "$WORK/d.log"; fail "no redo line for embed"; }
+grep -q "verdicts: complete (marker verified), skipped" "$WORK/d.log" || { show "$WORK/d.log"; fail "verdicts redone"; }
+grep -q "read+sketch: 2 of 2 rank(s) read their verified sketch back" "$WORK/d.log" || { show "$WORK/d.log"; fail "reading redone"; }
+same_outputs "$WORK/d-ref" "$WORK/term" "${OUTS[@]}"
 ok
 
 sf_done
