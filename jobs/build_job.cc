@@ -32,6 +32,7 @@
 #include "io/index_file.h"
 #include "jobs/corpus.h"
 #include "jobs/jobs.h"
+#include "jobs/stage_checkpoints.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/stop.h"
@@ -46,7 +47,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kTrainedFile = "trained.faiss";
 constexpr const char* kIndexFile = "index.faiss";
 constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
 constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-means
@@ -100,14 +100,6 @@ pipeline::Fingerprint piece_fingerprint(const pipeline::Fingerprint& lists, clus
   pipeline::Fingerprint fp(std::string("add/") + piece_name(piece));
   fp.after(lists).value("rows", std::to_string(piece.begin) + "-" + std::to_string(piece.end));
   return fp;
-}
-
-cluster::Bytes read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  cluster::Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw std::runtime_error(path + ": read failed");
-  return bytes;
 }
 
 // Collective. The k-means state a stopped build saved, when --resume is set and its marker
@@ -379,26 +371,14 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   const bool trained = merged || pipeline::stage_complete(comm, checkpoints, train_fp, config.resume);
   if (trained) {
     nlohmann::json info;
-    cluster::Bytes bytes;
     cluster::run_local_phase(comm, "train: read checkpoint", [&] {
       info = checkpoints.info("train");
-      if (info.is_null()) {
-        // A verified index.faiss does not need the training's record; its numbers are unknown.
-        if (!merged) throw std::runtime_error(checkpoints.marker_path("train") + ": unreadable");
-        info = nlohmann::json::object();
-      }
-      if (!merged && comm.rank() == 0) bytes = read_bytes(checkpoints.path(kTrainedFile));
+      // A verified index.faiss does not need the training's record; its numbers are unknown.
+      if (info.is_null() && !merged)
+        throw std::runtime_error(checkpoints.marker_path("train") + ": unreadable");
     });
-    if (!merged) {
-      comm.broadcast(bytes, 0);
-      cluster::run_local_phase(comm, "train: read checkpoint",
-                               [&] { index = io::deserialize_index(bytes); });
-    }
-    treport.nlist = info.value("nlist", 0);
-    treport.sample_rows = info.value("sample_rows", int64_t{0});
-    treport.codebook_rows = info.value("codebook_rows", int64_t{0});
-    treport.empty_clusters_split = info.value("empty_clusters_split", 0);
-    treport.objective = info.value("kmeans_objective", std::vector<double>{});
+    if (!merged) index = load_trained(comm, checkpoints);
+    treport = trained_report(info);
   } else {
     stages::TrainOptions topt;
     topt.factory = config.index.factory;
@@ -444,13 +424,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
     // A safe point: a stop request received while training is honoured once it is saved.
     pipeline::run_step(comm, "train: checkpoint", [&] {
       if (comm.rank() != 0) return;
-      io::write_index_file(*index, checkpoints.path(kTrainedFile));
-      checkpoints.mark_complete(train_fp, {kTrainedFile},
-                                {{"nlist", treport.nlist},
-                                 {"sample_rows", treport.sample_rows},
-                                 {"codebook_rows", treport.codebook_rows},
-                                 {"empty_clusters_split", treport.empty_clusters_split},
-                                 {"kmeans_objective", treport.objective}});
+      save_trained(checkpoints, train_fp, *index, treport);
       // The trained index supersedes a saved k-means state.
       checkpoints.forget(kmeans_fp.stage());
       fs::remove(checkpoints.path(kKMeansStateFile));

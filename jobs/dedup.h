@@ -14,6 +14,9 @@
 //   dedup.json               counts, bad input per file, parameters, stages per rank
 // Published in that order by rename; a run that fails leaves no kept/ (only kept.tmp/).
 // The read .. final verdicts part is read_and_dedup (jobs/dedup_core.h), shared with `run`.
+// Checkpoints: the sketch of each rank and the verdicts (jobs/dedup_core.h), then marker
+// "kept" (kept/, duplicates.jsonl, dedup.json). --resume skips what verifies; a stop request
+// (SIGTERM) is honoured after each checkpoint (exit 75).
 #pragma once
 
 #include <string>

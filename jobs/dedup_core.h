@@ -2,6 +2,16 @@
 // (jobs/dedup.h), shared by `dedup` (which then writes kept/) and `run` (which embeds the
 // survivors). The corpus is read once; with DedupTexts the normalised texts (and the raw
 // records) stay in memory for the embedder.
+//
+// Checkpoints (pipeline/checkpoint.h), in the run directory:
+//   sketch/rank-RRRRR.sfar  marker "sketch/rank-RRRRR", written by each rank after it read and
+//       sketched its pieces: everything read_and_sketch computed except the texts (row
+//       metadata, exact hashes, MinHash signatures, shingle sets with dedup.verify exact, bad
+//       input). A resumed rank reads it back instead of reading and hashing its pieces again.
+//   verdicts/rank-RRRRR.sfar  marker "verdicts" (rank 0, once every rank published its file):
+//       the final verdicts of each rank; the counts are in the marker's info.
+// Both depend on the rank count (the pieces do); the sketch not on dedup.threshold, bands,
+// rows, verify or clusters unless they change the signature width or the shingle sets.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +28,7 @@
 
 #include "cluster/comm.h"
 #include "io/text_corpus.h"
+#include "pipeline/checkpoint.h"
 #include "jobs/dedup.h"
 #include "pipeline/config.h"
 #include "pipeline/run_dir.h"
@@ -76,6 +87,31 @@ struct LocalCorpus {
   int64_t file_line(int64_t i) const;
 };
 
+// What `dedup` and `run` take from the config before any work: the same on every rank.
+struct DedupSetup {
+  KeepPolicy keep;
+  io::TextReadOptions read;
+  bool dedup = true;         // find duplicates at all (run.dedup)
+  bool near = false;         // and near ones: dedup and dedup.near
+  bool exact_verify = false;  // near and dedup.verify exact: shingle sets are kept
+  stages::dedup::LshParams lsh;  // near only
+};
+// Throws pipeline::ConfigError naming the key and the config file.
+DedupSetup make_dedup_setup(const pipeline::Config& config, bool dedup);
+
+// The fingerprints of the dedup checkpoints (see above). `sketch` is the part every rank
+// shares (config keys, input files, rank count); `sketch_rank` names this rank's marker.
+struct DedupFingerprints {
+  pipeline::Fingerprint sketch, sketch_rank, verdicts;
+};
+// Local; stats the input files (throws io::InputError naming one that is missing).
+DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const DedupSetup& setup,
+                                     int rank, int size);
+constexpr const char* kSketchDir = "sketch";
+constexpr const char* kVerdictsDir = "verdicts";
+constexpr uint32_t kSketchFormatVersion = 1;
+constexpr uint32_t kVerdictsFormatVersion = 1;
+
 struct FinalVerdict {  // one removed document
   uint64_t row, cluster, representative;
   bool near;
@@ -86,6 +122,17 @@ struct DedupTexts {
   bool normalised = false;  // keep LocalCorpus::texts
   bool raw = false;         // keep LocalCorpus::raw
 };
+
+// The sketch checkpoint file (io/array_file.h, kind "dedup-sketch"). write: all per-document
+// fields of `corpus` but the texts, the signatures and shingle sets, counters and bad input.
+// read: fills them back into `corpus`, whose files and pieces are planned already;
+// `signatures` false skips the signatures and shingle sets (verdicts known). Throws
+// std::runtime_error naming the file when it is damaged or does not fit the pieces.
+void write_sketch_file(const std::string& path, const LocalCorpus& corpus);
+void read_sketch_file(const std::string& path, LocalCorpus& corpus, bool signatures);
+// The verdicts checkpoint file (kind "dedup-verdicts").
+void write_verdicts_file(const std::string& path, const std::vector<FinalVerdict>& verdicts);
+std::vector<FinalVerdict> read_verdicts_file(const std::string& path);
 
 // What read_and_dedup returns on every rank.
 struct DedupedCorpus {
@@ -101,15 +148,22 @@ struct DedupedCorpus {
   stages::dedup::NearStats near_stats;
   std::vector<FinalVerdict> verdicts;  // this rank's removed documents, sorted by row
   int64_t clusters = 0, largest_cluster = 0;
+  int sketches_reused = 0;   // ranks that read their sketch checkpoint back
+  bool verdicts_reused = false;
 };
 
 // Collective. Reads this rank's pieces of input.paths, reports bad input (input.strict: an
-// agreed InputError), and unless `dedup` is false finds exact and near duplicates (dedup.near)
-// with their final clusters. Stages logged: read+sketch, exact, near, clusters.
+// agreed InputError), and unless setup.dedup is false finds exact and near duplicates
+// (dedup.near) with their final clusters. Stages logged: read+sketch, exact, near, clusters.
+// Checkpoints the sketch and the verdicts; with config.resume reads back those whose markers
+// verify (the texts of `keep_texts` are then read again, without sketching). Safe points
+// (pipeline::Stopped) after each checkpoint. REQUIRES: rank 0 created kSketchDir and
+// kVerdictsDir in the run directory.
 DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config,
-                             const io::TextReadOptions& read, const KeepPolicy& keep,
-                             int threads, bool dedup, DedupTexts keep_texts,
-                             pipeline::StageLog& log, const stages::ProgressFn& progress);
+                             const DedupSetup& setup, const DedupFingerprints& fps,
+                             const pipeline::Checkpoints& checkpoints, int threads,
+                             DedupTexts keep_texts, pipeline::StageLog& log,
+                             const stages::ProgressFn& progress);
 
 // The rank holding global `row`.
 int owner_of(const std::vector<int64_t>& begins, uint64_t row);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
@@ -20,6 +21,9 @@
 #include "jobs/dedup.h"
 #include "jobs/dedup_core.h"
 #include "jobs/jobs.h"
+#include "jobs/stage_checkpoints.h"
+#include "io/array_file.h"
+#include "pipeline/stop.h"
 #include "pipeline/run_dir.h"
 #include "stages/dedup/minhash.h"
 #include "stages/dedup/text.h"
@@ -73,6 +77,28 @@ struct HashEq {
     return a.lo == b.lo && a.hi == b.hi;
   }
 };
+
+// The counts of the verdicts (all ranks) that the verdicts marker records, by name.
+constexpr std::pair<const char*, int64_t DedupedCorpus::*> kVerdictCounts[] = {
+    {"exact_removed", &DedupedCorpus::exact_removed},
+    {"near_removed", &DedupedCorpus::near_removed},
+    {"split_off", &DedupedCorpus::split_off},
+    {"clusters", &DedupedCorpus::clusters},
+    {"largest_cluster", &DedupedCorpus::largest_cluster}};
+// The NearStats counts that dedup.json and the verdicts marker record, by name.
+constexpr std::pair<const char*, int64_t dd::NearStats::*> kNearCounts[] = {
+    {"buckets", &dd::NearStats::buckets},
+    {"largest_bucket", &dd::NearStats::largest_bucket},
+    {"candidate_pairs", &dd::NearStats::candidate_pairs},
+    {"verified_edges", &dd::NearStats::verified_edges},
+    {"clusters", &dd::NearStats::clusters},
+    {"largest_cluster", &dd::NearStats::largest_cluster}};
+
+nlohmann::json near_counts_json(const dd::NearStats& stats) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, field] : kNearCounts) j[name] = stats.*field;
+  return j;
+}
 
 }  // namespace
 
@@ -143,6 +169,47 @@ io::TextReadOptions dedup_read_options(const pipeline::Config& config, const Kee
   r.keep_field = keep.kind == KeepPolicy::kField ? keep.field : "";
   r.max_record_bytes = static_cast<uint64_t>(config.input.max_record_bytes);
   return r;
+}
+
+DedupSetup make_dedup_setup(const pipeline::Config& config, bool dedup) {
+  DedupSetup setup;
+  setup.keep = parse_keep_policy(config);
+  setup.read = dedup_read_options(config, setup.keep);
+  setup.dedup = dedup;
+  setup.near = dedup && config.dedup.near;
+  setup.exact_verify = setup.near && config.dedup.verify == "exact";
+  if (setup.near) setup.lsh = dedup_lsh_params(config);
+  dd::parse_punctuation(config.dedup.punctuation);
+  return setup;
+}
+
+DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const DedupSetup& setup,
+                                     int rank, int size) {
+  // What read_and_sketch's results depend on: not the LSH bands or the threshold as such,
+  // only the signature width they lead to.
+  io::stat_text_files(config.input.paths);  // a missing input: the reader's error, first
+  auto sketch_parts = [&](pipeline::Fingerprint& fp) {
+    fp.keys(config, {"input.paths", "input.format", "input.text_field", "input.id_field",
+                     "input.max_record_bytes", "dedup.keep", "dedup.ngram", "dedup.seed",
+                     "dedup.unicode", "dedup.punctuation", "dedup.fold_digits"})
+        .input_files(config.input.paths)
+        .value("ranks", std::to_string(size))
+        .value("minhash width", std::to_string(setup.near ? setup.lsh.width() : 0))
+        .value("shingle sets", setup.exact_verify ? "kept" : "none");
+  };
+  pipeline::Fingerprint sketch("sketch");
+  sketch_parts(sketch);
+  // This rank's marker names the parts themselves, so that its redo line says what changed.
+  const std::string file = rank_file(kSketchDir, rank);
+  pipeline::Fingerprint mine(file.substr(0, file.size() - 5));  // "sketch/rank-RRRRR"
+  sketch_parts(mine);
+  mine.value("rank", std::to_string(rank));
+  pipeline::Fingerprint verdicts("verdicts");
+  verdicts.after(sketch)
+      .keys(config, {"dedup.near", "dedup.num_perm", "dedup.bands", "dedup.rows",
+                     "dedup.threshold", "dedup.verify", "dedup.clusters"})
+      .value("dedup", setup.dedup ? "on" : "off");
+  return {sketch, mine, verdicts};
 }
 
 // ---- reading --------------------------------------------------------------------------------
@@ -257,7 +324,174 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
   flush();
 }
 
+// Reads this rank's pieces again and calls fn(local doc, record) for each good record, found
+// by its line (bad records are skipped). Throws io::InputError naming a file that no longer
+// holds the documents it held.
+void reread_documents(const LocalCorpus& corpus, const io::TextReadOptions& read,
+                      const std::function<void(int64_t, const io::TextRecord&)>& fn) {
+  for (size_t p = 0; p < corpus.pieces.size(); ++p) {
+    const io::TextPiece& piece = corpus.pieces[p];
+    int64_t i = corpus.piece_docs[p];
+    const int64_t end = corpus.piece_docs[p + 1];
+    io::read_text_piece(
+        corpus.files[piece.file], piece, read,
+        [&](const io::TextRecord& rec) {
+          if (i >= end || corpus.doc_line[i] != rec.line) return;  // a bad record
+          fn(i++, rec);
+        },
+        [](const io::BadRecord&) {});
+    if (i != end)
+      throw io::InputError(corpus.files[piece.file].path +
+                           ": changed while dedup ran (or since its sketch checkpoint)");
+  }
+}
+
+// The texts of this rank's documents (normalised, and raw with keep_texts.raw), read again
+// for a resumed run whose sketch came from its checkpoint: no hashing, no MinHash.
+void read_texts(const pipeline::Config& config, const io::TextReadOptions& read,
+                DedupTexts keep_texts, LocalCorpus& corpus) {
+  const dd::NormaliseOptions norm = dedup_normalise_options(config);
+  const auto docs = static_cast<int64_t>(corpus.doc_line.size());
+  std::vector<std::string> texts;
+  texts.reserve(static_cast<size_t>(docs));
+  reread_documents(corpus, read, [&](int64_t, const io::TextRecord& rec) {
+    texts.emplace_back(rec.text);
+    if (keep_texts.raw) corpus.raw.emplace_back(rec.raw);
+  });
+  if (!keep_texts.normalised) return;
+  corpus.texts.resize(texts.size());
+#pragma omp parallel for schedule(dynamic, 256)
+  for (int64_t i = 0; i < docs; ++i) dd::normalise_text(texts[i], norm, corpus.texts[i]);
+}
+
 }  // namespace
+
+// ---- checkpoint files ---------------------------------------------------------------------
+
+void write_sketch_file(const std::string& path, const LocalCorpus& corpus) {
+  io::ArrayFileWriter out(path, "dedup-sketch", kSketchFormatVersion);
+  out.write("piece_lines", corpus.piece_lines);
+  out.write("piece_docs", corpus.piece_docs);
+  out.write("keep_score", corpus.keep_score);
+  out.write("hashes", corpus.hashes);
+  out.write("slot", corpus.slot);
+  out.write("raw_bytes", corpus.raw_bytes);
+  out.write("doc_line", corpus.doc_line);
+  out.write_strings("ids", corpus.ids);
+  out.write("signatures", corpus.signatures);
+  std::vector<uint64_t> set_offsets{0}, shingles;
+  for (const auto& set : corpus.shingle_sets) {
+    shingles.insert(shingles.end(), set.begin(), set.end());
+    set_offsets.push_back(shingles.size());
+  }
+  out.write("shingle_set_offsets", set_offsets);
+  out.write("shingles", shingles);
+  out.write("counters", std::vector<int64_t>{corpus.slots, corpus.local_exact_skipped,
+                                            static_cast<int64_t>(corpus.text_bytes),
+                                            static_cast<int64_t>(corpus.signature_text_bytes)});
+  out.write("seconds", std::vector<double>{corpus.normalise_seconds, corpus.signature_seconds});
+  nlohmann::json bad = nlohmann::json::array();
+  for (const auto& [key, entry] : corpus.bad.entries)
+    bad.push_back({key.first, key.second, entry.count, entry.first});
+  out.write_strings("bad", {nlohmann::json{{"total", corpus.bad.total}, {"entries", bad}}.dump()});
+  out.close();
+}
+
+void read_sketch_file(const std::string& path, LocalCorpus& corpus, bool signatures) {
+  io::ArrayFileReader in(path, "dedup-sketch", kSketchFormatVersion);
+  corpus.piece_lines = in.read<int64_t>("piece_lines");
+  corpus.piece_docs = in.read<int64_t>("piece_docs");
+  corpus.keep_score = in.read<double>("keep_score");
+  corpus.hashes = in.read<dd::Hash128>("hashes");
+  corpus.slot = in.read<int32_t>("slot");
+  corpus.raw_bytes = in.read<uint32_t>("raw_bytes");
+  corpus.doc_line = in.read<int64_t>("doc_line");
+  corpus.ids = in.read_strings("ids");
+  std::vector<uint32_t> sigs = in.read<uint32_t>("signatures");
+  const auto set_offsets = in.read<uint64_t>("shingle_set_offsets");
+  const auto shingles = in.read<uint64_t>("shingles");
+  const auto counters = in.read<int64_t>("counters");
+  const auto seconds = in.read<double>("seconds");
+  const auto bad = in.read_strings("bad");
+  in.close();
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error(path + ": does not fit this rank's input: " + what);
+  };
+  const size_t docs = corpus.keep_score.size();
+  if (corpus.piece_lines.size() != corpus.pieces.size() ||
+      corpus.piece_docs.size() != corpus.pieces.size() + 1)
+    fail(std::to_string(corpus.piece_lines.size()) + " pieces, the input plans " +
+         std::to_string(corpus.pieces.size()));
+  for (size_t n : {corpus.hashes.size(), corpus.slot.size(), corpus.raw_bytes.size(),
+                   corpus.doc_line.size(), corpus.ids.size()})
+    if (n != docs) fail("per-document sections of different lengths");
+  if (corpus.piece_docs.back() != static_cast<int64_t>(docs)) fail("piece_docs");
+  if (counters.size() != 4 || seconds.size() != 2 || bad.size() != 1 || set_offsets.empty() ||
+      set_offsets.back() != shingles.size())
+    fail("counters");
+  corpus.slots = counters[0];
+  corpus.local_exact_skipped = counters[1];
+  corpus.text_bytes = static_cast<uint64_t>(counters[2]);
+  corpus.signature_text_bytes = static_cast<uint64_t>(counters[3]);
+  corpus.normalise_seconds = seconds[0];
+  corpus.signature_seconds = seconds[1];
+  if (signatures) {
+    corpus.signatures = std::move(sigs);
+    corpus.shingle_sets.clear();
+    for (size_t k = 0; k + 1 < set_offsets.size(); ++k) {
+      if (set_offsets[k] > set_offsets[k + 1]) fail("shingle set offsets");
+      corpus.shingle_sets.emplace_back(shingles.begin() + static_cast<std::ptrdiff_t>(set_offsets[k]),
+                                       shingles.begin() + static_cast<std::ptrdiff_t>(set_offsets[k + 1]));
+    }
+  }
+  const auto j = nlohmann::json::parse(bad[0], nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) fail("bad input record");
+  corpus.bad = BadLog{};
+  corpus.bad.total = j.at("total").get<int64_t>();
+  for (const auto& e : j.at("entries")) {
+    BadLog::Entry& entry = corpus.bad.entries[{e[0].get<int>(), e[1].get<int>()}];
+    entry.count = e[2].get<int64_t>();
+    entry.first = e[3].get<std::vector<std::pair<int64_t, std::string>>>();
+  }
+}
+
+void write_verdicts_file(const std::string& path, const std::vector<FinalVerdict>& verdicts) {
+  std::vector<uint64_t> rows, clusters, representatives;
+  std::vector<uint8_t> near;
+  std::vector<double> similarity;
+  for (const FinalVerdict& v : verdicts) {
+    rows.push_back(v.row);
+    clusters.push_back(v.cluster);
+    representatives.push_back(v.representative);
+    near.push_back(v.near ? 1 : 0);
+    similarity.push_back(v.similarity);
+  }
+  io::ArrayFileWriter out(path, "dedup-verdicts", kVerdictsFormatVersion);
+  out.write("row", rows);
+  out.write("cluster", clusters);
+  out.write("representative", representatives);
+  out.write("near", near);
+  out.write("similarity", similarity);
+  out.close();
+}
+
+std::vector<FinalVerdict> read_verdicts_file(const std::string& path) {
+  io::ArrayFileReader in(path, "dedup-verdicts", kVerdictsFormatVersion);
+  const auto rows = in.read<uint64_t>("row");
+  const auto clusters = in.read<uint64_t>("cluster");
+  const auto representatives = in.read<uint64_t>("representative");
+  const auto near = in.read<uint8_t>("near");
+  const auto similarity = in.read<double>("similarity");
+  in.close();
+  const size_t n = rows.size();
+  if (clusters.size() != n || representatives.size() != n || near.size() != n ||
+      similarity.size() != n)
+    throw std::runtime_error(path + ": corrupt: sections of different lengths");
+  std::vector<FinalVerdict> verdicts(n);
+  for (size_t i = 0; i < n; ++i)
+    verdicts[i] = {rows[i], clusters[i], representatives[i], near[i] != 0, similarity[i]};
+  return verdicts;
+}
 
 int owner_of(const std::vector<int64_t>& begins, uint64_t row) {
   const auto it = std::upper_bound(begins.begin(), begins.end(), static_cast<int64_t>(row));
@@ -347,28 +581,61 @@ int64_t LocalCorpus::file_line(int64_t i) const {
 // ---- the job --------------------------------------------------------------------------------
 
 DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config,
-                             const io::TextReadOptions& read, const KeepPolicy& keep,
-                             int threads, bool dedup, DedupTexts keep_texts,
-                             pipeline::StageLog& log, const stages::ProgressFn& progress) {
+                             const DedupSetup& setup, const DedupFingerprints& fps,
+                             const pipeline::Checkpoints& checkpoints, int threads,
+                             DedupTexts keep_texts, pipeline::StageLog& log,
+                             const stages::ProgressFn& progress) {
   DedupedCorpus out;
-  const bool near_on = dedup && config.dedup.near;
-  const dd::LshParams lsh = near_on ? dedup_lsh_params(config) : dd::LshParams{};
+  const io::TextReadOptions& read = setup.read;
+  const KeepPolicy& keep = setup.keep;
+  const bool dedup = setup.dedup;
+  const bool near_on = setup.near;
+  const dd::LshParams lsh = setup.lsh;
   out.lsh = lsh;
-  const bool exact_verify = near_on && config.dedup.verify == "exact";
+  const bool exact_verify = setup.exact_verify;
   LocalCorpus& corpus = out.corpus;
-  // ---- read and sketch ----
+  // Verdicts that verify make the signatures unnecessary.
+  const bool verdicts_done =
+      pipeline::stage_complete(comm, checkpoints, fps.verdicts, config.resume);
+  // ---- read and sketch (or read this rank's sketch checkpoint back) ----
   log.begin("read+sketch");
   const dd::MinHasher minhash(near_on ? lsh.width() : 1,
                               static_cast<uint32_t>(config.dedup.seed));
-  cluster::run_local_phase(comm, "read input", [&] {
+  const std::string sketch_file = rank_file(kSketchDir, comm.rank());
+  bool reused = false;
+  pipeline::run_step(comm, "read+sketch", [&] {
     corpus.files = io::stat_text_files(config.input.paths);
     corpus.pieces = io::plan_text_pieces(corpus.files, read.format, comm.rank(), comm.size());
+    if (config.resume) {
+      const std::string why = checkpoints.verify(fps.sketch_rank);
+      if (why.empty()) {
+        read_sketch_file(checkpoints.path(sketch_file), corpus, !verdicts_done);
+        if (keep_texts.normalised || keep_texts.raw) read_texts(config, read, keep_texts, corpus);
+        reused = true;
+        return;
+      }
+      // A rank that never finished is expected; a sketch that no longer verifies is news.
+      if (why != pipeline::Checkpoints::kNoMarker)
+        spdlog::warn("{}: redo: {}", fps.sketch_rank.stage(), why);
+    }
+    checkpoints.forget(fps.sketch_rank.stage());
     read_and_sketch(config, read, keep, minhash, exact_verify, near_on, keep_texts, corpus,
                     [&](int64_t done, int64_t total) {
                       if (progress) progress("read+sketch: files", done, total);
                     });
+    // The checkpoint: a safe point once it is written (a stop request waits for it).
+    io::publish_file(checkpoints.path(sketch_file),
+                     [&](const std::string& tmp) { write_sketch_file(tmp, corpus); });
+    checkpoints.mark_complete(fps.sketch_rank, {sketch_file},
+                              {{"docs", corpus.keep_score.size()}, {"slots", corpus.slots}});
   });
   log.end();
+  out.sketches_reused = static_cast<int>(comm.sum(int64_t{reused}));
+  if (comm.rank() == 0 && config.resume)
+    spdlog::info("read+sketch: {} of {} rank(s) read their verified sketch back (no reading, "
+                 "no MinHash){}",
+                 out.sketches_reused, comm.size(),
+                 out.sketches_reused == comm.size() ? "" : "; the others read their input");
   const auto local_docs = static_cast<int64_t>(corpus.hashes.size());
 
   // Global rows: a prefix sum of the ranks' record counts.
@@ -482,6 +749,35 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
       "dedup: {} documents in {} file(s) ({} bad record(s) skipped); {} rank(s) x {} thread(s); "
       "this rank: rows [{}, {})",
       total_docs, corpus.files.size(), bad_total, comm.size(), threads, range.begin, range.end);
+
+  out.range = range;
+  out.total_docs = total_docs;
+  out.local_bytes_in = local_bytes_in;
+  out.bad_report = std::move(bad_report);
+  out.bad_total = bad_total;
+  const std::string verdicts_file = rank_file(kVerdictsDir, comm.rank());
+  if (verdicts_done) {
+    log.begin("verdicts");
+    nlohmann::json info;
+    cluster::run_local_phase(comm, "verdicts: read checkpoint", [&] {
+      info = checkpoints.info(fps.verdicts.stage());
+      if (!info.is_object())
+        throw std::runtime_error(checkpoints.marker_path(fps.verdicts.stage()) + ": unreadable");
+      out.verdicts = read_verdicts_file(checkpoints.path(verdicts_file));
+      for (const FinalVerdict& v : out.verdicts)
+        if (v.row < static_cast<uint64_t>(range.begin) || v.row >= static_cast<uint64_t>(range.end))
+          throw std::runtime_error(checkpoints.path(verdicts_file) + ": row " +
+                                   std::to_string(v.row) + " is not this rank's");
+      for (const auto& [name, field] : kVerdictCounts) out.*field = info.at(name).get<int64_t>();
+      for (const auto& [name, field] : kNearCounts)
+        out.near_stats.*field = info.at("near_stats").at(name).get<int64_t>();
+    });
+    log.end();
+    out.verdicts_reused = true;
+    spdlog::info("verdicts: read back: {} exact, {} near duplicate(s); {} clusters",
+                 out.exact_removed, out.near_removed, out.clusters);
+    return out;
+  }
 
   // ---- exact duplicates ----
   log.begin("exact");
@@ -646,11 +942,6 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
   }
   log.end();
 
-  out.range = range;
-  out.total_docs = total_docs;
-  out.local_bytes_in = local_bytes_in;
-  out.bad_report = std::move(bad_report);
-  out.bad_total = bad_total;
   out.exact_removed = exact_removed;
   out.near_removed = near_removed;
   out.split_off = split_off;
@@ -658,6 +949,12 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
   out.verdicts = std::move(verdicts);
   out.clusters = clusters;
   out.largest_cluster = largest_cluster;
+  // The checkpoint: every rank's verdicts, the counts in the marker (a safe point).
+  nlohmann::json counts = {{"near_stats", near_counts_json(near_stats)}};
+  for (const auto& [name, field] : kVerdictCounts) counts[name] = out.*field;
+  checkpoint_rank_files(
+      comm, checkpoints, fps.verdicts, kVerdictsDir,
+      [&](const std::string& tmp) { write_verdicts_file(tmp, out.verdicts); }, counts);
   return out;
 }
 
@@ -666,29 +963,37 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   const int threads = pipeline::choose_threads(config, comm);
   const auto progress = pipeline::make_progress_logger(comm.rank());
   pipeline::StageLog log;
-  const KeepPolicy keep = parse_keep_policy(config);
-  const io::TextReadOptions read = dedup_read_options(config, keep);
-  const dd::LshParams lsh = config.dedup.near ? dedup_lsh_params(config) : dd::LshParams{};
-  dd::parse_punctuation(config.dedup.punctuation);
+  const DedupSetup setup = make_dedup_setup(config, true);
+  const io::TextReadOptions& read = setup.read;
+  const dd::LshParams& lsh = setup.lsh;
   const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
                     dup_tmp = dir + "/duplicates.tmp";
+  const pipeline::Checkpoints checkpoints(dir);
+  std::optional<DedupFingerprints> fps;
+  cluster::run_local_phase(comm, "open input", [&] {
+    fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
+  });
+  // The last stage: kept/, duplicates.jsonl and dedup.json, made from the verdicts.
+  pipeline::Fingerprint kept_fp("kept");
+  kept_fp.after(fps->verdicts);
+  std::vector<std::string> kept_outputs;
+  for (int r = 0; r < comm.size(); ++r)
+    kept_outputs.push_back("kept/" + part_name(r, read.format));
+  kept_outputs.insert(kept_outputs.end(), {"duplicates.jsonl", "dedup.json"});
+  if (pipeline::stage_complete(comm, checkpoints, kept_fp, config.resume)) {
+    if (comm.rank() == 0)
+      spdlog::info("dedup: {}/kept/ and duplicates.jsonl are complete: nothing to do", dir);
+    return 0;
+  }
 
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
-  cluster::run_local_phase(comm, "prepare output.dir", [&] {
-    if (comm.rank() != 0) return;
-    pipeline::make_run_dir(dir);
-    for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp})
-      std::filesystem::remove_all(stale);
-    for (const char* stale :
-         {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
-      std::filesystem::remove(dir + "/" + stale);
-    std::filesystem::create_directories(kept_tmp);
-    std::filesystem::create_directories(dup_tmp);
-    io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
-  });
+  prepare_run_dir(comm, config, checkpoints,
+                  {"kept", "kept.tmp", "duplicates.tmp", "duplicates.jsonl", "dedup.json",
+                   "quality.json", "quality_pairs.jsonl"},
+                  {kSketchDir, kVerdictsDir}, {"kept.tmp", "duplicates.tmp", kSketchDir, kVerdictsDir});
 
-  DedupedCorpus deduped =
-      read_and_dedup(comm, config, read, keep, threads, true, DedupTexts{}, log, progress);
+  DedupedCorpus deduped = read_and_dedup(comm, config, setup, *fps, checkpoints, threads,
+                                         DedupTexts{}, log, progress);
   LocalCorpus& corpus = deduped.corpus;
   const std::vector<int64_t>& begins = deduped.begins;
   const cluster::RowRange range = deduped.range;
@@ -729,25 +1034,12 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     again.raw_lines = read.format == io::TextFormat::kJsonl;
     io::publish_file(kept_tmp + "/" + part, [&](const std::string& tmp) {
       FileWriter out(tmp);
-      for (size_t p = 0; p < corpus.pieces.size(); ++p) {
-        const io::TextPiece& piece = corpus.pieces[p];
-        int64_t i = corpus.piece_docs[p];
-        const int64_t end = corpus.piece_docs[p + 1];
-        io::read_text_piece(
-            corpus.files[piece.file], piece, again,
-            [&](const io::TextRecord& rec) {
-              if (i >= end || corpus.doc_line[i] != rec.line) return;  // a bad record
-              if (!removed[i]) {
-                out.write(rec.raw);
-                out.write(read.format == io::TextFormat::kJsonl ? "\n" : "%\n");
-                local_bytes_out += corpus.raw_bytes[i];
-              }
-              ++i;
-            },
-            [](const io::BadRecord&) {});
-        if (i != end)
-          throw io::InputError(corpus.files[piece.file].path + ": changed while dedup ran");
-      }
+      reread_documents(corpus, again, [&](int64_t i, const io::TextRecord& rec) {
+        if (removed[i]) return;
+        out.write(rec.raw);
+        out.write(read.format == io::TextFormat::kJsonl ? "\n" : "%\n");
+        local_bytes_out += corpus.raw_bytes[i];
+      });
       out.close();
     });
     io::publish_file(
@@ -845,19 +1137,14 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           {"keep", config.dedup.keep},
           {"near", config.dedup.near},
           {"seed", config.dedup.seed}}},
-        {"near",
-         {{"buckets", near_stats.buckets},
-          {"largest_bucket", near_stats.largest_bucket},
-          {"candidate_pairs", near_stats.candidate_pairs},
-          {"verified_edges", near_stats.verified_edges},
-          {"clusters", near_stats.clusters},
-          {"largest_cluster", near_stats.largest_cluster},
-          {"chained_members_kept", split_off}}},
+        {"near", near_counts_json(near_stats)},
         {"bad_input", bad_report},
         {"stages", stages_json},
         {"sketch", sketch_json}};
+    report["near"]["chained_members_kept"] = split_off;
     for (const auto& [k, v] : summary.items()) report[k] = v;
     io::publish_text(dir + "/dedup.json", report.dump(2) + "\n");
+    checkpoints.mark_complete(kept_fp, kept_outputs, summary);
   });
   pipeline::write_run_json(comm, dir, "dedup", threads, log, summary);
   spdlog::info(

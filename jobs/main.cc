@@ -46,11 +46,11 @@ const Command kCommands[] = {
     {"info", "show the run directory: index shape, list balance, stage times, recall",
      sf::jobs::info_job, {}, false},
     {"dedup", "remove exact and near-duplicate documents -> <output.dir>/kept/, duplicates.jsonl, dedup.json",
-     sf::jobs::dedup_job, {}, false},
+     sf::jobs::dedup_job, {}, true},
     {"dedup-quality", "after dedup: precision/recall of its duplicate pairs against exact Jaccard -> quality.json",
      sf::jobs::dedup_quality_job, {}, false},
     {"run", "the whole pipeline: read, dedup, embed, train, semantic dedup, add, merge -> <output.dir>/index.faiss, ids.jsonl",
-     sf::jobs::run_job, {}, false},
+     sf::jobs::run_job, {}, true},
 };
 
 // `shardforge query RUN_DIR TEXT`: one process, no MPI (see jobs/run.h).

@@ -24,6 +24,10 @@
 #include "jobs/dedup_core.h"
 #include "jobs/jobs.h"
 #include "jobs/run.h"
+#include "jobs/stage_checkpoints.h"
+#include "io/array_file.h"
+#include "pipeline/checkpoint.h"
+#include "pipeline/stop.h"
 #include "pipeline/run_dir.h"
 #include "stages/batches.h"
 #include "stages/build.h"
@@ -163,6 +167,48 @@ nlohmann::json run_eval(cluster::Comm& comm, const pipeline::Config& config, fai
           {"results", results}};
 }
 
+// The checkpoints of `run` after the dedup's (jobs/run.h).
+constexpr const char* kEmbedDir = "embed";
+constexpr const char* kEmbedderFile = "embedder.json";
+constexpr const char* kEmbedderCheckpoint = "embed/embedder.json";  // the embed stage's copy
+constexpr const char* kSemanticDir = "semdedup";
+constexpr const char* kIndexFile = "index.faiss";
+constexpr const char* kEvalFile = "eval.json";
+constexpr uint32_t kEmbeddingsFormatVersion = 1;
+constexpr uint32_t kSemanticFormatVersion = 1;
+
+struct RunFingerprints {
+  pipeline::Fingerprint embed, train, semantic, merge, eval, outputs;
+};
+
+// Local; stats embed.vectors (throws naming it when it cannot be stat'ed).
+RunFingerprints run_fingerprints(const pipeline::Config& config,
+                                 const pipeline::Fingerprint& verdicts, int ranks) {
+  // The vectors are stored in the block-aligned ranges of this rank count.
+  pipeline::Fingerprint embed("embed");
+  embed.after(verdicts)
+      .keys(config, {"embed.method", "embed.dim", "embed.seed", "embed.vectors",
+                     "embed.vectors_dataset", "embed.vectors_field"})
+      .value("ranks", std::to_string(ranks));
+  if (!config.embed.vectors.empty()) embed.input_files({config.embed.vectors});
+  pipeline::Fingerprint train("train");
+  train.after(embed).keys(config, {"index.factory", "index.metric", "index.train_size",
+                                   "index.kmeans_iterations", "index.codebook_sample", "seed"});
+  pipeline::Fingerprint semantic("semdedup");
+  semantic.after(train).keys(config, {"semdedup.eps", "semdedup.report_eps"});
+  const pipeline::Fingerprint& indexed = config.run.semdedup ? semantic : train;
+  pipeline::Fingerprint merge("merge");
+  merge.after(indexed);
+  pipeline::Fingerprint eval("eval");
+  eval.after(merge).keys(config, {"eval.k", "eval.nprobe", "eval.max_queries"});
+  pipeline::Fingerprint outputs("outputs");
+  outputs.after(config.run.semdedup ? semantic : embed)
+      .keys(config, {"run.dedup", "run.semdedup", "run.index", "run.eval"});
+  if (config.run.index) outputs.after(merge);
+  if (config.run.eval) outputs.after(eval);
+  return {embed, train, semantic, merge, eval, outputs};
+}
+
 }  // namespace
 
 int run_job(cluster::Comm& comm, const pipeline::Config& config) {
@@ -170,10 +216,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const int threads = pipeline::choose_threads(config, comm);
   const auto progress = pipeline::make_progress_logger(comm.rank());
   pipeline::StageLog log;
-  const KeepPolicy keep = parse_keep_policy(config);
-  const io::TextReadOptions read = dedup_read_options(config, keep);
-  if (config.run.dedup && config.dedup.near) dedup_lsh_params(config);
-  dd::parse_punctuation(config.dedup.punctuation);
+  const DedupSetup setup = make_dedup_setup(config, config.run.dedup);
+  const io::TextReadOptions& read = setup.read;
   const std::string tmp_dir = dir + "/run.tmp";
 
   // The embedder first: a bad embed.* is a config error before anything is read. Config
@@ -201,106 +245,164 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     }
   }
 
-  // Results of an earlier run go first: a failed run leaves nothing that looks complete.
-  cluster::run_local_phase(comm, "prepare output.dir", [&] {
-    if (comm.rank() != 0) return;
-    pipeline::make_run_dir(dir);
-    std::filesystem::remove_all(tmp_dir);
-    for (const char* stale : {"run.json", "index.faiss", "ids.jsonl", "duplicates.jsonl",
-                              "embedder.json", "eval.json"})
-      std::filesystem::remove(dir + "/" + stale);
-    std::filesystem::create_directories(tmp_dir + "/ids");
-    std::filesystem::create_directories(tmp_dir + "/duplicates");
-    io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
+  // The checkpoints (jobs/run.h): what each stage's outputs depend on.
+  const pipeline::Checkpoints checkpoints(dir);
+  const bool train = config.run.semdedup || config.run.index;
+  std::optional<DedupFingerprints> fps;
+  std::optional<RunFingerprints> rfp;
+  cluster::run_local_phase(comm, "open input", [&] {
+    fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
+    rfp = run_fingerprints(config, fps->verdicts, comm.size());
   });
+  std::vector<std::string> outputs = {"ids.jsonl", "duplicates.jsonl", kEmbedderFile};
+  if (config.run.index) outputs.push_back(kIndexFile);
+  if (config.run.eval) outputs.push_back(kEvalFile);
+  if (pipeline::stage_complete(comm, checkpoints, rfp->outputs, config.resume)) {
+    if (comm.rank() == 0) spdlog::info("run: the outputs in {} are complete: nothing to do", dir);
+    return 0;
+  }
+
+  // Results of an earlier run go first: a failed run leaves nothing that looks complete.
+  prepare_run_dir(comm, config, checkpoints,
+                  {"run.tmp", "run.json", "ids.jsonl", "duplicates.jsonl", kEmbedderFile},
+                  {kSketchDir, kVerdictsDir, kEmbedDir, kSemanticDir, kTrainedFile, kIndexFile,
+                   kEvalFile},
+                  {"run.tmp/ids", "run.tmp/duplicates", kSketchDir, kVerdictsDir, kEmbedDir,
+                   kSemanticDir});
 
   // ---- read, exact + near dedup (the corpus is read once; texts stay for the embedder) ----
+  const bool embed_done = pipeline::stage_complete(comm, checkpoints, rfp->embed, config.resume);
   DedupTexts texts;
-  texts.normalised = true;
-  texts.raw = !config.embed.vectors_field.empty();
-  DedupedCorpus deduped =
-      read_and_dedup(comm, config, read, keep, threads, config.run.dedup, texts, log, progress);
+  texts.normalised = !embed_done;
+  texts.raw = !embed_done && !config.embed.vectors_field.empty();
+  DedupedCorpus deduped = read_and_dedup(comm, config, setup, *fps, checkpoints, threads, texts,
+                                         log, progress);
   LocalCorpus& corpus = deduped.corpus;
   const std::vector<int64_t>& begins = deduped.begins;
   const cluster::RowRange range = deduped.range;
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
-
-  // ---- embed: fit on every document (idf over the corpus), embed the dedup survivors ----
-  log.begin("embed.fit");
   std::vector<char> removed(static_cast<size_t>(local_docs), 0);
   for (const auto& v : deduped.verdicts) removed[v.row - range.begin] = 1;
-  std::vector<int64_t> surv;  // local docs that survived dedup
-  for (int64_t i = 0; i < local_docs; ++i)
-    if (!removed[i]) surv.push_back(i);
-  em::DocBatch all;
-  for (int64_t i = 0; i < local_docs; ++i) {
-    all.texts.emplace_back(corpus.texts[i]);
-    all.rows.push_back(range.begin + i);
-    if (texts.raw) all.raw.emplace_back(corpus.raw[i]);
-  }
-  embedder->fit(comm, all);
-  all = em::DocBatch{};
-  log.end();
-  log.begin("embed");
-  const int dim = embedder->dim();
-  std::vector<float> vectors(surv.size() * static_cast<size_t>(dim));
-  uint64_t embed_bytes = 0;
-  for (int64_t i : surv) embed_bytes += corpus.texts[i].size();
-  const auto t_embed = std::chrono::steady_clock::now();
-  cluster::run_local_phase(comm, "embed", [&] {
-    const auto batch = static_cast<int64_t>(config.embed.batch);
-    const auto n = static_cast<int64_t>(surv.size());
-    const int64_t batches = (n + batch - 1) / batch;
-    std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = 0; b < batches; ++b) {
-      try {
-        em::DocBatch docs;
-        const int64_t lo = b * batch, hi = std::min(n, lo + batch);
-        for (int64_t k = lo; k < hi; ++k) {
-          const int64_t i = surv[k];
-          docs.texts.emplace_back(corpus.texts[i]);
-          docs.rows.push_back(range.begin + i);
-          if (texts.raw) docs.raw.emplace_back(corpus.raw[i]);
-        }
-        float* out = vectors.data() + lo * dim;
-        embedder->embed(docs, out);
-        for (int64_t k = lo; k < hi; ++k) l2_normalise(vectors.data() + k * dim, dim);
-      } catch (...) {
-#pragma omp critical
-        if (!error) error = std::current_exception();
-      }
-    }
-    if (error) std::rethrow_exception(error);
-  });
-  const double embed_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count();
-  std::vector<std::string>().swap(corpus.texts);
-  std::vector<std::string>().swap(corpus.raw);
-  malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
-  int64_t embedded = 0;
-  const int64_t surv_begin = exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
-  (void)surv_begin;
-  log.end();
-  // Throughput of embed() over all ranks: text bytes / the slowest rank's seconds.
-  const auto all_bytes = comm.sum(static_cast<int64_t>(embed_bytes));
-  const double slowest = comm.max(embed_seconds);
-  const double mb_per_s = slowest > 0 ? static_cast<double>(all_bytes) / 1e6 / slowest : 0.0;
-  spdlog::info("embed: {} documents x {} dims ({}): {:.1f} MB/s, {:.1f} MB/s per core", embedded,
-               dim, config.embed.method, mb_per_s, mb_per_s / (comm.size() * threads));
 
-  // ---- the survivors to block-aligned row ranges: every rank count sees the same rows ----
+  // ---- embed: fit on every document (idf over the corpus), embed the dedup survivors ----
+  // Then the survivors go to block-aligned row ranges: every rank count sees the same rows.
+  int dim = 0;
+  int64_t embedded = 0, all_bytes = 0;
+  double slowest = 0;
+  std::vector<float> vectors;
   std::vector<SurvivorRef> refs;
-  for (int64_t i : surv)
-    refs.push_back({static_cast<uint64_t>(range.begin + i), corpus.keep_score[i]});
+  std::string embedder_text;  // rank 0: embedder.json
+  if (embed_done) {
+    log.begin("embed");
+    cluster::run_local_phase(comm, "embed: read checkpoint", [&] {
+      const nlohmann::json info = checkpoints.info(rfp->embed.stage());
+      if (!info.is_object())
+        throw std::runtime_error(checkpoints.marker_path(rfp->embed.stage()) + ": unreadable");
+      dim = info.at("dim").get<int>();
+      embedded = info.at("docs").get<int64_t>();
+      all_bytes = info.at("text_bytes").get<int64_t>();
+      slowest = info.at("seconds").get<double>();
+      const std::string file = checkpoints.path(rank_file(kEmbedDir, comm.rank()));
+      io::ArrayFileReader in(file, "run-embeddings", kEmbeddingsFormatVersion);
+      vectors = in.read<float>("vectors");
+      refs = in.read<SurvivorRef>("survivors");
+      in.close();
+      const cluster::RowRange target = stages::rank_rows(embedded, comm.rank(), comm.size());
+      if (static_cast<int64_t>(refs.size()) != target.size() ||
+          vectors.size() != refs.size() * static_cast<size_t>(dim))
+        throw std::runtime_error(file + ": holds " + std::to_string(refs.size()) +
+                                 " rows, this rank's range has " + std::to_string(target.size()));
+      if (comm.rank() == 0) {
+        const cluster::Bytes bytes = read_bytes(checkpoints.path(kEmbedderCheckpoint));
+        embedder_text.assign(bytes.begin(), bytes.end());
+      }
+    });
+    log.end();
+    spdlog::info("embed: read back {} documents x {} dims ({})", embedded, dim, config.embed.method);
+  } else {
+    log.begin("embed.fit");
+    std::vector<int64_t> surv;  // local docs that survived dedup
+    for (int64_t i = 0; i < local_docs; ++i)
+      if (!removed[i]) surv.push_back(i);
+    em::DocBatch all;
+    for (int64_t i = 0; i < local_docs; ++i) {
+      all.texts.emplace_back(corpus.texts[i]);
+      all.rows.push_back(range.begin + i);
+      if (texts.raw) all.raw.emplace_back(corpus.raw[i]);
+    }
+    embedder->fit(comm, all);
+    all = em::DocBatch{};
+    log.end();
+    log.begin("embed");
+    dim = embedder->dim();
+    vectors.resize(surv.size() * static_cast<size_t>(dim));
+    uint64_t embed_bytes = 0;
+    for (int64_t i : surv) embed_bytes += corpus.texts[i].size();
+    const auto t_embed = std::chrono::steady_clock::now();
+    cluster::run_local_phase(comm, "embed", [&] {
+      const auto batch = static_cast<int64_t>(config.embed.batch);
+      const auto n = static_cast<int64_t>(surv.size());
+      const int64_t batches = (n + batch - 1) / batch;
+      std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t b = 0; b < batches; ++b) {
+        try {
+          em::DocBatch docs;
+          const int64_t lo = b * batch, hi = std::min(n, lo + batch);
+          for (int64_t k = lo; k < hi; ++k) {
+            const int64_t i = surv[k];
+            docs.texts.emplace_back(corpus.texts[i]);
+            docs.rows.push_back(range.begin + i);
+            if (texts.raw) docs.raw.emplace_back(corpus.raw[i]);
+          }
+          float* out = vectors.data() + lo * dim;
+          embedder->embed(docs, out);
+          for (int64_t k = lo; k < hi; ++k) l2_normalise(vectors.data() + k * dim, dim);
+        } catch (...) {
+#pragma omp critical
+          if (!error) error = std::current_exception();
+        }
+      }
+      if (error) std::rethrow_exception(error);
+    });
+    const double embed_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count();
+    std::vector<std::string>().swap(corpus.texts);
+    std::vector<std::string>().swap(corpus.raw);
+    malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
+    exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
+    log.end();
+    // Throughput of embed() over all ranks: text bytes / the slowest rank's seconds.
+    all_bytes = comm.sum(static_cast<int64_t>(embed_bytes));
+    slowest = comm.max(embed_seconds);
+    for (int64_t i : surv)
+      refs.push_back({static_cast<uint64_t>(range.begin + i), corpus.keep_score[i]});
+    const cluster::RowRange target = stages::rank_rows(embedded, comm.rank(), comm.size());
+    vectors = cluster::redistribute_rows(comm, vectors, static_cast<size_t>(dim), target);
+    refs = cluster::redistribute_rows(comm, refs, 1, target);
+    if (comm.rank() == 0) embedder_text = embedder->state().dump() + "\n";
+    // The checkpoint: each rank's block of vectors, the fitted embedder (a safe point).
+    checkpoint_rank_files(
+        comm, checkpoints, rfp->embed, kEmbedDir,
+        [&](const std::string& tmp) {
+          io::ArrayFileWriter out(tmp, "run-embeddings", kEmbeddingsFormatVersion);
+          out.write("vectors", vectors);
+          out.write("survivors", refs);
+          out.close();
+          if (comm.rank() == 0) io::publish_text(checkpoints.path(kEmbedderCheckpoint), embedder_text);
+        },
+        {{"dim", dim}, {"docs", embedded}, {"text_bytes", all_bytes}, {"seconds", slowest}},
+        {kEmbedderCheckpoint});
+  }
+  const double mb_per_s = slowest > 0 ? static_cast<double>(all_bytes) / 1e6 / slowest : 0.0;
+  if (!embed_done)
+    spdlog::info("embed: {} documents x {} dims ({}): {:.1f} MB/s, {:.1f} MB/s per core", embedded,
+                 dim, config.embed.method, mb_per_s, mb_per_s / (comm.size() * threads));
   const cluster::RowRange target = stages::rank_rows(embedded, comm.rank(), comm.size());
-  vectors = cluster::redistribute_rows(comm, vectors, static_cast<size_t>(dim), target);
-  refs = cluster::redistribute_rows(comm, refs, 1, target);
 
   // ---- train the index (coarse quantizer) on the survivors ----
   const std::string factory =
       config.index.factory.empty() ? auto_factory(embedded) : config.index.factory;
-  const bool train = config.run.semdedup || config.run.index;
   if (train) cluster::run_local_phase(comm, "check index", [&] {
     auto probe = stages::make_ivf_index(dim, factory, config.index.metric == "ip");
     const auto nlist = static_cast<int64_t>(stages::find_ivf(probe.get())->nlist);
@@ -313,7 +415,14 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   log.begin("train");
   std::unique_ptr<faiss::Index> index;
   stages::TrainReport treport;
-  if (train) {
+  const bool trained = train && pipeline::stage_complete(comm, checkpoints, rfp->train, config.resume);
+  if (trained) {
+    nlohmann::json info;
+    cluster::run_local_phase(comm, "train: read checkpoint",
+                             [&] { info = checkpoints.info(rfp->train.stage()); });
+    treport = trained_report(info);
+    index = load_trained(comm, checkpoints);
+  } else if (train) {
     std::vector<std::unique_ptr<io::VectorFile>> files;
     files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
                                          vectors.data(), target.size()));
@@ -326,6 +435,9 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     topt.codebook_sample = config.index.codebook_sample;
     topt.seed = config.seed;
     index = stages::train_index(comm, rows, target, topt, &treport, progress);
+    pipeline::run_step(comm, "train: checkpoint", [&] {
+      if (comm.rank() == 0) save_trained(checkpoints, rfp->train, *index, treport);
+    });
   }
   log.end();
 
@@ -334,32 +446,60 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   dd::SemanticStats sstats;
   if (config.run.semdedup) {
     log.begin("semdedup");
-    const auto n = static_cast<int64_t>(refs.size());
-    std::vector<faiss::Index::idx_t> lists(static_cast<size_t>(n), 0);
-    cluster::run_local_phase(comm, "assign", [&] {
-      const float* x = vectors.data();
-      std::unique_ptr<const float[]> transformed;
-      if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index.get())) {
-        const float* y = pt->apply_chain(n, x);
-        if (y != x) transformed.reset(y);
-        x = y;
-      }
-      if (n > 0) stages::find_ivf(index.get())->quantizer->assign(n, x, lists.data());
-    });
-    std::vector<dd::SemanticDoc> docs(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) docs[i] = {refs[i].row, lists[i], refs[i].keep_score};
-    dd::SemanticOptions sopt;
-    sopt.eps = config.semdedup.eps;
-    sopt.report_eps = config.semdedup.report_eps;
-    for (const auto& v : dd::semantic_duplicates(comm, docs, vectors.data(), dim, sopt, &sstats))
-      semantic_local.push_back({v.row, v.representative, v.similarity});
+    if (pipeline::stage_complete(comm, checkpoints, rfp->semantic, config.resume)) {
+      cluster::run_local_phase(comm, "semdedup: read checkpoint", [&] {
+        const nlohmann::json info = checkpoints.info(rfp->semantic.stage());
+        if (!info.is_object())
+          throw std::runtime_error(checkpoints.marker_path(rfp->semantic.stage()) + ": unreadable");
+        sstats.eps = info.at("eps").get<std::vector<double>>();
+        sstats.removed = info.at("removed").get<std::vector<int64_t>>();
+        sstats.lists = info.at("lists").get<int64_t>();
+        sstats.largest_list = info.at("largest_list").get<int64_t>();
+        sstats.pairs = info.at("pairs").get<int64_t>();
+        io::ArrayFileReader in(checkpoints.path(rank_file(kSemanticDir, comm.rank())),
+                               "run-semantic-verdicts", kSemanticFormatVersion);
+        semantic_local = in.read<SemanticMsg>("verdicts");
+        in.close();
+      });
+    } else {
+      const auto n = static_cast<int64_t>(refs.size());
+      std::vector<faiss::Index::idx_t> lists(static_cast<size_t>(n), 0);
+      cluster::run_local_phase(comm, "assign", [&] {
+        const float* x = vectors.data();
+        std::unique_ptr<const float[]> transformed;
+        if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index.get())) {
+          const float* y = pt->apply_chain(n, x);
+          if (y != x) transformed.reset(y);
+          x = y;
+        }
+        if (n > 0) stages::find_ivf(index.get())->quantizer->assign(n, x, lists.data());
+      });
+      std::vector<dd::SemanticDoc> docs(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) docs[i] = {refs[i].row, lists[i], refs[i].keep_score};
+      dd::SemanticOptions sopt;
+      sopt.eps = config.semdedup.eps;
+      sopt.report_eps = config.semdedup.report_eps;
+      for (const auto& v : dd::semantic_duplicates(comm, docs, vectors.data(), dim, sopt, &sstats))
+        semantic_local.push_back({v.row, v.representative, v.similarity});
+      checkpoint_rank_files(
+          comm, checkpoints, rfp->semantic, kSemanticDir,
+          [&](const std::string& tmp) {
+            io::ArrayFileWriter out(tmp, "run-semantic-verdicts", kSemanticFormatVersion);
+            out.write("verdicts", semantic_local);
+            out.close();
+          },
+          {{"eps", sstats.eps},
+           {"removed", sstats.removed},
+           {"lists", sstats.lists},
+           {"largest_list", sstats.largest_list},
+           {"pairs", sstats.pairs}});
+    }
     log.end();
   }
   const int64_t semantic_removed = comm.sum(static_cast<int64_t>(semantic_local.size()));
 
   // ---- add the semantic survivors (index ids: their dense numbers), merge, eval ----
   int64_t indexed = 0, ntotal = 0;
-  nlohmann::json eval_json;
   {
     std::vector<char> gone(refs.size(), 0);
     for (const auto& v : semantic_local) {
@@ -376,21 +516,43 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     if (config.run.index) {
       const cluster::RowRange final_range = stages::rank_rows(indexed, comm.rank(), comm.size());
       kept = cluster::redistribute_rows(comm, kept, static_cast<size_t>(dim), final_range);
-      log.begin("add");
       std::vector<std::unique_ptr<io::VectorFile>> files;
       files.push_back(io::make_memory_rows("embeddings", indexed, dim, final_range.begin,
                                            std::move(kept)));
       io::VectorCorpus rows(std::move(files));
-      cluster::run_local_phase(comm, "add", [&] {
-        stages::add_shard(*index, rows, final_range, config.input.batch_rows, progress);
-      });
-      log.end();
-      log.begin("merge");
-      ntotal = stages::merge_shards(comm, *index);
-      log.end();
-      if (config.run.eval) {
+      const bool merged = pipeline::stage_complete(comm, checkpoints, rfp->merge, config.resume);
+      if (merged) {
+        cluster::run_local_phase(comm, "merge: read checkpoint", [&] {
+          ntotal = checkpoints.info(rfp->merge.stage()).value("ntotal", int64_t{0});
+        });
+      } else {
+        log.begin("add");
+        cluster::run_local_phase(comm, "add", [&] {
+          stages::add_shard(*index, rows, final_range, config.input.batch_rows, progress);
+        });
+        log.end();
+        log.begin("merge");
+        ntotal = stages::merge_shards(comm, *index);
+        pipeline::run_step(comm, "merge: checkpoint", [&] {
+          if (comm.rank() != 0) return;
+          io::write_index_file(*index, checkpoints.path(kIndexFile));
+          checkpoints.mark_complete(rfp->merge, {kIndexFile}, {{"ntotal", ntotal}});
+        });
+        log.end();
+      }
+      if (config.run.eval && !pipeline::stage_complete(comm, checkpoints, rfp->eval, config.resume)) {
         log.begin("eval");
-        eval_json = run_eval(comm, config, *index, rows, final_range, indexed, dim, threads);
+        if (merged)
+          cluster::run_local_phase(comm, "eval: read index", [&] {
+            if (comm.rank() == 0) index = io::read_index_file(checkpoints.path(kIndexFile));
+          });
+        const nlohmann::json eval_json =
+            run_eval(comm, config, *index, rows, final_range, indexed, dim, threads);
+        pipeline::run_step(comm, "eval: checkpoint", [&] {
+          if (comm.rank() != 0) return;
+          io::publish_text(checkpoints.path(kEvalFile), eval_json.dump(2) + "\n");
+          checkpoints.mark_complete(rfp->eval, {kEvalFile});
+        });
         log.end();
       }
     }
@@ -499,19 +661,20 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       {"ntotal", ntotal},
       {"ids_format_version", kIdsFormatVersion},
       {"bad_input", deduped.bad_report},
-      {"outputs",
-       config.run.index ? nlohmann::json{"index.faiss", "ids.jsonl", "duplicates.jsonl",
-                                         "embedder.json"}
-                        : nlohmann::json{"ids.jsonl", "duplicates.jsonl", "embedder.json"}}};
-  (void)indexed;
+      {"outputs", outputs},
+      {"resumed", config.resume},
+      {"reused",
+       {{"sketch_ranks", deduped.sketches_reused},
+        {"verdicts", deduped.verdicts_reused},
+        {"embed", embed_done},
+        {"train", trained}}}};
   cluster::run_local_phase(comm, "publish", [&] {
     if (comm.rank() != 0) return;
-    if (config.run.index) io::write_index_file(*index, dir + "/index.faiss");
     concat_parts(tmp_dir + "/ids", comm.size(), dir + "/ids.jsonl");
     concat_parts(tmp_dir + "/duplicates", comm.size(), dir + "/duplicates.jsonl");
-    io::publish_text(dir + "/embedder.json", embedder->state().dump() + "\n");
-    if (!eval_json.is_null()) io::publish_text(dir + "/eval.json", eval_json.dump(2) + "\n");
+    io::publish_text(checkpoints.path(kEmbedderFile), embedder_text);
     std::filesystem::remove_all(tmp_dir);
+    checkpoints.mark_complete(rfp->outputs, outputs);
   });
   pipeline::write_run_json(comm, dir, "run", threads, log, summary);
   spdlog::info(

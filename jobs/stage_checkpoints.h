@@ -1,0 +1,60 @@
+// Internal to jobs/: checkpoint steps that several jobs share (build, dedup, run), on top of
+// pipeline/checkpoint.h.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <faiss/Index.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster/comm.h"
+#include "pipeline/checkpoint.h"
+#include "pipeline/config.h"
+#include "stages/train.h"
+
+namespace sf::jobs {
+
+constexpr const char* kTrainedFile = "trained.faiss";
+
+// A whole file in memory. Throws std::runtime_error naming the path.
+cluster::Bytes read_bytes(const std::string& path);
+
+// "<dir>/rank-RRRRR.sfar": a rank's checkpoint file of a stage whose outputs are per rank.
+std::string rank_file(const std::string& dir, int rank);
+
+// Collective, a safe point. Every rank publishes checkpoints.path(rank_file(dir, rank)) with
+// write(temporary path); then rank 0 marks `fp` complete with every rank's file, and `extra`
+// (run-dir-relative files rank 0 published inside `write`), as its outputs and `info` as its
+// info. Throws cluster::PhaseError (some rank failed: no marker) or pipeline::Stopped (a stop
+// request: after the marker is written) on every rank alike.
+void checkpoint_rank_files(cluster::Comm& comm, const pipeline::Checkpoints& checkpoints,
+                           const pipeline::Fingerprint& fp, const std::string& dir,
+                           const std::function<void(const std::string&)>& write,
+                           const nlohmann::json& info,
+                           const std::vector<std::string>& extra = {});
+
+// Collective (rank 0 does the work). Creates the run directory (config.output.dir) and writes
+// config.yaml. Removes `results` (run-dir-relative files or folders that a finished run
+// publishes: nothing half-done may look like a result); without config.resume also
+// `checkpoint_outputs` and every completion marker; with it, logs what status.json says of the
+// previous run. Then creates `folders`.
+void prepare_run_dir(cluster::Comm& comm, const pipeline::Config& config,
+                     const pipeline::Checkpoints& checkpoints,
+                     const std::vector<std::string>& results,
+                     const std::vector<std::string>& checkpoint_outputs,
+                     const std::vector<std::string>& folders);
+
+// Rank 0 (local): publishes `index` as trained.faiss, then the marker of `fp` with `report`
+// in its info. Throws naming the file.
+void save_trained(const pipeline::Checkpoints& checkpoints, const pipeline::Fingerprint& fp,
+                  const faiss::Index& index, const stages::TrainReport& report);
+// The report save_trained recorded (zeros for what `info` lacks).
+stages::TrainReport trained_report(const nlohmann::json& info);
+// Collective: trained.faiss on every rank (rank 0 reads, broadcasts). Agreed errors.
+std::unique_ptr<faiss::Index> load_trained(cluster::Comm& comm,
+                                           const pipeline::Checkpoints& checkpoints);
+
+}  // namespace sf::jobs
