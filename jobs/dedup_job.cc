@@ -492,6 +492,8 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
       dedup ? dd::exact_duplicates(comm, range, docs, corpus.hashes) : std::vector<dd::Verdict>{};
   log.end();
   const int64_t exact_removed = comm.sum(static_cast<int64_t>(exact.size()));
+  if (config.dedup.write_pairs)
+    for (const auto& v : exact) out.exact_pairs.push_back({v.row, v.representative, 1.0});
   spdlog::info("exact: {} exact duplicate(s) removed", exact_removed);
 
   // ---- near duplicates among the exact survivors ----
@@ -535,7 +537,8 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
       std::vector<uint32_t>().swap(corpus.signatures);
       std::vector<std::vector<uint64_t>>().swap(corpus.shingle_sets);
     }
-    near = dd::near_duplicates(comm, range, survivors, sigs, lsh, sets, &near_stats);
+    near = dd::near_duplicates(comm, range, survivors, sigs, lsh, sets, &near_stats,
+                               config.dedup.write_pairs ? &out.near_pairs : nullptr);
     if (config.dedup.clusters == "star") {
       // A member whose similarity to the representative is below the threshold (joined
       // through a chain of near pairs) is kept; the cluster is named by its representative,
@@ -671,19 +674,20 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   const dd::LshParams lsh = config.dedup.near ? dedup_lsh_params(config) : dd::LshParams{};
   dd::parse_punctuation(config.dedup.punctuation);
   const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
-                    dup_tmp = dir + "/duplicates.tmp";
+                    dup_tmp = dir + "/duplicates.tmp", pairs_tmp = dir + "/pairs.tmp";
 
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
   cluster::run_local_phase(comm, "prepare output.dir", [&] {
     if (comm.rank() != 0) return;
     pipeline::make_run_dir(dir);
-    for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp})
+    for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp, pairs_tmp})
       std::filesystem::remove_all(stale);
-    for (const char* stale :
-         {"duplicates.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
+    for (const char* stale : {"duplicates.jsonl", "pairs.jsonl", "dedup.json", "quality.json",
+                              "quality_pairs.jsonl"})
       std::filesystem::remove(dir + "/" + stale);
     std::filesystem::create_directories(kept_tmp);
     std::filesystem::create_directories(dup_tmp);
+    if (config.dedup.write_pairs) std::filesystem::create_directories(pairs_tmp);
     io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
   });
 
@@ -710,6 +714,14 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     wanted.push_back(v.cluster);
     wanted.push_back(v.representative);
   }
+  // dedup.write_pairs: this rank's verified pairs, exact and near, in (row, other) order.
+  std::vector<std::pair<const dd::NearPair*, bool>> pairs;  // pair, near
+  for (const auto& p : deduped.exact_pairs) pairs.emplace_back(&p, false);
+  for (const auto& p : deduped.near_pairs) pairs.emplace_back(&p, true);
+  std::sort(pairs.begin(), pairs.end(), [](const auto& x, const auto& y) {
+    return std::pair(x.first->row, x.first->other) < std::pair(y.first->row, y.first->other);
+  });
+  for (const auto& p : pairs) wanted.push_back(p.first->other);
   const auto ids = fetch_by_row(comm, begins, wanted, [&](uint64_t row) {
     const std::string& id = corpus.ids[row - range.begin];
     return id.empty() ? std::to_string(row) : id;
@@ -763,6 +775,20 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           }
           out.close();
         });
+    if (config.dedup.write_pairs)
+      io::publish_file(pairs_tmp + "/" + part_name(comm.rank(), io::TextFormat::kJsonl),
+                       [&](const std::string& tmp) {
+                         FileWriter out(tmp);
+                         char sim[32];
+                         for (const auto& [p, near] : pairs) {
+                           std::snprintf(sim, sizeof(sim), "%.4f", p->similarity);
+                           out.write("{\"a\": " + id_of_local(p->row) + ", \"b\": " +
+                                     ids.at(p->other) + ", \"reason\": \"" +
+                                     (near ? "near" : "exact") + "\", \"similarity\": " + sim +
+                                     "}\n");
+                         }
+                         out.close();
+                       });
   });
   const int64_t docs_out = total_docs - comm.sum(static_cast<int64_t>(verdicts.size()));
   const auto bytes_in = comm.sum(static_cast<int64_t>(local_bytes_in));
@@ -826,6 +852,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
       out.close();
     });
     std::filesystem::remove_all(dup_tmp);
+    if (config.dedup.write_pairs) concat_parts(pairs_tmp, comm.size(), dir + "/pairs.jsonl");
     std::filesystem::rename(kept_tmp, kept_dir);
     nlohmann::json report = {
         {"format_version", kDedupJsonFormatVersion},
@@ -844,7 +871,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           {"clusters", config.dedup.clusters},
           {"keep", config.dedup.keep},
           {"near", config.dedup.near},
-          {"seed", config.dedup.seed}}},
+          {"seed", config.dedup.seed},
+          {"write_pairs", config.dedup.write_pairs}}},
         {"near",
          {{"buckets", near_stats.buckets},
           {"largest_bucket", near_stats.largest_bucket},

@@ -48,6 +48,7 @@ struct DedupConfig {
   bool unicode = true;          // NFKC + case folding of non-ASCII text
   std::string punctuation = "remove";  // remove | space | keep
   bool fold_digits = false;     // every digit becomes 0
+  bool write_pairs = false;     // dedup writes pairs.jsonl: every duplicate pair it verified
 };
 
 // `shardforge run`: which stages run after reading (embedding always runs), and the options
