@@ -34,7 +34,7 @@ struct InputConfig {
 // Deduplication (`shardforge dedup`).
 struct DedupConfig {
   int ngram = 5;                // word n-gram shingles
-  int num_perm = 112;           // MinHash permutations
+  int num_perm = 256;           // MinHash permutations (all estimate Jaccard; bands x rows banded)
   int bands = 14;               // LSH bands x rows <= num_perm; both 0: chosen from threshold
   int rows = 8;
   double threshold = 0.8;       // Jaccard at or above which two documents are near-duplicates

@@ -403,7 +403,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
 TEST_F(ConfigTest, DedupKeys) {
   Config config = load_config(write(kMinimal));
   EXPECT_EQ(config.dedup.ngram, 5);
-  EXPECT_EQ(config.dedup.num_perm, 112);
+  EXPECT_EQ(config.dedup.num_perm, 256);
   EXPECT_EQ(config.dedup.bands * config.dedup.rows, 112);
   EXPECT_EQ(config.dedup.threshold, 0.8);
   EXPECT_EQ(config.dedup.keep, "first");
