@@ -682,8 +682,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     pipeline::make_run_dir(dir);
     for (const std::string& stale : {kept_dir, kept_tmp, dup_tmp, pairs_tmp})
       std::filesystem::remove_all(stale);
-    for (const char* stale : {"duplicates.jsonl", "pairs.jsonl", "dedup.json", "quality.json",
-                              "quality_pairs.jsonl"})
+    for (const char* stale :
+         {"duplicates.jsonl", "pairs.jsonl", "dedup.json", "quality.json", "quality_pairs.jsonl"})
       std::filesystem::remove(dir + "/" + stale);
     std::filesystem::create_directories(kept_tmp);
     std::filesystem::create_directories(dup_tmp);
@@ -782,8 +782,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
                          char sim[32];
                          for (const auto& [p, near] : pairs) {
                            std::snprintf(sim, sizeof(sim), "%.4f", p->similarity);
-                           out.write("{\"a\": " + id_of_local(p->row) + ", \"b\": " +
-                                     ids.at(p->other) + ", \"reason\": \"" +
+                           out.write("{\"a\": " + id_of_local(p->row) +
+                                     ", \"b\": " + ids.at(p->other) + ", \"reason\": \"" +
                                      (near ? "near" : "exact") + "\", \"similarity\": " + sim +
                                      "}\n");
                          }

@@ -121,22 +121,23 @@ void quality(const pipeline::Config& config) {
   outcome.cluster.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) outcome.cluster[i] = clusters.find(i);
   const std::string pairs_path = dir + "/pairs.jsonl";
-  for_each_json_line(
-      pairs_path, "run `shardforge dedup` with dedup.write_pairs: true first",
-      [&](const nlohmann::json& j, int64_t lineno) {
-        const int64_t a = row(pairs_path, lineno, j.at("a")), b = row(pairs_path, lineno, j.at("b"));
-        if (a == b)
-          throw io::InputError(pairs_path + ":" + std::to_string(lineno) +
-                               ": a pair joins a document to itself");
-        outcome.pairs.push_back({a, b, j.at("reason").get<std::string>() == "near"});
-      });
+  for_each_json_line(pairs_path, "run `shardforge dedup` with dedup.write_pairs: true first",
+                     [&](const nlohmann::json& j, int64_t lineno) {
+                       const int64_t a = row(pairs_path, lineno, j.at("a")),
+                                     b = row(pairs_path, lineno, j.at("b"));
+                       if (a == b)
+                         throw io::InputError(pairs_path + ":" + std::to_string(lineno) +
+                                              ": a pair joins a document to itself");
+                       outcome.pairs.push_back({a, b, j.at("reason").get<std::string>() == "near"});
+                     });
 
   std::string pairs_out;
   const dd::DedupQuality q = dd::measure_dedup_quality(
       sets, outcome, threshold, kReportedJaccard,
       [&](int64_t a, int64_t b, double jaccard, bool same, bool claimed) {
-        pairs_out += "{\"a\": " + ids[a] + ", \"b\": " + ids[b] + ", \"jaccard\": " +
-                     fixed4(jaccard) + ", \"same_cluster\": " + (same ? "true" : "false") +
+        pairs_out += "{\"a\": " + ids[a] + ", \"b\": " + ids[b] +
+                     ", \"jaccard\": " + fixed4(jaccard) +
+                     ", \"same_cluster\": " + (same ? "true" : "false") +
                      ", \"verified\": " + (claimed ? "true" : "false") + "}\n";
       });
 
@@ -196,28 +197,31 @@ void quality(const pipeline::Config& config) {
                                               {"to", b < 4 ? threshold + (b + 1) * w : 1.0},
                                               {"missed", q.missed_by_jaccard[b]}});
   for (int b = 0; b < 5; ++b)
-    out["false_verified_by_jaccard"].push_back(
-        {{"from", b < 4 ? threshold - 0.05 * (b + 1) : 0.0},
-         {"to", threshold - 0.05 * b},
-         {"pairs", q.false_claims_by_jaccard[b]}});
+    out["false_verified_by_jaccard"].push_back({{"from", b < 4 ? threshold - 0.05 * (b + 1) : 0.0},
+                                                {"to", threshold - 0.05 * b},
+                                                {"pairs", q.false_claims_by_jaccard[b]}});
   io::publish_text(dir + "/quality.json", out.dump(2) + "\n");
   io::publish_text(dir + "/quality_pairs.jsonl", pairs_out);
   auto ll = [](int64_t x) { return static_cast<long long>(x); };
   std::printf("%lld documents, threshold %.2f, %d-word shingles\n", ll(n), threshold,
               config.dedup.ngram);
   std::printf("  true pairs (Jaccard >= threshold)   %lld\n", ll(q.true_pairs));
-  std::printf("  verified pairs (pairs.jsonl)        %lld, %lld true (near %lld/%lld, exact %lld/%lld)\n",
-              ll(q.claimed_pairs), ll(q.claimed_true), ll(q.claimed_near_true), ll(q.claimed_near),
-              ll(q.claimed_exact_true), ll(q.claimed_exact));
+  std::printf(
+      "  verified pairs (pairs.jsonl)        %lld, %lld true (near %lld/%lld, exact %lld/%lld)\n",
+      ll(q.claimed_pairs), ll(q.claimed_true), ll(q.claimed_near_true), ll(q.claimed_near),
+      ll(q.claimed_exact_true), ll(q.claimed_exact));
   std::printf("  true pairs in one cluster           %lld\n", ll(q.true_pairs_same_cluster));
-  std::printf("  precision %.4f  recall %.4f  F1 %.4f   (pairs verified / true pairs in one cluster)\n",
-              q.precision(), q.recall(), q.f1());
-  std::printf("  transitive precision %.4f  (%lld pairs in one cluster; chains join ends < threshold)\n",
-              q.transitive_precision(), ll(q.same_cluster_pairs));
+  std::printf(
+      "  precision %.4f  recall %.4f  F1 %.4f   (pairs verified / true pairs in one cluster)\n",
+      q.precision(), q.recall(), q.f1());
+  std::printf(
+      "  transitive precision %.4f  (%lld pairs in one cluster; chains join ends < threshold)\n",
+      q.transitive_precision(), ll(q.same_cluster_pairs));
   std::printf("  removed %lld: representative precision %.4f, document precision %.4f\n",
               ll(q.removed), q.representative_precision(), q.document_precision());
-  std::printf("  documents with a true duplicate %lld: document recall %.4f (%lld true pairs both kept)\n",
-              ll(q.docs_with_true_duplicate), q.document_recall(), ll(q.residual_pairs));
+  std::printf(
+      "  documents with a true duplicate %lld: document recall %.4f (%lld true pairs both kept)\n",
+      ll(q.docs_with_true_duplicate), q.document_recall(), ll(q.residual_pairs));
   std::fflush(stdout);
 }
 

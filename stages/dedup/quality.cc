@@ -58,16 +58,17 @@ DedupQuality measure_dedup_quality(const std::vector<std::vector<uint64_t>>& set
   if (n >= (int64_t{1} << 31))
     throw std::invalid_argument("dedup quality: too many documents for all pairs");
   if (outcome.cluster.size() != sets.size() || outcome.representative.size() != sets.size())
-    throw std::invalid_argument("dedup quality: cluster and representative need one entry per "
-                                "document");
+    throw std::invalid_argument(
+        "dedup quality: cluster and representative need one entry per "
+        "document");
   for (const auto& s : sets)
     for (size_t k = 1; k < s.size(); ++k)
       if (s[k - 1] >= s[k])
         throw std::invalid_argument("dedup quality: a shingle set is not sorted and unique");
   auto check_index = [&](int64_t i, const char* what) {
     if (i < 0 || i >= n)
-      throw std::invalid_argument(std::string("dedup quality: ") + what + " " +
-                                  std::to_string(i) + " is not a document index");
+      throw std::invalid_argument(std::string("dedup quality: ") + what + " " + std::to_string(i) +
+                                  " is not a document index");
   };
   DedupQuality q;
   q.docs = n;
@@ -119,9 +120,8 @@ DedupQuality measure_dedup_quality(const std::vector<std::vector<uint64_t>>& set
       if (same) {
         ++q.true_pairs_same_cluster;
       } else {
-        const int bin = j >= 1.0 ? 4
-                                 : std::min(3, static_cast<int>((j - threshold) /
-                                                                ((1 - threshold) / 4)));
+        const int bin =
+            j >= 1.0 ? 4 : std::min(3, static_cast<int>((j - threshold) / ((1 - threshold) / 4)));
         ++q.missed_by_jaccard[static_cast<size_t>(std::max(0, bin))];
       }
       if (!removed[a] && !removed[b]) {

@@ -40,15 +40,15 @@ struct DedupOutcome {
 
 struct DedupQuality {
   int64_t docs = 0;
-  int64_t true_pairs = 0;                // Jaccard >= threshold
-  int64_t true_pairs_same_cluster = 0;   // recall's numerator
-  int64_t claimed_pairs = 0, claimed_true = 0;            // distinct verified pairs
-  int64_t claimed_near = 0, claimed_near_true = 0;        // of them, near candidate edges
-  int64_t claimed_exact = 0, claimed_exact_true = 0;      // of them, exact duplicates
-  int64_t same_cluster_pairs = 0;        // transitive precision's denominator
+  int64_t true_pairs = 0;                             // Jaccard >= threshold
+  int64_t true_pairs_same_cluster = 0;                // recall's numerator
+  int64_t claimed_pairs = 0, claimed_true = 0;        // distinct verified pairs
+  int64_t claimed_near = 0, claimed_near_true = 0;    // of them, near candidate edges
+  int64_t claimed_exact = 0, claimed_exact_true = 0;  // of them, exact duplicates
+  int64_t same_cluster_pairs = 0;                     // transitive precision's denominator
   int64_t removed = 0, removed_true_to_representative = 0, removed_true_to_kept = 0;
   int64_t docs_with_true_duplicate = 0, docs_resolved = 0;
-  int64_t residual_pairs = 0;            // true pairs with both documents kept
+  int64_t residual_pairs = 0;  // true pairs with both documents kept
   // Missed true pairs (not in one cluster): 4 equal bins of [threshold, 1), then Jaccard 1.
   std::vector<int64_t> missed_by_jaccard = std::vector<int64_t>(5, 0);
   // Claimed pairs that are not true pairs, by Jaccard: bin k holds [threshold - 0.05 (k + 1),
@@ -71,8 +71,8 @@ double exact_jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>
 // or in one cluster, or claimed, in increasing b; then for claimed pairs sharing no shingle
 // (Jaccard 0), in increasing (a, b). Same-cluster pairs sharing no shingle are counted in
 // same_cluster_pairs but not reported.
-using QualityPairFn = std::function<void(int64_t a, int64_t b, double jaccard, bool same_cluster,
-                                         bool claimed)>;
+using QualityPairFn =
+    std::function<void(int64_t a, int64_t b, double jaccard, bool same_cluster, bool claimed)>;
 
 // REQUIRES: sets sorted and unique; outcome vectors of sets.size() entries; indices valid.
 // Throws std::invalid_argument otherwise. Memory: an inverted index of all shingles.

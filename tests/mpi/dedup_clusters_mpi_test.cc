@@ -86,8 +86,8 @@ TEST(DedupClustersMpi, NearVerdictsMatchReferenceForAnyRankCount) {
     const Part p = part_of(c, params.width(), cluster::row_range(6000, comm.rank(), comm.size()));
     NearStats stats;
     std::vector<NearPair> pairs;
-    const auto got = near_duplicates(comm, p.range, p.docs, p.signatures, params, p.shingles,
-                                     &stats, &pairs);
+    const auto got =
+        near_duplicates(comm, p.range, p.docs, p.signatures, params, p.shingles, &stats, &pairs);
     const std::string problems = problems_on_any_rank(comm, compare(got, reference, p.range));
     EXPECT_EQ(problems, "") << (exact ? "exact Jaccard" : "estimated Jaccard");
     expect_stats(stats, want);
@@ -106,7 +106,8 @@ TEST(DedupClustersMpi, NearVerdictsMatchReferenceForAnyRankCount) {
       ++k;
     }
     if (pair_problem.empty() && k != pairs.size())
-      pair_problem = std::to_string(pairs.size()) + " verified pairs, reference " + std::to_string(k);
+      pair_problem =
+          std::to_string(pairs.size()) + " verified pairs, reference " + std::to_string(k);
     EXPECT_EQ(problems_on_any_rank(comm, pair_problem), "");
   }
 }

@@ -1,6 +1,4 @@
 // stages/dedup/quality.h: the quality figures of a dedup outcome against exact Jaccard.
-#include "stages/dedup/quality.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +6,8 @@
 #include <random>
 #include <set>
 #include <tuple>
+
+#include "stages/dedup/quality.h"
 
 namespace sf::stages::dedup {
 namespace {
@@ -28,10 +28,14 @@ std::vector<uint64_t> range_set(uint64_t from, uint64_t to, std::vector<uint64_t
 // The run: cluster {0,1,2,3} kept 0 (1, 2 near, 3 exact), cluster {4,5} kept 4, 6 and 7 kept
 // apart; verified pairs 3-0 (exact), 1-0, 2-1, 5-4 (near), 0-1 listed twice.
 struct HandCase {
-  std::vector<std::vector<uint64_t>> sets = {
-      range_set(1, 10),       range_set(1, 9, {11}),  range_set(1, 8, {11, 12}),
-      range_set(1, 10),       range_set(100, 104),    range_set(100, 103, {105}),
-      {},                     {}};
+  std::vector<std::vector<uint64_t>> sets = {range_set(1, 10),
+                                             range_set(1, 9, {11}),
+                                             range_set(1, 8, {11, 12}),
+                                             range_set(1, 10),
+                                             range_set(100, 104),
+                                             range_set(100, 103, {105}),
+                                             {},
+                                             {}};
   DedupOutcome outcome{{0, 0, 0, 0, 4, 4, 6, 7},
                        {-1, 0, 0, 0, -1, 4, -1, -1},
                        {{3, 0, false}, {1, 0, true}, {2, 1, true}, {5, 4, true}, {0, 1, true}}};
