@@ -1,9 +1,10 @@
-#!/usr/bin/env bash
 # Dedup quality against exact all-pairs Jaccard on the real corpora: the fortune cookies, the
 # SPDX licence texts and the Clough corpus (scripts/fetch-dedup-data.sh makes the last two).
-# For each corpus and dedup.verify (signature | exact): shardforge dedup, then
-# shardforge dedup-quality; prints precision / recall / F1 of the pairs in one cluster at
-# the threshold (0.8), and for Clough which answers land in their original's cluster.
+# For each corpus and dedup.verify (signature | exact): shardforge dedup (the configs set
+# dedup.write_pairs: true), then shardforge dedup-quality; prints pair precision (of the pairs
+# dedup verified) / pair recall (of the true pairs, in one cluster) / F1 at the threshold (0.8),
+# the transitive, representative and document figures, and for Clough which answers land in
+# their original's cluster. bench/dedup_param_sweep.sh varies num_perm, bands x rows and seeds.
 #   bench/dedup_quality.sh [BUILD_DIR]      (default build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,6 +11,10 @@
 //                            {"id", "cluster", "representative", "reason", "similarity"}
 //                            (ids: the id field's JSON value, else the global row number;
 //                            cluster: the id of the cluster's smallest exact-survivor row)
+//   pairs.jsonl              with dedup.write_pairs: every pair dedup verified, sorted by the
+//                            rows (a, b): {"a", "b", "reason", "similarity"}: an exact duplicate
+//                            and its hash group's kept doc (1.0), or a near candidate edge
+//                            (a's band bucket's smallest row b) that passed verification
 //   dedup.json               counts, bad input per file, parameters, stages per rank
 // Published in that order by rename; a run that fails leaves no kept/ (only kept.tmp/).
 // The read .. final verdicts part is read_and_dedup (jobs/dedup_core.h), shared with `run`.
@@ -46,13 +50,14 @@ io::TextReadOptions dedup_read_options(const pipeline::Config& config, const Kee
 // Collective. See above. Returns 0; agreed failures come out as cluster::PhaseError.
 int dedup_job(cluster::Comm& comm, const pipeline::Config& config);
 
-// Collective (rank 0 does the work). After `dedup` on the same config: exact all-pairs
-// Jaccard of the same shingle sets over the whole corpus, against the pairs that dedup put in
-// one cluster (duplicates.jsonl): precision, recall and F1 at dedup.threshold, and the share of
-// removed documents whose Jaccard to their representative reaches the threshold. Prints them and
-// writes <output.dir>/quality.json and quality_pairs.jsonl (every pair with Jaccard >= 0.3,
-// or in one cluster: {"a", "b", "jaccard", "same_cluster"}). For small corpora: memory and
-// time grow with the number of documents sharing shingles.
+// Collective (rank 0 does the work). After `dedup` with dedup.write_pairs: true on the same
+// config: exact all-pairs Jaccard of the same shingle sets over the whole corpus against the
+// pairs dedup verified (pairs.jsonl) and its clusters (duplicates.jsonl): pair precision,
+// pair recall, F1, transitive, representative and document figures at dedup.threshold
+// (definitions in stages/dedup/quality.h and in the output). Prints them and writes
+// <output.dir>/quality.json (format_version 2) and quality_pairs.jsonl (every pair with
+// Jaccard >= 0.3, in one cluster or verified: {"a", "b", "jaccard", "same_cluster",
+// "verified"}). For small corpora: memory and time grow with the documents sharing shingles.
 int dedup_quality_job(cluster::Comm& comm, const pipeline::Config& config);
 
 }  // namespace sf::jobs

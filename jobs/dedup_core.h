@@ -147,6 +147,9 @@ struct DedupedCorpus {
   int64_t exact_removed = 0, near_removed = 0, split_off = 0;  // global
   stages::dedup::NearStats near_stats;
   std::vector<FinalVerdict> verdicts;  // this rank's removed documents, sorted by row
+  // dedup.write_pairs: this rank's verified pairs, sorted by row: an exact duplicate and the
+  // kept doc of its hash group (similarity 1); a near candidate edge that passed verification.
+  std::vector<stages::dedup::NearPair> exact_pairs, near_pairs;
   int64_t clusters = 0, largest_cluster = 0;
   int sketches_reused = 0;   // ranks that read their sketch checkpoint back
   bool verdicts_reused = false;

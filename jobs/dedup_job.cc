@@ -594,8 +594,11 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
   out.lsh = lsh;
   const bool exact_verify = setup.exact_verify;
   LocalCorpus& corpus = out.corpus;
-  // Verdicts that verify make the signatures unnecessary.
+  // Verdicts that verify make the signatures unnecessary. The verified pairs
+  // (dedup.write_pairs) are not in the verdicts checkpoint: a run that writes them makes the
+  // verdicts again from the sketch (exact + near are a small part of a dedup).
   const bool verdicts_done =
+      !config.dedup.write_pairs &&
       pipeline::stage_complete(comm, checkpoints, fps.verdicts, config.resume);
   // ---- read and sketch (or read this rank's sketch checkpoint back) ----
   log.begin("read+sketch");
@@ -788,6 +791,8 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
       dedup ? dd::exact_duplicates(comm, range, docs, corpus.hashes) : std::vector<dd::Verdict>{};
   log.end();
   const int64_t exact_removed = comm.sum(static_cast<int64_t>(exact.size()));
+  if (config.dedup.write_pairs)
+    for (const auto& v : exact) out.exact_pairs.push_back({v.row, v.representative, 1.0});
   spdlog::info("exact: {} exact duplicate(s) removed", exact_removed);
 
   // ---- near duplicates among the exact survivors ----
@@ -831,7 +836,8 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
       std::vector<uint32_t>().swap(corpus.signatures);
       std::vector<std::vector<uint64_t>>().swap(corpus.shingle_sets);
     }
-    near = dd::near_duplicates(comm, range, survivors, sigs, lsh, sets, &near_stats);
+    near = dd::near_duplicates(comm, range, survivors, sigs, lsh, sets, &near_stats,
+                               config.dedup.write_pairs ? &out.near_pairs : nullptr);
     if (config.dedup.clusters == "star") {
       // A member whose similarity to the representative is below the threshold (joined
       // through a chain of near pairs) is kept; the cluster is named by its representative,
@@ -967,7 +973,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   const io::TextReadOptions& read = setup.read;
   const dd::LshParams& lsh = setup.lsh;
   const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
-                    dup_tmp = dir + "/duplicates.tmp";
+                    dup_tmp = dir + "/duplicates.tmp", pairs_tmp = dir + "/pairs.tmp";
   const pipeline::Checkpoints checkpoints(dir);
   std::optional<DedupFingerprints> fps;
   cluster::run_local_phase(comm, "open input", [&] {
@@ -989,8 +995,11 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
   prepare_run_dir(comm, config, checkpoints,
                   {"kept", "kept.tmp", "duplicates.tmp", "duplicates.jsonl", "dedup.json",
-                   "quality.json", "quality_pairs.jsonl"},
+                   "quality.json", "quality_pairs.jsonl", "pairs.jsonl", "pairs.tmp"},
                   {kSketchDir, kVerdictsDir}, {"kept.tmp", "duplicates.tmp", kSketchDir, kVerdictsDir});
+  cluster::run_local_phase(comm, "prepare output.dir", [&] {
+    if (comm.rank() == 0 && config.dedup.write_pairs) std::filesystem::create_directories(pairs_tmp);
+  });
 
   DedupedCorpus deduped = read_and_dedup(comm, config, setup, *fps, checkpoints, threads,
                                          DedupTexts{}, log, progress);
@@ -1015,6 +1024,14 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
     wanted.push_back(v.cluster);
     wanted.push_back(v.representative);
   }
+  // dedup.write_pairs: this rank's verified pairs, exact and near, in (row, other) order.
+  std::vector<std::pair<const dd::NearPair*, bool>> pairs;  // pair, near
+  for (const auto& p : deduped.exact_pairs) pairs.emplace_back(&p, false);
+  for (const auto& p : deduped.near_pairs) pairs.emplace_back(&p, true);
+  std::sort(pairs.begin(), pairs.end(), [](const auto& x, const auto& y) {
+    return std::pair(x.first->row, x.first->other) < std::pair(y.first->row, y.first->other);
+  });
+  for (const auto& p : pairs) wanted.push_back(p.first->other);
   const auto ids = fetch_by_row(comm, begins, wanted, [&](uint64_t row) {
     const std::string& id = corpus.ids[row - range.begin];
     return id.empty() ? std::to_string(row) : id;
@@ -1055,6 +1072,20 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           }
           out.close();
         });
+    if (config.dedup.write_pairs)
+      io::publish_file(pairs_tmp + "/" + part_name(comm.rank(), io::TextFormat::kJsonl),
+                       [&](const std::string& tmp) {
+                         FileWriter out(tmp);
+                         char sim[32];
+                         for (const auto& [p, near] : pairs) {
+                           std::snprintf(sim, sizeof(sim), "%.4f", p->similarity);
+                           out.write("{\"a\": " + id_of_local(p->row) +
+                                     ", \"b\": " + ids.at(p->other) + ", \"reason\": \"" +
+                                     (near ? "near" : "exact") + "\", \"similarity\": " + sim +
+                                     "}\n");
+                         }
+                         out.close();
+                       });
   });
   const int64_t docs_out = total_docs - comm.sum(static_cast<int64_t>(verdicts.size()));
   const auto bytes_in = comm.sum(static_cast<int64_t>(local_bytes_in));
@@ -1118,6 +1149,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
       out.close();
     });
     std::filesystem::remove_all(dup_tmp);
+    if (config.dedup.write_pairs) concat_parts(pairs_tmp, comm.size(), dir + "/pairs.jsonl");
     std::filesystem::rename(kept_tmp, kept_dir);
     nlohmann::json report = {
         {"format_version", kDedupJsonFormatVersion},
@@ -1136,7 +1168,8 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
           {"clusters", config.dedup.clusters},
           {"keep", config.dedup.keep},
           {"near", config.dedup.near},
-          {"seed", config.dedup.seed}}},
+          {"seed", config.dedup.seed},
+          {"write_pairs", config.dedup.write_pairs}}},
         {"near", near_counts_json(near_stats)},
         {"bad_input", bad_report},
         {"stages", stages_json},

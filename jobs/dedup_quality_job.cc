@@ -1,10 +1,11 @@
-// `shardforge dedup-quality`: exact all-pairs Jaccard against the clusters of a dedup run.
-// See jobs/dedup.h.
+// `shardforge dedup-quality`: exact all-pairs Jaccard against the pairs and clusters of a dedup
+// run (stages/dedup/quality.h). See jobs/dedup.h.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 
 #include "io/atomic_file.h"
 #include "jobs/dedup.h"
+#include "stages/dedup/quality.h"
 
 namespace sf::jobs {
 namespace {
@@ -19,6 +21,7 @@ namespace {
 namespace dd = stages::dedup;
 
 constexpr double kReportedJaccard = 0.3;  // pairs at or above this go to quality_pairs.jsonl
+constexpr int kQualityJsonFormatVersion = 2;
 
 struct UnionFind {
   std::vector<int64_t> parent;
@@ -36,24 +39,28 @@ struct UnionFind {
   }
 };
 
-// Exact Jaccard of two sorted sets; two empty sets: 1.
-double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
-  if (a.empty() && b.empty()) return 1.0;
-  size_t i = 0, j = 0, inter = 0;
-  while (i < a.size() && j < b.size()) {
-    if (a[i] < b[j])
-      ++i;
-    else if (b[j] < a[i])
-      ++j;
-    else
-      ++inter, ++i, ++j;
+// Calls line_fn(json, line number) for each line of `path`; a line that is not a JSON object
+// with the wanted fields is an InputError naming the file and line.
+void for_each_json_line(const std::string& path, const std::string& hint,
+                        const std::function<void(const nlohmann::json&, int64_t)>& line_fn) {
+  std::ifstream in(path);
+  if (!in) throw io::InputError(path + ": cannot open (" + hint + ")");
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    try {
+      line_fn(nlohmann::json::parse(line), lineno);
+    } catch (const nlohmann::json::exception& e) {
+      throw io::InputError(path + ":" + std::to_string(lineno) + ": " + e.what());
+    }
   }
-  return static_cast<double>(inter) / static_cast<double>(a.size() + b.size() - inter);
 }
 
-uint64_t pair_key(int64_t a, int64_t b) {
-  if (a > b) std::swap(a, b);
-  return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b);
+std::string fixed4(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4f", x);
+  return buf;
 }
 
 void quality(const pipeline::Config& config) {
@@ -90,133 +97,131 @@ void quality(const pipeline::Config& config) {
   for (int64_t i = 0; i < n; ++i)
     if (!row_of.emplace(ids[i], i).second)
       throw io::InputError("dedup-quality: id " + ids[i] + " occurs twice; ids must be unique");
-
-  // The clusters of the dedup run.
-  const std::string dup_path = dir + "/duplicates.jsonl";
-  std::ifstream dup(dup_path);
-  if (!dup) throw io::InputError(dup_path + ": cannot open (run `shardforge dedup` first)");
-  UnionFind clusters(n);
-  std::string line;
-  int64_t lineno = 0;
-  auto row = [&](const nlohmann::json& id) {
+  auto row = [&](const std::string& path, int64_t lineno, const nlohmann::json& id) {
     auto it = row_of.find(id.dump());
     if (it == row_of.end())
-      throw io::InputError(dup_path + ":" + std::to_string(lineno) + ": id " + id.dump() +
+      throw io::InputError(path + ":" + std::to_string(lineno) + ": id " + id.dump() +
                            " is not in the corpus (was dedup run on this config?)");
     return it->second;
   };
-  int64_t removed = 0, removed_true = 0;  // duplicates.jsonl lines; those with J >= threshold
-  while (std::getline(dup, line)) {
-    ++lineno;
-    const auto j = nlohmann::json::parse(line);
-    const int64_t r = row(j.at("id")), rep = row(j.at("representative"));
-    clusters.join(r, row(j.at("cluster")));
-    clusters.join(r, rep);
-    ++removed;
-    removed_true += jaccard(sets[r], sets[rep]) >= threshold;
-  }
-  std::unordered_map<int64_t, std::vector<int64_t>> members;
-  for (int64_t i = 0; i < n; ++i) members[clusters.find(i)].push_back(i);
-  std::unordered_set<uint64_t> detected;
-  for (const auto& [root, m] : members)
-    for (size_t a = 0; a < m.size(); ++a)
-      for (size_t b = a + 1; b < m.size(); ++b) detected.insert(pair_key(m[a], m[b]));
 
-  // Exact Jaccard of every pair sharing a shingle (an inverted index); empty sets pair up.
-  std::unordered_map<uint64_t, std::vector<int32_t>> postings;
-  std::vector<int32_t> shared(static_cast<size_t>(n), 0);
-  std::vector<int32_t> touched;
-  std::vector<int64_t> empties;
-  int64_t true_pairs = 0, true_positives = 0;
-  std::vector<int64_t> missed_hist(5, 0);  // missed true pairs: 4 equal bins of [t, 1), then 1
+  // What the dedup run decided: clusters and representatives, and the pairs it verified.
+  dd::DedupOutcome outcome;
+  outcome.representative.assign(static_cast<size_t>(n), -1);
+  UnionFind clusters(n);
+  const std::string dup_path = dir + "/duplicates.jsonl";
+  for_each_json_line(dup_path, "run `shardforge dedup` first",
+                     [&](const nlohmann::json& j, int64_t lineno) {
+                       const int64_t r = row(dup_path, lineno, j.at("id")),
+                                     rep = row(dup_path, lineno, j.at("representative"));
+                       clusters.join(r, row(dup_path, lineno, j.at("cluster")));
+                       clusters.join(r, rep);
+                       outcome.representative[r] = rep;
+                     });
+  outcome.cluster.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) outcome.cluster[i] = clusters.find(i);
+  const std::string pairs_path = dir + "/pairs.jsonl";
+  for_each_json_line(pairs_path, "run `shardforge dedup` with dedup.write_pairs: true first",
+                     [&](const nlohmann::json& j, int64_t lineno) {
+                       const int64_t a = row(pairs_path, lineno, j.at("a")),
+                                     b = row(pairs_path, lineno, j.at("b"));
+                       if (a == b)
+                         throw io::InputError(pairs_path + ":" + std::to_string(lineno) +
+                                              ": a pair joins a document to itself");
+                       outcome.pairs.push_back({a, b, j.at("reason").get<std::string>() == "near"});
+                     });
+
   std::string pairs_out;
-  auto report = [&](int64_t a, int64_t b, double jaccard) {
-    const bool same = detected.count(pair_key(a, b)) != 0;
-    if (jaccard >= threshold) {
-      ++true_pairs;
-      if (same) {
-        ++true_positives;
-      } else {
-        const int bin =
-            jaccard >= 1.0
-                ? 4
-                : std::min(3, static_cast<int>((jaccard - threshold) / ((1 - threshold) / 4)));
-        ++missed_hist[std::max(0, bin)];
-      }
-    }
-    if (jaccard >= kReportedJaccard || same) {
-      char buf[64];
-      std::snprintf(buf, sizeof(buf), "%.4f", jaccard);
-      pairs_out += "{\"a\": " + ids[a] + ", \"b\": " + ids[b] + ", \"jaccard\": " + buf +
-                   ", \"same_cluster\": " + (same ? "true" : "false") + "}\n";
-    }
-  };
-  std::unordered_set<uint64_t> seen_detected;  // detected pairs with a shared shingle
-  for (int64_t i = 0; i < n; ++i) {
-    touched.clear();
-    if (sets[i].empty()) {
-      for (int64_t e : empties) report(e, i, 1.0), seen_detected.insert(pair_key(e, i));
-      empties.push_back(i);
-      continue;
-    }
-    for (uint64_t s : sets[i]) {
-      auto& list = postings[s];
-      for (int32_t j : list)
-        if (shared[j]++ == 0) touched.push_back(j);
-      list.push_back(static_cast<int32_t>(i));
-    }
-    std::sort(touched.begin(), touched.end());
-    for (int32_t j : touched) {
-      const double inter = shared[j];
-      const double jaccard = inter / (static_cast<double>(sets[i].size() + sets[j].size()) - inter);
-      report(j, i, jaccard);
-      seen_detected.insert(pair_key(j, i));
-      shared[j] = 0;
-    }
-  }
-  // Detected pairs that share no shingle at all (Jaccard 0): false positives too.
-  for (uint64_t key : detected)
-    if (!seen_detected.count(key))
-      report(static_cast<int64_t>(key >> 32), static_cast<int64_t>(key & 0xffffffffu), 0.0);
+  const dd::DedupQuality q = dd::measure_dedup_quality(
+      sets, outcome, threshold, kReportedJaccard,
+      [&](int64_t a, int64_t b, double jaccard, bool same, bool claimed) {
+        pairs_out += "{\"a\": " + ids[a] + ", \"b\": " + ids[b] +
+                     ", \"jaccard\": " + fixed4(jaccard) +
+                     ", \"same_cluster\": " + (same ? "true" : "false") +
+                     ", \"verified\": " + (claimed ? "true" : "false") + "}\n";
+      });
 
-  const auto detected_pairs = static_cast<int64_t>(detected.size());
-  const double precision =
-      detected_pairs ? static_cast<double>(true_positives) / detected_pairs : 1.0;
-  const double recall = true_pairs ? static_cast<double>(true_positives) / true_pairs : 1.0;
-  const double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
   nlohmann::json out = {
-      {"format_version", 1},
+      {"format_version", kQualityJsonFormatVersion},
       {"docs", n},
       {"threshold", threshold},
       {"ngram", config.dedup.ngram},
-      {"true_pairs", true_pairs},
-      {"detected_pairs", detected_pairs},
-      {"true_positives", true_positives},
-      {"precision", precision},
-      {"recall", recall},
-      {"f1", f1},
-      {"removed", removed},
-      {"removed_with_jaccard_to_representative_at_threshold", removed_true},
-      {"representative_precision", removed ? static_cast<double>(removed_true) / removed : 1.0},
-      {"missed_pairs_by_jaccard", nlohmann::json::array()}};
-  for (int b = 0; b < 5; ++b) {
-    const double w = (1 - threshold) / 4;
+      {"definitions",
+       {{"true_pair", "two documents whose exact Jaccard of shingle sets is >= threshold"},
+        {"precision",
+         "pair precision: of the pairs dedup verified as duplicates (pairs.jsonl: exact "
+         "duplicates with their kept document, near candidate edges that passed verification), "
+         "the share that are true pairs"},
+        {"recall",
+         "pair recall: of the true pairs, the share whose two documents dedup put in one "
+         "cluster (at most one of them kept)"},
+        {"f1", "harmonic mean of precision and recall"},
+        {"transitive_precision",
+         "of all pairs of documents in one cluster, the share that are true pairs; lower than "
+         "precision because a connected component chains A~B~C although A and C may be "
+         "further apart than the threshold"},
+        {"representative_precision",
+         "of the removed documents, the share with Jaccard >= threshold to their representative"},
+        {"document_precision",
+         "of the removed documents, the share with Jaccard >= threshold to some kept document"},
+        {"document_recall",
+         "of the documents with a true duplicate, the share removed or kept with no kept true "
+         "duplicate left"}}},
+      {"true_pairs", q.true_pairs},
+      {"verified_pairs", q.claimed_pairs},
+      {"verified_true", q.claimed_true},
+      {"verified_near", q.claimed_near},
+      {"verified_near_true", q.claimed_near_true},
+      {"verified_exact", q.claimed_exact},
+      {"verified_exact_true", q.claimed_exact_true},
+      {"true_pairs_in_one_cluster", q.true_pairs_same_cluster},
+      {"precision", q.precision()},
+      {"recall", q.recall()},
+      {"f1", q.f1()},
+      {"pairs_in_one_cluster", q.same_cluster_pairs},
+      {"transitive_precision", q.transitive_precision()},
+      {"removed", q.removed},
+      {"removed_with_jaccard_to_representative_at_threshold", q.removed_true_to_representative},
+      {"representative_precision", q.representative_precision()},
+      {"removed_with_a_kept_true_duplicate", q.removed_true_to_kept},
+      {"document_precision", q.document_precision()},
+      {"docs_with_true_duplicate", q.docs_with_true_duplicate},
+      {"docs_resolved", q.docs_resolved},
+      {"document_recall", q.document_recall()},
+      {"true_pairs_both_kept", q.residual_pairs},
+      {"missed_pairs_by_jaccard", nlohmann::json::array()},
+      {"false_verified_by_jaccard", nlohmann::json::array()}};
+  const double w = (1 - threshold) / 4;
+  for (int b = 0; b < 5; ++b)
     out["missed_pairs_by_jaccard"].push_back({{"from", b < 4 ? threshold + b * w : 1.0},
                                               {"to", b < 4 ? threshold + (b + 1) * w : 1.0},
-                                              {"missed", missed_hist[b]}});
-  }
+                                              {"missed", q.missed_by_jaccard[b]}});
+  for (int b = 0; b < 5; ++b)
+    out["false_verified_by_jaccard"].push_back({{"from", b < 4 ? threshold - 0.05 * (b + 1) : 0.0},
+                                                {"to", threshold - 0.05 * b},
+                                                {"pairs", q.false_claims_by_jaccard[b]}});
   io::publish_text(dir + "/quality.json", out.dump(2) + "\n");
   io::publish_text(dir + "/quality_pairs.jsonl", pairs_out);
-  std::printf("%lld documents, threshold %.2f, %d-word shingles\n", static_cast<long long>(n),
-              threshold, config.dedup.ngram);
-  std::printf("  pairs with Jaccard >= threshold  %lld\n", static_cast<long long>(true_pairs));
-  std::printf("  pairs in one cluster             %lld\n", static_cast<long long>(detected_pairs));
-  std::printf("  both                             %lld\n", static_cast<long long>(true_positives));
-  std::printf("  precision %.4f  recall %.4f  F1 %.4f\n", precision, recall, f1);
+  auto ll = [](int64_t x) { return static_cast<long long>(x); };
+  std::printf("%lld documents, threshold %.2f, %d-word shingles\n", ll(n), threshold,
+              config.dedup.ngram);
+  std::printf("  true pairs (Jaccard >= threshold)   %lld\n", ll(q.true_pairs));
   std::printf(
-      "  removed %lld, of which %lld have Jaccard >= threshold to their representative (%.4f)\n",
-      static_cast<long long>(removed), static_cast<long long>(removed_true),
-      removed ? static_cast<double>(removed_true) / removed : 1.0);
+      "  verified pairs (pairs.jsonl)        %lld, %lld true (near %lld/%lld, exact %lld/%lld)\n",
+      ll(q.claimed_pairs), ll(q.claimed_true), ll(q.claimed_near_true), ll(q.claimed_near),
+      ll(q.claimed_exact_true), ll(q.claimed_exact));
+  std::printf("  true pairs in one cluster           %lld\n", ll(q.true_pairs_same_cluster));
+  std::printf(
+      "  precision %.4f  recall %.4f  F1 %.4f   (pairs verified / true pairs in one cluster)\n",
+      q.precision(), q.recall(), q.f1());
+  std::printf(
+      "  transitive precision %.4f  (%lld pairs in one cluster; chains join ends < threshold)\n",
+      q.transitive_precision(), ll(q.same_cluster_pairs));
+  std::printf("  removed %lld: representative precision %.4f, document precision %.4f\n",
+              ll(q.removed), q.representative_precision(), q.document_precision());
+  std::printf(
+      "  documents with a true duplicate %lld: document recall %.4f (%lld true pairs both kept)\n",
+      ll(q.docs_with_true_duplicate), q.document_recall(), ll(q.residual_pairs));
   std::fflush(stdout);
 }
 

@@ -132,6 +132,7 @@ const std::vector<Field>& schema() {
       {"dedup.punctuation", bind<&Config::dedup, &DedupConfig::punctuation>,
        one_of({"remove", "space", "keep"})},
       {"dedup.fold_digits", bind<&Config::dedup, &DedupConfig::fold_digits>, any()},
+      {"dedup.write_pairs", bind<&Config::dedup, &DedupConfig::write_pairs>, any()},
       {"partition.workload", bind<&Config::partition, &PartitionConfig::workload>, any()},
       {"partition.workload_dataset",
        bind<&Config::partition, &PartitionConfig::workload_dataset>, any()},

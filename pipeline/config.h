@@ -34,7 +34,7 @@ struct InputConfig {
 // Deduplication (`shardforge dedup`).
 struct DedupConfig {
   int ngram = 5;                // word n-gram shingles
-  int num_perm = 112;           // MinHash permutations
+  int num_perm = 112;           // MinHash permutations (all estimate Jaccard; bands x rows banded)
   int bands = 14;               // LSH bands x rows <= num_perm; both 0: chosen from threshold
   int rows = 8;
   double threshold = 0.8;       // Jaccard at or above which two documents are near-duplicates
@@ -48,6 +48,7 @@ struct DedupConfig {
   bool unicode = true;          // NFKC + case folding of non-ASCII text
   std::string punctuation = "remove";  // remove | space | keep
   bool fold_digits = false;     // every digit becomes 0
+  bool write_pairs = false;     // dedup writes pairs.jsonl: every duplicate pair it verified
 };
 
 // `shardforge run`: which stages run after reading (embedding always runs), and the options

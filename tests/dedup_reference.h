@@ -20,6 +20,7 @@ namespace sf::testing {
 using stages::dedup::DocRef;
 using stages::dedup::Hash128;
 using stages::dedup::LshParams;
+using stages::dedup::NearPair;
 using stages::dedup::NearStats;
 using stages::dedup::Verdict;
 
@@ -107,8 +108,10 @@ inline double reference_jaccard(const SignatureCorpus& c, int width, size_t a, s
 
 // Near duplicates by definition: each band bucket (same band values) joins its members to its
 // smallest row; pairs with Jaccard >= threshold are edges. Docs sorted by row (gaps allowed).
+// `verified` (optional): the edges as near_duplicates reports them, sorted by (row, other).
 inline std::vector<Verdict> reference_near(const SignatureCorpus& c, const LshParams& p,
-                                           NearStats* expected) {
+                                           NearStats* expected,
+                                           std::vector<NearPair>* verified = nullptr) {
   const int width = p.width();
   std::set<std::pair<uint64_t, uint64_t>> candidates;
   int64_t buckets = 0, largest_bucket = 0;
@@ -128,6 +131,11 @@ inline std::vector<Verdict> reference_near(const SignatureCorpus& c, const LshPa
   std::vector<std::pair<uint64_t, uint64_t>> edges;
   for (const auto& [a, b] : candidates)
     if (reference_jaccard(c, width, a, b) >= p.threshold) edges.emplace_back(a, b);
+  if (verified) {
+    verified->clear();
+    for (const auto& [a, b] : edges)
+      verified->push_back({c.docs[a].row, c.docs[b].row, reference_jaccard(c, width, a, b)});
+  }
   NearStats s;
   s.buckets = buckets;
   s.largest_bucket = largest_bucket;

@@ -522,7 +522,7 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
                                      const std::vector<uint32_t>& signatures,
                                      const LshParams& params,
                                      const std::vector<std::vector<uint64_t>>& shingles,
-                                     NearStats* stats) {
+                                     NearStats* stats, std::vector<NearPair>* verified) {
   const int ranks = comm.size();
   const int width = params.width();
   StepTimer timer(stats);
@@ -695,8 +695,13 @@ std::vector<Verdict> near_duplicates(Comm& comm, RowRange range,
     Similarity similarity(comm, owners, docs, signatures, width, shingles, targets);
     cluster::run_local_phase(comm, "dedup: verify candidates", [&] {
       std::vector<Edge> kept;
-      for (const Edge& e : edges)
-        if (similarity(e.u, e.v) >= params.threshold) kept.push_back(e);
+      if (verified) verified->clear();
+      for (const Edge& e : edges) {
+        const double s = similarity(e.u, e.v);
+        if (s < params.threshold) continue;
+        kept.push_back(e);
+        if (verified) verified->push_back({docs[e.u].row, e.v, s});
+      }
       edges.swap(kept);
     });
   }

@@ -70,6 +70,13 @@ struct NearStats {
   std::vector<std::pair<std::string, double>> step_seconds;
 };
 
+// One verified candidate pair: row > other (the other end is a band bucket's smallest row),
+// similarity as the verification computed it.
+struct NearPair {
+  uint64_t row, other;
+  double similarity;
+};
+
 // Contract for both calls: `docs` sorted by strictly increasing row; this rank's rows lie in
 // `range` (global rows); the ranges of the ranks are disjoint and increase with rank (a rank
 // may have an empty range). Bad input on any rank throws the same cluster::PhaseError on all.
@@ -87,12 +94,13 @@ std::vector<Verdict> exact_duplicates(cluster::Comm& comm, cluster::RowRange ran
 // unique uint64 shingle-hash vector per doc for exact Jaccard verification (two empty sets
 // have Jaccard 1). Candidate edges join a doc to the smallest row of each band bucket it
 // shares; edges with Jaccard >= threshold form clusters (connected components); every member
-// but the cluster's kept doc gets a verdict (sorted by row). `stats` may be null.
+// but the cluster's kept doc gets a verdict (sorted by row). `stats` may be null; `verified`,
+// when not null, receives this rank's verified pairs (its docs' edges), sorted by (row, other).
 std::vector<Verdict> near_duplicates(cluster::Comm& comm, cluster::RowRange range,
                                      const std::vector<DocRef>& docs,
                                      const std::vector<uint32_t>& signatures,
                                      const LshParams& params,
                                      const std::vector<std::vector<uint64_t>>& shingles,
-                                     NearStats* stats);
+                                     NearStats* stats, std::vector<NearPair>* verified = nullptr);
 
 }  // namespace sf::stages::dedup

@@ -85,7 +85,7 @@ for np in 1 4; do
 import json, sys
 p = json.load(open(sys.argv[1]))["params"]
 assert p["verify"] == "exact" and p["clusters"] == "star" and p["threshold"] == 0.7, p
-assert p["bands"] * p["rows"] <= 112 and (p["bands"], p["rows"]) != (14, 8), p
+assert p["bands"] * p["rows"] <= p["num_perm"] and (p["bands"], p["rows"]) != (14, 8), p
 PYEOF
   ok
 done

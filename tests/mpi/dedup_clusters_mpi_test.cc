@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -79,15 +80,35 @@ TEST(DedupClustersMpi, NearVerdictsMatchReferenceForAnyRankCount) {
     const LshParams params{4, 2, exact ? 0.6 : 0.25, 0};
     const SignatureCorpus c = planted_corpus(6000, params, 21, exact);
     NearStats want;
-    const std::vector<Verdict> reference = reference_near(c, params, &want);
+    std::vector<NearPair> want_pairs;
+    const std::vector<Verdict> reference = reference_near(c, params, &want, &want_pairs);
     ASSERT_GT(want.clusters, 100);
     const Part p = part_of(c, params.width(), cluster::row_range(6000, comm.rank(), comm.size()));
     NearStats stats;
+    std::vector<NearPair> pairs;
     const auto got =
-        near_duplicates(comm, p.range, p.docs, p.signatures, params, p.shingles, &stats);
+        near_duplicates(comm, p.range, p.docs, p.signatures, params, p.shingles, &stats, &pairs);
     const std::string problems = problems_on_any_rank(comm, compare(got, reference, p.range));
     EXPECT_EQ(problems, "") << (exact ? "exact Jaccard" : "estimated Jaccard");
     expect_stats(stats, want);
+    // The verified pairs of this rank's rows: the reference's edges, in the same order.
+    std::string pair_problem;
+    size_t k = 0;
+    for (const NearPair& w : want_pairs) {
+      if (static_cast<int64_t>(w.row) < p.range.begin || static_cast<int64_t>(w.row) >= p.range.end)
+        continue;
+      if (k >= pairs.size() || pairs[k].row != w.row || pairs[k].other != w.other ||
+          std::abs(pairs[k].similarity - w.similarity) > 1e-12) {
+        pair_problem = "verified pair " + std::to_string(k) + " differs from the reference's (" +
+                       std::to_string(w.row) + ", " + std::to_string(w.other) + ")";
+        break;
+      }
+      ++k;
+    }
+    if (pair_problem.empty() && k != pairs.size())
+      pair_problem =
+          std::to_string(pairs.size()) + " verified pairs, reference " + std::to_string(k);
+    EXPECT_EQ(problems_on_any_rank(comm, pair_problem), "");
   }
 }
 

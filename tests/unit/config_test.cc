@@ -373,7 +373,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  nprobe",
                                        "  max_queries", "dedup", "  ngram", "  num_perm", "  bands",
       "  rows", "  threshold", "  verify", "  clusters", "  keep", "  seed", "  near", "  unicode",
-      "  punctuation", "  fold_digits",
+      "  punctuation", "  fold_digits", "  write_pairs",
                                        "partition", "  workload", "  workload_dataset", "  weights",
                                        "  weights_dataset", "  shards", "  nprobe", "  max_nlist",
                                        "  tiers", "  replicate_hot",

@@ -240,6 +240,29 @@ TEST(DedupNear, ExactJaccardFromShingles) {
   EXPECT_TRUE(fractional);
 }
 
+// The verified pairs (dedup.write_pairs): the candidate edges that pass verification.
+TEST(DedupNear, VerifiedPairsAreTheReferenceEdges) {
+  auto comm = cluster::make_serial_comm();
+  const LshParams p{4, 2, 0.6, 0};
+  for (const bool exact : {false, true}) {
+    const SignatureCorpus c = planted_corpus(2000, p, 9, exact);
+    std::vector<NearPair> got, want;
+    NearStats stats, want_stats;
+    near_duplicates(*comm, whole(2000), c.docs, c.signatures, p, c.shingles, &stats, &got);
+    reference_near(c, p, &want_stats, &want);
+    ASSERT_GT(want.size(), 100u);
+    EXPECT_EQ(static_cast<int64_t>(got.size()), stats.verified_edges);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].row, want[i].row) << i;
+      EXPECT_EQ(got[i].other, want[i].other) << i;
+      EXPECT_DOUBLE_EQ(got[i].similarity, want[i].similarity) << i;
+      EXPECT_GE(got[i].similarity, p.threshold);
+      EXPECT_LT(got[i].other, got[i].row);
+    }
+  }
+}
+
 TEST(DedupNear, BadInputIsAPhaseError) {
   auto comm = cluster::make_serial_comm();
   const LshParams p{4, 2, 0.5, 0};
