@@ -49,14 +49,11 @@ namespace fs = std::filesystem;
 
 constexpr const char* kIndexFile = "index.faiss";
 constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
-constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-means
 
 // The config keys the trained index depends on (not threads or batch sizes: the results are
-// the same for any; not the rank count: train is identical for any number of ranks). A
-// stopped k-means ("train-kmeans") depends on exactly the same.
-pipeline::Fingerprint train_fingerprint(const pipeline::Config& config,
-                                        const char* stage = "train") {
-  pipeline::Fingerprint fp(stage);
+// the same for any; not the rank count: train is identical for any number of ranks).
+pipeline::Fingerprint train_fingerprint(const pipeline::Config& config) {
+  pipeline::Fingerprint fp("train");
   fp.keys(config, {"input.paths", "input.format", "input.dataset", "index.factory",
                    "index.metric", "index.train_size", "index.kmeans_iterations",
                    "index.codebook_sample", "seed"})
@@ -100,36 +97,6 @@ pipeline::Fingerprint piece_fingerprint(const pipeline::Fingerprint& lists, clus
   pipeline::Fingerprint fp(std::string("add/") + piece_name(piece));
   fp.after(lists).value("rows", std::to_string(piece.begin) + "-" + std::to_string(piece.end));
   return fp;
-}
-
-// Collective. The k-means state a stopped build saved, when --resume is set and its marker
-// verifies (rank 0 checks and reads it; every rank gets it); nullopt otherwise.
-std::optional<stages::KMeansState> read_kmeans_state(cluster::Comm& comm,
-                                                     const pipeline::Checkpoints& checkpoints,
-                                                     const pipeline::Fingerprint& fp,
-                                                     bool resume) {
-  if (!resume) return std::nullopt;
-  cluster::Bytes bytes;
-  cluster::run_local_phase(comm, "train: read k-means checkpoint", [&] {
-    if (comm.rank() != 0) return;
-    const std::string why = checkpoints.verify(fp);
-    if (why.empty()) {
-      bytes = read_bytes(checkpoints.path(kKMeansStateFile));
-    } else if (why != pipeline::Checkpoints::kNoMarker) {
-      spdlog::warn("{}: not continued, k-means starts afresh: {}", fp.stage(), why);
-    }
-  });
-  comm.broadcast(bytes, 0);
-  if (bytes.empty()) return std::nullopt;
-  std::optional<stages::KMeansState> state;
-  cluster::run_local_phase(comm, "train: read k-means checkpoint", [&] {
-    try {
-      state = stages::decode_kmeans_state(bytes);
-    } catch (const std::runtime_error& e) {
-      throw std::runtime_error(checkpoints.path(kKMeansStateFile) + ": " + e.what());
-    }
-  });
-  return state;
 }
 
 stages::Workload load_workload(const pipeline::Config& config, int dim) {
@@ -317,7 +284,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   OpenedCorpus opened = open_corpus(comm, config);
   io::VectorCorpus& corpus = *opened.corpus;
   const cluster::RowRange range = opened.range;
-  std::optional<pipeline::Fingerprint> train_fp_storage, partition_fp_storage, kmeans_fp_storage;
+  std::optional<pipeline::Fingerprint> train_fp_storage, partition_fp_storage;
   cluster::run_local_phase(comm, "check index.factory", [&] {
     // Fails alike on every rank, before any collective of the training.
     // A bad value of index.factory is a config error: name the key and the config file.
@@ -349,7 +316,6 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
       throw pipeline::ConfigError(config.source + ": partition.workload is set but partition.shards "
                                   "is 0: set partition.shards to build the sharded layout");
     train_fp_storage = train_fingerprint(config);
-    kmeans_fp_storage = train_fingerprint(config, "train-kmeans");
     partition_fp_storage = partition_fingerprint(config, *train_fp_storage);
   });
   const pipeline::Fingerprint& train_fp = *train_fp_storage;
@@ -387,48 +353,8 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
     topt.kmeans_iterations = config.index.kmeans_iterations;
     topt.codebook_sample = config.index.codebook_sample;
     topt.seed = config.seed;
-    topt.stop_requested = pipeline::stop_requested;
-    const pipeline::Fingerprint& kmeans_fp = *kmeans_fp_storage;
-    const std::optional<stages::KMeansState> saved =
-        read_kmeans_state(comm, checkpoints, kmeans_fp, config.resume);
-    if (saved) {
-      topt.resume_kmeans = &*saved;
-      if (comm.rank() == 0)
-        spdlog::info("train: k-means continues from iteration {} of {} ({}, marker verified)",
-                     saved->iteration, config.index.kmeans_iterations, kKMeansStateFile);
-    }
-    try {
-      index = stages::train_index(comm, corpus, range, topt, &treport, progress);
-    } catch (const stages::KMeansStopped& stopped) {
-      // Every rank is here (the stop was agreed at an iteration boundary). Rank 0 saves the
-      // state, then all stop; a marker that cannot be written fails the build instead.
-      const stages::KMeansState& state = stopped.state();
-      cluster::run_local_phase(comm, "train: save k-means state", [&] {
-        if (comm.rank() != 0) return;
-        checkpoints.forget(kmeans_fp.stage());  // an older state must not verify meanwhile
-        const cluster::Bytes bytes = stages::encode_kmeans_state(state);
-        io::publish_bytes(checkpoints.path(kKMeansStateFile), bytes.data(), bytes.size());
-        checkpoints.mark_complete(kmeans_fp, {kKMeansStateFile},
-                                  {{"iteration", state.iteration},
-                                   {"iterations", config.index.kmeans_iterations}});
-        spdlog::info("train: saved the k-means state after iteration {} of {} to {}",
-                     state.iteration, config.index.kmeans_iterations, kKMeansStateFile);
-      });
-      throw pipeline::Stopped("train: k-means (after iteration " +
-                              std::to_string(state.iteration) + " of " +
-                              std::to_string(config.index.kmeans_iterations) + ")");
-    }
-    spdlog::info("train: nlist {}, k-means on {} sample rows ({} here), codebooks on {} rows, {} empty clusters split",
-                 treport.nlist, treport.sample_rows, treport.local_sample_rows,
-                 treport.codebook_rows, treport.empty_clusters_split);
-    // A safe point: a stop request received while training is honoured once it is saved.
-    pipeline::run_step(comm, "train: checkpoint", [&] {
-      if (comm.rank() != 0) return;
-      save_trained(checkpoints, train_fp, *index, treport);
-      // The trained index supersedes a saved k-means state.
-      checkpoints.forget(kmeans_fp.stage());
-      fs::remove(checkpoints.path(kKMeansStateFile));
-    });
+    index = train_checkpointed(comm, checkpoints, train_fp, config.resume, corpus, range, topt,
+                               &treport, progress);
   }
   log.end();
 

@@ -37,6 +37,9 @@ struct SubmitOptions {
   std::string account;
   bool dry_run = false;  // write and print the script, do not call sbatch
   bool resume = false;   // the job runs the command with --resume
+  // The command has --resume (checkpoints): a requeued job resumes. Else a requeued job runs
+  // it again from the start, and `resume` is refused.
+  bool resumable = true;
   // #SBATCH --requeue, and the script requeues the job when the ranks stopped at a safe point
   // (exit 75: SIGTERM at preemption or the time limit); the requeued run resumes.
   bool requeue = false;

@@ -127,9 +127,13 @@ int run_submit(const std::string& config_path, const std::vector<std::string>& o
   sf::pipeline::setup_logging(0, 1, false);
   try {
     const sf::pipeline::Config config = sf::pipeline::load_config(config_path, overrides);
+    sf::jobs::SubmitOptions job = options;
     for (const Command& c : kCommands)
-      if (options.command == c.name) sf::pipeline::require(config, c.required);
-    return sf::jobs::submit_job(config, overrides, options);
+      if (options.command == c.name) {
+        sf::pipeline::require(config, c.required);
+        job.resumable = c.checkpointed;
+      }
+    return sf::jobs::submit_job(config, overrides, job);
   } catch (const sf::pipeline::ConfigError& e) {
     spdlog::error("config: {}", e.what());
     return 2;

@@ -265,8 +265,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
   prepare_run_dir(comm, config, checkpoints,
                   {"run.tmp", "run.json", "ids.jsonl", "duplicates.jsonl", kEmbedderFile},
-                  {kSketchDir, kVerdictsDir, kEmbedDir, kSemanticDir, kTrainedFile, kIndexFile,
-                   kEvalFile},
+                  {kSketchDir, kVerdictsDir, kEmbedDir, kSemanticDir, kTrainedFile,
+                   kKMeansStateFile, kIndexFile, kEvalFile},
                   {"run.tmp/ids", "run.tmp/duplicates", kSketchDir, kVerdictsDir, kEmbedDir,
                    kSemanticDir});
 
@@ -434,10 +434,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     topt.kmeans_iterations = config.index.kmeans_iterations;
     topt.codebook_sample = config.index.codebook_sample;
     topt.seed = config.seed;
-    index = stages::train_index(comm, rows, target, topt, &treport, progress);
-    pipeline::run_step(comm, "train: checkpoint", [&] {
-      if (comm.rank() == 0) save_trained(checkpoints, rfp->train, *index, treport);
-    });
+    index = train_checkpointed(comm, checkpoints, rfp->train, config.resume, rows, target, topt,
+                               &treport, progress);
   }
   log.end();
 

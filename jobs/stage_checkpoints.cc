@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 
 #include "io/atomic_file.h"
@@ -66,6 +67,95 @@ void prepare_run_dir(cluster::Comm& comm, const pipeline::Config& config,
     for (const std::string& rel : folders) fs::create_directories(checkpoints.path(rel));
     io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
   });
+}
+
+namespace {
+
+// Collective. The k-means state a stopped train saved, when --resume is set and its marker
+// verifies (rank 0 checks and reads it; every rank gets it); nullopt otherwise.
+std::optional<stages::KMeansState> read_kmeans_state(cluster::Comm& comm,
+                                                     const pipeline::Checkpoints& checkpoints,
+                                                     const pipeline::Fingerprint& fp,
+                                                     bool resume) {
+  if (!resume) return std::nullopt;
+  cluster::Bytes bytes;
+  cluster::run_local_phase(comm, "train: read k-means checkpoint", [&] {
+    if (comm.rank() != 0) return;
+    const std::string why = checkpoints.verify(fp);
+    if (why.empty()) {
+      bytes = read_bytes(checkpoints.path(kKMeansStateFile));
+    } else if (why != pipeline::Checkpoints::kNoMarker) {
+      spdlog::warn("{}: not continued, k-means starts afresh: {}", fp.stage(), why);
+    }
+  });
+  comm.broadcast(bytes, 0);
+  if (bytes.empty()) return std::nullopt;
+  std::optional<stages::KMeansState> state;
+  cluster::run_local_phase(comm, "train: read k-means checkpoint", [&] {
+    try {
+      state = stages::decode_kmeans_state(bytes);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(checkpoints.path(kKMeansStateFile) + ": " + e.what());
+    }
+  });
+  return state;
+}
+
+}  // namespace
+
+std::unique_ptr<faiss::Index> train_checkpointed(cluster::Comm& comm,
+                                                 const pipeline::Checkpoints& checkpoints,
+                                                 const pipeline::Fingerprint& train_fp,
+                                                 bool resume, io::VectorCorpus& rows,
+                                                 cluster::RowRange range,
+                                                 stages::TrainOptions options,
+                                                 stages::TrainReport* report,
+                                                 const stages::ProgressFn& progress) {
+  options.stop_requested = pipeline::stop_requested;
+  const pipeline::Fingerprint kmeans_fp = train_fp.for_stage("train-kmeans");
+  const std::optional<stages::KMeansState> saved =
+      read_kmeans_state(comm, checkpoints, kmeans_fp, resume);
+  if (saved) {
+    options.resume_kmeans = &*saved;
+    if (comm.rank() == 0)
+      spdlog::info("train: k-means continues from iteration {} of {} ({}, marker verified)",
+                   saved->iteration, options.kmeans_iterations, kKMeansStateFile);
+  }
+  std::unique_ptr<faiss::Index> index;
+  try {
+    index = stages::train_index(comm, rows, range, options, report, progress);
+  } catch (const stages::KMeansStopped& stopped) {
+    // Every rank is here (the stop was agreed at an iteration boundary). Rank 0 saves the
+    // state, then all stop; a marker that cannot be written fails the run instead.
+    const stages::KMeansState& state = stopped.state();
+    cluster::run_local_phase(comm, "train: save k-means state", [&] {
+      if (comm.rank() != 0) return;
+      checkpoints.forget(kmeans_fp.stage());  // an older state must not verify meanwhile
+      const cluster::Bytes bytes = stages::encode_kmeans_state(state);
+      io::publish_bytes(checkpoints.path(kKMeansStateFile), bytes.data(), bytes.size());
+      checkpoints.mark_complete(kmeans_fp, {kKMeansStateFile},
+                                {{"iteration", state.iteration},
+                                 {"iterations", options.kmeans_iterations}});
+      spdlog::info("train: saved the k-means state after iteration {} of {} to {}",
+                   state.iteration, options.kmeans_iterations, kKMeansStateFile);
+    });
+    throw pipeline::Stopped("train: k-means (after iteration " + std::to_string(state.iteration) +
+                            " of " + std::to_string(options.kmeans_iterations) + ")");
+  }
+  spdlog::info(
+      "train: nlist {}, k-means on {} sample rows ({} here), codebooks on {} rows, {} empty "
+      "clusters split",
+      report->nlist, report->sample_rows, report->local_sample_rows, report->codebook_rows,
+      report->empty_clusters_split);
+  // A safe point: a stop request received while training is honoured once it is saved.
+  pipeline::run_step(comm, "train: checkpoint", [&] {
+    if (comm.rank() != 0) return;
+    save_trained(checkpoints, train_fp, *index, *report);
+    // The trained index supersedes a saved k-means state.
+    checkpoints.forget(kmeans_fp.stage());
+    std::filesystem::remove(checkpoints.path(kKMeansStateFile));
+  });
+  return index;
 }
 
 void save_trained(const pipeline::Checkpoints& checkpoints, const pipeline::Fingerprint& fp,

@@ -246,6 +246,8 @@ int submit_job(const pipeline::Config& config, const std::vector<std::string>& o
                const SubmitOptions& options) {
   const pipeline::SlurmConfig& slurm = config.slurm;
   const std::string& command = options.command;
+  if (options.resume && !options.resumable)
+    throw std::runtime_error("--resume: `" + command + "` has no checkpoints to resume from");
   std::string job_name = first_set(options.job_name, slurm.job_name);
   if (job_name.empty()) job_name = "shardforge-" + command;
   int ntasks = first_set(options.ntasks, slurm.ntasks);
@@ -278,6 +280,7 @@ int submit_job(const pipeline::Config& config, const std::vector<std::string>& o
       {"CONFIG", shell_quote(fs::absolute(config.source).lexically_normal().string())},
       {"OVERRIDES", set_args},
       {"RESUME", options.resume ? "1" : "0"},
+      {"RESUMABLE", options.resumable ? "1" : "0"},
       {"RUN_DIR", shell_quote(dir.string())},
       {"REQUEUE", options.requeue ? "--requeue" : ""},
       {"REQUEUE_ON_STOP", options.requeue ? "1" : "0"},

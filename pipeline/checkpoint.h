@@ -51,6 +51,14 @@ class Fingerprint {
   // Anything else the outputs depend on (a row range, the rank count).
   Fingerprint& value(const std::string& name, const std::string& value);
 
+  // The same parts under another stage name (a stage that depends on exactly the same, e.g.
+  // a stopped k-means beside "train").
+  Fingerprint for_stage(std::string stage) const {
+    Fingerprint fp = *this;
+    fp.stage_ = std::move(stage);
+    return fp;
+  }
+
   std::string hex() const;  // XXH3-64 of the canonical parts and the stage name
   const nlohmann::json& parts() const { return parts_; }
 

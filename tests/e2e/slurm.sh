@@ -77,6 +77,19 @@ grep -qF "cmd=($SF build $WORK/job.yaml --set index.factory=IVF${NLIST},Flat)" r
 bash -n run/submit.sbatch || fail "the script is not valid bash"
 ok
 
+check "a requeued job resumes only a command with checkpoints; submit --resume of one without is refused"
+grep -q '^if \[\[ 1 -eq 1 \]\] && \[\[ 0 -eq 1 || ' run/submit.sbatch || fail "build's script does not resume on requeue"
+PATH=/nonexistent sf_clean submit job.yaml --dry-run --command info >dry-info.out 2>&1 || { show dry-info.out; fail "dry run of info failed"; }
+grep -q '^if \[\[ 0 -eq 1 \]\]' run/submit.sbatch || fail "info's script would add --resume on requeue"
+bash -n run/submit.sbatch || fail "the script of info is not valid bash"
+set +e
+PATH=/nonexistent sf_clean submit job.yaml --dry-run --command info --resume >resume-info.out 2>&1
+rc=$?
+set -e
+[[ $rc -eq 1 ]] || { show resume-info.out; fail "exit $rc, expected 1"; }
+grep -q "has no checkpoints" resume-info.out || { show resume-info.out; fail "no 'has no checkpoints'"; }
+ok
+
 check "submit without sbatch on PATH: exit 1, 'sbatch not found'"
 set +e
 PATH=/nonexistent sf_clean submit job.yaml >nosbatch.out 2>&1
