@@ -164,28 +164,34 @@ std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
   size_t next = 0;  // into by_round
   for (int64_t r = 0; r < rounds; ++r) {
     // Members and their vectors of this round's lists to the lists' ranks: records of a
-    // Member followed by its dim floats.
+    // Member followed by its dim floats. Members of this rank's own lists are not copied:
+    // they are read from `vectors` in place.
     std::vector<cluster::Bytes> send(static_cast<size_t>(ranks));
     const size_t first = next;
     std::vector<size_t> bytes_to(static_cast<size_t>(ranks), 0);
     while (next < by_round.size() &&
            round_of[static_cast<size_t>(docs[by_round[next]].list)] == r)
       bytes_to[owner[static_cast<size_t>(docs[by_round[next++]].list)]] += record;
-    for (int s = 0; s < ranks; ++s) send[s].reserve(bytes_to[s]);
+    for (int s = 0; s < ranks; ++s)
+      if (s != comm.rank()) send[s].reserve(bytes_to[s]);
+    std::vector<Member> members;
+    std::vector<const char*> member_vectors;  // into `vectors` or `received`
     for (size_t k = first; k < next; ++k) {
       const size_t i = by_round[k];
       const Member m{docs[i].row, docs[i].list, docs[i].keep_score, comm.rank()};
-      cluster::Bytes& to = send[owner[static_cast<size_t>(docs[i].list)]];
-      const char* mp = reinterpret_cast<const char*>(&m);
+      const int to = owner[static_cast<size_t>(docs[i].list)];
       const char* vp = reinterpret_cast<const char*>(vectors + i * d);
-      to.insert(to.end(), mp, mp + sizeof(Member));
-      to.insert(to.end(), vp, vp + d * sizeof(float));
+      if (to == comm.rank()) {
+        members.push_back(m);
+        member_vectors.push_back(vp);
+        continue;
+      }
+      const char* mp = reinterpret_cast<const char*>(&m);
+      send[to].insert(send[to].end(), mp, mp + sizeof(Member));
+      send[to].insert(send[to].end(), vp, vp + d * sizeof(float));
     }
     std::vector<cluster::Bytes> received = comm.alltoallv(send);
     std::vector<cluster::Bytes>().swap(send);
-
-    std::vector<Member> members;
-    std::vector<const char*> member_vectors;  // into `received`
     for (const cluster::Bytes& from : received)
       for (size_t off = 0; off + record <= from.size(); off += record) {
         Member m;

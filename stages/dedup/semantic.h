@@ -28,7 +28,7 @@ struct SemanticOptions {
   // Lists are shipped to their ranks in rounds: per round, no rank sends or receives more than
   // this many bytes of members and vectors (a list larger than that goes alone). The verdicts
   // do not depend on it.
-  size_t round_bytes = size_t{32} << 20;
+  size_t round_bytes = size_t{16} << 20;
 };
 
 struct SemanticVerdict {  // one local document that is NOT kept
@@ -51,8 +51,8 @@ struct SemanticStats {
 // each round an alltoallv; verdicts come back to the documents' ranks at the end.
 // Returns this rank's verdicts at options.eps, sorted by row. REQUIRES: dim >= 1, rows unique.
 // Memory per rank beyond the caller's vectors: ~4 x round_bytes of send/receive buffers (ours
-// and the alltoallv's), one list's vectors per thread (max(round_bytes, largest list)), and
-// 32 bytes per document removed at options.eps.
+// and the alltoallv's; members of lists placed on their own rank are read in place, so none at
+// 1 rank), one list's vectors per thread, and 32 bytes per document removed at options.eps.
 std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
                                                  const std::vector<SemanticDoc>& docs,
                                                  const float* vectors, int dim,
