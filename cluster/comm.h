@@ -166,18 +166,33 @@ std::vector<T> redistribute_rows(Comm& comm, const std::vector<T>& mine, size_t 
     if (static_cast<int>(r) < comm.rank()) start += info[0];
     targets[r] = {info[1], info[2]};
   }
+  // Rows that stay on this rank are not copied into a message: only the rows that move (at
+  // the edges of the ranges, usually) are buffered, so the peak is `mine` plus the result.
   std::vector<std::vector<T>> outgoing(all.size());
+  int64_t stay_begin = 0, stay_end = 0;  // positions in `mine`, in rows
   for (size_t d = 0; d < all.size(); ++d) {
     const int64_t begin = std::max(start, targets[d].begin);
     const int64_t end = std::min(start + held, targets[d].end);
-    if (begin < end)
+    if (begin >= end) continue;
+    if (static_cast<int>(d) == comm.rank()) {
+      stay_begin = begin - start;
+      stay_end = end - start;
+    } else {
       outgoing[d].assign(mine.begin() + (begin - start) * static_cast<int64_t>(width),
                          mine.begin() + (end - start) * static_cast<int64_t>(width));
+    }
   }
   std::vector<std::vector<T>> incoming = exchange(comm, outgoing);
   std::vector<T> rows;
   rows.reserve(static_cast<size_t>(target.size()) * width);
-  for (const std::vector<T>& part : incoming) rows.insert(rows.end(), part.begin(), part.end());
+  for (size_t s = 0; s < incoming.size(); ++s) {
+    if (static_cast<int>(s) == comm.rank())
+      rows.insert(rows.end(), mine.begin() + stay_begin * static_cast<int64_t>(width),
+                  mine.begin() + stay_end * static_cast<int64_t>(width));
+    else
+      rows.insert(rows.end(), incoming[s].begin(), incoming[s].end());
+    std::vector<T>().swap(incoming[s]);
+  }
   if (static_cast<int64_t>(rows.size()) != target.size() * static_cast<int64_t>(width))
     throw std::logic_error("redistribute_rows: the targets do not cover the sequence");
   return rows;

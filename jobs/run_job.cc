@@ -320,7 +320,9 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     log.end();
     spdlog::info("embed: read back {} documents x {} dims ({})", embedded, dim, config.embed.method);
   } else {
-    log.begin("embed.fit");
+    // One pass over the texts (Embedder::fit_embed): fit on every document (idf over the
+    // corpus) and embed the dedup survivors.
+    log.begin("embed");
     std::vector<int64_t> surv;  // local docs that survived dedup
     for (int64_t i = 0; i < local_docs; ++i)
       if (!removed[i]) surv.push_back(i);
@@ -330,41 +332,15 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       all.rows.push_back(range.begin + i);
       if (texts.raw) all.raw.emplace_back(corpus.raw[i]);
     }
-    embedder->fit(comm, all);
-    all = em::DocBatch{};
-    log.end();
-    log.begin("embed");
-    dim = embedder->dim();
-    vectors.resize(surv.size() * static_cast<size_t>(dim));
     uint64_t embed_bytes = 0;
     for (int64_t i : surv) embed_bytes += corpus.texts[i].size();
     const auto t_embed = std::chrono::steady_clock::now();
-    cluster::run_local_phase(comm, "embed", [&] {
-      const auto batch = static_cast<int64_t>(config.embed.batch);
-      const auto n = static_cast<int64_t>(surv.size());
-      const int64_t batches = (n + batch - 1) / batch;
-      std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t b = 0; b < batches; ++b) {
-        try {
-          em::DocBatch docs;
-          const int64_t lo = b * batch, hi = std::min(n, lo + batch);
-          for (int64_t k = lo; k < hi; ++k) {
-            const int64_t i = surv[k];
-            docs.texts.emplace_back(corpus.texts[i]);
-            docs.rows.push_back(range.begin + i);
-            if (texts.raw) docs.raw.emplace_back(corpus.raw[i]);
-          }
-          float* out = vectors.data() + lo * dim;
-          embedder->embed(docs, out);
-          for (int64_t k = lo; k < hi; ++k) l2_normalise(vectors.data() + k * dim, dim);
-        } catch (...) {
-#pragma omp critical
-          if (!error) error = std::current_exception();
-        }
-      }
-      if (error) std::rethrow_exception(error);
-    });
+    vectors = embedder->fit_embed(comm, all, surv, static_cast<int64_t>(config.embed.batch));
+    all = em::DocBatch{};
+    dim = embedder->dim();
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < static_cast<int64_t>(surv.size()); ++k)
+      l2_normalise(vectors.data() + k * dim, dim);
     const double embed_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count();
     std::vector<std::string>().swap(corpus.texts);
@@ -372,7 +348,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
     exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
     log.end();
-    // Throughput of embed() over all ranks: text bytes / the slowest rank's seconds.
+    // Throughput of fit_embed (the idf pass included) over all ranks: the embedded documents'
+    // text bytes / the slowest rank's seconds.
     all_bytes = comm.sum(static_cast<int64_t>(embed_bytes));
     slowest = comm.max(embed_seconds);
     for (int64_t i : surv)
@@ -506,10 +483,15 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
           [](const SurvivorRef& r, uint64_t row) { return r.row < row; });
       gone[static_cast<size_t>(it - refs.begin())] = 1;
     }
-    std::vector<float> kept;
+    size_t kept_rows = 0;  // the survivors' vectors, compacted in place (no second copy)
     for (size_t i = 0; i < refs.size(); ++i)
-      if (!gone[i]) kept.insert(kept.end(), vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim);
-    std::vector<float>().swap(vectors);
+      if (!gone[i]) {
+        if (kept_rows != i)
+          std::copy_n(vectors.begin() + i * dim, dim, vectors.begin() + kept_rows * dim);
+        ++kept_rows;
+      }
+    vectors.resize(kept_rows * dim);
+    std::vector<float> kept = std::move(vectors);
     exclusive_prefix(comm, static_cast<int64_t>(kept.size() / dim), &indexed);
     if (config.run.index) {
       const cluster::RowRange final_range = stages::rank_rows(indexed, comm.rank(), comm.size());

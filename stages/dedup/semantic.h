@@ -25,6 +25,10 @@ struct SemanticDoc {
 struct SemanticOptions {
   double eps = 0.05;                                   // applied: cosine >= 1 - eps
   std::vector<double> report_eps = {0.01, 0.02, 0.05, 0.1, 0.2};  // counted only
+  // Lists are shipped to their ranks in rounds: per round, no rank sends or receives more than
+  // this many bytes of members and vectors (a list larger than that goes alone). The verdicts
+  // do not depend on it.
+  size_t round_bytes = size_t{16} << 20;
 };
 
 struct SemanticVerdict {  // one local document that is NOT kept
@@ -42,14 +46,27 @@ struct SemanticStats {
 };
 
 // Collective. `vectors` holds docs.size() x dim floats, L2-normalised (so cosine = inner
-// product). Lists are spread over ranks by expected work (size^2), each list's members are
-// shuffled to its rank with alltoallv, and verdicts come back to the documents' ranks.
+// product). Lists are spread over ranks by expected work (size^2); their members (with their
+// vectors) go to their ranks in rounds of at most options.round_bytes per rank and direction,
+// each round an alltoallv; verdicts come back to the documents' ranks at the end.
 // Returns this rank's verdicts at options.eps, sorted by row. REQUIRES: dim >= 1, rows unique.
-// Memory per rank: its lists' vectors plus one list's similarities row at a time.
+// Memory per rank beyond the caller's vectors: ~4 x round_bytes of send/receive buffers (ours
+// and the alltoallv's; members of lists placed on their own rank are read in place, so none at
+// 1 rank), one list's vectors per thread, and 32 bytes per document removed at options.eps.
 std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
                                                  const std::vector<SemanticDoc>& docs,
                                                  const float* vectors, int dim,
                                                  const SemanticOptions& options,
                                                  SemanticStats* stats = nullptr);
+
+// Local: the kernel of semantic_duplicates, one list. For each row j of the n x dim row-major
+// `rows`, its largest inner product with an EARLIER row (best[j]) and which row (nearest[j]);
+// row 0 gets -inf and -1. Tiles of kSemanticTile rows: a tile against all rows before it in one
+// faiss::knn_inner_product call (BLAS, in blocks of 1024 earlier rows), then the earlier rows of
+// its own tile with SIMD inner products; no n x n matrix (O(kSemanticTile x 1024) floats per
+// call). Shapes depend only on n, so the result is the same wherever the list is computed.
+// Returns the pairs compared, n(n-1)/2. Ties between earlier rows: either may be `nearest`.
+constexpr size_t kSemanticTile = 256;
+int64_t nearest_earlier(const float* rows, size_t n, int dim, float* best, int64_t* nearest);
 
 }  // namespace sf::stages::dedup

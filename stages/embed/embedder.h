@@ -48,6 +48,14 @@ class Embedder {
   // Local, thread-safe after fit(): writes docs.size() x dim() floats, row-major, to `out`.
   // Throws io::InputError naming the row for a document it cannot embed.
   virtual void embed(const DocBatch& docs, float* out) const = 0;
+  // Collective: fit() on all of `docs`, then the embeddings of docs[selected[0]],
+  // docs[selected[1]], ... (increasing indices), selected.size() x dim() floats, computed over
+  // the OpenMP threads in tasks of `batch` documents. The same bytes as fit() then embed().
+  // A local failure (embed() throwing) is agreed across ranks: every rank throws PhaseError.
+  // Default: exactly that, in two passes over the texts. An embedder whose fit() computes
+  // what embed() computes anyway overrides it to do that work once (HashedEmbedder).
+  virtual std::vector<float> fit_embed(cluster::Comm& comm, const DocBatch& docs,
+                                       const std::vector<int64_t>& selected, int64_t batch);
   // What embeds a new text the same way later (`shardforge query`), after fit(): a versioned
   // JSON object naming the method ({"format_version", "method", ...}).
   virtual nlohmann::json state() const = 0;

@@ -23,6 +23,13 @@ class HashedEmbedder : public Embedder {
   // Collective: one allreduce of the per-bucket document frequencies and the document count.
   void fit(cluster::Comm& comm, const DocBatch& docs) override;
   void embed(const DocBatch& docs, float* out) const override;
+  // Collective, one pass over the texts: each document's term weights are computed once,
+  // counted for the document frequencies and, for a selected document, kept as its output row;
+  // after the allreduce, a second pass over those dense rows applies the idf and the L2 norm
+  // (finish_row, as embed() does). Same bytes as fit() then embed(); no memory beyond the
+  // output and one row per thread.
+  std::vector<float> fit_embed(cluster::Comm& comm, const DocBatch& docs,
+                               const std::vector<int64_t>& selected, int64_t batch) override;
   // {"format_version", "method": "hashed", "dim", "seed", "idf": [...]}.
   nlohmann::json state() const override;
   // REQUIRES: state() of a HashedEmbedder (checked: invalid_argument).
@@ -34,6 +41,11 @@ class HashedEmbedder : public Embedder {
   const std::vector<float>& idf() const { return idf_; }
 
  private:
+  // idf_ from the summed document frequencies: df[b] per bucket, df[dim_] the document count.
+  void set_idf(const std::vector<int64_t>& df);
+  // Term weights -> embedding, in place: times idf_, then L2-normalised.
+  void finish_row(float* row) const;
+
   int dim_;
   uint64_t seed_;
   std::vector<float> idf_;  // all 1 until fit()

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Time and peak RSS per stage and rank of the whole `shardforge run` on a corpus, for one or
+# more binaries run one after the other under the same config (to compare before/after), at NP
+# ranks (default 2), 1 thread per rank. Prints, per binary, each stage's seconds and peak RSS
+# (run.json: VmHWM reset at each stage's start, so it holds what the stage itself holds) per
+# rank, each rank's peak RSS over the whole job (sampled from /proc: includes what happens
+# between stages, e.g. the row redistributions), and whether index.faiss / ids.jsonl / duplicates.jsonl
+# are the same bytes as the first binary's.
+#   bench/run_memory.sh build/jobs/shardforge[,OTHER...] CORPUS.jsonl...   (NP=2 OUT=/tmp/dir)
+set -euo pipefail
+IFS=, read -r -a sfs <<<"$1"; shift
+for i in "${!sfs[@]}"; do sfs[$i]=$(realpath "${sfs[$i]}"); done
+np=${NP:-2}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+work=${OUT:-$(mktemp -d /tmp/sf-run-memory.XXXXXX)}
+mkdir -p "$work"
+{
+  echo "input:"; echo "  format: jsonl"; echo "  paths:"
+  for p in "$@"; do echo "    - \"$(realpath "$p")\""; done
+  echo "output: {dir: $work/out}"
+  echo "index: {metric: ip}"
+  echo "threads: 1"
+} >"$work/c.yaml"
+echo "corpus: $* ($(du -cb "$@" | tail -1 | cut -f1) bytes), $np rank(s)"
+for b in "${!sfs[@]}"; do
+  echo "== ${sfs[$b]}: load before $(cut -d' ' -f1-3 /proc/loadavg)"
+  start=$(date +%s.%N)
+  rm -f "$work/pid.$b".* "$work/rss.$b"
+  # Each rank's RSS sampled every 20 ms from /proc (getrusage's maxrss cannot be used: the
+  # job resets the peak at every stage to log it).
+  /usr/bin/python3 - "$work/pid.$b" "$np" "$work/rss.$b" <<'PY' &
+import os, sys, time
+base, np, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+pids, peak = {}, {}
+deadline = time.time() + 3600
+while time.time() < deadline:
+    for k in range(np):
+        if k not in pids and os.path.exists(f"{base}.{k}"):
+            t = open(f"{base}.{k}").read().strip()
+            if t: pids[k] = int(t)
+    alive = False
+    for k, pid in pids.items():
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    peak[k] = max(peak.get(k, 0), int(line.split()[1]))
+                    alive = True
+        except OSError:
+            pass
+    if len(pids) == np and not alive: break
+    time.sleep(0.02)
+open(out, "w").write(" ".join(str(peak.get(k, 0)) for k in range(np)) + "\n")
+PY
+  sampler=$!
+  mpirun -np "$np" --oversubscribe --bind-to none bash -c \
+    'echo $$ >"$0.$OMPI_COMM_WORLD_RANK"; exec "$@"' "$work/pid.$b" \
+    "${sfs[$b]}" run "$work/c.yaml" --set output.dir="$work/out$b" >"$work/log$b" 2>&1 ||
+    { tail -20 "$work/log$b"; exit 1; }
+  wait "$sampler"
+  echo "wall $(echo "$(date +%s.%N) - $start" | bc) s; load after $(cut -d' ' -f1-3 /proc/loadavg)"
+  /usr/bin/python3 - "$work/out$b/run.json" "$work" "$b" "$np" <<'PY'
+import json, sys, glob
+r = json.load(open(sys.argv[1]))['commands']['run']
+work, b, np = sys.argv[2], sys.argv[3], int(sys.argv[4])
+s = r['summary']
+print(f"docs {s['docs_in']}, embedded {s['docs_embedded']}, semantic {s['semantic_duplicates']}, "
+      f"largest list {s['semantic_largest_list']}, indexed {s['ntotal']}, "
+      f"embed {s['embed_throughput']['mb_per_s_per_core']:.1f} MB/s per core")
+print("| stage | " + " | ".join(f"rank {k} s / MiB" for k in range(np)) + " |")
+print("|---|" + "---|" * np)
+for st in r['stages']:
+    print(f"| {st['name']} | " + " | ".join(f"{t:.1f} / {m:.0f}" for t, m in zip(st['seconds'], st['peak_rss_mib'])) + " |")
+whole = [int(x) / 1024 for x in open(f"{work}/rss.{b}").read().split()]
+print("| whole job (VmRSS sampled every 20 ms) | " + " | ".join(f"{m:.0f}" for m in whole) + " |")
+PY
+  if [[ $b -gt 0 ]]; then
+    for f in index.faiss ids.jsonl duplicates.jsonl embedder.json; do
+      cmp -s "$work/out0/$f" "$work/out$b/$f" && echo "$f: same bytes as ${sfs[0]}" || echo "$f: DIFFERS from ${sfs[0]}"
+    done
+  fi
+done
