@@ -16,6 +16,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "cluster/bytes.h"
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "stages/batches.h"
@@ -34,43 +35,6 @@ constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new 
 
 // SplitMix64 (one step): a row's pseudo-random draw from its global id and the seed.
 uint64_t mix(uint64_t z) { return mix64(z + 0x9E3779B97F4A7C15ULL); }
-
-void put(Bytes& out, const void* data, size_t n) {
-  if (n == 0) return;
-  const char* p = static_cast<const char*>(data);
-  out.insert(out.end(), p, p + n);
-}
-template <class T>
-void put_value(Bytes& out, T v) {
-  put(out, &v, sizeof(v));
-}
-
-class Reader {
- public:
-  explicit Reader(const Bytes& b) : b_(b) {}
-  void take(void* out, size_t n) {
-    if (pos_ + n > b_.size()) throw std::runtime_error("partition: message truncated");
-    if (n > 0) std::memcpy(out, b_.data() + pos_, n);
-    pos_ += n;
-  }
-  template <class T>
-  T value() {
-    T v;
-    take(&v, sizeof(v));
-    return v;
-  }
-  bool done() const { return pos_ == b_.size(); }
-
- private:
-  const Bytes& b_;
-  size_t pos_ = 0;
-};
-
-faiss::IndexIVF& ivf_of(faiss::Index& index) {
-  faiss::IndexIVF* ivf = find_ivf(&index);
-  if (ivf == nullptr) throw std::invalid_argument("partition: not an IVF index");
-  return *ivf;
-}
 
 // A flat index over `centroids` with the metric of `ivf`, to assign rows to them.
 std::unique_ptr<faiss::Index> flat_over(const faiss::IndexIVF& ivf, const float* centroids,
@@ -104,7 +68,7 @@ std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const floa
 
 ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
   std::unique_ptr<faiss::Index> copy = io::deserialize_index(io::serialize_index(index));
-  faiss::IndexIVF& ivf = ivf_of(*copy);
+  faiss::IndexIVF& ivf = ivf_of(*copy, "partition");
   const int d = static_cast<int>(ivf.d);
   const std::vector<int64_t> sizes = {64, 256, 1024, 4096};
   constexpr int kQueries = 32;
@@ -350,7 +314,7 @@ TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t
 }
 
 void set_coarse_centroids(faiss::Index& index, const std::vector<float>& centroids, int nlist) {
-  faiss::IndexIVF& ivf = ivf_of(index);
+  faiss::IndexIVF& ivf = ivf_of(index, "partition");
   if (ivf.ntotal != 0) throw std::invalid_argument("set_coarse_centroids: the index is not empty");
   if (centroids.size() != static_cast<size_t>(nlist) * ivf.d)
     throw std::invalid_argument("set_coarse_centroids: wrong centroid table size");
@@ -369,7 +333,7 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
                                     const Workload* workload, const PartitionOptions& options,
                                     const ProgressFn& progress) {
   RepartitionReport rep;
-  faiss::IndexIVF& ivf = ivf_of(index);
+  faiss::IndexIVF& ivf = ivf_of(index, "partition");
   const int nlist = static_cast<int>(ivf.nlist);
   const int d_ivf = static_cast<int>(ivf.d);
   const int d = corpus.dim();
@@ -427,19 +391,20 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     access = access_frequency(*ivf.quantizer, wq.data(), workload->nq, workload->weights,
                               options.nprobe);
     const TierPlan tp = plan_tiers(access, counts, options.tiers, bound, options.min_list_size);
-    put_value<int32_t>(decision, static_cast<int32_t>(tp.lists_after.size()));
-    put(decision, tp.tier_of_list.data(), tp.tier_of_list.size() * sizeof(int));
-    put(decision, tp.lists_after.data(), tp.lists_after.size() * sizeof(int));
+    cluster::ByteWriter out(decision);
+    out.value<int32_t>(static_cast<int32_t>(tp.lists_after.size()));
+    out.array(tp.tier_of_list.data(), tp.tier_of_list.size());
+    out.array(tp.lists_after.data(), tp.lists_after.size());
   });
   comm.broadcast(decision, 0);
   TierPlan tiers;
   {
-    Reader in(decision);
+    cluster::ByteReader in(decision, "partition: tier plan");
     const int used = in.value<int32_t>();
     tiers.tier_of_list.resize(nlist);
-    in.take(tiers.tier_of_list.data(), nlist * sizeof(int));
+    in.array(tiers.tier_of_list.data(), tiers.tier_of_list.size());
     tiers.lists_after.resize(used);
-    in.take(tiers.lists_after.data(), used * sizeof(int));
+    in.array(tiers.lists_after.data(), tiers.lists_after.size());
     tiers.rows.assign(used, 0);
     tiers.lists_before.assign(used, 0);
     tiers.access.assign(used, 0.0);
@@ -482,8 +447,9 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
                                        static_cast<uint64_t>(rows_t)) >= cap[t])
                 continue;
               if (xt.empty()) xt = to_ivf_space(index, n, x + off * d);
-              put_value<int32_t>(mine, t);
-              put(mine, xt.data() + i * d_ivf, sizeof(float) * d_ivf);
+              cluster::ByteWriter out(mine);
+              out.value<int32_t>(t);
+              out.array(xt.data() + i * d_ivf, static_cast<size_t>(d_ivf));
             }
             off += n;
           }
@@ -499,12 +465,12 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     if (comm.rank() != 0) return;
     std::vector<std::vector<float>> rows(used);
     for (const Bytes& part : parts) {  // rank order: ascending global ids
-      Reader in(part);
+      cluster::ByteReader in(part, "partition: tier sample");
       while (!in.done()) {
         const int t = in.value<int32_t>();
         std::vector<float>& r = rows.at(t);
         r.resize(r.size() + d_ivf);
-        in.take(r.data() + r.size() - d_ivf, sizeof(float) * d_ivf);
+        in.array(r.data() + r.size() - d_ivf, static_cast<size_t>(d_ivf));
       }
     }
     std::vector<float> centroids(static_cast<size_t>(nlist) * d_ivf);
@@ -553,12 +519,13 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     const auto after = expected_costs(access_next, sizes_next, lambda);
     rep.cost_after = std::accumulate(after.begin(), after.end(), 0.0);
     const bool apply = rep.cost_after < rep.cost_before;
-    put_value<int32_t>(result, apply ? 1 : 0);
-    put_value<int32_t>(result, nlist_next);
-    put(result, next.data(), next.size() * sizeof(float));
+    cluster::ByteWriter out(result);
+    out.value<int32_t>(apply ? 1 : 0);
+    out.value<int32_t>(nlist_next);
+    out.array(next.data(), next.size());
   });
   comm.broadcast(result, 0);
-  Reader in(result);
+  cluster::ByteReader in(result, "partition: new centroids");
   const bool apply = in.value<int32_t>() != 0;
   const int nlist_next = in.value<int32_t>();
   rep.applied = apply;
@@ -568,7 +535,7 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     return rep;
   }
   std::vector<float> next(static_cast<size_t>(nlist_next) * d_ivf);
-  in.take(next.data(), next.size() * sizeof(float));
+  in.array(next.data(), next.size());
   cluster::run_local_phase(comm, "partition: new centroids",
                            [&] { set_coarse_centroids(index, next, nlist_next); });
   rep.nlist_after = nlist_next;
@@ -588,8 +555,7 @@ std::vector<int> PartitionPlan::lists_of_shard(int shard) const {
 
 PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
                         const PartitionOptions& options, const ScanCost& lambda) {
-  const faiss::IndexIVF* ivf = find_ivf(&index);
-  if (ivf == nullptr) throw std::invalid_argument("make_plan: not an IVF index");
+  const faiss::IndexIVF* ivf = &ivf_of(index, "make_plan");
   const int nlist = static_cast<int>(ivf->nlist);
   if (options.shards < 1 || options.shards > nlist)
     throw std::invalid_argument("partition.shards is " + std::to_string(options.shards) +
@@ -777,7 +743,7 @@ std::unique_ptr<faiss::Index> make_shard_index(const faiss::Index& merged,
                                                const std::vector<char>& empty,
                                                const PartitionPlan& plan, int shard) {
   std::unique_ptr<faiss::Index> out = io::deserialize_index(empty);
-  faiss::IndexIVF& dst = ivf_of(*out);
+  faiss::IndexIVF& dst = ivf_of(*out, "partition");
   const faiss::IndexIVF* src = find_ivf(&merged);
   if (src == nullptr || src->nlist != dst.nlist || static_cast<int>(dst.nlist) != plan.nlist ||
       src->code_size != dst.code_size)
