@@ -32,6 +32,7 @@ using cluster::Bytes;
 
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
 constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
+constexpr int kCalibrationRounds = 7;              // timings per list size (median)
 
 // SplitMix64 (one step): a row's pseudo-random draw from its global id and the seed.
 uint64_t mix(uint64_t z) { return mix64(z + 0x9E3779B97F4A7C15ULL); }
@@ -70,7 +71,7 @@ ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
   std::unique_ptr<faiss::Index> copy = io::deserialize_index(io::serialize_index(index));
   faiss::IndexIVF& ivf = ivf_of(*copy, "partition");
   const int d = static_cast<int>(ivf.d);
-  const std::vector<int64_t> sizes = {64, 256, 1024, 4096};
+  const std::vector<int64_t> sizes = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
   constexpr int kQueries = 32;
   const int64_t max_size = sizes.back();
   std::mt19937_64 rng(seed);
@@ -88,50 +89,80 @@ ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
   std::vector<uint8_t> codes(static_cast<size_t>(max_size) * ivf.code_size);
   ivf.encode_vectors(max_size, x.data(), list_nos.data(), codes.data());
 
-  ScanCost cost;
-  cost.source = "calibrated";
   const std::vector<int64_t> which = [&] {
     std::vector<int64_t> w(kQueries);
     std::iota(w.begin(), w.end(), 0);
     return w;
   }();
   const std::vector<float> coarse(kQueries, 0.0f);
+  std::vector<std::unique_ptr<faiss::ArrayInvertedLists>> lists;
+  std::vector<std::unique_ptr<BatchScanner>> scanners;
   for (int64_t s : sizes) {
-    faiss::ArrayInvertedLists lists(1, ivf.code_size);
-    lists.add_entries(0, static_cast<size_t>(s), ids.data(), codes.data());
-    BatchScanner scanner(ivf, 10, kQueries, q.data());
-    scanner.scan_list(lists, 0, which, coarse);  // warm-up: scanners, caches
-    double best = 1e30;
-    for (int trial = 0; trial < 5; ++trial) {
+    lists.push_back(std::make_unique<faiss::ArrayInvertedLists>(1, ivf.code_size));
+    lists.back()->add_entries(0, static_cast<size_t>(s), ids.data(), codes.data());
+    scanners.push_back(std::make_unique<BatchScanner>(ivf, 10, kQueries, q.data()));
+    scanners.back()->scan_list(*lists.back(), 0, which, coarse);  // warm-up: scanners, caches
+  }
+  // Rounds over all sizes (a burst of load hits every size alike, not one), each timing
+  // >= 1 ms of repeated scans; the median of each size's timings.
+  std::vector<std::vector<double>> timings(sizes.size());
+  for (int round = 0; round < kCalibrationRounds; ++round)
+    for (size_t i = 0; i < sizes.size(); ++i) {
       int reps = 0;
       const auto start = std::chrono::steady_clock::now();
       double elapsed = 0;
       do {
-        scanner.scan_list(lists, 0, which, coarse);
+        scanners[i]->scan_list(*lists[i], 0, which, coarse);
         ++reps;
         elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      } while (elapsed < 2e-3);
-      best = std::min(best, elapsed / (reps * static_cast<double>(kQueries)));
+      } while (elapsed < 1e-3);
+      timings[i].push_back(elapsed / (reps * static_cast<double>(kQueries)));
     }
-    cost.sizes.push_back(s);
-    cost.seconds.push_back(best);
+  std::vector<double> seconds;
+  for (auto& t : timings) {
+    std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+    seconds.push_back(t[t.size() / 2]);
   }
-  // Least squares fit of seconds = a + b s.
-  const double n = static_cast<double>(sizes.size());
-  double ms = 0, mt = 0;
+  return fit_scan_cost(sizes, seconds);
+}
+
+ScanCost fit_scan_cost(const std::vector<int64_t>& sizes, const std::vector<double>& seconds) {
+  if (sizes.size() < 2 || seconds.size() != sizes.size())
+    throw std::invalid_argument("fit_scan_cost: needs >= 2 sizes and one time per size");
+  ScanCost cost;
+  cost.source = "calibrated";
+  cost.sizes = sizes;
+  cost.seconds = seconds;
+  // Least squares on relative error (weights 1/t^2): seconds span ~2 orders of magnitude and
+  // the small sizes, which carry a, would otherwise not count.
+  double sw = 0, ss = 0, st = 0, sss = 0, sst = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
-    ms += static_cast<double>(cost.sizes[i]) / n;
-    mt += cost.seconds[i] / n;
+    if (!(seconds[i] > 0)) throw std::invalid_argument("fit_scan_cost: a time is not > 0");
+    const double w = 1.0 / (seconds[i] * seconds[i]);
+    const double x = static_cast<double>(sizes[i]), t = seconds[i];
+    sw += w;
+    ss += w * x;
+    st += w * t;
+    sss += w * x * x;
+    sst += w * x * t;
   }
-  double sxy = 0, sxx = 0;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    sxy += (static_cast<double>(cost.sizes[i]) - ms) * (cost.seconds[i] - mt);
-    sxx += (static_cast<double>(cost.sizes[i]) - ms) * (static_cast<double>(cost.sizes[i]) - ms);
+  const double det = sw * sss - ss * ss;
+  double a = det > 0 ? (sss * st - ss * sst) / det : 0;
+  double b = det > 0 ? (sw * sst - ss * st) / det : 0;
+  if (!(b > 0) || a < 0) {  // degenerate: through the origin at the largest size
+    b = seconds.back() / static_cast<double>(sizes.back());
+    a = 0;
   }
-  cost.b = sxx > 0 ? sxy / sxx : 0;
-  if (!(cost.b > 0)) cost.b = cost.seconds.back() / static_cast<double>(cost.sizes.back());
-  cost.a = std::max(0.0, mt - cost.b * ms);
+  cost.b = b;
+  cost.a = b * snap_overhead_codes(a / b);
   return cost;
+}
+
+double snap_overhead_codes(double codes) {
+  // Below half the smallest calibrated list (16 codes) the overhead is not resolved by the
+  // timings (it flips between 0 and a few codes from run to run): 0.
+  if (!(codes >= 8)) return 0;
+  return std::exp2(std::round(std::log2(codes)));
 }
 
 std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,

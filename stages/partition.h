@@ -48,10 +48,21 @@ struct ScanCost {
   }
 };
 
-// Local. Times BatchScanner on lists of a few sizes (random codes of `index`'s own code
-// type, batches of 32 queries, best of 5 timings of >= 2 ms) and fits a + b s by least squares
-// (a >= 0, b > 0). `index` is trained; it is not modified (a copy is used).
+// Local. Times BatchScanner on lists of 16 .. 4096 codes (random codes of `index`'s own code
+// type, batches of 32 queries; 7 rounds over all sizes, each timing >= 1 ms; the median per
+// size) and fits them (fit_scan_cost). `index` is trained; it is not modified (a copy is used).
 ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed);
+
+// Pure. a + b s fitted to (sizes, seconds) by least squares on relative error (a >= 0, b > 0),
+// then a snapped to b * snap_overhead_codes(a / b). Every decision of the plan (re-sizing,
+// placement) depends on lambda only through a / b (scaling lambda scales every cost alike), so
+// the snap makes timing noise that keeps a / b within the same power of two leave the plan
+// unchanged. Throws std::invalid_argument on < 2 points or a time <= 0.
+ScanCost fit_scan_cost(const std::vector<int64_t>& sizes, const std::vector<double>& seconds);
+
+// The per-list overhead a / b in codes, snapped to the nearest power of two (log scale);
+// below 8 codes (not resolved by timings of lists of >= 16 codes): 0.
+double snap_overhead_codes(double codes);
 
 // Local. Rows in the space of the IVF inside `index` (its vector transforms applied, one
 // kBlockRows block at a time).

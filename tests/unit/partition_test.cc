@@ -85,8 +85,9 @@ TEST(ScanCost, CalibratedLinearFitGrowsWithListSize) {
     std::vector<char> empty;
     auto index = build(factory, x, &empty);
     const ScanCost c = calibrate_scan_cost(*io::deserialize_index(empty), 7);
-    ASSERT_EQ(c.sizes.size(), 4u) << factory;
-    ASSERT_EQ(c.seconds.size(), 4u);
+    ASSERT_EQ(c.sizes.size(), 9u) << factory;
+    ASSERT_EQ(c.seconds.size(), 9u);
+    EXPECT_EQ(c.a / c.b, snap_overhead_codes(c.a / c.b)) << factory;  // a snapped overhead
     EXPECT_EQ(c.source, "calibrated");
     EXPECT_GE(c.a, 0.0);
     EXPECT_GT(c.b, 0.0);
@@ -99,6 +100,68 @@ TEST(ScanCost, CalibratedLinearFitGrowsWithListSize) {
   EXPECT_DOUBLE_EQ(costs[0], 0.5 * (1.0 + 50.0));
   EXPECT_DOUBLE_EQ(costs[1], 0.0);
   EXPECT_DOUBLE_EQ(costs[2], 0.0);  // an empty list costs nothing
+}
+
+TEST(ScanCost, FitRecoversTheLineAndSnapsTheOverheadToAPowerOfTwo) {
+  const std::vector<int64_t> sizes = {16, 64, 256, 1024, 4096};
+  auto times = [&](double a, double b) {
+    std::vector<double> t;
+    for (int64_t s : sizes) t.push_back(a + b * static_cast<double>(s));
+    return t;
+  };
+  ScanCost c = fit_scan_cost(sizes, times(64e-9, 1e-9));  // overhead 64 codes: exact
+  EXPECT_NEAR(c.b, 1e-9, 1e-15);
+  EXPECT_NEAR(c.a / c.b, 64.0, 1e-9);
+  EXPECT_EQ(c.source, "calibrated");
+  EXPECT_EQ(c.seconds, times(64e-9, 1e-9));
+  c = fit_scan_cost(sizes, times(50e-9, 1e-9));  // 50 codes -> 64 (log2 5.64 rounds to 6)
+  EXPECT_NEAR(c.a / c.b, 64.0, 1e-9);
+  c = fit_scan_cost(sizes, times(40e-9, 1e-9));  // 40 codes -> 32
+  EXPECT_NEAR(c.a / c.b, 32.0, 1e-9);
+  c = fit_scan_cost(sizes, times(5e-9, 2e-9));  // 2.5 codes: not resolved, 0
+  EXPECT_EQ(c.a, 0.0);
+  EXPECT_NEAR(c.b, 2e-9, 1e-15);
+  // Times falling with the size: no slope to fit; through the origin at the largest size.
+  c = fit_scan_cost({16, 4096}, {2e-6, 1e-6});
+  EXPECT_EQ(c.a, 0.0);
+  EXPECT_DOUBLE_EQ(c.b, 1e-6 / 4096);
+  EXPECT_EQ(snap_overhead_codes(0.0), 0.0);
+  EXPECT_EQ(snap_overhead_codes(8.0), 8.0);
+  EXPECT_EQ(snap_overhead_codes(1000.0), 1024.0);
+  EXPECT_THROW(fit_scan_cost({16}, {1e-6}), std::invalid_argument);
+  EXPECT_THROW(fit_scan_cost({16, 32}, {1e-6}), std::invalid_argument);
+  EXPECT_THROW(fit_scan_cost({16, 32}, {1e-6, 0.0}), std::invalid_argument);
+}
+
+// Timing noise (each time off by up to +-10%, as measured on a loaded machine) changes the fit
+// but not the snapped overhead, so the plan stays the same from run to run.
+TEST(ScanCost, NoisyTimingsGiveTheSamePlan) {
+  omp_set_num_threads(1);
+  const std::vector<float> x = testing::gaussian_mixture(4000, kDim, 10, 11);
+  auto index = build("IVF32,Flat", x);
+  Workload w;
+  w.nq = 300;
+  w.queries = skewed_queries(x, 0, w.nq, 12);
+  PartitionOptions o;
+  o.shards = 4;
+  o.nprobe = 4;
+  const std::vector<int64_t> sizes = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> noise(0.9, 1.1);
+  std::vector<std::vector<int>> first;
+  std::set<double> fitted_b;
+  for (int run = 0; run < 40; ++run) {
+    std::vector<double> t;
+    for (int64_t s : sizes) t.push_back((32e-9 + 1e-9 * static_cast<double>(s)) * noise(rng));
+    const ScanCost c = fit_scan_cost(sizes, t);
+    fitted_b.insert(c.b);
+    ASSERT_NEAR(c.a / c.b, 32.0, 1e-9) << "run " << run;
+    std::vector<std::vector<int>> placement;
+    for (const ListPlan& l : make_plan(*index, &w, o, c).lists) placement.push_back(l.shards);
+    if (run == 0) first = placement;
+    EXPECT_EQ(placement, first) << "run " << run;
+  }
+  EXPECT_GT(fitted_b.size(), 30u);  // the noise did reach the fit
 }
 
 TEST(PlaceLpt, LongestFirstToTheLeastLoadedShard) {
