@@ -5,12 +5,14 @@
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/invlists/InvertedLists.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -33,6 +35,8 @@ using cluster::Bytes;
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
 constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
 constexpr int kCalibrationRounds = 7;              // timings per list size (median)
+constexpr int64_t kRecallQueries = 1000;           // workload queries of the recall check
+constexpr int kRecallK = 10;                       // ... and their recall@10
 
 // SplitMix64 (one step): a row's pseudo-random draw from its global id and the seed.
 uint64_t mix(uint64_t z) { return mix64(z + 0x9E3779B97F4A7C15ULL); }
@@ -48,6 +52,122 @@ std::unique_ptr<faiss::Index> flat_over(const faiss::IndexIVF& ivf, const float*
   flat->add(n, centroids);
   return flat;
 }
+
+// The true k nearest rows of a few queries among the rows offered so far, with each row's list
+// and IVF-space vector. Candidates come from FAISS's flat search (GEMM) with a margin, and are
+// ranked by the exact distance (fvec_L2sqr / fvec_inner_product; ties: smaller id), so the
+// result does not depend on how the rows were split into batches or ranks.
+class NearestRows {
+ public:
+  NearestRows(int64_t nq, int d, int d_ivf, bool inner_product, std::vector<float> queries)
+      : nq_(nq), d_(d), d_ivf_(d_ivf), ip_(inner_product), queries_(std::move(queries)),
+        found_(static_cast<size_t>(nq)) {}
+
+  // Rows first .. first + n - 1: x (original space), xt (IVF space), their lists.
+  void offer(int64_t first, int64_t n, const float* x, const float* xt,
+             const faiss::Index::idx_t* lists) {
+    if (nq_ == 0 || n == 0) return;
+    std::unique_ptr<faiss::Index> flat;
+    if (ip_)
+      flat = std::make_unique<faiss::IndexFlatIP>(d_);
+    else
+      flat = std::make_unique<faiss::IndexFlatL2>(d_);
+    flat->add(n, x);
+    const int64_t m = std::min<int64_t>(2 * kRecallK, n);
+    std::vector<float> dis(static_cast<size_t>(nq_ * m));
+    std::vector<faiss::Index::idx_t> rows(static_cast<size_t>(nq_ * m));
+    flat->search(nq_, queries_.data(), m, dis.data(), rows.data());
+    for (int64_t q = 0; q < nq_; ++q)
+      for (int64_t c = 0; c < m; ++c) {
+        const int64_t i = rows[q * m + c];
+        if (i < 0) continue;
+        const float* qv = queries_.data() + q * d_;
+        const float exact =
+            ip_ ? faiss::fvec_inner_product(qv, x + i * d_, d_) : faiss::fvec_L2sqr(qv, x + i * d_, d_);
+        consider(q, {exact, first + i, lists[i],
+                     std::vector<float>(xt + i * d_ivf_, xt + (i + 1) * d_ivf_)});
+      }
+  }
+
+  void pack(Bytes& out) const {
+    cluster::ByteWriter w(out);
+    for (const auto& f : found_) {
+      w.value<int32_t>(static_cast<int32_t>(f.size()));
+      for (const Candidate& c : f) {
+        w.value(c.dis);
+        w.value(c.id);
+        w.value(c.list);
+        w.array(c.vector.data(), c.vector.size());
+      }
+    }
+  }
+  void merge(const Bytes& in) {
+    cluster::ByteReader r(in, "partition: nearest rows");
+    for (int64_t q = 0; q < nq_; ++q) {
+      const int n = r.value<int32_t>();
+      for (int i = 0; i < n; ++i) {
+        Candidate c;
+        c.dis = r.value<float>();
+        c.id = r.value<int64_t>();
+        c.list = r.value<faiss::Index::idx_t>();
+        c.vector.resize(static_cast<size_t>(d_ivf_));
+        r.array(c.vector.data(), c.vector.size());
+        consider(q, std::move(c));
+      }
+    }
+  }
+
+  // nq x kRecallK: the list of each query's neighbours (-1 where fewer rows exist).
+  std::vector<int64_t> lists() const {
+    std::vector<int64_t> out(static_cast<size_t>(nq_) * kRecallK, -1);
+    for (int64_t q = 0; q < nq_; ++q)
+      for (size_t i = 0; i < found_[q].size(); ++i) out[q * kRecallK + i] = found_[q][i].list;
+    return out;
+  }
+  // The lists the neighbours fall in under other centroids (`quantizer`).
+  std::vector<int64_t> lists_under(const faiss::Index& quantizer) const {
+    std::vector<float> v;
+    std::vector<size_t> at;
+    for (int64_t q = 0; q < nq_; ++q)
+      for (size_t i = 0; i < found_[q].size(); ++i) {
+        v.insert(v.end(), found_[q][i].vector.begin(), found_[q][i].vector.end());
+        at.push_back(static_cast<size_t>(q * kRecallK) + i);
+      }
+    std::vector<faiss::Index::idx_t> a(at.size());
+    if (!at.empty()) quantizer.assign(static_cast<int64_t>(at.size()), v.data(), a.data());
+    std::vector<int64_t> out(static_cast<size_t>(nq_) * kRecallK, -1);
+    for (size_t i = 0; i < at.size(); ++i) out[at[i]] = a[i];
+    return out;
+  }
+
+ private:
+  struct Candidate {
+    float dis = 0;
+    int64_t id = 0;
+    faiss::Index::idx_t list = -1;
+    std::vector<float> vector;
+  };
+  bool better(const Candidate& a, const Candidate& b) const {
+    if (a.dis != b.dis) return ip_ ? a.dis > b.dis : a.dis < b.dis;
+    return a.id < b.id;
+  }
+  void consider(int64_t q, Candidate c) {
+    auto& f = found_[q];
+    for (const Candidate& have : f)
+      if (have.id == c.id) return;
+    if (static_cast<int>(f.size()) == kRecallK && !better(c, f.back())) return;
+    auto at = std::upper_bound(f.begin(), f.end(), c,
+                               [&](const Candidate& a, const Candidate& b) { return better(a, b); });
+    f.insert(at, std::move(c));
+    if (static_cast<int>(f.size()) > kRecallK) f.pop_back();
+  }
+
+  int64_t nq_;
+  int d_, d_ivf_;
+  bool ip_;
+  std::vector<float> queries_;
+  std::vector<std::vector<Candidate>> found_;
+};
 
 }  // namespace
 
@@ -192,6 +312,74 @@ std::vector<double> access_frequency(const faiss::Index& quantizer, const float*
   if (total > 0)
     for (double& a : access) a /= total;
   return access;
+}
+
+ProbeCurve probe_curve(const faiss::Index& quantizer, const float* queries, int64_t nq,
+                       const std::vector<float>& weights,
+                       const std::vector<int64_t>& neighbour_lists, int k,
+                       const std::vector<int64_t>& sizes, const ScanCost& lambda, int max_nprobe) {
+  const int64_t nlist = quantizer.ntotal;
+  const int p = static_cast<int>(std::min<int64_t>(max_nprobe, nlist));
+  if (neighbour_lists.size() != static_cast<size_t>(nq) * k ||
+      sizes.size() != static_cast<size_t>(nlist) ||
+      (!weights.empty() && weights.size() != static_cast<size_t>(nq)))
+    throw std::invalid_argument("probe_curve: sizes do not match");
+  ProbeCurve curve;
+  curve.recall.assign(p, 0.0);
+  curve.cost.assign(p, 0.0);
+  if (p < 1 || nq == 0) return curve;
+  std::vector<float> dis(static_cast<size_t>(nq) * p);
+  std::vector<faiss::Index::idx_t> lab(static_cast<size_t>(nq) * p);
+  quantizer.search(nq, queries, p, dis.data(), lab.data());
+  double total = 0;
+  std::vector<int> rank(static_cast<size_t>(nlist), -1);
+  std::vector<double> hits(p);
+  for (int64_t q = 0; q < nq; ++q) {
+    const double w = weights.empty() ? 1.0 : static_cast<double>(weights[q]);
+    total += w;
+    for (int t = 0; t < p; ++t)
+      if (lab[q * p + t] >= 0) rank[lab[q * p + t]] = t;
+    // hits[t]: neighbours first found at probe t.
+    std::fill(hits.begin(), hits.end(), 0.0);
+    int known = 0;
+    for (int i = 0; i < k; ++i) {
+      const int64_t l = neighbour_lists[q * k + i];
+      if (l < 0) continue;
+      ++known;
+      if (rank[l] >= 0) hits[rank[l]] += 1;
+    }
+    double found = 0, cost = 0;
+    for (int t = 0; t < p; ++t) {
+      const int64_t l = lab[q * p + t];
+      if (l >= 0 && sizes[l] > 0) cost += lambda(static_cast<double>(sizes[l]));
+      found += hits[t];
+      curve.recall[t] += w * (known > 0 ? found / known : 1.0);
+      curve.cost[t] += w * cost;
+    }
+    for (int t = 0; t < p; ++t)
+      if (lab[q * p + t] >= 0) rank[lab[q * p + t]] = -1;
+  }
+  if (total > 0)
+    for (int t = 0; t < p; ++t) {
+      curve.recall[t] /= total;
+      curve.cost[t] /= total;
+    }
+  return curve;
+}
+
+double cost_at_recall(const ProbeCurve& curve, double recall, double* nprobe) {
+  for (size_t t = 0; t < curve.recall.size(); ++t) {
+    if (curve.recall[t] < recall) continue;
+    if (t == 0 || curve.recall[t] <= curve.recall[t - 1]) {
+      *nprobe = static_cast<double>(t + 1);
+      return curve.cost[t];
+    }
+    const double f = (recall - curve.recall[t - 1]) / (curve.recall[t] - curve.recall[t - 1]);
+    *nprobe = static_cast<double>(t) + f;
+    return curve.cost[t - 1] + f * (curve.cost[t] - curve.cost[t - 1]);
+  }
+  *nprobe = 0;
+  return std::numeric_limits<double>::infinity();
 }
 
 std::vector<double> expected_costs(const std::vector<double>& access,
@@ -392,9 +580,32 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
       comm.sum(static_cast<int64_t>(comm.rank() == 0 && workload != nullptr)) > 0;
   if (!have_workload) return rep;
 
-  // Pass 1: the list of every row of this rank (as add will assign it), and the list sizes.
+  // The queries of the recall check, to every rank.
+  Bytes recall_queries;
+  cluster::run_local_phase(comm, "partition: recall queries", [&] {
+    if (comm.rank() != 0) return;
+    if (workload->queries.size() != static_cast<size_t>(workload->nq) * d)
+      throw std::invalid_argument("partition: the workload's dimension differs from the corpus'");
+    const int64_t nr = std::min(workload->nq, kRecallQueries);
+    cluster::ByteWriter w(recall_queries);
+    w.value<int64_t>(nr);
+    w.array(workload->queries.data(), static_cast<size_t>(nr) * d);
+  });
+  comm.broadcast(recall_queries, 0);
+  NearestRows nearest = [&] {
+    cluster::ByteReader r(recall_queries, "partition: recall queries");
+    const auto nr = r.value<int64_t>();
+    std::vector<float> q(static_cast<size_t>(nr) * d);
+    r.array(q.data(), q.size());
+    return NearestRows(nr, d, d_ivf, ivf.metric_type == faiss::METRIC_INNER_PRODUCT, std::move(q));
+  }();
+  Bytes().swap(recall_queries);
+
+  // Pass 1: the list of every row of this rank (as add will assign it), the list sizes, and
+  // this rank's nearest rows of the recall queries.
   std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(range.size()));
   std::vector<int64_t> counts(nlist, 0);
+  Bytes nearest_here;
   cluster::run_local_phase(comm, "partition: count lists", [&] {
     for_each_batch(
         corpus, range, options.batch_rows,
@@ -402,14 +613,24 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
           for (int64_t off = 0; off < count;) {
             const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
             const std::vector<float> xt = to_ivf_space(index, n, x + off * d);
-            ivf.quantizer->assign(n, xt.data(), labels.data() + (first + off - range.begin));
+            faiss::Index::idx_t* l = labels.data() + (first + off - range.begin);
+            ivf.quantizer->assign(n, xt.data(), l);
+            nearest.offer(first + off, n, x + off * d, xt.data(), l);
             off += n;
           }
         },
         progress, "partition: count lists");
     for (auto l : labels) ++counts[l];
+    nearest.pack(nearest_here);
   });
   comm.allreduce_sum(counts.data(), counts.size());
+  {
+    const std::vector<Bytes> found = comm.gather(nearest_here, 0);
+    Bytes().swap(nearest_here);
+    cluster::run_local_phase(comm, "partition: nearest rows", [&] {
+      for (int r = 1; r < static_cast<int>(found.size()); ++r) nearest.merge(found[r]);
+    });
+  }
 
   // Rank 0 plans the tiers.
   std::vector<float> wq;  // rank 0: the workload in IVF space
@@ -545,11 +766,27 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     }
     std::vector<int64_t> sizes_next(nlist_next);
     for (int c = 0; c < nlist_next; ++c) sizes_next[c] = std::llround(est[c]);
-    const std::vector<double> access_next =
-        access_frequency(*next_flat, wq.data(), workload->nq, workload->weights, options.nprobe);
-    const auto after = expected_costs(access_next, sizes_next, lambda);
-    rep.cost_after = std::accumulate(after.begin(), after.end(), 0.0);
-    const bool apply = rep.cost_after < rep.cost_before;
+    // Both layouts at equal recall on the recall queries: the k-means lists at options.nprobe
+    // set the recall, the new lists need whatever nprobe reaches it.
+    const int64_t nr = std::min(workload->nq, kRecallQueries);
+    const std::vector<float> wr =
+        workload->weights.empty()
+            ? std::vector<float>{}
+            : std::vector<float>(workload->weights.begin(), workload->weights.begin() + nr);
+    const int p = std::max(1, std::min(options.nprobe, nlist));
+    const int reach = std::max(4 * p, p + 64);
+    const ProbeCurve old_curve = probe_curve(*ivf.quantizer, wq.data(), nr, wr, nearest.lists(),
+                                             kRecallK, counts, lambda, p);
+    const ProbeCurve new_curve =
+        probe_curve(*next_flat, wq.data(), nr, wr, nearest.lists_under(*next_flat), kRecallK,
+                    sizes_next, lambda, reach);
+    rep.recall_queries = static_cast<int>(nr);
+    rep.recall_target = old_curve.recall.back();
+    rep.cost_before = old_curve.cost.back();
+    const double at_recall = cost_at_recall(new_curve, rep.recall_target, &rep.nprobe_after);
+    const bool reached = std::isfinite(at_recall);  // else: not within `reach` probes
+    rep.cost_after = reached ? at_recall : new_curve.cost.back();
+    const bool apply = reached && rep.cost_after < rep.cost_before;
     cluster::ByteWriter out(result);
     out.value<int32_t>(apply ? 1 : 0);
     out.value<int32_t>(nlist_next);
@@ -684,7 +921,11 @@ nlohmann::json plan_to_json(const PartitionPlan& plan) {
           {"lists_after", r.tiers.lists_after}}},
         {"applied", r.applied},
         {"estimated_cost_before", r.cost_before},
-        {"estimated_cost_after", r.cost_after}}},
+        {"estimated_cost_after", r.cost_after},
+        {"recall_check",
+         {{"queries", r.recall_queries},
+          {"recall_at_10", r.recall_target},
+          {"nprobe_after", r.nprobe_after}}}}},
       {"shard_summary", summary},
       {"lists", {{"size", sizes}, {"access", access}, {"cost", cost}, {"shards", shards}}},
   };
@@ -721,6 +962,12 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
     plan.repartition.applied = r.at("applied").get<bool>();
     plan.repartition.cost_before = r.at("estimated_cost_before").get<double>();
     plan.repartition.cost_after = r.at("estimated_cost_after").get<double>();
+    if (r.contains("recall_check")) {  // absent in plans written before the check
+      const auto& rc = r.at("recall_check");
+      plan.repartition.recall_queries = rc.at("queries").get<int>();
+      plan.repartition.recall_target = rc.at("recall_at_10").get<double>();
+      plan.repartition.nprobe_after = rc.at("nprobe_after").get<double>();
+    }
     const auto& t = r.at("tiers");
     plan.repartition.tiers.access = t.at("access").get<std::vector<double>>();
     plan.repartition.tiers.rows = t.at("rows").get<std::vector<int64_t>>();

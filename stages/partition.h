@@ -74,6 +74,27 @@ std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const floa
 std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
                                      const std::vector<float>& weights, int nprobe);
 
+// Recall-aware comparison of two layouts: a workload's mean recall@k and expected cost at
+// each nprobe 1 .. max_nprobe (index p - 1), weighted by the query weights. A query's recall
+// at p is the share of its true k nearest rows whose list is among its p nearest centroids;
+// its cost at p is the sum of lambda(size) over those p lists.
+struct ProbeCurve {
+  std::vector<double> recall;
+  std::vector<double> cost;
+};
+
+// Local. `queries`: nq rows in IVF space; `neighbour_lists`: nq x k, the list of each query's
+// true neighbours (-1: none); `sizes`: per list of `quantizer`. weights: empty or nq values.
+ProbeCurve probe_curve(const faiss::Index& quantizer, const float* queries, int64_t nq,
+                       const std::vector<float>& weights,
+                       const std::vector<int64_t>& neighbour_lists, int k,
+                       const std::vector<int64_t>& sizes, const ScanCost& lambda, int max_nprobe);
+
+// The cost at the smallest nprobe whose recall reaches `recall`, interpolated linearly between
+// whole nprobes (so two layouts compare at exactly equal recall); *nprobe gets that nprobe.
+// Infinity (and *nprobe 0) when no nprobe of the curve reaches it.
+double cost_at_recall(const ProbeCurve& curve, double recall, double* nprobe);
+
 // cost_j = access[j] * lambda(sizes[j]).
 std::vector<double> expected_costs(const std::vector<double>& access,
                                    const std::vector<int64_t>& sizes, const ScanCost& lambda);
@@ -155,16 +176,25 @@ struct RepartitionReport {
   TierPlan tiers;
   bool applied = false;    // false: the changes would not lower the expected cost
   double cost_before = 0;  // expected seconds per query, cost model, estimated
-  double cost_after = 0;
+  double cost_after = 0;   // ... at the recall cost_before has (recall_target), estimated
+  // Recall-aware check: recall@10 of the workload's first `recall_queries` queries (their true
+  // neighbours found in the count pass) at options.nprobe on the k-means lists, and the nprobe
+  // the re-sized lists need for that recall (fractional: interpolated; 0 when not checked).
+  int recall_queries = 0;
+  double recall_target = 0;
+  double nprobe_after = 0;
 };
 
 // Collective. `index` is trained and empty, identical on every rank; `workload` is read on
 // rank 0 only (nullptr elsewhere, and on every rank when there is none). Counts the rows of
-// each list (one pass over this rank's rows), then rank 0 plans the tiers; a sample of each
-// re-sized tier's rows (by global id and seed: any rank count gives the same sample; at most
-// 128 rows per new list) goes to rank 0, which re-clusters it (stages/kmeans.h); when the
-// estimated expected cost is lower, every rank's index gets the new centroids. Without a
-// workload nothing changes (and no pass).
+// each list and finds the true 10 nearest rows of the workload's first 1000 queries (one pass
+// over this rank's rows), then rank 0 plans the tiers; a sample of each re-sized tier's rows
+// (by global id and seed: any rank count gives the same sample; at most 128 rows per new
+// list) goes to rank 0, which re-clusters it (stages/kmeans.h). The new lists are kept only
+// when their estimated cost per query at the recall the k-means lists give at options.nprobe
+// (probe_curve) is lower than the k-means lists' cost there: smaller hot lists make a query
+// need more probes for the same recall, which a model at a fixed nprobe does not see. Then
+// every rank's index gets the new centroids. Without a workload nothing changes (no pass).
 // The scan cost is calibrated on rank 0 (or taken from options) and broadcast.
 RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
                                     io::VectorCorpus& corpus, cluster::RowRange range,
