@@ -8,7 +8,8 @@
 //   (stages/list_scan.h), and stored with the plan.
 // Re-sizing (plan_tiers): lists are grouped into tiers by access density; hot tiers get more,
 // smaller lists (a split), cold tiers fewer, larger ones (a merge), within a bound on nlist, and
-// each re-sized tier is re-clustered with stages/kmeans. This happens after the coarse k-means
+// each re-sized tier is re-clustered with stages/kmeans, and kept only if cheaper at equal
+// recall on the workload (probe_curve). This happens after the coarse k-means
 // and before any row is added, so the index stays a plain FAISS IndexIVF. Lists are then placed
 // on shards by LPT on cost (by size without a workload); with a workload the plan is never
 // worse, by its own cost model, than the count-balanced placement of the same lists.

@@ -164,6 +164,48 @@ TEST(ScanCost, NoisyTimingsGiveTheSamePlan) {
   EXPECT_GT(fitted_b.size(), 30u);  // the noise did reach the fit
 }
 
+TEST(ProbeCurve, RecallAndCostPerNprobeAndTheCostAtEqualRecall) {
+  faiss::IndexFlatL2 quantizer(1);
+  const float centroids[] = {0, 10, 20, 30};
+  quantizer.add(4, centroids);
+  // Query 0 at 1 probes 0, 1, 2, 3; query 1 at 29 probes 3, 2, 1, 0.
+  const float queries[] = {1, 29};
+  // k = 2: query 0's neighbours in lists 0 and 2; query 1's in list 3 and none (-1).
+  const std::vector<int64_t> neighbours = {0, 2, 3, -1};
+  const std::vector<int64_t> sizes = {10, 20, 30, 0};
+  const ProbeCurve c = probe_curve(quantizer, queries, 2, {}, neighbours, 2,
+                                   sizes, ScanCost::linear(1.0, 0.1), 4);
+  ASSERT_EQ(c.recall.size(), 4u);
+  // Recall: query 0 0.5, 0.5, 1, 1; query 1 (one known neighbour) 1, 1, 1, 1.
+  EXPECT_DOUBLE_EQ(c.recall[0], 0.75);
+  EXPECT_DOUBLE_EQ(c.recall[1], 0.75);
+  EXPECT_DOUBLE_EQ(c.recall[2], 1.0);
+  // Cost (lambda = 1 + 0.1 s, empty lists free): query 0 2, 5, 9, 9; query 1 0, 4, 7, 9.
+  EXPECT_DOUBLE_EQ(c.cost[0], 1.0);
+  EXPECT_DOUBLE_EQ(c.cost[1], 4.5);
+  EXPECT_DOUBLE_EQ(c.cost[2], 8.0);
+  EXPECT_DOUBLE_EQ(c.cost[3], 9.0);
+  double nprobe = 0;
+  EXPECT_DOUBLE_EQ(cost_at_recall(c, 0.7, &nprobe), 1.0);
+  EXPECT_DOUBLE_EQ(nprobe, 1.0);
+  // 0.875 lies halfway between nprobe 2 (0.75) and 3 (1.0): cost halfway, 6.25.
+  EXPECT_DOUBLE_EQ(cost_at_recall(c, 0.875, &nprobe), 6.25);
+  EXPECT_DOUBLE_EQ(nprobe, 2.5);
+  // Weights: query 1 only.
+  const ProbeCurve w = probe_curve(quantizer, queries, 2, {0, 1}, neighbours, 2, sizes,
+                                   ScanCost::linear(1.0, 0.1), 2);
+  ASSERT_EQ(w.recall.size(), 2u);
+  EXPECT_DOUBLE_EQ(w.recall[0], 1.0);
+  EXPECT_DOUBLE_EQ(w.cost[1], 4.0);
+  // Not reached within the curve: infinite cost, nprobe 0.
+  const ProbeCurve short_curve = probe_curve(quantizer, queries, 2, {}, neighbours, 2, sizes,
+                                             ScanCost::linear(1.0, 0.1), 1);
+  EXPECT_TRUE(std::isinf(cost_at_recall(short_curve, 0.9, &nprobe)));
+  EXPECT_EQ(nprobe, 0.0);
+  EXPECT_THROW(probe_curve(quantizer, queries, 2, {}, {0, 1}, 2, sizes, ScanCost::linear(1, 1), 2),
+               std::invalid_argument);
+}
+
 TEST(PlaceLpt, LongestFirstToTheLeastLoadedShard) {
   // 7 -> s0, 5 -> s1, 4 -> s1, 3 -> s0, 1 -> s1: loads 10 and 10.
   const auto p = place_lpt({3, 7, 1, 5, 4}, 2, 0);
@@ -396,6 +438,9 @@ TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
   plan.repartition.merges = 1;
   plan.repartition.tiers = plan_tiers({0.5, 0.25, 0.25}, {10, 20, 30}, 2, 3, 1);
   plan.repartition.applied = true;
+  plan.repartition.recall_queries = 300;
+  plan.repartition.recall_target = 0.91;
+  plan.repartition.nprobe_after = 5.5;
   plan.scan_cost.sizes = {64, 256};
   plan.scan_cost.seconds = {1e-6, 3e-6};
   testing::TempDir dir;
@@ -410,6 +455,9 @@ TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
   EXPECT_DOUBLE_EQ(back.scan_cost.b, plan.scan_cost.b);
   EXPECT_EQ(back.repartition.nlist_before, 30);
   EXPECT_TRUE(back.repartition.applied);
+  EXPECT_EQ(back.repartition.recall_queries, 300);
+  EXPECT_DOUBLE_EQ(back.repartition.recall_target, 0.91);
+  EXPECT_DOUBLE_EQ(back.repartition.nprobe_after, 5.5);
   EXPECT_EQ(back.repartition.tiers.lists_after, plan.repartition.tiers.lists_after);
   EXPECT_EQ(back.repartition.tiers.rows, plan.repartition.tiers.rows);
   ASSERT_EQ(back.lists.size(), plan.lists.size());
