@@ -78,14 +78,18 @@ class NearestRows {
     std::vector<faiss::Index::idx_t> rows(static_cast<size_t>(nq_ * m));
     flat->search(nq_, queries_.data(), m, dis.data(), rows.data());
     for (int64_t q = 0; q < nq_; ++q)
-      for (int64_t c = 0; c < m; ++c) {
-        const int64_t i = rows[q * m + c];
+      for (int64_t r = 0; r < m; ++r) {
+        const int64_t i = rows[q * m + r];
         if (i < 0) continue;
         const float* qv = queries_.data() + q * d_;
-        const float exact =
-            ip_ ? faiss::fvec_inner_product(qv, x + i * d_, d_) : faiss::fvec_L2sqr(qv, x + i * d_, d_);
-        consider(q, {exact, first + i, lists[i],
-                     std::vector<float>(xt + i * d_ivf_, xt + (i + 1) * d_ivf_)});
+        Candidate c;
+        c.dis = ip_ ? faiss::fvec_inner_product(qv, x + i * d_, d_)
+                    : faiss::fvec_L2sqr(qv, x + i * d_, d_);
+        c.id = first + i;
+        if (!wanted(q, c)) continue;  // before copying the vector
+        c.list = lists[i];
+        c.vector.assign(xt + i * d_ivf_, xt + (i + 1) * d_ivf_);
+        consider(q, std::move(c));
       }
   }
 
@@ -151,11 +155,15 @@ class NearestRows {
     if (a.dis != b.dis) return ip_ ? a.dis > b.dis : a.dis < b.dis;
     return a.id < b.id;
   }
-  void consider(int64_t q, Candidate c) {
-    auto& f = found_[q];
+  bool wanted(int64_t q, const Candidate& c) const {
+    const auto& f = found_[q];
     for (const Candidate& have : f)
-      if (have.id == c.id) return;
-    if (static_cast<int>(f.size()) == kRecallK && !better(c, f.back())) return;
+      if (have.id == c.id) return false;
+    return static_cast<int>(f.size()) < kRecallK || better(c, f.back());
+  }
+  void consider(int64_t q, Candidate c) {
+    if (!wanted(q, c)) return;
+    auto& f = found_[q];
     auto at = std::upper_bound(f.begin(), f.end(), c,
                                [&](const Candidate& a, const Candidate& b) { return better(a, b); });
     f.insert(at, std::move(c));
