@@ -100,6 +100,11 @@ void print_plan(const std::string& path) {
   for (size_t t = 0; t < r.tiers.lists_after.size() && t < r.tiers.access.size(); ++t)
     std::printf("  tier %zu: access %.3f, %jd rows, lists %d -> %d\n", t, r.tiers.access[t],
                 static_cast<intmax_t>(r.tiers.rows[t]), r.tiers.lists_before[t], r.tiers.lists_after[t]);
+  if (r.recall_queries > 0)
+    std::printf("  recall check: recall@10 %.4f of %d workload queries at nprobe %d; the re-sized "
+                "lists need nprobe %.2f, cost %.3g -> %.3g s/query\n",
+                r.recall_target, r.recall_queries, plan.nprobe, r.nprobe_after, r.cost_before,
+                r.cost_after);
   std::printf("balance      expected shard cost max/mean %.3f (count-balanced placement %.3f)\n",
               plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
   std::printf("  %5s %7s %10s %14s\n", "shard", "lists", "vectors", "expected cost");

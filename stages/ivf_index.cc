@@ -20,6 +20,16 @@ const faiss::IndexIVF* find_ivf(const faiss::Index* index) {
   return find_ivf(const_cast<faiss::Index*>(index));
 }
 
+faiss::IndexIVF& ivf_of(faiss::Index& index, const char* who) {
+  faiss::IndexIVF* ivf = find_ivf(&index);
+  if (ivf == nullptr) throw std::invalid_argument(std::string(who) + ": not an IVF index");
+  return *ivf;
+}
+
+const faiss::IndexIVF& ivf_of(const faiss::Index& index, const char* who) {
+  return ivf_of(const_cast<faiss::Index&>(index), who);
+}
+
 std::unique_ptr<faiss::Index> make_ivf_index(int d, const std::string& factory,
                                              bool inner_product) {
   std::unique_ptr<faiss::Index> index;
@@ -66,9 +76,7 @@ void fill_quantizer(faiss::IndexIVF& ivf, int64_t nlist, const float* centroids)
 }
 
 void set_nprobe(faiss::Index* index, int nprobe) {
-  faiss::IndexIVF* ivf = find_ivf(index);
-  if (ivf == nullptr) throw std::invalid_argument("not an IVF index");
-  ivf->nprobe = static_cast<size_t>(nprobe);
+  ivf_of(*index, "set_nprobe").nprobe = static_cast<size_t>(nprobe);
 }
 
 }  // namespace sf::stages

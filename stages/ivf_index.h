@@ -20,6 +20,10 @@ std::unique_ptr<faiss::Index> make_ivf_index(int d, const std::string& factory,
 faiss::IndexIVF* find_ivf(faiss::Index* index);
 const faiss::IndexIVF* find_ivf(const faiss::Index* index);
 
+// find_ivf, or throws std::invalid_argument "<who>: not an IVF index".
+faiss::IndexIVF& ivf_of(faiss::Index& index, const char* who);
+const faiss::IndexIVF& ivf_of(const faiss::Index& index, const char* who);
+
 // Sets nprobe on the IVF inside `index`.
 void set_nprobe(faiss::Index* index, int nprobe);
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cluster/bytes.h"
 #include "stages/ivf_index.h"
 
 namespace sf::stages {
@@ -21,37 +22,10 @@ struct ShardHeader {
   uint64_t code_size;
 };
 
-void put(cluster::Bytes& out, const void* data, size_t n) {
-  if (n == 0) return;
-  const char* p = static_cast<const char*>(data);
-  out.insert(out.end(), p, p + n);
-}
-
-class Cursor {
- public:
-  explicit Cursor(const cluster::Bytes& b) : b_(b) {}
-  const char* take(size_t n) {
-    if (pos_ + n > b_.size()) throw std::runtime_error("shard message truncated");
-    const char* p = b_.data() + pos_;
-    pos_ += n;
-    return p;
-  }
-
- private:
-  const cluster::Bytes& b_;
-  size_t pos_ = 0;
-};
-
-faiss::IndexIVF& ivf_of(faiss::Index& index) {
-  faiss::IndexIVF* ivf = find_ivf(&index);
-  if (ivf == nullptr) throw std::invalid_argument("merge: not an IVF index");
-  return *ivf;
-}
-
 }  // namespace
 
 cluster::Bytes encode_shard(const faiss::Index& index) {
-  const faiss::IndexIVF& ivf = ivf_of(const_cast<faiss::Index&>(index));
+  const faiss::IndexIVF& ivf = ivf_of(index, "merge");
   const faiss::InvertedLists& lists = *ivf.invlists;
   ShardHeader h{};
   std::memcpy(h.magic, kMagic, 4);
@@ -60,30 +34,27 @@ cluster::Bytes encode_shard(const faiss::Index& index) {
   h.code_size = lists.code_size;
   size_t total = 0;
   for (size_t l = 0; l < lists.nlist; ++l) total += lists.list_size(l);
-  cluster::Bytes out;
-  out.reserve(sizeof(h) + lists.nlist * 8 + total * (8 + lists.code_size));
-  put(out, &h, sizeof(h));
-  for (size_t l = 0; l < lists.nlist; ++l) {
-    const uint64_t n = lists.list_size(l);
-    put(out, &n, sizeof(n));
-  }
+  cluster::Bytes bytes;
+  bytes.reserve(sizeof(h) + lists.nlist * 8 + total * (8 + lists.code_size));
+  cluster::ByteWriter out(bytes);
+  out.value(h);
+  for (size_t l = 0; l < lists.nlist; ++l) out.value<uint64_t>(lists.list_size(l));
   for (size_t l = 0; l < lists.nlist; ++l) {
     const size_t n = lists.list_size(l);
     if (n == 0) continue;
     faiss::InvertedLists::ScopedIds ids(&lists, l);
     faiss::InvertedLists::ScopedCodes codes(&lists, l);
-    put(out, ids.get(), n * sizeof(faiss::Index::idx_t));
-    put(out, codes.get(), n * lists.code_size);
+    out.array(ids.get(), n);
+    out.array(codes.get(), n * lists.code_size);
   }
-  return out;
+  return bytes;
 }
 
 int64_t append_shard(faiss::Index& index, const cluster::Bytes& shard) {
-  faiss::IndexIVF& ivf = ivf_of(index);
+  faiss::IndexIVF& ivf = ivf_of(index, "merge");
   faiss::InvertedLists& lists = *ivf.invlists;
-  Cursor in(shard);
-  ShardHeader h;
-  std::memcpy(&h, in.take(sizeof(h)), sizeof(h));
+  cluster::ByteReader in(shard, "shard message");
+  const auto h = in.value<ShardHeader>();
   if (std::memcmp(h.magic, kMagic, 4) != 0) throw std::runtime_error("not a shard message");
   if (h.version != kShardFormatVersion)
     throw std::runtime_error("shard format version " + std::to_string(h.version) +
@@ -93,13 +64,14 @@ int64_t append_shard(faiss::Index& index, const cluster::Bytes& shard) {
                              std::to_string(h.code_size) + ", index has " +
                              std::to_string(lists.nlist) + " / " + std::to_string(lists.code_size));
   std::vector<uint64_t> sizes(h.nlist);
-  std::memcpy(sizes.data(), in.take(h.nlist * sizeof(uint64_t)), h.nlist * sizeof(uint64_t));
+  in.array(sizes.data(), sizes.size());
   int64_t added = 0;
   for (size_t l = 0; l < h.nlist; ++l) {
     const size_t n = sizes[l];
     if (n == 0) continue;
-    const auto* ids = reinterpret_cast<const faiss::Index::idx_t*>(in.take(n * sizeof(faiss::Index::idx_t)));
-    const auto* codes = reinterpret_cast<const uint8_t*>(in.take(n * h.code_size));
+    const auto* ids =
+        reinterpret_cast<const faiss::Index::idx_t*>(in.take(n, sizeof(faiss::Index::idx_t)));
+    const auto* codes = reinterpret_cast<const uint8_t*>(in.take(n, h.code_size));
     lists.add_entries(l, n, ids, codes);
     added += static_cast<int64_t>(n);
   }
@@ -129,7 +101,7 @@ int64_t merge_shards(cluster::Comm& comm, faiss::Index& index) {
     (void)comm.recv(0, kShardTag);
     try {
       cluster::Bytes shard = encode_shard(index);
-      ivf_of(index).invlists->reset();
+      ivf_of(index, "merge").invlists->reset();
       set_ntotal(index, 0);
       comm.send(shard, 0, kShardTag);
     } catch (...) {

@@ -5,17 +5,20 @@
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/invlists/InvertedLists.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
 #include <stdexcept>
 
+#include "cluster/bytes.h"
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "stages/batches.h"
@@ -31,46 +34,12 @@ using cluster::Bytes;
 
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
 constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
+constexpr int kCalibrationRounds = 7;              // timings per list size (median)
+constexpr int64_t kRecallQueries = 1000;           // workload queries of the recall check
+constexpr int kRecallK = 10;                       // ... and their recall@10
 
 // SplitMix64 (one step): a row's pseudo-random draw from its global id and the seed.
 uint64_t mix(uint64_t z) { return mix64(z + 0x9E3779B97F4A7C15ULL); }
-
-void put(Bytes& out, const void* data, size_t n) {
-  if (n == 0) return;
-  const char* p = static_cast<const char*>(data);
-  out.insert(out.end(), p, p + n);
-}
-template <class T>
-void put_value(Bytes& out, T v) {
-  put(out, &v, sizeof(v));
-}
-
-class Reader {
- public:
-  explicit Reader(const Bytes& b) : b_(b) {}
-  void take(void* out, size_t n) {
-    if (pos_ + n > b_.size()) throw std::runtime_error("partition: message truncated");
-    if (n > 0) std::memcpy(out, b_.data() + pos_, n);
-    pos_ += n;
-  }
-  template <class T>
-  T value() {
-    T v;
-    take(&v, sizeof(v));
-    return v;
-  }
-  bool done() const { return pos_ == b_.size(); }
-
- private:
-  const Bytes& b_;
-  size_t pos_ = 0;
-};
-
-faiss::IndexIVF& ivf_of(faiss::Index& index) {
-  faiss::IndexIVF* ivf = find_ivf(&index);
-  if (ivf == nullptr) throw std::invalid_argument("partition: not an IVF index");
-  return *ivf;
-}
 
 // A flat index over `centroids` with the metric of `ivf`, to assign rows to them.
 std::unique_ptr<faiss::Index> flat_over(const faiss::IndexIVF& ivf, const float* centroids,
@@ -83,6 +52,130 @@ std::unique_ptr<faiss::Index> flat_over(const faiss::IndexIVF& ivf, const float*
   flat->add(n, centroids);
   return flat;
 }
+
+// The true k nearest rows of a few queries among the rows offered so far, with each row's list
+// and IVF-space vector. Candidates come from FAISS's flat search (GEMM) with a margin, and are
+// ranked by the exact distance (fvec_L2sqr / fvec_inner_product; ties: smaller id), so the
+// result does not depend on how the rows were split into batches or ranks.
+class NearestRows {
+ public:
+  NearestRows(int64_t nq, int d, int d_ivf, bool inner_product, std::vector<float> queries)
+      : nq_(nq), d_(d), d_ivf_(d_ivf), ip_(inner_product), queries_(std::move(queries)),
+        found_(static_cast<size_t>(nq)) {}
+
+  // Rows first .. first + n - 1: x (original space), xt (IVF space), their lists.
+  void offer(int64_t first, int64_t n, const float* x, const float* xt,
+             const faiss::Index::idx_t* lists) {
+    if (nq_ == 0 || n == 0) return;
+    std::unique_ptr<faiss::Index> flat;
+    if (ip_)
+      flat = std::make_unique<faiss::IndexFlatIP>(d_);
+    else
+      flat = std::make_unique<faiss::IndexFlatL2>(d_);
+    flat->add(n, x);
+    const int64_t m = std::min<int64_t>(2 * kRecallK, n);
+    std::vector<float> dis(static_cast<size_t>(nq_ * m));
+    std::vector<faiss::Index::idx_t> rows(static_cast<size_t>(nq_ * m));
+    flat->search(nq_, queries_.data(), m, dis.data(), rows.data());
+    for (int64_t q = 0; q < nq_; ++q)
+      for (int64_t r = 0; r < m; ++r) {
+        const int64_t i = rows[q * m + r];
+        if (i < 0) continue;
+        const float* qv = queries_.data() + q * d_;
+        Candidate c;
+        c.dis = ip_ ? faiss::fvec_inner_product(qv, x + i * d_, d_)
+                    : faiss::fvec_L2sqr(qv, x + i * d_, d_);
+        c.id = first + i;
+        if (!wanted(q, c)) continue;  // before copying the vector
+        c.list = lists[i];
+        c.vector.assign(xt + i * d_ivf_, xt + (i + 1) * d_ivf_);
+        consider(q, std::move(c));
+      }
+  }
+
+  void pack(Bytes& out) const {
+    cluster::ByteWriter w(out);
+    for (const auto& f : found_) {
+      w.value<int32_t>(static_cast<int32_t>(f.size()));
+      for (const Candidate& c : f) {
+        w.value(c.dis);
+        w.value(c.id);
+        w.value(c.list);
+        w.array(c.vector.data(), c.vector.size());
+      }
+    }
+  }
+  void merge(const Bytes& in) {
+    cluster::ByteReader r(in, "partition: nearest rows");
+    for (int64_t q = 0; q < nq_; ++q) {
+      const int n = r.value<int32_t>();
+      for (int i = 0; i < n; ++i) {
+        Candidate c;
+        c.dis = r.value<float>();
+        c.id = r.value<int64_t>();
+        c.list = r.value<faiss::Index::idx_t>();
+        c.vector.resize(static_cast<size_t>(d_ivf_));
+        r.array(c.vector.data(), c.vector.size());
+        consider(q, std::move(c));
+      }
+    }
+  }
+
+  // nq x kRecallK: the list of each query's neighbours (-1 where fewer rows exist).
+  std::vector<int64_t> lists() const {
+    std::vector<int64_t> out(static_cast<size_t>(nq_) * kRecallK, -1);
+    for (int64_t q = 0; q < nq_; ++q)
+      for (size_t i = 0; i < found_[q].size(); ++i) out[q * kRecallK + i] = found_[q][i].list;
+    return out;
+  }
+  // The lists the neighbours fall in under other centroids (`quantizer`).
+  std::vector<int64_t> lists_under(const faiss::Index& quantizer) const {
+    std::vector<float> v;
+    std::vector<size_t> at;
+    for (int64_t q = 0; q < nq_; ++q)
+      for (size_t i = 0; i < found_[q].size(); ++i) {
+        v.insert(v.end(), found_[q][i].vector.begin(), found_[q][i].vector.end());
+        at.push_back(static_cast<size_t>(q * kRecallK) + i);
+      }
+    std::vector<faiss::Index::idx_t> a(at.size());
+    if (!at.empty()) quantizer.assign(static_cast<int64_t>(at.size()), v.data(), a.data());
+    std::vector<int64_t> out(static_cast<size_t>(nq_) * kRecallK, -1);
+    for (size_t i = 0; i < at.size(); ++i) out[at[i]] = a[i];
+    return out;
+  }
+
+ private:
+  struct Candidate {
+    float dis = 0;
+    int64_t id = 0;
+    faiss::Index::idx_t list = -1;
+    std::vector<float> vector;
+  };
+  bool better(const Candidate& a, const Candidate& b) const {
+    if (a.dis != b.dis) return ip_ ? a.dis > b.dis : a.dis < b.dis;
+    return a.id < b.id;
+  }
+  bool wanted(int64_t q, const Candidate& c) const {
+    const auto& f = found_[q];
+    for (const Candidate& have : f)
+      if (have.id == c.id) return false;
+    return static_cast<int>(f.size()) < kRecallK || better(c, f.back());
+  }
+  void consider(int64_t q, Candidate c) {
+    if (!wanted(q, c)) return;
+    auto& f = found_[q];
+    auto at = std::upper_bound(f.begin(), f.end(), c,
+                               [&](const Candidate& a, const Candidate& b) { return better(a, b); });
+    f.insert(at, std::move(c));
+    if (static_cast<int>(f.size()) > kRecallK) f.pop_back();
+  }
+
+  int64_t nq_;
+  int d_, d_ivf_;
+  bool ip_;
+  std::vector<float> queries_;
+  std::vector<std::vector<Candidate>> found_;
+};
 
 }  // namespace
 
@@ -104,9 +197,9 @@ std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const floa
 
 ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
   std::unique_ptr<faiss::Index> copy = io::deserialize_index(io::serialize_index(index));
-  faiss::IndexIVF& ivf = ivf_of(*copy);
+  faiss::IndexIVF& ivf = ivf_of(*copy, "partition");
   const int d = static_cast<int>(ivf.d);
-  const std::vector<int64_t> sizes = {64, 256, 1024, 4096};
+  const std::vector<int64_t> sizes = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
   constexpr int kQueries = 32;
   const int64_t max_size = sizes.back();
   std::mt19937_64 rng(seed);
@@ -124,50 +217,80 @@ ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
   std::vector<uint8_t> codes(static_cast<size_t>(max_size) * ivf.code_size);
   ivf.encode_vectors(max_size, x.data(), list_nos.data(), codes.data());
 
-  ScanCost cost;
-  cost.source = "calibrated";
   const std::vector<int64_t> which = [&] {
     std::vector<int64_t> w(kQueries);
     std::iota(w.begin(), w.end(), 0);
     return w;
   }();
   const std::vector<float> coarse(kQueries, 0.0f);
+  std::vector<std::unique_ptr<faiss::ArrayInvertedLists>> lists;
+  std::vector<std::unique_ptr<BatchScanner>> scanners;
   for (int64_t s : sizes) {
-    faiss::ArrayInvertedLists lists(1, ivf.code_size);
-    lists.add_entries(0, static_cast<size_t>(s), ids.data(), codes.data());
-    BatchScanner scanner(ivf, 10, kQueries, q.data());
-    scanner.scan_list(lists, 0, which, coarse);  // warm-up: scanners, caches
-    double best = 1e30;
-    for (int trial = 0; trial < 5; ++trial) {
+    lists.push_back(std::make_unique<faiss::ArrayInvertedLists>(1, ivf.code_size));
+    lists.back()->add_entries(0, static_cast<size_t>(s), ids.data(), codes.data());
+    scanners.push_back(std::make_unique<BatchScanner>(ivf, 10, kQueries, q.data()));
+    scanners.back()->scan_list(*lists.back(), 0, which, coarse);  // warm-up: scanners, caches
+  }
+  // Rounds over all sizes (a burst of load hits every size alike, not one), each timing
+  // >= 1 ms of repeated scans; the median of each size's timings.
+  std::vector<std::vector<double>> timings(sizes.size());
+  for (int round = 0; round < kCalibrationRounds; ++round)
+    for (size_t i = 0; i < sizes.size(); ++i) {
       int reps = 0;
       const auto start = std::chrono::steady_clock::now();
       double elapsed = 0;
       do {
-        scanner.scan_list(lists, 0, which, coarse);
+        scanners[i]->scan_list(*lists[i], 0, which, coarse);
         ++reps;
         elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      } while (elapsed < 2e-3);
-      best = std::min(best, elapsed / (reps * static_cast<double>(kQueries)));
+      } while (elapsed < 1e-3);
+      timings[i].push_back(elapsed / (reps * static_cast<double>(kQueries)));
     }
-    cost.sizes.push_back(s);
-    cost.seconds.push_back(best);
+  std::vector<double> seconds;
+  for (auto& t : timings) {
+    std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+    seconds.push_back(t[t.size() / 2]);
   }
-  // Least squares fit of seconds = a + b s.
-  const double n = static_cast<double>(sizes.size());
-  double ms = 0, mt = 0;
+  return fit_scan_cost(sizes, seconds);
+}
+
+ScanCost fit_scan_cost(const std::vector<int64_t>& sizes, const std::vector<double>& seconds) {
+  if (sizes.size() < 2 || seconds.size() != sizes.size())
+    throw std::invalid_argument("fit_scan_cost: needs >= 2 sizes and one time per size");
+  ScanCost cost;
+  cost.source = "calibrated";
+  cost.sizes = sizes;
+  cost.seconds = seconds;
+  // Least squares on relative error (weights 1/t^2): seconds span ~2 orders of magnitude and
+  // the small sizes, which carry a, would otherwise not count.
+  double sw = 0, ss = 0, st = 0, sss = 0, sst = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
-    ms += static_cast<double>(cost.sizes[i]) / n;
-    mt += cost.seconds[i] / n;
+    if (!(seconds[i] > 0)) throw std::invalid_argument("fit_scan_cost: a time is not > 0");
+    const double w = 1.0 / (seconds[i] * seconds[i]);
+    const double x = static_cast<double>(sizes[i]), t = seconds[i];
+    sw += w;
+    ss += w * x;
+    st += w * t;
+    sss += w * x * x;
+    sst += w * x * t;
   }
-  double sxy = 0, sxx = 0;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    sxy += (static_cast<double>(cost.sizes[i]) - ms) * (cost.seconds[i] - mt);
-    sxx += (static_cast<double>(cost.sizes[i]) - ms) * (static_cast<double>(cost.sizes[i]) - ms);
+  const double det = sw * sss - ss * ss;
+  double a = det > 0 ? (sss * st - ss * sst) / det : 0;
+  double b = det > 0 ? (sw * sst - ss * st) / det : 0;
+  if (!(b > 0) || a < 0) {  // degenerate: through the origin at the largest size
+    b = seconds.back() / static_cast<double>(sizes.back());
+    a = 0;
   }
-  cost.b = sxx > 0 ? sxy / sxx : 0;
-  if (!(cost.b > 0)) cost.b = cost.seconds.back() / static_cast<double>(cost.sizes.back());
-  cost.a = std::max(0.0, mt - cost.b * ms);
+  cost.b = b;
+  cost.a = b * snap_overhead_codes(a / b);
   return cost;
+}
+
+double snap_overhead_codes(double codes) {
+  // Below half the smallest calibrated list (16 codes) the overhead is not resolved by the
+  // timings (it flips between 0 and a few codes from run to run): 0.
+  if (!(codes >= 8)) return 0;
+  return std::exp2(std::round(std::log2(codes)));
 }
 
 std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
@@ -197,6 +320,74 @@ std::vector<double> access_frequency(const faiss::Index& quantizer, const float*
   if (total > 0)
     for (double& a : access) a /= total;
   return access;
+}
+
+ProbeCurve probe_curve(const faiss::Index& quantizer, const float* queries, int64_t nq,
+                       const std::vector<float>& weights,
+                       const std::vector<int64_t>& neighbour_lists, int k,
+                       const std::vector<int64_t>& sizes, const ScanCost& lambda, int max_nprobe) {
+  const int64_t nlist = quantizer.ntotal;
+  const int p = static_cast<int>(std::min<int64_t>(max_nprobe, nlist));
+  if (neighbour_lists.size() != static_cast<size_t>(nq) * k ||
+      sizes.size() != static_cast<size_t>(nlist) ||
+      (!weights.empty() && weights.size() != static_cast<size_t>(nq)))
+    throw std::invalid_argument("probe_curve: sizes do not match");
+  ProbeCurve curve;
+  curve.recall.assign(p, 0.0);
+  curve.cost.assign(p, 0.0);
+  if (p < 1 || nq == 0) return curve;
+  std::vector<float> dis(static_cast<size_t>(nq) * p);
+  std::vector<faiss::Index::idx_t> lab(static_cast<size_t>(nq) * p);
+  quantizer.search(nq, queries, p, dis.data(), lab.data());
+  double total = 0;
+  std::vector<int> rank(static_cast<size_t>(nlist), -1);
+  std::vector<double> hits(p);
+  for (int64_t q = 0; q < nq; ++q) {
+    const double w = weights.empty() ? 1.0 : static_cast<double>(weights[q]);
+    total += w;
+    for (int t = 0; t < p; ++t)
+      if (lab[q * p + t] >= 0) rank[lab[q * p + t]] = t;
+    // hits[t]: neighbours first found at probe t.
+    std::fill(hits.begin(), hits.end(), 0.0);
+    int known = 0;
+    for (int i = 0; i < k; ++i) {
+      const int64_t l = neighbour_lists[q * k + i];
+      if (l < 0) continue;
+      ++known;
+      if (rank[l] >= 0) hits[rank[l]] += 1;
+    }
+    double found = 0, cost = 0;
+    for (int t = 0; t < p; ++t) {
+      const int64_t l = lab[q * p + t];
+      if (l >= 0 && sizes[l] > 0) cost += lambda(static_cast<double>(sizes[l]));
+      found += hits[t];
+      curve.recall[t] += w * (known > 0 ? found / known : 1.0);
+      curve.cost[t] += w * cost;
+    }
+    for (int t = 0; t < p; ++t)
+      if (lab[q * p + t] >= 0) rank[lab[q * p + t]] = -1;
+  }
+  if (total > 0)
+    for (int t = 0; t < p; ++t) {
+      curve.recall[t] /= total;
+      curve.cost[t] /= total;
+    }
+  return curve;
+}
+
+double cost_at_recall(const ProbeCurve& curve, double recall, double* nprobe) {
+  for (size_t t = 0; t < curve.recall.size(); ++t) {
+    if (curve.recall[t] < recall) continue;
+    if (t == 0 || curve.recall[t] <= curve.recall[t - 1]) {
+      *nprobe = static_cast<double>(t + 1);
+      return curve.cost[t];
+    }
+    const double f = (recall - curve.recall[t - 1]) / (curve.recall[t] - curve.recall[t - 1]);
+    *nprobe = static_cast<double>(t) + f;
+    return curve.cost[t - 1] + f * (curve.cost[t] - curve.cost[t - 1]);
+  }
+  *nprobe = 0;
+  return std::numeric_limits<double>::infinity();
 }
 
 std::vector<double> expected_costs(const std::vector<double>& access,
@@ -350,7 +541,7 @@ TierPlan plan_tiers(const std::vector<double>& access, const std::vector<int64_t
 }
 
 void set_coarse_centroids(faiss::Index& index, const std::vector<float>& centroids, int nlist) {
-  faiss::IndexIVF& ivf = ivf_of(index);
+  faiss::IndexIVF& ivf = ivf_of(index, "partition");
   if (ivf.ntotal != 0) throw std::invalid_argument("set_coarse_centroids: the index is not empty");
   if (centroids.size() != static_cast<size_t>(nlist) * ivf.d)
     throw std::invalid_argument("set_coarse_centroids: wrong centroid table size");
@@ -369,7 +560,7 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
                                     const Workload* workload, const PartitionOptions& options,
                                     const ProgressFn& progress) {
   RepartitionReport rep;
-  faiss::IndexIVF& ivf = ivf_of(index);
+  faiss::IndexIVF& ivf = ivf_of(index, "partition");
   const int nlist = static_cast<int>(ivf.nlist);
   const int d_ivf = static_cast<int>(ivf.d);
   const int d = corpus.dim();
@@ -397,9 +588,32 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
       comm.sum(static_cast<int64_t>(comm.rank() == 0 && workload != nullptr)) > 0;
   if (!have_workload) return rep;
 
-  // Pass 1: the list of every row of this rank (as add will assign it), and the list sizes.
+  // The queries of the recall check, to every rank.
+  Bytes recall_queries;
+  cluster::run_local_phase(comm, "partition: recall queries", [&] {
+    if (comm.rank() != 0) return;
+    if (workload->queries.size() != static_cast<size_t>(workload->nq) * d)
+      throw std::invalid_argument("partition: the workload's dimension differs from the corpus'");
+    const int64_t nr = std::min(workload->nq, kRecallQueries);
+    cluster::ByteWriter w(recall_queries);
+    w.value<int64_t>(nr);
+    w.array(workload->queries.data(), static_cast<size_t>(nr) * d);
+  });
+  comm.broadcast(recall_queries, 0);
+  NearestRows nearest = [&] {
+    cluster::ByteReader r(recall_queries, "partition: recall queries");
+    const auto nr = r.value<int64_t>();
+    std::vector<float> q(static_cast<size_t>(nr) * d);
+    r.array(q.data(), q.size());
+    return NearestRows(nr, d, d_ivf, ivf.metric_type == faiss::METRIC_INNER_PRODUCT, std::move(q));
+  }();
+  Bytes().swap(recall_queries);
+
+  // Pass 1: the list of every row of this rank (as add will assign it), the list sizes, and
+  // this rank's nearest rows of the recall queries.
   std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(range.size()));
   std::vector<int64_t> counts(nlist, 0);
+  Bytes nearest_here;
   cluster::run_local_phase(comm, "partition: count lists", [&] {
     for_each_batch(
         corpus, range, options.batch_rows,
@@ -407,14 +621,24 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
           for (int64_t off = 0; off < count;) {
             const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
             const std::vector<float> xt = to_ivf_space(index, n, x + off * d);
-            ivf.quantizer->assign(n, xt.data(), labels.data() + (first + off - range.begin));
+            faiss::Index::idx_t* l = labels.data() + (first + off - range.begin);
+            ivf.quantizer->assign(n, xt.data(), l);
+            nearest.offer(first + off, n, x + off * d, xt.data(), l);
             off += n;
           }
         },
         progress, "partition: count lists");
     for (auto l : labels) ++counts[l];
+    nearest.pack(nearest_here);
   });
   comm.allreduce_sum(counts.data(), counts.size());
+  {
+    const std::vector<Bytes> found = comm.gather(nearest_here, 0);
+    Bytes().swap(nearest_here);
+    cluster::run_local_phase(comm, "partition: nearest rows", [&] {
+      for (int r = 1; r < static_cast<int>(found.size()); ++r) nearest.merge(found[r]);
+    });
+  }
 
   // Rank 0 plans the tiers.
   std::vector<float> wq;  // rank 0: the workload in IVF space
@@ -427,19 +651,20 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     access = access_frequency(*ivf.quantizer, wq.data(), workload->nq, workload->weights,
                               options.nprobe);
     const TierPlan tp = plan_tiers(access, counts, options.tiers, bound, options.min_list_size);
-    put_value<int32_t>(decision, static_cast<int32_t>(tp.lists_after.size()));
-    put(decision, tp.tier_of_list.data(), tp.tier_of_list.size() * sizeof(int));
-    put(decision, tp.lists_after.data(), tp.lists_after.size() * sizeof(int));
+    cluster::ByteWriter out(decision);
+    out.value<int32_t>(static_cast<int32_t>(tp.lists_after.size()));
+    out.array(tp.tier_of_list.data(), tp.tier_of_list.size());
+    out.array(tp.lists_after.data(), tp.lists_after.size());
   });
   comm.broadcast(decision, 0);
   TierPlan tiers;
   {
-    Reader in(decision);
+    cluster::ByteReader in(decision, "partition: tier plan");
     const int used = in.value<int32_t>();
     tiers.tier_of_list.resize(nlist);
-    in.take(tiers.tier_of_list.data(), nlist * sizeof(int));
+    in.array(tiers.tier_of_list.data(), tiers.tier_of_list.size());
     tiers.lists_after.resize(used);
-    in.take(tiers.lists_after.data(), used * sizeof(int));
+    in.array(tiers.lists_after.data(), tiers.lists_after.size());
     tiers.rows.assign(used, 0);
     tiers.lists_before.assign(used, 0);
     tiers.access.assign(used, 0.0);
@@ -482,8 +707,9 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
                                        static_cast<uint64_t>(rows_t)) >= cap[t])
                 continue;
               if (xt.empty()) xt = to_ivf_space(index, n, x + off * d);
-              put_value<int32_t>(mine, t);
-              put(mine, xt.data() + i * d_ivf, sizeof(float) * d_ivf);
+              cluster::ByteWriter out(mine);
+              out.value<int32_t>(t);
+              out.array(xt.data() + i * d_ivf, static_cast<size_t>(d_ivf));
             }
             off += n;
           }
@@ -499,12 +725,12 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     if (comm.rank() != 0) return;
     std::vector<std::vector<float>> rows(used);
     for (const Bytes& part : parts) {  // rank order: ascending global ids
-      Reader in(part);
+      cluster::ByteReader in(part, "partition: tier sample");
       while (!in.done()) {
         const int t = in.value<int32_t>();
         std::vector<float>& r = rows.at(t);
         r.resize(r.size() + d_ivf);
-        in.take(r.data() + r.size() - d_ivf, sizeof(float) * d_ivf);
+        in.array(r.data() + r.size() - d_ivf, static_cast<size_t>(d_ivf));
       }
     }
     std::vector<float> centroids(static_cast<size_t>(nlist) * d_ivf);
@@ -548,17 +774,34 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     }
     std::vector<int64_t> sizes_next(nlist_next);
     for (int c = 0; c < nlist_next; ++c) sizes_next[c] = std::llround(est[c]);
-    const std::vector<double> access_next =
-        access_frequency(*next_flat, wq.data(), workload->nq, workload->weights, options.nprobe);
-    const auto after = expected_costs(access_next, sizes_next, lambda);
-    rep.cost_after = std::accumulate(after.begin(), after.end(), 0.0);
-    const bool apply = rep.cost_after < rep.cost_before;
-    put_value<int32_t>(result, apply ? 1 : 0);
-    put_value<int32_t>(result, nlist_next);
-    put(result, next.data(), next.size() * sizeof(float));
+    // Both layouts at equal recall on the recall queries: the k-means lists at options.nprobe
+    // set the recall, the new lists need whatever nprobe reaches it.
+    const int64_t nr = std::min(workload->nq, kRecallQueries);
+    const std::vector<float> wr =
+        workload->weights.empty()
+            ? std::vector<float>{}
+            : std::vector<float>(workload->weights.begin(), workload->weights.begin() + nr);
+    const int p = std::max(1, std::min(options.nprobe, nlist));
+    const int reach = std::max(4 * p, p + 64);
+    const ProbeCurve old_curve = probe_curve(*ivf.quantizer, wq.data(), nr, wr, nearest.lists(),
+                                             kRecallK, counts, lambda, p);
+    const ProbeCurve new_curve =
+        probe_curve(*next_flat, wq.data(), nr, wr, nearest.lists_under(*next_flat), kRecallK,
+                    sizes_next, lambda, reach);
+    rep.recall_queries = static_cast<int>(nr);
+    rep.recall_target = old_curve.recall.back();
+    rep.cost_before = old_curve.cost.back();
+    const double at_recall = cost_at_recall(new_curve, rep.recall_target, &rep.nprobe_after);
+    const bool reached = std::isfinite(at_recall);  // else: not within `reach` probes
+    rep.cost_after = reached ? at_recall : new_curve.cost.back();
+    const bool apply = reached && rep.cost_after < rep.cost_before;
+    cluster::ByteWriter out(result);
+    out.value<int32_t>(apply ? 1 : 0);
+    out.value<int32_t>(nlist_next);
+    out.array(next.data(), next.size());
   });
   comm.broadcast(result, 0);
-  Reader in(result);
+  cluster::ByteReader in(result, "partition: new centroids");
   const bool apply = in.value<int32_t>() != 0;
   const int nlist_next = in.value<int32_t>();
   rep.applied = apply;
@@ -568,7 +811,7 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     return rep;
   }
   std::vector<float> next(static_cast<size_t>(nlist_next) * d_ivf);
-  in.take(next.data(), next.size() * sizeof(float));
+  in.array(next.data(), next.size());
   cluster::run_local_phase(comm, "partition: new centroids",
                            [&] { set_coarse_centroids(index, next, nlist_next); });
   rep.nlist_after = nlist_next;
@@ -588,8 +831,7 @@ std::vector<int> PartitionPlan::lists_of_shard(int shard) const {
 
 PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
                         const PartitionOptions& options, const ScanCost& lambda) {
-  const faiss::IndexIVF* ivf = find_ivf(&index);
-  if (ivf == nullptr) throw std::invalid_argument("make_plan: not an IVF index");
+  const faiss::IndexIVF* ivf = &ivf_of(index, "make_plan");
   const int nlist = static_cast<int>(ivf->nlist);
   if (options.shards < 1 || options.shards > nlist)
     throw std::invalid_argument("partition.shards is " + std::to_string(options.shards) +
@@ -687,7 +929,11 @@ nlohmann::json plan_to_json(const PartitionPlan& plan) {
           {"lists_after", r.tiers.lists_after}}},
         {"applied", r.applied},
         {"estimated_cost_before", r.cost_before},
-        {"estimated_cost_after", r.cost_after}}},
+        {"estimated_cost_after", r.cost_after},
+        {"recall_check",
+         {{"queries", r.recall_queries},
+          {"recall_at_10", r.recall_target},
+          {"nprobe_after", r.nprobe_after}}}}},
       {"shard_summary", summary},
       {"lists", {{"size", sizes}, {"access", access}, {"cost", cost}, {"shards", shards}}},
   };
@@ -724,6 +970,12 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
     plan.repartition.applied = r.at("applied").get<bool>();
     plan.repartition.cost_before = r.at("estimated_cost_before").get<double>();
     plan.repartition.cost_after = r.at("estimated_cost_after").get<double>();
+    if (r.contains("recall_check")) {  // absent in plans written before the check
+      const auto& rc = r.at("recall_check");
+      plan.repartition.recall_queries = rc.at("queries").get<int>();
+      plan.repartition.recall_target = rc.at("recall_at_10").get<double>();
+      plan.repartition.nprobe_after = rc.at("nprobe_after").get<double>();
+    }
     const auto& t = r.at("tiers");
     plan.repartition.tiers.access = t.at("access").get<std::vector<double>>();
     plan.repartition.tiers.rows = t.at("rows").get<std::vector<int64_t>>();
@@ -777,7 +1029,7 @@ std::unique_ptr<faiss::Index> make_shard_index(const faiss::Index& merged,
                                                const std::vector<char>& empty,
                                                const PartitionPlan& plan, int shard) {
   std::unique_ptr<faiss::Index> out = io::deserialize_index(empty);
-  faiss::IndexIVF& dst = ivf_of(*out);
+  faiss::IndexIVF& dst = ivf_of(*out, "partition");
   const faiss::IndexIVF* src = find_ivf(&merged);
   if (src == nullptr || src->nlist != dst.nlist || static_cast<int>(dst.nlist) != plan.nlist ||
       src->code_size != dst.code_size)

@@ -8,7 +8,8 @@
 //   (stages/list_scan.h), and stored with the plan.
 // Re-sizing (plan_tiers): lists are grouped into tiers by access density; hot tiers get more,
 // smaller lists (a split), cold tiers fewer, larger ones (a merge), within a bound on nlist, and
-// each re-sized tier is re-clustered with stages/kmeans. This happens after the coarse k-means
+// each re-sized tier is re-clustered with stages/kmeans, and kept only if cheaper at equal
+// recall on the workload (probe_curve). This happens after the coarse k-means
 // and before any row is added, so the index stays a plain FAISS IndexIVF. Lists are then placed
 // on shards by LPT on cost (by size without a workload); with a workload the plan is never
 // worse, by its own cost model, than the count-balanced placement of the same lists.
@@ -48,10 +49,21 @@ struct ScanCost {
   }
 };
 
-// Local. Times BatchScanner on lists of a few sizes (random codes of `index`'s own code
-// type, batches of 32 queries, best of 5 timings of >= 2 ms) and fits a + b s by least squares
-// (a >= 0, b > 0). `index` is trained; it is not modified (a copy is used).
+// Local. Times BatchScanner on lists of 16 .. 4096 codes (random codes of `index`'s own code
+// type, batches of 32 queries; 7 rounds over all sizes, each timing >= 1 ms; the median per
+// size) and fits them (fit_scan_cost). `index` is trained; it is not modified (a copy is used).
 ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed);
+
+// Pure. a + b s fitted to (sizes, seconds) by least squares on relative error (a >= 0, b > 0),
+// then a snapped to b * snap_overhead_codes(a / b). Every decision of the plan (re-sizing,
+// placement) depends on lambda only through a / b (scaling lambda scales every cost alike), so
+// the snap makes timing noise that keeps a / b within the same power of two leave the plan
+// unchanged. Throws std::invalid_argument on < 2 points or a time <= 0.
+ScanCost fit_scan_cost(const std::vector<int64_t>& sizes, const std::vector<double>& seconds);
+
+// The per-list overhead a / b in codes, snapped to the nearest power of two (log scale);
+// below 8 codes (not resolved by timings of lists of >= 16 codes): 0.
+double snap_overhead_codes(double codes);
 
 // Local. Rows in the space of the IVF inside `index` (its vector transforms applied, one
 // kBlockRows block at a time).
@@ -62,6 +74,27 @@ std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const floa
 // 1) or n values >= 0 with a positive sum.
 std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
                                      const std::vector<float>& weights, int nprobe);
+
+// Recall-aware comparison of two layouts: a workload's mean recall@k and expected cost at
+// each nprobe 1 .. max_nprobe (index p - 1), weighted by the query weights. A query's recall
+// at p is the share of its true k nearest rows whose list is among its p nearest centroids;
+// its cost at p is the sum of lambda(size) over those p lists.
+struct ProbeCurve {
+  std::vector<double> recall;
+  std::vector<double> cost;
+};
+
+// Local. `queries`: nq rows in IVF space; `neighbour_lists`: nq x k, the list of each query's
+// true neighbours (-1: none); `sizes`: per list of `quantizer`. weights: empty or nq values.
+ProbeCurve probe_curve(const faiss::Index& quantizer, const float* queries, int64_t nq,
+                       const std::vector<float>& weights,
+                       const std::vector<int64_t>& neighbour_lists, int k,
+                       const std::vector<int64_t>& sizes, const ScanCost& lambda, int max_nprobe);
+
+// The cost at the smallest nprobe whose recall reaches `recall`, interpolated linearly between
+// whole nprobes (so two layouts compare at exactly equal recall); *nprobe gets that nprobe.
+// Infinity (and *nprobe 0) when no nprobe of the curve reaches it.
+double cost_at_recall(const ProbeCurve& curve, double recall, double* nprobe);
 
 // cost_j = access[j] * lambda(sizes[j]).
 std::vector<double> expected_costs(const std::vector<double>& access,
@@ -144,16 +177,25 @@ struct RepartitionReport {
   TierPlan tiers;
   bool applied = false;    // false: the changes would not lower the expected cost
   double cost_before = 0;  // expected seconds per query, cost model, estimated
-  double cost_after = 0;
+  double cost_after = 0;   // ... at the recall cost_before has (recall_target), estimated
+  // Recall-aware check: recall@10 of the workload's first `recall_queries` queries (their true
+  // neighbours found in the count pass) at options.nprobe on the k-means lists, and the nprobe
+  // the re-sized lists need for that recall (fractional: interpolated; 0 when not checked).
+  int recall_queries = 0;
+  double recall_target = 0;
+  double nprobe_after = 0;
 };
 
 // Collective. `index` is trained and empty, identical on every rank; `workload` is read on
 // rank 0 only (nullptr elsewhere, and on every rank when there is none). Counts the rows of
-// each list (one pass over this rank's rows), then rank 0 plans the tiers; a sample of each
-// re-sized tier's rows (by global id and seed: any rank count gives the same sample; at most
-// 128 rows per new list) goes to rank 0, which re-clusters it (stages/kmeans.h); when the
-// estimated expected cost is lower, every rank's index gets the new centroids. Without a
-// workload nothing changes (and no pass).
+// each list and finds the true 10 nearest rows of the workload's first 1000 queries (one pass
+// over this rank's rows), then rank 0 plans the tiers; a sample of each re-sized tier's rows
+// (by global id and seed: any rank count gives the same sample; at most 128 rows per new
+// list) goes to rank 0, which re-clusters it (stages/kmeans.h). The new lists are kept only
+// when their estimated cost per query at the recall the k-means lists give at options.nprobe
+// (probe_curve) is lower than the k-means lists' cost there: smaller hot lists make a query
+// need more probes for the same recall, which a model at a fixed nprobe does not see. Then
+// every rank's index gets the new centroids. Without a workload nothing changes (no pass).
 // The scan cost is calibrated on rank 0 (or taken from options) and broadcast.
 RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
                                     io::VectorCorpus& corpus, cluster::RowRange range,

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cluster/bytes.h"
 #include "stages/ivf_index.h"
 #include "stages/list_scan.h"
 
@@ -16,42 +17,10 @@ namespace {
 
 using cluster::Bytes;
 
-void put(Bytes& out, const void* data, size_t n) {
-  if (n == 0) return;
-  const char* p = static_cast<const char*>(data);
-  out.insert(out.end(), p, p + n);
-}
-template <class T>
-void put_value(Bytes& out, T v) {
-  put(out, &v, sizeof(v));
-}
-
-class Reader {
- public:
-  explicit Reader(const Bytes& b) : b_(b) {}
-  const char* take(size_t n) {
-    if (pos_ + n > b_.size()) throw std::runtime_error("search: message truncated");
-    const char* p = b_.data() + pos_;
-    pos_ += n;
-    return p;
-  }
-  template <class T>
-  T value() {
-    T v;
-    std::memcpy(&v, take(sizeof(v)), sizeof(v));
-    return v;
-  }
-  bool done() const { return pos_ == b_.size(); }
-
- private:
-  const Bytes& b_;
-  size_t pos_ = 0;
-};
-
 // One query received by a serving rank.
 struct Incoming {
   int source = 0;
-  const float* vector = nullptr;  // into the received message
+  const char* vector = nullptr;  // d floats, into the received message (unaligned)
 };
 
 }  // namespace
@@ -140,13 +109,13 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
         }
         for (int r = 0; r < size; ++r) {
           if (pairs[r].empty()) continue;
-          Bytes& b = send[r];
-          put_value<int64_t>(b, q0 + i);
-          put_value<int32_t>(b, static_cast<int32_t>(pairs[r].size()));
-          put(b, xq.data() + i * dv, dv * sizeof(float));
+          cluster::ByteWriter b(send[r]);
+          b.value<int64_t>(q0 + i);
+          b.value<int32_t>(static_cast<int32_t>(pairs[r].size()));
+          b.array(xq.data() + i * dv, dv);
           for (const auto& [key, dis] : pairs[r]) {
-            put_value<int64_t>(b, key);
-            put_value<float>(b, dis);
+            b.value<int64_t>(key);
+            b.value<float>(dis);
           }
           sent[r].push_back(i);
         }
@@ -161,11 +130,11 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
       std::vector<Incoming> in;
       std::map<int64_t, std::pair<std::vector<int64_t>, std::vector<float>>> groups;  // by key
       for (int src = 0; src < size; ++src) {
-        Reader r(received[src]);
+        cluster::ByteReader r(received[src], "search: queries from rank " + std::to_string(src));
         while (!r.done()) {
           (void)r.value<int64_t>();
           const int npairs = r.value<int32_t>();
-          const auto* v = reinterpret_cast<const float*>(r.take(ivf->d * sizeof(float)));
+          const char* v = r.take(ivf->d, sizeof(float));
           const int64_t idx = static_cast<int64_t>(in.size());
           in.push_back({src, v});
           for (int t = 0; t < npairs; ++t) {
@@ -193,9 +162,9 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
       }
       scanner.finish();
       for (size_t i = 0; i < in.size(); ++i) {
-        Bytes& b = reply[in[i].source];
-        put(b, scanner.distances(static_cast<int64_t>(i)), k * sizeof(float));
-        put(b, scanner.ids(static_cast<int64_t>(i)), k * sizeof(int64_t));
+        cluster::ByteWriter b(reply[in[i].source]);
+        b.array(scanner.distances(static_cast<int64_t>(i)), static_cast<size_t>(k));
+        b.array(scanner.ids(static_cast<int64_t>(i)), static_cast<size_t>(k));
       }
     });
     const std::vector<Bytes> answers = comm.alltoallv(reply);
@@ -224,8 +193,8 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
 
   // 4. Results to rank 0, in query order (slices ascend with the rank).
   Bytes mine;
-  put(mine, out_dis.data(), out_dis.size() * sizeof(float));
-  put(mine, out_ids.data(), out_ids.size() * sizeof(int64_t));
+  cluster::ByteWriter(mine).array(out_dis.data(), out_dis.size());
+  cluster::ByteWriter(mine).array(out_ids.data(), out_ids.size());
   const std::vector<Bytes> all = comm.gather(mine, 0);
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -36,6 +36,16 @@ std::vector<float> gaussian_mixture(int64_t rows, int dim, int clusters, uint64_
   return out;
 }
 
+std::vector<float> plane_rows(int64_t rows, int dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 10.0f);
+  std::normal_distribution<float> flat(0.0f, 0.01f);
+  std::vector<float> out(static_cast<size_t>(rows) * dim);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int j = 0; j < dim; ++j) out[i * dim + j] = j < 2 ? u(rng) : flat(rng);
+  return out;
+}
+
 std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,
                                  int k, bool inner_product) {
   const int64_t n = static_cast<int64_t>(x.size()) / d;

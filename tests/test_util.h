@@ -24,6 +24,10 @@ class TempDir {
 // rows x dim float32 from a Gaussian mixture of `clusters` centres, seeded.
 std::vector<float> gaussian_mixture(int64_t rows, int dim, int clusters, uint64_t seed);
 
+// rows x dim float32 on a plane: coordinates 0 and 1 uniform in [0, 10), the others N(0, 0.01^2).
+// Low intrinsic dimension: a point's neighbours are local (unlike gaussian_mixture's).
+std::vector<float> plane_rows(int64_t rows, int dim, uint64_t seed);
+
 // Exact k nearest rows of x (rows of d floats) for each query in q, computed in double;
 // ties go to the smaller id. L2, or the largest inner product.
 std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,

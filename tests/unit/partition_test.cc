@@ -85,8 +85,9 @@ TEST(ScanCost, CalibratedLinearFitGrowsWithListSize) {
     std::vector<char> empty;
     auto index = build(factory, x, &empty);
     const ScanCost c = calibrate_scan_cost(*io::deserialize_index(empty), 7);
-    ASSERT_EQ(c.sizes.size(), 4u) << factory;
-    ASSERT_EQ(c.seconds.size(), 4u);
+    ASSERT_EQ(c.sizes.size(), 9u) << factory;
+    ASSERT_EQ(c.seconds.size(), 9u);
+    EXPECT_EQ(c.a / c.b, snap_overhead_codes(c.a / c.b)) << factory;  // a snapped overhead
     EXPECT_EQ(c.source, "calibrated");
     EXPECT_GE(c.a, 0.0);
     EXPECT_GT(c.b, 0.0);
@@ -99,6 +100,110 @@ TEST(ScanCost, CalibratedLinearFitGrowsWithListSize) {
   EXPECT_DOUBLE_EQ(costs[0], 0.5 * (1.0 + 50.0));
   EXPECT_DOUBLE_EQ(costs[1], 0.0);
   EXPECT_DOUBLE_EQ(costs[2], 0.0);  // an empty list costs nothing
+}
+
+TEST(ScanCost, FitRecoversTheLineAndSnapsTheOverheadToAPowerOfTwo) {
+  const std::vector<int64_t> sizes = {16, 64, 256, 1024, 4096};
+  auto times = [&](double a, double b) {
+    std::vector<double> t;
+    for (int64_t s : sizes) t.push_back(a + b * static_cast<double>(s));
+    return t;
+  };
+  ScanCost c = fit_scan_cost(sizes, times(64e-9, 1e-9));  // overhead 64 codes: exact
+  EXPECT_NEAR(c.b, 1e-9, 1e-15);
+  EXPECT_NEAR(c.a / c.b, 64.0, 1e-9);
+  EXPECT_EQ(c.source, "calibrated");
+  EXPECT_EQ(c.seconds, times(64e-9, 1e-9));
+  c = fit_scan_cost(sizes, times(50e-9, 1e-9));  // 50 codes -> 64 (log2 5.64 rounds to 6)
+  EXPECT_NEAR(c.a / c.b, 64.0, 1e-9);
+  c = fit_scan_cost(sizes, times(40e-9, 1e-9));  // 40 codes -> 32
+  EXPECT_NEAR(c.a / c.b, 32.0, 1e-9);
+  c = fit_scan_cost(sizes, times(5e-9, 2e-9));  // 2.5 codes: not resolved, 0
+  EXPECT_EQ(c.a, 0.0);
+  EXPECT_NEAR(c.b, 2e-9, 1e-15);
+  // Times falling with the size: no slope to fit; through the origin at the largest size.
+  c = fit_scan_cost({16, 4096}, {2e-6, 1e-6});
+  EXPECT_EQ(c.a, 0.0);
+  EXPECT_DOUBLE_EQ(c.b, 1e-6 / 4096);
+  EXPECT_EQ(snap_overhead_codes(0.0), 0.0);
+  EXPECT_EQ(snap_overhead_codes(8.0), 8.0);
+  EXPECT_EQ(snap_overhead_codes(1000.0), 1024.0);
+  EXPECT_THROW(fit_scan_cost({16}, {1e-6}), std::invalid_argument);
+  EXPECT_THROW(fit_scan_cost({16, 32}, {1e-6}), std::invalid_argument);
+  EXPECT_THROW(fit_scan_cost({16, 32}, {1e-6, 0.0}), std::invalid_argument);
+}
+
+// Timing noise (each time off by up to +-10%, as measured on a loaded machine) changes the fit
+// but not the snapped overhead, so the plan stays the same from run to run.
+TEST(ScanCost, NoisyTimingsGiveTheSamePlan) {
+  omp_set_num_threads(1);
+  const std::vector<float> x = testing::gaussian_mixture(4000, kDim, 10, 11);
+  auto index = build("IVF32,Flat", x);
+  Workload w;
+  w.nq = 300;
+  w.queries = skewed_queries(x, 0, w.nq, 12);
+  PartitionOptions o;
+  o.shards = 4;
+  o.nprobe = 4;
+  const std::vector<int64_t> sizes = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> noise(0.9, 1.1);
+  std::vector<std::vector<int>> first;
+  std::set<double> fitted_b;
+  for (int run = 0; run < 40; ++run) {
+    std::vector<double> t;
+    for (int64_t s : sizes) t.push_back((32e-9 + 1e-9 * static_cast<double>(s)) * noise(rng));
+    const ScanCost c = fit_scan_cost(sizes, t);
+    fitted_b.insert(c.b);
+    ASSERT_NEAR(c.a / c.b, 32.0, 1e-9) << "run " << run;
+    std::vector<std::vector<int>> placement;
+    for (const ListPlan& l : make_plan(*index, &w, o, c).lists) placement.push_back(l.shards);
+    if (run == 0) first = placement;
+    EXPECT_EQ(placement, first) << "run " << run;
+  }
+  EXPECT_GT(fitted_b.size(), 30u);  // the noise did reach the fit
+}
+
+TEST(ProbeCurve, RecallAndCostPerNprobeAndTheCostAtEqualRecall) {
+  faiss::IndexFlatL2 quantizer(1);
+  const float centroids[] = {0, 10, 20, 30};
+  quantizer.add(4, centroids);
+  // Query 0 at 1 probes 0, 1, 2, 3; query 1 at 29 probes 3, 2, 1, 0.
+  const float queries[] = {1, 29};
+  // k = 2: query 0's neighbours in lists 0 and 2; query 1's in list 3 and none (-1).
+  const std::vector<int64_t> neighbours = {0, 2, 3, -1};
+  const std::vector<int64_t> sizes = {10, 20, 30, 0};
+  const ProbeCurve c = probe_curve(quantizer, queries, 2, {}, neighbours, 2,
+                                   sizes, ScanCost::linear(1.0, 0.1), 4);
+  ASSERT_EQ(c.recall.size(), 4u);
+  // Recall: query 0 0.5, 0.5, 1, 1; query 1 (one known neighbour) 1, 1, 1, 1.
+  EXPECT_DOUBLE_EQ(c.recall[0], 0.75);
+  EXPECT_DOUBLE_EQ(c.recall[1], 0.75);
+  EXPECT_DOUBLE_EQ(c.recall[2], 1.0);
+  // Cost (lambda = 1 + 0.1 s, empty lists free): query 0 2, 5, 9, 9; query 1 0, 4, 7, 9.
+  EXPECT_DOUBLE_EQ(c.cost[0], 1.0);
+  EXPECT_DOUBLE_EQ(c.cost[1], 4.5);
+  EXPECT_DOUBLE_EQ(c.cost[2], 8.0);
+  EXPECT_DOUBLE_EQ(c.cost[3], 9.0);
+  double nprobe = 0;
+  EXPECT_DOUBLE_EQ(cost_at_recall(c, 0.7, &nprobe), 1.0);
+  EXPECT_DOUBLE_EQ(nprobe, 1.0);
+  // 0.875 lies halfway between nprobe 2 (0.75) and 3 (1.0): cost halfway, 6.25.
+  EXPECT_DOUBLE_EQ(cost_at_recall(c, 0.875, &nprobe), 6.25);
+  EXPECT_DOUBLE_EQ(nprobe, 2.5);
+  // Weights: query 1 only.
+  const ProbeCurve w = probe_curve(quantizer, queries, 2, {0, 1}, neighbours, 2, sizes,
+                                   ScanCost::linear(1.0, 0.1), 2);
+  ASSERT_EQ(w.recall.size(), 2u);
+  EXPECT_DOUBLE_EQ(w.recall[0], 1.0);
+  EXPECT_DOUBLE_EQ(w.cost[1], 4.0);
+  // Not reached within the curve: infinite cost, nprobe 0.
+  const ProbeCurve short_curve = probe_curve(quantizer, queries, 2, {}, neighbours, 2, sizes,
+                                             ScanCost::linear(1.0, 0.1), 1);
+  EXPECT_TRUE(std::isinf(cost_at_recall(short_curve, 0.9, &nprobe)));
+  EXPECT_EQ(nprobe, 0.0);
+  EXPECT_THROW(probe_curve(quantizer, queries, 2, {}, {0, 1}, 2, sizes, ScanCost::linear(1, 1), 2),
+               std::invalid_argument);
 }
 
 TEST(PlaceLpt, LongestFirstToTheLeastLoadedShard) {
@@ -333,6 +438,9 @@ TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
   plan.repartition.merges = 1;
   plan.repartition.tiers = plan_tiers({0.5, 0.25, 0.25}, {10, 20, 30}, 2, 3, 1);
   plan.repartition.applied = true;
+  plan.repartition.recall_queries = 300;
+  plan.repartition.recall_target = 0.91;
+  plan.repartition.nprobe_after = 5.5;
   plan.scan_cost.sizes = {64, 256};
   plan.scan_cost.seconds = {1e-6, 3e-6};
   testing::TempDir dir;
@@ -347,6 +455,9 @@ TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
   EXPECT_DOUBLE_EQ(back.scan_cost.b, plan.scan_cost.b);
   EXPECT_EQ(back.repartition.nlist_before, 30);
   EXPECT_TRUE(back.repartition.applied);
+  EXPECT_EQ(back.repartition.recall_queries, 300);
+  EXPECT_DOUBLE_EQ(back.repartition.recall_target, 0.91);
+  EXPECT_DOUBLE_EQ(back.repartition.nprobe_after, 5.5);
   EXPECT_EQ(back.repartition.tiers.lists_after, plan.repartition.tiers.lists_after);
   EXPECT_EQ(back.repartition.tiers.rows, plan.repartition.tiers.rows);
   ASSERT_EQ(back.lists.size(), plan.lists.size());
@@ -395,44 +506,80 @@ TEST_F(PlanTest, ShardFilesHoldExactlyTheirListsAndSearchWithStockFaiss) {
   EXPECT_THROW(make_plan(*index_, nullptr, options_, lambda_), std::invalid_argument);
 }
 
-// The build step on one rank: a skewed workload re-sizes the lists and lowers the cost the
-// plan of the built index reports, at the same nlist.
-TEST(RepartitionLists, SkewedWorkloadLowersExpectedCostAtTheSameNlist) {
-  omp_set_num_threads(1);
-  const std::vector<float> x = testing::gaussian_mixture(6000, kDim, 12, 21);
-  testing::TempDir dir;
-  io::write_fvecs(dir.file("x.fvecs"), x.data(), 6000, kDim);
-  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
-  auto serial = cluster::make_serial_comm();
-  std::vector<char> empty;
-  auto base = build("IVF32,Flat", x, &empty);
-  Workload w;
-  w.nq = 400;
-  w.queries = skewed_queries(x, 5, w.nq, 22);
-  PartitionOptions o;
-  o.shards = 4;
-  o.nprobe = 4;
-  o.scan_cost = {1e-6, 1e-8};
-  o.batch_rows = 1024;
-  auto index = io::deserialize_index(empty);
-  const RepartitionReport rep = repartition_lists(*serial, *index, corpus, {0, 6000}, &w, o);
+// The build step on one rank over 6000 rows x, IVF32,Flat, a workload of 400 queries near
+// row 5, partition.shards 4 and a fixed lambda.
+class RepartitionLists : public ::testing::Test {
+ protected:
+  void prepare(std::vector<float> x, int nprobe) {
+    omp_set_num_threads(1);
+    x_ = std::move(x);
+    io::write_fvecs(dir_.file("x.fvecs"), x_.data(), 6000, kDim);
+    corpus_ = std::make_unique<io::VectorCorpus>(std::vector<std::string>{dir_.file("x.fvecs")},
+                                                 io::VectorFormat::kFvecs);
+    base_ = build("IVF32,Flat", x_, &empty_);
+    w_.nq = 400;
+    w_.queries = skewed_queries(x_, 5, w_.nq, 22);
+    o_.shards = 4;
+    o_.nprobe = nprobe;
+    o_.scan_cost = {1e-6, 1e-8};
+    o_.batch_rows = 1024;
+  }
+  RepartitionReport run(faiss::Index& index, const Workload* w) {
+    return repartition_lists(*serial_, index, *corpus_, {0, 6000}, w, o_);
+  }
+  std::vector<float> x_;
+  testing::TempDir dir_;
+  std::unique_ptr<io::VectorCorpus> corpus_;
+  std::unique_ptr<cluster::Comm> serial_ = cluster::make_serial_comm();
+  std::vector<char> empty_;
+  std::unique_ptr<faiss::Index> base_;
+  Workload w_;
+  PartitionOptions o_;
+};
+
+// Rows with local neighbours: a skewed workload re-sizes the lists and lowers the cost the plan
+// of the built index reports, at the same nlist and at equal recall.
+TEST_F(RepartitionLists, SkewedWorkloadLowersExpectedCostAtTheSameNlist) {
+  prepare(testing::plane_rows(6000, kDim, 21), 2);
+  auto index = io::deserialize_index(empty_);
+  const RepartitionReport rep = run(*index, &w_);
   EXPECT_EQ(rep.scan_cost.source, "config");
   EXPECT_TRUE(rep.applied);
   EXPECT_GT(rep.splits, 0);
   EXPECT_EQ(rep.nlist_after, 32);  // the bound: the factory's nlist
   EXPECT_LT(rep.cost_after, rep.cost_before);
+  // Recall-aware: the k-means lists' recall at nprobe 2 is matched by the new lists at a larger
+  // (interpolated) nprobe, and the cost compared there.
+  EXPECT_EQ(rep.recall_queries, 400);
+  EXPECT_GT(rep.recall_target, 0.5);
+  EXPECT_GT(rep.nprobe_after, 2.0);
   std::vector<faiss::Index::idx_t> ids(6000);
   std::iota(ids.begin(), ids.end(), 0);
-  index->add_with_ids(6000, x.data(), ids.data());
-  const PartitionPlan before = make_plan(*base, &w, o, rep.scan_cost);
-  const PartitionPlan after = make_plan(*index, &w, o, rep.scan_cost);
+  index->add_with_ids(6000, x_.data(), ids.data());
+  const PartitionPlan before = make_plan(*base_, &w_, o_, rep.scan_cost);
+  const PartitionPlan after = make_plan(*index, &w_, o_, rep.scan_cost);
   EXPECT_EQ(after.nlist, 32);
   EXPECT_LT(after.expected_cost_per_query, before.expected_cost_per_query);
   // Without a workload nothing changes.
-  auto same = io::deserialize_index(empty);
-  const RepartitionReport none = repartition_lists(*serial, *same, corpus, {0, 6000}, nullptr, o);
-  EXPECT_FALSE(none.applied);
-  EXPECT_EQ(io::serialize_index(*same), empty);
+  auto same = io::deserialize_index(empty_);
+  EXPECT_FALSE(run(*same, nullptr).applied);
+  EXPECT_EQ(io::serialize_index(*same), empty_);
+}
+
+// Overlapping Gaussian clusters: a query's neighbours spread over many lists, so smaller hot
+// lists save codes per probe but need more probes for the same recall. By a model at a fixed
+// nprobe the re-sizing would pay (it did before the recall check); at equal recall it does
+// not, and the k-means lists stay.
+TEST_F(RepartitionLists, KeepsTheKMeansListsWhenEqualRecallCostsMore) {
+  prepare(testing::gaussian_mixture(6000, kDim, 12, 21), 4);
+  auto index = io::deserialize_index(empty_);
+  const RepartitionReport rep = run(*index, &w_);
+  EXPECT_FALSE(rep.applied);
+  EXPECT_EQ(rep.splits, 0);
+  EXPECT_EQ(rep.nlist_after, 32);
+  EXPECT_GE(rep.cost_after, rep.cost_before);
+  EXPECT_GT(rep.nprobe_after, 4.0);
+  EXPECT_EQ(io::serialize_index(*index), empty_);  // the k-means lists, untouched
 }
 
 }  // namespace
