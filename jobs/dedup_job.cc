@@ -16,6 +16,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "cluster/bytes.h"
 #include "io/atomic_file.h"
 #include "jobs/corpus.h"
 #include "jobs/dedup.h"
@@ -32,42 +33,10 @@ namespace sf::jobs {
 
 namespace dd = stages::dedup;
 
-// ---- byte packing for the shuffles ------------------------------------------------------------
-
 namespace {
 
-template <typename T>
-void put(cluster::Bytes& out, const T& value) {
-  const char* p = reinterpret_cast<const char*>(&value);
-  out.insert(out.end(), p, p + sizeof(T));
-}
-void put_string(cluster::Bytes& out, const std::string& s) {
-  put<uint32_t>(out, static_cast<uint32_t>(s.size()));
-  out.insert(out.end(), s.begin(), s.end());
-}
-
-class Unpacker {
- public:
-  explicit Unpacker(const cluster::Bytes& bytes) : bytes_(bytes) {}
-  bool done() const { return pos_ >= bytes_.size(); }
-  template <typename T>
-  T get() {
-    T value;
-    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return value;
-  }
-  std::string get_string() {
-    const auto n = get<uint32_t>();
-    std::string s(bytes_.data() + pos_, n);
-    pos_ += n;
-    return s;
-  }
-
- private:
-  const cluster::Bytes& bytes_;
-  size_t pos_ = 0;
-};
+using cluster::ByteReader;
+using cluster::ByteWriter;
 
 struct HashKey {
   size_t operator()(const dd::Hash128& h) const { return static_cast<size_t>(h.lo); }
@@ -216,8 +185,12 @@ DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const Dedup
 
 namespace {
 
+// read_and_sketch saw a stop request (SIGTERM): the rank's reading is abandoned, no sketch.
+struct ReadingStopped {};
+
 // Reads this rank's pieces and sketches every good record: exact hash always; signature
-// (and shingle set) once per distinct normalised text of this rank.
+// (and shingle set) once per distinct normalised text of this rank. Checks for a stop request
+// after every batch (a few tenths of a second of work) and throws ReadingStopped on one.
 void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& read,
                      const KeepPolicy& keep, const dd::MinHasher& minhash, bool keep_sets,
                      bool near, DedupTexts keep_texts, LocalCorpus& corpus,
@@ -292,6 +265,7 @@ void read_and_sketch(const pipeline::Config& config, const io::TextReadOptions& 
       for (int64_t i = 0; i < n; ++i) corpus.texts.push_back(std::move(normalised[i]));
     texts.clear();
     batch_bytes = 0;
+    if (pipeline::stop_requested()) throw ReadingStopped{};
   };
 
   int64_t done_pieces = 0;
@@ -505,25 +479,28 @@ std::unordered_map<uint64_t, std::string> fetch_by_row(
   std::vector<std::set<uint64_t>> asks(static_cast<size_t>(comm.size()));
   for (uint64_t row : wanted) asks[static_cast<size_t>(owner_of(begins, row))].insert(row);
   std::vector<cluster::Bytes> send(static_cast<size_t>(comm.size()));
-  for (size_t r = 0; r < asks.size(); ++r)
-    for (uint64_t row : asks[r]) put(send[r], row);
+  for (size_t r = 0; r < asks.size(); ++r) {
+    ByteWriter out(send[r]);
+    for (uint64_t row : asks[r]) out.value(row);
+  }
   const auto requests = comm.alltoallv(send);
   std::vector<cluster::Bytes> replies(static_cast<size_t>(comm.size()));
   for (size_t r = 0; r < requests.size(); ++r) {
-    Unpacker in(requests[r]);
+    ByteReader in(requests[r], "fetch_by_row: request");
+    ByteWriter out(replies[r]);
     while (!in.done()) {
-      const auto row = in.get<uint64_t>();
-      put(replies[r], row);
-      put_string(replies[r], answer(row));
+      const auto row = in.value<uint64_t>();
+      out.value(row);
+      out.string(answer(row));
     }
   }
   const auto answers = comm.alltoallv(replies);
   std::unordered_map<uint64_t, std::string> out;
   for (const auto& bytes : answers) {
-    Unpacker in(bytes);
+    ByteReader in(bytes, "fetch_by_row: reply");
     while (!in.done()) {
-      const auto row = in.get<uint64_t>();
-      out[row] = in.get_string();
+      const auto row = in.value<uint64_t>();
+      out[row] = in.string();
     }
   }
   return out;
@@ -622,11 +599,19 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
         spdlog::warn("{}: redo: {}", fps.sketch_rank.stage(), why);
     }
     checkpoints.forget(fps.sketch_rank.stage());
-    read_and_sketch(config, read, keep, minhash, exact_verify, near_on, keep_texts, corpus,
-                    [&](int64_t done, int64_t total) {
-                      if (progress) progress("read+sketch: files", done, total);
-                    });
-    // The checkpoint: a safe point once it is written (a stop request waits for it).
+    try {
+      read_and_sketch(config, read, keep, minhash, exact_verify, near_on, keep_texts, corpus,
+                      [&](int64_t done, int64_t total) {
+                        if (progress) progress("read+sketch: files", done, total);
+                      });
+    } catch (const ReadingStopped&) {
+      // A signal during reading: this rank stops at once, without a sketch; run_step's
+      // agreement then stops every rank (a Slurm KillWait is shorter than a long read).
+      spdlog::info("read+sketch: stop requested; reading abandoned after {} record(s)",
+                   corpus.keep_score.size());
+      return;
+    }
+    // The checkpoint: a safe point once it is written.
     io::publish_file(checkpoints.path(sketch_file),
                      [&](const std::string& tmp) { write_sketch_file(tmp, corpus); });
     checkpoints.mark_complete(fps.sketch_rank, {sketch_file},
@@ -646,10 +631,11 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
   begins.assign(static_cast<size_t>(comm.size()) + 1, 0);
   {
     cluster::Bytes mine;
-    put(mine, local_docs);
+    ByteWriter(mine).value(local_docs);
     const auto all = comm.allgather(mine);
     for (int r = 0; r < comm.size(); ++r)
-      begins[r + 1] = begins[r] + Unpacker(all[static_cast<size_t>(r)]).get<int64_t>();
+      begins[r + 1] = begins[r] +
+                     ByteReader(all[static_cast<size_t>(r)], "dedup: record counts").value<int64_t>();
   }
   const cluster::RowRange range{begins[comm.rank()], begins[comm.rank() + 1]};
   const int64_t total_docs = begins.back();
@@ -873,16 +859,16 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
     std::set<std::pair<uint64_t, uint64_t>> reps;
     for (const auto& v : near) reps.insert({v.representative, v.cluster});
     for (const auto& [rep, label] : reps) {
-      auto& out = send[static_cast<size_t>(owner_of(begins, rep))];
-      put(out, rep);
-      put(out, label);
+      ByteWriter out(send[static_cast<size_t>(owner_of(begins, rep))]);
+      out.value(rep);
+      out.value(label);
     }
     std::unordered_map<uint64_t, uint64_t> represents;
     for (const auto& bytes : comm.alltoallv(send)) {
-      Unpacker in(bytes);
+      ByteReader in(bytes, "clusters: representatives");
       while (!in.done()) {
-        const auto rep = in.get<uint64_t>();
-        represents[rep] = in.get<uint64_t>();
+        const auto rep = in.value<uint64_t>();
+        represents[rep] = in.value<uint64_t>();
       }
     }
     std::unordered_map<uint64_t, const dd::Verdict*> near_of;
@@ -891,30 +877,31 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
     for (const auto& v : exact) wanted.push_back(v.representative);
     const auto fate = fetch_by_row(comm, begins, wanted, [&](uint64_t row) {
       cluster::Bytes b;
+      ByteWriter out(b);
       if (auto it = near_of.find(row); it != near_of.end()) {
-        put<uint8_t>(b, 1);
-        put(b, it->second->cluster);
-        put(b, it->second->representative);
-        put(b, it->second->similarity);
+        out.value<uint8_t>(1);
+        out.value(it->second->cluster);
+        out.value(it->second->representative);
+        out.value(it->second->similarity);
       } else if (auto r = represents.find(row); r != represents.end()) {
-        put<uint8_t>(b, 2);
-        put(b, r->second);
+        out.value<uint8_t>(2);
+        out.value(r->second);
       } else {
-        put<uint8_t>(b, 0);
+        out.value<uint8_t>(0);
       }
       return std::string(b.begin(), b.end());
     });
     for (const auto& v : exact) {
       const std::string& f = fate.at(v.representative);
       cluster::Bytes b(f.begin(), f.end());
-      Unpacker in(b);
-      const auto kind = in.get<uint8_t>();
+      ByteReader in(b, "clusters: fate of a representative");
+      const auto kind = in.value<uint8_t>();
       if (kind == 1) {
-        const auto label = in.get<uint64_t>();
-        const auto rep = in.get<uint64_t>();
-        verdicts.push_back({v.row, label, rep, true, in.get<double>()});
+        const auto label = in.value<uint64_t>();
+        const auto rep = in.value<uint64_t>();
+        verdicts.push_back({v.row, label, rep, true, in.value<double>()});
       } else if (kind == 2) {
-        verdicts.push_back({v.row, in.get<uint64_t>(), v.representative, false, 1.0});
+        verdicts.push_back({v.row, in.value<uint64_t>(), v.representative, false, 1.0});
       } else {
         verdicts.push_back({v.row, v.cluster, v.representative, false, 1.0});
       }
@@ -929,16 +916,16 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
     for (const auto& v : verdicts) ++local_counts[v.cluster];
     std::vector<cluster::Bytes> counts(static_cast<size_t>(comm.size()));
     for (const auto& [label, n] : local_counts) {
-      auto& out = counts[static_cast<size_t>(label % static_cast<uint64_t>(comm.size()))];
-      put(out, label);
-      put(out, n);
+      ByteWriter out(counts[static_cast<size_t>(label % static_cast<uint64_t>(comm.size()))]);
+      out.value(label);
+      out.value(n);
     }
     std::unordered_map<uint64_t, int64_t> sizes;
     for (const auto& bytes : comm.alltoallv(counts)) {
-      Unpacker in(bytes);
+      ByteReader in(bytes, "clusters: sizes");
       while (!in.done()) {
-        const auto label = in.get<uint64_t>();
-        sizes[label] += in.get<int64_t>();
+        const auto label = in.value<uint64_t>();
+        sizes[label] += in.value<int64_t>();
       }
     }
     int64_t largest = 0;

@@ -42,7 +42,7 @@ ok
 
 check "SIGTERM to rank 1 while embedding: every rank stops at the embed checkpoint, exit 75"
 start_bg 2 "$WORK/term.log" run "$WORK/run.yaml" --set "output.dir=$WORK/term" "${SETS[@]}"
-wait_until 60 in_stage "$WORK/term" embed.fit
+wait_until 60 in_stage "$WORK/term" embed
 signal_rank TERM 1
 wait_bg
 [[ $BG_RC -eq 75 ]] || { show "$WORK/term.log"; fail "exit $BG_RC, expected 75"; }
