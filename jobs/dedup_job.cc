@@ -607,7 +607,7 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
     } catch (const ReadingStopped&) {
       // A signal during reading: this rank stops at once, without a sketch; run_step's
       // agreement then stops every rank (a Slurm KillWait is shorter than a long read).
-      spdlog::info("read+sketch: stop requested; reading abandoned after {} record(s)",
+      spdlog::warn("read+sketch: stop requested; reading abandoned after {} record(s)",
                    corpus.keep_score.size());
       return;
     }
