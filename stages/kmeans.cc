@@ -12,6 +12,8 @@
 #include <string>
 #include <unordered_set>
 
+#include "cluster/bytes.h"
+
 namespace sf::stages {
 namespace {
 
@@ -110,22 +112,17 @@ double sum_in_block_order(cluster::Comm& comm, const std::vector<double>& per_bl
 
 constexpr char kKMeansStateMagic[4] = {'S', 'F', 'K', 'M'};
 
-template <class T>
-void append_raw(cluster::Bytes& out, const T* values, size_t n) {
-  const auto* raw = reinterpret_cast<const char*>(values);
-  out.insert(out.end(), raw, raw + n * sizeof(T));
-}
-
 }  // namespace
 
 cluster::Bytes encode_kmeans_state(const KMeansState& state) {
-  cluster::Bytes out(kKMeansStateMagic, kKMeansStateMagic + 4);
-  const uint32_t version = kKMeansStateFormatVersion;
-  append_raw(out, &version, 1);
+  cluster::Bytes out;
+  cluster::ByteWriter w(out);
+  w.bytes(kKMeansStateMagic, 4);
+  w.value<uint32_t>(kKMeansStateFormatVersion);
   const int32_t header[4] = {state.k, state.d, state.iteration, state.empty_clusters_split};
-  append_raw(out, header, 4);
-  append_raw(out, state.centroids.data(), state.centroids.size());
-  append_raw(out, state.objective.data(), state.objective.size());
+  w.array(header, 4);
+  w.array(state.centroids.data(), state.centroids.size());
+  w.array(state.objective.data(), state.objective.size());
   return out;
 }
 
@@ -133,13 +130,14 @@ KMeansState decode_kmeans_state(const cluster::Bytes& bytes) {
   constexpr size_t kHeader = 4 + sizeof(uint32_t) + 4 * sizeof(int32_t);
   if (bytes.size() < kHeader || std::memcmp(bytes.data(), kKMeansStateMagic, 4) != 0)
     throw std::runtime_error("not a k-means state (no SFKM header)");
-  uint32_t version;
-  std::memcpy(&version, bytes.data() + 4, sizeof(version));
+  cluster::ByteReader in(bytes, "k-means state");
+  in.take(4);  // the magic
+  const auto version = in.value<uint32_t>();
   if (version != kKMeansStateFormatVersion)
     throw std::runtime_error("k-means state format version " + std::to_string(version) +
                              ", this build reads " + std::to_string(kKMeansStateFormatVersion));
   int32_t header[4];
-  std::memcpy(header, bytes.data() + 8, sizeof(header));
+  in.array(header, 4);
   KMeansState state;
   state.k = header[0];
   state.d = header[1];
@@ -154,10 +152,9 @@ KMeansState decode_kmeans_state(const cluster::Bytes& bytes) {
     throw std::runtime_error("k-means state: " + std::to_string(bytes.size()) +
                              " bytes, expected " + std::to_string(expected));
   state.centroids.resize(floats);
-  std::memcpy(state.centroids.data(), bytes.data() + kHeader, floats * sizeof(float));
+  in.array(state.centroids.data(), floats);
   state.objective.resize(static_cast<size_t>(state.iteration));
-  std::memcpy(state.objective.data(), bytes.data() + kHeader + floats * sizeof(float),
-              state.objective.size() * sizeof(double));
+  in.array(state.objective.data(), state.objective.size());
   return state;
 }
 
