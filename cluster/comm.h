@@ -118,16 +118,20 @@ void agree(Comm& comm, const std::string& phase, std::exception_ptr error);
 // true on every rank when any rank passed stop = true.
 bool agree_or_stop(Comm& comm, const std::string& phase, std::exception_ptr error, bool stop);
 
-// Collective: runs `local_work` (which must not call collectives), then agree().
-inline void run_local_phase(Comm& comm, const std::string& phase,
-                            const std::function<void()>& local_work) {
-  std::exception_ptr error;
+// Local: runs `local_work`; the exception it threw, or null.
+inline std::exception_ptr exception_of(const std::function<void()>& local_work) {
   try {
     local_work();
   } catch (...) {
-    error = std::current_exception();
+    return std::current_exception();
   }
-  agree(comm, phase, error);
+  return nullptr;
+}
+
+// Collective: runs `local_work` (which must not call collectives), then agree().
+inline void run_local_phase(Comm& comm, const std::string& phase,
+                            const std::function<void()>& local_work) {
+  agree(comm, phase, exception_of(local_work));
 }
 
 // The contiguous global row range [begin, end) that `rank` of `size` owns out of `rows`:

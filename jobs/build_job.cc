@@ -23,8 +23,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
 
 #include "io/atomic_file.h"
@@ -263,22 +261,10 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
 
   // The run directory. Without --resume, results and checkpoints of an earlier run are
   // removed first, so a failed build never leaves an index.faiss that looks like its result.
-  cluster::run_local_phase(comm, "prepare output.dir", [&] {
-    if (comm.rank() != 0) return;
-    pipeline::make_run_dir(dir);
-    if (config.resume) {
-      const std::string previous = pipeline::describe_previous_run(dir);
-      spdlog::info("resume: {}", previous.empty() ? "no earlier run in " + dir : previous);
-    } else {
-      for (const char* stale : {kIndexFile, "eval.json", "run.json", kTrainedFile, "plan.json",
-                                "search.json", "search.h5", kKMeansStateFile})
-        fs::remove(checkpoints.path(stale));
-      fs::remove_all(checkpoints.path(kPieceDir));
-      fs::remove_all(checkpoints.path("shards"));
-      checkpoints.forget_all();
-    }
-    io::publish_text(dir + "/config.yaml", pipeline::to_yaml(config));
-  });
+  prepare_run_dir(comm, config, checkpoints, {},
+                  {kIndexFile, "eval.json", "run.json", kTrainedFile, "plan.json", "search.json",
+                   "search.h5", kKMeansStateFile, kPieceDir, "shards"},
+                  {});
 
   log.begin("open");
   OpenedCorpus opened = open_corpus(comm, config);

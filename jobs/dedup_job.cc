@@ -980,13 +980,12 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   }
 
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
+  std::vector<std::string> folders = {"kept.tmp", "duplicates.tmp", kSketchDir, kVerdictsDir};
+  if (config.dedup.write_pairs) folders.push_back("pairs.tmp");
   prepare_run_dir(comm, config, checkpoints,
                   {"kept", "kept.tmp", "duplicates.tmp", "duplicates.jsonl", "dedup.json",
                    "quality.json", "quality_pairs.jsonl", "pairs.jsonl", "pairs.tmp"},
-                  {kSketchDir, kVerdictsDir}, {"kept.tmp", "duplicates.tmp", kSketchDir, kVerdictsDir});
-  cluster::run_local_phase(comm, "prepare output.dir", [&] {
-    if (comm.rank() == 0 && config.dedup.write_pairs) std::filesystem::create_directories(pairs_tmp);
-  });
+                  {kSketchDir, kVerdictsDir}, folders);
 
   DedupedCorpus deduped = read_and_dedup(comm, config, setup, *fps, checkpoints, threads,
                                          DedupTexts{}, log, progress);

@@ -78,12 +78,7 @@ void set_stop_requested(bool value) { g_stop = value ? 1 : 0; }
 
 void run_step(cluster::Comm& comm, const std::string& phase,
               const std::function<void()>& local_work) {
-  std::exception_ptr error;
-  try {
-    local_work();
-  } catch (...) {
-    error = std::current_exception();
-  }
+  const std::exception_ptr error = cluster::exception_of(local_work);
   if (cluster::agree_or_stop(comm, phase, error, stop_requested())) throw Stopped(phase);
 }
 

@@ -1,6 +1,7 @@
 #include "stages/kmeans.h"
 
 #include "stages/batches.h"
+#include "stages/mix64.h"
 
 #include <faiss/utils/distances.h>
 #include <omp.h>
@@ -22,12 +23,7 @@ namespace {
 class SplitMix64 {
  public:
   explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return mix64(state_ += 0x9E3779B97F4A7C15ULL); }
   // Uniform in [0, bound) (bound > 0), by rejection: no modulo bias.
   uint64_t below(uint64_t bound) {
     const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
