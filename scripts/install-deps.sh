@@ -8,7 +8,7 @@ apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config ca-certificates \
   openmpi-bin libopenmpi-dev \
   libhdf5-dev hdf5-tools \
-  libfaiss-dev libopenblas0-openmp \
+  libfaiss-dev libopenblas0-openmp libopenblas-openmp-dev \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
   libxxhash-dev \
   libgtest-dev \

@@ -1,11 +1,14 @@
 #include "stages/list_scan.h"
 
+#include <cblas.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/utils/Heap.h>
-#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
 #include <typeinfo>
 
 namespace sf::stages {
@@ -17,6 +20,40 @@ using IpHeap = faiss::CMin<float, int64_t>;  // keeps the k largest inner produc
 template <class C>
 void push(int k, float* dis, int64_t* ids, float d, int64_t id) {
   if (C::cmp(dis[0], d)) faiss::heap_replace_top<C>(k, dis, ids, d, id);
+}
+
+// fvec_L2sqr / fvec_inner_product of one query against several codes, bit for bit what
+// Debian's libfaiss computes: it is built for baseline x86-64, where both are FAISS's
+// reference loops (one float accumulator, i = 0 .. d-1, no fused multiply-add: this file is
+// compiled with -ffp-contract=off). The same loop runs for 8 codes at once, one per vector
+// lane, so each lane's sum is the reference's; that is ~8x faster than calling it per code,
+// whose serial additions bound it. Checked against FAISS by BatchScanner.EqualsFaissSearch*.
+typedef float Lanes __attribute__((vector_size(4 * sizeof(float))));
+
+template <bool kInnerProduct>
+void exact_distances(const float* q, const float* base, size_t d, const size_t* rows, size_t n,
+                     float* out) {
+  for (size_t c0 = 0; c0 < n; c0 += 8) {
+    const float* y[8];
+    for (size_t l = 0; l < 8; ++l) y[l] = base + rows[std::min(c0 + l, n - 1)] * d;
+    Lanes lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+    for (size_t i = 0; i < d; ++i) {
+      const Lanes vlo = {y[0][i], y[1][i], y[2][i], y[3][i]};
+      const Lanes vhi = {y[4][i], y[5][i], y[6][i], y[7][i]};
+      if constexpr (kInnerProduct) {
+        lo += q[i] * vlo;
+        hi += q[i] * vhi;
+      } else {
+        const Lanes dlo = q[i] - vlo, dhi = q[i] - vhi;
+        lo += dlo * dlo;
+        hi += dhi * dhi;
+      }
+    }
+    float sums[8];
+    std::memcpy(sums, &lo, sizeof(lo));
+    std::memcpy(sums + 4, &hi, sizeof(hi));
+    for (size_t l = 0; l < 8 && c0 + l < n; ++l) out[c0 + l] = sums[l];
+  }
 }
 
 }  // namespace
@@ -37,6 +74,12 @@ BatchScanner::BatchScanner(const faiss::IndexIVF& ivf, int k, int64_t nq, const 
       faiss::heap_heapify<L2Heap>(k, dis_.data() + q * k, ids_.data() + q * k);
   }
   if (!flat_) scanners_.resize(static_cast<size_t>(nq));
+  if (flat_) {
+    query_norms_.resize(static_cast<size_t>(nq));
+    const int d = static_cast<int>(ivf.d);
+    for (int64_t q = 0; q < nq; ++q)
+      query_norms_[q] = cblas_sdot(d, queries + q * d, 1, queries + q * d, 1);
+  }
 }
 
 BatchScanner::~BatchScanner() = default;
@@ -51,68 +94,53 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
   faiss::InvertedLists::ScopedIds list_ids(&lists, list_no);
   const size_t d = ivf_.d;
   if (flat_) {
-    // Gather the group; one distance matrix of the group against the list (L2: FAISS's
-    // pairwise_L2sqr, a GEMM; IP: fvec_inner_products_ny per query), in blocks of list rows.
-    // A code whose matrix distance could enter the query's top-k is scored again with
-    // fvec_L2sqr / fvec_inner_product, as a FAISS IVFFlat search scores it.
+    // Gather the group; one distance matrix of the group against the list, in blocks of list
+    // rows: one GEMM (inner products; L2 adds |q|^2 + |y|^2 - 2 q.y, the norms of the queries
+    // computed once per batch). A code whose matrix distance could enter the query's top-k is
+    // scored again exactly (exact_distances), as a FAISS IVFFlat search scores it. We call
+    // BLAS rather than FAISS's pairwise_L2sqr because that recomputes the norms of the group
+    // with the scalar loop on every call: one per (query, list) pair, as dear as ~200 codes
+    // of the GEMM at d 784.
     const auto* x = reinterpret_cast<const float*>(codes.get());
     const size_t nb = which.size();
-    if (nb < static_cast<size_t>(faiss::distance_compute_blas_threshold)) {
-      // A small group: FAISS's own choice below its BLAS threshold, one exact distance per
-      // pair (no GEMM pays off).
-      for (size_t i = 0; i < nb; ++i) {
-        const int64_t q = which[i];
-        const float* qv = queries_ + q * d;
-        float* hd = dis_.data() + q * k_;
-        int64_t* hi = ids_.data() + q * k_;
-        for (size_t t = 0; t < n; ++t) {
-          if (inner_product_)
-            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, x + t * d, d),
-                         list_ids.get()[t]);
-          else
-            push<L2Heap>(k_, hd, hi, faiss::fvec_L2sqr(qv, x + t * d, d), list_ids.get()[t]);
-        }
-      }
-      return;
-    }
     constexpr size_t kBlock = 4096;
     const size_t block = std::min(n, kBlock);
     group_.resize(nb * d);
-    group_norms_.resize(nb);
-    for (size_t i = 0; i < nb; ++i) {
+    for (size_t i = 0; i < nb; ++i)
       std::copy(queries_ + which[i] * d, queries_ + (which[i] + 1) * d, group_.begin() + i * d);
-      group_norms_[i] = faiss::fvec_norm_L2sqr(&group_[i * d], d);
-    }
     group_dis_.resize(nb * block);
+    code_norms_.resize(block);
     for (size_t y0 = 0; y0 < n; y0 += block) {
       const size_t ny = std::min(block, n - y0);
       const float* y = x + y0 * d;
-      if (inner_product_) {
-        for (size_t i = 0; i < nb; ++i)
-          faiss::fvec_inner_products_ny(&group_dis_[i * ny], &group_[i * d], y, d, ny);
-      } else {
-        faiss::pairwise_L2sqr(static_cast<int64_t>(d), static_cast<int64_t>(nb), group_.data(),
-                              static_cast<int64_t>(ny), y, group_dis_.data());
+      const int di = static_cast<int>(d), nbi = static_cast<int>(nb), nyi = static_cast<int>(ny);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbi, nyi, di,
+                  inner_product_ ? 1.0f : -2.0f, group_.data(), di, y, di, 0.0f,
+                  group_dis_.data(), nyi);
+      if (!inner_product_) {
+        for (size_t t = 0; t < ny; ++t) code_norms_[t] = cblas_sdot(di, y + t * d, 1, y + t * d, 1);
+        for (size_t i = 0; i < nb; ++i) {
+          float* row = &group_dis_[i * ny];
+          const float qn = query_norms_[which[i]];
+          for (size_t t = 0; t < ny; ++t) row[t] += qn + code_norms_[t];
+        }
       }
       for (size_t i = 0; i < nb; ++i) {
         const int64_t q = which[i];
         const float* qv = queries_ + q * d;
         float* hd = dis_.data() + q * k_;
         int64_t* hi = ids_.data() + q * k_;
-        const float* row = &group_dis_[i * ny];
-        // GEMM rounding: a relative error far below this margin on |q|^2 + |top|.
-        const float margin =
-            1e-4f *
-            (group_norms_[i] + std::fabs(hd[0] == hd[0] && std::isfinite(hd[0]) ? hd[0] : 0.0f));
-        for (size_t t = 0; t < ny; ++t) {
-          if (inner_product_) {
-            if (!(row[t] > hd[0] - margin)) continue;
-            push<IpHeap>(k_, hd, hi, faiss::fvec_inner_product(qv, y + t * d, d),
-                         list_ids.get()[y0 + t]);
-          } else {
-            if (!(row[t] < hd[0] + margin)) continue;
-            push<L2Heap>(k_, hd, hi, faiss::fvec_L2sqr(qv, y + t * d, d), list_ids.get()[y0 + t]);
-          }
+        const std::vector<size_t>& pick = rescore_candidates(q, &group_dis_[i * ny], ny);
+        exact_.resize(pick.size());
+        if (inner_product_)
+          exact_distances<true>(qv, y, d, pick.data(), pick.size(), exact_.data());
+        else
+          exact_distances<false>(qv, y, d, pick.data(), pick.size(), exact_.data());
+        for (size_t c = 0; c < pick.size(); ++c) {
+          if (inner_product_)
+            push<IpHeap>(k_, hd, hi, exact_[c], list_ids.get()[y0 + pick[c]]);
+          else
+            push<L2Heap>(k_, hd, hi, exact_[c], list_ids.get()[y0 + pick[c]]);
         }
       }
     }
@@ -129,6 +157,39 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
     scanner->scan_codes(n, codes.get(), list_ids.get(), dis_.data() + q * k_, ids_.data() + q * k_,
                         k_);
   }
+}
+
+float BatchScanner::margin(int64_t q, float dis) const {
+  // GEMM rounding: a relative error far below this on |q|^2 + |distance|.
+  return 1e-4f * (query_norms_[q] + (std::isfinite(dis) ? std::fabs(dis) : 0.0f));
+}
+
+// The codes of one matrix row that can enter query q's heap: those within the rounding margin
+// of its top (all while the heap is not full), and of those at most the k best and their near
+// ties: a code worse than the row's k-th best by more than twice the margin cannot beat any of
+// those k exactly, so it is not scored again.
+const std::vector<size_t>& BatchScanner::rescore_candidates(int64_t q, const float* row,
+                                                            size_t ny) {
+  const float top = dis_[q * k_];
+  const bool full = std::fabs(top) < std::numeric_limits<float>::max();  // else +-FLT_MAX
+  const float m = margin(q, top);
+  pick_.clear();
+  for (size_t t = 0; t < ny; ++t)
+    if (!full || (inner_product_ ? row[t] > top - m : row[t] < top + m)) pick_.push_back(t);
+  if (pick_.size() <= static_cast<size_t>(k_)) return pick_;
+  keys_.resize(pick_.size());
+  for (size_t c = 0; c < pick_.size(); ++c) keys_[c] = row[pick_[c]];
+  if (inner_product_)
+    std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end(), std::greater<>());
+  else
+    std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end());
+  const float kth = keys_[k_ - 1];
+  const float bound = inner_product_ ? kth - 2 * margin(q, kth) : kth + 2 * margin(q, kth);
+  size_t kept = 0;
+  for (size_t t : pick_)
+    if (inner_product_ ? row[t] >= bound : row[t] <= bound) pick_[kept++] = t;
+  pick_.resize(kept);
+  return pick_;
 }
 
 void BatchScanner::finish() {

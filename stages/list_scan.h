@@ -3,15 +3,16 @@
 //
 // The queries that probe one list are scanned together, one distance computation per list and
 // group of queries:
-// - IndexIVFFlat, groups below FAISS's BLAS threshold (distance_compute_blas_threshold, 20
-//   queries): fvec_L2sqr / fvec_inner_product per pair, as FAISS's own brute force does there.
-// - IndexIVFFlat, larger groups: the distance matrix of the group against the list's raw vectors:
-// L2 with
-//   FAISS's pairwise_L2sqr (norms + one GEMM per group and list block), inner product with
-//   fvec_inner_products_ny per query. Codes whose matrix distance could enter a query's top-k
-//   (within a margin far above GEMM rounding) are scored again with fvec_L2sqr /
-//   fvec_inner_product, the very function the IVFFlat scanner of a plain FAISS search uses,
-//   so the reported distances equal a FAISS search's.
+// - IndexIVFFlat: the distance matrix of the group (one query or more) against the list's
+//   raw vectors, one BLAS GEMM per group and list block (L2: |q|^2 + |y|^2 - 2 q.y). The codes
+//   whose matrix distance could enter a query's top-k (within a margin far above GEMM
+//   rounding; at most the k best of the block and their near ties) are scored again exactly,
+//   bit for bit as fvec_L2sqr / fvec_inner_product, the functions the IVFFlat scanner of a
+//   plain FAISS search uses, so the reported distances equal a FAISS search's. We go around
+//   FAISS's own choice below its BLAS threshold (20 queries: one fvec_L2sqr per pair) because
+//   Debian's libfaiss is built for baseline x86-64, where fvec_L2sqr is the scalar reference
+//   loop while OpenBLAS picks AVX-512 kernels at run time: the matrix is faster for a group
+//   of any size (bench/RESULTS.md, "Workload-aware partitioning").
 // - every other code (PQ, SQ, ...): FAISS's own InvertedListScanner, one per query of the
 //   batch (set_query once per query, set_list + scan_codes per list: what
 //   IndexIVF::search_preassigned does per query), visited list by list so a list's codes are
@@ -58,8 +59,14 @@ class BatchScanner {
   std::vector<float> dis_;
   std::vector<int64_t> ids_;
   std::vector<std::unique_ptr<faiss::InvertedListScanner>> scanners_;  // non-flat, lazily
-  std::vector<float> group_, group_norms_, group_dis_;                 // flat scratch
+  std::vector<float> group_, group_dis_, code_norms_;  // flat scratch
+  std::vector<size_t> pick_;  // flat: the codes of a row to score exactly
+  std::vector<float> keys_, exact_;
+  std::vector<float> query_norms_;  // |q|^2
   int64_t codes_scanned_ = 0;
+
+  float margin(int64_t q, float dis) const;
+  const std::vector<size_t>& rescore_candidates(int64_t q, const float* row, size_t ny);
 };
 
 // Merges sorted top-k results (each k distances and ids, nearest first, -1 padded) into one

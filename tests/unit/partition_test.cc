@@ -29,9 +29,10 @@ constexpr int kDim = 16;
 
 // A trained, filled index of `factory` over x (ids = row numbers). One thread: deterministic.
 std::unique_ptr<faiss::Index> build(const std::string& factory, const std::vector<float>& x,
-                                    std::vector<char>* empty = nullptr) {
+                                    std::vector<char>* empty = nullptr,
+                                    bool inner_product = false) {
   omp_set_num_threads(1);
-  std::unique_ptr<faiss::Index> index = make_ivf_index(kDim, factory, false);
+  std::unique_ptr<faiss::Index> index = make_ivf_index(kDim, factory, inner_product);
   const auto n = static_cast<int64_t>(x.size() / kDim);
   index->train(n, x.data());
   if (empty != nullptr) *empty = io::serialize_index(*index);
@@ -346,6 +347,51 @@ TEST(BatchScanner, EqualsFaissSearchForFlatPqAndSq) {
           EXPECT_FLOAT_EQ(scanner.distances(i)[t], ref_d[i * k + t]);
         }
       }
+  }
+}
+
+// IVF-Flat, both metrics: the scanner's distances are FAISS's IVFFlat search's bit for bit,
+// whether a list is scanned for one query at a time or for the whole group at once (the GEMM
+// path with its exact rescoring).
+TEST(BatchScanner, FlatDistancesAreFaissBitForBit) {
+  const std::vector<float> x = testing::gaussian_mixture(3000, kDim, 8, 5);
+  const std::vector<float> q = testing::gaussian_mixture(64, kDim, 8, 6);
+  const int nq = 64, k = 10, nprobe = 4;
+  for (const bool ip : {false, true}) {
+    auto index = build("IVF16,Flat", x, nullptr, ip);
+    faiss::IndexIVF* ivf = find_ivf(index.get());
+    ivf->nprobe = nprobe;
+    std::vector<float> ref_d(nq * k);
+    std::vector<faiss::Index::idx_t> ref_i(nq * k);
+    index->search(nq, q.data(), k, ref_d.data(), ref_i.data());
+    std::vector<float> cd(nq * nprobe);
+    std::vector<faiss::Index::idx_t> cl(nq * nprobe);
+    ivf->quantizer->search(nq, q.data(), nprobe, cd.data(), cl.data());
+    for (const bool one_at_a_time : {false, true}) {
+      BatchScanner scanner(*ivf, k, nq, q.data());
+      std::map<int64_t, std::pair<std::vector<int64_t>, std::vector<float>>> groups;
+      for (int i = 0; i < nq; ++i)
+        for (int t = 0; t < nprobe; ++t) {
+          if (one_at_a_time) {
+            scanner.scan_list(*ivf->invlists, cl[i * nprobe + t], {i}, {cd[i * nprobe + t]});
+            continue;
+          }
+          groups[cl[i * nprobe + t]].first.push_back(i);
+          groups[cl[i * nprobe + t]].second.push_back(cd[i * nprobe + t]);
+        }
+      for (const auto& [list, g] : groups) scanner.scan_list(*ivf->invlists, list, g.first, g.second);
+      scanner.finish();
+      for (int i = 0; i < nq; ++i)
+        for (int t = 0; t < k; ++t) {
+          EXPECT_EQ(scanner.distances(i)[t], ref_d[i * k + t])
+              << (ip ? "IP" : "L2") << (one_at_a_time ? " single" : " grouped") << " q" << i;
+          if (scanner.ids(i)[t] != ref_i[i * k + t]) {  // only an exact tie may reorder
+            const bool tie = (t > 0 && ref_d[i * k + t - 1] == ref_d[i * k + t]) ||
+                             (t + 1 < k && ref_d[i * k + t + 1] == ref_d[i * k + t]);
+            EXPECT_TRUE(tie) << "q" << i << " rank " << t;
+          }
+        }
+    }
   }
 }
 
