@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 import faiss
 import h5py
@@ -148,7 +149,7 @@ def main():
     ap.add_argument("--fashion-factory", default="IVF256,Flat")
     ap.add_argument("--zipf-factory", default="IVF512,Flat")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--tile", type=int, default=4)
+    ap.add_argument("--tile", type=int, default=16)
     ap.add_argument("--tiers", type=int, default=4, help="partition.tiers of the workload layout")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -192,11 +193,22 @@ def main():
                                "codes_at_target": at_target,
                                "plan": json.load(open(out + "/plan.json"))["repartition"]}
             # Interleaved repeats: count, workload, count, workload, ...
+            tiled = np.tile(queries, (a.tile, 1))
             for layout in ("count", "workload"):
                 row[layout]["runs"] = []
+                row[layout]["faiss_runs"] = []
+                row[layout]["faiss_index"] = faiss.read_index(row[layout]["out"] + "/index.faiss")
+                faiss.extract_index_ivf(row[layout]["faiss_index"]).nprobe = row[layout]["nprobe"]
             for _ in range(a.repeats):
                 for layout in ("count", "workload"):
                     r = row[layout]
+                    # The peer: python3-faiss's own search of the merged index, 1 thread, same
+                    # queries and nprobe (one core, where shardforge uses `ranks`).
+                    faiss.omp_set_num_threads(1)
+                    t0 = time.perf_counter()
+                    r["faiss_index"].search(tiled, 10)
+                    r["faiss_runs"].append(len(tiled) / (time.perf_counter() - t0))
+                    faiss.omp_set_num_threads(2)
                     run(mpirun(ranks, a.binary, "search", r["cfg"], "--set", f"search.nprobe={r['nprobe']}"), log)
                     j = json.load(open(r["out"] + "/search.json"))
                     with h5py.File(r["out"] + "/search.h5", "r") as f:
@@ -210,7 +222,9 @@ def main():
                 r["codes_per_query"] = r["runs"][0]["codes_scanned_per_query"]
                 r["qps_median"] = statistics.median(x["qps"] for x in r["runs"])
                 r["qps_all"] = [round(x["qps"], 1) for x in r["runs"]]
-                del r["runs"]
+                r["faiss_qps_median"] = statistics.median(r["faiss_runs"])
+                r["faiss_qps_all"] = [round(x, 1) for x in r["faiss_runs"]]
+                del r["runs"], r["faiss_runs"], r["faiss_index"]
             c, w = row["count"], row["workload"]
             row["codes_reduction"] = 1 - w["codes_per_query"] / c["codes_per_query"]
             row["codes_reduction_at_target"] = 1 - w["codes_at_target"] / c["codes_at_target"]
@@ -218,17 +232,17 @@ def main():
             results.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print(f"| dataset | ranks | layout | nprobe | recall@10 | codes/query | codes/query at recall {a.target} (interp.) | shard max/mean | QPS (median) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| dataset | ranks | layout | nprobe | recall@10 | codes/query | codes/query at recall {a.target} (interp.) | shard max/mean | QPS (median) | python3-faiss 1 thread QPS (median) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in results:
         for layout in ("count", "workload"):
             r = row[layout]
             print(f"| {row['dataset']} {row['factory']} | {row['ranks']} | {layout} | {r['nprobe']} | "
                   f"{r['search_recall@10']:.4f} | {r['codes_per_query']:.0f} | {r['codes_at_target']:.0f} | "
-                  f"{r['shard_max_over_mean']:.3f} | {r['qps_median']:.0f} |")
+                  f"{r['shard_max_over_mean']:.3f} | {r['qps_median']:.0f} | {r['faiss_qps_median']:.0f} |")
         print(f"| | | **workload / count** | | | {1 - row['codes_reduction']:.3f} | "
               f"{1 - row['codes_reduction_at_target']:.3f} ({100 * row['codes_reduction_at_target']:.0f}% fewer) "
-              f"| | {row['qps_ratio']:.2f}x |")
+              f"| | {row['qps_ratio']:.2f}x | |")
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     with open(os.path.join(a.work, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

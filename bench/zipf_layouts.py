@@ -7,7 +7,12 @@ recall/codes curves (a list = the rows nearest to its centroid), one global npro
   tiers    shardforge's tier re-sizing, emulated, for several tier counts / split exponents
   oracle   the rows of the m most popular clusters (true labels) given f x their share of lists
   region   the lists holding X of the workload's true neighbours given f x more lists
-usage: bench/zipf_layouts.py [nlist,tiers,oracle,region]   (~15 min on 1 core)
+  probe    the k-means lists, searched with a per-query nprobe instead of one global nprobe:
+           distance-ratio probing (lists within (1+eps) of the nearest centroid) and a
+           per-region nprobe learned on the workload (region = the query's nearest list)
+  spill    the k-means lists with rows also stored in a second list (SOAR-style spilling):
+           all rows, rows near a boundary, or only the rows of the workload's hot lists
+usage: bench/zipf_layouts.py [nlist,tiers,oracle,region,probe,spill]   (~15 min on 1 core)
 """
 import sys
 
@@ -108,7 +113,8 @@ def report(name, cent, D, truth, hot):
 
 
 def main():
-    parts = sys.argv[1].split(",") if len(sys.argv) > 1 else ["nlist", "tiers", "oracle", "region"]
+    parts = (sys.argv[1].split(",") if len(sys.argv) > 1
+             else ["nlist", "tiers", "oracle", "region", "probe", "spill"])
     faiss.omp_set_num_threads(1)
     D = zipf_mixture()
     base = D['base']
@@ -123,6 +129,10 @@ def main():
     if "nlist" in parts:
         for nl in [128, 256, 1024, 2048]:
             report(f"k-means {nl}", kmeans(base, nl), D, truth, hot)
+    if "probe" in parts:
+        probe_section(D, c0, truth)
+    if "spill" in parts:
+        spill_section(D, c0, truth)
     if "tiers" in parts:
         acc = access(c0, D['work'], 40)
         for T, gamma in [(4, 0.5), (4, 0.25), (2, 0.5), (8, 0.5)]:
@@ -152,6 +162,90 @@ def main():
                        np.concatenate([kmeans(base[H], kh), kmeans(base[~H], 512 - kh)]), D, truth, hot)
             report(f"  over budget: that region x3, the rest untouched",
                    np.concatenate([kmeans(base[H], 3 * nH), c0[np.setdiff1d(np.arange(512), Hl)]]), D, truth, hot)
+
+
+def probe_section(D, c0, truth, pmax=160):
+    """Per-query nprobe on the k-means lists (same layout, another search)."""
+    base, q, w = D['base'], D['q'], D['work']
+    rq, cq, _ = curve(c0, base, q, truth, pmax=pmax)
+    rw, cw, _ = curve(c0, base, w, gt(base, w), pmax=pmax)
+    quant = faiss.IndexFlatL2(base.shape[1]); quant.add(c0)
+    dq, Lq = quant.search(q, pmax)
+    _, Lw = quant.search(w, pmax)
+    rows = np.arange(len(q))
+    for pmin in (1, 8, 16):
+        pts = []
+        for eps in np.linspace(0.0, 3.0, 301):
+            n = np.clip((dq <= dq[:, :1] * (1 + eps)).sum(1), pmin, pmax)
+            pts.append((rq[rows, n - 1].mean(), cq[rows, n - 1].mean()))
+        pts.sort()
+        r = np.array([p[0] for p in pts]); c = np.array([p[1] for p in pts])
+        i = int(np.searchsorted(r, 0.9))
+        at = c[i - 1] + (c[i] - c[i - 1]) * (0.9 - r[i - 1]) / (r[i] - r[i - 1])
+        print(f"probe: lists within (1+eps) x the nearest centroid's distance, nprobe >= {pmin}: "
+              f"codes@0.9 {at:.0f}", flush=True)
+    # Per region (the query's nearest list): the nprobe minimising the workload's expected codes
+    # for a mean recall target (Lagrangian sweep), curves shrunk to the global one (prior 20).
+    nl = c0.shape[0]
+    reg_w, reg_q = Lw[:, 0], Lq[:, 0]
+    cnt = np.bincount(reg_w, minlength=nl)
+    gr, gc = rw.mean(0), cw.mean(0)
+    R = np.array([(rw[reg_w == j].sum(0) + 20 * gr) / (cnt[j] + 20) for j in range(nl)])
+    C = np.array([(cw[reg_w == j].sum(0) + 20 * gc) / (cnt[j] + 20) for j in range(nl)])
+    share = (cnt + 1e-3) / (cnt.sum() + 1e-3 * nl)
+    for target in (0.9, 0.905, 0.91):
+        for lam in np.geomspace(1e2, 1e7, 400):
+            p = np.argmax(lam * R - C, 1)
+            if (share * R[np.arange(nl), p]).sum() >= target: break
+        n = p[reg_q]
+        print(f"probe: per-region nprobe learned on the workload for recall {target}: searched "
+              f"queries recall {rq[rows, n].mean():.4f}, codes {cq[rows, n].mean():.0f}", flush=True)
+
+
+def spill_section(D, c0, truth, pmax=160):
+    """Rows stored in a second list too; a query finds a neighbour in any of its lists."""
+    base, q = D['base'], D['q']
+    nl = c0.shape[0]
+    quant = faiss.IndexFlatL2(base.shape[1]); quant.add(c0)
+    dB, aB = quant.search(base, 8)
+    _, Lq = quant.search(q, pmax)
+    rank = np.full((len(q), nl), pmax + 1, np.int32)
+    rank[np.repeat(np.arange(len(q)), pmax), Lq.ravel()] = np.tile(np.arange(pmax), len(q))
+
+    def report_spill(name, second):
+        lists = [aB[:, 0], second]
+        sizes = np.bincount(np.concatenate([l[l >= 0] for l in lists]), minlength=nl)
+        codes = np.cumsum(sizes[Lq], 1)
+        best = np.full(truth.shape, pmax + 1)
+        for l in lists:
+            lt = l[truth]
+            best = np.minimum(best, np.where(lt >= 0, np.take_along_axis(rank, np.maximum(lt, 0), 1), pmax + 1))
+        rec = np.stack([(best < p).mean(1) for p in range(1, pmax + 1)], 1)
+        at, p = at_target(rec, codes)
+        print(f"spill: {name}: {sizes.sum() / len(base):.2f}x the codes stored, codes@0.9 {at:.0f} "
+              f"(nprobe {p})", flush=True)
+
+    report_spill("none", np.full(len(base), -1))
+    report_spill("every row also in its 2nd nearest list", aB[:, 1])
+    for r in (1.05, 1.1, 1.2):
+        m = dB[:, 1] <= dB[:, 0] * r
+        report_spill(f"rows with d2 <= {r} d1 ({m.mean():.2f} of rows)", np.where(m, aB[:, 1], -1))
+    # SOAR (Sun et al. 2023): the second list minimises |r'|^2 + lambda <r, r'>^2 / |r|^2.
+    r0 = base - c0[aB[:, 0]]
+    score = np.empty((len(base), 7), np.float32)
+    for j in range(1, 8):
+        rj = base - c0[aB[:, j]]
+        score[:, j - 1] = (rj * rj).sum(1) + ((r0 * rj).sum(1) ** 2) / np.maximum((r0 * r0).sum(1), 1e-9)
+    soar = aB[np.arange(len(base)), 1 + score.argmin(1)]
+    report_spill("every row, SOAR lambda 1", soar)
+    a0 = aB[:, 0]
+    sizes0 = np.bincount(a0, minlength=nl)
+    NA = np.bincount(a0[gt(base, D['work'])].ravel(), minlength=nl).astype(float)
+    order = np.argsort(-NA / np.maximum(sizes0, 1)); cum = np.cumsum(NA[order]) / NA.sum()
+    for X in (0.5, 0.7, 0.9):
+        H = np.isin(a0, order[:int(np.searchsorted(cum, X)) + 1])
+        report_spill(f"SOAR, rows of the lists holding {X} of the workload's neighbours "
+                     f"({H.mean():.2f} of rows)", np.where(H, soar, -1))
 
 
 if __name__ == "__main__":

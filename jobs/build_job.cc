@@ -143,6 +143,7 @@ stages::PartitionOptions partition_options(const pipeline::Config& config) {
   o.nprobe = p.nprobe;
   o.shards = p.shards;
   o.replicate_hot = p.replicate_hot;
+  o.colocate_slack = p.colocate ? p.colocate_slack : -1;
   o.max_nlist = p.max_nlist;
   o.tiers = p.tiers;
   o.scan_cost = p.scan_cost;
@@ -307,7 +308,8 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   const pipeline::Fingerprint& train_fp = *train_fp_storage;
   const pipeline::Fingerprint& partition_fp = *partition_fp_storage;
   pipeline::Fingerprint merge_fp("merge");
-  merge_fp.after(partition_fp);
+  // Co-location moves lists between shards only: it redoes the merge, not the add.
+  merge_fp.after(partition_fp).keys(config, {"partition.colocate", "partition.colocate_slack"});
   const bool sharded = config.partition.shards > 0;
   log.end();
   spdlog::info("corpus: {} rows x {} dims in {} file(s); {} rank(s) x {} thread(s); this rank: rows [{}, {})",
@@ -430,15 +432,20 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
         }
         stages::write_plan(plan, dir + "/plan.json");  // last: its presence means the layout is whole
         outputs.push_back("plan.json");
-        spdlog::info("wrote {}/plan.json and {} shard(s): balance by {}, expected shard cost max/mean {:.3f} (count-balanced {:.3f})",
-                     dir, plan.shards, plan.balance, plan.max_over_mean_cost,
-                     plan.count_balanced_max_over_mean_cost);
+        spdlog::info("wrote {}/plan.json and {} shard(s): balance by {}{}, expected shard cost max/mean {:.3f} (count-balanced {:.3f})",
+                     dir, plan.shards, plan.balance, plan.colocated ? " with co-location" : "",
+                     plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
+        if (plan.shards_per_query > 0)
+          spdlog::info("workload queries reach {:.2f} shard(s) each (LPT on cost alone: {:.2f})",
+                       plan.shards_per_query, plan.lpt_shards_per_query);
         plan_summary = {{"plan", "plan.json"},
                         {"shards", plan.shards},
                         {"nlist", plan.nlist},
                         {"balance", plan.balance},
                         {"max_over_mean_cost", plan.max_over_mean_cost},
-                        {"count_balanced_max_over_mean_cost", plan.count_balanced_max_over_mean_cost}};
+                        {"count_balanced_max_over_mean_cost", plan.count_balanced_max_over_mean_cost},
+                        {"colocated", plan.colocated},
+                        {"shards_per_query", plan.shards_per_query}};
       });
       log.end();
     }

@@ -186,6 +186,7 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
                                 {"qps", qps},
                                 {"codes_scanned_per_query", per_query},
                                 {"per_shard_codes_scanned", res.per_shard_codes_scanned},
+                                {"shards_per_query", res.shards_per_query},
                                 {"shard_codes_max_over_mean", imbalance}};
     io::publish_text(dir + "/search.json", out.dump(2) + "\n");
     checkpoints.mark_complete(search_fp, {"search.h5", "search.json"});
@@ -194,8 +195,8 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   if (comm.rank() == 0) {
     std::printf("%jd queries, k %d, nprobe %d, %d shard(s) on %d rank(s) x %d thread(s)\n",
                 static_cast<intmax_t>(nq), sc.k, sc.nprobe, plan.shards, comm.size(), threads);
-    std::printf("qps %.1f, codes scanned per query %.1f, shard load max/mean %.3f\n", qps,
-                per_query, imbalance);
+    std::printf("qps %.1f, codes scanned per query %.1f, shard load max/mean %.3f, shards per "
+                "query %.2f\n", qps, per_query, imbalance, res.shards_per_query);
     std::printf("wrote %s/search.h5 and %s/search.json\n", dir.c_str(), dir.c_str());
     std::fflush(stdout);
   }

@@ -111,6 +111,8 @@ struct PartitionConfig {
   int max_nlist = 0;                     // nlist after re-sizing; 0 = the factory's nlist
   int tiers = 4;                         // access-density tiers re-sized (1 = lists kept)
   int replicate_hot = 0;                 // the N hottest lists get a second shard
+  bool colocate = true;                  // with a workload: lists probed together share a shard
+  double colocate_slack = 0.05;          // ... for a shard cost up to (1 + slack) x the mean
   std::vector<double> scan_cost;         // [a, b] seconds: fixes lambda(s) = a + b s; [] = calibrate
 };
 

@@ -34,6 +34,7 @@ using cluster::Bytes;
 
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
 constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
+constexpr int64_t kColocateQueries = 4096;        // workload queries co-location looks at
 constexpr int kCalibrationRounds = 7;              // timings per list size (median)
 constexpr int64_t kRecallQueries = 1000;           // workload queries of the recall check
 constexpr int kRecallK = 10;                       // ... and their recall@10
@@ -293,15 +294,12 @@ double snap_overhead_codes(double codes) {
   return std::exp2(std::round(std::log2(codes)));
 }
 
-std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
-                                     const std::vector<float>& weights, int nprobe) {
-  const int64_t nlist = quantizer.ntotal;
-  if (!weights.empty() && static_cast<int64_t>(weights.size()) != n)
-    throw std::invalid_argument("access_frequency: " + std::to_string(weights.size()) +
-                                " weights for " + std::to_string(n) + " queries");
-  std::vector<double> access(static_cast<size_t>(nlist), 0.0);
-  const int p = static_cast<int>(std::min<int64_t>(nprobe, nlist));
-  double total = 0;
+namespace {
+
+// The nprobe nearest lists of queries [0, n), in batches: fn(first query, count, labels).
+template <class Fn>
+void for_each_probe_batch(const faiss::Index& quantizer, const float* queries, int64_t n, int p,
+                          Fn fn) {
   constexpr int64_t kBatch = 4096;
   std::vector<float> dis;
   std::vector<faiss::Index::idx_t> lab;
@@ -310,16 +308,70 @@ std::vector<double> access_frequency(const faiss::Index& quantizer, const float*
     dis.resize(static_cast<size_t>(m) * p);
     lab.resize(static_cast<size_t>(m) * p);
     quantizer.search(m, queries + off * quantizer.d, p, dis.data(), lab.data());
+    fn(off, m, lab.data());
+  }
+}
+
+void check_weights(const char* what, const std::vector<float>& weights, int64_t n) {
+  if (!weights.empty() && static_cast<int64_t>(weights.size()) != n)
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(weights.size()) +
+                                " weights for " + std::to_string(n) + " queries");
+}
+
+}  // namespace
+
+std::vector<double> access_frequency(const faiss::Index& quantizer, const float* queries, int64_t n,
+                                     const std::vector<float>& weights, int nprobe) {
+  const int64_t nlist = quantizer.ntotal;
+  check_weights("access_frequency", weights, n);
+  std::vector<double> access(static_cast<size_t>(nlist), 0.0);
+  const int p = static_cast<int>(std::min<int64_t>(nprobe, nlist));
+  double total = 0;
+  for_each_probe_batch(quantizer, queries, n, p, [&](int64_t off, int64_t m, const faiss::Index::idx_t* lab) {
     for (int64_t i = 0; i < m; ++i) {
       const double w = weights.empty() ? 1.0 : static_cast<double>(weights[off + i]);
       total += w;
       for (int t = 0; t < p; ++t)
         if (lab[i * p + t] >= 0) access[lab[i * p + t]] += w;
     }
-  }
+  });
   if (total > 0)
     for (double& a : access) a /= total;
   return access;
+}
+
+ProbedLists probed_lists(const faiss::Index& quantizer, const float* queries, int64_t n,
+                         const std::vector<float>& weights, int nprobe, int64_t max_queries) {
+  check_weights("probed_lists", weights, n);
+  ProbedLists out;
+  out.nprobe = static_cast<int>(std::min<int64_t>(nprobe, quantizer.ntotal));
+  const int64_t m = std::min(n, std::max<int64_t>(0, max_queries));
+  out.lists.reserve(static_cast<size_t>(m) * out.nprobe);
+  for (int64_t i = 0; i < m; ++i)
+    out.weights.push_back(weights.empty() ? 1.0 : static_cast<double>(weights[i]));
+  for_each_probe_batch(quantizer, queries, m, out.nprobe,
+                       [&](int64_t, int64_t count, const faiss::Index::idx_t* lab) {
+                         out.lists.insert(out.lists.end(), lab, lab + count * out.nprobe);
+                       });
+  return out;
+}
+
+double shards_per_query(const ProbedLists& probed,
+                        const std::vector<std::vector<int>>& placement) {
+  double sum = 0, total = 0;
+  std::vector<int> touched;
+  for (int64_t q = 0; q < probed.queries(); ++q) {
+    touched.clear();
+    for (int t = 0; t < probed.nprobe; ++t) {
+      const int64_t list = probed.lists[q * probed.nprobe + t];
+      if (list < 0) continue;
+      const int shard = placement.at(list).at(0);
+      if (std::find(touched.begin(), touched.end(), shard) == touched.end()) touched.push_back(shard);
+    }
+    sum += probed.weights[q] * static_cast<double>(touched.size());
+    total += probed.weights[q];
+  }
+  return total > 0 ? sum / total : 0;
 }
 
 ProbeCurve probe_curve(const faiss::Index& quantizer, const float* queries, int64_t nq,
@@ -401,9 +453,17 @@ std::vector<double> expected_costs(const std::vector<double>& access,
 // ---------------------------------------------------------------------------------------------
 // Placement.
 
-std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int shards,
-                                        int replicate) {
-  if (shards < 1) throw std::invalid_argument("place_lpt: shards must be >= 1");
+namespace {
+
+// What LPT places, heaviest first (ties: smaller list id): one item per list, two of half its
+// load for the `replicate` heaviest lists with a positive load when shards > 1.
+struct PlacementItem {
+  double load;
+  int list;
+};
+
+std::vector<PlacementItem> placement_items(const std::vector<double>& load, int shards,
+                                           int replicate) {
   const int n = static_cast<int>(load.size());
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -412,19 +472,25 @@ std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int sha
   if (shards > 1)
     for (int i = 0; i < std::min(replicate, n); ++i)
       if (load[order[i]] > 0) copies[order[i]] = 2;
-  struct Item {
-    double load;
-    int list;
-  };
-  std::vector<Item> items;
+  std::vector<PlacementItem> items;
   for (int j = 0; j < n; ++j)
     for (int c = 0; c < copies[j]; ++c) items.push_back({load[j] / copies[j], j});
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+  std::stable_sort(items.begin(), items.end(), [](const PlacementItem& a, const PlacementItem& b) {
     return a.load > b.load || (a.load == b.load && a.list < b.list);
   });
+  return items;
+}
+
+}  // namespace
+
+std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int shards,
+                                        int replicate) {
+  if (shards < 1) throw std::invalid_argument("place_lpt: shards must be >= 1");
+  const int n = static_cast<int>(load.size());
+  const std::vector<PlacementItem> items = placement_items(load, shards, replicate);
   std::vector<double> shard_load(shards, 0.0);
   std::vector<std::vector<int>> placement(n);
-  for (const Item& item : items) {
+  for (const PlacementItem& item : items) {
     int best = -1;
     for (int s = 0; s < shards; ++s) {
       const auto& held = placement[item.list];
@@ -433,6 +499,58 @@ std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int sha
     }
     placement[item.list].push_back(best);
     shard_load[best] += item.load;
+  }
+  return placement;
+}
+
+std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
+                                              const ProbedLists& probed, int shards,
+                                              int replicate, double slack) {
+  if (shards < 1) throw std::invalid_argument("place_colocated: shards must be >= 1");
+  const int n = static_cast<int>(load.size());
+  // The queries probing each list (CSR), and for each query the shards it touches so far.
+  std::vector<int64_t> first(static_cast<size_t>(n) + 1, 0);
+  for (int64_t list : probed.lists)
+    if (list >= 0 && list < n) ++first[list + 1];
+  for (int j = 0; j < n; ++j) first[j + 1] += first[j];
+  std::vector<int64_t> probers(static_cast<size_t>(first[n]));
+  {
+    std::vector<int64_t> next(first.begin(), first.end() - 1);
+    for (int64_t q = 0; q < probed.queries(); ++q)
+      for (int t = 0; t < probed.nprobe; ++t) {
+        const int64_t list = probed.lists[q * probed.nprobe + t];
+        if (list >= 0 && list < n) probers[next[list]++] = q;
+      }
+  }
+  std::vector<std::vector<int>> touched(static_cast<size_t>(probed.queries()));
+
+  const std::vector<PlacementItem> items = placement_items(load, shards, replicate);
+  const double cap =
+      (1 + std::max(0.0, slack)) * std::accumulate(load.begin(), load.end(), 0.0) / shards;
+  std::vector<double> shard_load(shards, 0.0), affinity(shards);
+  std::vector<std::vector<int>> placement(n);
+  for (const PlacementItem& item : items) {
+    std::fill(affinity.begin(), affinity.end(), 0.0);
+    for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i)
+      for (int s : touched[probers[i]]) affinity[s] += probed.weights[probers[i]];
+    const auto& held = placement[item.list];
+    int best = -1, least = -1;
+    for (int s = 0; s < shards; ++s) {
+      if (std::find(held.begin(), held.end(), s) != held.end()) continue;
+      if (least < 0 || shard_load[s] < shard_load[least]) least = s;
+      if (shard_load[s] + item.load > cap) continue;
+      if (best < 0 || affinity[s] > affinity[best] ||
+          (affinity[s] == affinity[best] && shard_load[s] < shard_load[best]))
+        best = s;
+    }
+    if (best < 0) best = least;
+    placement[item.list].push_back(best);
+    shard_load[best] += item.load;
+    if (held.size() > 1) continue;  // a replica: queries keep counting the primary
+    for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i) {
+      std::vector<int>& t = touched[probers[i]];
+      if (std::find(t.begin(), t.end(), best) == t.end()) t.push_back(best);
+    }
   }
   return placement;
 }
@@ -845,10 +963,14 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
   std::vector<int64_t> sizes(nlist);
   for (int j = 0; j < nlist; ++j) sizes[j] = static_cast<int64_t>(ivf->invlists->list_size(j));
   std::vector<double> access;
+  ProbedLists probed;
   if (workload != nullptr) {
     const std::vector<float> wq = to_ivf_space(index, workload->nq, workload->queries.data());
     access = access_frequency(*ivf->quantizer, wq.data(), workload->nq, workload->weights,
                               options.nprobe);
+    if (options.colocate_slack >= 0)
+      probed = probed_lists(*ivf->quantizer, wq.data(), workload->nq, workload->weights,
+                            options.nprobe, kColocateQueries);
     plan.workload = workload->source;
     plan.workload_queries = workload->nq;
   } else {
@@ -862,12 +984,35 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
       max_over_mean(shard_loads(count_placement, cost, options.shards));
   plan.max_over_mean_cost = plan.count_balanced_max_over_mean_cost;
   if (workload != nullptr) {
-    const auto cost_placement = place_lpt(cost, options.shards, options.replicate_hot);
+    auto cost_placement = place_lpt(cost, options.shards, options.replicate_hot);
     const double m = max_over_mean(shard_loads(cost_placement, cost, options.shards));
     if (m <= plan.count_balanced_max_over_mean_cost) {
-      placement = cost_placement;
+      placement = std::move(cost_placement);
       plan.max_over_mean_cost = m;
       plan.balance = "cost";
+    }
+    if (probed.queries() > 0) {
+      plan.colocate_slack = options.colocate_slack;
+      plan.lpt_shards_per_query = shards_per_query(probed, placement);
+      plan.shards_per_query = plan.lpt_shards_per_query;
+      // The greedy fills shards up to its cap, so its balance lands near 1 + slack: when that
+      // is worse than count balance, tighter caps (slack / 2, / 4, then 0) are tried.
+      for (double slack : {1.0, 0.5, 0.25, 0.0}) {
+        slack *= options.colocate_slack;
+        auto colocated = place_colocated(cost, probed, options.shards, options.replicate_hot,
+                                         slack);
+        const double mc = max_over_mean(shard_loads(colocated, cost, options.shards));
+        const double spq = shards_per_query(probed, colocated);
+        if (spq < plan.shards_per_query && mc <= plan.count_balanced_max_over_mean_cost &&
+            (mc <= 1 + options.colocate_slack || mc <= plan.max_over_mean_cost)) {
+          placement = std::move(colocated);
+          plan.max_over_mean_cost = mc;
+          plan.balance = "cost";
+          plan.colocated = true;
+          plan.shards_per_query = spq;
+          break;
+        }
+      }
     }
   }
   plan.lists.resize(nlist);
@@ -917,6 +1062,11 @@ nlohmann::json plan_to_json(const PartitionPlan& plan) {
       {"max_over_mean_cost", plan.max_over_mean_cost},
       {"count_balanced_max_over_mean_cost", plan.count_balanced_max_over_mean_cost},
       {"expected_cost_per_query", plan.expected_cost_per_query},
+      {"colocation",
+       {{"applied", plan.colocated},
+        {"slack", plan.colocate_slack},
+        {"shards_per_query", plan.shards_per_query},
+        {"lpt_shards_per_query", plan.lpt_shards_per_query}}},
       {"repartition",
        {{"nlist_before", r.nlist_before},
         {"nlist_after", r.nlist_after},
@@ -962,6 +1112,13 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
     plan.count_balanced_max_over_mean_cost =
         j.at("count_balanced_max_over_mean_cost").get<double>();
     plan.expected_cost_per_query = j.at("expected_cost_per_query").get<double>();
+    if (j.contains("colocation")) {  // absent in plans written before co-location
+      const auto& c = j.at("colocation");
+      plan.colocated = c.at("applied").get<bool>();
+      plan.colocate_slack = c.at("slack").get<double>();
+      plan.shards_per_query = c.at("shards_per_query").get<double>();
+      plan.lpt_shards_per_query = c.at("lpt_shards_per_query").get<double>();
+    }
     const auto& r = j.at("repartition");
     plan.repartition.nlist_before = r.at("nlist_before").get<int>();
     plan.repartition.nlist_after = r.at("nlist_after").get<int>();

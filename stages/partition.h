@@ -109,6 +109,34 @@ std::vector<double> expected_costs(const std::vector<double>& access,
 // Returns, per list, its shards (the first is the primary).
 std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int shards, int replicate);
 
+// The lists each workload query probes: its nprobe nearest centroids (row i of `lists`, -1:
+// none) and its weight.
+struct ProbedLists {
+  int nprobe = 0;
+  std::vector<int64_t> lists;   // nq x nprobe
+  std::vector<double> weights;  // nq (all 1 without weights)
+  int64_t queries() const { return nprobe > 0 ? static_cast<int64_t>(weights.size()) : 0; }
+};
+
+// Local. At most `max_queries` of the n queries (rows in IVF space): the first ones.
+ProbedLists probed_lists(const faiss::Index& quantizer, const float* queries, int64_t n,
+                         const std::vector<float>& weights, int nprobe, int64_t max_queries);
+
+// The weighted mean number of distinct shards a query of `probed` is sent to: a replicated
+// list counts as its primary (the copy search uses for about 1 / copies of the queries).
+double shards_per_query(const ProbedLists& probed,
+                        const std::vector<std::vector<int>>& placement);
+
+// Co-location (after HQI: a batch of queries should touch few partitions): lists go to shards
+// by decreasing load, as LPT, but each to the shard already holding most of the lists its
+// queries probe (the weighted count of `probed` queries that probe both), among the shards it
+// fits on within (1 + slack) x the mean load; none fits: the least loaded shard. Replicas as
+// in place_lpt. A query's vector then travels to fewer shards, and each shard gathers and
+// scans fewer (query, list) groups, for a shard load at most ~(1 + slack) x the mean.
+std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
+                                              const ProbedLists& probed, int shards,
+                                              int replicate, double slack);
+
 // Per-shard load of a placement under `load` (replicas share their list's load equally).
 std::vector<double> shard_loads(const std::vector<std::vector<int>>& placement,
                                 const std::vector<double>& load, int shards);
@@ -154,6 +182,7 @@ struct PartitionOptions {
   int tiers = 4;      // access-density tiers (1: lists are not re-sized)
   int max_nlist = 0;  // nlist after re-sizing; 0 = the factory's nlist
   int64_t min_list_size = 16;
+  double colocate_slack = 0.05;   // co-location's load bound over the mean; < 0: LPT only
   std::vector<double> scan_cost;  // [a, b]: fixed lambda; empty: calibrate
   int kmeans_iterations = 10;
   uint64_t seed = 1234;
@@ -225,6 +254,13 @@ struct PartitionPlan {
   double max_over_mean_cost = 1;
   double count_balanced_max_over_mean_cost = 1;
   double expected_cost_per_query = 0;  // sum of list costs (seconds per query)
+  // Co-location (with a workload): whether place_colocated's placement was kept, its slack,
+  // and the workload's mean shards per query under the kept placement and under the placement
+  // co-location was compared with (LPT on cost, or on counts when that balanced better).
+  bool colocated = false;
+  double colocate_slack = 0;
+  double shards_per_query = 0;
+  double lpt_shards_per_query = 0;
   RepartitionReport repartition;
 
   std::vector<int> lists_of_shard(int shard) const;
@@ -233,6 +269,9 @@ struct PartitionPlan {
 // Local. The plan for a built index (its lists filled): sizes from the lists, access from the
 // workload (nullptr: uniform nprobe / nlist), placement by LPT on expected cost; with a
 // workload the count-balanced LPT is evaluated too and kept if its max shard cost is lower.
+// Then (options.colocate_slack >= 0) place_colocated replaces that placement when the
+// workload's queries reach fewer shards with it and its max shard cost is no worse than count
+// balance's and within (1 + slack) x the mean (or no worse than the placement it replaces).
 PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
                         const PartitionOptions& options, const ScanCost& lambda);
 

@@ -77,6 +77,7 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
       static_cast<int64_t>(comm.max(static_cast<double>((slice.size() + batch - 1) / batch)));
   std::vector<float> out_dis(static_cast<size_t>(slice.size()) * k);
   std::vector<int64_t> out_ids(static_cast<size_t>(slice.size()) * k);
+  int64_t shard_visits = 0;  // (query, shard) pairs routed from this rank
 
   comm.barrier();
   const auto start = std::chrono::steady_clock::now();
@@ -96,14 +97,20 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
       ivf->quantizer->search(nb, xq.data(), p, cdis.data(), clist.data());
       const size_t dv = ivf->d;
       std::vector<std::vector<std::pair<int64_t, float>>> pairs(size);  // (list|shard<<32, dis)
+      std::vector<int> touched;
       for (int64_t i = 0; i < nb; ++i) {
         const int64_t qid = slice.begin + q0 + i;
         for (auto& v : pairs) v.clear();
+        touched.clear();
         for (int t = 0; t < p; ++t) {
           const int64_t list = clist[i * p + t];
           if (list < 0) continue;
           const std::vector<int>& copies = plan.lists.at(list).shards;
           const int shard = copies[static_cast<size_t>(qid) % copies.size()];
+          if (std::find(touched.begin(), touched.end(), shard) == touched.end()) {
+            touched.push_back(shard);
+            ++shard_visits;
+          }
           pairs[shard_rank(shard, size)].push_back(
               {list | (int64_t{shard} << 32), cdis[i * p + t]});
         }
@@ -201,6 +208,8 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
   res.seconds = comm.max(elapsed);
   comm.allreduce_sum(res.per_shard_codes_scanned.data(), res.per_shard_codes_scanned.size());
   for (int64_t c : res.per_shard_codes_scanned) res.codes_scanned += c;
+  const double visits = static_cast<double>(comm.sum(shard_visits));
+  res.shards_per_query = nq > 0 ? visits / static_cast<double>(nq) : 0;
   if (me == 0) {
     res.distances.resize(static_cast<size_t>(nq) * k);
     res.ids.resize(static_cast<size_t>(nq) * k);

@@ -36,6 +36,7 @@ struct ShardSearchResult {
   std::vector<float> distances;                  // rank 0: nq x k
   std::vector<int64_t> per_shard_codes_scanned;  // every rank: codes scanned per shard
   int64_t codes_scanned = 0;                     // every rank: total over shards
+  double shards_per_query = 0;                   // every rank: mean shards a query went to
   double seconds = 0;                            // every rank: slowest rank's search wall time
 };
 

@@ -67,6 +67,9 @@ lists = p["lists"]
 assert len(lists["size"]) == nlist and len(lists["shards"]) == nlist
 assert sum(len(s) > 1 for s in lists["shards"]) == 1, "replicate_hot 1: one list on two shards"
 assert abs(sum(lists["access"]) - 4) < 1e-6, sum(lists["access"])  # sums to nprobe
+c = p["colocation"]
+assert 1 <= c["shards_per_query"] <= c["lpt_shards_per_query"] <= 3, c
+assert c["applied"] == (c["shards_per_query"] < c["lpt_shards_per_query"]), c
 merged = faiss.read_index(out + "/index.faiss")
 ivf = faiss.extract_index_ivf(merged)
 total = 0
@@ -116,6 +119,11 @@ _, L = ivf.quantizer.search(q, nprobe)
 codes = sum(ivf.invlists.list_size(int(l)) for l in L.ravel())
 assert sum(j["per_shard_codes_scanned"]) == codes, (j["per_shard_codes_scanned"], codes)
 assert abs(j["codes_scanned_per_query"] - codes / q.shape[0]) < 1e-9
+# Each query goes to the distinct shards of its probed lists (a replicated list: copy qid % 2).
+plan_shards = json.load(open(out + "/plan.json"))["lists"]["shards"]
+reached = sum(len({plan_shards[int(l)][qi % len(plan_shards[int(l)])] for l in L[qi]})
+              for qi in range(q.shape[0]))
+assert abs(j["shards_per_query"] - reached / q.shape[0]) < 1e-9, (j["shards_per_query"], reached)
 print("np %d: recall@10 %.4f (merged index %.4f), %.1f codes/query, shard max/mean %.3f" % (
     np_, rec(ids), rec(I), j["codes_scanned_per_query"], j["shard_codes_max_over_mean"]))
 PY
@@ -125,7 +133,7 @@ done
 check "info shows the plan and the search"
 run_ok 1 "$WORK/info.log" info "$WORK/p.yaml"
 for pat in "plan .*format_version 1.*3 shard" "workload .*workload.fvecs" "scan cost .*calibrated" \
-           "balance +expected shard cost" "hottest lists" "tier 0: access" "^search \(k=10, nprobe $NPROBE"; do
+           "balance +expected shard cost" "co-location +(applied|not kept)" "hottest lists" "tier 0: access" "^search \(k=10, nprobe $NPROBE"; do
   grep -qE "$pat" "$WORK/info.log.stdout" || { show "$WORK/info.log"; fail "info lacks /$pat/"; }
 done
 ok

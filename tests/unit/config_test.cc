@@ -376,8 +376,8 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
       "  punctuation", "  fold_digits", "  write_pairs",
                                        "partition", "  workload", "  workload_dataset", "  weights",
                                        "  weights_dataset", "  shards", "  nprobe", "  max_nlist",
-                                       "  tiers", "  replicate_hot",
-                                       "  scan_cost",
+                                       "  tiers", "  replicate_hot", "  colocate",
+                                       "  colocate_slack", "  scan_cost",
                                        "search", "  queries", "  queries_dataset", "  k", "  nprobe",
                                        "  max_queries", "  batch_queries",
                                        "run",
@@ -441,6 +441,13 @@ TEST_F(ConfigTest, PartitionAndSearchKeysRoundTripThroughToYaml) {
   EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {tiers: 0}\n")),
                ConfigError);
   EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\npartition: {shards: -1}\n")),
+               ConfigError);
+  config = load_config(write("input: {paths: [a]}\noutput: {dir: o}\n"
+                             "partition: {colocate: false, colocate_slack: 0.2}\n"));
+  EXPECT_FALSE(config.partition.colocate);
+  EXPECT_DOUBLE_EQ(config.partition.colocate_slack, 0.2);
+  EXPECT_THROW(load_config(write("input: {paths: [a]}\noutput: {dir: o}\n"
+                                 "partition: {colocate_slack: 1.5}\n")),
                ConfigError);
 }
 

@@ -250,6 +250,69 @@ TEST(PlaceLpt, ReplicatedHotListsGoToTwoShards) {
   EXPECT_EQ(place_lpt(load, 1, 2)[0].size(), 1u);
 }
 
+// Queries probing `lists` (rows of nprobe), weight 1.
+ProbedLists probes(int nprobe, std::vector<int64_t> lists) {
+  ProbedLists p;
+  p.nprobe = nprobe;
+  p.lists = std::move(lists);
+  p.weights.assign(p.lists.size() / nprobe, 1.0);
+  return p;
+}
+
+TEST(PlaceColocated, ListsProbedTogetherShareAShard) {
+  // Two groups of equal lists, {0, 1, 2, 3} and {4, 5, 6, 7}, each probed together. LPT deals
+  // them out alternately (a query reaches both shards); co-location keeps each group whole.
+  const std::vector<double> load(8, 1.0);
+  const ProbedLists probed = probes(4, {0, 1, 2, 3, 4, 5, 6, 7, 3, 2, 1, 0, 7, 6, 5, 4});
+  const auto lpt = place_lpt(load, 2, 0);
+  EXPECT_DOUBLE_EQ(shards_per_query(probed, lpt), 2.0);
+  const auto colo = place_colocated(load, probed, 2, 0, 0.05);
+  EXPECT_DOUBLE_EQ(shards_per_query(probed, colo), 1.0);
+  EXPECT_EQ(colo[0], colo[3]);
+  EXPECT_EQ(colo[4], colo[7]);
+  EXPECT_NE(colo[0], colo[4]);
+  EXPECT_DOUBLE_EQ(max_over_mean(shard_loads(colo, load, 2)), 1.0);
+  // Without any query the placement is LPT's.
+  EXPECT_EQ(place_colocated(load, ProbedLists{}, 2, 0, 0.05), lpt);
+}
+
+TEST(PlaceColocated, LoadStaysWithinTheSlackAndReplicasOnTwoShards) {
+  std::mt19937_64 rng(9);
+  std::lognormal_distribution<double> spread(0.0, 0.7);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int n = 120, shards = 2 + trial % 6, nprobe = 6;
+    std::vector<double> load(n);
+    for (double& l : load) l = spread(rng);
+    std::vector<int64_t> lists;
+    std::uniform_int_distribution<int> centre(0, n - 1), step(-4, 4);
+    for (int q = 0; q < 300; ++q) {  // a query probes lists near one id: co-access is local
+      const int c = centre(rng);
+      for (int t = 0; t < nprobe; ++t) lists.push_back((c + step(rng) + n) % n);
+    }
+    const ProbedLists probed = probes(nprobe, lists);
+    const double slack = 0.05 * (trial % 3);
+    const int replicate = trial % 2;
+    const auto p = place_colocated(load, probed, shards, replicate, slack);
+    const auto loads = shard_loads(p, load, shards);
+    const double total = std::accumulate(load.begin(), load.end(), 0.0);
+    const double biggest = *std::max_element(load.begin(), load.end());
+    // Every item fits under the cap or goes to the least loaded shard: max <= cap + one item.
+    EXPECT_LE(*std::max_element(loads.begin(), loads.end()), (1 + slack) * total / shards + biggest);
+    EXPECT_NEAR(std::accumulate(loads.begin(), loads.end(), 0.0), total, 1e-9);
+    for (size_t j = 0; j < p.size(); ++j) {
+      ASSERT_FALSE(p[j].empty());
+      if (p[j].size() == 2) {
+        EXPECT_NE(p[j][0], p[j][1]);
+      }
+      for (int s : p[j]) EXPECT_TRUE(s >= 0 && s < shards);
+    }
+    EXPECT_EQ(std::count_if(p.begin(), p.end(), [](const auto& c) { return c.size() == 2; }),
+              replicate);
+    EXPECT_LE(shards_per_query(probed, p), shards_per_query(probed, place_lpt(load, shards, replicate)))
+        << "trial " << trial;
+  }
+}
+
 TEST(PlanTiers, ListsPerTierFollowSqrtOfAccessTimesRowsWithinTheBound) {
   // 8 lists of 100 rows; list 2 takes most of the queries, lists 5, 6, 7 none.
   const std::vector<int64_t> sizes(8, 100);
@@ -473,6 +536,25 @@ TEST_F(PlanTest, WorkloadPlanNeverWorseThanCountBalanceByItsCostModel) {
   const PartitionPlan plan = make_plan(*index_, &workload_, options_, lambda_);
   EXPECT_EQ(plan.balance, "cost");
   EXPECT_LT(plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
+  // Co-location is kept only when the workload's queries reach fewer shards; off, LPT on cost.
+  EXPECT_GE(plan.shards_per_query, 1.0);
+  EXPECT_LE(plan.shards_per_query, plan.lpt_shards_per_query);
+  EXPECT_EQ(plan.colocated, plan.shards_per_query < plan.lpt_shards_per_query);
+  PartitionOptions off = options_;
+  off.colocate_slack = -1;
+  const PartitionPlan lpt = make_plan(*index_, &workload_, off, lambda_);
+  EXPECT_FALSE(lpt.colocated);
+  EXPECT_EQ(lpt.shards_per_query, 0.0);
+  std::vector<double> cost;
+  for (const auto& l : lpt.lists) cost.push_back(l.cost);
+  for (size_t j = 0; j < lpt.lists.size(); ++j)
+    EXPECT_EQ(lpt.lists[j].shards, place_lpt(cost, options_.shards, 0)[j]);
+  // With co-location the balance is still no worse than count balance's.
+  EXPECT_LE(plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
+  if (plan.colocated) {
+    EXPECT_LE(plan.max_over_mean_cost,
+              std::max(1 + options_.colocate_slack, lpt.max_over_mean_cost));
+  }
 }
 
 TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
@@ -499,6 +581,10 @@ TEST_F(PlanTest, RoundTripsThroughVersionedJson) {
   EXPECT_EQ(back.workload_queries, 300);
   EXPECT_EQ(back.scan_cost.sizes, plan.scan_cost.sizes);
   EXPECT_DOUBLE_EQ(back.scan_cost.b, plan.scan_cost.b);
+  EXPECT_EQ(back.colocated, plan.colocated);
+  EXPECT_DOUBLE_EQ(back.colocate_slack, plan.colocate_slack);
+  EXPECT_DOUBLE_EQ(back.shards_per_query, plan.shards_per_query);
+  EXPECT_DOUBLE_EQ(back.lpt_shards_per_query, plan.lpt_shards_per_query);
   EXPECT_EQ(back.repartition.nlist_before, 30);
   EXPECT_TRUE(back.repartition.applied);
   EXPECT_EQ(back.repartition.recall_queries, 300);
