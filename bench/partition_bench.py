@@ -220,6 +220,7 @@ def main():
                 r["shard_max_over_mean"] = max(shard) / (sum(shard) / len(shard))
                 r["per_shard_codes_scanned"] = shard
                 r["codes_per_query"] = r["runs"][0]["codes_scanned_per_query"]
+                r["shards_per_query"] = r["runs"][0].get("shards_per_query", 0)
                 r["qps_median"] = statistics.median(x["qps"] for x in r["runs"])
                 r["qps_all"] = [round(x["qps"], 1) for x in r["runs"]]
                 r["faiss_qps_median"] = statistics.median(r["faiss_runs"])
@@ -232,17 +233,18 @@ def main():
             results.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print(f"| dataset | ranks | layout | nprobe | recall@10 | codes/query | codes/query at recall {a.target} (interp.) | shard max/mean | QPS (median) | python3-faiss 1 thread QPS (median) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| dataset | ranks | layout | nprobe | recall@10 | codes/query | codes/query at recall {a.target} (interp.) | shard max/mean | shards/query | QPS (median) | python3-faiss 1 thread QPS (median) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in results:
         for layout in ("count", "workload"):
             r = row[layout]
             print(f"| {row['dataset']} {row['factory']} | {row['ranks']} | {layout} | {r['nprobe']} | "
                   f"{r['search_recall@10']:.4f} | {r['codes_per_query']:.0f} | {r['codes_at_target']:.0f} | "
-                  f"{r['shard_max_over_mean']:.3f} | {r['qps_median']:.0f} | {r['faiss_qps_median']:.0f} |")
+                  f"{r['shard_max_over_mean']:.3f} | {r['shards_per_query']:.2f} | {r['qps_median']:.0f} | "
+                  f"{r['faiss_qps_median']:.0f} |")
         print(f"| | | **workload / count** | | | {1 - row['codes_reduction']:.3f} | "
               f"{1 - row['codes_reduction_at_target']:.3f} ({100 * row['codes_reduction_at_target']:.0f}% fewer) "
-              f"| | {row['qps_ratio']:.2f}x | |")
+              f"| | | {row['qps_ratio']:.2f}x | {row['workload']['faiss_qps_median'] / row['count']['faiss_qps_median']:.2f}x |")
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     with open(os.path.join(a.work, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
