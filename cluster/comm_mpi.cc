@@ -2,7 +2,6 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstdlib>
 
 #include "cluster/comm.h"
@@ -103,47 +102,35 @@ class MpiComm final : public Comm {
     check(MPI_Alltoall(send_sizes.data(), 1, MPI_INT64_T, recv_sizes.data(), 1, MPI_INT64_T,
                        comm_),
           "MPI_Alltoall");
-    int64_t total_send = 0, total_recv = 0;
-    for (int r = 0; r < size_; ++r) {
-      total_send += send_sizes[r];
-      total_recv += recv_sizes[r];
-    }
     std::vector<Bytes> out(size_);
     for (int r = 0; r < size_; ++r) out[r].resize(static_cast<size_t>(recv_sizes[r]));
-    const int64_t biggest = std::max(total_send, total_recv);
-    if (comm_max(biggest) < INT_MAX) {
-      Bytes packed;
-      packed.reserve(static_cast<size_t>(total_send));
-      std::vector<int> scounts(size_), sdispls(size_), rcounts(size_), rdispls(size_);
-      int so = 0, ro = 0;
-      for (int r = 0; r < size_; ++r) {
-        packed.insert(packed.end(), send_bufs[r].begin(), send_bufs[r].end());
-        scounts[r] = static_cast<int>(send_sizes[r]);
-        sdispls[r] = so;
-        so += scounts[r];
-        rcounts[r] = static_cast<int>(recv_sizes[r]);
-        rdispls[r] = ro;
-        ro += rcounts[r];
+    // Point to point, straight from each send buffer into its receive buffer: no packing into
+    // one buffer and copying out again (MPI_Alltoallv's int counts and displacements would need
+    // both; for a few ranks and large messages that was two extra copies of everything).
+    // Messages over 2^30 bytes go in pieces; pieces between two ranks arrive in order.
+    std::vector<MPI_Request> requests;
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      for (size_t off = 0; off < out[r].size(); off += kMaxPiece) {
+        requests.emplace_back();
+        check(MPI_Irecv(out[r].data() + off, static_cast<int>(std::min(kMaxPiece, out[r].size() - off)),
+                        MPI_BYTE, r, kAlltoallvTag, comm_, &requests.back()),
+              "MPI_Irecv");
       }
-      Bytes recv_buf(static_cast<size_t>(total_recv));
-      check(MPI_Alltoallv(packed.data(), scounts.data(), sdispls.data(), MPI_BYTE,
-                          recv_buf.data(), rcounts.data(), rdispls.data(), MPI_BYTE, comm_),
-            "MPI_Alltoallv");
-      for (int r = 0; r < size_; ++r)
-        std::copy(recv_buf.begin() + rdispls[r], recv_buf.begin() + rdispls[r] + rcounts[r],
-                  out[r].begin());
-      return out;
     }
-    // Over 2 GiB somewhere: pairwise exchange, each message in pieces.
-    for (int step = 0; step < size_; ++step) {
-      const int dest = (rank_ + step) % size_;
-      const int source = (rank_ - step + size_) % size_;
-      if (dest == rank_) {
-        out[rank_] = send_bufs[rank_];
-        continue;
+    for (int step = 1; step < size_; ++step) {  // rank + 1 first, so not every rank sends to 0
+      const int r = (rank_ + step) % size_;
+      const Bytes& b = send_bufs[r];
+      for (size_t off = 0; off < b.size(); off += kMaxPiece) {
+        requests.emplace_back();
+        check(MPI_Isend(b.data() + off, static_cast<int>(std::min(kMaxPiece, b.size() - off)),
+                        MPI_BYTE, r, kAlltoallvTag, comm_, &requests.back()),
+              "MPI_Isend");
       }
-      exchange(send_bufs[dest], dest, out[source], source);
     }
+    out[rank_] = send_bufs[rank_];
+    check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
+          "MPI_Waitall");
     return out;
   }
 
@@ -175,26 +162,7 @@ class MpiComm final : public Comm {
 
  private:
   static constexpr int kGatherTag = 7001;
-  static constexpr int kExchangeTag = 7002;
-
-  int64_t comm_max(int64_t v) {
-    check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_MAX, comm_), "MPI_Allreduce");
-    return v;
-  }
-
-  void exchange(const Bytes& out, int dest, Bytes& in, int source) {
-    const size_t pieces_out = (out.size() + kMaxPiece - 1) / kMaxPiece;
-    const size_t pieces_in = (in.size() + kMaxPiece - 1) / kMaxPiece;
-    for (size_t p = 0; p < std::max(pieces_out, pieces_in); ++p) {
-      const size_t so = p * kMaxPiece, ro = p * kMaxPiece;
-      const int scount = so < out.size() ? static_cast<int>(std::min(kMaxPiece, out.size() - so)) : 0;
-      const int rcount = ro < in.size() ? static_cast<int>(std::min(kMaxPiece, in.size() - ro)) : 0;
-      check(MPI_Sendrecv(out.data() + (scount ? so : 0), scount, MPI_BYTE, dest, kExchangeTag,
-                         in.data() + (rcount ? ro : 0), rcount, MPI_BYTE, source, kExchangeTag,
-                         comm_, MPI_STATUS_IGNORE),
-            "MPI_Sendrecv");
-    }
-  }
+  static constexpr int kAlltoallvTag = 7003;
 
   MPI_Comm comm_;
   int rank_ = 0;
