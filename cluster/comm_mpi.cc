@@ -99,8 +99,7 @@ class MpiComm final : public Comm {
       throw std::invalid_argument("alltoallv: one buffer per rank expected");
     std::vector<int64_t> send_sizes(size_), recv_sizes(size_);
     for (int r = 0; r < size_; ++r) send_sizes[r] = static_cast<int64_t>(send_bufs[r].size());
-    check(MPI_Alltoall(send_sizes.data(), 1, MPI_INT64_T, recv_sizes.data(), 1, MPI_INT64_T,
-                       comm_),
+    check(MPI_Alltoall(send_sizes.data(), 1, MPI_INT64_T, recv_sizes.data(), 1, MPI_INT64_T, comm_),
           "MPI_Alltoall");
     std::vector<Bytes> out(size_);
     for (int r = 0; r < size_; ++r) out[r].resize(static_cast<size_t>(recv_sizes[r]));
@@ -113,8 +112,9 @@ class MpiComm final : public Comm {
       if (r == rank_) continue;
       for (size_t off = 0; off < out[r].size(); off += kMaxPiece) {
         requests.emplace_back();
-        check(MPI_Irecv(out[r].data() + off, static_cast<int>(std::min(kMaxPiece, out[r].size() - off)),
-                        MPI_BYTE, r, kAlltoallvTag, comm_, &requests.back()),
+        check(MPI_Irecv(out[r].data() + off,
+                        static_cast<int>(std::min(kMaxPiece, out[r].size() - off)), MPI_BYTE, r,
+                        kAlltoallvTag, comm_, &requests.back()),
               "MPI_Irecv");
       }
     }

@@ -108,10 +108,11 @@ void print_plan(const std::string& path) {
   std::printf("balance      expected shard cost max/mean %.3f (count-balanced placement %.3f)\n",
               plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
   if (plan.shards_per_query > 0)
-    std::printf("co-location  %s (slack %.2f): workload queries reach %.2f shard(s) each, %.2f by "
-                "LPT on cost alone\n",
-                plan.colocated ? "applied" : "not kept", plan.colocate_slack,
-                plan.shards_per_query, plan.lpt_shards_per_query);
+    std::printf(
+        "co-location  %s (slack %.2f): workload queries reach %.2f shard(s) each, %.2f by "
+        "LPT on cost alone\n",
+        plan.colocated ? "applied" : "not kept", plan.colocate_slack, plan.shards_per_query,
+        plan.lpt_shards_per_query);
   std::printf("  %5s %7s %10s %14s\n", "shard", "lists", "vectors", "expected cost");
   for (int s = 0; s < plan.shards; ++s) {
     int64_t lists = 0, vectors = 0;

@@ -115,8 +115,8 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
       const float* y = x + y0 * d;
       const int di = static_cast<int>(d), nbi = static_cast<int>(nb), nyi = static_cast<int>(ny);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbi, nyi, di,
-                  inner_product_ ? 1.0f : -2.0f, group_.data(), di, y, di, 0.0f,
-                  group_dis_.data(), nyi);
+                  inner_product_ ? 1.0f : -2.0f, group_.data(), di, y, di, 0.0f, group_dis_.data(),
+                  nyi);
       if (!inner_product_) {
         for (size_t t = 0; t < ny; ++t) code_norms_[t] = cblas_sdot(di, y + t * d, 1, y + t * d, 1);
         for (size_t i = 0; i < nb; ++i) {

@@ -59,7 +59,7 @@ class BatchScanner {
   std::vector<float> dis_;
   std::vector<int64_t> ids_;
   std::vector<std::unique_ptr<faiss::InvertedListScanner>> scanners_;  // non-flat, lazily
-  std::vector<float> group_, group_dis_, code_norms_;  // flat scratch
+  std::vector<float> group_, group_dis_, code_norms_;                  // flat scratch
   std::vector<size_t> pick_;  // flat: the codes of a row to score exactly
   std::vector<float> keys_, exact_;
   std::vector<float> query_norms_;  // |q|^2

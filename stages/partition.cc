@@ -34,7 +34,7 @@ using cluster::Bytes;
 
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
 constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
-constexpr int64_t kColocateQueries = 4096;        // workload queries co-location looks at
+constexpr int64_t kColocateQueries = 4096;         // workload queries co-location looks at
 constexpr int kCalibrationRounds = 7;              // timings per list size (median)
 constexpr int64_t kRecallQueries = 1000;           // workload queries of the recall check
 constexpr int kRecallK = 10;                       // ... and their recall@10
@@ -327,14 +327,15 @@ std::vector<double> access_frequency(const faiss::Index& quantizer, const float*
   std::vector<double> access(static_cast<size_t>(nlist), 0.0);
   const int p = static_cast<int>(std::min<int64_t>(nprobe, nlist));
   double total = 0;
-  for_each_probe_batch(quantizer, queries, n, p, [&](int64_t off, int64_t m, const faiss::Index::idx_t* lab) {
-    for (int64_t i = 0; i < m; ++i) {
-      const double w = weights.empty() ? 1.0 : static_cast<double>(weights[off + i]);
-      total += w;
-      for (int t = 0; t < p; ++t)
-        if (lab[i * p + t] >= 0) access[lab[i * p + t]] += w;
-    }
-  });
+  for_each_probe_batch(
+      quantizer, queries, n, p, [&](int64_t off, int64_t m, const faiss::Index::idx_t* lab) {
+        for (int64_t i = 0; i < m; ++i) {
+          const double w = weights.empty() ? 1.0 : static_cast<double>(weights[off + i]);
+          total += w;
+          for (int t = 0; t < p; ++t)
+            if (lab[i * p + t] >= 0) access[lab[i * p + t]] += w;
+        }
+      });
   if (total > 0)
     for (double& a : access) a /= total;
   return access;
@@ -356,8 +357,7 @@ ProbedLists probed_lists(const faiss::Index& quantizer, const float* queries, in
   return out;
 }
 
-double shards_per_query(const ProbedLists& probed,
-                        const std::vector<std::vector<int>>& placement) {
+double shards_per_query(const ProbedLists& probed, const std::vector<std::vector<int>>& placement) {
   double sum = 0, total = 0;
   std::vector<int> touched;
   for (int64_t q = 0; q < probed.queries(); ++q) {
@@ -366,7 +366,8 @@ double shards_per_query(const ProbedLists& probed,
       const int64_t list = probed.lists[q * probed.nprobe + t];
       if (list < 0) continue;
       const int shard = placement.at(list).at(0);
-      if (std::find(touched.begin(), touched.end(), shard) == touched.end()) touched.push_back(shard);
+      if (std::find(touched.begin(), touched.end(), shard) == touched.end())
+        touched.push_back(shard);
     }
     sum += probed.weights[q] * static_cast<double>(touched.size());
     total += probed.weights[q];
@@ -504,8 +505,8 @@ std::vector<std::vector<int>> place_lpt(const std::vector<double>& load, int sha
 }
 
 std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
-                                              const ProbedLists& probed, int shards,
-                                              int replicate, double slack) {
+                                              const ProbedLists& probed, int shards, int replicate,
+                                              double slack) {
   if (shards < 1) throw std::invalid_argument("place_colocated: shards must be >= 1");
   const int n = static_cast<int>(load.size());
   // The queries probing each list (CSR), and for each query the shards it touches so far.
@@ -999,8 +1000,8 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
       // is worse than count balance, tighter caps (slack / 2, / 4, then 0) are tried.
       for (double slack : {1.0, 0.5, 0.25, 0.0}) {
         slack *= options.colocate_slack;
-        auto colocated = place_colocated(cost, probed, options.shards, options.replicate_hot,
-                                         slack);
+        auto colocated =
+            place_colocated(cost, probed, options.shards, options.replicate_hot, slack);
         const double mc = max_over_mean(shard_loads(colocated, cost, options.shards));
         const double spq = shards_per_query(probed, colocated);
         if (spq < plan.shards_per_query && mc <= plan.count_balanced_max_over_mean_cost &&

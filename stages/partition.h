@@ -124,8 +124,7 @@ ProbedLists probed_lists(const faiss::Index& quantizer, const float* queries, in
 
 // The weighted mean number of distinct shards a query of `probed` is sent to: a replicated
 // list counts as its primary (the copy search uses for about 1 / copies of the queries).
-double shards_per_query(const ProbedLists& probed,
-                        const std::vector<std::vector<int>>& placement);
+double shards_per_query(const ProbedLists& probed, const std::vector<std::vector<int>>& placement);
 
 // Co-location (after HQI: a batch of queries should touch few partitions): lists go to shards
 // by decreasing load, as LPT, but each to the shard already holding most of the lists its
@@ -134,8 +133,8 @@ double shards_per_query(const ProbedLists& probed,
 // in place_lpt. A query's vector then travels to fewer shards, and each shard gathers and
 // scans fewer (query, list) groups, for a shard load at most ~(1 + slack) x the mean.
 std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
-                                              const ProbedLists& probed, int shards,
-                                              int replicate, double slack);
+                                              const ProbedLists& probed, int shards, int replicate,
+                                              double slack);
 
 // Per-shard load of a placement under `load` (replicas share their list's load equally).
 std::vector<double> shard_loads(const std::vector<std::vector<int>>& placement,

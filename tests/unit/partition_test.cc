@@ -297,7 +297,8 @@ TEST(PlaceColocated, LoadStaysWithinTheSlackAndReplicasOnTwoShards) {
     const double total = std::accumulate(load.begin(), load.end(), 0.0);
     const double biggest = *std::max_element(load.begin(), load.end());
     // Every item fits under the cap or goes to the least loaded shard: max <= cap + one item.
-    EXPECT_LE(*std::max_element(loads.begin(), loads.end()), (1 + slack) * total / shards + biggest);
+    EXPECT_LE(*std::max_element(loads.begin(), loads.end()),
+              (1 + slack) * total / shards + biggest);
     EXPECT_NEAR(std::accumulate(loads.begin(), loads.end(), 0.0), total, 1e-9);
     for (size_t j = 0; j < p.size(); ++j) {
       ASSERT_FALSE(p[j].empty());
@@ -308,7 +309,8 @@ TEST(PlaceColocated, LoadStaysWithinTheSlackAndReplicasOnTwoShards) {
     }
     EXPECT_EQ(std::count_if(p.begin(), p.end(), [](const auto& c) { return c.size() == 2; }),
               replicate);
-    EXPECT_LE(shards_per_query(probed, p), shards_per_query(probed, place_lpt(load, shards, replicate)))
+    EXPECT_LE(shards_per_query(probed, p),
+              shards_per_query(probed, place_lpt(load, shards, replicate)))
         << "trial " << trial;
   }
 }
@@ -442,7 +444,8 @@ TEST(BatchScanner, FlatDistancesAreFaissBitForBit) {
           groups[cl[i * nprobe + t]].first.push_back(i);
           groups[cl[i * nprobe + t]].second.push_back(cd[i * nprobe + t]);
         }
-      for (const auto& [list, g] : groups) scanner.scan_list(*ivf->invlists, list, g.first, g.second);
+      for (const auto& [list, g] : groups)
+        scanner.scan_list(*ivf->invlists, list, g.first, g.second);
       scanner.finish();
       for (int i = 0; i < nq; ++i)
         for (int t = 0; t < k; ++t) {
