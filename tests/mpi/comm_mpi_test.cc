@@ -222,6 +222,24 @@ TEST(MpiComm, AlltoallvDeliversEachBufferToItsRank) {
     EXPECT_TRUE(got[s] == pattern(s, comm.rank(), size_of(s, comm.rank()))) << "from rank " << s;
 }
 
+TEST(MpiComm, BackToBackAlltoallvsKeepTheirMessagesApart) {
+  // Point-to-point underneath: a rank may start the next exchange while another is still in
+  // this one; each call must still get exactly its own buffers (sizes change every round).
+  Comm& comm = world();
+  auto size_of = [](int round, int s, int d) {
+    return static_cast<size_t>((round * 7 + s * 3 + d) % 5 * 40);
+  };
+  for (int round = 0; round < 6; ++round) {
+    std::vector<Bytes> send(comm.size());
+    for (int d = 0; d < comm.size(); ++d)
+      send[d] = pattern(comm.rank() + 100 * round, d, size_of(round, comm.rank(), d));
+    const std::vector<Bytes> got = comm.alltoallv(send);
+    for (int s = 0; s < comm.size(); ++s)
+      EXPECT_TRUE(got[s] == pattern(s + 100 * round, comm.rank(), size_of(round, s, comm.rank())))
+          << "round " << round << " from rank " << s;
+  }
+}
+
 TEST(MpiComm, AlltoallvOfEmptyBuffers) {
   Comm& comm = world();
   const std::vector<Bytes> got = comm.alltoallv(std::vector<Bytes>(comm.size()));
