@@ -2,6 +2,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
 #include "cluster/comm.h"
@@ -102,20 +103,32 @@ class MpiComm final : public Comm {
     check(MPI_Alltoall(send_sizes.data(), 1, MPI_INT64_T, recv_sizes.data(), 1, MPI_INT64_T, comm_),
           "MPI_Alltoall");
     std::vector<Bytes> out(size_);
-    for (int r = 0; r < size_; ++r) out[r].resize(static_cast<size_t>(recv_sizes[r]));
+    for (int r = 0; r < size_; ++r)
+      if (r != rank_) out[r].resize(static_cast<size_t>(recv_sizes[r]));
+    out[rank_] = send_bufs[rank_];
     // Point to point, straight from each send buffer into its receive buffer: no packing into
     // one buffer and copying out again (MPI_Alltoallv's int counts and displacements would need
     // both; for a few ranks and large messages that was two extra copies of everything).
-    // Messages over 2^30 bytes go in pieces; pieces between two ranks arrive in order.
+    // Messages over 2^30 bytes go in pieces; pieces between two ranks arrive in order. Once a
+    // request is posted its buffers must outlive it, and the other ranks wait on their side of
+    // it: a failure from here on cannot unwind, so it ends the job (MPI_Abort).
     std::vector<MPI_Request> requests;
+    const auto posted = [&](int rc, const char* what) {
+      if (rc == MPI_SUCCESS) return;
+      char text[MPI_MAX_ERROR_STRING];
+      int len = 0;
+      MPI_Error_string(rc, text, &len);
+      std::fprintf(stderr, "alltoallv: %s: %.*s; aborting the job\n", what, len, text);
+      abort(EXIT_FAILURE);
+    };
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
       for (size_t off = 0; off < out[r].size(); off += kMaxPiece) {
         requests.emplace_back();
-        check(MPI_Irecv(out[r].data() + off,
-                        static_cast<int>(std::min(kMaxPiece, out[r].size() - off)), MPI_BYTE, r,
-                        kAlltoallvTag, comm_, &requests.back()),
-              "MPI_Irecv");
+        posted(MPI_Irecv(out[r].data() + off,
+                         static_cast<int>(std::min(kMaxPiece, out[r].size() - off)), MPI_BYTE, r,
+                         kAlltoallvTag, comm_, &requests.back()),
+               "MPI_Irecv");
       }
     }
     for (int step = 1; step < size_; ++step) {  // rank + 1 first, so not every rank sends to 0
@@ -123,14 +136,13 @@ class MpiComm final : public Comm {
       const Bytes& b = send_bufs[r];
       for (size_t off = 0; off < b.size(); off += kMaxPiece) {
         requests.emplace_back();
-        check(MPI_Isend(b.data() + off, static_cast<int>(std::min(kMaxPiece, b.size() - off)),
-                        MPI_BYTE, r, kAlltoallvTag, comm_, &requests.back()),
-              "MPI_Isend");
+        posted(MPI_Isend(b.data() + off, static_cast<int>(std::min(kMaxPiece, b.size() - off)),
+                         MPI_BYTE, r, kAlltoallvTag, comm_, &requests.back()),
+               "MPI_Isend");
       }
     }
-    out[rank_] = send_bufs[rank_];
-    check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
-          "MPI_Waitall");
+    posted(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
+           "MPI_Waitall");
     return out;
   }
 

@@ -308,7 +308,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   const pipeline::Fingerprint& train_fp = *train_fp_storage;
   const pipeline::Fingerprint& partition_fp = *partition_fp_storage;
   pipeline::Fingerprint merge_fp("merge");
-  // Co-location moves lists between shards only: it redoes the merge, not the add.
+  // Co-location changes which shard holds a list: the shard files, written with the merge.
   merge_fp.after(partition_fp).keys(config, {"partition.colocate", "partition.colocate_slack"});
   const bool sharded = config.partition.shards > 0;
   log.end();
@@ -436,7 +436,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
                      dir, plan.shards, plan.balance, plan.colocated ? " with co-location" : "",
                      plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
         if (plan.shards_per_query > 0)
-          spdlog::info("workload queries reach {:.2f} shard(s) each (LPT on cost alone: {:.2f})",
+          spdlog::info("workload queries reach {:.2f} shard(s) each (without co-location: {:.2f})",
                        plan.shards_per_query, plan.lpt_shards_per_query);
         plan_summary = {{"plan", "plan.json"},
                         {"shards", plan.shards},

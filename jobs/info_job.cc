@@ -109,8 +109,8 @@ void print_plan(const std::string& path) {
               plan.max_over_mean_cost, plan.count_balanced_max_over_mean_cost);
   if (plan.shards_per_query > 0)
     std::printf(
-        "co-location  %s (slack %.2f): workload queries reach %.2f shard(s) each, %.2f by "
-        "LPT on cost alone\n",
+        "co-location  %s (slack %.2f): workload queries reach %.2f shard(s) each, %.2f "
+        "without it\n",
         plan.colocated ? "applied" : "not kept", plan.colocate_slack, plan.shards_per_query,
         plan.lpt_shards_per_query);
   std::printf("  %5s %7s %10s %14s\n", "shard", "lists", "vectors", "expected cost");

@@ -3,12 +3,16 @@
 #include <cblas.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/utils/Heap.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <numeric>
 #include <typeinfo>
 
 namespace sf::stages {
@@ -27,7 +31,8 @@ void push(int k, float* dis, int64_t* ids, float d, int64_t id) {
 // reference loops (one float accumulator, i = 0 .. d-1, no fused multiply-add: this file is
 // compiled with -ffp-contract=off). The same loop runs for 8 codes at once, one per vector
 // lane, so each lane's sum is the reference's; that is ~8x faster than calling it per code,
-// whose serial additions bound it. Checked against FAISS by BatchScanner.EqualsFaissSearch*.
+// whose serial additions bound it. lanes_match_faiss checks it against the linked libfaiss at
+// run time; BatchScanner.FlatDistancesAreFaissBitForBit against FAISS's search.
 typedef float Lanes __attribute__((vector_size(4 * sizeof(float))));
 
 template <bool kInnerProduct>
@@ -56,6 +61,36 @@ void exact_distances(const float* q, const float* base, size_t d, const size_t* 
   }
 }
 
+// Whether exact_distances gives what the linked libfaiss's fvec_L2sqr and fvec_inner_product
+// give, bit for bit, at dimension d (checked once per d on 16 pseudo-random codes). A libfaiss
+// built with SIMD kernels sums in another order: then the scanner calls FAISS's functions.
+bool lanes_match_faiss(size_t d) {
+  static std::mutex mutex;
+  static std::map<size_t, bool> known;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto it = known.find(d);
+  if (it != known.end()) return it->second;
+  constexpr size_t kCodes = 16;
+  std::vector<float> x((kCodes + 1) * d);
+  uint64_t z = 0x9E3779B97F4A7C15ULL ^ d;
+  for (float& v : x) {
+    z = z * 6364136223846793005ULL + 1442695040888963407ULL;
+    v = static_cast<float>(static_cast<int64_t>(z >> 40) - (int64_t{1} << 23)) / 1024.0f;
+  }
+  const float* q = x.data() + kCodes * d;
+  std::vector<size_t> rows(kCodes);
+  std::iota(rows.begin(), rows.end(), 0);
+  std::vector<float> l2(kCodes), ip(kCodes);
+  exact_distances<false>(q, x.data(), d, rows.data(), kCodes, l2.data());
+  exact_distances<true>(q, x.data(), d, rows.data(), kCodes, ip.data());
+  bool same = true;
+  for (size_t c = 0; c < kCodes; ++c)
+    same = same && l2[c] == faiss::fvec_L2sqr(q, x.data() + c * d, d) &&
+           ip[c] == faiss::fvec_inner_product(q, x.data() + c * d, d);
+  known[d] = same;
+  return same;
+}
+
 }  // namespace
 
 BatchScanner::BatchScanner(const faiss::IndexIVF& ivf, int k, int64_t nq, const float* queries)
@@ -75,6 +110,7 @@ BatchScanner::BatchScanner(const faiss::IndexIVF& ivf, int k, int64_t nq, const 
   }
   if (!flat_) scanners_.resize(static_cast<size_t>(nq));
   if (flat_) {
+    lanes_match_faiss_ = lanes_match_faiss(ivf.d);
     query_norms_.resize(static_cast<size_t>(nq));
     const int d = static_cast<int>(ivf.d);
     for (int64_t q = 0; q < nq; ++q)
@@ -117,8 +153,12 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbi, nyi, di,
                   inner_product_ ? 1.0f : -2.0f, group_.data(), di, y, di, 0.0f, group_dis_.data(),
                   nyi);
+      float max_code_norm = 0;
+      for (size_t t = 0; t < ny; ++t) {
+        code_norms_[t] = cblas_sdot(di, y + t * d, 1, y + t * d, 1);
+        max_code_norm = std::max(max_code_norm, code_norms_[t]);
+      }
       if (!inner_product_) {
-        for (size_t t = 0; t < ny; ++t) code_norms_[t] = cblas_sdot(di, y + t * d, 1, y + t * d, 1);
         for (size_t i = 0; i < nb; ++i) {
           float* row = &group_dis_[i * ny];
           const float qn = query_norms_[which[i]];
@@ -130,12 +170,18 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
         const float* qv = queries_ + q * d;
         float* hd = dis_.data() + q * k_;
         int64_t* hi = ids_.data() + q * k_;
-        const std::vector<size_t>& pick = rescore_candidates(q, &group_dis_[i * ny], ny);
+        const std::vector<size_t>& pick =
+            rescore_candidates(q, &group_dis_[i * ny], ny, margin(q, max_code_norm));
         exact_.resize(pick.size());
-        if (inner_product_)
+        if (!lanes_match_faiss_) {  // another libfaiss: its own functions
+          for (size_t c = 0; c < pick.size(); ++c)
+            exact_[c] = inner_product_ ? faiss::fvec_inner_product(qv, y + pick[c] * d, d)
+                                       : faiss::fvec_L2sqr(qv, y + pick[c] * d, d);
+        } else if (inner_product_) {
           exact_distances<true>(qv, y, d, pick.data(), pick.size(), exact_.data());
-        else
+        } else {
           exact_distances<false>(qv, y, d, pick.data(), pick.size(), exact_.data());
+        }
         for (size_t c = 0; c < pick.size(); ++c) {
           if (inner_product_)
             push<IpHeap>(k_, hd, hi, exact_[c], list_ids.get()[y0 + pick[c]]);
@@ -159,20 +205,23 @@ void BatchScanner::scan_list(const faiss::InvertedLists& lists, int64_t list_no,
   }
 }
 
-float BatchScanner::margin(int64_t q, float dis) const {
-  // GEMM rounding: a relative error far below this on |q|^2 + |distance|.
-  return 1e-4f * (query_norms_[q] + (std::isfinite(dis) ? std::fabs(dis) : 0.0f));
+float BatchScanner::margin(int64_t q, float max_code_norm) const {
+  // Bounds |matrix distance - exact distance| for every code of the block: both are sums of d
+  // products, each off by at most d * u * (|q| + |y|)^2 (L2) or d * u * |q| |y| (inner
+  // product), u = FLT_EPSILON / 2; twice the sum of the two, for the block's largest |y|.
+  const float qn = std::sqrt(query_norms_[q]), yn = std::sqrt(max_code_norm);
+  const float scale = inner_product_ ? qn * yn : (qn + yn) * (qn + yn);
+  return 2.0f * static_cast<float>(ivf_.d) * std::numeric_limits<float>::epsilon() * scale;
 }
 
 // The codes of one matrix row that can enter query q's heap: those within the rounding margin
-// of its top (all while the heap is not full), and of those at most the k best and their near
-// ties: a code worse than the row's k-th best by more than twice the margin cannot beat any of
-// those k exactly, so it is not scored again.
+// m of its top (all while the heap is not full), and of those at most the k best and their near
+// ties: a code worse than the row's k-th best by more than 2 m cannot beat any of those k
+// exactly, so it is not scored again.
 const std::vector<size_t>& BatchScanner::rescore_candidates(int64_t q, const float* row,
-                                                            size_t ny) {
+                                                            size_t ny, float m) {
   const float top = dis_[q * k_];
   const bool full = std::fabs(top) < std::numeric_limits<float>::max();  // else +-FLT_MAX
-  const float m = margin(q, top);
   pick_.clear();
   for (size_t t = 0; t < ny; ++t)
     if (!full || (inner_product_ ? row[t] > top - m : row[t] < top + m)) pick_.push_back(t);
@@ -184,7 +233,7 @@ const std::vector<size_t>& BatchScanner::rescore_candidates(int64_t q, const flo
   else
     std::nth_element(keys_.begin(), keys_.begin() + (k_ - 1), keys_.end());
   const float kth = keys_[k_ - 1];
-  const float bound = inner_product_ ? kth - 2 * margin(q, kth) : kth + 2 * margin(q, kth);
+  const float bound = inner_product_ ? kth - 2 * m : kth + 2 * m;
   size_t kept = 0;
   for (size_t t : pick_)
     if (inner_product_ ? row[t] >= bound : row[t] <= bound) pick_[kept++] = t;

@@ -5,14 +5,16 @@
 // group of queries:
 // - IndexIVFFlat: the distance matrix of the group (one query or more) against the list's
 //   raw vectors, one BLAS GEMM per group and list block (L2: |q|^2 + |y|^2 - 2 q.y). The codes
-//   whose matrix distance could enter a query's top-k (within a margin far above GEMM
-//   rounding; at most the k best of the block and their near ties) are scored again exactly,
-//   bit for bit as fvec_L2sqr / fvec_inner_product, the functions the IVFFlat scanner of a
-//   plain FAISS search uses, so the reported distances equal a FAISS search's. We go around
-//   FAISS's own choice below its BLAS threshold (20 queries: one fvec_L2sqr per pair) because
-//   Debian's libfaiss is built for baseline x86-64, where fvec_L2sqr is the scalar reference
-//   loop while OpenBLAS picks AVX-512 kernels at run time: the matrix is faster for a group
-//   of any size (bench/RESULTS.md, "Workload-aware partitioning").
+//   whose matrix distance could enter a query's top-k (within a bound on the rounding of both
+//   computations; at most the k best of the block and their near ties) are scored again
+//   exactly, bit for bit as fvec_L2sqr / fvec_inner_product, the functions the IVFFlat scanner
+//   of a plain FAISS search uses (checked at run time against the linked libfaiss; one that
+//   sums in another order is called instead), so the reported distances equal a FAISS
+//   search's. We go around FAISS's own choice below its BLAS threshold (20 queries: one
+//   fvec_L2sqr per pair) because Debian's libfaiss is built for baseline x86-64, where
+//   fvec_L2sqr is the scalar reference loop while OpenBLAS picks AVX-512 kernels at run time:
+//   the matrix is faster for a group of any size (bench/RESULTS.md, "Workload-aware
+//   partitioning").
 // - every other code (PQ, SQ, ...): FAISS's own InvertedListScanner, one per query of the
 //   batch (set_query once per query, set_list + scan_codes per list: what
 //   IndexIVF::search_preassigned does per query), visited list by list so a list's codes are
@@ -65,8 +67,10 @@ class BatchScanner {
   std::vector<float> query_norms_;  // |q|^2
   int64_t codes_scanned_ = 0;
 
-  float margin(int64_t q, float dis) const;
-  const std::vector<size_t>& rescore_candidates(int64_t q, const float* row, size_t ny);
+  bool lanes_match_faiss_ = true;  // flat: the lane loops give FAISS's distances here
+
+  float margin(int64_t q, float max_code_norm) const;
+  const std::vector<size_t>& rescore_candidates(int64_t q, const float* row, size_t ny, float m);
 };
 
 // Merges sorted top-k results (each k distances and ids, nearest first, -1 padded) into one

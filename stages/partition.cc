@@ -347,10 +347,16 @@ ProbedLists probed_lists(const faiss::Index& quantizer, const float* queries, in
   ProbedLists out;
   out.nprobe = static_cast<int>(std::min<int64_t>(nprobe, quantizer.ntotal));
   const int64_t m = std::min(n, std::max<int64_t>(0, max_queries));
+  // Every (n / m)-th query: a workload file ordered by topic or weight is still sampled whole.
+  const size_t d = static_cast<size_t>(quantizer.d);
+  std::vector<float> sample(static_cast<size_t>(m) * d);
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t row = i * n / m;
+    std::copy(queries + row * d, queries + (row + 1) * d, sample.begin() + i * d);
+    out.weights.push_back(weights.empty() ? 1.0 : static_cast<double>(weights[row]));
+  }
   out.lists.reserve(static_cast<size_t>(m) * out.nprobe);
-  for (int64_t i = 0; i < m; ++i)
-    out.weights.push_back(weights.empty() ? 1.0 : static_cast<double>(weights[i]));
-  for_each_probe_batch(quantizer, queries, m, out.nprobe,
+  for_each_probe_batch(quantizer, sample.data(), m, out.nprobe,
                        [&](int64_t, int64_t count, const faiss::Index::idx_t* lab) {
                          out.lists.insert(out.lists.end(), lab, lab + count * out.nprobe);
                        });
@@ -365,7 +371,8 @@ double shards_per_query(const ProbedLists& probed, const std::vector<std::vector
     for (int t = 0; t < probed.nprobe; ++t) {
       const int64_t list = probed.lists[q * probed.nprobe + t];
       if (list < 0) continue;
-      const int shard = placement.at(list).at(0);
+      const std::vector<int>& copies = placement.at(list);
+      const int shard = copies.at(static_cast<size_t>(q) % copies.size());  // as search routes
       if (std::find(touched.begin(), touched.end(), shard) == touched.end())
         touched.push_back(shard);
     }
@@ -526,15 +533,19 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
   std::vector<std::vector<int>> touched(static_cast<size_t>(probed.queries()));
 
   const std::vector<PlacementItem> items = placement_items(load, shards, replicate);
+  std::vector<int> copies(n, 0);
+  for (const PlacementItem& item : items) ++copies[item.list];
   const double cap =
       (1 + std::max(0.0, slack)) * std::accumulate(load.begin(), load.end(), 0.0) / shards;
   std::vector<double> shard_load(shards, 0.0), affinity(shards);
   std::vector<std::vector<int>> placement(n);
   for (const PlacementItem& item : items) {
     std::fill(affinity.begin(), affinity.end(), 0.0);
-    for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i)
-      for (int s : touched[probers[i]]) affinity[s] += probed.weights[probers[i]];
     const auto& held = placement[item.list];
+    for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i) {
+      if (static_cast<size_t>(probers[i]) % copies[item.list] != held.size()) continue;
+      for (int s : touched[probers[i]]) affinity[s] += probed.weights[probers[i]];
+    }
     int best = -1, least = -1;
     for (int s = 0; s < shards; ++s) {
       if (std::find(held.begin(), held.end(), s) != held.end()) continue;
@@ -547,8 +558,10 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
     if (best < 0) best = least;
     placement[item.list].push_back(best);
     shard_load[best] += item.load;
-    if (held.size() > 1) continue;  // a replica: queries keep counting the primary
+    // Copy c of a list serves the queries q with q % copies == c, as search routes them.
+    const size_t c = held.size() - 1;
     for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i) {
+      if (static_cast<size_t>(probers[i]) % copies[item.list] != c) continue;
       std::vector<int>& t = touched[probers[i]];
       if (std::find(t.begin(), t.end(), best) == t.end()) t.push_back(best);
     }
@@ -998,8 +1011,11 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
       plan.shards_per_query = plan.lpt_shards_per_query;
       // The greedy fills shards up to its cap, so its balance lands near 1 + slack: when that
       // is worse than count balance, tighter caps (slack / 2, / 4, then 0) are tried.
+      bool tried_zero = false;
       for (double slack : {1.0, 0.5, 0.25, 0.0}) {
         slack *= options.colocate_slack;
+        if (slack == 0 && tried_zero) break;  // colocate_slack 0: one try
+        tried_zero = slack == 0;
         auto colocated =
             place_colocated(cost, probed, options.shards, options.replicate_hot, slack);
         const double mc = max_over_mean(shard_loads(colocated, cost, options.shards));
@@ -1010,6 +1026,7 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
           plan.max_over_mean_cost = mc;
           plan.balance = "cost";
           plan.colocated = true;
+          plan.colocate_slack = slack;
           plan.shards_per_query = spq;
           break;
         }

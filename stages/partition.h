@@ -118,19 +118,20 @@ struct ProbedLists {
   int64_t queries() const { return nprobe > 0 ? static_cast<int64_t>(weights.size()) : 0; }
 };
 
-// Local. At most `max_queries` of the n queries (rows in IVF space): the first ones.
+// Local. At most `max_queries` of the n queries (rows in IVF space): every (n / max_queries)-th
+// one, with its weight.
 ProbedLists probed_lists(const faiss::Index& quantizer, const float* queries, int64_t n,
                          const std::vector<float>& weights, int nprobe, int64_t max_queries);
 
-// The weighted mean number of distinct shards a query of `probed` is sent to: a replicated
-// list counts as its primary (the copy search uses for about 1 / copies of the queries).
+// The weighted mean number of distinct shards a query of `probed` is sent to: of a replicated
+// list, query q uses copy q % copies, as search routes it (by the query's index).
 double shards_per_query(const ProbedLists& probed, const std::vector<std::vector<int>>& placement);
 
 // Co-location (after HQI: a batch of queries should touch few partitions): lists go to shards
 // by decreasing load, as LPT, but each to the shard already holding most of the lists its
 // queries probe (the weighted count of `probed` queries that probe both), among the shards it
 // fits on within (1 + slack) x the mean load; none fits: the least loaded shard. Replicas as
-// in place_lpt. A query's vector then travels to fewer shards, and each shard gathers and
+// in place_lpt; copy c of a list counts for the queries q with q % copies == c. A query's vector then travels to fewer shards, and each shard gathers and
 // scans fewer (query, list) groups, for a shard load at most ~(1 + slack) x the mean.
 std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
                                               const ProbedLists& probed, int shards, int replicate,
@@ -253,7 +254,8 @@ struct PartitionPlan {
   double max_over_mean_cost = 1;
   double count_balanced_max_over_mean_cost = 1;
   double expected_cost_per_query = 0;  // sum of list costs (seconds per query)
-  // Co-location (with a workload): whether place_colocated's placement was kept, its slack,
+  // Co-location (with a workload): whether place_colocated's placement was kept, the slack
+  // that gave it (the configured one when not kept),
   // and the workload's mean shards per query under the kept placement and under the placement
   // co-location was compared with (LPT on cost, or on counts when that balanced better).
   bool colocated = false;
