@@ -218,8 +218,8 @@ float BatchScanner::margin(int64_t q, float max_code_norm) const {
 // m of its top (all while the heap is not full), and of those at most the k best and their near
 // ties: a code worse than the row's k-th best by more than 2 m cannot beat any of those k
 // exactly, so it is not scored again.
-const std::vector<size_t>& BatchScanner::rescore_candidates(int64_t q, const float* row,
-                                                            size_t ny, float m) {
+const std::vector<size_t>& BatchScanner::rescore_candidates(int64_t q, const float* row, size_t ny,
+                                                            float m) {
   const float top = dis_[q * k_];
   const bool full = std::fabs(top) < std::numeric_limits<float>::max();  // else +-FLT_MAX
   pick_.clear();

@@ -432,9 +432,9 @@ TEST(BatchScanner, FlatDistancesAreFaissBitForBit) {
     float offset;  // added to every coordinate: L2 distances tiny next to the norms
   };
   const Case cases[] = {
-      {"IVF16,Flat", 3000, false, false, 0}, {"IVF16,Flat", 3000, true, false, 0},
-      {"IVF1,Flat", 5000, false, false, 0},  {"IVF1,Flat", 5000, true, true, 0},
-      {"IVF8,Flat", 40, false, false, 0},    {"IVF16,Flat", 3000, true, true, 0},
+      {"IVF16,Flat", 3000, false, false, 0},  {"IVF16,Flat", 3000, true, false, 0},
+      {"IVF1,Flat", 5000, false, false, 0},   {"IVF1,Flat", 5000, true, true, 0},
+      {"IVF8,Flat", 40, false, false, 0},     {"IVF16,Flat", 3000, true, true, 0},
       {"IVF4,Flat", 3000, false, false, 3000}};
   const int nq = 64, k = 10, nprobe = 4;
   for (const Case& c : cases) {
