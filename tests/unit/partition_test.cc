@@ -379,6 +379,26 @@ TEST(SetCoarseCentroids, IndexStaysAStockFaissIvf) {
   }
 }
 
+// A plain FAISS search of `index` at nprobe p (the reference), and each query's p probed
+// lists with their coarse distances (what a BatchScanner is given).
+struct FaissSearch {
+  std::vector<float> dis, coarse_dis;
+  std::vector<faiss::Index::idx_t> ids, lists;
+};
+
+FaissSearch faiss_search(faiss::Index& index, faiss::IndexIVF& ivf, const std::vector<float>& q,
+                         int nq, int k, int p) {
+  ivf.nprobe = p;
+  FaissSearch r;
+  r.dis.resize(nq * k);
+  r.ids.resize(nq * k);
+  index.search(nq, q.data(), k, r.dis.data(), r.ids.data());
+  r.coarse_dis.resize(nq * p);
+  r.lists.resize(nq * p);
+  ivf.quantizer->search(nq, q.data(), p, r.coarse_dis.data(), r.lists.data());
+  return r;
+}
+
 TEST(BatchScanner, EqualsFaissSearchForFlatPqAndSq) {
   const std::vector<float> x = testing::gaussian_mixture(3000, kDim, 8, 3);
   const std::vector<float> q = testing::gaussian_mixture(64, kDim, 8, 4);
@@ -386,14 +406,12 @@ TEST(BatchScanner, EqualsFaissSearchForFlatPqAndSq) {
   for (const char* factory : {"IVF16,Flat", "IVF16,PQ4x4np", "IVF16,SQ8"}) {
     auto index = build(factory, x);
     faiss::IndexIVF* ivf = find_ivf(index.get());
-    ivf->nprobe = nprobe;
-    std::vector<float> ref_d(nq * k);
-    std::vector<faiss::Index::idx_t> ref_i(nq * k);
-    index->search(nq, q.data(), k, ref_d.data(), ref_i.data());
+    const FaissSearch ref = faiss_search(*index, *ivf, q, nq, k, nprobe);
+    const std::vector<float>& ref_d = ref.dis;
+    const std::vector<faiss::Index::idx_t>& ref_i = ref.ids;
     // Group the (query, list) pairs by list, scan each list once.
-    std::vector<float> cd(nq * nprobe);
-    std::vector<faiss::Index::idx_t> cl(nq * nprobe);
-    ivf->quantizer->search(nq, q.data(), nprobe, cd.data(), cl.data());
+    const std::vector<float>& cd = ref.coarse_dis;
+    const std::vector<faiss::Index::idx_t>& cl = ref.lists;
     std::map<int64_t, std::pair<std::vector<int64_t>, std::vector<float>>> groups;
     for (int i = 0; i < nq; ++i)
       for (int t = 0; t < nprobe; ++t) {
@@ -456,13 +474,11 @@ TEST(BatchScanner, FlatDistancesAreFaissBitForBit) {
     auto index = build(c.factory, x, nullptr, c.ip);
     faiss::IndexIVF* ivf = find_ivf(index.get());
     const int p = std::min<int>(nprobe, static_cast<int>(ivf->nlist));
-    ivf->nprobe = p;
-    std::vector<float> ref_d(nq * k);
-    std::vector<faiss::Index::idx_t> ref_i(nq * k);
-    index->search(nq, q.data(), k, ref_d.data(), ref_i.data());
-    std::vector<float> cd(nq * p);
-    std::vector<faiss::Index::idx_t> cl(nq * p);
-    ivf->quantizer->search(nq, q.data(), p, cd.data(), cl.data());
+    const FaissSearch ref = faiss_search(*index, *ivf, q, nq, k, p);
+    const std::vector<float>& ref_d = ref.dis;
+    const std::vector<faiss::Index::idx_t>& ref_i = ref.ids;
+    const std::vector<float>& cd = ref.coarse_dis;
+    const std::vector<faiss::Index::idx_t>& cl = ref.lists;
     for (const bool one_at_a_time : {false, true}) {
       BatchScanner scanner(*ivf, k, nq, q.data());
       std::map<int64_t, std::pair<std::vector<int64_t>, std::vector<float>>> groups;
