@@ -35,6 +35,7 @@ using cluster::Bytes;
 constexpr uint64_t kSampleSalt = 0x7469657273ULL;  // "tiers"
 constexpr int64_t kSamplePerList = 128;            // rows re-clustered per new list, at most
 constexpr int64_t kColocateQueries = 4096;         // workload queries co-location looks at
+constexpr int kRefinePasses = 8;                   // ... and its passes of single-list moves
 constexpr int kCalibrationRounds = 7;              // timings per list size (median)
 constexpr int64_t kRecallQueries = 1000;           // workload queries of the recall check
 constexpr int kRecallK = 10;                       // ... and their recall@10
@@ -565,6 +566,59 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
       std::vector<int>& t = touched[probers[i]];
       if (std::find(t.begin(), t.end(), best) == t.end()) t.push_back(best);
     }
+  }
+
+  // Refinement: a list of one copy moves to the shard that most lowers the weighted count of
+  // (query, shard) pairs, within the cap, until a pass moves none. The greedy fills a shard up
+  // to the cap and then has to split the rest of a group of lists; moves mend some of that.
+  // reach[q]: (shard, lists of q's there).
+  std::vector<std::vector<std::pair<int, int>>> reach(static_cast<size_t>(probed.queries()));
+  const auto lists_at = [&](int64_t q, int shard) -> int& {
+    for (auto& [s, count] : reach[q])
+      if (s == shard) return count;
+    reach[q].push_back({shard, 0});
+    return reach[q].back().second;
+  };
+  for (int j = 0; j < n; ++j)
+    for (int64_t i = first[j]; i < first[j + 1]; ++i) {
+      const int64_t q = probers[i];
+      ++lists_at(q, placement[j][static_cast<size_t>(q) % placement[j].size()]);
+    }
+  std::vector<double> leave_gain(shards);
+  for (int pass = 0; pass < kRefinePasses; ++pass) {
+    bool moved = false;
+    for (const PlacementItem& item : items) {
+      const int j = item.list;
+      if (placement[j].size() != 1) continue;
+      const int from = placement[j][0];
+      // Pairs saved by leaving `from`, minus pairs added at each other shard.
+      double saved = 0;
+      std::fill(leave_gain.begin(), leave_gain.end(), 0.0);
+      for (int64_t i = first[j]; i < first[j + 1]; ++i) {
+        const int64_t q = probers[i];
+        const double w = probed.weights[q];
+        if (lists_at(q, from) == 1) saved += w;
+        for (int t = 0; t < shards; ++t)
+          if (t != from && lists_at(q, t) == 0) leave_gain[t] += w;
+      }
+      int to = -1;
+      double best_gain = 1e-12 * (1 + saved);
+      for (int t = 0; t < shards; ++t) {
+        if (t == from || shard_load[t] + load[j] > cap) continue;
+        const double gain = saved - leave_gain[t];
+        if (gain > best_gain) best_gain = gain, to = t;
+      }
+      if (to < 0) continue;
+      for (int64_t i = first[j]; i < first[j + 1]; ++i) {
+        --lists_at(probers[i], from);
+        ++lists_at(probers[i], to);
+      }
+      shard_load[from] -= load[j];
+      shard_load[to] += load[j];
+      placement[j][0] = to;
+      moved = true;
+    }
+    if (!moved) break;
   }
   return placement;
 }

@@ -131,7 +131,9 @@ double shards_per_query(const ProbedLists& probed, const std::vector<std::vector
 // by decreasing load, as LPT, but each to the shard already holding most of the lists its
 // queries probe (the weighted count of `probed` queries that probe both), among the shards it
 // fits on within (1 + slack) x the mean load; none fits: the least loaded shard. Replicas as
-// in place_lpt; copy c of a list counts for the queries q with q % copies == c. A query's vector
+// in place_lpt; copy c of a list counts for the queries q with q % copies == c. Then passes of
+// single-list moves (a list of one copy goes to the shard that most lowers the weighted count
+// of (query, shard) pairs, within the cap) until a pass moves none. A query's vector
 // then travels to fewer shards, and each shard gathers and scans fewer (query, list) groups, for a
 // shard load at most ~(1 + slack) x the mean.
 std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
