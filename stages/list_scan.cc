@@ -15,6 +15,8 @@
 #include <numeric>
 #include <typeinfo>
 
+#include "stages/mix64.h"
+
 namespace sf::stages {
 namespace {
 
@@ -72,11 +74,8 @@ bool lanes_match_faiss(size_t d) {
   if (it != known.end()) return it->second;
   constexpr size_t kCodes = 16;
   std::vector<float> x((kCodes + 1) * d);
-  uint64_t z = 0x9E3779B97F4A7C15ULL ^ d;
-  for (float& v : x) {
-    z = z * 6364136223846793005ULL + 1442695040888963407ULL;
-    v = static_cast<float>(static_cast<int64_t>(z >> 40) - (int64_t{1} << 23)) / 1024.0f;
-  }
+  for (size_t i = 0; i < x.size(); ++i)  // +-8192, 10 fractional bits
+    x[i] = static_cast<float>(static_cast<int64_t>(mix64(i) >> 40) - (int64_t{1} << 23)) / 1024.0f;
   const float* q = x.data() + kCodes * d;
   std::vector<size_t> rows(kCodes);
   std::iota(rows.begin(), rows.end(), 0);

@@ -517,7 +517,7 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
                                               double slack) {
   if (shards < 1) throw std::invalid_argument("place_colocated: shards must be >= 1");
   const int n = static_cast<int>(load.size());
-  // The queries probing each list (CSR), and for each query the shards it touches so far.
+  // The queries probing each list (CSR).
   std::vector<int64_t> first(static_cast<size_t>(n) + 1, 0);
   for (int64_t list : probed.lists)
     if (list >= 0 && list < n) ++first[list + 1];
@@ -531,7 +531,20 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
         if (list >= 0 && list < n) probers[next[list]++] = q;
       }
   }
-  std::vector<std::vector<int>> touched(static_cast<size_t>(probed.queries()));
+  // reach[q]: (shard, lists of query q's there) under the placement so far; a copy c of a list
+  // counts for the queries q with q % copies == c, as search routes them.
+  std::vector<std::vector<std::pair<int, int>>> reach(static_cast<size_t>(probed.queries()));
+  const auto lists_at = [&](int64_t q, int shard) -> int& {
+    for (auto& [s, count] : reach[q])
+      if (s == shard) return count;
+    reach[q].push_back({shard, 0});
+    return reach[q].back().second;
+  };
+  const auto count_at = [&](int64_t q, int shard) {
+    for (const auto& [s, count] : reach[q])
+      if (s == shard) return count;
+    return 0;
+  };
 
   const std::vector<PlacementItem> items = placement_items(load, shards, replicate);
   std::vector<int> copies(n, 0);
@@ -545,7 +558,8 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
     const auto& held = placement[item.list];
     for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i) {
       if (static_cast<size_t>(probers[i]) % copies[item.list] != held.size()) continue;
-      for (int s : touched[probers[i]]) affinity[s] += probed.weights[probers[i]];
+      for (const auto& [s, count] : reach[probers[i]])
+        if (count > 0) affinity[s] += probed.weights[probers[i]];
     }
     int best = -1, least = -1;
     for (int s = 0; s < shards; ++s) {
@@ -559,31 +573,14 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
     if (best < 0) best = least;
     placement[item.list].push_back(best);
     shard_load[best] += item.load;
-    // Copy c of a list serves the queries q with q % copies == c, as search routes them.
-    const size_t c = held.size() - 1;
-    for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i) {
-      if (static_cast<size_t>(probers[i]) % copies[item.list] != c) continue;
-      std::vector<int>& t = touched[probers[i]];
-      if (std::find(t.begin(), t.end(), best) == t.end()) t.push_back(best);
-    }
+    const size_t c = held.size() - 1;  // this copy
+    for (int64_t i = first[item.list]; i < first[item.list + 1]; ++i)
+      if (static_cast<size_t>(probers[i]) % copies[item.list] == c) ++lists_at(probers[i], best);
   }
 
   // Refinement: a list of one copy moves to the shard that most lowers the weighted count of
   // (query, shard) pairs, within the cap, until a pass moves none. The greedy fills a shard up
   // to the cap and then has to split the rest of a group of lists; moves mend some of that.
-  // reach[q]: (shard, lists of q's there).
-  std::vector<std::vector<std::pair<int, int>>> reach(static_cast<size_t>(probed.queries()));
-  const auto lists_at = [&](int64_t q, int shard) -> int& {
-    for (auto& [s, count] : reach[q])
-      if (s == shard) return count;
-    reach[q].push_back({shard, 0});
-    return reach[q].back().second;
-  };
-  for (int j = 0; j < n; ++j)
-    for (int64_t i = first[j]; i < first[j + 1]; ++i) {
-      const int64_t q = probers[i];
-      ++lists_at(q, placement[j][static_cast<size_t>(q) % placement[j].size()]);
-    }
   std::vector<double> leave_gain(shards);
   for (int pass = 0; pass < kRefinePasses; ++pass) {
     bool moved = false;
@@ -597,9 +594,9 @@ std::vector<std::vector<int>> place_colocated(const std::vector<double>& load,
       for (int64_t i = first[j]; i < first[j + 1]; ++i) {
         const int64_t q = probers[i];
         const double w = probed.weights[q];
-        if (lists_at(q, from) == 1) saved += w;
+        if (count_at(q, from) == 1) saved += w;
         for (int t = 0; t < shards; ++t)
-          if (t != from && lists_at(q, t) == 0) leave_gain[t] += w;
+          if (t != from && count_at(q, t) == 0) leave_gain[t] += w;
       }
       int to = -1;
       double best_gain = 1e-12 * (1 + saved);
