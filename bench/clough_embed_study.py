@@ -2,7 +2,7 @@
 """Clough & Stevenson corpus: which embedding design finds each answer's original as its
 nearest neighbour, and what is the best any design can reach?
 
-    /usr/bin/python3 bench/clough_embed_study.py [--data ../shared/data/clough] [--misses]
+    /usr/bin/python3 bench/clough_embed_study.py [--data tests/data/clough] [--misses]
 
 The measure is the issue's: for each `cut` (and `light`, `heavy`) answer, among the OTHER
 texts of the same task (the original and every other answer of that task, all categories),
@@ -219,7 +219,7 @@ def ceiling(study, sets, cat):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data", "clough"))
+    ap.add_argument("--data", default=os.path.join(here, "..", "tests", "data", "clough"))
     ap.add_argument("--misses", action="store_true")
     args = ap.parse_args()
     texts = load(args.data)

@@ -2,14 +2,15 @@
 # Real corpora for the dedup quality checks, as JSONL in data/dedup/ (or $1):
 #   spdx.jsonl    the SPDX licence texts of the npm package spdx-license-list (npm pack: a
 #                 data download, no code is run); {"id": "<SPDX id>", "name", "text"}
-#   clough.jsonl  the Clough & Stevenson corpus of ../shared/data/clough (or $CLOUGH_DIR):
+#   clough.jsonl  the Clough & Stevenson corpus of tests/data/clough (or $CLOUGH_DIR):
 #                 {"id": "<file name>", "task", "category": orig|cut|light|heavy|non, "text"}
 # The fortune cookies need no conversion (input.format: fortune). Needs npm
 # (scripts/install-deps.sh installs it) and /usr/bin/python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-data/dedup}
-clough=${CLOUGH_DIR:-../shared/data/clough}
+clough=${CLOUGH_DIR:-tests/data/clough}
+[[ -f $clough/file_information.csv ]] || { echo "$0: no $clough/file_information.csv" >&2; exit 1; }
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -27,8 +28,7 @@ with open(dst, "w", encoding="utf-8") as f:
 PYEOF
 mv "$out/spdx.jsonl.tmp" "$out/spdx.jsonl"
 
-if [[ -d $clough ]]; then
-  /usr/bin/python3 - "$clough" "$out/clough.jsonl.tmp" <<'PYEOF'
+/usr/bin/python3 - "$clough" "$out/clough.jsonl.tmp" <<'PYEOF'
 import csv, json, os, sys
 src, dst = sys.argv[1], sys.argv[2]
 def text(name):
@@ -44,6 +44,5 @@ with open(dst, "w", encoding="utf-8") as f:
         f.write(json.dumps({"id": r["File"], "task": r["Task"], "category": r["Category"],
                             "text": text(r["File"])}, ensure_ascii=False) + "\n")
 PYEOF
-  mv "$out/clough.jsonl.tmp" "$out/clough.jsonl"
-fi
+mv "$out/clough.jsonl.tmp" "$out/clough.jsonl"
 wc -l "$out"/*.jsonl

@@ -71,7 +71,7 @@ std::string data_dir() {
 #ifdef SF_DATA_DIR
   return SF_DATA_DIR;
 #else
-  return "../shared/data";
+  return "tests/data";
 #endif
 }
 

@@ -33,7 +33,7 @@ std::vector<float> plane_rows(int64_t rows, int dim, uint64_t seed);
 std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,
                                  int k, bool inner_product);
 
-// Directory of ../shared/data (real sample data).
+// tests/data: the real sample data shipped with the tests (tests/data/README.md).
 std::string data_dir();
 
 }  // namespace sf::testing

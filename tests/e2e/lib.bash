@@ -3,7 +3,8 @@
 # Usage at the top of a test:   source "$(dirname "$0")/lib.bash"; sf_init "$@"
 # Arguments: <path-to-shardforge-binary> <project-source-dir>, as tests/CMakeLists.txt passes.
 # Gives: $SF (binary), $SRC, $WORK (temporary, removed on exit), $PY (python with numpy, h5py,
-# faiss), $SFDATA (tests/e2e/sfdata.py), $DATA (shared/data).
+# faiss), $SFDATA (tests/e2e/sfdata.py), $DATA (tests/data:
+# real samples shipped in the repository).
 
 set -euo pipefail
 
@@ -25,7 +26,7 @@ sf_init() {
   [[ -x "$SF" ]] || { echo "FAIL: $SF is not an executable" >&2; exit 2; }
   PY=/usr/bin/python3
   SFDATA="$SRC/tests/e2e/sfdata.py"
-  DATA="${SF_DATA_DIR:-$SRC/../shared/data}"
+  DATA="$SRC/tests/data"
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/sf-e2e-$(basename "$0" .sh).XXXXXX")"
   trap 'rm -rf "$WORK"' EXIT
   echo "== $(basename "$0"): shardforge=$SF work=$WORK"

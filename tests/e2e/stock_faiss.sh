@@ -46,7 +46,7 @@ EOF
 ok
 
 SIFT="$DATA/sift-5k.fvecs"
-[[ -f "$SIFT" ]] || fail "missing real data file $SIFT (SF_DATA_DIR=${SF_DATA_DIR:-unset})"
+[[ -f "$SIFT" ]] || fail "missing real data file $SIFT (tests/data is part of the repository)"
 check "real data: IVF64,Flat over $SIFT (5000 x 128) with 2 ranks"
 write_config "$WORK/sift.yaml" "$WORK/sift" "IVF64,Flat" "$SIFT"
 run_ok 2 "$WORK/sift.log" build "$WORK/sift.yaml"

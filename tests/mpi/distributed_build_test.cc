@@ -196,12 +196,9 @@ INSTANTIATE_TEST_SUITE_P(PreTransform, DistributedBuildBytes,
 TEST(DistributedBuildSift, RealSiftSampleMergesToTheSingleRankBytes) {
   omp_set_num_threads(1);
   cluster::Comm& comm = world();
-  // mpi_tests is built without SF_DATA_DIR, so data_dir() is relative to the working
-  // directory: find ../shared/data from this source file instead.
-  const std::filesystem::path data =
-      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path().parent_path() /
-      "shared" / "data" / "sift-5k.fvecs";
-  if (!std::filesystem::exists(data)) GTEST_SKIP() << data << " is missing";
+  const std::filesystem::path data = sf::testing::data_dir() + "/sift-5k.fvecs";
+  ASSERT_TRUE(std::filesystem::exists(data))
+      << data << " is missing (tests/data is in the repository)";
   io::VectorCorpus corpus({data.string()}, io::VectorFormat::kFvecs);
   ASSERT_EQ(corpus.dim(), 128);
   const int64_t rows = corpus.rows();

@@ -1,13 +1,13 @@
 // Quality of the hashed embedder on the Clough & Stevenson corpus of short answers
-// (shared/data/clough, listed with their task and category in file_information.csv): 5
-// tasks, each with an original Wikipedia text (orig) and answers in four categories (cut: copied, light / heavy: revised, non: written independently). For each
-// `cut` and `light` answer: among the other texts of the same task (original + all other
-// answers), is the nearest (cosine) the original? Texts are normalised as `run` does
-// (dedup.* defaults); the idf is fitted on all 100 texts. The missed cut answers are printed
-// with their nearest text. bench/clough_embed_study.py explains the figures: 4 of the 19 cut
-// answers share more text with another answer than with the original (they copied Wikipedia
-// text outside the excerpt given as the original), so no measure of shared content can exceed
-// 15/19 = 0.79, and the 0.9 cannot be met on this corpus.
+// (tests/data/clough, listed with their task and category in file_information.csv): 5
+// tasks, each with an original Wikipedia text (orig) and answers in four categories (cut: copied,
+// light / heavy: revised, non: written independently). For each `cut` and `light` answer: among the
+// other texts of the same task (original + all other answers), is the nearest (cosine) the
+// original? Texts are normalised as `run` does (dedup.* defaults); the idf is fitted on all 100
+// texts. The missed cut answers are printed with their nearest text. bench/clough_embed_study.py
+// explains the figures: 4 of the 19 cut answers share more text with another answer than with the
+// original (they copied Wikipedia text outside the excerpt given as the original), so no measure of
+// shared content can exceed 15/19 = 0.79, and the 0.9 cannot be met on this corpus.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -53,7 +53,8 @@ std::vector<CloughText> load_clough(const std::string& dir) {
 
 TEST(HashedEmbedderQuality, CloughNearestIsTheOriginal) {
   const std::string dir = sf::testing::data_dir() + "/clough";
-  if (!std::ifstream(dir + "/file_information.csv")) GTEST_SKIP() << dir << " not found";
+  ASSERT_TRUE(std::ifstream(dir + "/file_information.csv"))
+      << dir << " not found (tests/data is in the repository)";
   std::vector<CloughText> texts = load_clough(dir);
   ASSERT_EQ(texts.size(), 100u);
   std::vector<std::string> normalised(texts.size());

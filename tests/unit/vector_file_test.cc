@@ -826,7 +826,9 @@ TEST(CorpusTest, NonFiniteValuesNameFileAndRows) {
 TEST(CorpusTest, RealSiftBaseAndQueries) {
   const std::string base = sf::testing::data_dir() + "/sift-5k.fvecs";
   const std::string queries = sf::testing::data_dir() + "/sift-queries-100.fvecs";
-  if (!std::filesystem::exists(base)) GTEST_SKIP() << base << " missing";
+  ASSERT_TRUE(std::filesystem::exists(base))
+      << base << " missing (tests/data is in the repository)";
+  ASSERT_TRUE(std::filesystem::exists(queries)) << queries << " missing";
   auto f = open_vector_file(base, VectorFormat::kAuto);
   ASSERT_EQ(f->rows(), 5000);
   ASSERT_EQ(f->dim(), 128);
