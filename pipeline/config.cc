@@ -342,6 +342,7 @@ class Loader {
     }
     if (root_.IsNull()) root_ = YAML::Node(YAML::NodeType::Map);
     if (!root_.IsMap()) fail_file("top level must be a map, got " + describe(root_));
+    reject_duplicate_keys(root_, "");
   }
 
   // "a.b=value": sets a.b (creating maps on the way) to value parsed as YAML.
@@ -421,6 +422,29 @@ class Loader {
 
   [[noreturn]] void fail_value(const std::string& key, const std::string& what) const {
     fail(key, key + ": " + what);
+  }
+
+  // yaml-cpp keeps every entry of a repeated key (lookups and collect() would take one of
+  // them silently): a key repeated in any map of the file, at any depth, is an error.
+  void reject_duplicate_keys(const YAML::Node& node, const std::string& prefix) const {
+    if (node.IsSequence()) {
+      for (size_t i = 0; i < node.size(); ++i)
+        reject_duplicate_keys(node[i], prefix + "[" + std::to_string(i) + "]");
+      return;
+    }
+    if (!node.IsMap()) return;
+    std::map<std::string, int> first_line;  // key -> its 1-based line
+    for (const auto& entry : node) {
+      if (!entry.first.IsScalar()) continue;
+      const std::string& name = entry.first.Scalar();
+      const std::string key = prefix.empty() ? name : prefix + "." + name;
+      const int line = entry.first.Mark().line + 1;
+      auto [it, fresh] = first_line.emplace(name, line);
+      if (!fresh)
+        fail_file("duplicate key '" + key + "' (lines " + std::to_string(it->second) + " and " +
+                  std::to_string(line) + ")");
+      reject_duplicate_keys(entry.second, key);
+    }
   }
 
   // Walks the tree: known leaves go to leaves_, sections recurse, anything else is unknown.

@@ -167,6 +167,29 @@ TEST_F(ConfigTest, UnknownKeyFromOverride) {
   EXPECT_NE(message.find("--set eval.nprobes=[1]"), std::string::npos) << message;
 }
 
+// Regression (issue 12): yaml-cpp keeps both entries of a repeated key and the last one won
+// silently. A duplicate is an error at every level, naming the key and both lines.
+TEST_F(ConfigTest, DuplicateKeysNameTheKeyAndBothLines) {
+  const std::string file = dir_.file("job.yaml");
+  EXPECT_EQ(error_of("input: {paths: [a.fvecs]}\nindex:\n  factory: IVF8,Flat\n  metric: l2\n"
+                     "  factory: IVF16,Flat\noutput: {dir: o}\n"),
+            file + ": duplicate key 'index.factory' (lines 3 and 5)");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "index:\n  metric: ip\n"),
+            file + ": duplicate key 'index' (lines 3 and 7)");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "seed: 1\nseed: 2\n"),
+            file + ": duplicate key 'seed' (lines 7 and 8)");
+  // In a flow map, and in a map inside a list (no such key is valid, but the duplicate is
+  // reported first: it is the more precise message).
+  EXPECT_EQ(error_of("input: {paths: [a.fvecs], paths: [b.fvecs]}\nindex: {factory: x}\n"),
+            file + ": duplicate key 'input.paths' (lines 1 and 1)");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "eval:\n  nprobe:\n    - {a: 1,\n       a: 2}\n"),
+            file + ": duplicate key 'eval.nprobe[0].a' (lines 9 and 10)");
+  // The same key in two different maps is not a duplicate.
+  Config config = load_config(write(std::string(kMinimal) + "eval: {k: 5}\nsearch: {k: 7}\n"));
+  EXPECT_EQ(config.eval.k, 5);
+  EXPECT_EQ(config.search.k, 7);
+}
+
 TEST_F(ConfigTest, WrongTypeInteger) {
   std::string message = error_of(std::string(kMinimal) + "eval: {k: abc}\n");
   EXPECT_EQ(message, dir_.file("job.yaml") + ": eval.k: expected an integer, got 'abc'");
