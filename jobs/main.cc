@@ -5,11 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <functional>
 #include <initializer_list>
 #include <map>
 #include <string_view>
+#include <vector>
 
 #include "cluster/comm.h"
 #include "io/vector_file.h"
@@ -53,18 +56,29 @@ const Command kCommands[] = {
      sf::jobs::run_job, {}, true},
 };
 
+// A count flag: a whole number >= 1. CLI11's PositiveNumber says "Value 0 not in range
+// 0.000000 to 1.79769e+308".
+const CLI::Validator kPositive(
+    [](const std::string& text) -> std::string {
+      long long value = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec == std::errc() && end == text.data() + text.size() && value >= 1) return "";
+      return "expected a whole number >= 1, got '" + text + "'";
+    },
+    "POSITIVE");
+
 // `shardforge query RUN_DIR TEXT`: one process, no MPI (see jobs/run.h).
 CLI::App* add_query_command(CLI::App& app, sf::jobs::QueryOptions& options) {
   CLI::App* sub = app.add_subcommand(
       "query", "embed a text as a `run` did and print its nearest documents in RUN_DIR");
   sub->add_option("run_dir", options.run_dir, "output.dir of a `shardforge run`")->required();
   sub->add_option("text", options.text, "the query text")->required();
-  sub->add_option("-k", options.k, "neighbours printed")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("-k", options.k, "neighbours printed")->check(kPositive)->capture_default_str();
   sub->add_option("--nprobe", options.nprobe, "inverted lists searched")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   sub->add_option("--chars", options.snippet_chars, "characters of each neighbour's text")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   return sub;
 }
@@ -97,16 +111,15 @@ CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
       ->capture_default_str();
   sub->add_option("--job-name", options.job_name,
                   "Slurm job name (default: slurm.job_name, else shardforge-<command>)");
-  sub->add_option("--nodes", options.nodes, "nodes (default: slurm.nodes, 1)")
-      ->check(CLI::PositiveNumber);
+  sub->add_option("--nodes", options.nodes, "nodes (default: slurm.nodes, 1)")->check(kPositive);
   sub->add_option("--ntasks", options.ntasks, "MPI ranks in all (default: slurm.ntasks)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   sub->add_option("--ntasks-per-node", options.ntasks_per_node,
                   "MPI ranks per node (default: slurm.ntasks_per_node; 1 if no count is set)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   sub->add_option("--cpus-per-task", options.cpus_per_task,
                   "CPUs and OpenMP threads per rank (default: slurm.cpus_per_task, 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   sub->add_option("--time", options.time, "time limit, e.g. 02:00:00 (default: slurm.time)");
   sub->add_option("--partition", options.partition, "partition (default: slurm.partition)");
   sub->add_option("--account", options.account, "account (default: slurm.account)");
@@ -143,6 +156,61 @@ int run_submit(const std::string& config_path, const std::vector<std::string>& o
   }
 }
 
+// The long flags of `sub` and of the top level, as typed ("--resume").
+std::vector<std::string> long_flags(const CLI::App& app, const CLI::App& sub) {
+  std::vector<std::string> flags;
+  for (const CLI::App* a : {&app, &sub})
+    for (const CLI::Option* option : a->get_options())
+      for (const std::string& name : option->get_lnames()) flags.push_back("--" + name);
+  return flags;
+}
+
+std::string hint(const std::string& match) {
+  return match.empty() ? "" : " (did you mean '" + match + "'?)";
+}
+
+// The one line a command-line error prints: CLI11's message, or a plainer one for a missing or
+// unknown command, with a "did you mean" where a misspelt command or flag is close to a real
+// one (pipeline::closest_match, as for config keys). args: argv without the program name.
+std::string usage_error(const CLI::App& app, const CLI::ParseError& error,
+                        const std::vector<std::string>& args) {
+  std::vector<std::string> commands;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    commands.push_back(sub->get_name());
+  std::string message = error.what();
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  if (args.empty() || args[0].empty()) {
+    std::string list;
+    for (const std::string& c : commands) list += (list.empty() ? "" : ", ") + c;
+    return "no command given; the commands are " + list;
+  }
+  if (args[0][0] != '-' && std::find(commands.begin(), commands.end(), args[0]) == commands.end())
+    return "unknown command '" + args[0] + "'" +
+           hint(sf::pipeline::closest_match(args[0], commands));
+  if (args[0][0] == '-') return message;
+  const CLI::App& sub = *app.get_subcommand(args[0]);
+  const std::vector<std::string> flags = long_flags(app, sub);
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.rfind("--", 0) != 0 || arg == "--") continue;
+    const std::string flag = arg.substr(0, arg.find('='));
+    if (std::find(flags.begin(), flags.end(), flag) == flags.end())
+      return message + hint(sf::pipeline::closest_match(flag, flags));
+    // submit --command NAME: NAME must be a command that runs under MPI.
+    if (flag == "--command" && sub.get_name() == "submit") {
+      const bool inline_value = flag.size() < arg.size();
+      const std::string value = inline_value          ? arg.substr(flag.size() + 1)
+                                : i + 1 < args.size() ? args[i + 1]
+                                                      : "";
+      std::vector<std::string> runnable;
+      for (const Command& c : kCommands) runnable.emplace_back(c.name);
+      if (!value.empty() && std::find(runnable.begin(), runnable.end(), value) == runnable.end())
+        return message + hint(sf::pipeline::closest_match(value, runnable));
+    }
+  }
+  return message;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -176,7 +244,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print their text and exit 0; any other error is one line, exit 2.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    sf::pipeline::setup_logging(0, 1, false);
+    spdlog::error("command line: {}", usage_error(app, e, {argv + 1, argv + argc}));
+    return sf::pipeline::kExitConfig;
   }
   if (submit_cmd->parsed()) return run_submit(config_path, overrides, submit);
   if (query_cmd->parsed()) return run_query(query);

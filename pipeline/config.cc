@@ -248,19 +248,10 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 
 // The closest known key or section within distance 2, or "".
 std::string suggest(const std::string& unknown) {
-  constexpr size_t kMaxDistance = 2;
-  std::string best;
-  size_t best_distance = kMaxDistance + 1;
-  auto consider = [&](std::string_view candidate) {
-    size_t distance = edit_distance(unknown, candidate);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = std::string(candidate);
-    }
-  };
-  for (const Field& field : schema()) consider(field.key);
-  for (const std::string& section : sections()) consider(section);
-  return best;
+  std::vector<std::string> candidates;
+  for (const Field& field : schema()) candidates.emplace_back(field.key);
+  for (const std::string& section : sections()) candidates.push_back(section);
+  return closest_match(unknown, candidates);
 }
 
 // How a node reads in a message: "'abc'", "a map", "a list", "null".
@@ -672,6 +663,20 @@ std::string to_yaml(const Config& config) {
   YAML::Emitter out;
   out << resolve(config);
   return std::string(out.c_str()) + "\n";
+}
+
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  constexpr size_t kMaxDistance = 2;
+  std::string best;
+  size_t best_distance = kMaxDistance + 1;
+  for (const std::string& candidate : candidates) {
+    const size_t distance = edit_distance(word, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best;
 }
 
 }  // namespace sf::pipeline

@@ -171,4 +171,8 @@ void require(const Config& config, std::initializer_list<std::string_view> keys)
 // The effective configuration as YAML text (all keys, defaults filled in).
 std::string to_yaml(const Config& config);
 
+// The "did you mean" of config keys and of the command line: the candidate closest to `word`
+// (edit distance with transpositions) within distance 2, or "" when none is that close.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
 }  // namespace sf::pipeline
