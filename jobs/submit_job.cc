@@ -56,6 +56,14 @@ std::string sbatch_value(const std::string& what, const std::string& value) {
   return value;
 }
 
+// `path` as a literal in an sbatch filename pattern (--output, --error, --input; sbatch(1),
+// "filename pattern"), where %j, %x, ... are replaced and "%%" stands for '%'.
+std::string filename_pattern_literal(const std::string& path) {
+  std::string out;
+  for (char c : path) out += c == '%' ? std::string("%%") : std::string(1, c);
+  return out;
+}
+
 std::string count_value(int n) { return n > 0 ? std::to_string(n) : ""; }
 
 constexpr const char* kNameChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ_";
@@ -259,7 +267,9 @@ int submit_job(const pipeline::Config& config, const std::vector<std::string>& o
   const fs::path workdir = fs::current_path();
   const fs::path dir = fs::absolute(config.output.dir).lexically_normal();
   const std::string script_path = (dir / "submit.sbatch").string();
-  const std::string log_pattern = (dir / ("slurm-" + command + "-%j.log")).string();
+  // The job's log: --output is a filename pattern, so a '%' of output.dir is doubled.
+  const std::string log_prefix = (dir / ("slurm-" + command + "-")).string();
+  const std::string log_pattern = filename_pattern_literal(log_prefix) + "%j.log";
 
   std::string set_args;
   for (const std::string& text : overrides)
@@ -296,8 +306,7 @@ int submit_job(const pipeline::Config& config, const std::vector<std::string>& o
   }
 
   const std::string job_id = sbatch(script_path);
-  std::string log_path = log_pattern;
-  log_path.replace(log_path.rfind("%j"), 2, job_id);
+  const std::string log_path = log_prefix + job_id + ".log";
   std::printf("job     %s\nscript  %s\nlog     %s\n", job_id.c_str(), script_path.c_str(),
               log_path.c_str());
   return 0;
