@@ -52,9 +52,15 @@ class ByteSource {
   virtual size_t read(char* buf, size_t n) = 0;
   // Non-empty when the data ended early or was corrupt: what went wrong.
   const std::string& truncated() const { return truncated_; }
+  // Where the data is known to be damaged (gzip: the first byte of the first member whose
+  // check fails, found before any byte is read), or UINT64_MAX; damage() says what is wrong.
+  uint64_t damaged_from() const { return damaged_from_; }
+  const std::string& damage() const { return damage_; }
 
  protected:
   std::string truncated_;
+  uint64_t damaged_from_ = UINT64_MAX;
+  std::string damage_;
 };
 
 class PlainSource : public ByteSource {
@@ -72,12 +78,76 @@ class PlainSource : public ByteSource {
 
 constexpr size_t kInChunk = 1 << 18;
 
+// An inflate stream for gzip (and zlib) data, ended on destruction.
+class Inflater {
+ public:
+  explicit Inflater(const std::string& path) {
+    std::memset(&zs_, 0, sizeof(zs_));
+    if (inflateInit2(&zs_, 15 + 32) != Z_OK) throw InputError(path + ": zlib init failed");
+  }
+  ~Inflater() { inflateEnd(&zs_); }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+  z_stream& get() { return zs_; }
+
+ private:
+  z_stream zs_;
+};
+
+struct GzipDamage {
+  uint64_t out_begin = UINT64_MAX;  // the damaged member's first decompressed byte
+  std::string what;
+};
+
+// Inflates a whole gzip file, output discarded, to find its first damaged member: a CRC or
+// length in a member's trailer that does not match its data (zlib's Z_DATA_ERROR at the
+// trailer), or data that is not deflate. Its data is passed on before the trailer is checked,
+// so the reader must know before it reads. A file cut short is not damage (the reader reports
+// it as truncated).
+GzipDamage find_gzip_damage(const std::string& path) {
+  Fd fd(path);
+  Inflater inflater(path);
+  z_stream& zs = inflater.get();
+  std::vector<char> in(kInChunk), out(kInChunk);
+  uint64_t read_total = 0;  // bytes read from the file
+  uint64_t out_total = 0;   // bytes decompressed
+  uint64_t member_in = 0;   // the current member's first byte in the file
+  uint64_t member_out = 0;  // and in the decompressed data
+  while (true) {
+    if (zs.avail_in == 0) {
+      const size_t got = read_some(fd.get(), path, in.data(), in.size());
+      if (got == 0) return {};
+      zs.next_in = reinterpret_cast<Bytef*>(in.data());
+      zs.avail_in = static_cast<uInt>(got);
+      read_total += got;
+    }
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
+    const int rc = inflate(&zs, Z_NO_FLUSH);
+    out_total += out.size() - zs.avail_out;
+    if (rc == Z_STREAM_END) {
+      inflateReset(&zs);
+      member_in = read_total - zs.avail_in;
+      member_out = out_total;
+    } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      const uint64_t at = read_total - zs.avail_in;
+      return {member_out, "gzip member at byte " + std::to_string(member_in) +
+                              " is damaged (zlib: " + (zs.msg ? zs.msg : "inflate failed") +
+                              ", at byte " + std::to_string(at) +
+                              "); its records and all after it are left out"};
+    }
+  }
+}
+
 // gzip (and zlib) streams, any number of concatenated members.
 class GzipSource : public ByteSource {
  public:
   explicit GzipSource(const std::string& path) : path_(path), fd_(path), in_(kInChunk) {
     std::memset(&zs_, 0, sizeof(zs_));
     if (inflateInit2(&zs_, 15 + 32) != Z_OK) throw InputError(path + ": zlib init failed");
+    GzipDamage damage = find_gzip_damage(path);
+    damaged_from_ = damage.out_begin;
+    damage_ = std::move(damage.what);
   }
   ~GzipSource() override { inflateEnd(&zs_); }
 
@@ -440,6 +510,8 @@ const char* bad_kind_name(BadKind kind) {
       return "empty_file";
     case BadKind::kTruncated:
       return "truncated";
+    case BadKind::kCorrupt:
+      return "corrupt";
   }
   return "unknown";
 }
@@ -495,12 +567,26 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
   auto cut_short = [&](const LineReader::Line& l) {
     return !l.terminated && !source->truncated().empty();
   };
+  // A line that ends inside a damaged gzip member: dropped with the member (kCorrupt).
+  const uint64_t damaged_from = source->damaged_from();
+  int64_t corrupt = 0;
+  auto damaged = [&](const LineReader::Line& l) {
+    return l.offset + l.bytes.size() + (l.terminated ? 1 : 0) > damaged_from;
+  };
+  auto drop = [&](int64_t at) {
+    ++corrupt;
+    bad(BadKind::kCorrupt, at, source->damage());
+  };
 
   if (options.format == TextFormat::kJsonl) {
     while (reader.next(line)) {
       if (line.offset >= stop) break;
       ++lineno;
       ++stats.lines;
+      if (damaged(line)) {
+        drop(lineno);
+        continue;
+      }
       if (cut_short(line)) break;
       if (line.too_long) {
         bad(BadKind::kTooLong, lineno,
@@ -530,8 +616,11 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
     std::string raw;
     int64_t first = 0;
     bool too_long = false;
+    bool in_damage = false;  // a line of the record (or the '%' ending it) is damaged
     auto flush = [&](bool at_end) {
-      if (raw.empty() && !too_long) {
+      if (in_damage) {
+        drop(first);
+      } else if (raw.empty() && !too_long) {
         if (!at_end) bad(BadKind::kEmptyText, first, "empty record between '%' lines");
       } else if (too_long) {
         bad(BadKind::kTooLong, first,
@@ -551,10 +640,20 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
       }
       raw.clear();
       too_long = false;
+      in_damage = false;
     };
     while (reader.next(line)) {
       ++lineno;
       ++stats.lines;
+      if (damaged(line)) {  // the record is dropped with the member: its text is not kept
+        if (!in_damage && raw.empty() && !too_long) first = lineno;
+        in_damage = true;
+        if (line.bytes == "%" || line.bytes == "%\r") {
+          flush(false);
+          first = lineno + 1;
+        }
+        continue;
+      }
       if (cut_short(line)) break;
       if (raw.empty() && !too_long) first = lineno;
       if (!line.too_long && (line.bytes == "%" || line.bytes == "%\r")) {
@@ -572,10 +671,14 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         raw.push_back('\n');
       }
     }
-    if (source->truncated().empty()) flush(true);
+    if (source->truncated().empty() || in_damage) flush(true);  // a damaged last record too
   }
-  if (!source->truncated().empty())
+  if (damaged_from != UINT64_MAX) {
+    // The member may hold no whole line (or lie past the last one): report it once anyway.
+    if (corrupt == 0) bad(BadKind::kCorrupt, stats.lines, source->damage());
+  } else if (!source->truncated().empty()) {
     bad(BadKind::kTruncated, std::max<int64_t>(lineno, 0), source->truncated());
+  }
   return stats;
 }
 

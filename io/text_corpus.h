@@ -68,11 +68,14 @@ enum class BadKind {
   kEmptyText,      // the text is empty or only whitespace
   kTooLong,        // the record is longer than max_record_bytes (it is skipped unread)
   kEmptyFile,      // the file holds no bytes at all (line 0)
-  kTruncated,      // compressed data cut short or corrupt: nothing after `line` was read
+  kTruncated,      // compressed data cut short (or corrupt zstd): nothing after `line` was read
+  kCorrupt,        // a line of a damaged gzip member (its CRC or length does not match, or
+                   // its data is not deflate): the member's records are dropped, nothing after
+                   // it is read; one entry for a member without lines
 };
-constexpr int kBadKinds = 8;
+constexpr int kBadKinds = 9;
 // "malformed_json", "missing_text", "bad_id", "invalid_utf8", "empty_text", "too_long",
-// "empty_file", "truncated".
+// "empty_file", "truncated", "corrupt".
 const char* bad_kind_name(BadKind kind);
 
 struct TextReadOptions {
@@ -111,7 +114,9 @@ struct PieceStats {
 
 // Reads one piece; calls may run in parallel on different pieces. Throws InputError (naming
 // the file) when the file cannot be opened or read; bad records go to on_bad. Line numbers in
-// callbacks are relative to the piece; whole pieces start at line 0 of the file.
+// callbacks are relative to the piece; whole pieces start at line 0 of the file. A .gz file is
+// inflated twice: first to check every member's CRC and length, so that no record of a damaged
+// member is passed on (its lines go to on_bad as kCorrupt).
 PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
                            const TextReadOptions& options,
                            const std::function<void(const TextRecord&)>& on_record,

@@ -146,7 +146,60 @@ TEST(TextCorpus, TruncatedCompressedFilesAreReported) {
   write_bytes(dir.file("junk.jsonl.gz"), "this is not gzip data at all\n");
   const Read junk = read_all({dir.file("junk.jsonl.gz")}, 1);
   ASSERT_EQ(junk.bad.size(), 1u);
-  EXPECT_EQ(junk.bad[0].first, BadKind::kTruncated);
+  EXPECT_EQ(junk.bad[0].first, BadKind::kCorrupt);  // not gzip at all: damaged, not cut short
+}
+
+// Regression (issue 12): a corrupt (not truncated) .gz member showed only at its trailer, after
+// its records had been passed on: a damaged record reached kept/ and the warning said
+// "truncated". Now every line of the damaged member is dropped and counted as corrupt, and the
+// detail names the member's byte offset; the members before it are read.
+TEST(TextCorpus, CorruptGzipMemberIsDroppedWhole) {
+  TempDir dir;
+  std::vector<std::string> texts;
+  const std::string data = jsonl_corpus(300, 7, &texts);
+  size_t cut = 0;
+  for (int i = 0; i < 100; ++i) cut = data.find('\n', cut) + 1;  // member 1: lines 0-99
+  const std::string first = gzip(data.substr(0, cut)), second = gzip(data.substr(cut));
+  // Damage in the second member: its CRC, its length, a byte of its deflate data.
+  const std::pair<const char*, size_t> cases[] = {
+      {"crc", second.size() - 8}, {"length", second.size() - 3}, {"data", second.size() / 2}};
+  for (const auto& [name, at] : cases) {
+    std::string damaged = second;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x55);
+    const std::string path = dir.file(std::string(name) + ".jsonl.gz");
+    write_bytes(path, first + damaged);
+    const Read r = read_all({path}, 1);
+    EXPECT_EQ(r.text, std::vector<std::string>(texts.begin(), texts.begin() + 100)) << name;
+    ASSERT_FALSE(r.bad.empty()) << name;
+    EXPECT_EQ(r.bad[0].second, 100) << name;
+    for (const auto& [kind, line] : r.bad)
+      EXPECT_EQ(kind, BadKind::kCorrupt) << name << " " << line;
+    // A bad check value leaves the data readable: each of the member's 200 lines is counted.
+    if (std::string(name) != "data") {
+      EXPECT_EQ(r.bad.size(), 200u) << name;
+    }
+    const auto files = stat_text_files({path});
+    std::string detail;
+    read_text_piece(
+        files[0], plan_text_pieces(files, TextFormat::kJsonl, 0, 1)[0], {},
+        [](const TextRecord&) {}, [&](const BadRecord& bad) { detail = bad.detail; });
+    EXPECT_NE(detail.find("gzip member at byte " + std::to_string(first.size())), std::string::npos)
+        << name << ": " << detail;
+  }
+  // Fortune records too: the record that runs into the damaged member is dropped with it.
+  std::string fortunes;
+  for (int i = 0; i < 50; ++i) fortunes += "fortune " + std::to_string(i) + "\nsecond line\n%\n";
+  const size_t half = fortunes.find("fortune 30\n") - 9;  // inside record 29
+  std::string tail = gzip(fortunes.substr(half));
+  tail[tail.size() - 8] = static_cast<char>(tail[tail.size() - 8] ^ 1);
+  write_bytes(dir.file("f.gz"), gzip(fortunes.substr(0, half)) + tail);
+  TextReadOptions options;
+  options.format = TextFormat::kFortune;
+  const Read f = read_all({dir.file("f.gz")}, 1, options);
+  ASSERT_EQ(f.text.size(), 29u);
+  EXPECT_EQ(f.text.back(), "fortune 28\nsecond line\n");
+  ASSERT_EQ(f.bad.size(), 21u);  // records 29-49
+  for (const auto& [kind, line] : f.bad) EXPECT_EQ(kind, BadKind::kCorrupt) << line;
 }
 
 TEST(TextCorpus, BadRecordsAreCountedWithTheirLines) {
