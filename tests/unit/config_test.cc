@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -188,6 +189,30 @@ TEST_F(ConfigTest, DuplicateKeysNameTheKeyAndBothLines) {
   Config config = load_config(write(std::string(kMinimal) + "eval: {k: 5}\nsearch: {k: 7}\n"));
   EXPECT_EQ(config.eval.k, 5);
   EXPECT_EQ(config.search.k, 7);
+}
+
+// Regression (issue 12): configs/sift-5k.yaml read ../shared/data, outside the repository. Every
+// shipped config loads, and each of its data paths is in the repository (tests/data), made by
+// a script of it (data/), or installed by a Debian package (/usr/share).
+TEST_F(ConfigTest, ShippedConfigsReadOnlyInsideTheRepository) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(sf::testing::data_dir()).parent_path().parent_path();
+  int configs = 0;
+  for (const auto& entry : fs::directory_iterator(root / "configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++configs;
+    const std::string name = entry.path().filename().string();
+    Config config;
+    ASSERT_NO_THROW(config = load_config(entry.path().string())) << name;
+    std::vector<std::string> paths = config.input.paths;
+    if (!config.eval.queries.empty()) paths.push_back(config.eval.queries);
+    for (const std::string& path : paths) {
+      EXPECT_EQ(path.find(".."), std::string::npos) << name << ": " << path;
+      if (path.rfind("/usr/share/", 0) == 0 || path.rfind("data/", 0) == 0) continue;
+      EXPECT_TRUE(fs::exists(root / path)) << name << ": " << path << " is not in the repository";
+    }
+  }
+  EXPECT_GE(configs, 8);
 }
 
 TEST_F(ConfigTest, WrongTypeInteger) {
