@@ -350,6 +350,7 @@ class Loader {
     } catch (const YAML::ParserException& e) {
       throw ConfigError("--set " + text + ": bad YAML value: " + e.msg);
     }
+    reject_duplicate_keys(value, key, &text);
 
     YAML::Node node = root_;
     for (size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -416,11 +417,13 @@ class Loader {
   }
 
   // yaml-cpp keeps every entry of a repeated key (lookups and collect() would take one of
-  // them silently): a key repeated in any map of the file, at any depth, is an error.
-  void reject_duplicate_keys(const YAML::Node& node, const std::string& prefix) const {
+  // them silently): a key repeated in any map of the file, at any depth, is an error. With
+  // `set_text`, `node` is the value of that --set.
+  void reject_duplicate_keys(const YAML::Node& node, const std::string& prefix,
+                             const std::string* set_text = nullptr) const {
     if (node.IsSequence()) {
       for (size_t i = 0; i < node.size(); ++i)
-        reject_duplicate_keys(node[i], prefix + "[" + std::to_string(i) + "]");
+        reject_duplicate_keys(node[i], prefix + "[" + std::to_string(i) + "]", set_text);
       return;
     }
     if (!node.IsMap()) return;
@@ -431,10 +434,12 @@ class Loader {
       const std::string key = prefix.empty() ? name : prefix + "." + name;
       const int line = entry.first.Mark().line + 1;
       auto [it, fresh] = first_line.emplace(name, line);
+      if (!fresh && set_text != nullptr)
+        throw ConfigError("--set " + *set_text + ": duplicate key '" + key + "'");
       if (!fresh)
         fail_file("duplicate key '" + key + "' (lines " + std::to_string(it->second) + " and " +
                   std::to_string(line) + ")");
-      reject_duplicate_keys(entry.second, key);
+      reject_duplicate_keys(entry.second, key, set_text);
     }
   }
 

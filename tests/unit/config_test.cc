@@ -185,6 +185,8 @@ TEST_F(ConfigTest, DuplicateKeysNameTheKeyAndBothLines) {
             file + ": duplicate key 'input.paths' (lines 1 and 1)");
   EXPECT_EQ(error_of(std::string(kMinimal) + "eval:\n  nprobe:\n    - {a: 1,\n       a: 2}\n"),
             file + ": duplicate key 'eval.nprobe[0].a' (lines 9 and 10)");
+  EXPECT_EQ(error_of(kMinimal, {"index={factory: a, factory: b}"}),
+            "--set index={factory: a, factory: b}: duplicate key 'index.factory'");
   // The same key in two different maps is not a duplicate.
   Config config = load_config(write(std::string(kMinimal) + "eval: {k: 5}\nsearch: {k: 7}\n"));
   EXPECT_EQ(config.eval.k, 5);
