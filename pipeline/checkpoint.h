@@ -99,8 +99,10 @@ class Checkpoints {
   // "" when `relative`, a published output that a command reads (index.faiss, plan.json, a
   // shard, ids.jsonl), has the size and XXH3 that the marker of `stage` recorded for it;
   // otherwise why not, naming the file: "<run dir>/index.faiss: 812 bytes, its marker
-  // (checkpoints/merge.json) says 9000: ...; rebuild". A missing marker, or one that does not
-  // list the file, fails too. Reads the file whole (or takes its `digest`). Never throws.
+  // (checkpoints/merge.json) says 9000: ...; rebuild". A marker that does not list the file
+  // fails too. Without a marker (an output of a shardforge before markers, or a run directory
+  // copied without checkpoints/) the file cannot be checked: logs a warning, returns "".
+  // Reads the file whole (or takes its `digest`). Never throws.
   std::string verify_output(const std::string& stage, const std::string& relative) const;
   std::string verify_output(const std::string& stage, const std::string& relative,
                             const io::FileDigest& digest) const;

@@ -229,13 +229,11 @@ TEST_F(CheckpointTest, ShareInputDigestsGivesTheSameFingerprint) {
 TEST_F(CheckpointTest, PublishedOutputIsCheckedAgainstItsMarker) {
   const Checkpoints cp(dir_.path());
   const std::string index = dir_.file("index.faiss");
-  const std::string no_marker = cp.verify_output("merge", "index.faiss");
-  EXPECT_NE(no_marker.find(index + ": No such file"), std::string::npos) << no_marker;
+  const std::string missing = cp.verify_output("merge", "index.faiss");
+  EXPECT_NE(missing.find(index + ": No such file"), std::string::npos) << missing;
   write("index.faiss", "0123456789");
-  EXPECT_NE(cp.verify_output("merge", "index.faiss")
-                .find(index + ": no completion marker checkpoints/merge.json"),
-            std::string::npos)
-      << cp.verify_output("merge", "index.faiss");
+  // No marker (an older shardforge): cannot be checked, a warning, usable.
+  EXPECT_EQ(cp.verify_output("merge", "index.faiss"), "");
   write("other.bin", "x");
   cp.mark_complete(Fingerprint("merge"), {"index.faiss"});
   EXPECT_EQ(cp.verify_output("merge", "index.faiss"), "");
