@@ -55,7 +55,7 @@ pipeline::Fingerprint train_fingerprint(const pipeline::Config& config) {
   fp.keys(config, {"input.paths", "input.format", "input.dataset", "index.factory",
                    "index.metric", "index.train_size", "index.kmeans_iterations",
                    "index.codebook_sample", "seed"})
-      .input_files(config.input.paths);
+      .input_files(config, config.input.paths);
   return fp;
 }
 
@@ -81,7 +81,7 @@ pipeline::Fingerprint partition_fingerprint(const pipeline::Config& config,
   for (const auto& [key, path] : files) {
     if (path->empty()) continue;
     try {
-      fp.input_files({*path});
+      fp.input_files(config, {*path});
     } catch (const std::runtime_error& e) {
       throw io::InputError(std::string(key) + " (" + config.source + "): " + e.what());
     }
@@ -272,6 +272,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   io::VectorCorpus& corpus = *opened.corpus;
   const cluster::RowRange range = opened.range;
   std::optional<pipeline::Fingerprint> train_fp_storage, partition_fp_storage;
+  pipeline::share_input_digests(comm, config);  // input.verify: content reads them once
   cluster::run_local_phase(comm, "check index.factory", [&] {
     // Fails alike on every rank, before any collective of the training.
     // A bad value of index.factory is a config error: name the key and the config file.

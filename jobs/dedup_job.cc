@@ -161,7 +161,7 @@ DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const Dedup
     fp.keys(config, {"input.paths", "input.format", "input.text_field", "input.id_field",
                      "input.max_record_bytes", "dedup.keep", "dedup.ngram", "dedup.seed",
                      "dedup.unicode", "dedup.punctuation", "dedup.fold_digits"})
-        .input_files(config.input.paths)
+        .input_files(config, config.input.paths)
         .value("ranks", std::to_string(size))
         .value("minhash width", std::to_string(setup.near ? setup.lsh.width() : 0))
         .value("shingle sets", setup.exact_verify ? "kept" : "none");
@@ -963,6 +963,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
                     dup_tmp = dir + "/duplicates.tmp", pairs_tmp = dir + "/pairs.tmp";
   const pipeline::Checkpoints checkpoints(dir);
   std::optional<DedupFingerprints> fps;
+  pipeline::share_input_digests(comm, config);  // input.verify: content reads them once
   cluster::run_local_phase(comm, "open input", [&] {
     fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
   });

@@ -96,20 +96,27 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
         .value("ranks", std::to_string(comm.size()));
     if (comm.rank() != 0) return;
     const std::string index_path = dir + "/index.faiss";
-    if (std::filesystem::exists(index_path))
-      eval_fp.value("index.faiss", io::hex64(io::digest_file(index_path).xxh3));
+    // Every rank loads index.faiss below (from the shared output.dir): rank 0 checks it once
+    // against the merge marker, with the checksum the fingerprint takes anyway.
+    std::string damaged;
+    if (std::filesystem::exists(index_path)) {
+      const io::FileDigest digest = io::digest_file(index_path);
+      damaged = checkpoints.verify_output("merge", "index.faiss", digest);
+      eval_fp.value("index.faiss", io::hex64(digest.xxh3));
+    }
     if (!config.eval.queries.empty()) {
       std::vector<std::string> files{config.eval.queries};
       if (!config.eval.ground_truth.empty()) files.push_back(config.eval.ground_truth);
-      eval_fp.input_files(files);
+      eval_fp.input_files(config, files);
     }
-    if (config.resume && checkpoints.verify(eval_fp).empty()) {
+    if (damaged.empty() && config.resume && checkpoints.verify(eval_fp).empty()) {
       complete = true;
       return;
     }
     // A failed eval must not leave an older eval.json that reads like its result.
     std::filesystem::remove(dir + "/eval.json");
     checkpoints.forget("eval");
+    if (!damaged.empty()) throw std::runtime_error(damaged);
   });
   complete = comm.sum(static_cast<int64_t>(complete)) > 0;
   if (complete) {

@@ -11,6 +11,7 @@
 
 #include "io/index_file.h"
 #include "jobs/jobs.h"
+#include "pipeline/checkpoint.h"
 #include "stages/ivf_index.h"
 #include "stages/partition.h"
 
@@ -153,6 +154,18 @@ void print_search(const nlohmann::json& search) {
 }  // namespace
 
 int info_job(cluster::Comm& comm, const pipeline::Config& config) {
+  // The outputs shown, checked against the markers of the stages that wrote them (rank 0;
+  // agreed, so that other ranks do not part from a failed one).
+  cluster::run_local_phase(comm, "info: verify outputs", [&] {
+    if (comm.rank() != 0) return;
+    const pipeline::Checkpoints checkpoints(config.output.dir);
+    const std::pair<const char*, const char*> shown[] = {{"index.faiss", "merge"},
+                                                         {"plan.json", "merge"},
+                                                         {"eval.json", "eval"},
+                                                         {"search.json", "search"}};
+    for (const auto& [file, stage] : shown)
+      if (std::filesystem::exists(checkpoints.path(file))) checkpoints.require_output(stage, file);
+  });
   if (comm.rank() != 0) return 0;
   const std::string& dir = config.output.dir;
   std::printf("run directory %s\n", dir.c_str());

@@ -190,7 +190,7 @@ RunFingerprints run_fingerprints(const pipeline::Config& config,
       .keys(config, {"embed.method", "embed.dim", "embed.seed", "embed.vectors",
                      "embed.vectors_dataset", "embed.vectors_field"})
       .value("ranks", std::to_string(ranks));
-  if (!config.embed.vectors.empty()) embed.input_files({config.embed.vectors});
+  if (!config.embed.vectors.empty()) embed.input_files(config, {config.embed.vectors});
   pipeline::Fingerprint train("train");
   train.after(embed).keys(config, {"index.factory", "index.metric", "index.train_size",
                                    "index.kmeans_iterations", "index.codebook_sample", "seed"});
@@ -250,6 +250,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const bool train = config.run.semdedup || config.run.index;
   std::optional<DedupFingerprints> fps;
   std::optional<RunFingerprints> rfp;
+  pipeline::share_input_digests(comm, config);  // input.verify: content reads them once
   cluster::run_local_phase(comm, "open input", [&] {
     fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
     rfp = run_fingerprints(config, fps->verdicts, comm.size());

@@ -87,9 +87,12 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
                        "search.max_queries"})
         .value("ranks", std::to_string(comm.size()));
     if (comm.rank() != 0) return;
-    // Without a plan.json the load below says what is missing.
-    if (std::filesystem::exists(dir + "/plan.json") && !sc.queries.empty()) {
-      search_fp.input_files({sc.queries}).value("layout", layout_identity(checkpoints));
+    // Without a plan.json the load below says what is missing. Every rank reads it there (from
+    // the shared output.dir): rank 0 checks it here once against the build's merge marker.
+    const bool planned = std::filesystem::exists(dir + "/plan.json");
+    const std::string damaged = planned ? checkpoints.verify_output("merge", "plan.json") : "";
+    if (planned && damaged.empty() && !sc.queries.empty()) {
+      search_fp.input_files(config, {sc.queries}).value("layout", layout_identity(checkpoints));
       if (config.resume) {
         const std::string why = checkpoints.verify(search_fp);
         if (why.empty()) {
@@ -103,6 +106,7 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
     checkpoints.forget("search");
     std::filesystem::remove(dir + "/search.json");
     std::filesystem::remove(dir + "/search.h5");
+    if (!damaged.empty()) throw std::runtime_error(damaged);
   });
   if (comm.sum(static_cast<int64_t>(complete)) > 0) {
     cluster::run_local_phase(comm, "search: read search.json", [&] {
@@ -129,6 +133,8 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
     dim = file.dim();
     for (int s = 0; s < plan.shards; ++s) {
       if (stages::shard_rank(s, comm.size()) != comm.rank()) continue;
+      // As the build's merge marker recorded it; each shard is read, and checked, by one rank.
+      checkpoints.require_output("merge", stages::shard_file_name(s));
       std::unique_ptr<faiss::Index> index =
           io::read_index_file(dir + "/" + stages::shard_file_name(s));
       if (index->d != dim)

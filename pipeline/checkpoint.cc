@@ -4,9 +4,12 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "io/atomic_file.h"
@@ -55,6 +58,64 @@ nlohmann::json read_marker(const std::string& path) {
   return marker;
 }
 
+// What stat() says of an input file: what the fingerprint records. Not st_dev: on NFS and
+// Lustre it is a number each client picks, so a requeued Slurm job on other nodes would see
+// every input as changed and redo every stage. ctime and inode are what `touch -r` (or an
+// editor that restores the mtime) cannot set back.
+struct FileIdentity {
+  int64_t bytes = 0, mtime_ns = 0, ctime_ns = 0;
+  uint64_t inode = 0;
+  bool operator==(const FileIdentity& o) const {
+    return bytes == o.bytes && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns && inode == o.inode;
+  }
+  nlohmann::json to_json(const std::string& path) const {
+    return {{"path", path},
+            {"bytes", bytes},
+            {"mtime_ns", mtime_ns},
+            {"ctime_ns", ctime_ns},
+            {"inode", inode}};
+  }
+};
+
+// Throws std::runtime_error naming the path.
+FileIdentity stat_identity(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw std::runtime_error(path + ": cannot stat: " + std::strerror(errno));
+  FileIdentity id;
+  id.bytes = static_cast<int64_t>(st.st_size);
+  id.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  id.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
+  id.inode = static_cast<uint64_t>(st.st_ino);
+  return id;
+}
+
+// The XXH3 of input files this process knows (read here, or broadcast by rank 0), by path:
+// a file is read once per process however many fingerprints name it (dedup's sketch and each
+// rank's own sketch marker), and on one rank only (share_input_digests). Thread-safe.
+struct KnownDigest {
+  FileIdentity identity;
+  uint64_t xxh3 = 0;
+};
+std::mutex known_digests_mutex;
+std::map<std::string, KnownDigest>& known_digests() {
+  static std::map<std::string, KnownDigest> known;
+  return known;
+}
+
+// The XXH3 of `path`, whose stat() gave `identity`; read unless known with that identity.
+uint64_t content_xxh3(const std::string& path, const FileIdentity& identity) {
+  {
+    std::lock_guard<std::mutex> lock(known_digests_mutex);
+    const auto it = known_digests().find(path);
+    if (it != known_digests().end() && it->second.identity == identity) return it->second.xxh3;
+  }
+  const uint64_t xxh3 = io::digest_file(path).xxh3;
+  std::lock_guard<std::mutex> lock(known_digests_mutex);
+  known_digests()[path] = {identity, xxh3};
+  return xxh3;
+}
+
 }  // namespace
 
 Fingerprint::Fingerprint(std::string stage) : stage_(std::move(stage)) {}
@@ -83,15 +144,16 @@ Fingerprint& Fingerprint::keys(const Config& config,
   return *this;
 }
 
-Fingerprint& Fingerprint::input_files(const std::vector<std::string>& paths) {
+Fingerprint& Fingerprint::input_files(const std::vector<std::string>& paths, bool content) {
   nlohmann::json files = nlohmann::json::array();
   for (const std::string& path : paths) {
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0)
-      throw std::runtime_error(path + ": cannot stat: " + std::strerror(errno));
-    const int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-    files.push_back({{"path", path}, {"bytes", static_cast<int64_t>(st.st_size)},
-                     {"mtime_ns", mtime_ns}});
+    const FileIdentity identity = stat_identity(path);
+    nlohmann::json file = identity.to_json(path);
+    // A second read of the file, at disk speed: 944 MB took 0.31 s from the page cache and 3.3 s
+    // from this VM's disk; the Fashion-MNIST corpus file (26 MB) 0.02 s. Done here rather than
+    // while a stage reads its rows: a resumed stage reads nothing else, and readers are per format.
+    if (content) file["xxh3"] = io::hex64(content_xxh3(path, identity));
+    files.push_back(std::move(file));
   }
   parts_["input files"] = files;
   return *this;
@@ -168,6 +230,58 @@ void Checkpoints::mark_complete(const Fingerprint& fp, const std::vector<std::st
   io::publish_text(file, marker.dump(1) + "\n");
 }
 
+std::string Checkpoints::verify_output(const std::string& stage,
+                                       const std::string& relative) const {
+  const std::string file = path(relative);
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return file + ": " + std::strerror(ENOENT);
+  try {
+    // Without a marker there is nothing to compare with: no need to read the file.
+    if (read_marker(marker_path(stage)).is_null()) return verify_output(stage, relative, {});
+    return verify_output(stage, relative, io::digest_file(file));
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+std::string Checkpoints::verify_output(const std::string& stage, const std::string& relative,
+                                       const io::FileDigest& digest) const {
+  const std::string file = path(relative);
+  const std::string marker_name = "checkpoints/" + stage + ".json";
+  try {
+    const nlohmann::json marker = read_marker(marker_path(stage));
+    if (marker.is_null()) {
+      // Not an error: outputs of a shardforge before completion markers stay usable.
+      spdlog::warn(
+          "{}: not verified: no completion marker {} records its size and checksum (an "
+          "output of an older shardforge, or copied without checkpoints/); used as it is",
+          file, marker_name);
+      return "";
+    }
+    for (const auto& out : marker.value("outputs", nlohmann::json::array())) {
+      if (out.value("path", "") != relative) continue;
+      const int64_t want = out.at("bytes").get<int64_t>();
+      if (digest.bytes != want)
+        return file + ": " + std::to_string(digest.bytes) + " bytes, its marker (" + marker_name +
+               ") says " + std::to_string(want) +
+               ": the file changed after the stage wrote it; rebuild";
+      if (io::hex64(digest.xxh3) != out.at("xxh3").get<std::string>())
+        return file + ": checksum mismatch with its marker (" + marker_name +
+               "): the file changed after the stage wrote it; rebuild";
+      return "";
+    }
+    return file + ": its stage's marker " + marker_name +
+           " does not list it: it was not written by that stage; rebuild";
+  } catch (const std::exception& e) {
+    return file + ": unreadable marker " + marker_name + ": " + e.what();
+  }
+}
+
+void Checkpoints::require_output(const std::string& stage, const std::string& relative) const {
+  const std::string why = verify_output(stage, relative);
+  if (!why.empty()) throw std::runtime_error(why);
+}
+
 nlohmann::json Checkpoints::info(const std::string& stage) const {
   const nlohmann::json marker = read_marker(marker_path(stage));
   if (marker.is_null() || !marker.contains("info")) return nullptr;
@@ -216,6 +330,49 @@ bool stage_complete(cluster::Comm& comm, const Checkpoints& checkpoints, const F
       spdlog::info("{}: redo: {}", fp.stage(), why);
   }
   return complete;
+}
+
+void share_input_digests(cluster::Comm& comm, const Config& config) {
+  if (config.input.verify != "content") return;
+  std::vector<std::string> paths = config.input.paths;
+  for (const std::string* p :
+       {&config.embed.vectors, &config.partition.workload, &config.partition.weights})
+    if (!p->empty()) paths.push_back(*p);
+  nlohmann::json known = nlohmann::json::array();
+  cluster::run_local_phase(comm, "input.verify: checksum the inputs", [&] {
+    if (comm.rank() != 0) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t bytes = 0;
+    for (const std::string& path : paths) {
+      struct stat st;
+      // A missing file or a FIFO: the stage's own stat or reader names it.
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      const FileIdentity identity = stat_identity(path);
+      nlohmann::json entry = identity.to_json(path);
+      entry["xxh3"] = content_xxh3(path, identity);
+      known.push_back(std::move(entry));
+      bytes += identity.bytes;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("input.verify: content: checksummed {} input file(s), {:.1f} MB in {:.2f} s",
+                 known.size(), static_cast<double>(bytes) / 1e6, seconds);
+  });
+  const std::string text = known.dump();
+  cluster::Bytes message(text.begin(), text.end());
+  comm.broadcast(message, 0);
+  if (comm.rank() == 0) return;
+  const nlohmann::json received = nlohmann::json::parse(message.begin(), message.end());
+  std::lock_guard<std::mutex> lock(known_digests_mutex);
+  for (const auto& entry : received) {
+    KnownDigest d;
+    d.identity.bytes = entry.at("bytes").get<int64_t>();
+    d.identity.mtime_ns = entry.at("mtime_ns").get<int64_t>();
+    d.identity.ctime_ns = entry.at("ctime_ns").get<int64_t>();
+    d.identity.inode = entry.at("inode").get<uint64_t>();
+    d.xxh3 = entry.at("xxh3").get<uint64_t>();
+    known_digests()[entry.at("path").get<std::string>()] = d;
+  }
 }
 
 }  // namespace sf::pipeline

@@ -7,9 +7,11 @@
 //    "outputs": [{"path" (relative to the run dir), "bytes", "xxh3"}], "info": {...}}
 // A marker verifies when its format version and fingerprint match and every output has the
 // recorded size and XXH3 checksum. The fingerprint hashes what the outputs depend on: the
-// config keys the stage reads, the input files (path, size, mtime), the fingerprints of the
-// stages it builds on, and the rank count where the outputs depend on it. A changed key thus
-// fails the marker of every stage that depends on it, directly or through another stage.
+// config keys the stage reads, the input files (path, size, mtime, ctime, inode; with
+// input.verify: content also their XXH3), the fingerprints of the stages it builds on, and
+// the rank count where the outputs depend on it. A changed key thus fails the marker of every
+// stage that depends on it, directly or through another stage. Commands that read a published
+// output (query, eval, search, info) check it against its marker first (verify_output).
 //
 // Typical use in a job (see jobs/build_job.cc):
 //   Fingerprint fp("train"); fp.keys(config, {...}).input_files(paths);
@@ -27,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/comm.h"
+#include "io/checksum.h"
 #include "pipeline/config.h"
 
 namespace sf::pipeline {
@@ -43,9 +46,15 @@ class Fingerprint {
   // REQUIRES: a schema key.
   Fingerprint& key(const Config& config, std::string_view dotted_key);
   Fingerprint& keys(const Config& config, std::initializer_list<std::string_view> dotted_keys);
-  // Each file's path, size and modification time (a changed file redoes the stage).
-  // Local stat(); throws std::runtime_error naming a file that cannot be stat'ed.
-  Fingerprint& input_files(const std::vector<std::string>& paths);
+  // Each file's path, size, mtime, ctime and inode (a changed file redoes the stage; `touch -r`
+  // can restore the mtime, not the ctime). With `content` also the XXH3 of its bytes (reads
+  // each file whole unless share_input_digests() gave its digest). Local stat(); throws
+  // std::runtime_error naming a file that cannot be stat'ed or read.
+  Fingerprint& input_files(const std::vector<std::string>& paths, bool content = false);
+  // As above, with `content` from the config's input.verify.
+  Fingerprint& input_files(const Config& config, const std::vector<std::string>& paths) {
+    return input_files(paths, config.input.verify == "content");
+  }
   // This stage builds on `upstream`: its fingerprint becomes a part.
   Fingerprint& after(const Fingerprint& upstream);
   // Anything else the outputs depend on (a row range, the rank count).
@@ -87,6 +96,18 @@ class Checkpoints {
   // output back to checksum what is on disk. Throws std::runtime_error naming the file.
   void mark_complete(const Fingerprint& fp, const std::vector<std::string>& outputs,
                      const nlohmann::json& info = nlohmann::json::object()) const;
+  // "" when `relative`, a published output that a command reads (index.faiss, plan.json, a
+  // shard, ids.jsonl), has the size and XXH3 that the marker of `stage` recorded for it;
+  // otherwise why not, naming the file: "<run dir>/index.faiss: 812 bytes, its marker
+  // (checkpoints/merge.json) says 9000: ...; rebuild". A marker that does not list the file
+  // fails too. Without a marker (an output of a shardforge before markers, or a run directory
+  // copied without checkpoints/) the file cannot be checked: logs a warning, returns "".
+  // Reads the file whole (or takes its `digest`). Never throws.
+  std::string verify_output(const std::string& stage, const std::string& relative) const;
+  std::string verify_output(const std::string& stage, const std::string& relative,
+                            const io::FileDigest& digest) const;
+  // verify_output() or throw std::runtime_error with its reason.
+  void require_output(const std::string& stage, const std::string& relative) const;
   // The `info` of a stage's marker; null when there is no readable marker.
   nlohmann::json info(const std::string& stage) const;
   // Removes the marker of `stage` (its outputs stay). No-op when there is none.
@@ -103,5 +124,11 @@ class Checkpoints {
 // stage is skipped, or redone and why. Without `resume` returns false and logs nothing.
 bool stage_complete(cluster::Comm& comm, const Checkpoints& checkpoints, const Fingerprint& fp,
                     bool resume);
+
+// Collective. With input.verify: content, rank 0 reads every input file the config names
+// (input.paths, embed.vectors, partition.workload/weights) once and broadcasts their XXH3, so
+// that input_files() on every rank takes it instead of reading the files again; a rank whose
+// stat of a file differs from rank 0's reads it itself. No-op with input.verify: metadata.
+void share_input_digests(cluster::Comm& comm, const Config& config);
 
 }  // namespace sf::pipeline

@@ -100,6 +100,7 @@ const std::vector<Field>& schema() {
       {"input.strict", bind<&Config::input, &InputConfig::strict>, any()},
       {"input.max_record_bytes", bind<&Config::input, &InputConfig::max_record_bytes>,
        at_least(1)},
+      {"input.verify", bind<&Config::input, &InputConfig::verify>, one_of({"metadata", "content"})},
       {"index.factory", bind<&Config::index, &IndexConfig::factory>, any()},
       {"index.metric", bind<&Config::index, &IndexConfig::metric>, one_of({"l2", "ip"})},
       {"index.train_size", bind<&Config::index, &IndexConfig::train_size>, at_least(0)},

@@ -29,6 +29,9 @@ struct InputConfig {
   std::string id_field = "id";      // JSONL field naming the document; absent: its global row
   bool strict = false;              // bad input (malformed line, ...) is an error, not counted
   int64_t max_record_bytes = 16 << 20;  // longer records are bad input (too_long)
+  // What tells resume that an input file is unchanged: metadata (path, size, mtime, ctime,
+  // inode) | content (also the XXH3 of its bytes: rank 0 reads every input once per command)
+  std::string verify = "metadata";
 };
 
 // Deduplication (`shardforge dedup`).

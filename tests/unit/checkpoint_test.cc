@@ -2,11 +2,15 @@
 // marker verifies only while its outputs are byte for byte what it recorded.
 #include "pipeline/checkpoint.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/atomic_file.h"
@@ -150,6 +154,105 @@ TEST_F(CheckpointTest, StageCompleteNeedsResume) {
   EXPECT_TRUE(stage_complete(*comm, cp, fp, /*resume=*/true));
   write("x.bin", "y");
   EXPECT_FALSE(stage_complete(*comm, cp, fp, /*resume=*/true));
+}
+
+// Rewrites `path` in place (same inode, same size) and sets its mtime back, as an editor that
+// keeps timestamps or `touch -r original` would. The pause lets the coarse kernel clock that
+// stamps ctime move on.
+void edit_in_place_keeping_mtime(const std::string& path, const std::string& text) {
+  struct stat before;
+  ASSERT_EQ(::stat(path.c_str(), &before), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  std::ofstream(path, std::ios::binary | std::ios::in | std::ios::out) << text;
+  const struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  struct stat after;
+  ASSERT_EQ(::stat(path.c_str(), &after), 0);
+  ASSERT_EQ(after.st_size, before.st_size);
+  ASSERT_EQ(after.st_ino, before.st_ino);
+  ASSERT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  ASSERT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+}
+
+// Regression (issue 12): path + size + mtime let an edit that kept the size and restored the
+// mtime resume from stale sketches and embeddings.
+TEST_F(CheckpointTest, InputEditKeepingSizeAndMtimeChangesTheFingerprint) {
+  write("in.txt", "alpha beta");
+  Fingerprint a("sketch");
+  a.input_files({dir_.file("in.txt")});
+  edit_in_place_keeping_mtime(dir_.file("in.txt"), "alpha BETA");
+  Fingerprint b("sketch");
+  b.input_files({dir_.file("in.txt")});
+  EXPECT_NE(a.hex(), b.hex()) << a.parts().dump() << "\n" << b.parts().dump();
+  const auto& before = a.parts()["input files"][0];
+  const auto& after = b.parts()["input files"][0];
+  EXPECT_EQ(before["mtime_ns"], after["mtime_ns"]);
+  EXPECT_NE(before["ctime_ns"], after["ctime_ns"]);
+  EXPECT_EQ(before["inode"], after["inode"]);
+  EXPECT_FALSE(before.contains("dev")) << "st_dev differs between NFS clients: not recorded";
+  // An unchanged file gives the same fingerprint.
+  Fingerprint c("sketch");
+  c.input_files({dir_.file("in.txt")});
+  EXPECT_EQ(b.hex(), c.hex());
+}
+
+TEST_F(CheckpointTest, ContentModeRecordsEachInputsChecksum) {
+  write("in.txt", "alpha beta");
+  Fingerprint meta("sketch"), content("sketch");
+  meta.input_files({dir_.file("in.txt")});
+  content.input_files(config({"input.verify=content"}), {dir_.file("in.txt")});
+  EXPECT_FALSE(meta.parts()["input files"][0].contains("xxh3"));
+  EXPECT_EQ(content.parts()["input files"][0].value("xxh3", ""),
+            io::hex64(io::xxh3("alpha beta", 10)));
+  EXPECT_NE(meta.hex(), content.hex());
+  // The checksum follows the bytes, not a digest remembered for the path.
+  edit_in_place_keeping_mtime(dir_.file("in.txt"), "alpha BETA");
+  Fingerprint edited("sketch");
+  edited.input_files({dir_.file("in.txt")}, /*content=*/true);
+  EXPECT_EQ(edited.parts()["input files"][0].value("xxh3", ""),
+            io::hex64(io::xxh3("alpha BETA", 10)));
+  EXPECT_EQ(config().input.verify, "metadata");
+  EXPECT_THROW(config({"input.verify=contents"}), ConfigError);
+}
+
+TEST_F(CheckpointTest, ShareInputDigestsGivesTheSameFingerprint) {
+  auto comm = cluster::make_serial_comm();
+  write("a.fvecs", "vectors");
+  const Config c = config({"input.verify=content", "input.paths=[" + dir_.file("a.fvecs") + "]"});
+  share_input_digests(*comm, c);
+  Fingerprint fp("train");
+  fp.input_files(c, c.input.paths);
+  EXPECT_EQ(fp.parts()["input files"][0].value("xxh3", ""), io::hex64(io::xxh3("vectors", 7)));
+}
+
+// Regression (issue 12): query, eval, search and info used a damaged index.faiss.
+TEST_F(CheckpointTest, PublishedOutputIsCheckedAgainstItsMarker) {
+  const Checkpoints cp(dir_.path());
+  const std::string index = dir_.file("index.faiss");
+  const std::string missing = cp.verify_output("merge", "index.faiss");
+  EXPECT_NE(missing.find(index + ": No such file"), std::string::npos) << missing;
+  write("index.faiss", "0123456789");
+  // No marker (an older shardforge): cannot be checked, a warning, usable.
+  EXPECT_EQ(cp.verify_output("merge", "index.faiss"), "");
+  write("other.bin", "x");
+  cp.mark_complete(Fingerprint("merge"), {"index.faiss"});
+  EXPECT_EQ(cp.verify_output("merge", "index.faiss"), "");
+  EXPECT_NO_THROW(cp.require_output("merge", "index.faiss"));
+  EXPECT_NE(cp.verify_output("merge", "other.bin").find("does not list it"), std::string::npos);
+
+  write("index.faiss", "01234X6789");  // one byte, same size
+  const std::string flipped = cp.verify_output("merge", "index.faiss");
+  EXPECT_NE(flipped.find(index + ": checksum mismatch with its marker (checkpoints/merge.json)"),
+            std::string::npos)
+      << flipped;
+  EXPECT_THROW(cp.require_output("merge", "index.faiss"), std::runtime_error);
+  write("index.faiss", "01234");
+  const std::string truncated = cp.verify_output("merge", "index.faiss");
+  EXPECT_NE(truncated.find(index + ": 5 bytes, its marker (checkpoints/merge.json) says 10"),
+            std::string::npos)
+      << truncated;
+  EXPECT_EQ(
+      cp.verify_output("merge", "index.faiss", io::FileDigest{10, io::xxh3("0123456789", 10)}), "");
 }
 
 TEST(FileDigest, MatchesTheInMemoryChecksum) {

@@ -404,6 +404,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  id_field",
                                        "  strict",
                                        "  max_record_bytes",
+                                       "  verify",
                                        "index",
                                        "  factory",
                                        "  metric",
