@@ -249,10 +249,10 @@ RunDirLease open_run_dir(cluster::Comm& comm, const Config& config, const std::s
     if (comm.rank() != 0) return;
     std::error_code ec;
     if (role.kind == RunDirRole::kConsumer && !fs::is_directory(dir, ec)) {
-      refusal = "output.dir " + dir + " does not exist: `" + command +
-                "` works in the run "
-                "directory of a `" +
-                role.producer + "`; run that first";
+      const std::string needed = role.producer == "dedup" ? "duplicates.jsonl" : "index.faiss";
+      refusal = "output.dir " + dir + " does not exist, so there is no " + dir + "/" + needed +
+                ": `" + command + "` works in the run directory of a `" + role.producer +
+                "`; run that first";
       return;
     }
     make_run_dir(dir);
