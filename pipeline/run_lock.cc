@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -76,8 +77,18 @@ std::string describe_holder(const nlohmann::json& h) {
          std::to_string(h.value("ranks", 0)) + " rank(s))";
 }
 
-// Why the lock's holder is certainly gone (it ran on this host), or "" when it may be alive.
+std::string env_text(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? "" : value;
+}
+
+// Why the lock's holder is certainly gone (it ran on this host, or it was an earlier run of
+// this requeued Slurm job), or "" when it may be alive.
 std::string gone_reason(const nlohmann::json& h) {
+  const std::string job = env_text("SLURM_JOB_ID");
+  if (!job.empty() && h.value("slurm_job_id", std::string()) == job &&
+      h.value("slurm_restart_count", std::string()) != env_text("SLURM_RESTART_COUNT"))
+    return "it was an earlier run of this Slurm job " + job + ", which Slurm requeued";
   if (h.value("host", std::string()) != host_name()) return "";
   const long pid = h.value("pid", 0L);
   if (pid <= 0) return "";
@@ -123,7 +134,9 @@ RunLock::RunLock(const std::string& dir, const std::string& command, int ranks)
                                {"pid_start_ticks", process_start_ticks(::getpid())},
                                {"started", now_text()},
                                {"command", command},
-                               {"ranks", ranks}};
+                               {"ranks", ranks},
+                               {"slurm_job_id", env_text("SLURM_JOB_ID")},
+                               {"slurm_restart_count", env_text("SLURM_RESTART_COUNT")}};
   text_ = mine.dump() + "\n";
   const std::string how = "; once you are sure that run is gone, remove " + path_ + " and rerun";
   for (int attempt = 0; attempt < 5; ++attempt) {

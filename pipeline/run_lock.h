@@ -3,10 +3,13 @@
 // (NFS, Lustre), where fcntl/flock locks are unreliable, so it is a lock file created
 // atomically with link(2) (NFS-safe, unlike O_EXCL on old clients):
 //   <run dir>/.shardforge/lock, JSON: {"format_version": 1, "host", "pid",
-//   "pid_start_ticks" (field 22 of /proc/<pid>/stat), "started" (UTC), "command", "ranks"}
+//   "pid_start_ticks" (field 22 of /proc/<pid>/stat), "started" (UTC), "command", "ranks",
+//   "slurm_job_id", "slurm_restart_count" ("" outside Slurm)}
 // A lock whose holder is on this host and is gone (no such pid, or the pid was reused: its
-// start time differs) is taken over with a log line. A holder on another host is never
-// judged from here: the error says how to clear it (remove the file once the holder is gone).
+// start time differs), or was an earlier run of this same requeued Slurm job (same
+// SLURM_JOB_ID, another SLURM_RESTART_COUNT: e.g. its node was lost), is taken over with a log
+// line. Any other holder on another host is never judged from here: the error says how to
+// clear it (remove the file once the holder is gone).
 // No MPI here: rank 0 takes it (pipeline/run_manifest.h, open_run_dir).
 #pragma once
 

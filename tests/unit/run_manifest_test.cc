@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -62,6 +63,20 @@ TEST(RunLock, StaleLocksOfThisHostAreTakenOverOthersAreNot) {
   EXPECT_TRUE(fs::exists(dir.file(".shardforge/lock"))) << "another host's lock was removed";
   write(dir.file(".shardforge/lock"), "not json");
   EXPECT_THROW(RunLock(dir.path(), "build", 1), RunDirBusy);
+}
+
+TEST(RunLock, ARequeuedSlurmJobTakesOverItsEarlierRunsLock) {
+  sf::testing::TempDir dir;
+  write(dir.file(".shardforge/lock"),
+        "{\"format_version\": 1, \"host\": \"node-lost\", \"pid\": 4242, \"command\": "
+        "\"build\", \"slurm_job_id\": \"777\", \"slurm_restart_count\": \"\"}\n");
+  ::setenv("SLURM_JOB_ID", "778", 1);
+  EXPECT_THROW(RunLock(dir.path(), "build", 1), RunDirBusy) << "another job's lock";
+  ::setenv("SLURM_JOB_ID", "777", 1);
+  ::setenv("SLURM_RESTART_COUNT", "1", 1);
+  EXPECT_NO_THROW(RunLock(dir.path(), "build", 1));
+  ::unsetenv("SLURM_JOB_ID");
+  ::unsetenv("SLURM_RESTART_COUNT");
 }
 
 TEST(RunManifest, ClaimRefusesWhatShardforgeDidNotMake) {
