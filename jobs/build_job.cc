@@ -33,6 +33,7 @@
 #include "jobs/stage_checkpoints.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_manifest.h"
 #include "pipeline/stop.h"
 #include "stages/build.h"
 #include "stages/ivf_index.h"
@@ -404,7 +405,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
     cluster::run_local_phase(comm, "write index", [&] {
       if (comm.rank() != 0) return;
       // An eval.json of an earlier index would read like this one's result.
-      fs::remove(checkpoints.path("eval.json"));
+      pipeline::remove_owned(dir, "eval.json");
       checkpoints.forget("eval");
       io::write_index_file(*index, index_path);
       const faiss::IndexIVF* ivf = stages::find_ivf(index.get());
@@ -455,7 +456,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
       checkpoints.mark_complete(merge_fp, outputs,
                                 {{"ntotal", ntotal}, {"nlist", nlist}, {"partition", plan_summary}});
       // index.faiss is complete: the pieces have served their purpose.
-      fs::remove_all(checkpoints.path(kPieceDir));
+      pipeline::remove_owned(dir, kPieceDir);
       checkpoints.forget_all("add/");
     });
   }

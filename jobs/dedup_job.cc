@@ -26,6 +26,7 @@
 #include "io/array_file.h"
 #include "pipeline/stop.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_manifest.h"
 #include "stages/dedup/minhash.h"
 #include "stages/dedup/text.h"
 
@@ -543,7 +544,11 @@ void concat_parts(const std::string& parts_dir, int ranks, const std::string& pa
     }
     out.close();
   });
-  std::filesystem::remove_all(parts_dir);
+  // The parts, then their folder if nothing else is in it.
+  for (int r = 0; r < ranks; ++r)
+    std::filesystem::remove(parts_dir + "/" + part_name(r, io::TextFormat::kJsonl));
+  std::error_code ec;
+  if (std::filesystem::is_empty(parts_dir, ec) && !ec) std::filesystem::remove(parts_dir, ec);
 }
 
 size_t LocalCorpus::piece_of(int64_t i) const {
@@ -987,6 +992,9 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
                   {"kept", "kept.tmp", "duplicates.tmp", "duplicates.jsonl", "dedup.json",
                    "quality.json", "quality_pairs.jsonl", "pairs.jsonl", "pairs.tmp"},
                   {kSketchDir, kVerdictsDir}, folders);
+  // Whatever way the job ends, no *.tmp folder stays behind (a failure, a stop, a full disk).
+  const pipeline::TemporaryFolders temporaries(dir, {"kept.tmp", "duplicates.tmp", "pairs.tmp"},
+                                               comm.rank() == 0);
 
   DedupedCorpus deduped = read_and_dedup(comm, config, setup, *fps, checkpoints, threads,
                                          DedupTexts{}, log, progress);
@@ -1135,9 +1143,15 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
       }
       out.close();
     });
-    std::filesystem::remove_all(dup_tmp);
+    pipeline::remove_owned(dir, "duplicates.tmp");
     if (config.dedup.write_pairs) concat_parts(pairs_tmp, comm.size(), dir + "/pairs.jsonl");
-    std::filesystem::rename(kept_tmp, kept_dir);
+    // Part by part: files of the user's own in kept/ stay (prepare_run_dir removed ours).
+    std::filesystem::create_directories(kept_dir);
+    for (int r = 0; r < comm.size(); ++r) {
+      const std::string part = "/" + part_name(r, read.format);
+      std::filesystem::rename(kept_tmp + part, kept_dir + part);
+    }
+    pipeline::remove_owned(dir, "kept.tmp");
     nlohmann::json report = {
         {"format_version", kDedupJsonFormatVersion},
         {"ranks", comm.size()},

@@ -13,6 +13,7 @@
 
 #include "io/atomic_file.h"
 #include "jobs/dedup.h"
+#include "pipeline/run_manifest.h"
 #include "stages/dedup/quality.h"
 
 namespace sf::jobs {
@@ -228,6 +229,7 @@ void quality(const pipeline::Config& config) {
 }  // namespace
 
 int dedup_quality_job(cluster::Comm& comm, const pipeline::Config& config) {
+  pipeline::claim_outputs(comm, config.output.dir, {"quality.json", "quality_pairs.jsonl"});
   cluster::run_local_phase(comm, "dedup-quality", [&] {
     if (comm.rank() == 0) quality(config);
   });

@@ -13,6 +13,7 @@
 #include "jobs/jobs.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_manifest.h"
 #include "pipeline/stop.h"
 #include "stages/eval.h"
 
@@ -87,6 +88,7 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   // What eval.json depends on: the index's bytes, the eval keys, the queries and (for exact
   // ground truth) the corpus, and the rank count (QPS).
   const pipeline::Checkpoints checkpoints(dir);
+  pipeline::claim_outputs(comm, dir, {"eval.json", "checkpoints/eval.json"});
   pipeline::Fingerprint eval_fp("eval");
   bool complete = false;
   cluster::run_local_phase(comm, "eval: prepare", [&] {
@@ -114,7 +116,7 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
       return;
     }
     // A failed eval must not leave an older eval.json that reads like its result.
-    std::filesystem::remove(dir + "/eval.json");
+    pipeline::remove_owned(dir, "eval.json");
     checkpoints.forget("eval");
     if (!damaged.empty()) throw std::runtime_error(damaged);
   });

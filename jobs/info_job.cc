@@ -12,6 +12,7 @@
 #include "io/index_file.h"
 #include "jobs/jobs.h"
 #include "pipeline/checkpoint.h"
+#include "pipeline/run_manifest.h"
 #include "stages/ivf_index.h"
 #include "stages/partition.h"
 
@@ -169,6 +170,13 @@ int info_job(cluster::Comm& comm, const pipeline::Config& config) {
   if (comm.rank() != 0) return 0;
   const std::string& dir = config.output.dir;
   std::printf("run directory %s\n", dir.c_str());
+  try {
+    const pipeline::RunManifest manifest = pipeline::RunManifest::load(dir);
+    if (!manifest.command().empty())
+      std::printf("made by      shardforge %s\n", manifest.command().c_str());
+  } catch (const pipeline::ConfigError& e) {
+    std::printf("made by      unknown: %s\n", e.what());
+  }
   const std::string index_path = dir + "/index.faiss";
   if (std::filesystem::exists(index_path))
     print_index(index_path);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <map>
@@ -21,6 +22,7 @@
 #include "jobs/run.h"
 #include "pipeline/config.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_manifest.h"
 #include "pipeline/stop.h"
 
 #ifndef SHARDFORGE_VERSION
@@ -266,12 +268,21 @@ int main(int argc, char** argv) {
   if (command->checkpointed) sf::pipeline::install_stop_handlers(comm.rank(), comm.size());
 
   namespace pl = sf::pipeline;
+  // The lock on output.dir: released after status.json records how the command ended.
+  pl::RunDirLease lease;
   try {
+    // `shardforge info RUN_DIR` reads RUN_DIR/config.yaml.
+    const bool read_only = pl::run_dir_role(command->name).kind == pl::RunDirRole::kReadOnly;
+    if (read_only && std::filesystem::is_directory(config_path)) config_path += "/config.yaml";
     // Every rank parses the same file, so a config error is the same on every rank.
     pl::Config config = pl::load_config(config_path, overrides);
     config.resume = resume;
     pl::require(config, command->required);
-    pl::start_run_status(config.output.dir, command->name, comm.rank(), comm.size());
+    // A second run in output.dir, or another command's run directory, is refused (exit 2).
+    lease = pl::open_run_dir(comm, config, command->name);
+    // Read-only commands (info) write nothing into the run directory, status.json included.
+    if (!read_only)
+      pl::start_run_status(config.output.dir, command->name, comm.rank(), comm.size());
     const int threads = pl::choose_threads(config, comm);
     omp_set_num_threads(threads);
     pl::warn_if_oversubscribed(threads, comm.rank());
@@ -280,6 +291,7 @@ int main(int argc, char** argv) {
     return rc;
   } catch (const pl::ConfigError& e) {
     if (comm.rank() == 0) spdlog::error("config: {}", e.what());
+    pl::finish_run_status("failed", e.what());  // only once this run holds the directory
     return pl::kExitConfig;
   } catch (const pl::Stopped& e) {
     // All ranks agreed to stop at a safe point (SIGTERM, SIGINT or SIGUSR1).
@@ -295,6 +307,7 @@ int main(int argc, char** argv) {
     // Not agreed: other ranks may be waiting in a collective. Stop them all.
     spdlog::error("{}: in stage '{}': {}", command->name, pl::current_stage(), e.what());
     pl::finish_run_status("failed", e.what());
+    lease = {};  // the abort ends this process without destructors
     if (comm.size() > 1) comm.abort(pl::kExitFailed);
     return pl::kExitFailed;
   }

@@ -29,6 +29,7 @@
 #include "pipeline/checkpoint.h"
 #include "pipeline/stop.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_manifest.h"
 #include "stages/batches.h"
 #include "stages/build.h"
 #include "stages/dedup/semantic.h"
@@ -270,6 +271,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
                    kKMeansStateFile, kIndexFile, kEvalFile},
                   {"run.tmp/ids", "run.tmp/duplicates", kSketchDir, kVerdictsDir, kEmbedDir,
                    kSemanticDir});
+  // Whatever way the job ends, no run.tmp/ stays behind (a failure, a stop, a full disk).
+  const pipeline::TemporaryFolders temporaries(dir, {"run.tmp"}, comm.rank() == 0);
 
   // ---- read, exact + near dedup (the corpus is read once; texts stay for the embedder) ----
   const bool embed_done = pipeline::stage_complete(comm, checkpoints, rfp->embed, config.resume);
@@ -654,7 +657,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     concat_parts(tmp_dir + "/ids", comm.size(), dir + "/ids.jsonl");
     concat_parts(tmp_dir + "/duplicates", comm.size(), dir + "/duplicates.jsonl");
     io::publish_text(checkpoints.path(kEmbedderFile), embedder_text);
-    std::filesystem::remove_all(tmp_dir);
+    pipeline::remove_owned(dir, "run.tmp");
     checkpoints.mark_complete(rfp->outputs, outputs);
   });
   pipeline::write_run_json(comm, dir, "run", threads, log, summary);

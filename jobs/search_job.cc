@@ -20,6 +20,7 @@
 #include "jobs/jobs.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_manifest.h"
 #include "pipeline/stop.h"
 #include "stages/partition.h"
 #include "stages/shard_search.h"
@@ -79,6 +80,7 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   pipeline::StageLog log;
 
   const pipeline::Checkpoints checkpoints(dir);
+  pipeline::claim_outputs(comm, dir, {"search.json", "search.h5", "checkpoints/search.json"});
   pipeline::Fingerprint search_fp("search");
   bool complete = false;
   cluster::run_local_phase(comm, "search: prepare", [&] {
@@ -104,8 +106,8 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
     }
     // A failed search must not leave older results that read like its own.
     checkpoints.forget("search");
-    std::filesystem::remove(dir + "/search.json");
-    std::filesystem::remove(dir + "/search.h5");
+    pipeline::remove_owned(dir, "search.json");
+    pipeline::remove_owned(dir, "search.h5");
     if (!damaged.empty()) throw std::runtime_error(damaged);
   });
   if (comm.sum(static_cast<int64_t>(complete)) > 0) {

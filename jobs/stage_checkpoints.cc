@@ -12,6 +12,7 @@
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_manifest.h"
 #include "pipeline/stop.h"
 
 namespace sf::jobs {
@@ -52,16 +53,32 @@ void prepare_run_dir(cluster::Comm& comm, const pipeline::Config& config,
                      const std::vector<std::string>& checkpoint_outputs,
                      const std::vector<std::string>& folders) {
   namespace fs = std::filesystem;
+  const std::string& dir = config.output.dir;
+  // Everything this run may replace or clean, claimed before anything is removed.
+  std::vector<std::string> layout = {"config.yaml", "checkpoints"};
+  for (const auto* list : {&results, &checkpoint_outputs, &folders})
+    layout.insert(layout.end(), list->begin(), list->end());
+  std::optional<pipeline::RunManifest> manifest;
+  std::string refusal;
+  cluster::run_local_phase(comm, "check output.dir", [&] {
+    if (comm.rank() != 0) return;
+    manifest = pipeline::RunManifest::load(dir);
+    std::vector<std::string> replaced = layout;
+    replaced.insert(replaced.end(), {".shardforge", "status.json", "run.json"});
+    refusal = pipeline::input_inside(config, manifest->command(), replaced);
+    if (refusal.empty()) refusal = manifest->claim(layout);
+  });
+  pipeline::agree_refusal(comm, refusal);
   cluster::run_local_phase(comm, "prepare output.dir", [&] {
     if (comm.rank() != 0) return;
-    const std::string& dir = config.output.dir;
     pipeline::make_run_dir(dir);
-    for (const std::string& rel : results) fs::remove_all(checkpoints.path(rel));
+    manifest->save();
+    for (const std::string& rel : results) manifest->remove(rel);
     if (config.resume) {
       const std::string previous = pipeline::describe_previous_run(dir);
       spdlog::info("resume: {}", previous.empty() ? "no earlier run in " + dir : previous);
     } else {
-      for (const std::string& rel : checkpoint_outputs) fs::remove_all(checkpoints.path(rel));
+      for (const std::string& rel : checkpoint_outputs) manifest->remove(rel);
       checkpoints.forget_all();
     }
     for (const std::string& rel : folders) fs::create_directories(checkpoints.path(rel));

@@ -37,11 +37,15 @@ void checkpoint_rank_files(cluster::Comm& comm, const pipeline::Checkpoints& che
                            const nlohmann::json& info,
                            const std::vector<std::string>& extra = {});
 
-// Collective (rank 0 does the work). Creates the run directory (config.output.dir) and writes
+// Collective (rank 0 does the work). First refuses, with a ConfigError on every rank and
+// nothing removed, an input file inside any path below (pipeline::input_inside) or a path
+// below that exists but shardforge did not make (pipeline::RunManifest::claim). Then claims
+// them all in the manifest, creates the run directory (config.output.dir) and writes
 // config.yaml. Removes `results` (run-dir-relative files or folders that a finished run
 // publishes: nothing half-done may look like a result); without config.resume also
 // `checkpoint_outputs` and every completion marker; with it, logs what status.json says of the
-// previous run. Then creates `folders`.
+// previous run. Then creates `folders`. Removes only what shardforge made
+// (RunManifest::remove). REQUIRES: pipeline::open_run_dir before (the lock).
 void prepare_run_dir(cluster::Comm& comm, const pipeline::Config& config,
                      const pipeline::Checkpoints& checkpoints,
                      const std::vector<std::string>& results,

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -294,23 +295,30 @@ void Checkpoints::forget(const std::string& stage) const {
 }
 
 void Checkpoints::forget_all(const std::string& prefix) const {
+  // Markers only (*.json), then the folders left empty: anything else a user put under
+  // checkpoints/ stays. A prefix ending in '/' is a folder of markers (e.g. "add/").
   const fs::path root = dir_ + "/checkpoints";
+  const bool folder = !prefix.empty() && prefix.back() == '/';
+  const fs::path top = folder ? root / prefix.substr(0, prefix.size() - 1) : root;
   std::error_code ec;
-  if (prefix.empty()) {
-    fs::remove_all(root, ec);
-    return;
-  }
-  // A prefix ending in '/' is a folder of markers (e.g. "add/").
-  if (prefix.back() == '/') {
-    fs::remove_all(root / prefix, ec);
-    return;
-  }
-  std::vector<fs::path> doomed;
-  for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+  std::vector<fs::path> doomed, folders;
+  for (fs::recursive_directory_iterator it(top, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_directory()) {
+      folders.push_back(it->path());
+      continue;
+    }
     const std::string rel = it->path().lexically_relative(root).string();
-    if (it->is_regular_file() && rel.rfind(prefix, 0) == 0) doomed.push_back(it->path());
+    if (it->is_regular_file() && it->path().extension() == ".json" &&
+        (folder || rel.rfind(prefix, 0) == 0))
+      doomed.push_back(it->path());
   }
   for (const fs::path& p : doomed) fs::remove(p, ec);
+  if (!folder && !prefix.empty()) return;
+  folders.push_back(top);
+  std::sort(folders.begin(), folders.end(),
+            [](const fs::path& a, const fs::path& b) { return a.string() > b.string(); });
+  for (const fs::path& f : folders)
+    if (fs::is_empty(f, ec) && !ec) fs::remove(f, ec);
 }
 
 bool stage_complete(cluster::Comm& comm, const Checkpoints& checkpoints, const Fingerprint& fp,

@@ -112,7 +112,8 @@ class Checkpoints {
   nlohmann::json info(const std::string& stage) const;
   // Removes the marker of `stage` (its outputs stay). No-op when there is none.
   void forget(const std::string& stage) const;
-  // Removes every marker whose stage starts with `prefix` ("" = all of them).
+  // Removes every marker whose stage starts with `prefix` ("" = all of them), and the marker
+  // folders left empty; other files under checkpoints/ stay.
   void forget_all(const std::string& prefix = "") const;
 
  private:

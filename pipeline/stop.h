@@ -51,7 +51,8 @@ void run_step(cluster::Comm& comm, const std::string& phase,
 // {"format_version": 1, "command", "stage", "state": "running"|"done"|"failed"|"stopped",
 //  "message", "ranks", "pid", "updated"}; every rank remembers the stage for the signal line.
 // Process-wide, like the signal flag. Local; never throws (nothing is written while `dir`
-// does not exist; a disk that cannot take it is reported by the stage's own error).
+// does not exist; a disk that cannot take it is reported by the stage's own error). Only
+// commands that write into the run directory call it: `info` leaves status.json as it is.
 void start_run_status(const std::string& dir, const std::string& command, int rank, int size);
 // State "running" in `stage`. StageLog::begin (pipeline/run_dir.h) calls it.
 void enter_stage(const std::string& stage);
