@@ -26,34 +26,7 @@ ok
 check "dedup on a 3 MB tmpfs: the sketch fits, kept/ does not (ENOSPC): exit 1, no *.tmp* left"
 SMALL="$WORK/small"
 mkdir -p "$SMALL"
-trap 'umount "$SMALL" 2>/dev/null; rm -rf "$WORK"' EXIT
-if err=$(mount -t tmpfs -o size=3m tmpfs "$SMALL" 2>&1); then
-  "$PY" - "$WORK/big.jsonl" <<'PYEOF'
-import json, random, sys
-rng = random.Random(1)
-words = ["w%d" % i for i in range(5000)]
-with open(sys.argv[1], "w") as f:  # 3000 distinct documents, 2.6 MB
-    for i in range(3000):
-        f.write(json.dumps({"id": i, "text": " ".join(rng.choice(words) for _ in range(150))}) + "\n")
-PYEOF
-  dedup_config "$WORK/full.yaml" "$SMALL/out" "$WORK/big.jsonl"
-  sf_mpirun 1 "$WORK/full.log" dedup "$WORK/full.yaml"
-  [[ $SF_RC -eq 1 ]] || { show "$WORK/full.log"; fail "dedup on a full disk exited $SF_RC, expected 1"; }
-  grep -q "No space left on device" "$WORK/full.log" || { show "$WORK/full.log"; fail "no ENOSPC error"; }
-  left=$(find "$SMALL/out" -name '*.tmp*')
-  [[ -z $left ]] || fail "dedup on a full disk left: $left"
-  for _ in $(seq 50); do umount "$SMALL" 2>/dev/null && break; sleep 0.1; done  # may be busy a moment
-  ok
-else
-  echo "   skipped: cannot mount a tmpfs (needs root and mount rights): $err"
-fi
-
-sf_done
-
-check "dedup on a 3 MB tmpfs: the sketch fits, kept/ does not (ENOSPC): exit 1, no *.tmp* left"
-SMALL="$WORK/small"
-mkdir -p "$SMALL"
-trap 'umount "$SMALL" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'umount "$SMALL" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 if err=$(mount -t tmpfs -o size=3m tmpfs "$SMALL" 2>&1); then
   "$PY" - "$WORK/big.jsonl" <<'PYEOF'
 import json, random, sys
