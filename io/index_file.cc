@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <stdexcept>
 
 #include "io/atomic_file.h"
@@ -81,6 +82,15 @@ std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
     return std::unique_ptr<faiss::Index>(faiss::read_index(path.c_str()));
   } catch (const faiss::FaissException& e) {
     throw std::runtime_error(path + ": not a readable FAISS index: " + e.what());
+  } catch (const std::bad_alloc&) {
+    // FAISS sizes its vectors from the file: a damaged size asks for terabytes.
+    throw std::runtime_error(path +
+                             ": not a readable FAISS index: a size in it needs more "
+                             "memory than there is (a damaged file?)");
+  } catch (const std::length_error&) {
+    throw std::runtime_error(path +
+                             ": not a readable FAISS index: a size in it is impossible "
+                             "(a damaged file?)");
   }
 }
 

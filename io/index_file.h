@@ -15,7 +15,8 @@ std::unique_ptr<faiss::Index> deserialize_index(const std::vector<char>& bytes);
 
 // Writes atomically (io/atomic_file.h). Throws std::runtime_error naming the path.
 void write_index_file(const faiss::Index& index, const std::string& path);
-// Throws std::runtime_error naming the path when missing or not a FAISS index.
+// Throws std::runtime_error naming the path when missing, not a FAISS index, or damaged (also
+// a size field that would need more memory than there is).
 std::unique_ptr<faiss::Index> read_index_file(const std::string& path);
 
 }  // namespace sf::io

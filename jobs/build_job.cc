@@ -294,6 +294,15 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
       throw pipeline::ConfigError(config.source + ": index.train_size " +
                                   std::to_string(config.index.train_size) +
                                   " is smaller than nlist " + std::to_string(nlist));
+    stages::TrainOptions samples;
+    samples.train_size = config.index.train_size;
+    samples.codebook_sample = config.index.codebook_sample;
+    const std::string misfit = stages::training_misfit(*probe, corpus.rows(), samples);
+    if (!misfit.empty())
+      throw pipeline::ConfigError(
+          config.source + ": index.factory '" + config.index.factory + "' " + misfit +
+          "; the corpus (" + describe_paths(config.input.paths) + ") has " +
+          std::to_string(corpus.rows()) + " rows x " + std::to_string(corpus.dim()) + " dims");
     const int64_t bound = config.partition.max_nlist > 0 ? config.partition.max_nlist : nlist;
     if (config.partition.shards > std::min(nlist, bound))
       throw pipeline::ConfigError(config.source + ": partition.shards " +
@@ -343,6 +352,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
     topt.kmeans_iterations = config.index.kmeans_iterations;
     topt.codebook_sample = config.index.codebook_sample;
     topt.seed = config.seed;
+    if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
     index = train_checkpointed(comm, checkpoints, train_fp, config.resume, corpus, range, topt,
                                &treport, progress);
   }

@@ -108,7 +108,8 @@ void quality(const pipeline::Config& config) {
 
   // What the dedup run decided: clusters and representatives, and the pairs it verified.
   dd::DedupOutcome outcome;
-  outcome.representative.assign(static_cast<size_t>(n), -1);
+  // ids.size(), not n: GCC 12 at -O3 cannot see that n >= 0 and warns (-Wstringop-overflow).
+  outcome.representative.assign(ids.size(), -1);
   UnionFind clusters(n);
   const std::string dup_path = dir + "/duplicates.jsonl";
   for_each_json_line(dup_path, "run `shardforge dedup` first",

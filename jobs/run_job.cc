@@ -392,6 +392,14 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
                            " document(s) left after dedup: too few for index.factory '" +
                            factory + "' (" + std::to_string(nlist) + " lists) on " +
                            std::to_string(comm.size()) + " rank(s)");
+    stages::TrainOptions samples;
+    samples.train_size = config.index.train_size;
+    samples.codebook_sample = config.index.codebook_sample;
+    const std::string misfit = stages::training_misfit(*probe, embedded, samples);
+    if (!misfit.empty())
+      throw pipeline::ConfigError(config.source + ": index.factory '" + factory + "' " + misfit +
+                                  "; the embedded corpus has " + std::to_string(embedded) +
+                                  " rows x " + std::to_string(dim) + " dims");
   });
   log.begin("train");
   std::unique_ptr<faiss::Index> index;
@@ -415,6 +423,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     topt.kmeans_iterations = config.index.kmeans_iterations;
     topt.codebook_sample = config.index.codebook_sample;
     topt.seed = config.seed;
+    if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
     index = train_checkpointed(comm, checkpoints, rfp->train, config.resume, rows, target, topt,
                                &treport, progress);
   }

@@ -249,6 +249,12 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
       faiss::fvec_norms_L2sqr(centroid_norms.data(), centroids, d, k);
 #pragma omp parallel num_threads(threads)
     {
+      // BLAS must run single-threaded here, also in a team of one (a rank holding one block),
+      // which is not an active parallel region: OpenBLAS's OpenMP build would then split the
+      // GEMM over omp_get_max_threads() threads, and on some of its kernels (Haswell, Zen,
+      // Prescott; not SkylakeX) a split GEMM rounds a quarter of the products differently.
+      // This sets the nested thread count of this team's threads only, not the caller's.
+      omp_set_num_threads(1);
       const int t = omp_get_thread_num();
       std::vector<int64_t>& sum_t = block_sums[t];
       std::vector<int64_t>& count_t = block_counts[t];

@@ -1,8 +1,9 @@
 // Distributed k-means for the coarse quantizer, and the rank-independent training sample.
 //
-// Determinism: the sample is chosen from global row ids and the seed only; each rank sums
-// its points' coordinates in 64-bit fixed point, so the MPI_Allreduce of partial sums is
-// exact and the centroids are bit-identical for any number of ranks.
+// Determinism: the sample is chosen from global row ids and the seed only; points are
+// assigned in blocks of the same shapes, each with single-threaded BLAS; each rank sums its
+// points' coordinates in 64-bit fixed point, so the MPI_Allreduce of partial sums is exact
+// and the centroids (and objective) are bit-identical for any number of ranks and threads.
 //
 // Stopping and resuming: with a stop request function set, the ranks agree at every
 // iteration boundary whether to stop; on a stop every rank throws KMeansStopped holding the

@@ -4,14 +4,17 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
-#include <faiss/utils/utils.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/VectorTransform.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/ProductQuantizer.h>
+#include <faiss/utils/utils.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <typeinfo>
 
 #include "io/index_file.h"
@@ -27,6 +30,48 @@ using cluster::Bytes;
 // Seeds of the independent random choices, derived from the one user seed.
 constexpr uint64_t kSampleSalt = 0x73616d706c65ULL;
 constexpr uint64_t kCodebookSalt = 0x636f6465626bULL;
+
+// The k-means sample: min(rows, index.train_size or 256 per list, as FAISS's
+// max_points_per_centroid) rows; the codebook sample: a seeded subset of it of at most
+// index.codebook_sample rows.
+int64_t kmeans_sample_rows(int64_t rows, int64_t nlist, const TrainOptions& options) {
+  return std::min<int64_t>(rows,
+                           options.train_size > 0 ? options.train_size : int64_t{256} * nlist);
+}
+int64_t codebook_sample_rows(int64_t rows, int64_t nlist, const TrainOptions& options) {
+  return std::min(kmeans_sample_rows(rows, nlist, options), options.codebook_sample);
+}
+
+// FAISS 1.7.3 reads ClusteringParameters::min_points_per_centroid only to print "WARNING
+// clustering N points to K centroids: please provide at least ..." to stderr (once per
+// sub-quantizer, and for OPQ once per sub-quantizer per iteration: 816 lines for OPQ16 +
+// PQ16 on 5,000 rows). With it 0 the clustering is the same; train_index says it once.
+faiss::ClusteringParameters without_small_sample_warning(faiss::ClusteringParameters cp) {
+  cp.min_points_per_centroid = 0;
+  return cp;
+}
+constexpr int kFaissMinPointsPerCentroid = 39;  // FAISS's default, what it recommends
+
+// FAISS's message without its "Error in <function> at <file>:<line>: Error: '<test>' failed: ".
+std::string faiss_reason(const faiss::FaissException& e) {
+  const std::string& msg = e.msg;
+  for (const char* marker : {"' failed: ", "Error: "}) {
+    const size_t at = msg.rfind(marker);
+    if (at != std::string::npos) return msg.substr(at + std::strlen(marker));
+  }
+  return msg;
+}
+
+// Runs FAISS training work; a FAISS error comes out as std::invalid_argument prefixed with
+// `what` (the factory and the corpus shape) instead of FAISS's source location.
+template <class Work>
+void naming_faiss_errors(const std::string& what, Work&& work) {
+  try {
+    work();
+  } catch (const faiss::FaissException& e) {
+    throw std::invalid_argument(what + ": " + faiss_reason(e));
+  }
+}
 
 Bytes to_bytes(const float* x, size_t n) {
   Bytes b(n * sizeof(float));
@@ -87,7 +132,23 @@ void train_transforms(faiss::Index& index, int64_t n, const float* x) {
   if (pt == nullptr) return;
   std::vector<float> current(x, x + n * pt->d);
   for (faiss::VectorTransform* vt : pt->chain) {
-    if (!vt->is_trained) vt->train(n, current.data());
+    auto* opq = dynamic_cast<faiss::OPQMatrix*>(vt);
+    if (!vt->is_trained && opq != nullptr && opq->pq == nullptr) {
+      // The PQ OPQMatrix::train makes when given none (d_out, M, 8 bits; it sets cp.niter and
+      // max_points_per_centroid itself), without FAISS's small-sample warning.
+      faiss::ProductQuantizer pq(opq->d_out, opq->M, 8);
+      pq.cp = without_small_sample_warning(pq.cp);
+      opq->pq = &pq;
+      try {
+        opq->train(n, current.data());
+      } catch (...) {
+        opq->pq = nullptr;
+        throw;
+      }
+      opq->pq = nullptr;
+    } else if (!vt->is_trained) {
+      vt->train(n, current.data());
+    }
     std::unique_ptr<const float[]> next(vt->apply(n, current.data()));
     current.assign(next.get(), next.get() + n * vt->d_out);
   }
@@ -107,8 +168,9 @@ bool spreadable_pq(const faiss::IndexIVFPQ& ivfpq) {
 // trains on rank m % size, and a rank's sub-quantizers run on its OpenMP threads: FAISS runs
 // them one after another on one process. Same codebooks, any number of ranks. `x` (n rows,
 // the codebook sample) and a filled quantizer are needed on rank 0 only; rank 0 ends with
-// the trained PQ.
-void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, const float* x) {
+// the trained PQ. A FAISS error names `what` (the factory and the corpus).
+void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, const float* x,
+                     const std::string& what) {
   faiss::ProductQuantizer& pq = ivfpq.pq;
   const int d = static_cast<int>(ivfpq.d), m_count = static_cast<int>(pq.M);
   const int dsub = static_cast<int>(pq.dsub), ksub = static_cast<int>(pq.ksub);
@@ -149,7 +211,7 @@ void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, c
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t j = 0; j < my_ms.size(); ++j) {
       try {
-        faiss::Clustering clus(dsub, ksub, pq.cp);
+        faiss::Clustering clus(dsub, ksub, without_small_sample_warning(pq.cp));
         faiss::IndexFlatL2 assigner(dsub);
         clus.train(rows, slice0 + j * rows * dsub, assigner);
         std::copy(clus.centroids.begin(), clus.centroids.end(), centroids.begin() + j * ksub * dsub);
@@ -158,7 +220,7 @@ void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, c
       }
     }
     for (auto& e : errors)
-      if (e) std::rethrow_exception(e);
+      if (e) naming_faiss_errors(what, [&] { std::rethrow_exception(e); });
   });
   const std::vector<Bytes> parts = comm.gather(to_bytes(centroids.data(), centroids.size()), 0);
   // Agreed: rank 0 must not fail here while the others go on to the next collective.
@@ -172,7 +234,65 @@ void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, c
   });
 }
 
+// FAISS's advice on the codebook k-means over `codebook_n` rows (fewer than 39 points per
+// centroid), which it would print once per clustering; empty when it has none.
+std::string small_codebook_sample_advice(const faiss::Index& index, int64_t codebook_n) {
+  std::string notes;
+  const auto note = [&](const std::string& who, int64_t points, int64_t centroids) {
+    const int64_t recommended = centroids * kFaissMinPointsPerCentroid;
+    if (points >= recommended) return;
+    notes += (notes.empty() ? "" : "; ") + who + ": " + std::to_string(points) + " points for " +
+             std::to_string(centroids) + " centroids, FAISS recommends at least " +
+             std::to_string(recommended);
+  };
+  if (const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index))
+    for (const faiss::VectorTransform* vt : pt->chain)
+      if (const auto* opq = dynamic_cast<const faiss::OPQMatrix*>(vt);
+          opq != nullptr && !opq->is_trained)
+        note("OPQ" + std::to_string(opq->M) + " rotation",
+             std::min<int64_t>(codebook_n, opq->max_train_points), 256);
+  if (const auto* ivfpq = dynamic_cast<const faiss::IndexIVFPQ*>(find_ivf(&index))) {
+    const faiss::ProductQuantizer& pq = ivfpq->pq;
+    note("PQ" + std::to_string(pq.M) + " sub-quantizers",
+         std::min<int64_t>(codebook_n,
+                           static_cast<int64_t>(pq.cp.max_points_per_centroid) * pq.ksub),
+         static_cast<int64_t>(pq.ksub));
+  }
+  if (notes.empty()) return notes;
+  return "codebook k-means on few points (" + notes +
+         "): the codebooks may be poor. The codebook sample is the smallest of the corpus rows, "
+         "index.train_size (default 256 x nlist) and index.codebook_sample";
+}
+
 }  // namespace
+
+std::string training_misfit(const faiss::Index& index, int64_t rows, const TrainOptions& options) {
+  const faiss::IndexIVF* ivf = find_ivf(&index);
+  if (ivf == nullptr) return "does not make an IVF index";
+  if (ivf->nlist < 1) return "has 0 lists: an IVF index needs at least one";
+  const int64_t codebook = codebook_sample_rows(rows, static_cast<int64_t>(ivf->nlist), options);
+  const std::string sample =
+      "a codebook sample of " + std::to_string(codebook) + " rows" +
+      (codebook < rows ? " (index.train_size and index.codebook_sample cap it)" : "");
+  if (const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index)) {
+    for (const faiss::VectorTransform* vt : pt->chain) {
+      if (dynamic_cast<const faiss::PCAMatrix*>(vt) != nullptr && vt->d_out > vt->d_in)
+        return "applies a PCA from " + std::to_string(vt->d_in) + " to " +
+               std::to_string(vt->d_out) +
+               " dimensions: a PCA cannot output more dimensions than it takes in";
+      if (dynamic_cast<const faiss::OPQMatrix*>(vt) != nullptr && !vt->is_trained && codebook < 256)
+        return "trains an OPQ rotation with 256-centroid codebooks on " + sample +
+               ": FAISS needs at least 256";
+    }
+  }
+  if (const auto* ivfpq = dynamic_cast<const faiss::IndexIVFPQ*>(ivf)) {
+    const auto ksub = static_cast<int64_t>(ivfpq->pq.ksub);
+    if (codebook < ksub)
+      return "trains PQ codebooks of " + std::to_string(ksub) + " centroids on " + sample +
+             ": FAISS needs at least " + std::to_string(ksub);
+  }
+  return {};
+}
 
 std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus& corpus,
                                           cluster::RowRange range, const TrainOptions& options,
@@ -182,21 +302,26 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   const int d = corpus.dim();
   const int64_t rows = corpus.rows();
 
-  // Every rank builds the same untrained index from the factory string (cheap), so a bad
-  // string fails on all ranks alike.
+  // Every rank builds the same untrained index from the factory string (cheap) and checks it
+  // fits the corpus, so a bad string fails on all ranks alike, before any collective.
+  const std::string shape = std::to_string(rows) + " rows x " + std::to_string(d) + " dims";
+  const std::string what = "index.factory '" + options.factory + "' on the corpus (" + shape + ")";
   std::unique_ptr<faiss::Index> index = make_ivf_index(d, options.factory, options.inner_product);
+  const std::string misfit = training_misfit(*index, rows, options);
+  if (!misfit.empty())
+    throw std::invalid_argument("index.factory '" + options.factory + "' " + misfit +
+                                "; the corpus has " + shape);
   faiss::IndexIVF* ivf = find_ivf(index.get());
   const int nlist = static_cast<int>(ivf->nlist);
-  rep.nlist = nlist;
   if (rows < nlist)
     throw std::invalid_argument("the corpus has " + std::to_string(rows) +
                                 " rows, fewer than the " + std::to_string(nlist) +
                                 " lists of index.factory '" + options.factory + "'");
-  const int64_t train_size = std::min<int64_t>(
-      rows, options.train_size > 0 ? options.train_size : int64_t{256} * nlist);
+  const int64_t train_size = kmeans_sample_rows(rows, nlist, options);
   if (train_size < nlist)
     throw std::invalid_argument("index.train_size " + std::to_string(train_size) +
                                 " is smaller than nlist " + std::to_string(nlist));
+  rep.nlist = nlist;
 
   // 1. The sample, and this rank's contiguous part of it.
   const std::vector<int64_t> sample = choose_sample(rows, train_size, options.seed ^ kSampleSalt);
@@ -241,6 +366,11 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
       }
     }
     rep.codebook_rows = codebook_n;
+    // Said once here; FAISS's own warning is turned off (without_small_sample_warning).
+    if (comm.rank() == 0 && options.warn) {
+      const std::string advice = small_codebook_sample_advice(*index, codebook_n);
+      if (!advice.empty()) options.warn(advice);
+    }
   }
 
   // Rank 0 trains the transforms; the others receive them inside the serialized index.
@@ -248,7 +378,8 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
     Bytes trained;
     cluster::run_local_phase(comm, "train: transforms", [&] {
       if (comm.rank() != 0) return;
-      train_transforms(*index, codebook_n, codebook_rows.data());
+      naming_faiss_errors(what,
+                          [&] { train_transforms(*index, codebook_n, codebook_rows.data()); });
       trained = io::serialize_index(*index);
     });
     comm.broadcast(trained, 0);
@@ -290,7 +421,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(ivf);
   const bool pq_spread = ivfpq != nullptr && spreadable_pq(*ivfpq);
   if (pq_spread) {
-    train_pq_spread(comm, *ivfpq, codebook_n, codebook_train.data());
+    train_pq_spread(comm, *ivfpq, codebook_n, codebook_train.data(), what);
     report(progress, "train: pq codebooks", ivfpq->pq.M, ivfpq->pq.M);
   }
   Bytes trained;
@@ -298,10 +429,12 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
     if (comm.rank() != 0) return;
     // With the quantizer full, IndexIVF::train skips the coarse clustering (train_q1) and
     // trains only what encodes residuals.
-    if (needs_codebooks && !pq_spread)
-      ivf->train(codebook_n, codebook_train.data());
-    else
+    if (needs_codebooks && !pq_spread) {
+      if (ivfpq != nullptr) ivfpq->pq.cp = without_small_sample_warning(ivfpq->pq.cp);
+      naming_faiss_errors(what, [&] { ivf->train(codebook_n, codebook_train.data()); });
+    } else {
       ivf->is_trained = true;
+    }
     index->is_trained = true;
     trained = io::serialize_index(*index);
   });

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ struct TrainOptions {
   // corpus) instead of starting afresh. Not owned; null: start afresh.
   const KMeansState* resume_kmeans = nullptr;
   StopRequestFn stop_requested;  // see stages/stop_request.h; empty: train to the end
+  // Called on rank 0 only, before the codebooks train, with advice the pipeline should log
+  // once (a codebook sample smaller than FAISS recommends). May be empty. Not collective.
+  std::function<void(const std::string&)> warn;
 };
 
 struct TrainReport {
@@ -56,9 +60,16 @@ struct TrainReport {
   size_t index_bytes = 0;       // size of the broadcast index
 };
 
+// Why `index` (from make_ivf_index) cannot be trained on a corpus of `rows` rows with these
+// options, known before any work: no lists, a PCA to more dimensions than it takes in, PQ or
+// OPQ codebooks of more centroids than the codebook sample has rows. A clause to follow the
+// factory string ("has 0 lists: ..."); empty when none applies. No MPI.
+std::string training_misfit(const faiss::Index& index, int64_t rows, const TrainOptions& options);
+
 // Collective. REQUIRES: corpus.rows() >= comm.size(); every rank passes its own row_range.
-// Throws std::invalid_argument (bad factory, sample smaller than nlist), io::InputError,
-// cluster::PhaseError or KMeansStopped (same on every rank).
+// Throws std::invalid_argument (bad factory, a training_misfit, sample smaller than nlist:
+// before any collective), io::InputError, cluster::PhaseError (also a FAISS training error,
+// naming the factory and the corpus's rows x dims) or KMeansStopped (same on every rank).
 std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus& corpus,
                                           cluster::RowRange range, const TrainOptions& options,
                                           TrainReport* report = nullptr,

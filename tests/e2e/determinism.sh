@@ -99,6 +99,23 @@ run_ok 4 "$WORK/bin.log" build "$WORK/two.yaml" --set "output.dir=$WORK/bin" --s
 cmp "$WORK/two-np1/index.faiss" "$WORK/bin/index.faiss" || fail "input.format=fvecs on all.bin: index.faiss differs"
 ok
 
+check "IVF20,Flat with threads=2: the same k-means objective (run.json) and index.faiss at 1 and 4 ranks (at 4, two ranks hold one 1024-row block of the sample each)"
+# Regression (issue 12): a rank holding one block ran it in a one-thread OpenMP team, where
+# OpenBLAS split its GEMM over the 2 threads; with 20 centroids (not a multiple of its
+# kernels' width) the split rounded distances differently and the objective differed.
+write_config "$WORK/t2.yaml" "$WORK/unused" "IVF20,Flat" "$WORK/all.fvecs"
+run_ok 1 "$WORK/t2-np1.log" build "$WORK/t2.yaml" --set "output.dir=$WORK/t2-np1" --set threads=2
+run_ok 4 "$WORK/t2-np4.log" build "$WORK/t2.yaml" --set "output.dir=$WORK/t2-np4" --set threads=2
+"$PY" - "$WORK/t2-np1/run.json" "$WORK/t2-np4/run.json" <<'PYEOF' || fail "threads=2: the k-means objective differs between 1 and 4 ranks"
+import json, sys
+a, b = (json.load(open(p))["commands"]["build"]["summary"]["kmeans_objective"] for p in sys.argv[1:])
+if a != b:
+    print("1 rank: ", a, "\n4 ranks:", b, file=sys.stderr)
+    sys.exit(1)
+PYEOF
+cmp "$WORK/t2-np1/index.faiss" "$WORK/t2-np4/index.faiss" || fail "threads=2: index.faiss differs between 1 and 4 ranks"
+ok
+
 check "the index holds every row once, with global ids across the two files (stock FAISS)"
 sfdata index "$WORK/two-np3/index.faiss" --rows $ROWS --corpus "$WORK/all.fvecs" --flat
 ok

@@ -1,6 +1,7 @@
 // MPI tests of stages/kmeans.h: each rank passes its contiguous part (rank_rows) of one
-// sample, and the centroids must be bit-identical to a SerialComm run over the whole sample,
-// on every rank, for L2, inner product, ranks holding nothing, and empty-cluster splits.
+// sample, and the centroids must be bit-identical to a one-thread SerialComm run over the whole
+// sample on every rank, for L2, inner product, more threads, ranks holding nothing, and
+// empty-cluster splits.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -30,7 +31,8 @@ std::vector<float> select_rows(const std::vector<float>& x, int d,
   return out;
 }
 
-// Runs k-means on `sample` split over the ranks and on one rank; both must agree bit for bit.
+// Runs k-means on `sample` split over the ranks (with the caller's OpenMP threads) and on one
+// rank with one thread; both must agree bit for bit.
 void expect_distributed_equals_serial(const std::vector<float>& sample, int d,
                                       const KMeansOptions& options) {
   cluster::Comm& comm = world();
@@ -39,8 +41,11 @@ void expect_distributed_equals_serial(const std::vector<float>& sample, int d,
   const KMeansResult distributed = distributed_kmeans(comm, sample.data() + part.begin * d,
                                                       part.size(), part.begin, n_total, d, options);
   auto serial_comm = cluster::make_serial_comm();
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
   const KMeansResult serial =
       distributed_kmeans(*serial_comm, sample.data(), n_total, 0, n_total, d, options);
+  omp_set_num_threads(threads);
 
   std::string problem;
   if (distributed.centroids.size() != serial.centroids.size()) {
@@ -104,7 +109,9 @@ TEST(DistributedKMeans, CentroidsBitIdenticalToSingleRankInnerProduct) {
 }
 
 TEST(DistributedKMeans, CentroidsBitIdenticalWithMoreThreadsPerRank) {
-  // The per-rank assignment may be split among OpenMP threads; the result must not change.
+  // The per-rank assignment may be split among OpenMP threads; the result must be the
+  // single-thread, single-rank one. 4000 rows are 4 blocks: at 4 ranks each rank holds one
+  // (a team of one thread, BLAS once split its GEMM), at 2 ranks two, at 1 rank four.
   const int d = 16;
   const std::vector<float> sample = sf::testing::gaussian_mixture(4000, d, 25, 103);
   KMeansOptions options;

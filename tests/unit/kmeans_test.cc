@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "stages/batches.h"
 #include "tests/test_util.h"
 
 namespace sf::stages {
@@ -254,6 +255,31 @@ TEST(KMeans, CentroidsDoNotDependOnTheNumberOfThreads) {
     const KMeansResult many = run_serial(x, d, options);
     EXPECT_EQ(many.centroids, one.centroids) << threads << " threads";
     EXPECT_EQ(many.empty_clusters_split, one.empty_clusters_split) << threads << " threads";
+  }
+  omp_set_num_threads(saved_threads);
+}
+
+// Regression (issue 12): a rank holding a single block ran it in a one-thread OpenMP team,
+// which is not an active parallel region, so OpenBLAS split that block's GEMM over
+// omp_get_max_threads() threads and the distances (hence the objective) changed in their
+// last bits with the thread count. One block, and one block plus a short one, at 1 to 4
+// threads: centroids and objective bit for bit.
+TEST(KMeans, OneBlockPerRankDoesNotDependOnTheNumberOfThreads) {
+  const int d = 16;
+  const int saved_threads = omp_get_max_threads();
+  for (int64_t n : {kBlockRows, kBlockRows + 500}) {
+    const std::vector<float> x = sf::testing::gaussian_mixture(n, d, 25, 103);
+    KMeansOptions options;
+    options.k = 20;
+    options.iterations = 5;
+    omp_set_num_threads(1);
+    const KMeansResult one = run_serial(x, d, options);
+    for (int threads : {2, 3, 4}) {
+      omp_set_num_threads(threads);
+      const KMeansResult many = run_serial(x, d, options);
+      EXPECT_EQ(many.centroids, one.centroids) << n << " rows, " << threads << " threads";
+      EXPECT_EQ(many.objective, one.objective) << n << " rows, " << threads << " threads";
+    }
   }
   omp_set_num_threads(saved_threads);
 }
