@@ -17,17 +17,10 @@
 #include <sstream>
 #include <vector>
 
+#include "pipeline/stop.h"
+
 namespace sf::pipeline {
 namespace {
-
-std::string now_text() {
-  char text[32];
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
 
 // The whole file; "" when it cannot be read (gone meanwhile).
 std::string read_text(const std::string& path) {
@@ -132,7 +125,7 @@ RunLock::RunLock(const std::string& dir, const std::string& command, int ranks)
                                {"host", host_name()},
                                {"pid", static_cast<long>(::getpid())},
                                {"pid_start_ticks", process_start_ticks(::getpid())},
-                               {"started", now_text()},
+                               {"started", utc_now_text()},
                                {"command", command},
                                {"ranks", ranks},
                                {"slurm_job_id", env_text("SLURM_JOB_ID")},

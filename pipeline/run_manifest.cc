@@ -11,6 +11,7 @@
 
 #include "io/atomic_file.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/stop.h"
 
 #ifndef SHARDFORGE_VERSION
 #define SHARDFORGE_VERSION "0.0.0"
@@ -22,15 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kStateDir = ".shardforge";
-
-std::string now_text() {
-  char text[32];
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
 
 std::string manifest_path(const std::string& dir) {
   return dir + "/" + kStateDir + "/manifest.json";
@@ -136,12 +128,12 @@ void RunManifest::save() {
   std::error_code ec;
   fs::create_directories(dir_ + "/" + kStateDir, ec);
   if (ec) throw std::runtime_error(dir_ + "/" + kStateDir + ": cannot create: " + ec.message());
-  if (created_.empty()) created_ = now_text();
+  if (created_.empty()) created_ = utc_now_text();
   const nlohmann::json j = {{"format_version", kManifestFormatVersion},
                             {"command", command_},
                             {"version", SHARDFORGE_VERSION},
                             {"created", created_},
-                            {"updated", now_text()},
+                            {"updated", utc_now_text()},
                             {"paths", paths_}};
   io::publish_text(manifest_path(dir_), j.dump(1) + "\n");
   exists_ = true;

@@ -51,15 +51,6 @@ void set_signal_stage(const std::string& stage) {
   g_stage_index.store(next);
 }
 
-std::string now_text() {
-  char text[32];
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 }  // namespace
 
 void install_stop_handlers(int rank, int size) {
@@ -101,7 +92,7 @@ void write_status(const std::string& state, const std::string& message) {
   const nlohmann::json status = {{"format_version", 1}, {"command", s.command},
                                  {"stage", s.stage},     {"state", state},
                                  {"message", message},   {"ranks", s.size},
-                                 {"pid", ::getpid()},    {"updated", now_text()}};
+                                 {"pid", ::getpid()},    {"updated", utc_now_text()}};
   try {
     io::publish_text(s.dir + "/status.json", status.dump(1) + "\n");
   } catch (const std::exception&) {
@@ -147,6 +138,15 @@ std::string describe_previous_run(const std::string& dir) {
   out += state == "done" ? "finished" : state + " in stage '" + s.value("stage", std::string("?")) + "'";
   const std::string message = s.value("message", std::string());
   return message.empty() ? out : out + ": " + message;
+}
+
+std::string utc_now_text() {
+  char text[32];
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 }  // namespace sf::pipeline

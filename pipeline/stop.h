@@ -64,4 +64,7 @@ std::string current_stage();
 // was lost)"; "" when there is none.
 std::string describe_previous_run(const std::string& dir);
 
+// Now, UTC, as "2026-12-04T21:40:48Z" (status.json, the run lock, the manifest).
+std::string utc_now_text();
+
 }  // namespace sf::pipeline
