@@ -274,16 +274,21 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   const cluster::RowRange range = opened.range;
   std::optional<pipeline::Fingerprint> train_fp_storage, partition_fp_storage;
   pipeline::share_input_digests(comm, config);  // input.verify: content reads them once
+  // A factory string shardforge cannot shard (not IVF, ...) is a bad config whatever the data:
+  // exit 2 (README, "Exit codes"). Every rank has the same dimension and throws alike here.
+  std::unique_ptr<faiss::Index> probe;
+  std::string refused;  // FAISS refused the string for this dimension: it does not fit the data
+  try {
+    probe = stages::make_ivf_index(corpus.dim(), config.index.factory, config.index.metric == "ip");
+  } catch (const stages::UnshardableFactory& e) {
+    throw pipeline::ConfigError(config.source + ": " + e.what());
+  } catch (const std::invalid_argument& e) {
+    refused = e.what();
+  }
   cluster::run_local_phase(comm, "check index.factory", [&] {
     // Fails alike on every rank, before any collective of the training.
-    // A bad value of index.factory is a config error: name the key and the config file.
-    std::unique_ptr<faiss::Index> probe;
-    try {
-      probe = stages::make_ivf_index(corpus.dim(), config.index.factory,
-                                     config.index.metric == "ip");
-    } catch (const std::invalid_argument& e) {
-      throw pipeline::ConfigError(config.source + ": " + e.what());
-    }
+    // A bad value of index.factory names the key and the config file.
+    if (probe == nullptr) throw pipeline::ConfigError(config.source + ": " + refused);
     const auto nlist = static_cast<int64_t>(stages::find_ivf(probe.get())->nlist);
     if (corpus.rows() < nlist)
       throw pipeline::ConfigError(config.source + ": index.factory '" + config.index.factory +

@@ -45,7 +45,7 @@ const Command kCommands[] = {
     {"build", "train, build and merge one FAISS IVF index into <output.dir>/index.faiss",
      sf::jobs::build_job, {"index.factory"}, true},
     {"eval", "recall@1/10/100 and QPS of <output.dir>/index.faiss per nprobe -> eval.json",
-     sf::jobs::eval_job, {}, true},
+     sf::jobs::eval_job, {"eval.queries"}, true},
     {"search", "batched distributed search of search.queries over the sharded layout -> search.h5",
      sf::jobs::search_job, {"search.queries"}, true},
     {"info", "show the run directory: index shape, list balance, stage times, recall",

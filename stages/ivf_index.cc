@@ -49,10 +49,10 @@ std::unique_ptr<faiss::Index> make_ivf_index(int d, const std::string& factory,
   else if (dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists) == nullptr)
     why = "its inverted lists are not plain arrays (fast-scan layouts cannot be merged)";
   if (why != nullptr)
-    throw std::invalid_argument("index.factory '" + factory + "': " + why +
-                                "; shardforge builds IVF indexes such as 'IVF1024,Flat', "
-                                "'IVF1024,PQ16np', 'IVF1024,SQ8', 'OPQ16,IVF1024,PQ16np', "
-                                "'PCA64,IVF1024,Flat', 'IVF1024_HNSW32,Flat'");
+    throw UnshardableFactory("index.factory '" + factory + "': " + why +
+                             "; shardforge builds IVF indexes such as 'IVF1024,Flat', "
+                             "'IVF1024,PQ16np', 'IVF1024,SQ8', 'OPQ16,IVF1024,PQ16np', "
+                             "'PCA64,IVF1024,Flat', 'IVF1024_HNSW32,Flat'");
   return index;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <faiss/Index.h>
@@ -11,10 +12,15 @@
 namespace sf::stages {
 
 // index_factory(d, factory, metric), checked. Throws std::invalid_argument naming the
-// factory string when FAISS rejects it or when it is not an IVF index shardforge can shard
-// and merge (IndexRefine, fast-scan IVF and other layouts are refused).
+// factory string when FAISS rejects it (for this d), or UnshardableFactory when FAISS makes it
+// but it is not an IVF index shardforge can shard and merge (IndexRefine, fast-scan IVF and
+// other layouts are refused: a property of the string, whatever the data).
 std::unique_ptr<faiss::Index> make_ivf_index(int d, const std::string& factory,
                                              bool inner_product);
+class UnshardableFactory : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 // The IndexIVF at the core of `index` (itself, or inside IndexPreTransform). nullptr if none.
 faiss::IndexIVF* find_ivf(faiss::Index* index);

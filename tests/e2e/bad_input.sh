@@ -1,4 +1,6 @@
-# Bad input and bad config: every case exits non-zero within the timeout, prints exactly one
+# Bad input and bad config: every case exits with its documented code within the timeout (README,
+# "Exit codes": 2 for a config file or --set that is invalid, 1 for bad data or a config value
+# only the data can refute; jobs/main.cc kExitConfig, kExitFailed), prints exactly one
 # error line (from rank 0, agreed by all ranks: no MPI_ABORT), naming the file (and the row
 # where one applies), and leaves no index.faiss in output.dir.
 source "$(dirname "$0")/lib.bash"
@@ -38,12 +40,12 @@ ok
 
 OUT="$WORK/out"
 
-# expect_error NAME NP SHARDFORGE-ARGS... -- PATTERN...: runs shardforge with NP ranks; it must
-# exit non-zero, print exactly one "[error]" line containing every PATTERN (fixed strings), not
+# expect_error NAME NP RC SHARDFORGE-ARGS... -- PATTERN...: runs shardforge with NP ranks; it must
+# exit RC, print exactly one "[error]" line containing every PATTERN (fixed strings), not
 # abort through MPI_Abort, and leave no $OUT/index.faiss (build) or $OUT/eval.json (eval).
 expect_error() {
-  local name=$1 np=$2
-  shift 2
+  local name=$1 np=$2 rc=$3
+  shift 3
   local args=()
   while [[ $# -gt 0 && $1 != -- ]]; do
     args+=("$1")
@@ -53,9 +55,9 @@ expect_error() {
   check "$name ($np rank(s))"
   local log="$WORK/case-${name//[^A-Za-z0-9]/_}-np$np.log"
   sf_mpirun "$np" "$log" "${args[@]}"
-  if [[ $SF_RC -eq 0 ]]; then
+  if [[ $SF_RC -ne $rc ]]; then
     show "$log"
-    fail "$name: shardforge ${args[*]} exited 0, expected an error"
+    fail "$name: shardforge ${args[*]} exited $SF_RC, expected $rc"
   fi
   local errors n
   errors=$(grep -F '[error]' "$log" || true)
@@ -93,96 +95,96 @@ config() {
 # ---- data errors ---------------------------------------------------------------------------
 
 config "IVF4,Flat" "$WORK/missing.fvecs"
-expect_error "missing input file" 2 build "$WORK/c.yaml" -- "$WORK/missing.fvecs" "cannot open"
+expect_error "missing input file" 2 1 build "$WORK/c.yaml" -- "$WORK/missing.fvecs" "cannot open"
 config "IVF4,Flat" "$WORK/good.fvecs" "$WORK/missing.fvecs"
-expect_error "missing second input file" 4 build "$WORK/c.yaml" -- "$WORK/missing.fvecs" "cannot open"
+expect_error "missing second input file" 4 1 build "$WORK/c.yaml" -- "$WORK/missing.fvecs" "cannot open"
 
 config "IVF4,Flat" "$WORK/trunc.fvecs"
-expect_error "truncated fvecs" 2 build "$WORK/c.yaml" -- "$WORK/trunc.fvecs" "truncated" "row 399"
-expect_error "truncated fvecs" 1 build "$WORK/c.yaml" -- "$WORK/trunc.fvecs" "truncated" "row 399"
+expect_error "truncated fvecs" 2 1 build "$WORK/c.yaml" -- "$WORK/trunc.fvecs" "truncated" "row 399"
+expect_error "truncated fvecs" 1 1 build "$WORK/c.yaml" -- "$WORK/trunc.fvecs" "truncated" "row 399"
 
 config "IVF4,Flat" "$WORK/badrow.fvecs"
-expect_error "fvecs row with a wrong dimension header" 2 build "$WORK/c.yaml" -- \
+expect_error "fvecs row with a wrong dimension header" 2 1 build "$WORK/c.yaml" -- \
   "$WORK/badrow.fvecs" "row 100" "dimension 9"
 config "IVF4,Flat" "$WORK/trunc.npy"
-expect_error "truncated .npy" 2 build "$WORK/c.yaml" -- "$WORK/trunc.npy" "truncated" "row 399"
+expect_error "truncated .npy" 2 1 build "$WORK/c.yaml" -- "$WORK/trunc.npy" "truncated" "row 399"
 
 config "IVF4,Flat" "$WORK/good.fvecs" "$WORK/dim16.fvecs"
-expect_error "dimension mismatch between two files" 2 build "$WORK/c.yaml" -- \
+expect_error "dimension mismatch between two files" 2 1 build "$WORK/c.yaml" -- \
   "$WORK/dim16.fvecs" "$WORK/good.fvecs" "16" "8"
 
 config "IVF4,Flat" "$WORK/good.fvecs" "$WORK/nan.fvecs"
-expect_error "NaN in the second file" 2 build "$WORK/c.yaml" -- \
+expect_error "NaN in the second file" 2 1 build "$WORK/c.yaml" -- \
   "$WORK/nan.fvecs" "row 317" "global row 717" "column 5"
 config "IVF4,Flat" "$WORK/nan.fvecs"
-expect_error "NaN in the last rank's rows" 4 build "$WORK/c.yaml" -- "$WORK/nan.fvecs" "row 317"
+expect_error "NaN in the last rank's rows" 4 1 build "$WORK/c.yaml" -- "$WORK/nan.fvecs" "row 317"
 config "IVF4,Flat" "$WORK/inf.fvecs"
-expect_error "+Inf in a vector" 2 build "$WORK/c.yaml" -- "$WORK/inf.fvecs" "row 250" "column 0"
+expect_error "+Inf in a vector" 2 1 build "$WORK/c.yaml" -- "$WORK/inf.fvecs" "row 250" "column 0"
 config "IVF4,Flat" "$WORK/ninf.fvecs"
-expect_error "-Inf in a vector" 1 build "$WORK/c.yaml" -- "$WORK/ninf.fvecs" "row 3" "column 7"
+expect_error "-Inf in a vector" 1 1 build "$WORK/c.yaml" -- "$WORK/ninf.fvecs" "row 3" "column 7"
 
 config "IVF4,Flat" "$WORK/empty.fvecs"
-expect_error "empty corpus: 0-byte fvecs" 2 build "$WORK/c.yaml" -- "$WORK/empty.fvecs" "empty"
+expect_error "empty corpus: 0-byte fvecs" 2 1 build "$WORK/c.yaml" -- "$WORK/empty.fvecs" "empty"
 config "IVF4,Flat" "$WORK/empty.npy"
-expect_error "empty corpus: 0-row .npy" 2 build "$WORK/c.yaml" -- "$WORK/empty.npy" "empty"
+expect_error "empty corpus: 0-row .npy" 2 1 build "$WORK/c.yaml" -- "$WORK/empty.npy" "empty"
 config "IVF4,Flat" "$WORK/empty.fvecs" "$WORK/empty.npy"
-expect_error "empty corpus: two empty files" 1 build "$WORK/c.yaml" -- "$WORK/empty.fvecs" "$WORK/empty.npy"
+expect_error "empty corpus: two empty files" 1 1 build "$WORK/c.yaml" -- "$WORK/empty.fvecs" "$WORK/empty.npy"
 
 config "IVF2,Flat" "$WORK/three.npy"
-expect_error "more ranks than rows" 4 build "$WORK/c.yaml" -- "$WORK/three.npy" "4" "3"
+expect_error "more ranks than rows" 4 1 build "$WORK/c.yaml" -- "$WORK/three.npy" "4" "3"
 
 config "IVF4,Flat" "$WORK/strings.h5"
-expect_error "HDF5 dataset of strings" 2 build "$WORK/c.yaml" -- "$WORK/strings.h5" "train" "string"
+expect_error "HDF5 dataset of strings" 2 1 build "$WORK/c.yaml" -- "$WORK/strings.h5" "train" "string"
 config "IVF4,Flat" "$WORK/cube.h5"
-expect_error "HDF5 dataset of rank 3" 2 build "$WORK/c.yaml" -- "$WORK/cube.h5" "train" "rank 3"
+expect_error "HDF5 dataset of rank 3" 2 1 build "$WORK/c.yaml" -- "$WORK/cube.h5" "train" "rank 3"
 config "IVF4,Flat" "$WORK/nodata.h5"
-expect_error "HDF5 file without the dataset" 2 build "$WORK/c.yaml" -- "$WORK/nodata.h5" "train" "not found"
+expect_error "HDF5 file without the dataset" 2 1 build "$WORK/c.yaml" -- "$WORK/nodata.h5" "train" "not found"
 config "IVF4,Flat" "$WORK/good.fvecs"
-expect_error "HDF5 dataset named by input.dataset is absent" 2 build "$WORK/c.yaml" \
+expect_error "HDF5 dataset named by input.dataset is absent" 2 1 build "$WORK/c.yaml" \
   --set "input.paths=[$WORK/nodata.h5]" --set input.dataset=vectors -- "$WORK/nodata.h5" "vectors"
 config "IVF4,Flat" "$WORK/vectors.bin"
-expect_error "unknown file extension" 2 build "$WORK/c.yaml" -- "$WORK/vectors.bin" "format"
+expect_error "unknown file extension" 2 1 build "$WORK/c.yaml" -- "$WORK/vectors.bin" "format"
 
 config "IVF64,Flat" "$WORK/three.npy"
-expect_error "fewer rows than nlist" 1 build "$WORK/c.yaml" -- "3 rows" "64"
+expect_error "fewer rows than nlist" 1 1 build "$WORK/c.yaml" -- "3 rows" "64"
 
 # ---- config errors -------------------------------------------------------------------------
 
 rm -rf "$OUT"
 printf 'input:\n  paths: [%s]\nindex:\n  factory: IVF4,Flat\n  bogus_key: 3\noutput:\n  dir: %s\n' \
   "$WORK/good.fvecs" "$OUT" >"$WORK/bogus.yaml"
-expect_error "unknown config key" 2 build "$WORK/bogus.yaml" -- "$WORK/bogus.yaml" "index.bogus_key"
+expect_error "unknown config key" 2 2 build "$WORK/bogus.yaml" -- "$WORK/bogus.yaml" "index.bogus_key"
 config "IVF4,Flat" "$WORK/good.fvecs"
 printf 'idnex:\n  factory: x\n' >>"$WORK/c.yaml"
-expect_error "misspelt config section" 2 build "$WORK/c.yaml" -- "$WORK/c.yaml" "idnex" "did you mean 'index'"
+expect_error "misspelt config section" 2 2 build "$WORK/c.yaml" -- "$WORK/c.yaml" "idnex" "did you mean 'index'"
 config "IVF4,Flat" "$WORK/good.fvecs"
-expect_error "unknown key given by --set" 1 build "$WORK/c.yaml" --set index.nlist=4 -- \
+expect_error "unknown key given by --set" 1 2 build "$WORK/c.yaml" --set index.nlist=4 -- \
   "$WORK/c.yaml" "index.nlist" "--set index.nlist=4"
 
 rm -rf "$OUT"
 printf 'input:\n  paths: [%s]\noutput:\n  dir: %s\n' "$WORK/good.fvecs" "$OUT" >"$WORK/nofactory.yaml"
-expect_error "missing required key index.factory" 2 build "$WORK/nofactory.yaml" -- \
+expect_error "missing required key index.factory" 2 2 build "$WORK/nofactory.yaml" -- \
   "$WORK/nofactory.yaml" "index.factory" "required"
 printf 'index:\n  factory: IVF4,Flat\noutput:\n  dir: %s\n' "$OUT" >"$WORK/nopaths.yaml"
-expect_error "missing required key input.paths" 2 build "$WORK/nopaths.yaml" -- \
+expect_error "missing required key input.paths" 2 2 build "$WORK/nopaths.yaml" -- \
   "$WORK/nopaths.yaml" "input.paths" "required"
 printf 'input:\n  paths: [%s]\nindex:\n  factory: IVF4,Flat\n' "$WORK/good.fvecs" >"$WORK/nodir.yaml"
-expect_error "missing required key output.dir" 2 build "$WORK/nodir.yaml" -- "$WORK/nodir.yaml" "output.dir"
+expect_error "missing required key output.dir" 2 2 build "$WORK/nodir.yaml" -- "$WORK/nodir.yaml" "output.dir"
 
 config "IVF4,Flat" "$WORK/good.fvecs"
-expect_error "bad --set syntax: no '='" 2 build "$WORK/c.yaml" --set seed -- "--set seed" "key=value"
-expect_error "bad --set syntax: empty key" 2 build "$WORK/c.yaml" --set =3 -- "--set =3" "key=value"
-expect_error "bad --set syntax: empty key part" 1 build "$WORK/c.yaml" --set index..factory=X -- \
+expect_error "bad --set syntax: no '='" 2 2 build "$WORK/c.yaml" --set seed -- "--set seed" "key=value"
+expect_error "bad --set syntax: empty key" 2 2 build "$WORK/c.yaml" --set =3 -- "--set =3" "key=value"
+expect_error "bad --set syntax: empty key part" 1 2 build "$WORK/c.yaml" --set index..factory=X -- \
   "--set index..factory=X" "key=value"
-expect_error "bad --set value: broken YAML" 2 build "$WORK/c.yaml" --set 'eval.nprobe=[1,' -- "eval.nprobe=[1,"
-expect_error "bad --set value: wrong type" 2 build "$WORK/c.yaml" --set input.batch_rows=many -- \
+expect_error "bad --set value: broken YAML" 2 2 build "$WORK/c.yaml" --set 'eval.nprobe=[1,' -- "eval.nprobe=[1,"
+expect_error "bad --set value: wrong type" 2 2 build "$WORK/c.yaml" --set input.batch_rows=many -- \
   "input.batch_rows" "many"
-expect_error "missing config file" 2 build "$WORK/none.yaml" -- "$WORK/none.yaml"
+expect_error "missing config file" 2 2 build "$WORK/none.yaml" -- "$WORK/none.yaml"
 
 # ---- eval errors ---------------------------------------------------------------------------
 
 config "IVF4,Flat" "$WORK/good.fvecs"
-expect_error "eval without an index" 2 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" -- \
+expect_error "eval without an index" 2 1 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" -- \
   "$OUT/index.faiss"
 run_ok 2 "$WORK/eval-build.log" build "$WORK/c.yaml"
 # An eval must not remove or replace index.faiss, and must leave no eval.json when it fails.
@@ -192,14 +194,14 @@ eval_case() {
   cmp -s "$OUT/index.faiss" "$WORK/kept.faiss" || fail "$1: a failed eval changed index.faiss"
 }
 cp "$OUT/index.faiss" "$WORK/kept.faiss"
-eval_case "eval: eval.queries not set" 2 eval "$WORK/c.yaml" -- "$WORK/c.yaml" "eval.queries"
-eval_case "eval: queries of another dimension" 2 eval "$WORK/c.yaml" --set "eval.queries=$WORK/dim16.fvecs" -- \
+eval_case "eval: eval.queries not set" 2 2 eval "$WORK/c.yaml" -- "$WORK/c.yaml" "eval.queries"
+eval_case "eval: queries of another dimension" 2 1 eval "$WORK/c.yaml" --set "eval.queries=$WORK/dim16.fvecs" -- \
   "$WORK/dim16.fvecs" "16" "8"
-eval_case "eval: NaN in a query" 2 eval "$WORK/c.yaml" --set "eval.queries=$WORK/nan.fvecs" -- \
+eval_case "eval: NaN in a query" 2 1 eval "$WORK/c.yaml" --set "eval.queries=$WORK/nan.fvecs" -- \
   "$WORK/nan.fvecs" "row 317"
-eval_case "eval: missing ground-truth file" 2 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" \
+eval_case "eval: missing ground-truth file" 2 1 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" \
   --set "eval.ground_truth=$WORK/gt.ivecs" -- "$WORK/gt.ivecs"
-eval_case "eval: ground truth in a float file" 1 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" \
+eval_case "eval: ground truth in a float file" 1 1 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" \
   --set "eval.ground_truth=$WORK/good.fvecs" -- "$WORK/good.fvecs"
 
 # ---- a failed build does not leave the previous build's results ----------------------------
@@ -210,7 +212,7 @@ run_ok 2 "$WORK/ok-build.log" build "$WORK/c.yaml"
 run_ok 2 "$WORK/ok-eval.log" eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" --set "eval.nprobe=[1]"
 for f in index.faiss eval.json run.json; do [[ -f "$OUT/$f" ]] || fail "the successful runs left no $f"; done
 sf_mpirun 2 "$WORK/then-fail.log" build "$WORK/c.yaml" --set "input.paths=[$WORK/good.fvecs, $WORK/nan.fvecs]"
-[[ $SF_RC -ne 0 ]] || fail "the build over nan.fvecs exited 0"
+[[ $SF_RC -eq 1 ]] || fail "the build over nan.fvecs exited $SF_RC, expected 1"
 for f in index.faiss eval.json run.json; do
   [[ ! -e "$OUT/$f" ]] || fail "after a failed build, $OUT/$f from the earlier run is still there"
 done
@@ -220,21 +222,28 @@ check "the same with a failing build that stops at a missing input file (4 ranks
 run_ok 2 "$WORK/ok-build2.log" build "$WORK/c.yaml"
 [[ -f "$OUT/index.faiss" ]] || fail "the successful build left no index.faiss"
 sf_mpirun 4 "$WORK/then-fail2.log" build "$WORK/c.yaml" --set "input.paths=[$WORK/missing.fvecs]"
-[[ $SF_RC -ne 0 ]] || fail "the build over missing.fvecs exited 0"
+[[ $SF_RC -eq 1 ]] || fail "the build over missing.fvecs exited $SF_RC, expected 1"
 [[ ! -e "$OUT/index.faiss" ]] || fail "after a failed build, $OUT/index.faiss from the earlier build is still there"
 ok
 
 # A small training sample: the NaN row is first read when adding, after training.
 config "IVF4,Flat" "$WORK/bignan.fvecs"
-expect_error "NaN in a row outside the training sample" 2 build "$WORK/c.yaml" \
+expect_error "NaN in a row outside the training sample" 2 1 build "$WORK/c.yaml" \
   --set index.train_size=8 -- "$WORK/bignan.fvecs" "row 19999" "column 2"
 
-# Last: a bad value of index.factory is a config error, and config errors name the config file
-# (pipeline/config.h: "a bad value is a ConfigError naming the key and the file").
+# Last: a factory string shardforge cannot shard is a config error whatever the data (exit 2), and
+# config errors name the config file (pipeline/config.h: "a bad value is a ConfigError naming
+# the key and the file").
 config "HNSW32" "$WORK/good.fvecs"
-expect_error "non-IVF factory string" 2 build "$WORK/c.yaml" -- "HNSW32" "index.factory" "$WORK/c.yaml"
+expect_error "non-IVF factory string" 2 2 build "$WORK/c.yaml" -- "HNSW32" "index.factory" "$WORK/c.yaml"
 config "IVF4,Flat" "$WORK/good.fvecs"
-expect_error "non-IVF factory string from --set" 1 build "$WORK/c.yaml" --set index.factory=Flat -- \
+expect_error "non-IVF factory string from --set" 1 2 build "$WORK/c.yaml" --set index.factory=Flat -- \
   "'Flat'" "index.factory" "$WORK/c.yaml"
+
+# A factory string FAISS refuses for the corpus's dimension (PQ3 needs a multiple of 3, the
+# vectors have 8): a config value only the data refutes, exit 1.
+config "IVF4,PQ3" "$WORK/good.fvecs"
+expect_error "factory string that does not fit the dimension" 2 1 build "$WORK/c.yaml" -- \
+  "'IVF4,PQ3'" "index.factory" "d=8" "$WORK/c.yaml"
 
 sf_done

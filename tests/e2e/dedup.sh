@@ -143,6 +143,6 @@ assert r["exact_duplicates"] > 50 and r["near_duplicates"] > 10, r
 PYEOF
   ok
 else
-  echo "-- fortunes not installed ($FORTUNES): skipping the fortune runs"
+  sf_skip_part "the fortune runs: fortunes not installed ($FORTUNES)"
 fi
 sf_done

@@ -16,6 +16,8 @@ inputs=("$WORK/all.jsonl")
 FORTUNES=/usr/share/games/fortunes
 if [[ -r $FORTUNES/fortunes && -r $FORTUNES/literature ]]; then
   "$BENCH" --format fortune "$FORTUNES/fortunes" "$FORTUNES/literature" --dump 100000 >"$WORK/cpp_f.jsonl"
+else
+  sf_skip_part "the fortune signatures: fortunes (fortunes, literature) not installed ($FORTUNES)"
 fi
 "$PY" - "$SRC/bench" "$WORK" "$FORTUNES" <<'PYEOF'
 import json, os, sys

@@ -23,10 +23,14 @@ eval:
   queries: "$WORK/ann.h5"
 EOF
 
+# since START: seconds from START (an $EPOCHREALTIME) to now, the wall time of a run.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
+
 check "build IVF${NLIST},Flat from ann.h5 (dataset train) with 2 ranks; run.json has one value per rank"
+start=$EPOCHREALTIME
 run_ok 2 "$WORK/build.log" build "$WORK/eval.yaml"
 [[ -f "$OUT/index.faiss" ]] || fail "no $OUT/index.faiss"
-sfdata runjson "$OUT/run.json" --command build --ranks 2 --stages open,train,add,merge,write
+sfdata runjson "$OUT/run.json" --command build --ranks 2 --stages open,train,add,merge,write --within "$(since "$start")"
 ok
 
 # check_table LOG TRUTH: the table on stdout (once, not on stderr), with one row per nprobe.
@@ -48,20 +52,24 @@ check_table() {
 
 for np in 1 2; do
   check "eval with ann.h5 (test + neighbors) at $np rank(s), --set eval.nprobe=[${NPROBES}]"
+  start=$EPOCHREALTIME
   run_ok $np "$WORK/eval-h5-np$np.log" eval "$WORK/eval.yaml" --set "eval.nprobe=[${NPROBES}]"
+  within=$(since "$start")
   cp "$OUT/eval.json" "$WORK/eval-h5-np$np.json"
   sfdata eval "$WORK/eval-h5-np$np.json" --nprobe "$NPROBES" --nlist $NLIST --flat-full
   check_table "$WORK/eval-h5-np$np.log" "$WORK/ann.h5"
-  sfdata runjson "$OUT/run.json" --command eval --ranks $np --stages load,search
+  sfdata runjson "$OUT/run.json" --command eval --ranks $np --stages load,search --within "$within"
   ok
 
   check "eval with plain fvecs queries (exact ground truth across ranks) at $np rank(s)"
+  start=$EPOCHREALTIME
   run_ok $np "$WORK/eval-exact-np$np.log" eval "$WORK/eval.yaml" --set "eval.nprobe=[${NPROBES}]" \
     --set "eval.queries=$WORK/queries.fvecs"
+  within=$(since "$start")
   cp "$OUT/eval.json" "$WORK/eval-exact-np$np.json"
   sfdata eval "$WORK/eval-exact-np$np.json" --nprobe "$NPROBES" --nlist $NLIST --flat-full
   check_table "$WORK/eval-exact-np$np.log" exact
-  sfdata runjson "$OUT/run.json" --command eval --ranks $np --stages load,"ground truth",search
+  sfdata runjson "$OUT/run.json" --command eval --ranks $np --stages load,"ground truth",search --within "$within"
   ok
 done
 

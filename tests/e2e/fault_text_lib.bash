@@ -5,14 +5,11 @@ FORTUNES=${FORTUNES:-/usr/share/games/fortunes}
 
 # fortune_corpus OUT.jsonl COPIES: every fortune cookie of $FORTUNES as a JSONL record, COPIES
 # times over; copy k > 0 of a cookie gets one word appended (a near duplicate of long cookies,
-# a distinct document for short ones) and every 7th copy is exact. Exits 77 (skipped) where
-# fortunes is not installed (scripts/install-deps.sh installs it).
+# a distinct document for short ones) and every 7th copy is exact. Skips the test (sf_skip)
+# where fortunes is not installed (scripts/install-deps.sh installs it).
 fortune_corpus() {
   local out=$1 copies=$2
-  if [[ ! -r $FORTUNES/fortunes ]]; then
-    echo "SKIPPED: fortunes not installed ($FORTUNES)"
-    exit 77
-  fi
+  [[ -r $FORTUNES/fortunes ]] || sf_skip "fortunes not installed ($FORTUNES)"
   "$PY" - "$FORTUNES" "$out" "$copies" <<'PYEOF'
 import json, os, sys
 root, out, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -1,6 +1,8 @@
 # --resume and completion markers: what is skipped, what is redone and why.
 #  - a finished build resumed: every stage skipped, index.faiss untouched;
 #  - a key the index does not depend on (input.batch_rows, threads): still skipped;
+#  - resumed with 2 threads per rank where the first build had 1: the redone stages (add and
+#    merge on the first build's training; then train too) give a byte-identical index.faiss;
 #  - a key training depends on (index.kmeans_iterations): train, add and merge redone, and the
 #    result equals a fresh build with that key; the log names the changed key;
 #  - index.faiss deleted: the add and merge redone from the saved trained index;
@@ -16,16 +18,41 @@ sfdata gen "$WORK/q.fvecs" --rows 50 --dim 16 --seed 6
 write_config "$WORK/build.yaml" "$WORK/run" "IVF32,PQ4np" "$WORK/base.fvecs"
 printf 'eval:\n  queries: "%s"\n  nprobe: [1, 8]\n' "$WORK/q.fvecs" >>"$WORK/build.yaml"
 SETS=(--set output.piece_rows=4096)
+# threads_used RUN: the threads per rank of the last build in RUN (its run.json).
+threads_used() {
+  "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['commands']['build']['threads_per_rank'])" "$1/run.json"
+}
 run_ok 2 "$WORK/first.log" build "$WORK/build.yaml" "${SETS[@]}"
 cp "$WORK/run/index.faiss" "$WORK/first.faiss"
+[[ $(threads_used "$WORK/run") == 1 ]] || fail "the first build did not run 1 thread per rank"
 ok
 
+# Two threads per rank need cores of their own: Open MPI binds each of two ranks to one core
+# unless told --bind-to none (this variable is that option).
+export OMPI_MCA_hwloc_base_binding_policy=none
 check "finished build resumed (also with another input.batch_rows and threads): all skipped, index untouched"
 before=$(stat -c %Y.%s "$WORK/run/index.faiss")
-run_ok 2 "$WORK/again.log" build "$WORK/build.yaml" "${SETS[@]}" --resume --set input.batch_rows=1000 --set threads=1
+run_ok 2 "$WORK/again.log" build "$WORK/build.yaml" "${SETS[@]}" --resume --set input.batch_rows=1000 --set threads=2
 grep -q "merge: complete (marker verified), skipped" "$WORK/again.log" || { show "$WORK/again.log"; fail "merge not skipped"; }
 if grep -q "train: k-means\|build: add" "$WORK/again.log"; then show "$WORK/again.log"; fail "work was redone"; fi
 [[ $(stat -c %Y.%s "$WORK/run/index.faiss") == "$before" ]] || fail "index.faiss was rewritten"
+ok
+
+check "resumed with 2 threads per rank (the first build had 1), index.faiss deleted: train skipped, add and merge redone, byte-identical"
+rm "$WORK/run/index.faiss"
+run_ok 2 "$WORK/threads2.log" build "$WORK/build.yaml" "${SETS[@]}" --resume --set threads=2
+grep -q "train: complete (marker verified), skipped" "$WORK/threads2.log" || { show "$WORK/threads2.log"; fail "train redone"; }
+grep -q "add: 0 of 20000 rows are in verified pieces" "$WORK/threads2.log" || { show "$WORK/threads2.log"; fail "add not redone"; }
+grep -q "2 rank(s) x 2 thread(s)" "$WORK/threads2.log" || { show "$WORK/threads2.log"; fail "the log does not say 2 threads per rank"; }
+[[ $(threads_used "$WORK/run") == 2 ]] || fail "the resume did not run 2 threads per rank"
+cmp "$WORK/first.faiss" "$WORK/run/index.faiss" || fail "index.faiss differs after a resume with 2 threads per rank"
+ok
+
+check "trained.faiss and index.faiss deleted, resumed with 2 threads per rank: train, add and merge redone, byte-identical"
+rm "$WORK/run/trained.faiss" "$WORK/run/index.faiss"
+run_ok 2 "$WORK/threads2-train.log" build "$WORK/build.yaml" "${SETS[@]}" --resume --set threads=2
+grep -q "train: redo: trained.faiss" "$WORK/threads2-train.log" || { show "$WORK/threads2-train.log"; fail "train not redone"; }
+cmp "$WORK/first.faiss" "$WORK/run/index.faiss" || fail "index.faiss differs after train redone with 2 threads per rank"
 ok
 
 check "index.kmeans_iterations changed: train, add and merge redone (the log names the key), equal to a fresh build"

@@ -298,6 +298,15 @@ def cmd_runjson(a):
         if not all(x > 0 for x in s["peak_rss_mib"]):
             fail("run.json %s stage %r: peak_rss_mib not positive: %r" %
                  (a.command, s.get("name"), s["peak_rss_mib"]))
+    # The stages are timed: on each rank they took some time, and (with --within, the command's
+    # wall time as the test measured it) no more than the whole command.
+    for r in range(a.ranks):
+        total = sum(s["seconds"][r] for s in stages)
+        if not total > 0:
+            fail("run.json %s: the stages of rank %d took %r s in all, expected > 0" % (a.command, r, total))
+        if a.within is not None and total > a.within:
+            fail("run.json %s: the stages of rank %d took %.3f s in all, more than the command's %.3f s" %
+                 (a.command, r, total, a.within))
     if a.stages:
         names = [s.get("name") for s in stages]
         for want in a.stages.split(","):
@@ -369,6 +378,8 @@ def main():
     g.add_argument("--command", required=True)
     g.add_argument("--ranks", type=int, required=True)
     g.add_argument("--stages", default="")
+    g.add_argument("--within", type=float, default=None,
+                   help="wall seconds of the command: each rank's stage seconds add up to no more")
     g = sub.add_parser("same-recall")
     g.add_argument("a")
     g.add_argument("b")

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sf::cluster {
@@ -133,9 +135,86 @@ TEST(SerialComm, SendToSelfIsReceivedByTag) {
 
 // ---- agree / run_local_phase on one rank ---------------------------------------------------
 
-TEST(Agree, NoErrorDoesNotThrow) {
-  auto comm = make_serial_comm();
-  EXPECT_NO_THROW(agree(*comm, "phase", nullptr));
+// Rank 0 of two, where rank 1 is scripted: its value in allreduce_min and its bytes when it is
+// the broadcast root. Counts the collectives, so a test sees what agree() asked of the ranks.
+class ScriptedPeerComm : public Comm {
+ public:
+  ScriptedPeerComm(int64_t peer_min, std::string peer_message)
+      : peer_min_(peer_min), peer_message_(std::move(peer_message)) {}
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  int local_size() const override { return 2; }
+  void barrier() override { ++collectives; }
+  void broadcast(Bytes& bytes, int root) override {
+    ++collectives;
+    ++broadcasts;
+    if (root == 1) bytes = bytes_of(peer_message_);
+  }
+  void allreduce_sum(int64_t*, size_t) override { unexpected(); }
+  void allreduce_sum(double*, size_t) override { unexpected(); }
+  void allreduce_max(double*, size_t) override { unexpected(); }
+  void allreduce_min(int64_t* data, size_t n) override {
+    ++collectives;
+    for (size_t i = 0; i < n; ++i) data[i] = std::min(data[i], peer_min_);
+  }
+  std::vector<Bytes> gather(const Bytes&, int) override {
+    unexpected();
+    return {};
+  }
+  std::vector<Bytes> allgather(const Bytes&) override {
+    unexpected();
+    return {};
+  }
+  std::vector<Bytes> alltoallv(const std::vector<Bytes>&) override {
+    unexpected();
+    return {};
+  }
+  void send(const Bytes&, int, int) override { unexpected(); }
+  Bytes recv(int, int) override {
+    unexpected();
+    return {};
+  }
+  [[noreturn]] void abort(int exit_code) override {
+    throw std::logic_error("abort(" + std::to_string(exit_code) + ")");
+  }
+
+  int collectives = 0;
+  int broadcasts = 0;
+
+ private:
+  void unexpected() { ADD_FAILURE() << "agree() used a collective other than min and broadcast"; }
+  int64_t peer_min_;
+  std::string peer_message_;
+};
+
+// What rank 1 puts into agree()'s allreduce_min (comm.cc): its rank when it failed, the size
+// (2) when it asks to stop, size + 1 when it is fine.
+constexpr int64_t kPeerFailed = 1, kPeerStops = 2, kPeerFine = 3;
+
+TEST(Agree, NoErrorOnAnyRankReturnsAfterOneSmallCollective) {
+  ScriptedPeerComm comm(kPeerFine, "");
+  EXPECT_NO_THROW(agree(comm, "phase", nullptr));
+  EXPECT_EQ(comm.collectives, 1) << "one allreduce, no broadcast, when no rank failed";
+  EXPECT_EQ(comm.broadcasts, 0);
+  ScriptedPeerComm stopping(kPeerStops, "");
+  EXPECT_FALSE(agree_or_stop(comm, "phase", nullptr, false));
+  EXPECT_TRUE(agree_or_stop(stopping, "phase", nullptr, false)) << "rank 1's stop reaches rank 0";
+}
+
+TEST(Agree, AnotherRanksErrorStopsARankThatHadNone) {
+  ScriptedPeerComm comm(kPeerFailed, "disk on fire");
+  try {
+    agree(comm, "build: add", nullptr);
+    ADD_FAILURE() << "rank 0 went on although rank 1 failed";
+  } catch (const PhaseError& e) {
+    EXPECT_EQ(e.phase(), "build: add");
+    EXPECT_EQ(e.failed_rank(), 1);
+    EXPECT_EQ(e.detail(), "disk on fire");
+  }
+  EXPECT_EQ(comm.broadcasts, 1) << "rank 1's message is broadcast from rank 1";
+  // A failure outranks a stop request on another rank.
+  ScriptedPeerComm failing(kPeerFailed, "bad row 3");
+  EXPECT_THROW(agree_or_stop(failing, "phase", nullptr, true), PhaseError);
 }
 
 TEST(Agree, ErrorBecomesPhaseErrorNamingPhaseRankAndMessage) {

@@ -59,6 +59,22 @@ INSTANTIATE_TEST_SUITE_P(IvfIndex, RefusedFactory,
                                            "IVF16,PQ4x4fsr", "not a factory", "IVF16,Bogus",
                                            "IVF,Flat", "IVF16,PQ5np"));
 
+// What a build reports as a config error whatever the data (exit 2): FAISS makes the index but
+// shardforge cannot shard it. What FAISS refuses for this d is not UnshardableFactory.
+TEST(IvfIndex, UnshardableFactoryOnlyForStringsFaissMakes) {
+  for (const std::string factory : {"HNSW32", "Flat", "PQ8", "IVF16,PQ4x4fs"})
+    EXPECT_THROW(make_ivf_index(kDim, factory, false), UnshardableFactory) << factory;
+  for (const std::string factory : {"IVF16,PQ5np", "not a factory", "IVF16,Bogus"}) {
+    try {
+      make_ivf_index(kDim, factory, false);
+      ADD_FAILURE() << "'" << factory << "' was accepted";
+    } catch (const UnshardableFactory&) {
+      ADD_FAILURE() << "'" << factory << "': FAISS refuses it, it is not UnshardableFactory";
+    } catch (const std::invalid_argument&) {
+    }
+  }
+}
+
 TEST(IvfIndex, PreTransformedIndexExposesTheIvfBehindIt) {
   auto index = make_ivf_index(kDim, "PCA8,IVF16,Flat", false);
   auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index.get());

@@ -263,21 +263,44 @@ TEST(TextCorpus, RawLinesSkipParsingButNotLineNumbers) {
   }
 }
 
+// "kB" value of a /proc/self/status field (VmRSS, VmHWM); -1 where there is none.
+int64_t status_kb(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+  return -1;
+}
+
 TEST(TextCorpus, HugeLineIsSkippedWithBoundedMemory) {
+  // Lines of 64 MB and 24 MB (unterminated, at the end) against a 1 MB bound, written in 1 MB
+  // chunks so the test itself holds no copy of them.
   TempDir dir;
-  std::string data = R"({"text": "before"})"
-                     "\n";
-  data += R"({"text": ")" + std::string(5 << 20, 'z') + "\"}\n";
-  data += R"({"text": "after"})"
-          "\n";
-  data += R"({"text": ")" + std::string(3 << 20, 'q');  // unterminated, too long, at the end
-  write_bytes(dir.file("huge.jsonl"), data);
+  constexpr int64_t kMb = 1 << 20;
+  {
+    std::ofstream out(dir.file("huge.jsonl"), std::ios::binary | std::ios::trunc);
+    const std::string chunk(kMb, 'z');
+    out << "{\"text\": \"before\"}\n{\"text\": \"";
+    for (int i = 0; i < 64; ++i) out << chunk;
+    out << "\"}\n{\"text\": \"after\"}\n{\"text\": \"";
+    for (int i = 0; i < 24; ++i) out << chunk;
+    ASSERT_TRUE(out.good());
+  }
   TextReadOptions options;
-  options.max_record_bytes = 1 << 20;
+  options.max_record_bytes = kMb;
+  // Peak RSS from here on: writing 5 to clear_refs resets VmHWM to the current RSS (proc(5)).
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5" << std::flush;
+  ASSERT_TRUE(clear_refs.good()) << "cannot reset VmHWM";
+  const int64_t rss_before = status_kb("VmRSS");
   const Read r = read_all({dir.file("huge.jsonl")}, 1, options);
+  const int64_t peak = status_kb("VmHWM");
+  ASSERT_GT(rss_before, 0);
   EXPECT_EQ(r.text, (std::vector<std::string>{"before", "after"}));
   EXPECT_EQ(r.bad, (std::vector<std::pair<BadKind, int64_t>>{{BadKind::kTooLong, 1},
                                                              {BadKind::kTooLong, 3}}));
+  // Reading the 64 MB line whole would raise the peak by 64 MB or more; a reader that stops
+  // keeping bytes at the bound needs the bound and its buffers.
+  EXPECT_LT(peak - rss_before, 16 * 1024) << "peak RSS grew by " << peak - rss_before << " kB";
 }
 
 TEST(TextCorpus, FortuneRecords) {
