@@ -184,7 +184,7 @@ expect_error "missing config file" 2 2 build "$WORK/none.yaml" -- "$WORK/none.ya
 # ---- eval errors ---------------------------------------------------------------------------
 
 config "IVF4,Flat" "$WORK/good.fvecs"
-expect_error "eval without an index" 2 1 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" -- \
+expect_error "eval without an index (no output.dir yet: refused, 2)" 2 2 eval "$WORK/c.yaml" --set "eval.queries=$WORK/good.fvecs" -- \
   "$OUT/index.faiss"
 run_ok 2 "$WORK/eval-build.log" build "$WORK/c.yaml"
 # An eval must not remove or replace index.faiss, and must leave no eval.json when it fails.
