@@ -1,10 +1,16 @@
 #include "stages/build.h"
 
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexPreTransform.h>
+
 #include <algorithm>
-#include <numeric>
+#include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "stages/batches.h"
+#include "stages/block_parallel.h"
+#include "stages/ivf_index.h"
 
 namespace sf::stages {
 
@@ -20,14 +26,45 @@ std::vector<cluster::RowRange> split_rows(cluster::RowRange range, int64_t unit_
 }
 
 void add_rows(faiss::Index& index, int64_t first, int64_t count, const float* x) {
-  std::vector<faiss::Index::idx_t> ids(static_cast<size_t>(count));
-  std::iota(ids.begin(), ids.end(), first);
-  // One add per global block: the same matrix shapes as with any other rank count.
-  for (int64_t off = 0; off < count;) {
-    const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
-    index.add_with_ids(n, x + off * index.d, ids.data() + off);
-    off += n;
+  if (count <= 0) return;
+  faiss::IndexIVF& ivf = ivf_of(index, "add_rows");
+  if (ivf.direct_map.type != faiss::DirectMap::NoMap)
+    throw std::logic_error("add_rows: IVF indexes with a direct map are not supported");
+  const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index);
+  const int64_t d_in = index.d;
+  const size_t code_size = ivf.code_size;
+  // The global blocks of kBlockRows rows that [first, first + count) overlaps.
+  std::vector<int64_t> starts;  // offsets into x; starts.back() == count
+  for (int64_t off = 0; off < count; off += std::min(count - off, kBlockRows - (first + off) % kBlockRows))
+    starts.push_back(off);
+  const auto blocks = static_cast<int64_t>(starts.size());
+  starts.push_back(count);
+  std::vector<faiss::Index::idx_t> list_nos(static_cast<size_t>(count));
+  std::vector<uint8_t> codes(static_cast<size_t>(count) * code_size);
+  // What IndexPreTransform/IndexIVF::add_with_ids do (apply_chain, quantizer->assign,
+  // encode_vectors: the same codes), but one global block per call on one thread with
+  // single-threaded BLAS: FAISS would let OpenBLAS split each GEMM over all threads, and the
+  // transformed rows and coarse distances would depend on the thread count
+  // (stages/block_parallel.h).
+  parallel_blocks(blocks, [&](int64_t b, int) {
+    const int64_t off = starts[b], n = starts[b + 1] - off;
+    const float* xb = x + off * d_in;
+    std::unique_ptr<const float[]> transformed;
+    if (pt != nullptr) {
+      const float* xt = pt->apply_chain(n, xb);
+      if (xt != xb) transformed.reset(xt);
+      xb = xt;
+    }
+    ivf.quantizer->assign(n, xb, list_nos.data() + off);
+    ivf.encode_vectors(n, xb, list_nos.data() + off, codes.data() + off * code_size, false);
+  });
+  // Appended in id order, as IndexIVF::add_core does: each list stays sorted by id.
+  for (int64_t i = 0; i < count; ++i) {
+    const faiss::Index::idx_t list_no = list_nos[static_cast<size_t>(i)];
+    if (list_no >= 0)
+      ivf.invlists->add_entry(static_cast<size_t>(list_no), first + i, codes.data() + i * code_size);
   }
+  set_ntotal(index, index.ntotal + count);
 }
 
 int64_t add_shard(faiss::Index& index, io::VectorCorpus& corpus, cluster::RowRange range,

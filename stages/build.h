@@ -20,8 +20,10 @@ namespace sf::stages {
 std::vector<cluster::RowRange> split_rows(cluster::RowRange range, int64_t unit_rows);
 
 // Adds rows [first, first + count) of the corpus (`x`, count x index.d floats) with their
-// global ids, one add per global block of kBlockRows: every code is the one a single-rank
-// build computes. REQUIRES: index trained; rows added in increasing global order.
+// global ids. Each global block of kBlockRows rows is transformed, assigned and encoded on
+// one OpenMP thread with single-threaded BLAS (stages/block_parallel.h): every code is the
+// one a single-rank, single-thread build computes. REQUIRES: index trained, without a direct
+// map; rows added in increasing global order.
 void add_rows(faiss::Index& index, int64_t first, int64_t count, const float* x);
 
 // REQUIRES: index trained (stages/train.h). Rows are added in global-id order, one global

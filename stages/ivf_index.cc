@@ -5,9 +5,10 @@
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/invlists/InvertedLists.h>
-#include <omp.h>
 
 #include <stdexcept>
+
+#include "stages/block_parallel.h"
 
 namespace sf::stages {
 
@@ -63,15 +64,10 @@ void set_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal) {
 
 void fill_quantizer(faiss::IndexIVF& ivf, int64_t nlist, const float* centroids) {
   ivf.quantizer->reset();
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  try {
+  {
+    const SingleThreadedBlas one_thread;  // HNSW insertion is only deterministic so
     ivf.quantizer->add(nlist, centroids);
-  } catch (...) {
-    omp_set_num_threads(saved);
-    throw;
   }
-  omp_set_num_threads(saved);
   ivf.quantizer->is_trained = true;
 }
 

@@ -1,10 +1,10 @@
 #include "stages/kmeans.h"
 
 #include "stages/batches.h"
+#include "stages/block_parallel.h"
 #include "stages/mix64.h"
 
 #include <faiss/utils/distances.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -226,7 +226,7 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
   // better than one GEMM split across threads. Integer partial sums make the order of the
   // blocks irrelevant to the result.
   const int64_t blocks = (n_local + kBlockRows - 1) / kBlockRows;
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), blocks)));
+  const int threads = block_team_size(blocks);
   std::vector<std::vector<int64_t>> block_sums(threads, std::vector<int64_t>(static_cast<size_t>(k) * d));
   std::vector<std::vector<int64_t>> block_counts(threads, std::vector<int64_t>(k));
   std::vector<double> block_objective(static_cast<size_t>(blocks));  // one per local block
@@ -247,40 +247,33 @@ KMeansResult distributed_kmeans(cluster::Comm& comm, const float* local, int64_t
     const float* centroids = result.centroids.data();
     if (!options.inner_product)
       faiss::fvec_norms_L2sqr(centroid_norms.data(), centroids, d, k);
-#pragma omp parallel num_threads(threads)
-    {
-      // BLAS must run single-threaded here, also in a team of one (a rank holding one block),
-      // which is not an active parallel region: OpenBLAS's OpenMP build would then split the
-      // GEMM over omp_get_max_threads() threads, and on some of its kernels (Haswell, Zen,
-      // Prescott; not SkylakeX) a split GEMM rounds a quarter of the products differently.
-      // This sets the nested thread count of this team's threads only, not the caller's.
-      omp_set_num_threads(1);
-      const int t = omp_get_thread_num();
+    for (int t = 0; t < threads; ++t) {
+      std::fill(block_sums[t].begin(), block_sums[t].end(), 0);
+      std::fill(block_counts[t].begin(), block_counts[t].end(), 0);
+    }
+    // Each block with single-threaded BLAS (stages/block_parallel.h), also when this rank
+    // holds one block: a team of one thread would otherwise let OpenBLAS split its GEMM.
+    parallel_blocks(blocks, [&](int64_t b, int t) {
       std::vector<int64_t>& sum_t = block_sums[t];
       std::vector<int64_t>& count_t = block_counts[t];
-      std::fill(sum_t.begin(), sum_t.end(), 0);
-      std::fill(count_t.begin(), count_t.end(), 0);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t b = 0; b < blocks; ++b) {
-        const int64_t first = b * kBlockRows, n = std::min(kBlockRows, n_local - first);
-        if (options.inner_product)
-          faiss::knn_inner_product(local + first * d, centroids, d, n, k, 1,
-                                   distances.data() + first, labels.data() + first);
-        else
-          faiss::knn_L2sqr(local + first * d, centroids, d, n, k, 1, distances.data() + first,
-                           labels.data() + first, centroid_norms.data());
-        double objective_b = 0;
-        for (int64_t i = first; i < first + n; ++i) {
-          const int64_t c = labels[i];
-          objective_b += distances[i];
-          ++count_t[c];
-          int64_t* sum = &sum_t[static_cast<size_t>(c) * d];
-          const float* x = local + i * d;
-          for (int j = 0; j < d; ++j) sum[j] += static_cast<int64_t>(static_cast<double>(x[j]) * scale);
-        }
-        block_objective[static_cast<size_t>(b)] = objective_b;
+      const int64_t first = b * kBlockRows, n = std::min(kBlockRows, n_local - first);
+      if (options.inner_product)
+        faiss::knn_inner_product(local + first * d, centroids, d, n, k, 1,
+                                 distances.data() + first, labels.data() + first);
+      else
+        faiss::knn_L2sqr(local + first * d, centroids, d, n, k, 1, distances.data() + first,
+                         labels.data() + first, centroid_norms.data());
+      double objective_b = 0;
+      for (int64_t i = first; i < first + n; ++i) {
+        const int64_t c = labels[i];
+        objective_b += distances[i];
+        ++count_t[c];
+        int64_t* sum = &sum_t[static_cast<size_t>(c) * d];
+        const float* x = local + i * d;
+        for (int j = 0; j < d; ++j) sum[j] += static_cast<int64_t>(static_cast<double>(x[j]) * scale);
       }
-    }
+      block_objective[static_cast<size_t>(b)] = objective_b;
+    });
     std::fill(sums.begin(), sums.end(), 0);
     std::fill(counts.begin(), counts.end(), 0);
     for (int t = 0; t < threads; ++t) {

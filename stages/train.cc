@@ -9,16 +9,17 @@
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/ProductQuantizer.h>
 #include <faiss/utils/utils.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <typeinfo>
 
 #include "io/index_file.h"
 #include "stages/batches.h"
+#include "stages/block_parallel.h"
 #include "stages/ivf_index.h"
 #include "stages/kmeans.h"
 
@@ -80,18 +81,21 @@ Bytes to_bytes(const float* x, size_t n) {
 }
 
 // Applies the transform chain of `index` (if any) to n rows, one kBlockRows block at a time
-// (x[0] must be block-aligned in its global order); returns the transformed rows.
+// (x[0] must be block-aligned in its global order), each block on one thread with
+// single-threaded BLAS (stages/block_parallel.h); returns the transformed rows.
 std::vector<float> apply_transforms(const faiss::Index& index, int64_t n, std::vector<float> x,
                                     int d_in) {
   const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index);
   if (pt == nullptr) return x;
   const int d_out = pt->index->d;
   std::vector<float> out(static_cast<size_t>(n) * d_out);
-  for (int64_t off = 0; off < n; off += kBlockRows) {
-    const int64_t m = std::min(kBlockRows, n - off);
-    std::unique_ptr<const float[]> block(pt->apply_chain(m, x.data() + off * d_in));
-    std::copy(block.get(), block.get() + m * d_out, out.begin() + off * d_out);
-  }
+  parallel_blocks((n + kBlockRows - 1) / kBlockRows, [&](int64_t b, int) {
+    const int64_t off = b * kBlockRows, m = std::min(kBlockRows, n - off);
+    const float* xb = x.data() + off * d_in;
+    const float* xt = pt->apply_chain(m, xb);
+    std::unique_ptr<const float[]> owned(xt != xb ? xt : nullptr);
+    std::copy(xt, xt + m * d_out, out.begin() + off * d_out);
+  });
   return out;
 }
 
@@ -126,10 +130,15 @@ std::vector<float> move_sample_blocks(cluster::Comm& comm, int64_t read_lo, int6
 }
 
 // Trains each untrained transform of the chain on x (n rows), as IndexPreTransform::train
-// does, without training the IVF behind it.
+// does, without training the IVF behind it. Single-threaded, BLAS included: FAISS's PCA
+// (covariance GEMM, eigen-decomposition) and OPQ training (GEMMs over all n rows, SVD, PQ
+// k-means) would otherwise let OpenBLAS split their GEMMs over the threads, and the trained
+// matrices would depend on the thread count (stages/block_parallel.h). It costs nothing
+// here: OPQ8 on 2048 x 128 trained in 5.5 s on one thread and 43 s on two.
 void train_transforms(faiss::Index& index, int64_t n, const float* x) {
   auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index);
   if (pt == nullptr) return;
+  const SingleThreadedBlas one_thread;
   std::vector<float> current(x, x + n * pt->d);
   for (faiss::VectorTransform* vt : pt->chain) {
     auto* opq = dynamic_cast<faiss::OPQMatrix*>(vt);
@@ -187,7 +196,12 @@ void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, c
     std::vector<float> residuals(xs, xs + nn * d);
     if (ivfpq.by_residual) {
       std::vector<faiss::Index::idx_t> assign(nn);
-      ivfpq.quantizer->assign(rows, xs, assign.data());
+      {
+        // One call, as train_residual makes, with single-threaded BLAS: a GEMM OpenBLAS
+        // splits over the threads could flip near-tie labels (stages/block_parallel.h).
+        const SingleThreadedBlas one_thread;
+        ivfpq.quantizer->assign(rows, xs, assign.data());
+      }
       for (size_t i = 0; i < nn; ++i)
         ivfpq.quantizer->compute_residual(xs + i * d, residuals.data() + i * d, assign[i]);
     }
@@ -207,20 +221,16 @@ void train_pq_spread(cluster::Comm& comm, faiss::IndexIVFPQ& ivfpq, int64_t n, c
   std::vector<float> centroids(my_ms.size() * ksub * dsub);
   cluster::run_local_phase(comm, "train: pq sub-quantizers", [&] {
     const auto* slice0 = reinterpret_cast<const float*>(mine.data());
-    std::vector<std::exception_ptr> errors(my_ms.size());
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t j = 0; j < my_ms.size(); ++j) {
-      try {
+    // One sub-quantizer per thread, its k-means with single-threaded BLAS also when this rank
+    // has one (stages/block_parallel.h): the codebooks do not depend on the thread count.
+    naming_faiss_errors(what, [&] {
+      parallel_blocks(static_cast<int64_t>(my_ms.size()), [&](int64_t j, int) {
         faiss::Clustering clus(dsub, ksub, without_small_sample_warning(pq.cp));
         faiss::IndexFlatL2 assigner(dsub);
         clus.train(rows, slice0 + j * rows * dsub, assigner);
         std::copy(clus.centroids.begin(), clus.centroids.end(), centroids.begin() + j * ksub * dsub);
-      } catch (...) {
-        errors[j] = std::current_exception();
-      }
-    }
-    for (auto& e : errors)
-      if (e) naming_faiss_errors(what, [&] { std::rethrow_exception(e); });
+      });
+    });
   });
   const std::vector<Bytes> parts = comm.gather(to_bytes(centroids.data(), centroids.size()), 0);
   // Agreed: rank 0 must not fail here while the others go on to the next collective.
@@ -431,6 +441,13 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
     // trains only what encodes residuals.
     if (needs_codebooks && !pq_spread) {
       if (ivfpq != nullptr) ivfpq->pq.cp = without_small_sample_warning(ivfpq->pq.cp);
+      // Single-threaded BLAS (stages/block_parallel.h): train_residual's coarse assignment
+      // (SQ and other residual codebooks) and the PQ k-means would otherwise depend on the
+      // thread count. Polysemous training keeps FAISS's threads: single-threaded it takes
+      // minutes, and its codebooks may still depend on the thread count (not checked).
+      const bool polysemous = ivfpq != nullptr && ivfpq->do_polysemous_training;
+      std::optional<SingleThreadedBlas> one_thread;
+      if (!polysemous) one_thread.emplace();
       naming_faiss_errors(what, [&] { ivf->train(codebook_n, codebook_train.data()); });
     } else {
       ivf->is_trained = true;

@@ -12,6 +12,11 @@
 //    PQ, ...) train on rank 0 with FAISS's own train().
 // 5. Rank 0 broadcasts the trained, empty index as a serialized FAISS index.
 //
+// Threads: every FAISS step that goes through BLAS runs on fixed blocks with single-threaded
+// BLAS, or (transform and codebook training on rank 0) single-threaded, so the trained index
+// is the same for any number of threads too (stages/block_parallel.h). Not polysemous PQ
+// training, which keeps FAISS's threads.
+//
 // Stopping: with options.stop_requested set, the ranks agree at every k-means iteration
 // boundary (and once after the last, before the codebooks) whether to stop, and then throw
 // KMeansStopped alike; options.resume_kmeans continues from its state, to the same index.

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/index_file.h"
@@ -136,6 +137,48 @@ TEST_P(ShardBuildRanges, PiecesEncodedAndAppendedEqualOneAdd) {
     }
     EXPECT_TRUE(io::serialize_index(*index) == one) << "pieces of " << piece_rows << " rows";
   }
+}
+
+// Regression (issue 13): FAISS let OpenBLAS split the GEMMs of the PCA/OPQ training and of
+// the transforms, coarse assignment and PQ encoding (dsub >= 16) over all threads, and a split
+// GEMM rounds differently on OpenBLAS's Prescott, Haswell and Zen kernels: the trained index
+// and the codes changed with the thread count. Train and add at 1 thread, then at 2 and 4:
+// the same bytes. nlist 40 is not a multiple of the kernels' blocks.
+TEST(ThreadInvariance, TrainedAndAddedBytesDoNotDependOnTheNumberOfThreads) {
+  const int saved_threads = omp_get_max_threads();
+  sf::testing::TempDir dir;
+  auto comm = cluster::make_serial_comm();
+  const int64_t rows = 5000;
+  for (const char* factory : {"PCA16,IVF40,Flat", "PCA16,IVF40,SQ8", "IVF40,PQ8np"}) {
+    const int d = std::string(factory).rfind("PCA", 0) == 0 ? 64 : 128;  // PQ8: dsub 16
+    const std::string path = dir.file(std::to_string(d) + ".fvecs");
+    const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 50, 29);
+    io::write_fvecs(path, x.data(), rows, d);
+    io::VectorCorpus corpus({path}, io::VectorFormat::kFvecs);
+    TrainOptions options;
+    options.factory = factory;
+    options.codebook_sample = 2048;
+    const auto build = [&](int threads) {
+      omp_set_num_threads(threads);
+      auto index = train_index(*comm, corpus, {0, rows}, options);
+      const std::vector<char> trained = io::serialize_index(*index);
+      add_shard(*index, corpus, {0, rows}, 4096);
+      return std::make_pair(trained, io::serialize_index(*index));
+    };
+    const auto one = build(1);
+    for (int threads : {2, 4}) {
+      const auto many = build(threads);
+      EXPECT_TRUE(many.first == one.first) << factory << ": trained index, " << threads << " threads";
+      EXPECT_TRUE(many.second == one.second) << factory << ": filled index, " << threads << " threads";
+      // The add alone, on the one-thread trained index.
+      omp_set_num_threads(threads);
+      auto index = io::deserialize_index(one.first);
+      add_shard(*index, corpus, {0, rows}, 4096);
+      EXPECT_TRUE(io::serialize_index(*index) == one.second)
+          << factory << ": add only, " << threads << " threads";
+    }
+  }
+  omp_set_num_threads(saved_threads);
 }
 
 TEST(SplitRows, CutsAtGlobalMultiplesRoundedToBlocks) {
