@@ -17,7 +17,7 @@ apt-get install -y -q --no-install-recommends \
   python3-xxhash \
   dataset-fashion-mnist fortunes fortunes-min \
   slurm-wlm \
-  procps time
+  procps time strace
 # npm fetches the SPDX licence texts (scripts/fetch-dedup-data.sh); a nodejs from outside
 # Debian brings its own npm and conflicts with Debian's package, so only when there is none.
 command -v npm >/dev/null || apt-get install -y -q --no-install-recommends npm

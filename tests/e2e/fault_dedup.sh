@@ -2,8 +2,9 @@
 # (a) SIGKILL of one rank once the sketches are written: the job ends, nothing looks complete,
 #     and --resume reads the sketches back (no reading, no MinHash) and writes kept/ and
 #     duplicates.jsonl byte-identical to an uninterrupted run;
-# (b) SIGTERM to one rank while reading: that rank abandons its reading at once (no sketch),
-#     every rank stops, exit 75; --resume completes identically;
+# (b) SIGTERM to one rank while it reads (caught with its input open short of the end): that
+#     rank abandons its reading at its next batch (no sketch), the other keeps its sketch, every
+#     rank stops, exit 75; --resume reads the one sketch back and completes identically;
 # (c) the killed run resumed with 1 rank redoes the sketches (they depend on the rank count);
 #     at 4 ranks, a lost kept/ is rewritten from the sketches and verdicts read back;
 # (d) a changed dedup.threshold redoes the verdicts and kept/, not the reading; a touched input
@@ -49,25 +50,56 @@ cmp "$WORK/ref/duplicates.jsonl" "$WORK/run1/duplicates.jsonl" || fail "duplicat
 cmp <(cat "$WORK"/ref/kept/*) <(cat "$WORK"/run1/kept/*) || fail "kept/ differs with 1 rank"
 ok
 
-check "SIGTERM to rank 1 while reading: it abandons the reading, every rank stops, exit 75"
+# catch_reading PID FILE DIR: stops PID (SIGSTOP) at a moment it has FILE open short of its end,
+# i.e. with bytes of its share still to read (rank 1's share ends at the end of the file); it is
+# left stopped. Fails if the rank's sketch is marked first (it finished reading: a bigger corpus).
+catch_reading() {
+  local pid=$1 file dir=$3 size fd pos i
+  file=$(realpath "$2")
+  size=$(stat -c %s "$file")
+  for ((i = 0; i < 6000; i++)); do  # polls for up to about 2 minutes
+    kill -STOP "$pid"
+    for fd in /proc/"$pid"/fd/*; do
+      [[ $(readlink "$fd" 2>/dev/null) == "$file" ]] || continue
+      pos=$(awk '/^pos:/ { print $2 }' "/proc/$pid/fdinfo/${fd##*/}" 2>/dev/null)
+      if [[ -n $pos && $pos -gt 0 && $pos -lt $size ]]; then
+        CAUGHT_POS=$pos
+        return 0
+      fi
+    done
+    kill -CONT "$pid"
+    [[ ! -e $dir/checkpoints/sketch/rank-00001.json ]] ||
+      fail "rank 1 finished reading before it was caught reading (a bigger corpus: DEDUP_FAULT_COPIES)"
+    kill -0 "$BG_PID" 2>/dev/null || fail "the run ended before rank 1 was caught reading"
+    sleep 0.02
+  done
+  fail "rank 1 not caught reading within 2 minutes"
+}
+
+check "SIGTERM to rank 1 while it reads: it abandons its reading (no sketch), rank 0 keeps its sketch, every rank stops, exit 75"
 start_bg 2 "$WORK/term.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/term"
 wait_until 60 in_stage "$WORK/term" read+sketch
-signal_rank TERM 1
+pid1=$(rank_pid 1)
+[[ -n $pid1 ]] || fail "rank 1 not found"
+catch_reading "$pid1" "$WORK/corpus.jsonl" "$WORK/term"
+kill -TERM "$pid1"  # pending while stopped, handled at once on SIGCONT
+kill -CONT "$pid1"
 wait_bg
 [[ $BG_RC -eq 75 ]] || { show "$WORK/term.log"; fail "exit $BG_RC, expected 75"; }
 grep -q "shardforge \[rank 1/2\]: SIGTERM during stage 'read+sketch'" "$WORK/term.log" ||
   { show "$WORK/term.log"; fail "no signal line from rank 1"; }
 grep -q "stopped by a signal during read+sketch" "$WORK/term.log" || { show "$WORK/term.log"; fail "no stop message"; }
 grep -q '"state": "stopped"' "$WORK/term/status.json" || fail "status.json: $(cat "$WORK/term/status.json")"
-# Rank 1 stops at its next batch without a sketch (unless it had just finished reading);
-# rank 0, not signalled, finishes its reading and keeps its sketch.
-if grep -q "reading abandoned" "$WORK/term.log"; then
-  [[ ! -e $WORK/term/checkpoints/sketch/rank-00001.json ]] || fail "rank 1 abandoned its reading but marked a sketch"
-  reused=1
-else
-  reused=2
-fi
-has_markers "$WORK/term" "sketch/*.json" "$reused" || fail "expected $reused sketch marker(s)"
+# Rank 1 had bytes of its share left to read: it stops at its next batch, short of its share,
+# without a sketch; rank 0, not signalled, finishes its reading and keeps its sketch.
+abandoned=$(sed -n 's/.*\[rank 1\/2\] \[warning\] read+sketch: stop requested; reading abandoned after \([0-9]*\) record(s).*/\1/p' "$WORK/term.log")
+[[ -n $abandoned ]] || { show "$WORK/term.log"; fail "rank 1 did not abandon its reading (caught at byte $CAUGHT_POS)"; }
+share=$(sed -n 's/.*"docs": *\([0-9]*\).*/\1/p' "$WORK/ref/checkpoints/sketch/rank-00001.json" | head -1)
+[[ -n $share && $abandoned -lt $share ]] || fail "rank 1 abandoned after $abandoned record(s), its share is ${share:-unknown}"
+[[ ! -e $WORK/term/checkpoints/sketch/rank-00001.json && ! -e $WORK/term/sketch/rank-00001.sfar ]] ||
+  fail "rank 1 abandoned its reading but left a sketch"
+[[ -e $WORK/term/checkpoints/sketch/rank-00000.json ]] || fail "rank 0 kept no sketch"
+reused=1
 [[ ! -e $WORK/term/checkpoints/verdicts.json && ! -e $WORK/term/kept ]] || fail "a stopped run went on"
 if find "$WORK/term" -name '*.tmp.*' | grep -q .; then fail "temporary files left: $(find "$WORK/term" -name '*.tmp.*')"; fi
 run_ok 2 "$WORK/term-resume.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/term" --resume
@@ -75,7 +107,7 @@ grep -q "stopped in stage 'read+sketch'" "$WORK/term-resume.log" || { show "$WOR
 grep -q "read+sketch: $reused of 2 rank(s) read their verified sketch back" "$WORK/term-resume.log" ||
   { show "$WORK/term-resume.log"; fail "expected $reused sketch(es) reused"; }
 same_outputs "$WORK/ref" "$WORK/term" "${OUTS[@]}"
-ok
+ok "rank 1 caught at byte $CAUGHT_POS, abandoned after $abandoned of its $share records"
 
 check "--resume of a complete run: nothing to do"
 run_ok 2 "$WORK/again.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/run" --resume
