@@ -22,6 +22,7 @@
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "stages/batches.h"
+#include "stages/block_parallel.h"
 #include "stages/ivf_index.h"
 #include "stages/kmeans.h"
 #include "stages/list_scan.h"
@@ -189,6 +190,7 @@ std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const floa
   if (pt == nullptr) return std::vector<float>(x, x + n * index.d);
   const int d_in = pt->d, d_out = pt->index->d;
   std::vector<float> out(static_cast<size_t>(n) * d_out);
+  const SingleThreadedBlas one;  // a split GEMM would round differently per thread count
   for (int64_t off = 0; off < n; off += kBlockRows) {
     const int64_t m = std::min(kBlockRows, n - off);
     std::unique_ptr<const float[]> block(pt->apply_chain(m, x + off * d_in));

@@ -106,7 +106,14 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
     cluster::run_local_phase(comm, "search: route", [&] {
       if (nb == 0) return;
       const int p = static_cast<int>(std::min<int64_t>(options.nprobe, plan.nlist));
-      const std::vector<float> xq = to_ivf_space(*front, nb, queries + q0 * front->d);
+      // One query at a time: the transform's GEMM then has the same shape, and each query
+      // the same bits, for any batch and rank count.
+      std::vector<float> xq;
+      xq.reserve(static_cast<size_t>(nb) * ivf->d);
+      for (int64_t i = 0; i < nb; ++i) {
+        const std::vector<float> one = to_ivf_space(*front, 1, queries + (q0 + i) * front->d);
+        xq.insert(xq.end(), one.begin(), one.end());
+      }
       std::vector<float> cdis(static_cast<size_t>(nb) * p);
       std::vector<faiss::Index::idx_t> clist(static_cast<size_t>(nb) * p);
       coarse_search(*ivf->quantizer, nb, xq.data(), p, cdis.data(), clist.data());

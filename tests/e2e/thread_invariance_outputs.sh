@@ -12,8 +12,9 @@
 # the partition stage (coarse assignment of the workload and of the corpus in repartitioning,
 # split k-means, flat searches), `run`'s semantic dedup, and `search`'s coarse search: IVFPQ's
 # distances add the coarse distance, which depended on the thread count through a GEMM
-# (stages/shard_search.cc, coarse_search). IVF40,Flat and IVF40,PQ16x4np, repartitioned
-# (checked: the plan applies splits). Flat dedup/run data are small: ~1 minute in all.
+# (stages/shard_search.cc, coarse_search), and PCA's, applied to the queries with BLAS's
+# threads. IVF40,Flat, IVF40,PQ16x4np and PCA32,IVF40,PQ8x4np, repartitioned (checked: the
+# plan applies splits). ~80 s on a 2-core VM.
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 
@@ -97,7 +98,8 @@ compare run index.faiss ids.jsonl duplicates.jsonl
 
 # IVF40,PQ16x4np: its search distances add the coarse distance (precomputed tables), so they show
 # a coarse search whose rounding depends on the batch or threads; IVF40,Flat's do not.
-for factory in "IVF40,Flat" "IVF40,PQ16x4np"; do
+# PCA32,IVF40,PQ8x4np: the queries' and the corpus's PCA (to_ivf_space) in search and partition.
+for factory in "IVF40,Flat" "IVF40,PQ16x4np" "PCA32,IVF40,PQ8x4np"; do
   name=${factory//,/_}
   write_config "$WORK/$name.yaml" "$WORK/unused" "$factory" "$WORK/ann.h5"
   cat >>"$WORK/$name.yaml" <<EOF
