@@ -310,7 +310,10 @@ void for_each_probe_batch(const faiss::Index& quantizer, const float* queries, i
     const int64_t m = std::min(kBatch, n - off);
     dis.resize(static_cast<size_t>(m) * p);
     lab.resize(static_cast<size_t>(m) * p);
-    quantizer.search(m, queries + off * quantizer.d, p, dis.data(), lab.data());
+    {
+      const SingleThreadedBlas one;  // the same lists for any thread count (block_parallel.h)
+      quantizer.search(m, queries + off * quantizer.d, p, dis.data(), lab.data());
+    }
     fn(off, m, lab.data());
   }
 }
@@ -401,7 +404,10 @@ ProbeCurve probe_curve(const faiss::Index& quantizer, const float* queries, int6
   if (p < 1 || nq == 0) return curve;
   std::vector<float> dis(static_cast<size_t>(nq) * p);
   std::vector<faiss::Index::idx_t> lab(static_cast<size_t>(nq) * p);
-  quantizer.search(nq, queries, p, dis.data(), lab.data());
+  {
+    const SingleThreadedBlas one;  // the same lists for any thread count (block_parallel.h)
+    quantizer.search(nq, queries, p, dis.data(), lab.data());
+  }
   double total = 0;
   std::vector<int> rank(static_cast<size_t>(nlist), -1);
   std::vector<double> hits(p);
@@ -807,7 +813,10 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
             const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
             const std::vector<float> xt = to_ivf_space(index, n, x + off * d);
             faiss::Index::idx_t* l = labels.data() + (first + off - range.begin);
-            ivf.quantizer->assign(n, xt.data(), l);
+            {
+              const SingleThreadedBlas one;  // as add assigns a block: one thread
+              ivf.quantizer->assign(n, xt.data(), l);
+            }
             nearest.offer(first + off, n, x + off * d, xt.data(), l);
             off += n;
           }
@@ -953,7 +962,10 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
       const int64_t n = static_cast<int64_t>(rows[t].size() / d_ivf);
       if (!resized[t] || n == 0) continue;
       std::vector<faiss::Index::idx_t> a(static_cast<size_t>(n));
-      next_flat->assign(n, rows[t].data(), a.data());
+      {
+        const SingleThreadedBlas one;  // the same estimate for any thread count
+        next_flat->assign(n, rows[t].data(), a.data());
+      }
       const double scale = static_cast<double>(tiers.rows[t]) / static_cast<double>(n);
       for (auto v : a) est[v] += scale;
     }
