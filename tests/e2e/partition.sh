@@ -100,10 +100,10 @@ out, ann, nprobe, np_ = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv
 q = h5py.File(ann, "r")["test"][:]
 index = faiss.read_index(out + "/index.faiss")
 faiss.extract_index_ivf(index).nprobe = nprobe
-# FAISS's search in groups under distance_compute_blas_threshold (20): its flat quantizer's
-# coarse distances then come from its reference loop, as `search` computes them.
-g = faiss.cvar.distance_compute_blas_threshold - 1
-D, I = (np.concatenate(a) for a in zip(*(index.search(q[i:i + g], 10) for i in range(0, len(q), g))))
+# FAISS's search of each query on its own, as `search` computes it: coarse distances by FAISS's
+# reference loop (a call of 20+ queries takes a GEMM, whose rounding changes IVFPQ's distances)
+# and vector transforms on one row.
+D, I = (np.concatenate(a) for a in zip(*(index.search(q[i:i + 1], 10) for i in range(len(q)))))
 with h5py.File(out + "/search.h5", "r") as f:
     assert f.attrs["format_version"] == 1
     ids, dis = f["ids"][:], f["distances"][:]
@@ -140,6 +140,36 @@ print("np %d: recall@10 %.4f (merged index %.4f), %d ids differ (ties at the k-t
 PY
   ok
 done
+
+check "PCA16,IVF32,PQ8x4np: search at 2 ranks equals python3-faiss's search of each query bit for bit"
+write_config "$WORK/pq.yaml" "$WORK/pq" "PCA16,IVF32,PQ8x4np" "$WORK/ann.h5"
+cat >>"$WORK/pq.yaml" <<EOF
+partition:
+  shards: 3
+  nprobe: $NPROBE
+  scan_cost: [1.0e-7, 1.0e-8]
+search:
+  queries: "$WORK/ann.h5"
+  nprobe: $NPROBE
+EOF
+run_ok 2 "$WORK/pq-build.log" build "$WORK/pq.yaml"
+run_ok 2 "$WORK/pq-search.log" search "$WORK/pq.yaml"
+"$PY" - "$WORK/pq" "$WORK/ann.h5" $NPROBE <<'PY' || fail "PCA16,IVF32,PQ8x4np search differs from FAISS's"
+import sys, h5py, numpy as np, faiss
+out, ann, nprobe = sys.argv[1], sys.argv[2], int(sys.argv[3])
+q = h5py.File(ann, "r")["test"][:]
+index = faiss.read_index(out + "/index.faiss")
+faiss.extract_index_ivf(index).nprobe = nprobe
+D, I = (np.concatenate(a) for a in zip(*(index.search(q[i:i + 1], 10) for i in range(len(q)))))
+with h5py.File(out + "/search.h5", "r") as f:
+    ids, dis = f["ids"][:], f["distances"][:]
+bits, ref_bits = dis.view(np.uint32), D.view(np.uint32)
+assert (bits == ref_bits).all(), "%d distances differ from FAISS's" % (bits != ref_bits).sum()
+diff = ids != I
+assert not (diff & (ref_bits != ref_bits[:, -1:])).any(), "ids differ away from the k-th distance"
+print("%d ids differ (ties at the k-th distance)" % diff.sum())
+PY
+ok
 
 check "info shows the plan and the search"
 run_ok 1 "$WORK/info.log" info "$WORK/p.yaml"

@@ -116,13 +116,11 @@ TEST_P(DistributedSearch, EqualsMergedIndexSearchAtTheSameNprobe) {
   set_nprobe(merged.get(), nprobe);
   std::vector<float> ref_d(nq * k);
   std::vector<faiss::Index::idx_t> ref_i(nq * k);
-  // FAISS's search of the queries in groups under distance_compute_blas_threshold: its flat
-  // quantizer then gives coarse distances by its reference loop, as distributed_search does
-  // (a GEMM's rounding, at >= 20 queries a call, changes IVFPQ's distances in the last bit).
-  const int64_t group = faiss::distance_compute_blas_threshold - 1;
-  for (int64_t q0 = 0; q0 < nq; q0 += group)
-    merged->search(std::min(group, nq - q0), q.data() + q0 * kDim, k, ref_d.data() + q0 * k,
-                   ref_i.data() + q0 * k);
+  // FAISS's search of each query on its own, as distributed_search computes it: coarse
+  // distances by FAISS's reference loop (a call of 20+ queries takes a GEMM, whose rounding
+  // changes IVFPQ's distances in the last bits).
+  for (int64_t i = 0; i < nq; ++i)
+    merged->search(1, q.data() + i * kDim, k, ref_d.data() + i * k, ref_i.data() + i * k);
   ASSERT_EQ(got.ids.size(), ref_i.size());
   // Distances bit for bit; an id may differ only where its distance ties the k-th (which of
   // the rows at the k-th distance make the list depends on the scan order; nearer rows and
