@@ -22,6 +22,7 @@
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "stages/batches.h"
+#include "stages/block_parallel.h"
 #include "stages/ivf_index.h"
 #include "stages/kmeans.h"
 #include "stages/list_scan.h"
@@ -189,6 +190,7 @@ std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const floa
   if (pt == nullptr) return std::vector<float>(x, x + n * index.d);
   const int d_in = pt->d, d_out = pt->index->d;
   std::vector<float> out(static_cast<size_t>(n) * d_out);
+  const SingleThreadedBlas one;  // a split GEMM would round differently per thread count
   for (int64_t off = 0; off < n; off += kBlockRows) {
     const int64_t m = std::min(kBlockRows, n - off);
     std::unique_ptr<const float[]> block(pt->apply_chain(m, x + off * d_in));
@@ -308,7 +310,10 @@ void for_each_probe_batch(const faiss::Index& quantizer, const float* queries, i
     const int64_t m = std::min(kBatch, n - off);
     dis.resize(static_cast<size_t>(m) * p);
     lab.resize(static_cast<size_t>(m) * p);
-    quantizer.search(m, queries + off * quantizer.d, p, dis.data(), lab.data());
+    {
+      const SingleThreadedBlas one;  // the same lists for any thread count (block_parallel.h)
+      quantizer.search(m, queries + off * quantizer.d, p, dis.data(), lab.data());
+    }
     fn(off, m, lab.data());
   }
 }
@@ -399,7 +404,10 @@ ProbeCurve probe_curve(const faiss::Index& quantizer, const float* queries, int6
   if (p < 1 || nq == 0) return curve;
   std::vector<float> dis(static_cast<size_t>(nq) * p);
   std::vector<faiss::Index::idx_t> lab(static_cast<size_t>(nq) * p);
-  quantizer.search(nq, queries, p, dis.data(), lab.data());
+  {
+    const SingleThreadedBlas one;  // the same lists for any thread count (block_parallel.h)
+    quantizer.search(nq, queries, p, dis.data(), lab.data());
+  }
   double total = 0;
   std::vector<int> rank(static_cast<size_t>(nlist), -1);
   std::vector<double> hits(p);
@@ -805,7 +813,10 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
             const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
             const std::vector<float> xt = to_ivf_space(index, n, x + off * d);
             faiss::Index::idx_t* l = labels.data() + (first + off - range.begin);
-            ivf.quantizer->assign(n, xt.data(), l);
+            {
+              const SingleThreadedBlas one;  // as add assigns a block: one thread
+              ivf.quantizer->assign(n, xt.data(), l);
+            }
             nearest.offer(first + off, n, x + off * d, xt.data(), l);
             off += n;
           }
@@ -951,7 +962,10 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
       const int64_t n = static_cast<int64_t>(rows[t].size() / d_ivf);
       if (!resized[t] || n == 0) continue;
       std::vector<faiss::Index::idx_t> a(static_cast<size_t>(n));
-      next_flat->assign(n, rows[t].data(), a.data());
+      {
+        const SingleThreadedBlas one;  // the same estimate for any thread count
+        next_flat->assign(n, rows[t].data(), a.data());
+      }
       const double scale = static_cast<double>(tiers.rows[t]) / static_cast<double>(n);
       for (auto v : a) est[v] += scale;
     }

@@ -66,7 +66,8 @@ ScanCost fit_scan_cost(const std::vector<int64_t>& sizes, const std::vector<doub
 double snap_overhead_codes(double codes);
 
 // Local. Rows in the space of the IVF inside `index` (its vector transforms applied, one
-// kBlockRows block at a time).
+// kBlockRows block at a time, BLAS single-threaded: the bits of a block do not depend on the
+// thread count).
 std::vector<float> to_ivf_space(const faiss::Index& index, int64_t n, const float* x);
 
 // Local. A_j for each list of `quantizer` (ntotal lists): the weighted share of the n

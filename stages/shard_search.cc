@@ -1,6 +1,7 @@
 #include "stages/shard_search.h"
 
 #include <faiss/IndexIVF.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +23,20 @@ struct Incoming {
   int source = 0;
   const char* vector = nullptr;  // d floats, into the received message (unaligned)
 };
+
+// The coarse search of n queries as FAISS computes it for a call of fewer than
+// faiss::distance_compute_blas_threshold queries: a flat quantizer then scores each query with
+// its reference loop (fvec_L2sqr / fvec_inner_product), the same bits for any batch, rank and
+// thread count. A call of more queries would take a GEMM, whose rounding depends on the batch
+// and on BLAS's threads; IVFPQ's distances add the coarse distance, so they would too.
+void coarse_search(const faiss::Index& quantizer, int64_t n, const float* x, int p, float* dis,
+                   faiss::Index::idx_t* lists) {
+  const int64_t chunk = std::max(1, faiss::distance_compute_blas_threshold - 1);
+  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+    const int64_t m = std::min(chunk, n - i0);
+    quantizer.search(m, x + i0 * quantizer.d, p, dis + i0 * p, lists + i0 * p);
+  }
+}
 
 }  // namespace
 
@@ -91,10 +106,17 @@ ShardSearchResult distributed_search(cluster::Comm& comm, const PartitionPlan& p
     cluster::run_local_phase(comm, "search: route", [&] {
       if (nb == 0) return;
       const int p = static_cast<int>(std::min<int64_t>(options.nprobe, plan.nlist));
-      const std::vector<float> xq = to_ivf_space(*front, nb, queries + q0 * front->d);
+      // One query at a time: the transform's GEMM then has the same shape, and each query
+      // the same bits, for any batch and rank count.
+      std::vector<float> xq;
+      xq.reserve(static_cast<size_t>(nb) * ivf->d);
+      for (int64_t i = 0; i < nb; ++i) {
+        const std::vector<float> one = to_ivf_space(*front, 1, queries + (q0 + i) * front->d);
+        xq.insert(xq.end(), one.begin(), one.end());
+      }
       std::vector<float> cdis(static_cast<size_t>(nb) * p);
       std::vector<faiss::Index::idx_t> clist(static_cast<size_t>(nb) * p);
-      ivf->quantizer->search(nb, xq.data(), p, cdis.data(), clist.data());
+      coarse_search(*ivf->quantizer, nb, xq.data(), p, cdis.data(), clist.data());
       const size_t dv = ivf->d;
       std::vector<std::vector<std::pair<int64_t, float>>> pairs(size);  // (list|shard<<32, dis)
       std::vector<int> touched;
