@@ -83,6 +83,9 @@ void warn_if_oversubscribed(int threads, int rank) {
                  rank, threads, bound, threads, threads);
 }
 
+// Steps of at most this many units log each one instead of every 2 s.
+constexpr int64_t kEveryUnitMax = 100;
+
 stages::ProgressFn make_progress_logger(int rank) {
   if (rank != 0) return {};
   struct StepState {
@@ -92,7 +95,13 @@ stages::ProgressFn make_progress_logger(int rank) {
   return [states](const std::string& step, int64_t done, int64_t total) {
     const auto now = std::chrono::steady_clock::now();
     auto [it, fresh] = states->try_emplace(step, StepState{now, now});
-    if (fresh && done < total) return;
+    // A step of few units (k-means iterations: each a pass over the sample) logs every unit;
+    // tests/e2e/fault_term_train.sh bounds a stop in iterations against these lines.
+    const bool every_unit = total <= kEveryUnitMax;
+    if (fresh && done < total) {  // the first report: nothing to time yet
+      if (every_unit) spdlog::info("{}: {}/{}", step, done, total);
+      return;
+    }
     if (fresh) {  // done in one step: nothing to time
       states->erase(step);
       spdlog::info("{}: {}/{} done", step, done, total);
@@ -100,7 +109,7 @@ stages::ProgressFn make_progress_logger(int rank) {
     }
     StepState& s = it->second;
     const bool finished = done >= total;
-    if (!finished && now - s.last < std::chrono::seconds(2)) return;
+    if (!finished && !every_unit && now - s.last < std::chrono::seconds(2)) return;
     s.last = now;
     const double secs = std::chrono::duration<double>(now - s.start).count();
     const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;

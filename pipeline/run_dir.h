@@ -27,7 +27,8 @@ int usable_cpus();
 // Logs a warning when `threads` exceeds usable_cpus(): e.g. mpirun's default core binding.
 void warn_if_oversubscribed(int threads, int rank);
 
-// A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA.
+// A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA; a step of
+// at most 100 units (k-means iterations) logs every unit.
 stages::ProgressFn make_progress_logger(int rank);
 
 // This process's resident set size now and its peak since the last reset, in MiB (Linux).

@@ -250,8 +250,16 @@ ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed) {
       } while (elapsed < 1e-3);
       timings[i].push_back(elapsed / (reps * static_cast<double>(kQueries)));
     }
+  return fit_scan_cost_rounds(sizes, timings);
+}
+
+ScanCost fit_scan_cost_rounds(const std::vector<int64_t>& sizes,
+                              std::vector<std::vector<double>> timings) {
+  if (timings.size() != sizes.size())
+    throw std::invalid_argument("fit_scan_cost_rounds: needs one list of timings per size");
   std::vector<double> seconds;
   for (auto& t : timings) {
+    if (t.empty()) throw std::invalid_argument("fit_scan_cost_rounds: a size without timings");
     std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
     seconds.push_back(t[t.size() / 2]);
   }

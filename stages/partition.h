@@ -51,8 +51,14 @@ struct ScanCost {
 
 // Local. Times BatchScanner on lists of 16 .. 4096 codes (random codes of `index`'s own code
 // type, batches of 32 queries; 7 rounds over all sizes, each timing >= 1 ms; the median per
-// size) and fits them (fit_scan_cost). `index` is trained; it is not modified (a copy is used).
+// size: fit_scan_cost_rounds). `index` is trained; it is not modified (a copy is used).
 ScanCost calibrate_scan_cost(const faiss::Index& index, uint64_t seed);
+
+// Pure. The median of each size's timings (timings[i]: one per round for sizes[i]; a burst of
+// load slowing fewer than half the rounds leaves it unchanged), fitted by fit_scan_cost. Throws
+// std::invalid_argument on a size without timings and as fit_scan_cost.
+ScanCost fit_scan_cost_rounds(const std::vector<int64_t>& sizes,
+                              std::vector<std::vector<double>> timings);
 
 // Pure. a + b s fitted to (sizes, seconds) by least squares on relative error (a >= 0, b > 0),
 // then a snapped to b * snap_overhead_codes(a / b). Every decision of the plan (re-sizing,

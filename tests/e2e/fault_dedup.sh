@@ -27,7 +27,7 @@ ok "$(wc -l <"$WORK/ref/duplicates.jsonl") duplicates"
 
 check "SIGKILL of rank 1 once both sketches are checkpointed: the job ends, no kept/ and no kept marker"
 start_bg 2 "$WORK/killed.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/run"
-wait_until 60 has_markers "$WORK/run" "sketch/*.json" 2
+wait_until "$FAULT_WAIT" has_markers "$WORK/run" "sketch/*.json" 2
 signal_rank KILL 1
 wait_bg
 [[ $BG_RC -ne 0 ]] || { show "$WORK/killed.log"; fail "the job finished before the kill (a bigger corpus: DEDUP_FAULT_COPIES)"; }
@@ -78,7 +78,7 @@ catch_reading() {
 
 check "SIGTERM to rank 1 while it reads: it abandons its reading (no sketch), rank 0 keeps its sketch, every rank stops, exit 75"
 start_bg 2 "$WORK/term.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/term"
-wait_until 60 in_stage "$WORK/term" read+sketch
+wait_until "$FAULT_WAIT" in_stage "$WORK/term" read+sketch
 pid1=$(rank_pid 1)
 [[ -n $pid1 ]] || fail "rank 1 not found"
 catch_reading "$pid1" "$WORK/corpus.jsonl" "$WORK/term"

@@ -6,7 +6,6 @@
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fault_lib.bash"
 sf_init "$@"
-SF_TIMEOUT=60
 
 check "data: 24576 x 32 in two files of 12288 rows (rank 1 reads only part2.fvecs with 2 ranks)"
 sfdata gen "$WORK/part1.fvecs" "$WORK/part2.fvecs" --rows 24576 --dim 32 --seed 7 --split 12288,12288

@@ -5,15 +5,18 @@
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fault_lib.bash"
 sf_init "$@"
+# How long mpirun may take to end the job once a rank died: the README says about 2 s (this test
+# prints what it measured); a generous limit for a loaded machine, far below SF_TIMEOUT.
+KILL_END_LIMIT_S=${KILL_END_LIMIT_S:-60}
 
 check "data: $FAULT_ROWS x $FAULT_DIM, $FAULT_FACTORY, pieces of 8192 rows; reference: an uninterrupted 2-rank build"
 fault_data "$WORK"
 run_ok 2 "$WORK/ref.log" build "$WORK/build.yaml" --set "output.dir=$WORK/ref" "${FAULT_SETS[@]}"
 ok
 
-check "SIGKILL of rank 1 after its first piece: the job ends within seconds, naming stage 'add'"
+check "SIGKILL of rank 1 after its first piece: mpirun ends the job (measured; limit ${KILL_END_LIMIT_S}s), naming stage 'add'"
 start_bg 2 "$WORK/killed.log" build "$WORK/build.yaml" --set "output.dir=$WORK/run" "${FAULT_SETS[@]}"
-wait_until 60 has_piece_marker "$WORK/run"
+wait_until "$FAULT_WAIT" has_piece_marker "$WORK/run"
 pid=$(rank_pid 1)
 [[ -n $pid ]] || fail "rank 1 not found"
 t0=$(date +%s%N)
@@ -21,8 +24,11 @@ kill -KILL "$pid"
 wait_bg
 elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
 cat "$WORK/killed.log" >&2
-[[ $BG_RC -ne 0 ]] || fail "the job exited 0 after a rank was killed"
-((elapsed_ms < 15000)) || fail "the job took ${elapsed_ms} ms to end after the kill"
+[[ $BG_RC -ne 0 ]] || fail "the job exited 0 after a rank was killed (it finished before the kill?)"
+# The README's "about 2 s" is a measured figure (printed below); the check is what a user relies
+# on: mpirun ends the job itself, long before the run's timeout would, though the machine be loaded.
+((elapsed_ms < KILL_END_LIMIT_S * 1000)) ||
+  fail "the job took ${elapsed_ms} ms to end after the kill (limit ${KILL_END_LIMIT_S}s): does mpirun wait for the surviving rank?"
 grep -q "during stage 'add'" "$WORK/killed.log" || fail "no line names stage 'add'"
 grep -q "signal 9" "$WORK/killed.log" || fail "the launcher does not say a rank died of signal 9"
 grep -q '"state": "running"' "$WORK/run/status.json" || fail "status.json: $(cat "$WORK/run/status.json")"

@@ -10,7 +10,7 @@ FAULT_FACTORY="IVF64,PQ8np"
 FAULT_SETS=(--set output.piece_rows=8192 --set input.batch_rows=2048)
 
 # start_bg NP LOG ARGS...: shardforge ARGS under mpirun (with the test's timeout) in the
-# background; sets BG_PID.
+# background; sets BG_PID and BG_LOG.
 start_bg() {
   local np=$1 log=$2
   shift 2
@@ -18,6 +18,7 @@ start_bg() {
     mpirun -np "$np" --oversubscribe -x OMP_NUM_THREADS=1 "$SF" "$@" >"$log" 2>&1 &
   BG_PID=$!
   BG_START=$SECONDS
+  BG_LOG=$log
 }
 
 # wait_bg: waits for the background run; sets BG_RC. A timeout fails the test (mpirun itself
@@ -47,17 +48,36 @@ rank_pids() {
 # rank_pid R: the pid of rank R (empty when not found).
 rank_pid() { rank_pids | awk -v r="$1" '$1 == r { print $2 }'; }
 
-# wait_until SECONDS COMMAND...: polls COMMAND every 20 ms; fails the test after SECONDS.
+# How long a test waits for an event of the background run (a marker, a status.json state, a
+# log line): generous, for a loaded machine; the run's own limit (SF_TIMEOUT) still catches a hang.
+FAULT_WAIT=${FAULT_WAIT:-300}
+
+# wait_until SECONDS COMMAND...: polls COMMAND (a marker file, a status.json state: cheap checks)
+# every 50 ms, so that a signal lands soon after the event; fails the test when the run ends
+# first or after SECONDS.
 wait_until() {
   local limit=$1
   shift
   local deadline=$((SECONDS + limit))
   until "$@"; do
     if ((SECONDS >= deadline)); then fail "waited ${limit}s for: $*"; fi
-    kill -0 "$BG_PID" 2>/dev/null || fail "the run ended before: $*"
-    sleep 0.02
+    kill -0 "$BG_PID" 2>/dev/null || { show_bg; fail "the run ended before: $*"; }
+    sleep 0.05
   done
 }
+
+# wait_for_line LOG REGEX: waits (no polling: tail -f) until a line of LOG matches the extended
+# REGEX and prints that line; fails the test when the run ends first or after $FAULT_WAIT s.
+wait_for_line() {
+  local log=$1 re=$2 line rc=0
+  line=$(timeout "$FAULT_WAIT" grep -m1 -E -- "$re" < <(tail --pid="$BG_PID" -s 0.1 -n +1 -F "$log" 2>/dev/null)) || rc=$?
+  if [[ $rc -eq 124 ]]; then show "$log"; fail "waited ${FAULT_WAIT}s for a line /$re/ in $log"; fi
+  if [[ -z $line ]]; then show "$log"; fail "the run ended without a line /$re/"; fi
+  echo "$line"
+}
+
+# show_bg: the tail of the background run's log (for failure messages).
+show_bg() { [[ -z ${BG_LOG:-} ]] || show "$BG_LOG"; }
 
 # piece_markers DIR: how many add pieces have a completion marker.
 piece_markers() { find "$1/checkpoints/add" -name '*.json' 2>/dev/null | wc -l; }

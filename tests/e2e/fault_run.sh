@@ -26,7 +26,7 @@ ok "$(wc -l <"$WORK/ref/ids.jsonl") documents indexed"
 
 check "SIGKILL of rank 1 once the embeddings are checkpointed: the job ends, no outputs"
 start_bg 2 "$WORK/killed.log" run "$WORK/run.yaml" --set "output.dir=$WORK/run" "${SETS[@]}"
-wait_until 60 has_markers "$WORK/run" "embed.json" 1
+wait_until "$FAULT_WAIT" has_markers "$WORK/run" "embed.json" 1
 signal_rank KILL 1
 wait_bg
 [[ $BG_RC -ne 0 ]] || { show "$WORK/killed.log"; fail "the job finished before the kill (a bigger corpus: RUN_FAULT_COPIES)"; }
@@ -42,7 +42,7 @@ ok
 
 check "SIGTERM to rank 1 while embedding: every rank stops at the embed checkpoint, exit 75"
 start_bg 2 "$WORK/term.log" run "$WORK/run.yaml" --set "output.dir=$WORK/term" "${SETS[@]}"
-wait_until 60 in_stage "$WORK/term" embed
+wait_until "$FAULT_WAIT" in_stage "$WORK/term" embed
 signal_rank TERM 1
 wait_bg
 [[ $BG_RC -eq 75 ]] || { show "$WORK/term.log"; fail "exit $BG_RC, expected 75"; }

@@ -13,7 +13,7 @@ ok
 
 check "SIGTERM to rank 1 only, while adding: every rank stops at a batch boundary, exit 75"
 start_bg 2 "$WORK/term.log" build "$WORK/build.yaml" --set "output.dir=$WORK/run" "${FAULT_SETS[@]}"
-wait_until 60 has_piece_marker "$WORK/run"
+wait_until "$FAULT_WAIT" has_piece_marker "$WORK/run"
 pid=$(rank_pid 1)
 [[ -n $pid ]] || fail "rank 1 not found"
 kill -TERM "$pid"
