@@ -27,26 +27,12 @@ expect_factory_error() {
     show "$log"
     fail "'$factory': exit code $SF_RC, expected 1"
   fi
-  local errors n
-  errors=$(grep -F '[error]' "$log" || true)
-  n=$(grep -cF '[error]' "$log" || true)
-  if [[ $n -ne 1 ]]; then
-    show "$log"
-    fail "'$factory': expected exactly one [error] line, got $n"
-  fi
-  if grep -q 'MPI_ABORT' "$log"; then
-    show "$log"
-    fail "'$factory': the ranks did not agree on the error (MPI_ABORT)"
-  fi
-  local pattern
-  for pattern in "index.factory '$factory'" "$WORK/c.yaml" "$shape" "$@"; do
-    grep -qF -- "$pattern" <<<"$errors" || fail "'$factory': the error does not name '$pattern': $errors"
-  done
-  if grep -qE 'Error in |\.cpp:[0-9]' <<<"$errors"; then
-    fail "'$factory': the error shows FAISS's source location: $errors"
+  expect_one_error "'$factory'" "$log" "index.factory '$factory'" "$WORK/c.yaml" "$shape" "$@"
+  if grep -qE 'Error in |\.cpp:[0-9]' <<<"$ERROR_LINE"; then
+    fail "'$factory': the error shows FAISS's source location: $ERROR_LINE"
   fi
   [[ -e "$OUT/index.faiss" ]] && fail "'$factory': $OUT/index.faiss exists after a failed build"
-  ok "${errors#*\[error\] }"
+  ok "${ERROR_LINE#*\[error\] }"
 }
 
 expect_factory_error 2 "IVF0,Flat" "$WORK/d32.fvecs" "1000 rows x 32 dims" "0 lists"

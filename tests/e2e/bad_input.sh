@@ -59,31 +59,14 @@ expect_error() {
     show "$log"
     fail "$name: shardforge ${args[*]} exited $SF_RC, expected $rc"
   fi
-  local errors n
-  errors=$(grep -F '[error]' "$log" || true)
-  n=$(grep -cF '[error]' "$log" || true)
-  if [[ $n -ne 1 ]]; then
-    show "$log"
-    fail "$name: expected exactly one [error] line, got $n"
-  fi
-  if grep -q 'MPI_ABORT' "$log"; then
-    show "$log"
-    fail "$name: the ranks did not agree on the error (MPI_ABORT)"
-  fi
-  local pattern
-  for pattern in "$@"; do
-    if ! grep -qF -- "$pattern" <<<"$errors"; then
-      show "$log"
-      fail "$name: the error line does not name '$pattern': $errors"
-    fi
-  done
+  expect_one_error "$name" "$log" "$@"
   if [[ ${args[0]} == build && -e "$OUT/index.faiss" ]]; then
     fail "$name: $OUT/index.faiss exists after a failed build"
   fi
   if [[ ${args[0]} == eval && -e "$OUT/eval.json" ]]; then
     fail "$name: $OUT/eval.json exists after a failed eval"
   fi
-  ok "rc $SF_RC: ${errors#*\[error\] }"
+  ok "rc $SF_RC: ${ERROR_LINE#*\[error\] }"
 }
 
 # config FACTORY INPUT...: $WORK/c.yaml building into a fresh $OUT.

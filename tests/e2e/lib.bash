@@ -81,6 +81,32 @@ show() {
   echo "----" >&2
 }
 
+# expect_one_error NAME LOG PATTERN...: LOG, the output of a failed shardforge run, holds exactly
+# one "[error]" line, holding every PATTERN (fixed strings), and the ranks agreed on it (no
+# MPI_ABORT). Sets ERROR_LINE to that line.
+expect_one_error() {
+  local name=$1 log=$2
+  shift 2
+  ERROR_LINE=$(grep -F '[error]' "$log" || true)
+  local n
+  n=$(grep -cF '[error]' "$log" || true)
+  if [[ $n -ne 1 ]]; then
+    show "$log"
+    fail "$name: expected exactly one [error] line, got $n"
+  fi
+  if grep -q 'MPI_ABORT' "$log"; then
+    show "$log"
+    fail "$name: the ranks did not agree on the error (MPI_ABORT)"
+  fi
+  local pattern
+  for pattern in "$@"; do
+    if ! grep -qF -- "$pattern" <<<"$ERROR_LINE"; then
+      show "$log"
+      fail "$name: the error line does not name '$pattern': $ERROR_LINE"
+    fi
+  done
+}
+
 # sf_mpirun NP OUTFILE ARGS...: runs shardforge ARGS under mpirun with NP ranks and a timeout,
 # stdout in OUTFILE.stdout, stderr in OUTFILE.stderr, both in OUTFILE. Sets SF_RC; exits
 # (fails the test) only on a timeout.
