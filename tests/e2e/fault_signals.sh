@@ -69,7 +69,9 @@ fi
 wait_bg
 [[ $BG_RC -ne 0 && $BG_RC -ne 75 ]] || { show "$WORK/twice.log"; fail "exit $BG_RC: the job stopped cleanly, expected a kill"; }
 grep -qi "rank 1 .*signal 15" "$WORK/twice.log" || { show "$WORK/twice.log"; fail "mpirun does not say rank 1 died of SIGTERM"; }
-! grep -q "stopped by a signal" "$WORK/twice.log" || { show "$WORK/twice.log"; fail "the ranks stopped at a safe point"; }
+# Rank 0's log may still say "stopped by a signal": when rank 0 had posted its part of the
+# agreement before it was frozen, it completes that agreement once continued, whatever became
+# of rank 1. What is promised is about rank 1: it died of its second signal (above).
 [[ ! -e $WORK/twice/index.faiss ]] || fail "a killed run left index.faiss"
 ok "exit $BG_RC"
 
