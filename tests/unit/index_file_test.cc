@@ -43,6 +43,10 @@ TEST(IndexFile, ReadsWhatItWrote) {
 
 // Regression (issue 12): a list size damaged into a huge number made FAISS's reader allocate
 // that much and throw a bare std::bad_alloc, naming nothing.
+// Not in the ASan build: ASan's operator new aborts the process on a request over its 1 TiB
+// limit instead of throwing std::bad_alloc (allocator_may_return_null does not change that for a
+// throwing new), so there is nothing to catch. The plain build runs it.
+#ifndef __SANITIZE_ADDRESS__
 TEST(IndexFile, HugeInvertedListSizeNamesTheFile) {
   std::vector<char> bytes = small_ivf_bytes();
   // FAISS's ArrayInvertedLists: "ilar", nlist, code_size (size_t each), "full", then the
@@ -68,6 +72,7 @@ TEST(IndexFile, HugeInvertedListSizeNamesTheFile) {
     FAIL() << "not a std::runtime_error naming the file: " << e.what();
   }
 }
+#endif  // __SANITIZE_ADDRESS__
 
 TEST(IndexFile, TruncatedFileNamesTheFile) {
   std::vector<char> bytes = small_ivf_bytes();
