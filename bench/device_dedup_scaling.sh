@@ -3,7 +3,7 @@
 # 8 and 16 ranks (1 thread each), checking that every rank count removes the same documents.
 #
 # usage: bench/device_dedup_scaling.sh BUNDLE_DIR WORK_DIR [SIZE_MB]
-#   BUNDLE_DIR: from ../shared/tools/device-bundle (holds shardforge and Open MPI)
+#   BUNDLE_DIR: made by the developers' device-bundle tool (holds shardforge and Open MPI)
 # Needs python3 with numpy (bench/gen_text_corpus.py). Prints one JSON line per run.
 set -euo pipefail
 bundle=$1 work=$2 size_mb=${3:-384}

@@ -4,7 +4,7 @@
 # threads per rank = cores / ranks. Checks that every rank count writes the same index.faiss.
 #
 # usage: bench/device_scaling.sh BUNDLE_DIR WORK_DIR [ROWS] [FACTORIES]
-#   BUNDLE_DIR: from ../shared/tools/device-bundle (holds shardforge, faiss_build, Open MPI)
+#   BUNDLE_DIR: made by the developers' device-bundle tool (holds shardforge, faiss_build, Open MPI)
 # Prints one JSON line per run and a table; needs python3 with numpy for the data.
 set -euo pipefail
 bundle=$1 work=$2 rows=${3:-2000000} factories=${4:-"IVF1024,PQ16np;IVF4096,Flat"}

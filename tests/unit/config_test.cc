@@ -193,7 +193,7 @@ TEST_F(ConfigTest, DuplicateKeysNameTheKeyAndBothLines) {
   EXPECT_EQ(config.search.k, 7);
 }
 
-// Regression (issue 12): configs/sift-5k.yaml read ../shared/data, outside the repository. Every
+// Regression (issue 12): configs/sift-5k.yaml read a data folder outside the repository. Every
 // shipped config loads, and each of its data paths is in the repository (tests/data), made by
 // a script of it (data/), or installed by a Debian package (/usr/share).
 TEST_F(ConfigTest, ShippedConfigsReadOnlyInsideTheRepository) {
