@@ -4,7 +4,8 @@
 # builds with diff:
 #   scripts/output-digests.sh /tmp/old/shardforge > old.txt
 #   scripts/output-digests.sh build/jobs/shardforge > new.txt; diff old.txt new.txt
-# eval.json keeps only its recall figures (QPS and seconds are timings). RANKS="1 2" for fewer.
+# eval.json keeps only its recall figures (QPS and seconds are timings). RANKS="1 2" for fewer
+# ranks, CONFIGS="sift-5k fortunes-run" for some configs only.
 # Needs data/dedup (scripts/fetch-dedup-data.sh) for the spdx and clough configs; a config
 # whose input is missing is reported as "missing" rather than skipped silently.
 set -euo pipefail
@@ -28,6 +29,7 @@ commands_for() {  # the commands a config is written for, in order
 }
 for config in configs/*.yaml; do
   name=$(basename "$config" .yaml)
+  [[ -z ${CONFIGS:-} || " $CONFIGS " == *" $name "* ]] || continue
   for np in ${RANKS:-1 2 4}; do
     dir=$work/$name-$np
     ok=1
