@@ -136,6 +136,53 @@ run_ok() {
   fi
 }
 
+# rss_run NAME NP ARGS...: shardforge ARGS on NP ranks (one thread each), each rank's VmRSS
+# sampled every 20 ms from outside; fails the test unless it exits 0. Output in $WORK/NAME.log.
+# Sets RSS_KIB to the largest rank's peak RSS in KiB. Not /usr/bin/time -f %M: shardforge resets
+# its high-water mark at every stage through /proc/self/clear_refs, which resets ru_maxrss
+# too, so %M is the last stage's peak only.
+rss_run() {
+  local name=$1 np=$2
+  shift 2
+  if [[ ! -f $WORK/rss_sampled.sh ]]; then
+    cat >"$WORK/rss_sampled.sh" <<'SH'
+"$@" &
+pid=$!
+max=0
+while kill -0 "$pid" 2>/dev/null; do
+  v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+  [[ -n $v && $v -gt $max ]] && max=$v
+  sleep 0.02
+done
+wait "$pid"
+rc=$?
+echo "$max" >"$RSS_PREFIX.$OMPI_COMM_WORLD_RANK"
+exit "$rc"
+SH
+  fi
+  export RSS_PREFIX=$WORK/$name.rss
+  rm -f "$RSS_PREFIX".*
+  set +e
+  timeout --kill-after=10 "$SF_TIMEOUT" mpirun -np "$np" --oversubscribe -x OMP_NUM_THREADS=1 \
+    -x RSS_PREFIX bash "$WORK/rss_sampled.sh" "$SF" "$@" >"$WORK/$name.log" 2>&1
+  local rc=$?
+  set -e
+  [[ $rc -eq 0 ]] || { show "$WORK/$name.log"; fail "$name: shardforge $* on $np rank(s) exited $rc"; }
+  RSS_KIB=$(cat "$RSS_PREFIX".* | sort -n | tail -n 1)
+}
+
+# stage_peak_kib FILE COMMAND [STAGE]: the largest per-stage peak_rss_mib any rank reported in
+# FILE (run.json: COMMAND's stages; dedup.json: COMMAND "dedup"), in KiB; STAGE: that stage only.
+stage_peak_kib() {
+  "$PY" - "$@" <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+stages = j["stages"] if "commands" not in j else j["commands"][sys.argv[2]]["stages"]
+only = sys.argv[3] if len(sys.argv) > 3 else None
+print(int(max(max(s["peak_rss_mib"]) for s in stages if only in (None, s["name"])) * 1024))
+PYEOF
+}
+
 # write_config FILE OUTDIR FACTORY INPUT... : a minimal build config.
 write_config() {
   local file=$1 outdir=$2 factory=$3

@@ -21,43 +21,15 @@ sfdata gen "$WORK/base.fvecs" --rows $ROWS --dim $DIM --seed 4
 sfdata gen "$WORK/tiny.fvecs" --rows 4000 --dim $DIM --seed 4
 write_config "$WORK/big.yaml" "$WORK/unused" "IVF64,PQ8np" "$WORK/base.fvecs"
 write_config "$WORK/tiny.yaml" "$WORK/unused" "IVF64,PQ8np" "$WORK/tiny.fvecs"
-# The rank wrapper: runs the rank and writes the largest VmRSS seen (KiB) to RSS_PREFIX.RANK.
-cat >"$WORK/sampled.sh" <<'SH'
-"$@" &
-pid=$!
-max=0
-while kill -0 "$pid" 2>/dev/null; do
-  v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
-  [[ -n $v && $v -gt $max ]] && max=$v
-  sleep 0.02
-done
-wait "$pid"
-rc=$?
-echo "$max" >"$RSS_PREFIX.$OMPI_COMM_WORLD_RANK"
-exit "$rc"
-SH
-ok
-
 # measured NAME CONFIG SETS...: a 2-rank build with each rank's RSS sampled; prints the
 # largest peak RSS of the ranks in KiB, outside and (run.json, all stages) inside, as "OUT IN".
 measured() {
   local name=$1 config=$2
   shift 2
-  export RSS_PREFIX=$WORK/$name.rss
-  set +e
-  timeout --kill-after=10 "$SF_TIMEOUT" mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS=1 -x RSS_PREFIX \
-    bash "$WORK/sampled.sh" "$SF" build "$config" --set "output.dir=$WORK/$name" "$@" >"$WORK/$name.log" 2>&1
-  local rc=$?
-  set -e
-  [[ $rc -eq 0 ]] || { show "$WORK/$name.log"; fail "build $name exited $rc"; }
-  local out
-  out=$(cat "$RSS_PREFIX".0 "$RSS_PREFIX".1 | sort -n | tail -n 1)
-  "$PY" -c '
-import json, sys
-r = json.load(open(sys.argv[1]))["commands"]["build"]
-print(sys.argv[2], int(max(max(s["peak_rss_mib"]) for s in r["stages"]) * 1024))
-' "$WORK/$name/run.json" "$out"
+  rss_run "$name" 2 build "$config" --set "output.dir=$WORK/$name" "$@"
+  echo "$RSS_KIB $(stage_peak_kib "$WORK/$name/run.json" build)"
 }
+ok
 
 check "the fixed cost of a rank: the same build on 4000 rows"
 read -r fixed_out fixed_in < <(measured tiny "$WORK/tiny.yaml")
