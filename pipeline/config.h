@@ -174,6 +174,12 @@ void require(const Config& config, std::initializer_list<std::string_view> keys)
 // The effective configuration as YAML text (all keys, defaults filled in).
 std::string to_yaml(const Config& config);
 
+// The configuration reference, docs/configuration.md: every schema key with its type, allowed
+// values, default and meaning, as markdown. `build/tools/config_reference` prints it; a unit
+// test fails when docs/configuration.md differs. Throws std::logic_error for a schema row
+// without a description.
+std::string config_reference_markdown();
+
 // The "did you mean" of config keys and of the command line: the candidate closest to `word`
 // (edit distance with transpositions) within distance 2, or "" when none is that close.
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);

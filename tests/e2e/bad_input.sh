@@ -1,5 +1,5 @@
-# Bad input and bad config: every case exits with its documented code within the timeout (README,
-# "Exit codes": 2 for a config file or --set that is invalid, 1 for bad data or a config value
+# Bad input and bad config: every case exits with its documented code within the timeout
+# (docs/commands.md, "Exit codes": 2 for a config file or --set that is invalid, 1 for bad data or a config value
 # only the data can refute; jobs/main.cc kExitConfig, kExitFailed), prints exactly one
 # error line (from rank 0, agreed by all ranks: no MPI_ABORT), naming the file (and the row
 # where one applies), and leaves no index.faiss in output.dir.

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fault_lib.bash"
 sf_init "$@"
-# How long mpirun may take to end the job once a rank died: the README says about 2 s (this test
+# How long mpirun may take to end the job once a rank died: docs/checkpoints-and-faults.md says about 2 s (this test
 # prints what it measured); a generous limit for a loaded machine, far below SF_TIMEOUT.
 KILL_END_LIMIT_S=${KILL_END_LIMIT_S:-60}
 
@@ -25,7 +25,7 @@ wait_bg
 elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
 cat "$WORK/killed.log" >&2
 [[ $BG_RC -ne 0 ]] || fail "the job exited 0 after a rank was killed (it finished before the kill?)"
-# The README's "about 2 s" is a measured figure (printed below); the check is what a user relies
+# The docs' "about 2 s" is a measured figure (printed below); the check is what a user relies
 # on: mpirun ends the job itself, long before the run's timeout would, though the machine be loaded.
 ((elapsed_ms < KILL_END_LIMIT_S * 1000)) ||
   fail "the job took ${elapsed_ms} ms to end after the kill (limit ${KILL_END_LIMIT_S}s): does mpirun wait for the surviving rank?"

@@ -1,4 +1,4 @@
-# SIGINT and SIGUSR1 stop a build as SIGTERM does (README, "Faults": Ctrl-C, and Slurm's
+# SIGINT and SIGUSR1 stop a build as SIGTERM does (docs/checkpoints-and-faults.md, "Faults": Ctrl-C, and Slurm's
 # `--signal=USR1@120`): the ranks agree at the next batch boundary of the add stage, keep every
 # complete piece and exit 75; --resume finishes with a byte-identical index.faiss. And "a second
 # signal kills the process at once": a rank waiting at its safe point for a rank that cannot

@@ -1,5 +1,5 @@
-# Memory per rank in `build` is bounded by input.batch_rows (README, configuration reference:
-# "rows read and added per batch (bounds memory per rank)"), not by the rank's share of the
+# Memory per rank in `build` is bounded by input.batch_rows (docs/configuration.md:
+# "rows read and added per batch: bounds the memory per rank"), not by the rank's share of the
 # corpus. Peak RSS is measured per rank twice: by the program (run.json's peak_rss_mib, VmHWM
 # per stage) and from outside (VmRSS of each rank sampled every 20 ms by a wrapper; not
 # /usr/bin/time -f %M: the program resets its high-water mark at each stage through

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 
-# query_fails RC ARGS...: `shardforge query ARGS` exits RC (README, "Exit codes"), output in
+# query_fails RC ARGS...: `shardforge query ARGS` exits RC (docs/commands.md, "Exit codes"), output in
 # $WORK/q.out.
 query_fails() {
   local rc=$1

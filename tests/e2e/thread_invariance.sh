@@ -1,5 +1,5 @@
 # Issue 13: index.faiss and trained.faiss are byte-identical for any number of threads per
-# rank, as for any number of ranks (README: threads are left out of the fingerprint). Each
+# rank, as for any number of ranks (docs/configuration.md: threads are left out of the fingerprint). Each
 # factory is built with threads=1, 2 and 4 at 1 and 2 ranks (--bind-to none) and all six
 # results are compared with the one-rank, one-thread build.
 #

@@ -1,5 +1,5 @@
 # Issue 13: the outputs of `dedup`, `run`, `build` with partition.shards and `search` are
-# byte-identical for any number of threads per rank, as for any number of ranks (README:
+# byte-identical for any number of threads per rank, as for any number of ranks (docs/configuration.md:
 # threads are left out of the fingerprint). Each command runs with threads=1, 2 and 4 at 1 and
 # 2 ranks (--bind-to none) and every output file is compared with the one-rank, one-thread
 # run's: dedup's kept/ (concatenated), duplicates.jsonl, pairs.jsonl (dedup.write_pairs); run's
