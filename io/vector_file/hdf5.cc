@@ -179,7 +179,10 @@ void h5_write(const std::string& path, const std::string& name, hid_t file_type,
   silence_hdf5();
   Hid file;
   if (truncate || ::access(path.c_str(), F_OK) != 0) {
-    file = Hid(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    Hid file_props(H5Pcreate(H5P_FILE_CREATE), H5Pclose);  // the root group: no times either
+    if (!file_props.valid() || H5Pset_obj_track_times(file_props.get(), false) < 0)
+      write_error(path, "cannot create HDF5 file");
+    file = Hid(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, file_props.get(), H5P_DEFAULT), H5Fclose);
     if (!file.valid()) write_error(path, "cannot create HDF5 file");
   } else {
     file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
@@ -198,8 +201,13 @@ void h5_write(const std::string& path, const std::string& name, hid_t file_type,
       H5Pset_create_intermediate_group(link_props.get(), 1) < 0) {
     write_error(path, "cannot prepare dataset '" + name + "'");
   }
+  // No modification times in the object headers: the same data gives the same bytes (search.h5
+  // is compared byte for byte across runs, ranks and threads).
+  Hid dataset_props(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!dataset_props.valid() || H5Pset_obj_track_times(dataset_props.get(), false) < 0)
+    write_error(path, "cannot prepare dataset '" + name + "'");
   Hid dataset(H5Dcreate2(file.get(), name.c_str(), file_type, space.get(), link_props.get(),
-                         H5P_DEFAULT, H5P_DEFAULT),
+                         dataset_props.get(), H5P_DEFAULT),
               H5Dclose);
   if (!dataset.valid()) write_error(path, "cannot create dataset '" + name + "'");
   if (rows > 0 && H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
