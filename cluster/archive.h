@@ -46,12 +46,12 @@ class ArchiveVersionError : public std::runtime_error {
 };
 
 // In T::serialize(ar, version) when loading: refuses (ArchiveVersionError) a `version` older
-// than `oldest` or newer than T's BOOST_CLASS_VERSION, naming `type` and both versions.
+// than `oldest` or newer than T's BOOST_CLASS_VERSION, naming both (from_bytes adds `what`).
 template <class T>
-void check_version(unsigned version, unsigned oldest, const std::string& type) {
+void check_version(unsigned version, unsigned oldest) {
   const unsigned current = boost::serialization::version<T>::value;
   if (version >= oldest && version <= current) return;
-  throw ArchiveVersionError(type + " in format version " + std::to_string(version) +
+  throw ArchiveVersionError("format version " + std::to_string(version) +
                             ", written by " + (version > current ? "a newer" : "an older") +
                             " shardforge; this build reads version" +
                             (oldest == current ? " " + std::to_string(current)
@@ -106,8 +106,8 @@ Bytes to_bytes(const T& value) {
 }
 
 // Reads back what to_bytes wrote. Throws ArchiveVersionError "<what>: ..." (a version this
-// build does not read: check_version, or an archive of a newer Boost) or std::runtime_error "<what>: unreadable: ..." for a truncated or damaged archive or
-// bytes left over. REQUIRES: bytes whose integrity is known (a message from a rank, or a file
+// build does not read: check_version, or an archive of a newer Boost) or std::runtime_error
+// "<what>: unreadable: ..." (a truncated or damaged archive, or bytes left over). REQUIRES: bytes whose integrity is known (a message from a rank, or a file
 // under a checksum): a damaged length inside may ask for a large allocation before it fails.
 template <class T>
 T from_bytes(const Bytes& bytes, const std::string& what) {

@@ -36,7 +36,7 @@ struct OldNote {
   int32_t a = 0;
   template <class Ar>
   void serialize(Ar& ar, unsigned version) {
-    if (Ar::is_loading::value) check_version<OldNote>(version, 1, "note");
+    if (Ar::is_loading::value) check_version<OldNote>(version, 1);
     ar & a;
   }
 };
@@ -52,7 +52,7 @@ struct RefusingNote {
   int32_t a = 0;
   template <class Ar>
   void serialize(Ar& ar, unsigned version) {
-    if (Ar::is_loading::value) check_version<RefusingNote>(version, 2, "note");
+    if (Ar::is_loading::value) check_version<RefusingNote>(version, 2);
     ar & a;
   }
 };
@@ -112,7 +112,7 @@ TEST(Archive, OlderVersionIsReadOrRefusedAndNewerIsRefused) {
     FAIL() << "read a refused version";
   } catch (const ArchiveVersionError& e) {
     EXPECT_STREQ(e.what(),
-                 "checkpoint.bin: note in format version 1, written by an older shardforge; "
+                 "checkpoint.bin: format version 1, written by an older shardforge; "
                  "this build reads version 2");
   }
   try {  // a newer version than this build's
@@ -120,7 +120,7 @@ TEST(Archive, OlderVersionIsReadOrRefusedAndNewerIsRefused) {
     FAIL() << "read a newer version";
   } catch (const ArchiveVersionError& e) {
     EXPECT_STREQ(e.what(),
-                 "checkpoint.bin: note in format version 2, written by a newer shardforge; "
+                 "checkpoint.bin: format version 2, written by a newer shardforge; "
                  "this build reads version 1");
   }
 }
