@@ -110,8 +110,11 @@ Bytes to_bytes(const T& value) {
 // "<what>: unreadable: ..." (a truncated or damaged archive, or bytes left over). REQUIRES: bytes whose integrity is known (a message from a rank, or a file
 // under a checksum): a damaged length inside may ask for a large allocation before it fails.
 template <class T>
-T from_bytes(const Bytes& bytes, const std::string& what) {
-  T value;
+T from_bytes(const Bytes& bytes, const std::string& what);
+
+// from_bytes into an existing `value` (e.g. a view whose serialize() fills another object).
+template <class T>
+void from_bytes_into(const Bytes& bytes, T& value, const std::string& what) {
   detail::BytesInBuf buf(bytes);
   try {
     boost::archive::binary_iarchive ar(buf);
@@ -129,6 +132,12 @@ T from_bytes(const Bytes& bytes, const std::string& what) {
   if (buf.consumed() != bytes.size())
     throw std::runtime_error(what + ": unreadable: " + std::to_string(bytes.size() - buf.consumed()) +
                              " byte(s) after the value");
+}
+
+template <class T>
+T from_bytes(const Bytes& bytes, const std::string& what) {
+  T value;
+  from_bytes_into(bytes, value, what);
   return value;
 }
 
