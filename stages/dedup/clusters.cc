@@ -4,6 +4,10 @@
 // owner(hash); records about a document go to the rank whose row range holds it. Before a
 // keyed shuffle each rank combines its own records per key, so a key shared by a million
 // documents costs its owner one record per contributing rank.
+//
+// The records go as raw bytes (cluster::exchange of plain structs), not through Boost
+// archives (cluster/archive.h): packing and unpacking 1.4M band records (100k documents x 14
+// bands) takes 0.21 s raw and 0.74 s as a binary archive (bench/archive_bench.cc).
 #include "stages/dedup/clusters.h"
 
 #include <xxhash.h>
