@@ -2,6 +2,12 @@
 // values, raw arrays and length-prefixed strings in host byte order, no padding. Both sides
 // of a message run the same binary, so no schema or endianness tag is carried; formats that
 // outlive a run (files) state their own version.
+//
+// Only for bulk messages on hot paths, whose layout is the data itself and whose receiver
+// reads it in place: inverted lists in a merge (stages/merge.cc), search queries and results
+// (stages/shard_search.cc), partition samples and candidate rows (stages/partition.cc).
+// Typed messages and checkpoint state go through Boost archives (cluster/archive.h), plain
+// records through cluster::exchange.
 // No MPI: header-only, usable from every folder that may include cluster/.
 #pragma once
 

@@ -145,8 +145,10 @@ ArrayFileReader::ArrayFileReader(const std::string& path, std::string_view kind,
   s_->get(&version, sizeof(version), "the header");
   if (found != kind) s_->fail("holds '" + found + "', expected '" + std::string(kind) + "'");
   if (version != kind_version)
-    s_->fail("'" + found + "' format version " + std::to_string(version) +
-             ", this shardforge reads version " + std::to_string(kind_version));
+    throw FormatVersionError(path + ": '" + found + "' format version " + std::to_string(version) +
+                             ", written by " + (version < kind_version ? "an older" : "a newer") +
+                             " shardforge; this build reads version " +
+                             std::to_string(kind_version));
 }
 
 ArrayFileReader::~ArrayFileReader() = default;

@@ -13,12 +13,20 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
 
 namespace sf::io {
+
+// The file holds the expected kind in a format version other than the reader's (e.g. a
+// checkpoint of an older shardforge): the caller may redo the work instead of failing.
+class FormatVersionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class ArrayFileWriter {
  public:
@@ -46,7 +54,8 @@ class ArrayFileWriter {
 
 class ArrayFileReader {
  public:
-  // Opens `path` and checks the header against `kind` and `kind_version`.
+  // Opens `path` and checks the header against `kind` and `kind_version` (another version:
+  // FormatVersionError).
   ArrayFileReader(const std::string& path, std::string_view kind, uint32_t kind_version);
   ~ArrayFileReader();
   ArrayFileReader(const ArrayFileReader&) = delete;

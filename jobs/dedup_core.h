@@ -14,18 +14,22 @@
 // rows, verify or clusters unless they change the signature width or the shingle sets.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <fstream>
 #include <map>
 #include <string>
+#include <stdexcept>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "cluster/archive.h"
 #include "cluster/comm.h"
 #include "io/text_corpus.h"
 #include "pipeline/checkpoint.h"
@@ -109,13 +113,20 @@ DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const Dedup
                                      int rank, int size);
 constexpr const char* kSketchDir = "sketch";
 constexpr const char* kVerdictsDir = "verdicts";
-constexpr uint32_t kSketchFormatVersion = 1;
-constexpr uint32_t kVerdictsFormatVersion = 1;
+// Format versions of the checkpoint files, also parts of their fingerprints (a checkpoint of
+// another format does not verify: it is redone). 1: every field an array section.
+constexpr uint32_t kSketchFormatVersion = 2;    // fields as one Boost archive, bulk as arrays
+constexpr uint32_t kVerdictsFormatVersion = 2;  // the verdicts as one Boost archive
 
 struct FinalVerdict {  // one removed document
   uint64_t row, cluster, representative;
   bool near;
   double similarity;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    ar & row & cluster & representative & near & similarity;
+  }
 };
 
 struct DedupTexts {
@@ -127,10 +138,11 @@ struct DedupTexts {
 // fields of `corpus` but the texts, the signatures and shingle sets, counters and bad input.
 // read: fills them back into `corpus`, whose files and pieces are planned already;
 // `signatures` false skips the signatures and shingle sets (verdicts known). Throws
-// std::runtime_error naming the file when it is damaged or does not fit the pieces.
+// io::FormatVersionError naming the file for a file of another format version (an older
+// shardforge's), std::runtime_error naming it when it is damaged or does not fit the pieces.
 void write_sketch_file(const std::string& path, const LocalCorpus& corpus);
 void read_sketch_file(const std::string& path, LocalCorpus& corpus, bool signatures);
-// The verdicts checkpoint file (kind "dedup-verdicts").
+// The verdicts checkpoint file (kind "dedup-verdicts"); throws as read_sketch_file.
 void write_verdicts_file(const std::string& path, const std::vector<FinalVerdict>& verdicts);
 std::vector<FinalVerdict> read_verdicts_file(const std::string& path);
 
@@ -171,10 +183,35 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
 // The rank holding global `row`.
 int owner_of(const std::vector<int64_t>& begins, uint64_t row);
 
-// Collective: for every row in `wanted`, answer(row) computed by the rank that holds it.
-std::unordered_map<uint64_t, std::string> fetch_by_row(
-    cluster::Comm& comm, const std::vector<int64_t>& begins, const std::vector<uint64_t>& wanted,
-    const std::function<std::string(uint64_t)>& answer);
+// Collective: for every row in `wanted`, answer(row) computed by the rank that holds it. The
+// answer is any type cluster/archive.h serialises (a std::string, a struct with serialize()).
+template <class Answer>
+auto fetch_by_row(cluster::Comm& comm, const std::vector<int64_t>& begins,
+                  const std::vector<uint64_t>& wanted, const Answer& answer)
+    -> std::unordered_map<uint64_t, std::decay_t<decltype(answer(uint64_t{}))>> {
+  using T = std::decay_t<decltype(answer(uint64_t{}))>;
+  std::vector<std::vector<uint64_t>> asks(static_cast<size_t>(comm.size()));
+  for (uint64_t row : wanted) asks[static_cast<size_t>(owner_of(begins, row))].push_back(row);
+  for (auto& rows : asks) {
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  }
+  std::vector<std::vector<uint64_t>> requests = asks;
+  requests = cluster::exchange(comm, requests);  // the rows each rank asks of this one
+  std::vector<std::vector<T>> replies(requests.size());  // in the order asked
+  for (size_t r = 0; r < requests.size(); ++r)
+    for (uint64_t row : requests[r]) replies[r].push_back(answer(row));
+  const std::vector<std::vector<T>> answers = cluster::alltoallv_as(comm, replies, "fetch_by_row");
+  std::unordered_map<uint64_t, T> out;
+  for (size_t r = 0; r < answers.size(); ++r) {
+    if (answers[r].size() != asks[r].size())
+      throw std::logic_error("fetch_by_row: rank " + std::to_string(r) + " answered " +
+                             std::to_string(answers[r].size()) + " of " +
+                             std::to_string(asks[r].size()) + " rows");
+    for (size_t k = 0; k < asks[r].size(); ++k) out.emplace(asks[r][k], answers[r][k]);
+  }
+  return out;
+}
 
 // "part-RRRRR" (+ ".jsonl" for JSONL).
 std::string part_name(int rank, io::TextFormat format);

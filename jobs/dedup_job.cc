@@ -16,6 +16,10 @@
 #include <set>
 #include <unordered_map>
 
+#include <boost/serialization/is_bitwise_serializable.hpp>
+#include <boost/serialization/map.hpp>
+
+#include "cluster/archive.h"
 #include "cluster/bytes.h"
 #include "io/atomic_file.h"
 #include "jobs/corpus.h"
@@ -70,7 +74,61 @@ nlohmann::json near_counts_json(const dd::NearStats& stats) {
   return j;
 }
 
+// The sketch checkpoint's fields besides the bulk arrays (signatures, shingle sets): one list
+// for writing and reading. Saving does not modify the corpus (Boost's serialize() serves both
+// directions, hence the non-const reference).
+struct SketchFields {
+  LocalCorpus& c;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned version) {
+    if (Archive::is_loading::value) cluster::check_version<SketchFields>(version, 2);
+    ar & c.piece_lines & c.piece_docs;
+    ar & c.keep_score & c.hashes & c.slot & c.raw_bytes & c.doc_line & c.ids;  // per document
+    ar & c.slots & c.local_exact_skipped & c.text_bytes & c.signature_text_bytes;
+    ar & c.normalise_seconds & c.signature_seconds;
+    ar & c.bad.total & c.bad.entries;
+  }
+};
+
+// What the rank holding an exact duplicate's representative says of that row (final
+// clusters): kept alone, a near duplicate (removed into `cluster`), or the representative of
+// near cluster `cluster`.
+struct RepresentativeFate {
+  enum class Kind : uint8_t { kKept, kNearDuplicate, kNearRepresentative };
+  Kind kind = Kind::kKept;
+  uint64_t cluster = 0, representative = 0;  // kNearDuplicate; cluster also kNearRepresentative
+  double similarity = 0;                     // kNearDuplicate
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    ar & kind & cluster & representative & similarity;
+  }
+};
+
+// Plain records of the final-clusters shuffles (cluster::exchange sends them raw).
+struct RepresentativeLabel {
+  uint64_t representative, cluster;
+};
+struct ClusterCount {
+  uint64_t cluster;
+  int64_t removed;
+};
+
 }  // namespace
+
+template <class Archive>
+void serialize(Archive& ar, BadLog::Entry& entry, unsigned /*version*/) {
+  ar & entry.count & entry.first;
+}
+
+}  // namespace sf::jobs
+
+// Exact hashes go into archives as raw bytes (one copy per vector, not one call per field).
+BOOST_IS_BITWISE_SERIALIZABLE(sf::stages::dedup::Hash128)
+BOOST_CLASS_VERSION(sf::jobs::SketchFields, sf::jobs::kSketchFormatVersion)
+
+namespace sf::jobs {
 
 // ---- config ---------------------------------------------------------------------------------
 
@@ -165,7 +223,8 @@ DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const Dedup
         .input_files(config, config.input.paths)
         .value("ranks", std::to_string(size))
         .value("minhash width", std::to_string(setup.near ? setup.lsh.width() : 0))
-        .value("shingle sets", setup.exact_verify ? "kept" : "none");
+        .value("shingle sets", setup.exact_verify ? "kept" : "none")
+        .value("sketch format", std::to_string(kSketchFormatVersion));
   };
   pipeline::Fingerprint sketch("sketch");
   sketch_parts(sketch);
@@ -178,7 +237,8 @@ DedupFingerprints dedup_fingerprints(const pipeline::Config& config, const Dedup
   verdicts.after(sketch)
       .keys(config, {"dedup.near", "dedup.num_perm", "dedup.bands", "dedup.rows",
                      "dedup.threshold", "dedup.verify", "dedup.clusters"})
-      .value("dedup", setup.dedup ? "on" : "off");
+      .value("dedup", setup.dedup ? "on" : "off")
+      .value("verdicts format", std::to_string(kVerdictsFormatVersion));
   return {sketch, mine, verdicts};
 }
 
@@ -345,14 +405,11 @@ void read_texts(const pipeline::Config& config, const io::TextReadOptions& read,
 
 void write_sketch_file(const std::string& path, const LocalCorpus& corpus) {
   io::ArrayFileWriter out(path, "dedup-sketch", kSketchFormatVersion);
-  out.write("piece_lines", corpus.piece_lines);
-  out.write("piece_docs", corpus.piece_docs);
-  out.write("keep_score", corpus.keep_score);
-  out.write("hashes", corpus.hashes);
-  out.write("slot", corpus.slot);
-  out.write("raw_bytes", corpus.raw_bytes);
-  out.write("doc_line", corpus.doc_line);
-  out.write_strings("ids", corpus.ids);
+  out.write("fields", cluster::to_bytes(SketchFields{const_cast<LocalCorpus&>(corpus)}));
+  // The bulk arrays stay array sections (one copy each; a resume that knows its verdicts
+  // skips them): faster than putting them in the archive too. bench/archive_bench.cc, 100k
+  // synthetic docs (99 MB): write 0.55 s, read 0.46 s as sections; 0.86 s, 0.71 s all in one
+  // archive.
   out.write("signatures", corpus.signatures);
   std::vector<uint64_t> set_offsets{0}, shingles;
   for (const auto& set : corpus.shingle_sets) {
@@ -361,34 +418,18 @@ void write_sketch_file(const std::string& path, const LocalCorpus& corpus) {
   }
   out.write("shingle_set_offsets", set_offsets);
   out.write("shingles", shingles);
-  out.write("counters", std::vector<int64_t>{corpus.slots, corpus.local_exact_skipped,
-                                            static_cast<int64_t>(corpus.text_bytes),
-                                            static_cast<int64_t>(corpus.signature_text_bytes)});
-  out.write("seconds", std::vector<double>{corpus.normalise_seconds, corpus.signature_seconds});
-  nlohmann::json bad = nlohmann::json::array();
-  for (const auto& [key, entry] : corpus.bad.entries)
-    bad.push_back({key.first, key.second, entry.count, entry.first});
-  out.write_strings("bad", {nlohmann::json{{"total", corpus.bad.total}, {"entries", bad}}.dump()});
   out.close();
 }
 
 void read_sketch_file(const std::string& path, LocalCorpus& corpus, bool signatures) {
   io::ArrayFileReader in(path, "dedup-sketch", kSketchFormatVersion);
-  corpus.piece_lines = in.read<int64_t>("piece_lines");
-  corpus.piece_docs = in.read<int64_t>("piece_docs");
-  corpus.keep_score = in.read<double>("keep_score");
-  corpus.hashes = in.read<dd::Hash128>("hashes");
-  corpus.slot = in.read<int32_t>("slot");
-  corpus.raw_bytes = in.read<uint32_t>("raw_bytes");
-  corpus.doc_line = in.read<int64_t>("doc_line");
-  corpus.ids = in.read_strings("ids");
+  const auto fields = in.read<char>("fields");
   std::vector<uint32_t> sigs = in.read<uint32_t>("signatures");
   const auto set_offsets = in.read<uint64_t>("shingle_set_offsets");
   const auto shingles = in.read<uint64_t>("shingles");
-  const auto counters = in.read<int64_t>("counters");
-  const auto seconds = in.read<double>("seconds");
-  const auto bad = in.read_strings("bad");
   in.close();
+  SketchFields into{corpus};
+  cluster::from_bytes_into(fields, into, path);
   auto fail = [&](const std::string& what) {
     throw std::runtime_error(path + ": does not fit this rank's input: " + what);
   };
@@ -399,17 +440,9 @@ void read_sketch_file(const std::string& path, LocalCorpus& corpus, bool signatu
          std::to_string(corpus.pieces.size()));
   for (size_t n : {corpus.hashes.size(), corpus.slot.size(), corpus.raw_bytes.size(),
                    corpus.doc_line.size(), corpus.ids.size()})
-    if (n != docs) fail("per-document sections of different lengths");
+    if (n != docs) fail("per-document fields of different lengths");
   if (corpus.piece_docs.back() != static_cast<int64_t>(docs)) fail("piece_docs");
-  if (counters.size() != 4 || seconds.size() != 2 || bad.size() != 1 || set_offsets.empty() ||
-      set_offsets.back() != shingles.size())
-    fail("counters");
-  corpus.slots = counters[0];
-  corpus.local_exact_skipped = counters[1];
-  corpus.text_bytes = static_cast<uint64_t>(counters[2]);
-  corpus.signature_text_bytes = static_cast<uint64_t>(counters[3]);
-  corpus.normalise_seconds = seconds[0];
-  corpus.signature_seconds = seconds[1];
+  if (set_offsets.empty() || set_offsets.back() != shingles.size()) fail("shingle set offsets");
   if (signatures) {
     corpus.signatures = std::move(sigs);
     corpus.shingle_sets.clear();
@@ -419,92 +452,24 @@ void read_sketch_file(const std::string& path, LocalCorpus& corpus, bool signatu
                                        shingles.begin() + static_cast<std::ptrdiff_t>(set_offsets[k + 1]));
     }
   }
-  const auto j = nlohmann::json::parse(bad[0], nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail("bad input record");
-  corpus.bad = BadLog{};
-  corpus.bad.total = j.at("total").get<int64_t>();
-  for (const auto& e : j.at("entries")) {
-    BadLog::Entry& entry = corpus.bad.entries[{e[0].get<int>(), e[1].get<int>()}];
-    entry.count = e[2].get<int64_t>();
-    entry.first = e[3].get<std::vector<std::pair<int64_t, std::string>>>();
-  }
 }
 
 void write_verdicts_file(const std::string& path, const std::vector<FinalVerdict>& verdicts) {
-  std::vector<uint64_t> rows, clusters, representatives;
-  std::vector<uint8_t> near;
-  std::vector<double> similarity;
-  for (const FinalVerdict& v : verdicts) {
-    rows.push_back(v.row);
-    clusters.push_back(v.cluster);
-    representatives.push_back(v.representative);
-    near.push_back(v.near ? 1 : 0);
-    similarity.push_back(v.similarity);
-  }
   io::ArrayFileWriter out(path, "dedup-verdicts", kVerdictsFormatVersion);
-  out.write("row", rows);
-  out.write("cluster", clusters);
-  out.write("representative", representatives);
-  out.write("near", near);
-  out.write("similarity", similarity);
+  out.write("verdicts", cluster::to_bytes(verdicts));
   out.close();
 }
 
 std::vector<FinalVerdict> read_verdicts_file(const std::string& path) {
   io::ArrayFileReader in(path, "dedup-verdicts", kVerdictsFormatVersion);
-  const auto rows = in.read<uint64_t>("row");
-  const auto clusters = in.read<uint64_t>("cluster");
-  const auto representatives = in.read<uint64_t>("representative");
-  const auto near = in.read<uint8_t>("near");
-  const auto similarity = in.read<double>("similarity");
+  const auto bytes = in.read<char>("verdicts");
   in.close();
-  const size_t n = rows.size();
-  if (clusters.size() != n || representatives.size() != n || near.size() != n ||
-      similarity.size() != n)
-    throw std::runtime_error(path + ": corrupt: sections of different lengths");
-  std::vector<FinalVerdict> verdicts(n);
-  for (size_t i = 0; i < n; ++i)
-    verdicts[i] = {rows[i], clusters[i], representatives[i], near[i] != 0, similarity[i]};
-  return verdicts;
+  return cluster::from_bytes<std::vector<FinalVerdict>>(bytes, path);
 }
 
 int owner_of(const std::vector<int64_t>& begins, uint64_t row) {
   const auto it = std::upper_bound(begins.begin(), begins.end(), static_cast<int64_t>(row));
   return static_cast<int>(it - begins.begin()) - 1;
-}
-
-// Collective: for every row in `wanted`, answer(row) computed by the rank that holds it.
-std::unordered_map<uint64_t, std::string> fetch_by_row(
-    cluster::Comm& comm, const std::vector<int64_t>& begins, const std::vector<uint64_t>& wanted,
-    const std::function<std::string(uint64_t)>& answer) {
-  std::vector<std::set<uint64_t>> asks(static_cast<size_t>(comm.size()));
-  for (uint64_t row : wanted) asks[static_cast<size_t>(owner_of(begins, row))].insert(row);
-  std::vector<cluster::Bytes> send(static_cast<size_t>(comm.size()));
-  for (size_t r = 0; r < asks.size(); ++r) {
-    ByteWriter out(send[r]);
-    for (uint64_t row : asks[r]) out.value(row);
-  }
-  const auto requests = comm.alltoallv(send);
-  std::vector<cluster::Bytes> replies(static_cast<size_t>(comm.size()));
-  for (size_t r = 0; r < requests.size(); ++r) {
-    ByteReader in(requests[r], "fetch_by_row: request");
-    ByteWriter out(replies[r]);
-    while (!in.done()) {
-      const auto row = in.value<uint64_t>();
-      out.value(row);
-      out.string(answer(row));
-    }
-  }
-  const auto answers = comm.alltoallv(replies);
-  std::unordered_map<uint64_t, std::string> out;
-  for (const auto& bytes : answers) {
-    ByteReader in(bytes, "fetch_by_row: reply");
-    while (!in.done()) {
-      const auto row = in.value<uint64_t>();
-      out[row] = in.string();
-    }
-  }
-  return out;
 }
 
 std::string part_name(int rank, io::TextFormat format) {
@@ -860,55 +825,39 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
   int64_t clusters = 0, largest_cluster = 0;
   {
     // Near clusters' representatives learn their cluster label (they have no verdict).
-    std::vector<cluster::Bytes> send(static_cast<size_t>(comm.size()));
+    std::vector<std::vector<RepresentativeLabel>> labels(static_cast<size_t>(comm.size()));
     std::set<std::pair<uint64_t, uint64_t>> reps;
     for (const auto& v : near) reps.insert({v.representative, v.cluster});
-    for (const auto& [rep, label] : reps) {
-      ByteWriter out(send[static_cast<size_t>(owner_of(begins, rep))]);
-      out.value(rep);
-      out.value(label);
-    }
+    for (const auto& [rep, label] : reps)
+      labels[static_cast<size_t>(owner_of(begins, rep))].push_back({rep, label});
     std::unordered_map<uint64_t, uint64_t> represents;
-    for (const auto& bytes : comm.alltoallv(send)) {
-      ByteReader in(bytes, "clusters: representatives");
-      while (!in.done()) {
-        const auto rep = in.value<uint64_t>();
-        represents[rep] = in.value<uint64_t>();
-      }
-    }
+    for (const auto& from : cluster::exchange(comm, labels))
+      for (const RepresentativeLabel& l : from) represents[l.representative] = l.cluster;
     std::unordered_map<uint64_t, const dd::Verdict*> near_of;
     for (const auto& v : near) near_of[v.row] = &v;
     std::vector<uint64_t> wanted;
     for (const auto& v : exact) wanted.push_back(v.representative);
+    using Fate = RepresentativeFate;
     const auto fate = fetch_by_row(comm, begins, wanted, [&](uint64_t row) {
-      cluster::Bytes b;
-      ByteWriter out(b);
-      if (auto it = near_of.find(row); it != near_of.end()) {
-        out.value<uint8_t>(1);
-        out.value(it->second->cluster);
-        out.value(it->second->representative);
-        out.value(it->second->similarity);
-      } else if (auto r = represents.find(row); r != represents.end()) {
-        out.value<uint8_t>(2);
-        out.value(r->second);
-      } else {
-        out.value<uint8_t>(0);
-      }
-      return std::string(b.begin(), b.end());
+      if (auto it = near_of.find(row); it != near_of.end())
+        return Fate{Fate::Kind::kNearDuplicate, it->second->cluster, it->second->representative,
+                    it->second->similarity};
+      if (auto r = represents.find(row); r != represents.end())
+        return Fate{Fate::Kind::kNearRepresentative, r->second, 0, 0};
+      return Fate{};
     });
     for (const auto& v : exact) {
-      const std::string& f = fate.at(v.representative);
-      cluster::Bytes b(f.begin(), f.end());
-      ByteReader in(b, "clusters: fate of a representative");
-      const auto kind = in.value<uint8_t>();
-      if (kind == 1) {
-        const auto label = in.value<uint64_t>();
-        const auto rep = in.value<uint64_t>();
-        verdicts.push_back({v.row, label, rep, true, in.value<double>()});
-      } else if (kind == 2) {
-        verdicts.push_back({v.row, in.value<uint64_t>(), v.representative, false, 1.0});
-      } else {
-        verdicts.push_back({v.row, v.cluster, v.representative, false, 1.0});
+      const Fate& f = fate.at(v.representative);
+      switch (f.kind) {
+        case Fate::Kind::kNearDuplicate:
+          verdicts.push_back({v.row, f.cluster, f.representative, true, f.similarity});
+          break;
+        case Fate::Kind::kNearRepresentative:
+          verdicts.push_back({v.row, f.cluster, v.representative, false, 1.0});
+          break;
+        case Fate::Kind::kKept:
+          verdicts.push_back({v.row, v.cluster, v.representative, false, 1.0});
+          break;
       }
     }
     for (const auto& v : near)
@@ -919,20 +868,12 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
     // Cluster sizes: removed members counted by the rank owning the label's hash.
     std::map<uint64_t, int64_t> local_counts;
     for (const auto& v : verdicts) ++local_counts[v.cluster];
-    std::vector<cluster::Bytes> counts(static_cast<size_t>(comm.size()));
-    for (const auto& [label, n] : local_counts) {
-      ByteWriter out(counts[static_cast<size_t>(label % static_cast<uint64_t>(comm.size()))]);
-      out.value(label);
-      out.value(n);
-    }
+    std::vector<std::vector<ClusterCount>> counts(static_cast<size_t>(comm.size()));
+    for (const auto& [label, n] : local_counts)
+      counts[static_cast<size_t>(label % static_cast<uint64_t>(comm.size()))].push_back({label, n});
     std::unordered_map<uint64_t, int64_t> sizes;
-    for (const auto& bytes : comm.alltoallv(counts)) {
-      ByteReader in(bytes, "clusters: sizes");
-      while (!in.done()) {
-        const auto label = in.value<uint64_t>();
-        sizes[label] += in.value<int64_t>();
-      }
-    }
+    for (const auto& from : cluster::exchange(comm, counts))
+      for (const ClusterCount& c : from) sizes[c.cluster] += c.removed;
     int64_t largest = 0;
     for (const auto& [label, n] : sizes) largest = std::max(largest, n + 1);
     clusters = comm.sum(static_cast<int64_t>(sizes.size()));

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "cluster/archive.h"
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "pipeline/run_dir.h"
@@ -111,6 +112,11 @@ std::optional<stages::KMeansState> read_kmeans_state(cluster::Comm& comm,
   cluster::run_local_phase(comm, "train: read k-means checkpoint", [&] {
     try {
       state = stages::decode_kmeans_state(bytes);
+    } catch (const cluster::ArchiveVersionError& e) {
+      // Another build's format (every rank sees the same bytes): k-means starts afresh.
+      if (comm.rank() == 0)
+        spdlog::warn("{}: not continued, k-means starts afresh: {}: {}", fp.stage(),
+                     checkpoints.path(kKMeansStateFile), e.what());
     } catch (const std::runtime_error& e) {
       throw std::runtime_error(checkpoints.path(kKMeansStateFile) + ": " + e.what());
     }

@@ -64,7 +64,8 @@ constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-me
 //    "train-kmeans" (train_fp's parts under that name), then every rank throws
 //    pipeline::Stopped naming the iteration.
 //  - With `resume`, a state whose marker verifies is continued (same result as uninterrupted);
-//    one that does not is logged and k-means starts afresh.
+//    one that does not, or is in a format this build does not read, is logged and k-means
+//    starts afresh.
 //  - Trained: rank 0 saves trained.faiss and the marker of `train_fp` (save_trained), removes
 //    the state; a safe point.
 // REQUIRES: report != nullptr. Throws as train_index (PhaseError, std::invalid_argument) alike

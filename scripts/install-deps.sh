@@ -10,7 +10,7 @@ apt-get install -y -q --no-install-recommends \
   libhdf5-dev hdf5-tools \
   libfaiss-dev libopenblas0-openmp libopenblas-openmp-dev \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
-  libxxhash-dev \
+  libxxhash-dev libboost-serialization-dev \
   libgtest-dev \
   libutf8proc-dev libxxhash-dev libzstd-dev zstd \
   python3 python3-faiss python3-h5py python3-numpy \

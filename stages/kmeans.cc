@@ -13,7 +13,9 @@
 #include <string>
 #include <unordered_set>
 
-#include "cluster/bytes.h"
+#include "cluster/archive.h"
+
+BOOST_CLASS_VERSION(sf::stages::KMeansState, sf::stages::kKMeansStateFormatVersion)
 
 namespace sf::stages {
 namespace {
@@ -106,51 +108,36 @@ double sum_in_block_order(cluster::Comm& comm, const std::vector<double>& per_bl
   return total;
 }
 
-constexpr char kKMeansStateMagic[4] = {'S', 'F', 'K', 'M'};
+// The first bytes of a version 1 ("SFKM") state.
+constexpr char kSfkmMagic[4] = {'S', 'F', 'K', 'M'};
 
 }  // namespace
 
-cluster::Bytes encode_kmeans_state(const KMeansState& state) {
-  cluster::Bytes out;
-  cluster::ByteWriter w(out);
-  w.bytes(kKMeansStateMagic, 4);
-  w.value<uint32_t>(kKMeansStateFormatVersion);
-  const int32_t header[4] = {state.k, state.d, state.iteration, state.empty_clusters_split};
-  w.array(header, 4);
-  w.array(state.centroids.data(), state.centroids.size());
-  w.array(state.objective.data(), state.objective.size());
-  return out;
+// One field list for writing and reading (Boost.Serialization, found by ADL). Version 2 is
+// the first archive; version 1 was SFKM (decode_kmeans_state refuses it by its magic).
+template <class Archive>
+void serialize(Archive& ar, KMeansState& state, unsigned version) {
+  if (Archive::is_loading::value) cluster::check_version<KMeansState>(version, 2);
+  ar & state.k & state.d & state.iteration & state.empty_clusters_split;
+  ar & state.centroids & state.objective;
 }
 
+cluster::Bytes encode_kmeans_state(const KMeansState& state) { return cluster::to_bytes(state); }
+
 KMeansState decode_kmeans_state(const cluster::Bytes& bytes) {
-  constexpr size_t kHeader = 4 + sizeof(uint32_t) + 4 * sizeof(int32_t);
-  if (bytes.size() < kHeader || std::memcmp(bytes.data(), kKMeansStateMagic, 4) != 0)
-    throw std::runtime_error("not a k-means state (no SFKM header)");
-  cluster::ByteReader in(bytes, "k-means state");
-  in.take(4);  // the magic
-  const auto version = in.value<uint32_t>();
-  if (version != kKMeansStateFormatVersion)
-    throw std::runtime_error("k-means state format version " + std::to_string(version) +
-                             ", this build reads " + std::to_string(kKMeansStateFormatVersion));
-  int32_t header[4];
-  in.array(header, 4);
-  KMeansState state;
-  state.k = header[0];
-  state.d = header[1];
-  state.iteration = header[2];
-  state.empty_clusters_split = header[3];
-  if (state.k <= 0 || state.d <= 0 || state.iteration < 0)
-    throw std::runtime_error("k-means state: bad header");
-  const size_t floats = static_cast<size_t>(state.k) * static_cast<size_t>(state.d);
-  const size_t expected = kHeader + floats * sizeof(float) +
-                          static_cast<size_t>(state.iteration) * sizeof(double);
-  if (bytes.size() != expected)
-    throw std::runtime_error("k-means state: " + std::to_string(bytes.size()) +
-                             " bytes, expected " + std::to_string(expected));
-  state.centroids.resize(floats);
-  in.array(state.centroids.data(), floats);
-  state.objective.resize(static_cast<size_t>(state.iteration));
-  in.array(state.objective.data(), state.objective.size());
+  if (bytes.size() >= 4 && std::memcmp(bytes.data(), kSfkmMagic, 4) == 0)
+    throw cluster::ArchiveVersionError(
+        "k-means state: format version 1 (SFKM), written by an older shardforge; this build "
+        "reads version " + std::to_string(kKMeansStateFormatVersion));
+  KMeansState state = cluster::from_bytes<KMeansState>(bytes, "k-means state");
+  if (state.k <= 0 || state.d <= 0 || state.iteration < 0 ||
+      state.centroids.size() != static_cast<size_t>(state.k) * static_cast<size_t>(state.d) ||
+      state.objective.size() != static_cast<size_t>(state.iteration))
+    throw std::runtime_error("k-means state: k " + std::to_string(state.k) + ", d " +
+                             std::to_string(state.d) + ", iteration " +
+                             std::to_string(state.iteration) + " do not match its " +
+                             std::to_string(state.centroids.size()) + " centroid values and " +
+                             std::to_string(state.objective.size()) + " objective values");
   return state;
 }
 

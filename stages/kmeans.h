@@ -36,11 +36,12 @@ struct KMeansState {
   int empty_clusters_split = 0;   // so far
 };
 
-// On-disk form of a KMeansState: "SFKM", uint32 format version, then int32 k, d, iteration,
-// empty_clusters_split, the centroids (float32) and the objective (float64), host byte order
-// (little-endian on the machines we run). decode throws std::runtime_error on a wrong magic,
-// version or size. No MPI.
-constexpr uint32_t kKMeansStateFormatVersion = 1;
+// On-disk form of a KMeansState: a Boost.Serialization binary archive (cluster/archive.h) of
+// class version kKMeansStateFormatVersion. Version 1 was the hand-packed "SFKM" format of
+// earlier builds: decode refuses it, as any version it does not read, with
+// cluster::ArchiveVersionError (the caller then starts k-means afresh); and throws
+// std::runtime_error for damaged bytes or a state whose sizes do not agree. No MPI.
+constexpr unsigned kKMeansStateFormatVersion = 2;
 cluster::Bytes encode_kmeans_state(const KMeansState& state);
 KMeansState decode_kmeans_state(const cluster::Bytes& bytes);
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/archive.h"
 #include "cluster/bytes.h"
 #include "stages/batches.h"
 #include "stages/block_parallel.h"
@@ -169,6 +170,17 @@ class NearestRows {
   std::vector<std::vector<Candidate>> found_;
 };
 
+// Rank 0's decision after re-clustering the tiers, sent to every rank.
+struct NewCentroids {
+  bool apply = false;
+  int nlist = 0;
+  std::vector<float> centroids;  // nlist x d_ivf, when applied
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    ar & apply & nlist & centroids;
+  }
+};
+
 }  // namespace
 
 RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
@@ -205,25 +217,18 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   if (!have_workload) return rep;
 
   // The queries of the recall check, to every rank.
-  Bytes recall_queries;
+  std::vector<float> recall_queries;  // rank 0 until the broadcast
   cluster::run_local_phase(comm, "partition: recall queries", [&] {
     if (comm.rank() != 0) return;
     if (workload->queries.size() != static_cast<size_t>(workload->nq) * d)
       throw std::invalid_argument("partition: the workload's dimension differs from the corpus'");
     const int64_t nr = std::min(workload->nq, kRecallQueries);
-    cluster::ByteWriter w(recall_queries);
-    w.value<int64_t>(nr);
-    w.array(workload->queries.data(), static_cast<size_t>(nr) * d);
+    recall_queries.assign(workload->queries.begin(), workload->queries.begin() + nr * d);
   });
-  comm.broadcast(recall_queries, 0);
-  NearestRows nearest = [&] {
-    cluster::ByteReader r(recall_queries, "partition: recall queries");
-    const auto nr = r.value<int64_t>();
-    std::vector<float> q(static_cast<size_t>(nr) * d);
-    r.array(q.data(), q.size());
-    return NearestRows(nr, d, d_ivf, ivf.metric_type == faiss::METRIC_INNER_PRODUCT, std::move(q));
-  }();
-  Bytes().swap(recall_queries);
+  recall_queries = cluster::broadcast_as(comm, recall_queries, 0, "partition: recall queries");
+  const auto recall_nq = static_cast<int64_t>(recall_queries.size()) / d;
+  NearestRows nearest(recall_nq, d, d_ivf, ivf.metric_type == faiss::METRIC_INNER_PRODUCT,
+                      std::move(recall_queries));
 
   // Pass 1: the list of every row of this rank (as add will assign it), the list sizes, and
   // this rank's nearest rows of the recall queries.
@@ -262,28 +267,24 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   // Rank 0 plans the tiers.
   std::vector<float> wq;  // rank 0: the workload in IVF space
   std::vector<double> access;
-  Bytes decision;
+  std::pair<std::vector<int>, std::vector<int>> decision;  // tier of each list, lists after
   const int bound = options.max_nlist > 0 ? options.max_nlist : nlist;
   cluster::run_local_phase(comm, "partition: plan tiers", [&] {
     if (comm.rank() != 0) return;
     wq = to_ivf_space(index, workload->nq, workload->queries.data());
     access = access_frequency(*ivf.quantizer, wq.data(), workload->nq, workload->weights,
                               options.nprobe);
-    const TierPlan tp = plan_tiers(access, counts, options.tiers, bound, options.min_list_size);
-    cluster::ByteWriter out(decision);
-    out.value<int32_t>(static_cast<int32_t>(tp.lists_after.size()));
-    out.array(tp.tier_of_list.data(), tp.tier_of_list.size());
-    out.array(tp.lists_after.data(), tp.lists_after.size());
+    TierPlan tp = plan_tiers(access, counts, options.tiers, bound, options.min_list_size);
+    decision = {std::move(tp.tier_of_list), std::move(tp.lists_after)};
   });
-  comm.broadcast(decision, 0);
+  decision = cluster::broadcast_as(comm, decision, 0, "partition: tier plan");
   TierPlan tiers;
   {
-    cluster::ByteReader in(decision, "partition: tier plan");
-    const int used = in.value<int32_t>();
-    tiers.tier_of_list.resize(nlist);
-    in.array(tiers.tier_of_list.data(), tiers.tier_of_list.size());
-    tiers.lists_after.resize(used);
-    in.array(tiers.lists_after.data(), tiers.lists_after.size());
+    if (decision.first.size() != static_cast<size_t>(nlist))
+      throw std::logic_error("partition: the tier plan does not cover every list");
+    tiers.tier_of_list = std::move(decision.first);
+    tiers.lists_after = std::move(decision.second);
+    const int used = static_cast<int>(tiers.lists_after.size());
     tiers.rows.assign(used, 0);
     tiers.lists_before.assign(used, 0);
     tiers.access.assign(used, 0.0);
@@ -339,7 +340,7 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   mine.clear();
 
   // Rank 0 re-clusters each re-sized tier and checks the new lists lower the expected cost.
-  Bytes result;  // applied flag, nlist, centroids
+  NewCentroids result;
   cluster::run_local_phase(comm, "partition: re-cluster tiers", [&] {
     if (comm.rank() != 0) return;
     std::vector<std::vector<float>> rows(used);
@@ -416,26 +417,21 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
     const double at_recall = cost_at_recall(new_curve, rep.recall_target, &rep.nprobe_after);
     const bool reached = std::isfinite(at_recall);  // else: not within `reach` probes
     rep.cost_after = reached ? at_recall : new_curve.cost.back();
-    const bool apply = reached && rep.cost_after < rep.cost_before;
-    cluster::ByteWriter out(result);
-    out.value<int32_t>(apply ? 1 : 0);
-    out.value<int32_t>(nlist_next);
-    out.array(next.data(), next.size());
+    result.apply = reached && rep.cost_after < rep.cost_before;
+    if (result.apply) result.centroids = std::move(next);
+    result.nlist = nlist_next;
   });
-  comm.broadcast(result, 0);
-  cluster::ByteReader in(result, "partition: new centroids");
-  const bool apply = in.value<int32_t>() != 0;
-  const int nlist_next = in.value<int32_t>();
+  result = cluster::broadcast_as(comm, result, 0, "partition: new centroids");
+  const bool apply = result.apply;
+  const int nlist_next = result.nlist;
   rep.applied = apply;
   if (!apply) {
     rep.splits = rep.merges = 0;
     rep.tiers.lists_after = rep.tiers.lists_before;
     return rep;
   }
-  std::vector<float> next(static_cast<size_t>(nlist_next) * d_ivf);
-  in.array(next.data(), next.size());
   cluster::run_local_phase(comm, "partition: new centroids",
-                           [&] { set_coarse_centroids(index, next, nlist_next); });
+                           [&] { set_coarse_centroids(index, result.centroids, nlist_next); });
   rep.nlist_after = nlist_next;
   return rep;
 }

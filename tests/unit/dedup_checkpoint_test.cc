@@ -1,6 +1,6 @@
 // The dedup checkpoint files (jobs/dedup_core.h): a sketch and a list of verdicts read back
-// equal what was written; a damaged file, or one that does not fit the rank's pieces, is
-// refused with the file's name.
+// equal what was written; a damaged file, one that does not fit the rank's pieces, or one of
+// an older format version is refused with the file's name.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/array_file.h"
 #include "jobs/dedup_core.h"
 #include "tests/test_util.h"
 
@@ -132,6 +133,56 @@ TEST(DedupCheckpoint, VerdictsRoundTrip) {
   std::filesystem::resize_file(dir.file("v.sfar"), 40);
   EXPECT_NE(error_of([&] { read_verdicts_file(dir.file("v.sfar")); }).find(dir.file("v.sfar")),
             std::string::npos);
+}
+
+// Format version 1 (every field an array section), as an older shardforge wrote it: refused
+// naming the file and both versions. (On --resume the format is also part of the sketch's and
+// the verdicts' fingerprints, so such a checkpoint does not verify and is redone: the rank
+// reads its input again.)
+TEST(DedupCheckpoint, Version1SketchAndVerdictsAreRefused) {
+  testing::TempDir dir;
+  const std::string sketch = dir.file("sketch-v1.sfar");
+  {
+    io::ArrayFileWriter out(sketch, "dedup-sketch", 1);
+    out.write("piece_lines", std::vector<int64_t>{3});
+    out.write("piece_docs", std::vector<int64_t>{0, 1});
+    out.write("keep_score", std::vector<double>{0});
+    out.close();
+  }
+  LocalCorpus back;
+  back.pieces = {io::TextPiece{0, 0, 0, true}};
+  try {
+    read_sketch_file(sketch, back, true);
+    FAIL() << "a version 1 sketch was read";
+  } catch (const io::FormatVersionError& e) {
+    EXPECT_EQ(std::string(e.what()), sketch + ": 'dedup-sketch' format version 1, written by an "
+                                              "older shardforge; this build reads version 2");
+  }
+  EXPECT_TRUE(back.keep_score.empty()) << "nothing read";
+
+  const std::string verdicts = dir.file("verdicts-v1.sfar");
+  {
+    io::ArrayFileWriter out(verdicts, "dedup-verdicts", 1);
+    out.write("row", std::vector<uint64_t>{3});
+    out.close();
+  }
+  EXPECT_THROW(read_verdicts_file(verdicts), io::FormatVersionError);
+}
+
+TEST(DedupMessages, FetchByRowAnswersEachWantedRowOnce) {
+  auto comm = cluster::make_serial_comm();
+  int calls = 0;
+  const auto got = fetch_by_row(*comm, {0, 10}, {7, 3, 7}, [&](uint64_t row) {
+    ++calls;
+    return FinalVerdict{row, row + 1, 0, row == 7, 0.5};
+  });
+  EXPECT_EQ(calls, 2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got.at(7).cluster, 8u);
+  EXPECT_TRUE(got.at(7).near);
+  EXPECT_FALSE(got.at(3).near);
+  EXPECT_TRUE(fetch_by_row(*comm, {0, 10}, {}, [](uint64_t row) { return std::to_string(row); })
+                  .empty());
 }
 
 }  // namespace

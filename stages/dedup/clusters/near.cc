@@ -1,5 +1,9 @@
 // near_duplicates (stages/dedup/clusters.h): LSH band buckets, candidate verification and
 // distributed connected components.
+//
+// The records go as raw bytes (cluster::exchange of plain structs), not through Boost
+// archives (cluster/archive.h): packing and unpacking 1.4M band records (100k documents x 14
+// bands) takes 0.21 s raw and 0.74 s as a binary archive (bench/archive_bench.cc).
 #include <xxhash.h>
 
 #include <algorithm>
