@@ -175,13 +175,10 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
     });
     const int k = static_cast<int>(std::min<int64_t>(std::max(config.eval.k, 100), opened.corpus->rows()));
     spdlog::info("eval: exact top-{} of {} queries across {} rank(s)", k, queries.nq, comm.size());
-    try {
-      truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
-                                       queries.nq, k, ip, config.input.batch_rows, progress,
-                                       pipeline::stop_requested);
-    } catch (const stages::StageStopped& e) {
-      throw pipeline::Stopped(e.phase());  // agreed on every rank
-    }
+    // A stop is agreed on every rank (pipeline::Stopped).
+    truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
+                                     queries.nq, k, ip, config.input.batch_rows, progress,
+                                     pipeline::stop_requested);
     truth_source = "exact";
   }
   log.end();

@@ -160,11 +160,8 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   options.batch_queries = sc.batch_queries;
   options.stop_requested = pipeline::stop_requested;
   stages::ShardSearchResult res;
-  try {
-    res = stages::distributed_search(comm, plan, shards, queries.data(), nq, options);
-  } catch (const stages::StageStopped& e) {
-    throw pipeline::Stopped(e.phase());  // agreed on every rank before a round
-  }
+  // A stop is agreed on every rank before a round (pipeline::Stopped).
+  res = stages::distributed_search(comm, plan, shards, queries.data(), nq, options);
   log.end();
 
   const double qps = res.seconds > 0 ? static_cast<double>(nq) / res.seconds : 0.0;
