@@ -18,7 +18,6 @@
 
 #include "cluster/bytes.h"
 #include "io/atomic_file.h"
-#include "jobs/corpus.h"
 #include "jobs/dedup.h"
 #include "jobs/dedup_core.h"
 #include "jobs/jobs.h"

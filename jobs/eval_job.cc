@@ -9,7 +9,7 @@
 #include "io/atomic_file.h"
 #include "io/checksum.h"
 #include "io/index_file.h"
-#include "jobs/corpus.h"
+#include "steps/corpus.h"
 #include "jobs/jobs.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
@@ -166,7 +166,7 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   if (queries.truth) {
     truth = std::move(*queries.truth);
   } else {
-    OpenedCorpus opened = open_corpus(comm, config);
+    steps::OpenedCorpus opened = steps::open_corpus(comm, config);
     cluster::run_local_phase(comm, "eval: check queries", [&] {
       if (opened.corpus->dim() != queries.dim)
         throw io::InputError(config.eval.queries + ": queries have dimension " +

@@ -38,9 +38,15 @@
 #include "stages/ivf_index.h"
 #include "stages/merge.h"
 #include "stages/train.h"
+#include "steps/index_build.h"
 
 namespace sf::jobs {
 
+using steps::kKMeansStateFile;
+using steps::kTrainedFile;
+using steps::load_trained;
+using steps::train_checkpointed;
+using steps::trained_report;
 namespace dd = stages::dedup;
 namespace em = stages::embed;
 
@@ -426,6 +432,18 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
     index = train_checkpointed(comm, checkpoints, rfp->train, config.resume, rows, target, topt,
                                &treport, progress);
+    pipeline::run_step(comm, "train: checkpoint", [&] {
+      if (comm.rank() != 0) return;
+      io::write_index_file(*index, checkpoints.path(kTrainedFile));
+      checkpoints.mark_complete(rfp->train, {kTrainedFile},
+                                {{"nlist", treport.nlist},
+                                 {"sample_rows", treport.sample_rows},
+                                 {"codebook_rows", treport.codebook_rows},
+                                 {"empty_clusters_split", treport.empty_clusters_split},
+                                 {"kmeans_objective", treport.objective}});
+      checkpoints.forget("train-kmeans");
+      std::filesystem::remove(checkpoints.path(kKMeansStateFile));
+    });
   }
   log.end();
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -319,6 +320,14 @@ void Checkpoints::forget_all(const std::string& prefix) const {
             [](const fs::path& a, const fs::path& b) { return a.string() > b.string(); });
   for (const fs::path& f : folders)
     if (fs::is_empty(f, ec) && !ec) fs::remove(f, ec);
+}
+
+cluster::Bytes read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  cluster::Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw std::runtime_error(path + ": read failed");
+  return bytes;
 }
 
 bool stage_complete(cluster::Comm& comm, const Checkpoints& checkpoints, const Fingerprint& fp,

@@ -120,6 +120,9 @@ class Checkpoints {
   std::string dir_;
 };
 
+// A whole file in memory (a checkpoint read back). Throws std::runtime_error naming the path.
+cluster::Bytes read_bytes(const std::string& path);
+
 // Collective. True on every rank when `resume` is set and the marker of fp.stage() verifies
 // on rank 0 (which owns stages whose outputs are shared). Logs the decision on rank 0: the
 // stage is skipped, or redone and why. Without `resume` returns false and logs nothing.

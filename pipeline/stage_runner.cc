@@ -17,18 +17,26 @@ StageRunner::StageRunner(cluster::Comm& comm, const Config& config,
       log_(log),
       progress_(std::move(progress)) {}
 
+std::vector<Fingerprint> chain_fingerprints(const Config& config,
+                                            const std::vector<Stage*>& stages,
+                                            const Fingerprint* upstream) {
+  std::vector<Fingerprint> fps;
+  fps.reserve(stages.size());  // `upstream` points into it
+  for (Stage* stage : stages) {
+    Fingerprint fp(stage->name());
+    if (upstream != nullptr) fp.after(*upstream);
+    StageOptions options(config, fp);
+    stage->configure(options);
+    fps.push_back(fp);
+    upstream = &fps.back();
+  }
+  return fps;
+}
+
 void StageRunner::run(const std::vector<Stage*>& stages) {
   std::vector<Fingerprint> fps;
   cluster::run_local_phase(comm_, "configure", [&] {
-    std::optional<Fingerprint> upstream = upstream_;
-    for (Stage* stage : stages) {
-      Fingerprint fp(stage->name());
-      if (upstream) fp.after(*upstream);
-      StageOptions options(config_, fp);
-      stage->configure(options);
-      fps.push_back(fp);
-      upstream = fp;
-    }
+    fps = chain_fingerprints(config_, stages, upstream_ ? &*upstream_ : nullptr);
   });
   fingerprints_.clear();
   outcomes_.clear();

@@ -114,7 +114,14 @@ class Stage {
   }
 };
 
-// How each stage ended in a run_stages() call.
+// Local: the fingerprints of `stages` in order, chained from `upstream` (may be null); calls
+// each stage's configure(). For a command that needs a fingerprint before its stages run
+// (e.g. that of its final outputs, which builds on theirs).
+std::vector<Fingerprint> chain_fingerprints(const Config& config,
+                                            const std::vector<Stage*>& stages,
+                                            const Fingerprint* upstream);
+
+// How each stage ended in a StageRunner::run() call.
 enum class StageOutcome { kRun, kLoaded, kSkipped };
 
 // Runs the stages of one command. Collective: every rank makes the same calls.
