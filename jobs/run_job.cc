@@ -27,6 +27,7 @@
 #include "jobs/stage_checkpoints.h"
 #include "io/array_file.h"
 #include "pipeline/checkpoint.h"
+#include "pipeline/stage_runner.h"
 #include "pipeline/stop.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/run_manifest.h"
@@ -42,11 +43,6 @@
 
 namespace sf::jobs {
 
-using steps::kKMeansStateFile;
-using steps::kTrainedFile;
-using steps::load_trained;
-using steps::train_checkpointed;
-using steps::trained_report;
 namespace dd = stages::dedup;
 namespace em = stages::embed;
 
@@ -179,7 +175,7 @@ constexpr const char* kEmbedDir = "embed";
 constexpr const char* kEmbedderFile = "embedder.json";
 constexpr const char* kEmbedderCheckpoint = "embed/embedder.json";  // the embed stage's copy
 constexpr const char* kSemanticDir = "semdedup";
-constexpr const char* kIndexFile = "index.faiss";
+using steps::kIndexFile;
 constexpr const char* kEvalFile = "eval.json";
 constexpr uint32_t kEmbeddingsFormatVersion = 1;
 constexpr uint32_t kSemanticFormatVersion = 1;
@@ -189,8 +185,11 @@ struct RunFingerprints {
 };
 
 // Local; stats embed.vectors (throws naming it when it cannot be stat'ed).
+// `train` and `index`: the index stages (their keys: pipeline::chain_fingerprints).
 RunFingerprints run_fingerprints(const pipeline::Config& config,
-                                 const pipeline::Fingerprint& verdicts, int ranks) {
+                                 const pipeline::Fingerprint& verdicts, int ranks,
+                                 pipeline::Stage& train_stage,
+                                 const std::vector<pipeline::Stage*>& index) {
   // The vectors are stored in the block-aligned ranges of this rank count.
   pipeline::Fingerprint embed("embed");
   embed.after(verdicts)
@@ -198,14 +197,12 @@ RunFingerprints run_fingerprints(const pipeline::Config& config,
                      "embed.vectors_dataset", "embed.vectors_field"})
       .value("ranks", std::to_string(ranks));
   if (!config.embed.vectors.empty()) embed.input_files(config, {config.embed.vectors});
-  pipeline::Fingerprint train("train");
-  train.after(embed).keys(config, {"index.factory", "index.metric", "index.train_size",
-                                   "index.kmeans_iterations", "index.codebook_sample", "seed"});
+  const pipeline::Fingerprint train =
+      pipeline::chain_fingerprints(config, {&train_stage}, &embed).back();
   pipeline::Fingerprint semantic("semdedup");
   semantic.after(train).keys(config, {"semdedup.eps", "semdedup.report_eps"});
   const pipeline::Fingerprint& indexed = config.run.semdedup ? semantic : train;
-  pipeline::Fingerprint merge("merge");
-  merge.after(indexed);
+  const pipeline::Fingerprint merge = pipeline::chain_fingerprints(config, index, &indexed).back();
   pipeline::Fingerprint eval("eval");
   eval.after(merge).keys(config, {"eval.k", "eval.nprobe", "eval.max_queries"});
   pipeline::Fingerprint outputs("outputs");
@@ -255,26 +252,36 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   // The checkpoints (jobs/run.h): what each stage's outputs depend on.
   const pipeline::Checkpoints checkpoints(dir);
   const bool train = config.run.semdedup || config.run.index;
+  steps::IndexBuild build;
+  steps::TrainStage train_stage(build);
+  steps::PartitionStage partition_stage(build);
+  steps::AddStage add_stage(build);
+  steps::MergeStage merge_stage(build, partition_stage);
   std::optional<DedupFingerprints> fps;
   std::optional<RunFingerprints> rfp;
   pipeline::share_input_digests(comm, config);  // input.verify: content reads them once
   cluster::run_local_phase(comm, "open input", [&] {
     fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
-    rfp = run_fingerprints(config, fps->verdicts, comm.size());
+    rfp = run_fingerprints(config, fps->verdicts, comm.size(), train_stage,
+                           {&partition_stage, &add_stage, &merge_stage});
   });
   std::vector<std::string> outputs = {"ids.jsonl", "duplicates.jsonl", kEmbedderFile};
   if (config.run.index) outputs.push_back(kIndexFile);
+  if (config.run.index && config.partition.shards > 0) outputs.push_back("plan.json");
   if (config.run.eval) outputs.push_back(kEvalFile);
   if (pipeline::stage_complete(comm, checkpoints, rfp->outputs, config.resume)) {
     if (comm.rank() == 0) spdlog::info("run: the outputs in {} are complete: nothing to do", dir);
     return 0;
   }
 
+  std::vector<std::string> checkpoint_outputs = steps::index_outputs();
+  checkpoint_outputs.insert(checkpoint_outputs.end(), {kSketchDir, kVerdictsDir, kEmbedDir,
+                                                       kSemanticDir, kEvalFile, "search.json",
+                                                       "search.h5"});
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
   prepare_run_dir(comm, config, checkpoints,
                   {"run.tmp", "run.json", "ids.jsonl", "duplicates.jsonl", kEmbedderFile},
-                  {kSketchDir, kVerdictsDir, kEmbedDir, kSemanticDir, kTrainedFile,
-                   kKMeansStateFile, kIndexFile, kEvalFile},
+                  checkpoint_outputs,
                   {"run.tmp/ids", "run.tmp/duplicates", kSketchDir, kVerdictsDir, kEmbedDir,
                    kSemanticDir});
   // Whatever way the job ends, no run.tmp/ stays behind (a failure, a stop, a full disk).
@@ -393,6 +400,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   if (train) cluster::run_local_phase(comm, "check index", [&] {
     auto probe = stages::make_ivf_index(dim, factory, config.index.metric == "ip");
     const auto nlist = static_cast<int64_t>(stages::find_ivf(probe.get())->nlist);
+    if (config.run.index) steps::check_partition(config, nlist);
     if (embedded < std::max<int64_t>(nlist, comm.size()))
       throw io::InputError("only " + std::to_string(embedded) +
                            " document(s) left after dedup: too few for index.factory '" +
@@ -407,45 +415,26 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
                                   "; the embedded corpus has " + std::to_string(embedded) +
                                   " rows x " + std::to_string(dim) + " dims");
   });
-  log.begin("train");
-  std::unique_ptr<faiss::Index> index;
-  stages::TrainReport treport;
-  const bool trained = train && pipeline::stage_complete(comm, checkpoints, rfp->train, config.resume);
-  if (trained) {
-    nlohmann::json info;
-    cluster::run_local_phase(comm, "train: read checkpoint",
-                             [&] { info = checkpoints.info(rfp->train.stage()); });
-    treport = trained_report(info);
-    index = load_trained(comm, checkpoints);
-  } else if (train) {
-    std::vector<std::unique_ptr<io::VectorFile>> files;
-    files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
-                                         vectors.data(), target.size()));
-    io::VectorCorpus rows(std::move(files));
-    stages::TrainOptions topt;
-    topt.factory = factory;
-    topt.inner_product = config.index.metric == "ip";
-    topt.train_size = config.index.train_size;
-    topt.kmeans_iterations = config.index.kmeans_iterations;
-    topt.codebook_sample = config.index.codebook_sample;
-    topt.seed = config.seed;
-    if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
-    index = train_checkpointed(comm, checkpoints, rfp->train, config.resume, rows, target, topt,
-                               &treport, progress);
-    pipeline::run_step(comm, "train: checkpoint", [&] {
-      if (comm.rank() != 0) return;
-      io::write_index_file(*index, checkpoints.path(kTrainedFile));
-      checkpoints.mark_complete(rfp->train, {kTrainedFile},
-                                {{"nlist", treport.nlist},
-                                 {"sample_rows", treport.sample_rows},
-                                 {"codebook_rows", treport.codebook_rows},
-                                 {"empty_clusters_split", treport.empty_clusters_split},
-                                 {"kmeans_objective", treport.objective}});
-      checkpoints.forget("train-kmeans");
-      std::filesystem::remove(checkpoints.path(kKMeansStateFile));
-    });
+  // The index stages (steps/index_build.h) train on the survivors' vectors.
+  std::vector<std::unique_ptr<io::VectorFile>> train_files;
+  train_files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
+                                             vectors.data(), target.size()));
+  io::VectorCorpus train_rows(std::move(train_files));
+  build.rows = &train_rows;
+  build.range = target;
+  build.factory = factory;
+  std::unique_ptr<faiss::Index>& index = build.index;
+  const stages::TrainReport& treport = build.train;
+  pipeline::StageRunner runner(comm, config, checkpoints, log, progress);
+  runner.after(rfp->embed);
+  bool trained = false;
+  if (train) {
+    runner.run({&train_stage});
+    trained = runner.outcome("train") == pipeline::StageOutcome::kLoaded;
+  } else {
+    log.begin("train");
+    log.end();
   }
-  log.end();
 
   // ---- semantic dedup inside the inverted lists ----
   std::vector<SemanticMsg> semantic_local;  // verdicts of the documents held here
@@ -531,26 +520,12 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       files.push_back(io::make_memory_rows("embeddings", indexed, dim, final_range.begin,
                                            std::move(kept)));
       io::VectorCorpus rows(std::move(files));
-      const bool merged = pipeline::stage_complete(comm, checkpoints, rfp->merge, config.resume);
-      if (merged) {
-        cluster::run_local_phase(comm, "merge: read checkpoint", [&] {
-          ntotal = checkpoints.info(rfp->merge.stage()).value("ntotal", int64_t{0});
-        });
-      } else {
-        log.begin("add");
-        cluster::run_local_phase(comm, "add", [&] {
-          stages::add_shard(*index, rows, final_range, config.input.batch_rows, progress);
-        });
-        log.end();
-        log.begin("merge");
-        ntotal = stages::merge_shards(comm, *index);
-        pipeline::run_step(comm, "merge: checkpoint", [&] {
-          if (comm.rank() != 0) return;
-          io::write_index_file(*index, checkpoints.path(kIndexFile));
-          checkpoints.mark_complete(rfp->merge, {kIndexFile}, {{"ntotal", ntotal}});
-        });
-        log.end();
-      }
+      build.rows = &rows;
+      build.range = final_range;
+      runner.after(config.run.semdedup ? rfp->semantic : rfp->train);
+      runner.run({&partition_stage, &add_stage, &merge_stage});
+      const bool merged = runner.outcome("merge") == pipeline::StageOutcome::kLoaded;
+      ntotal = build.ntotal;
       if (config.run.eval && !pipeline::stage_complete(comm, checkpoints, rfp->eval, config.resume)) {
         log.begin("eval");
         if (merged)
