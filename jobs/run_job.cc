@@ -39,6 +39,7 @@
 #include "stages/ivf_index.h"
 #include "stages/merge.h"
 #include "stages/train.h"
+#include "steps/eval_report.h"
 #include "steps/index_build.h"
 
 namespace sf::jobs {
@@ -84,26 +85,7 @@ void l2_normalise(float* v, int dim) {
   for (int j = 0; j < dim; ++j) v[j] *= inv;
 }
 
-// Collective: the first position of this rank's `count` items in the sequence of all ranks'.
-int64_t exclusive_prefix(cluster::Comm& comm, int64_t count, int64_t* total) {
-  const auto* p = reinterpret_cast<const char*>(&count);
-  const auto all = comm.allgather(cluster::Bytes(p, p + sizeof(count)));
-  int64_t before = 0, sum = 0;
-  for (size_t r = 0; r < all.size(); ++r) {
-    int64_t n;
-    std::memcpy(&n, all[r].data(), sizeof(n));
-    if (static_cast<int>(r) < comm.rank()) before += n;
-    sum += n;
-  }
-  if (total) *total = sum;
-  return before;
-}
-
 std::string json_string(const std::string& s) { return nlohmann::json(s).dump(); }
-
-nlohmann::json optional_json(const std::optional<double>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
 
 // Collective. Recall of the merged index (on rank 0) for queries that are a sample of its own
 // vectors (evenly spaced index ids, at most eval.max_queries, default 1000), against their
@@ -144,30 +126,11 @@ nlohmann::json run_eval(cluster::Comm& comm, const pipeline::Config& config, fai
                                     config.eval.nprobe);
   });
   if (comm.rank() != 0) return nullptr;
-  nlohmann::json results = nlohmann::json::array();
-  std::printf("eval: %lld queries (indexed documents), exact ground truth\n%8s %9s %9s %10s %12s\n",
-              static_cast<long long>(nq), "nprobe", "recall@1", "recall@10", "recall@100", "qps");
-  auto cell = [](const std::optional<double>& v) {
-    char buf[32];
-    if (v) std::snprintf(buf, sizeof(buf), "%.4f", *v); else std::snprintf(buf, sizeof(buf), "-");
-    return std::string(buf);
-  };
-  for (const auto& p : points) {
-    results.push_back({{"nprobe", p.nprobe},
-                       {"recall@1", optional_json(p.recall_at_1)},
-                       {"recall@10", optional_json(p.recall_at_10)},
-                       {"recall@100", optional_json(p.recall_at_100)},
-                       {"qps", p.qps}});
-    std::printf("%8d %9s %9s %10s %12.1f\n", p.nprobe, cell(p.recall_at_1).c_str(),
-                cell(p.recall_at_10).c_str(), cell(p.recall_at_100).c_str(), p.qps);
-  }
-  std::fflush(stdout);
-  return {{"k", config.eval.k},
-          {"queries", nq},
-          {"ground_truth", "exact (queries: indexed documents, evenly spaced ids)"},
-          {"ranks", comm.size()},
-          {"threads_per_rank", threads},
-          {"results", results}};
+  const nlohmann::json out =
+      steps::eval_json(config.eval.k, nq, "exact (queries: indexed documents, evenly spaced ids)",
+                       comm.size(), threads, points);
+  steps::print_eval_table(out);
+  return out;
 }
 
 // The checkpoints of `run` after the dedup's (jobs/run.h).
@@ -363,7 +326,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     std::vector<std::string>().swap(corpus.texts);
     std::vector<std::string>().swap(corpus.raw);
     malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
-    exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
+    embedded = comm.sum(static_cast<int64_t>(surv.size()));
     log.end();
     // Throughput of fit_embed (the idf pass included) over all ranks: the embedded documents'
     // text bytes / the slowest rank's seconds.
@@ -512,7 +475,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       }
     vectors.resize(kept_rows * dim);
     std::vector<float> kept = std::move(vectors);
-    exclusive_prefix(comm, static_cast<int64_t>(kept.size() / dim), &indexed);
+    indexed = comm.sum(static_cast<int64_t>(kept.size() / dim));
     if (config.run.index) {
       const cluster::RowRange final_range = stages::rank_rows(indexed, comm.rank(), comm.size());
       kept = cluster::redistribute_rows(comm, kept, static_cast<size_t>(dim), final_range);
@@ -571,7 +534,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const auto ids = fetch_by_row(comm, begins, wanted, id_of_local);
   int64_t final_local = 0;
   for (int64_t i = 0; i < local_docs; ++i) final_local += removed[i] == 0;
-  const int64_t first_id = exclusive_prefix(comm, final_local, nullptr);
+  const int64_t first_id = comm.exscan(final_local);
   cluster::run_local_phase(comm, "write parts", [&] {
     const std::string part = part_name(comm.rank(), io::TextFormat::kJsonl);
     io::publish_file(tmp_dir + "/ids/" + part, [&](const std::string& tmp) {

@@ -108,6 +108,12 @@ class Checkpoints {
                             const io::FileDigest& digest) const;
   // verify_output() or throw std::runtime_error with its reason.
   void require_output(const std::string& stage, const std::string& relative) const;
+  // The fingerprint (hex) the marker of `stage` recorded, when every output it lists still has
+  // its recorded size and it lists `relative` with the XXH3 `xxh3_hex`: a cheap identity of
+  // published outputs (sizes and one checksum; search names the layout by it). "" otherwise.
+  // Never throws.
+  std::string recorded_fingerprint(const std::string& stage, const std::string& relative,
+                                   const std::string& xxh3_hex) const;
   // The `info` of a stage's marker; null when there is no readable marker.
   nlohmann::json info(const std::string& stage) const;
   // Removes the marker of `stage` (its outputs stay). No-op when there is none.
