@@ -13,7 +13,7 @@
 // stage that depends on it, directly or through another stage. Commands that read a published
 // output (query, eval, search, info) check it against its marker first (verify_output).
 //
-// Typical use in a job (see jobs/build_job.cc):
+// Typical use (steps/ and pipeline/stage_runner.h do this for every stage):
 //   Fingerprint fp("train"); fp.keys(config, {...}).input_files(paths);
 //   if (!stage_complete(comm, checkpoints, fp, resume)) {
 //     ... write and publish outputs ...;  checkpoints.mark_complete(fp, {"trained.faiss"});
