@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <stdexcept>
 
 namespace sf::cluster {
 namespace {
@@ -47,6 +49,21 @@ std::string describe(std::exception_ptr error) {
 }
 
 }  // namespace
+
+int64_t Comm::exscan(int64_t value) { return offsets(value)[static_cast<size_t>(rank())]; }
+
+std::vector<int64_t> Comm::offsets(int64_t value) {
+  const auto* p = reinterpret_cast<const char*>(&value);
+  const std::vector<Bytes> all = allgather(Bytes(p, p + sizeof(value)));
+  std::vector<int64_t> out(all.size() + 1, 0);
+  for (size_t r = 0; r < all.size(); ++r) {
+    int64_t v = 0;
+    if (all[r].size() != sizeof(v)) throw std::runtime_error("offsets: a rank sent no count");
+    std::memcpy(&v, all[r].data(), sizeof(v));
+    out[r + 1] = out[r] + v;
+  }
+  return out;
+}
 
 std::unique_ptr<Comm> make_serial_comm() { return std::make_unique<SerialComm>(); }
 

@@ -44,12 +44,18 @@ class Comm {
   virtual Bytes recv(int source, int tag) = 0;
   // Last resort: ends every rank of the job.
   [[noreturn]] virtual void abort(int exit_code) = 0;
+  // Collective: the sum of `value` over the ranks before this one (0 on rank 0), e.g. the
+  // first global position of this rank's items. The default gathers every value.
+  virtual int64_t exscan(int64_t value);
 
   // Typed conveniences over the byte collectives.
   int64_t sum(int64_t value) { allreduce_sum(&value, 1); return value; }
   double sum(double value) { allreduce_sum(&value, 1); return value; }
   double max(double value) { allreduce_max(&value, 1); return value; }
   int64_t min(int64_t value) { allreduce_min(&value, 1); return value; }
+  // Collective: every rank's exscan and the total: offsets[r] = the sum of the values of the
+  // ranks before r, offsets[size()] = the sum of all (size() + 1 entries, on every rank).
+  std::vector<int64_t> offsets(int64_t value);
 };
 
 // Collective: a typed alltoallv of plain records. outgoing[d] goes to rank d (and is emptied);

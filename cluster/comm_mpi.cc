@@ -69,6 +69,11 @@ class MpiComm final : public Comm {
   void allreduce_min(int64_t* data, size_t n) override {
     allreduce_pieces(data, n, MPI_INT64_T, MPI_MIN, comm_);
   }
+  int64_t exscan(int64_t value) override {
+    int64_t before = 0;
+    check(MPI_Exscan(&value, &before, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Exscan");
+    return rank_ == 0 ? 0 : before;  // undefined on rank 0
+  }
 
   std::vector<Bytes> gather(const Bytes& mine, int root) override {
     // Sizes first, then each rank's bytes to root point to point: no int-count limit and

@@ -22,7 +22,6 @@
 #include "cluster/archive.h"
 #include "cluster/bytes.h"
 #include "io/atomic_file.h"
-#include "jobs/corpus.h"
 #include "jobs/dedup.h"
 #include "jobs/dedup_core.h"
 #include "jobs/jobs.h"
@@ -598,15 +597,7 @@ DedupedCorpus read_and_dedup(cluster::Comm& comm, const pipeline::Config& config
 
   // Global rows: a prefix sum of the ranks' record counts.
   std::vector<int64_t>& begins = out.begins;
-  begins.assign(static_cast<size_t>(comm.size()) + 1, 0);
-  {
-    cluster::Bytes mine;
-    ByteWriter(mine).value(local_docs);
-    const auto all = comm.allgather(mine);
-    for (int r = 0; r < comm.size(); ++r)
-      begins[r + 1] = begins[r] +
-                     ByteReader(all[static_cast<size_t>(r)], "dedup: record counts").value<int64_t>();
-  }
+  begins = comm.offsets(local_docs);
   const cluster::RowRange range{begins[comm.rank()], begins[comm.rank() + 1]};
   const int64_t total_docs = begins.back();
   uint64_t local_bytes_in = 0;

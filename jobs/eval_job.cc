@@ -9,7 +9,8 @@
 #include "io/atomic_file.h"
 #include "io/checksum.h"
 #include "io/index_file.h"
-#include "jobs/corpus.h"
+#include "steps/corpus.h"
+#include "steps/eval_report.h"
 #include "jobs/jobs.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
@@ -65,17 +66,6 @@ Queries load_queries(const pipeline::Config& config) {
   return q;
 }
 
-nlohmann::json optional_json(const std::optional<double>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
-
-std::string cell(const std::optional<double>& v) {
-  char buf[32];
-  if (!v) return "       -";
-  std::snprintf(buf, sizeof(buf), "%8.4f", *v);
-  return buf;
-}
-
 }  // namespace
 
 int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
@@ -127,19 +117,7 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
       std::ifstream in(dir + "/eval.json");
       const nlohmann::json out = nlohmann::json::parse(in);
       spdlog::info("eval: {}/eval.json is complete (marker verified), skipped", dir);
-      std::printf("%d queries, ground truth: %s, %d rank(s) x %d thread(s) (from eval.json)\n",
-                  out.at("queries").get<int>(), out.at("ground_truth").get<std::string>().c_str(),
-                  out.at("ranks").get<int>(), out.at("threads_per_rank").get<int>());
-      std::printf("%8s %9s %9s %10s %12s\n", "nprobe", "recall@1", "recall@10", "recall@100", "qps");
-      for (const auto& r : out.at("results")) {
-        auto opt = [&](const char* key) -> std::optional<double> {
-          return r.at(key).is_null() ? std::nullopt : std::optional<double>(r.at(key).get<double>());
-        };
-        std::printf("%8d %9s %9s %10s %12.1f\n", r.at("nprobe").get<int>(),
-                    cell(opt("recall@1")).c_str(), cell(opt("recall@10")).c_str(),
-                    cell(opt("recall@100")).c_str(), r.at("qps").get<double>());
-      }
-      std::fflush(stdout);
+      steps::print_eval_table(out, " (from eval.json)");
     });
     return 0;
   }
@@ -166,7 +144,7 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   if (queries.truth) {
     truth = std::move(*queries.truth);
   } else {
-    OpenedCorpus opened = open_corpus(comm, config);
+    steps::OpenedCorpus opened = steps::open_corpus(comm, config);
     cluster::run_local_phase(comm, "eval: check queries", [&] {
       if (opened.corpus->dim() != queries.dim)
         throw io::InputError(config.eval.queries + ": queries have dimension " +
@@ -175,13 +153,10 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
     });
     const int k = static_cast<int>(std::min<int64_t>(std::max(config.eval.k, 100), opened.corpus->rows()));
     spdlog::info("eval: exact top-{} of {} queries across {} rank(s)", k, queries.nq, comm.size());
-    try {
-      truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
-                                       queries.nq, k, ip, config.input.batch_rows, progress,
-                                       pipeline::stop_requested);
-    } catch (const stages::StageStopped& e) {
-      throw pipeline::Stopped(e.phase());  // agreed on every rank
-    }
+    // A stop is agreed on every rank (pipeline::Stopped).
+    truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
+                                     queries.nq, k, ip, config.input.batch_rows, progress,
+                                     pipeline::stop_requested);
     truth_source = "exact";
   }
   log.end();
@@ -190,35 +165,17 @@ int eval_job(cluster::Comm& comm, const pipeline::Config& config) {
   pipeline::run_step(comm, "eval: search", [] {});
   const std::vector<stages::EvalPoint> points = stages::evaluate_index(
       comm, *index, queries.rows.data(), queries.nq, truth, config.eval.k, config.eval.nprobe);
+  nlohmann::json eval_out;  // rank 0
   cluster::run_local_phase(comm, "eval: write eval.json", [&] {
     if (comm.rank() != 0) return;
-    nlohmann::json results = nlohmann::json::array();
-    for (const auto& p : points)
-      results.push_back({{"nprobe", p.nprobe},
-                         {"recall@1", optional_json(p.recall_at_1)},
-                         {"recall@10", optional_json(p.recall_at_10)},
-                         {"recall@100", optional_json(p.recall_at_100)},
-                         {"qps", p.qps}});
-    const nlohmann::json out = {{"k", config.eval.k},
-                                {"queries", queries.nq},
-                                {"ground_truth", truth_source},
-                                {"ranks", comm.size()},
-                                {"threads_per_rank", threads},
-                                {"results", results}};
-    io::publish_text(dir + "/eval.json", out.dump(2) + "\n");
+    eval_out = steps::eval_json(config.eval.k, queries.nq, truth_source, comm.size(), threads,
+                                points);
+    io::publish_text(dir + "/eval.json", eval_out.dump(2) + "\n");
     checkpoints.mark_complete(eval_fp, {"eval.json"});
   });
   log.end();
 
-  if (comm.rank() == 0) {
-    std::printf("%d queries, ground truth: %s, %d rank(s) x %d thread(s)\n",
-                static_cast<int>(queries.nq), truth_source.c_str(), comm.size(), threads);
-    std::printf("%8s %9s %9s %10s %12s\n", "nprobe", "recall@1", "recall@10", "recall@100", "qps");
-    for (const auto& p : points)
-      std::printf("%8d %9s %9s %10s %12.1f\n", p.nprobe, cell(p.recall_at_1).c_str(),
-                  cell(p.recall_at_10).c_str(), cell(p.recall_at_100).c_str(), p.qps);
-    std::fflush(stdout);
-  }
+  if (comm.rank() == 0) steps::print_eval_table(eval_out);
   pipeline::write_run_json(comm, dir, "eval", threads, log,
                            {{"queries", queries.nq}, {"ground_truth", truth_source}});
   return 0;

@@ -23,11 +23,15 @@
 //   run.json          "run": per-stage seconds and peak RSS per rank, counts (incl. semantic
 //                     removals at every semdedup.report_eps), bad input per file
 //   config.yaml       the effective config
+//   plan.json, shards/  with partition.shards > 0: the sharded layout, as `build` writes it
+//                     (`search` works in a run's directory too)
 // The index is the same bytes, and ids.jsonl the same, for any number of ranks.
 // Checkpoints (pipeline/checkpoint.h; --resume skips what verifies, a stop request is honoured
 // after each): the dedup's sketch and verdicts (jobs/dedup_core.h); "embed" (embed/rank-R.sfar:
 // each rank's block of vectors with rows and keep scores, and embed/embedder.json); "train"
-// (trained.faiss); "semdedup" (semdedup/rank-R.sfar); "merge" (index.faiss); "eval"
+// (trained.faiss); "semdedup" (semdedup/rank-R.sfar); train, partition, add (pieces/, one
+// marker per piece, a stop point after every batch) and merge are build's stages
+// (steps/index_build.h); "merge" (index.faiss); "eval"
 // (eval.json); "outputs" (all outputs). The resumed outputs are byte-identical to a straight run's.
 #pragma once
 

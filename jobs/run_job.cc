@@ -27,6 +27,7 @@
 #include "jobs/stage_checkpoints.h"
 #include "io/array_file.h"
 #include "pipeline/checkpoint.h"
+#include "pipeline/stage_runner.h"
 #include "pipeline/stop.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/run_manifest.h"
@@ -38,6 +39,8 @@
 #include "stages/ivf_index.h"
 #include "stages/merge.h"
 #include "stages/train.h"
+#include "steps/eval_report.h"
+#include "steps/index_build.h"
 
 namespace sf::jobs {
 
@@ -82,26 +85,7 @@ void l2_normalise(float* v, int dim) {
   for (int j = 0; j < dim; ++j) v[j] *= inv;
 }
 
-// Collective: the first position of this rank's `count` items in the sequence of all ranks'.
-int64_t exclusive_prefix(cluster::Comm& comm, int64_t count, int64_t* total) {
-  const auto* p = reinterpret_cast<const char*>(&count);
-  const auto all = comm.allgather(cluster::Bytes(p, p + sizeof(count)));
-  int64_t before = 0, sum = 0;
-  for (size_t r = 0; r < all.size(); ++r) {
-    int64_t n;
-    std::memcpy(&n, all[r].data(), sizeof(n));
-    if (static_cast<int>(r) < comm.rank()) before += n;
-    sum += n;
-  }
-  if (total) *total = sum;
-  return before;
-}
-
 std::string json_string(const std::string& s) { return nlohmann::json(s).dump(); }
-
-nlohmann::json optional_json(const std::optional<double>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
 
 // Collective. Recall of the merged index (on rank 0) for queries that are a sample of its own
 // vectors (evenly spaced index ids, at most eval.max_queries, default 1000), against their
@@ -142,30 +126,11 @@ nlohmann::json run_eval(cluster::Comm& comm, const pipeline::Config& config, fai
                                     config.eval.nprobe);
   });
   if (comm.rank() != 0) return nullptr;
-  nlohmann::json results = nlohmann::json::array();
-  std::printf("eval: %lld queries (indexed documents), exact ground truth\n%8s %9s %9s %10s %12s\n",
-              static_cast<long long>(nq), "nprobe", "recall@1", "recall@10", "recall@100", "qps");
-  auto cell = [](const std::optional<double>& v) {
-    char buf[32];
-    if (v) std::snprintf(buf, sizeof(buf), "%.4f", *v); else std::snprintf(buf, sizeof(buf), "-");
-    return std::string(buf);
-  };
-  for (const auto& p : points) {
-    results.push_back({{"nprobe", p.nprobe},
-                       {"recall@1", optional_json(p.recall_at_1)},
-                       {"recall@10", optional_json(p.recall_at_10)},
-                       {"recall@100", optional_json(p.recall_at_100)},
-                       {"qps", p.qps}});
-    std::printf("%8d %9s %9s %10s %12.1f\n", p.nprobe, cell(p.recall_at_1).c_str(),
-                cell(p.recall_at_10).c_str(), cell(p.recall_at_100).c_str(), p.qps);
-  }
-  std::fflush(stdout);
-  return {{"k", config.eval.k},
-          {"queries", nq},
-          {"ground_truth", "exact (queries: indexed documents, evenly spaced ids)"},
-          {"ranks", comm.size()},
-          {"threads_per_rank", threads},
-          {"results", results}};
+  const nlohmann::json out =
+      steps::eval_json(config.eval.k, nq, "exact (queries: indexed documents, evenly spaced ids)",
+                       comm.size(), threads, points);
+  steps::print_eval_table(out);
+  return out;
 }
 
 // The checkpoints of `run` after the dedup's (jobs/run.h).
@@ -173,7 +138,7 @@ constexpr const char* kEmbedDir = "embed";
 constexpr const char* kEmbedderFile = "embedder.json";
 constexpr const char* kEmbedderCheckpoint = "embed/embedder.json";  // the embed stage's copy
 constexpr const char* kSemanticDir = "semdedup";
-constexpr const char* kIndexFile = "index.faiss";
+using steps::kIndexFile;
 constexpr const char* kEvalFile = "eval.json";
 constexpr uint32_t kEmbeddingsFormatVersion = 1;
 constexpr uint32_t kSemanticFormatVersion = 1;
@@ -183,8 +148,11 @@ struct RunFingerprints {
 };
 
 // Local; stats embed.vectors (throws naming it when it cannot be stat'ed).
+// `train` and `index`: the index stages (their keys: pipeline::chain_fingerprints).
 RunFingerprints run_fingerprints(const pipeline::Config& config,
-                                 const pipeline::Fingerprint& verdicts, int ranks) {
+                                 const pipeline::Fingerprint& verdicts, int ranks,
+                                 pipeline::Stage& train_stage,
+                                 const std::vector<pipeline::Stage*>& index) {
   // The vectors are stored in the block-aligned ranges of this rank count.
   pipeline::Fingerprint embed("embed");
   embed.after(verdicts)
@@ -192,14 +160,12 @@ RunFingerprints run_fingerprints(const pipeline::Config& config,
                      "embed.vectors_dataset", "embed.vectors_field"})
       .value("ranks", std::to_string(ranks));
   if (!config.embed.vectors.empty()) embed.input_files(config, {config.embed.vectors});
-  pipeline::Fingerprint train("train");
-  train.after(embed).keys(config, {"index.factory", "index.metric", "index.train_size",
-                                   "index.kmeans_iterations", "index.codebook_sample", "seed"});
+  const pipeline::Fingerprint train =
+      pipeline::chain_fingerprints(config, {&train_stage}, &embed).back();
   pipeline::Fingerprint semantic("semdedup");
   semantic.after(train).keys(config, {"semdedup.eps", "semdedup.report_eps"});
   const pipeline::Fingerprint& indexed = config.run.semdedup ? semantic : train;
-  pipeline::Fingerprint merge("merge");
-  merge.after(indexed);
+  const pipeline::Fingerprint merge = pipeline::chain_fingerprints(config, index, &indexed).back();
   pipeline::Fingerprint eval("eval");
   eval.after(merge).keys(config, {"eval.k", "eval.nprobe", "eval.max_queries"});
   pipeline::Fingerprint outputs("outputs");
@@ -249,26 +215,36 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   // The checkpoints (jobs/run.h): what each stage's outputs depend on.
   const pipeline::Checkpoints checkpoints(dir);
   const bool train = config.run.semdedup || config.run.index;
+  steps::IndexBuild build;
+  steps::TrainStage train_stage(build);
+  steps::PartitionStage partition_stage(build);
+  steps::AddStage add_stage(build);
+  steps::MergeStage merge_stage(build, partition_stage);
   std::optional<DedupFingerprints> fps;
   std::optional<RunFingerprints> rfp;
   pipeline::share_input_digests(comm, config);  // input.verify: content reads them once
   cluster::run_local_phase(comm, "open input", [&] {
     fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
-    rfp = run_fingerprints(config, fps->verdicts, comm.size());
+    rfp = run_fingerprints(config, fps->verdicts, comm.size(), train_stage,
+                           {&partition_stage, &add_stage, &merge_stage});
   });
   std::vector<std::string> outputs = {"ids.jsonl", "duplicates.jsonl", kEmbedderFile};
   if (config.run.index) outputs.push_back(kIndexFile);
+  if (config.run.index && config.partition.shards > 0) outputs.push_back("plan.json");
   if (config.run.eval) outputs.push_back(kEvalFile);
   if (pipeline::stage_complete(comm, checkpoints, rfp->outputs, config.resume)) {
     if (comm.rank() == 0) spdlog::info("run: the outputs in {} are complete: nothing to do", dir);
     return 0;
   }
 
+  std::vector<std::string> checkpoint_outputs = steps::index_outputs();
+  checkpoint_outputs.insert(checkpoint_outputs.end(), {kSketchDir, kVerdictsDir, kEmbedDir,
+                                                       kSemanticDir, kEvalFile, "search.json",
+                                                       "search.h5"});
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
   prepare_run_dir(comm, config, checkpoints,
                   {"run.tmp", "run.json", "ids.jsonl", "duplicates.jsonl", kEmbedderFile},
-                  {kSketchDir, kVerdictsDir, kEmbedDir, kSemanticDir, kTrainedFile,
-                   kKMeansStateFile, kIndexFile, kEvalFile},
+                  checkpoint_outputs,
                   {"run.tmp/ids", "run.tmp/duplicates", kSketchDir, kVerdictsDir, kEmbedDir,
                    kSemanticDir});
   // Whatever way the job ends, no run.tmp/ stays behind (a failure, a stop, a full disk).
@@ -350,7 +326,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     std::vector<std::string>().swap(corpus.texts);
     std::vector<std::string>().swap(corpus.raw);
     malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
-    exclusive_prefix(comm, static_cast<int64_t>(surv.size()), &embedded);
+    embedded = comm.sum(static_cast<int64_t>(surv.size()));
     log.end();
     // Throughput of fit_embed (the idf pass included) over all ranks: the embedded documents'
     // text bytes / the slowest rank's seconds.
@@ -387,6 +363,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   if (train) cluster::run_local_phase(comm, "check index", [&] {
     auto probe = stages::make_ivf_index(dim, factory, config.index.metric == "ip");
     const auto nlist = static_cast<int64_t>(stages::find_ivf(probe.get())->nlist);
+    if (config.run.index) steps::check_partition(config, nlist);
     if (embedded < std::max<int64_t>(nlist, comm.size()))
       throw io::InputError("only " + std::to_string(embedded) +
                            " document(s) left after dedup: too few for index.factory '" +
@@ -401,33 +378,26 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
                                   "; the embedded corpus has " + std::to_string(embedded) +
                                   " rows x " + std::to_string(dim) + " dims");
   });
-  log.begin("train");
-  std::unique_ptr<faiss::Index> index;
-  stages::TrainReport treport;
-  const bool trained = train && pipeline::stage_complete(comm, checkpoints, rfp->train, config.resume);
-  if (trained) {
-    nlohmann::json info;
-    cluster::run_local_phase(comm, "train: read checkpoint",
-                             [&] { info = checkpoints.info(rfp->train.stage()); });
-    treport = trained_report(info);
-    index = load_trained(comm, checkpoints);
-  } else if (train) {
-    std::vector<std::unique_ptr<io::VectorFile>> files;
-    files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
-                                         vectors.data(), target.size()));
-    io::VectorCorpus rows(std::move(files));
-    stages::TrainOptions topt;
-    topt.factory = factory;
-    topt.inner_product = config.index.metric == "ip";
-    topt.train_size = config.index.train_size;
-    topt.kmeans_iterations = config.index.kmeans_iterations;
-    topt.codebook_sample = config.index.codebook_sample;
-    topt.seed = config.seed;
-    if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
-    index = train_checkpointed(comm, checkpoints, rfp->train, config.resume, rows, target, topt,
-                               &treport, progress);
+  // The index stages (steps/index_build.h) train on the survivors' vectors.
+  std::vector<std::unique_ptr<io::VectorFile>> train_files;
+  train_files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
+                                             vectors.data(), target.size()));
+  io::VectorCorpus train_rows(std::move(train_files));
+  build.rows = &train_rows;
+  build.range = target;
+  build.factory = factory;
+  std::unique_ptr<faiss::Index>& index = build.index;
+  const stages::TrainReport& treport = build.train;
+  pipeline::StageRunner runner(comm, config, checkpoints, log, progress);
+  runner.after(rfp->embed);
+  bool trained = false;
+  if (train) {
+    runner.run({&train_stage});
+    trained = runner.outcome("train") == pipeline::StageOutcome::kLoaded;
+  } else {
+    log.begin("train");
+    log.end();
   }
-  log.end();
 
   // ---- semantic dedup inside the inverted lists ----
   std::vector<SemanticMsg> semantic_local;  // verdicts of the documents held here
@@ -505,7 +475,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       }
     vectors.resize(kept_rows * dim);
     std::vector<float> kept = std::move(vectors);
-    exclusive_prefix(comm, static_cast<int64_t>(kept.size() / dim), &indexed);
+    indexed = comm.sum(static_cast<int64_t>(kept.size() / dim));
     if (config.run.index) {
       const cluster::RowRange final_range = stages::rank_rows(indexed, comm.rank(), comm.size());
       kept = cluster::redistribute_rows(comm, kept, static_cast<size_t>(dim), final_range);
@@ -513,26 +483,12 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       files.push_back(io::make_memory_rows("embeddings", indexed, dim, final_range.begin,
                                            std::move(kept)));
       io::VectorCorpus rows(std::move(files));
-      const bool merged = pipeline::stage_complete(comm, checkpoints, rfp->merge, config.resume);
-      if (merged) {
-        cluster::run_local_phase(comm, "merge: read checkpoint", [&] {
-          ntotal = checkpoints.info(rfp->merge.stage()).value("ntotal", int64_t{0});
-        });
-      } else {
-        log.begin("add");
-        cluster::run_local_phase(comm, "add", [&] {
-          stages::add_shard(*index, rows, final_range, config.input.batch_rows, progress);
-        });
-        log.end();
-        log.begin("merge");
-        ntotal = stages::merge_shards(comm, *index);
-        pipeline::run_step(comm, "merge: checkpoint", [&] {
-          if (comm.rank() != 0) return;
-          io::write_index_file(*index, checkpoints.path(kIndexFile));
-          checkpoints.mark_complete(rfp->merge, {kIndexFile}, {{"ntotal", ntotal}});
-        });
-        log.end();
-      }
+      build.rows = &rows;
+      build.range = final_range;
+      runner.after(config.run.semdedup ? rfp->semantic : rfp->train);
+      runner.run({&partition_stage, &add_stage, &merge_stage});
+      const bool merged = runner.outcome("merge") == pipeline::StageOutcome::kLoaded;
+      ntotal = build.ntotal;
       if (config.run.eval && !pipeline::stage_complete(comm, checkpoints, rfp->eval, config.resume)) {
         log.begin("eval");
         if (merged)
@@ -578,7 +534,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const auto ids = fetch_by_row(comm, begins, wanted, id_of_local);
   int64_t final_local = 0;
   for (int64_t i = 0; i < local_docs; ++i) final_local += removed[i] == 0;
-  const int64_t first_id = exclusive_prefix(comm, final_local, nullptr);
+  const int64_t first_id = comm.exscan(final_local);
   cluster::run_local_phase(comm, "write parts", [&] {
     const std::string part = part_name(comm.rank(), io::TextFormat::kJsonl);
     io::publish_file(tmp_dir + "/ids/" + part, [&](const std::string& tmp) {

@@ -35,20 +35,8 @@ std::string layout_identity(const pipeline::Checkpoints& checkpoints) {
   const std::string plan_xxh3 = io::hex64(io::digest_file(plan_path).xxh3);
   // The merge marker lists plan.json and every shard with sizes and checksums: when it lists
   // this very plan.json and the shards still have their sizes, its fingerprint names them.
-  std::ifstream in(checkpoints.marker_path("merge"));
-  const nlohmann::json marker = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
-  if (marker.is_object() && marker.contains("outputs") && marker["outputs"].is_array()) {
-    bool plan_listed = false, sizes_match = true;
-    for (const auto& out : marker["outputs"]) {
-      const std::string rel = out.value("path", "");
-      std::error_code ec;
-      const auto bytes = std::filesystem::file_size(checkpoints.path(rel), ec);
-      if (ec || static_cast<int64_t>(bytes) != out.value("bytes", int64_t{-1})) sizes_match = false;
-      if (rel == "plan.json" && out.value("xxh3", "") == plan_xxh3) plan_listed = true;
-    }
-    if (plan_listed && sizes_match)
-      return "merge " + marker.value("fingerprint", "") + ", plan.json " + plan_xxh3;
-  }
+  const std::string merge = checkpoints.recorded_fingerprint("merge", "plan.json", plan_xxh3);
+  if (!merge.empty()) return "merge " + merge + ", plan.json " + plan_xxh3;
   std::string id = "plan.json " + plan_xxh3;
   const stages::PartitionPlan plan = stages::read_plan(plan_path);
   for (int s = 0; s < plan.shards; ++s)
@@ -160,11 +148,8 @@ int search_job(cluster::Comm& comm, const pipeline::Config& config) {
   options.batch_queries = sc.batch_queries;
   options.stop_requested = pipeline::stop_requested;
   stages::ShardSearchResult res;
-  try {
-    res = stages::distributed_search(comm, plan, shards, queries.data(), nq, options);
-  } catch (const stages::StageStopped& e) {
-    throw pipeline::Stopped(e.phase());  // agreed on every rank before a round
-  }
+  // A stop is agreed on every rank before a round (pipeline::Stopped).
+  res = stages::distributed_search(comm, plan, shards, queries.data(), nq, options);
   log.end();
 
   const double qps = res.seconds > 0 ? static_cast<double>(nq) / res.seconds : 0.0;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -283,6 +284,24 @@ void Checkpoints::require_output(const std::string& stage, const std::string& re
   if (!why.empty()) throw std::runtime_error(why);
 }
 
+std::string Checkpoints::recorded_fingerprint(const std::string& stage,
+                                              const std::string& relative,
+                                              const std::string& xxh3_hex) const {
+  const nlohmann::json marker = read_marker(marker_path(stage));
+  if (!marker.is_object() || !marker.contains("outputs") || !marker["outputs"].is_array())
+    return "";
+  bool listed = false;
+  for (const auto& out : marker["outputs"]) {
+    if (!out.is_object()) return "";
+    const std::string rel = out.value("path", "");
+    std::error_code ec;
+    const auto bytes = fs::file_size(path(rel), ec);
+    if (ec || static_cast<int64_t>(bytes) != out.value("bytes", int64_t{-1})) return "";
+    if (rel == relative && out.value("xxh3", "") == xxh3_hex) listed = true;
+  }
+  return listed ? marker.value("fingerprint", "") : "";
+}
+
 nlohmann::json Checkpoints::info(const std::string& stage) const {
   const nlohmann::json marker = read_marker(marker_path(stage));
   if (marker.is_null() || !marker.contains("info")) return nullptr;
@@ -319,6 +338,14 @@ void Checkpoints::forget_all(const std::string& prefix) const {
             [](const fs::path& a, const fs::path& b) { return a.string() > b.string(); });
   for (const fs::path& f : folders)
     if (fs::is_empty(f, ec) && !ec) fs::remove(f, ec);
+}
+
+cluster::Bytes read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  cluster::Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw std::runtime_error(path + ": read failed");
+  return bytes;
 }
 
 bool stage_complete(cluster::Comm& comm, const Checkpoints& checkpoints, const Fingerprint& fp,

@@ -13,7 +13,7 @@
 // stage that depends on it, directly or through another stage. Commands that read a published
 // output (query, eval, search, info) check it against its marker first (verify_output).
 //
-// Typical use in a job (see jobs/build_job.cc):
+// Typical use (steps/ and pipeline/stage_runner.h do this for every stage):
 //   Fingerprint fp("train"); fp.keys(config, {...}).input_files(paths);
 //   if (!stage_complete(comm, checkpoints, fp, resume)) {
 //     ... write and publish outputs ...;  checkpoints.mark_complete(fp, {"trained.faiss"});
@@ -108,6 +108,12 @@ class Checkpoints {
                             const io::FileDigest& digest) const;
   // verify_output() or throw std::runtime_error with its reason.
   void require_output(const std::string& stage, const std::string& relative) const;
+  // The fingerprint (hex) the marker of `stage` recorded, when every output it lists still has
+  // its recorded size and it lists `relative` with the XXH3 `xxh3_hex`: a cheap identity of
+  // published outputs (sizes and one checksum; search names the layout by it). "" otherwise.
+  // Never throws.
+  std::string recorded_fingerprint(const std::string& stage, const std::string& relative,
+                                   const std::string& xxh3_hex) const;
   // The `info` of a stage's marker; null when there is no readable marker.
   nlohmann::json info(const std::string& stage) const;
   // Removes the marker of `stage` (its outputs stay). No-op when there is none.
@@ -119,6 +125,9 @@ class Checkpoints {
  private:
   std::string dir_;
 };
+
+// A whole file in memory (a checkpoint read back). Throws std::runtime_error naming the path.
+cluster::Bytes read_bytes(const std::string& path);
 
 // Collective. True on every rank when `resume` is set and the marker of fp.stage() verifies
 // on rank 0 (which owns stages whose outputs are shared). Logs the decision on rank 0: the

@@ -77,10 +77,11 @@ fs::path resolved(const std::string& path) {
 
 RunDirRole run_dir_role(const std::string& command) {
   if (command == "build" || command == "dedup" || command == "run")
-    return {RunDirRole::kProducer, command};
-  if (command == "eval" || command == "search") return {RunDirRole::kConsumer, "build"};
-  if (command == "dedup-quality") return {RunDirRole::kConsumer, "dedup"};
-  return {RunDirRole::kReadOnly, ""};
+    return {RunDirRole::kProducer, command, ""};
+  if (command == "eval") return {RunDirRole::kConsumer, "build", ""};
+  if (command == "search") return {RunDirRole::kConsumer, "build", "run"};
+  if (command == "dedup-quality") return {RunDirRole::kConsumer, "dedup", ""};
+  return {RunDirRole::kReadOnly, "", ""};
 }
 
 RunManifest RunManifest::load(const std::string& dir) {
@@ -254,7 +255,8 @@ RunDirLease open_run_dir(cluster::Comm& comm, const Config& config, const std::s
       lock = std::make_unique<RunLock>(dir, command, comm.size());
       RunManifest manifest = RunManifest::load(dir);
       const std::string& made_by = manifest.command();
-      if (!made_by.empty() && made_by != role.producer) {
+      if (!made_by.empty() && made_by != role.producer &&
+          (role.also.empty() || made_by != role.also)) {
         refusal = "output.dir " + dir + " is the run directory of a `shardforge " + made_by +
                   "`; `" + command + "` " +
                   (role.kind == RunDirRole::kProducer

@@ -34,8 +34,10 @@ constexpr int kManifestFormatVersion = 1;
 struct RunDirRole {
   enum Kind { kReadOnly, kProducer, kConsumer } kind = kReadOnly;
   std::string producer;  // kProducer: itself; kConsumer: the command whose directory it uses
+  std::string also;      // kConsumer: another producer whose directory it uses ("" = none)
 };
-// build/dedup/run: producers; eval/search: consumers of build; dedup-quality: of dedup;
+// build/dedup/run: producers; eval: consumer of build; search: of build or run (both write the
+// sharded layout); dedup-quality: of dedup;
 // info (and anything else): read-only.
 RunDirRole run_dir_role(const std::string& command);
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cluster/comm.h"
+#include "stages/stop_request.h"
 
 namespace sf::pipeline {
 
@@ -28,18 +29,9 @@ bool stop_requested();
 // Test hook: as if a signal had arrived (or clears the flag).
 void set_stop_requested(bool value);
 
-// The ranks agreed to stop at a safe point inside or before `stage`.
-class Stopped : public std::runtime_error {
- public:
-  explicit Stopped(const std::string& stage)
-      : std::runtime_error("stopped by a signal during " + stage +
-                           "; completed checkpoints are kept: rerun with --resume"),
-        stage_(stage) {}
-  const std::string& stage() const { return stage_; }
-
- private:
-  std::string stage_;
-};
+// The ranks agreed to stop at a safe point inside or before a stage: the one "stopped" type,
+// shared with the stages (stages/stop_request.h).
+using Stopped = stages::StageStopped;
 
 // Collective: runs `local_work` (no collectives inside), then agrees on failure and stop in
 // one allreduce. Throws cluster::PhaseError (some rank failed) or Stopped (some rank got a

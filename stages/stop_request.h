@@ -22,13 +22,20 @@ inline bool agree_to_stop(cluster::Comm& comm, const std::string& phase,
   return cluster::agree_or_stop(comm, phase, nullptr, stop_requested());
 }
 
-// The ranks agreed to stop inside a stage at `phase`; thrown on every rank alike. The job
-// keeps what the stage saved and ends the way its pipeline ends a stopped run.
+// The ranks agreed to stop at a safe point inside or before `phase` (a stage, or a step of
+// one); thrown on every rank alike. The one "stopped" type of every stage and command
+// (pipeline::Stopped is this type): the job keeps what the stages saved and exits with
+// pipeline::kExitStopped.
 class StageStopped : public std::runtime_error {
  public:
   explicit StageStopped(const std::string& phase, const std::string& what = "")
-      : std::runtime_error(what.empty() ? phase + ": stopped" : what), phase_(phase) {}
+      : std::runtime_error(what.empty() ? "stopped by a signal during " + phase +
+                                              "; completed checkpoints are kept: rerun with "
+                                              "--resume"
+                                        : what),
+        phase_(phase) {}
   const std::string& phase() const { return phase_; }
+  const std::string& stage() const { return phase_; }
 
  private:
   std::string phase_;

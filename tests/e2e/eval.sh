@@ -30,7 +30,7 @@ check "build IVF${NLIST},Flat from ann.h5 (dataset train) with 2 ranks; run.json
 start=$EPOCHREALTIME
 run_ok 2 "$WORK/build.log" build "$WORK/eval.yaml"
 [[ -f "$OUT/index.faiss" ]] || fail "no $OUT/index.faiss"
-sfdata runjson "$OUT/run.json" --command build --ranks 2 --stages open,train,add,merge,write --within "$(since "$start")"
+sfdata runjson "$OUT/run.json" --command build --ranks 2 --stages open,train,add,merge --within "$(since "$start")"
 ok
 
 # check_table LOG TRUTH: the table on stdout (once, not on stderr), with one row per nprobe.

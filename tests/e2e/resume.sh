@@ -57,7 +57,7 @@ ok
 
 check "index.kmeans_iterations changed: train, add and merge redone (the log names the key), equal to a fresh build"
 run_ok 2 "$WORK/changed.log" build "$WORK/build.yaml" "${SETS[@]}" --resume --set index.kmeans_iterations=4
-grep -qE "merge: redo: stage (partition|train) changed" "$WORK/changed.log" || { show "$WORK/changed.log"; fail "merge not redone"; }
+grep -qE "merge: redo: stage (add|partition|train) changed" "$WORK/changed.log" || { show "$WORK/changed.log"; fail "merge not redone"; }
 grep -q "train: redo: index.kmeans_iterations changed from '10' to '4'" "$WORK/changed.log" || { show "$WORK/changed.log"; fail "the changed key is not named"; }
 grep -q "add: 0 of 20000 rows are in verified pieces" "$WORK/changed.log" || { show "$WORK/changed.log"; fail "pieces of the old training were reused"; }
 run_ok 2 "$WORK/fresh.log" build "$WORK/build.yaml" "${SETS[@]}" --set index.kmeans_iterations=4 --set "output.dir=$WORK/fresh"

@@ -352,5 +352,30 @@ TEST(MpiRedistributeRows, UnevenPiecesToBlockAlignedRanges) {
   EXPECT_EQ(problem, "");
 }
 
+// exscan (MPI_Exscan) and offsets: rank r holds r + 1 items (rank 2 none), so the ranks
+// before r hold the sum of theirs.
+TEST(MpiComm, ExscanAndOffsetsArePrefixSums) {
+  Comm& comm = world();
+  auto count = [](int r) { return r == 2 ? int64_t{0} : int64_t{r} + 1; };
+  int64_t before = 0, total = 0;
+  for (int r = 0; r < comm.size(); ++r) {
+    if (r < comm.rank()) before += count(r);
+    total += count(r);
+  }
+  std::string problem;
+  const int64_t got = comm.exscan(count(comm.rank()));
+  if (got != before) problem += "exscan " + std::to_string(got) + ", expected " + std::to_string(before) + "; ";
+  const std::vector<int64_t> offsets = comm.offsets(count(comm.rank()));
+  if (offsets.size() != static_cast<size_t>(comm.size()) + 1 || offsets[comm.rank()] != before ||
+      offsets.back() != total)
+    problem += "offsets wrong; ";
+  // The default (gathering) implementation agrees with MPI_Exscan.
+  if (comm.Comm::exscan(count(comm.rank())) != before) problem += "default exscan differs; ";
+  const std::string all = problems_on_any_rank(comm, problem);
+  if (comm.rank() == 0) {
+    EXPECT_EQ(all, "");
+  }
+}
+
 }  // namespace
 }  // namespace sf::cluster

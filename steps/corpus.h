@@ -9,7 +9,7 @@
 #include "io/vector_file.h"
 #include "pipeline/config.h"
 
-namespace sf::jobs {
+namespace sf::steps {
 
 struct OpenedCorpus {
   std::unique_ptr<io::VectorCorpus> corpus;
@@ -23,4 +23,4 @@ std::string describe_paths(const std::vector<std::string>& paths);
 // an empty corpus, or more ranks than rows.
 OpenedCorpus open_corpus(cluster::Comm& comm, const pipeline::Config& config);
 
-}  // namespace sf::jobs
+}  // namespace sf::steps
