@@ -20,32 +20,11 @@ run_ok 2 "$WORK/ref4.log" build "$WORK/build.yaml" --set "output.dir=$WORK/ref4"
 cmp -s "$WORK/ref/trained.faiss" "$WORK/ref4/trained.faiss" && fail "kmeans_iterations 4 trained the same quantizer"
 ok
 
-# Rank 0 under strace (the other ranks plain): STRACE_ARGS from the environment.
-cat >"$WORK/rank0.sh" <<'SH'
-if [[ $OMPI_COMM_WORLD_RANK == 0 ]]; then
-  exec strace -f -qq -o "$STRACE_LOG" -e trace=rename,renameat,renameat2 $STRACE_INJECT "$@"
-fi
-exec "$@"
-SH
-# traced NP LOG LOGFILE INJECT ARGS...: shardforge ARGS with rank 0 traced; sets SF_RC.
-traced() {
-  local np=$1 out=$2
-  export STRACE_LOG=$3 STRACE_INJECT=$4
-  shift 4
-  set +e
-  timeout --kill-after=10 "$SF_TIMEOUT" mpirun -np "$np" --oversubscribe -x OMP_NUM_THREADS=1 \
-    -x STRACE_LOG -x STRACE_INJECT bash "$WORK/rank0.sh" "$SF" "$@" >"$out" 2>&1
-  SF_RC=$?
-  set -e
-  [[ $SF_RC -ne 124 ]] || { show "$out"; fail "timed out: $*"; }
-}
-# targets TRACE: the paths rank 0 renamed to, in order, relative to the run directory.
-targets() { sed -n 's/.*rename[a-z0-9]*(.*, "\([^"]*\)".*/\1/p' "$1" | sed "s|^$2/||"; }
 
 check "rank 0's renames in a traced build: the publishing steps and their order"
 traced 2 "$WORK/list.log" "$WORK/list.trace" "" build "$WORK/build.yaml" --set "output.dir=$WORK/list" "${SETS[@]}"
 [[ $SF_RC -eq 0 ]] || { show "$WORK/list.log"; fail "traced build exited $SF_RC"; }
-mapfile -t NAMES < <(targets "$WORK/list.trace" "$WORK/list")
+mapfile -t NAMES < <(traced_targets "$WORK/list.trace" "$WORK/list")
 calls=$(sed -n 's/^[0-9]* *\(rename[a-z0-9]*\)(.*/\1/p' "$WORK/list.trace" | sort -u)
 [[ $(wc -w <<<"$calls") -eq 1 ]] || fail "expected one rename system call, saw: ${calls:-none}"
 cmp "$WORK/ref/index.faiss" "$WORK/list/index.faiss" || fail "the traced build differs"
@@ -92,8 +71,8 @@ for n in "${STEPS[@]}"; do
     build "$WORK/build.yaml" --set "output.dir=$dir" "${SETS[@]}"
   [[ $SF_RC -ne 0 ]] || { show "$WORK/kill-$n.log"; fail "the run was not killed"; }
   grep -q "killed by SIGKILL" "$WORK/kill-$n.trace" || fail "strace did not kill rank 0"
-  [[ $(targets "$WORK/kill-$n.trace" "$dir" | tail -n 1) == "$name" ]] ||
-    fail "rank 0 was killed at $(targets "$WORK/kill-$n.trace" "$dir" | tail -n 1), expected $name"
+  [[ $(traced_targets "$WORK/kill-$n.trace" "$dir" | tail -n 1) == "$name" ]] ||
+    fail "rank 0 was killed at $(traced_targets "$WORK/kill-$n.trace" "$dir" | tail -n 1), expected $name"
   ls "$dir/$name".tmp.* >/dev/null 2>&1 || fail "no temporary for $name: the kill was not at its rename"
   if [[ $name != status.json ]]; then
     [[ ! -e $dir/$name ]] || fail "$name is visible though its rename never ran"
@@ -112,7 +91,7 @@ cp -a "$WORK/ref" "$WORK/old-list" && cp -a "$WORK/ref" "$WORK/old"
 traced 2 "$WORK/old-list.log" "$WORK/old-list.trace" "" build "$WORK/build.yaml" --set "output.dir=$WORK/old-list" \
   "${SETS[@]}" --set index.kmeans_iterations=4 --resume
 [[ $SF_RC -eq 0 ]] || { show "$WORK/old-list.log"; fail "traced resume exited $SF_RC"; }
-mapfile -t NAMES < <(targets "$WORK/old-list.trace" "$WORK/old-list")
+mapfile -t NAMES < <(traced_targets "$WORK/old-list.trace" "$WORK/old-list")
 n=$(first_rename trained.faiss)
 traced 2 "$WORK/old.log" "$WORK/old.trace" "-e inject=$calls:signal=SIGKILL:when=$n" build "$WORK/build.yaml" \
   --set "output.dir=$WORK/old" "${SETS[@]}" --set index.kmeans_iterations=4 --resume

@@ -19,31 +19,11 @@ run_ok 2 "$WORK/ref.log" run "$WORK/run.yaml" --set "output.dir=$WORK/ref" "${SE
 [[ ! -e $WORK/ref/pieces ]] || fail "the pieces were not removed after the merge"
 ok "$(wc -l <"$WORK/ref/ids.jsonl") documents indexed"
 
-# Rank 0 under strace (the other ranks plain): STRACE_LOG and STRACE_INJECT from the environment.
-cat >"$WORK/rank0.sh" <<'SH'
-if [[ $OMPI_COMM_WORLD_RANK == 0 ]]; then
-  exec strace -f -qq -o "$STRACE_LOG" -e trace=rename,renameat,renameat2 $STRACE_INJECT "$@"
-fi
-exec "$@"
-SH
-# traced NP LOG TRACE INJECT ARGS...: shardforge ARGS with rank 0 traced; sets SF_RC.
-traced() {
-  local np=$1 out=$2
-  export STRACE_LOG=$3 STRACE_INJECT=$4
-  shift 4
-  set +e
-  timeout --kill-after=10 "$SF_TIMEOUT" mpirun -np "$np" --oversubscribe -x OMP_NUM_THREADS=1 \
-    -x STRACE_LOG -x STRACE_INJECT bash "$WORK/rank0.sh" "$SF" "$@" >"$out" 2>&1
-  SF_RC=$?
-  set -e
-  [[ $SF_RC -ne 124 ]] || { show "$out"; fail "timed out: $*"; }
-}
-targets() { sed -n 's/.*rename[a-z0-9]*(.*, "\([^"]*\)".*/\1/p' "$1" | sed "s|^$2/||"; }
 
 check "rank 0's renames in a traced run: its second add piece"
 traced 2 "$WORK/list.log" "$WORK/list.trace" "" run "$WORK/run.yaml" --set "output.dir=$WORK/list" "${SETS[@]}"
 [[ $SF_RC -eq 0 ]] || { show "$WORK/list.log"; fail "traced run exited $SF_RC"; }
-mapfile -t NAMES < <(targets "$WORK/list.trace" "$WORK/list")
+mapfile -t NAMES < <(traced_targets "$WORK/list.trace" "$WORK/list")
 calls=$(sed -n 's/^[0-9]* *\(rename[a-z0-9]*\)(.*/\1/p' "$WORK/list.trace" | sort -u)
 [[ $(wc -w <<<"$calls") -eq 1 ]] || fail "expected one rename system call, saw: ${calls:-none}"
 n=0 seen=0

@@ -183,6 +183,31 @@ print(int(max(max(s["peak_rss_mib"]) for s in stages if only in (None, s["name"]
 PYEOF
 }
 
+# traced NP LOG TRACE INJECT ARGS...: shardforge ARGS on NP ranks with rank 0 under strace,
+# which logs its renames to TRACE and applies INJECT (strace options, e.g. "-e inject=rename:
+# signal=KILL:when=3"; "" for none); sets SF_RC, fails the test on a timeout. Needs strace.
+traced() {
+  local np=$1 out=$2
+  export STRACE_LOG=$3 STRACE_INJECT=$4
+  shift 4
+  if [[ ! -f $WORK/rank0.sh ]]; then
+    cat >"$WORK/rank0.sh" <<'SH'
+if [[ $OMPI_COMM_WORLD_RANK == 0 ]]; then
+  exec strace -f -qq -o "$STRACE_LOG" -e trace=rename,renameat,renameat2 $STRACE_INJECT "$@"
+fi
+exec "$@"
+SH
+  fi
+  set +e
+  timeout --kill-after=10 "$SF_TIMEOUT" mpirun -np "$np" --oversubscribe -x OMP_NUM_THREADS=1 \
+    -x STRACE_LOG -x STRACE_INJECT bash "$WORK/rank0.sh" "$SF" "$@" >"$out" 2>&1
+  SF_RC=$?
+  set -e
+  [[ $SF_RC -ne 124 ]] || { show "$out"; fail "timed out: $*"; }
+}
+# traced_targets TRACE DIR: the paths rank 0 renamed to, in order, relative to DIR.
+traced_targets() { sed -n 's/.*rename[a-z0-9]*(.*, "\([^"]*\)".*/\1/p' "$1" | sed "s|^$2/||"; }
+
 # write_config FILE OUTDIR FACTORY INPUT... : a minimal build config.
 write_config() {
   local file=$1 outdir=$2 factory=$3
