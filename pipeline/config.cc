@@ -50,6 +50,7 @@ struct Rule {
   double low = -std::numeric_limits<double>::infinity();  // reals: the closed range [low, high]
   double high = std::numeric_limits<double>::infinity();
   std::vector<std::string_view> choices;  // strings: allowed values, if non-empty
+  size_t length = 0;  // lists: exactly this many elements, if non-zero
 };
 
 Rule any() { return {}; }
@@ -73,6 +74,12 @@ Rule in_range(double low, double high) {
   Rule rule;
   rule.low = low;
   rule.high = high;
+  return rule;
+}
+// A list of exactly `length` numbers in [low, high].
+Rule numbers_in_range(size_t length, double low, double high) {
+  Rule rule = in_range(low, high);
+  rule.length = length;
   return rule;
 }
 Rule one_of(std::initializer_list<std::string_view> choices) {
@@ -224,7 +231,7 @@ const std::vector<Field>& schema() {
        in_range(0.0, 1.0),
        "co-location may load a shard up to (1 + slack) × the mean expected cost"},
       {"partition.scan_cost", bind<&Config::partition, &PartitionConfig::scan_cost>,
-       in_range(0.0, 1e9),
+       numbers_in_range(2, 0.0, 1e9),
        "`[a, b]` with b > 0: fixes the scan cost λ(s) = a + b·s seconds (then the plan is the "
        "same for any rank count); absent: calibrated at build time"},
       {"search.queries", bind<&Config::search, &SearchConfig::queries>, any(),
@@ -677,6 +684,10 @@ class Loader {
       }
     }
     if (values.empty()) fail_value(key, "must not be empty");
+    if (rule.length != 0 && values.size() != rule.length) {
+      fail_value(key, "expected a list of " + std::to_string(rule.length) + " values, got " +
+                          std::to_string(values.size()));
+    }
     out = std::move(values);
   }
 
@@ -831,7 +842,8 @@ std::string value_type(const Rule& rule) {
       element.insert(element.find(' ') == std::string::npos ? element.size() : element.find(' '),
                      "s");
     }
-    return "list of " + element;
+    return "list of " + (rule.length != 0 ? std::to_string(rule.length) + " " : std::string()) +
+           element;
   }
 }
 

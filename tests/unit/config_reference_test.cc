@@ -58,7 +58,7 @@ TEST(ConfigReference, ListsEveryKeyWithItsDefault) {
            "| `eval.nprobe` | list of integers ≥ 1 | `[1, 8, 32]` |",
            "| `dedup.threshold` | number in [0.01, 0.99] | `0.8` |",
            "| `dedup.near` | `true` or `false` | `true` |",
-           "| `partition.scan_cost` | list of numbers in [0, 1e9] | none |",
+           "| `partition.scan_cost` | list of 2 numbers in [0, 1e9] | none |",
            "| `seed` | integer ≥ 0 | `1234` |",
            "| `slurm.account` | string | `\"\"` |",
        }) {

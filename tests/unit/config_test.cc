@@ -317,6 +317,19 @@ TEST_F(ConfigTest, RangeChecksNameTheOverride) {
   EXPECT_EQ(message.find("--set"), std::string::npos) << message;
 }
 
+TEST_F(ConfigTest, FixedLengthListsNameTheCount) {
+  // partition.scan_cost is [a, b]: one number, or three, used to be ignored (calibrated).
+  std::string message = error_of(kMinimal, {"partition.scan_cost=[1e-6, 2e-9, 3]"});
+  EXPECT_NE(message.find("partition.scan_cost: expected a list of 2 values, got 3 "
+                         "(from --set partition.scan_cost=[1e-6, 2e-9, 3])"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(error_of(kMinimal, {"partition.scan_cost=1e-6"}).find("a list of 2 values, got 1"),
+            std::string::npos);
+  EXPECT_EQ(load_config(write(kMinimal), {"partition.scan_cost=[1e-6, 2e-9]"}).partition.scan_cost,
+            (std::vector<double>{1e-6, 2e-9}));
+}
+
 TEST_F(ConfigTest, MalformedSet) {
   for (std::string bad : {"eval.k", "=5", "eval..k=5", ".k=1", "k.=1", " =1"}) {
     std::string message = error_of(kMinimal, {bad});
