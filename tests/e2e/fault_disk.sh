@@ -92,10 +92,10 @@ full_disk_checks() {
   cmp "$WORK/ref/index.faiss" "$WORK/$mode-moved/index.faiss" || fail "resumed index.faiss differs"
   ok
 
-  check "$mode: the pieces fit, index.faiss does not -> 'write index' fails, no merge marker, pieces intact"
+  check "$mode: the pieces fit, index.faiss does not -> merge's write fails, no merge marker, pieces intact"
   fill 4m "$WORK/$mode-full-merge.log"
   [[ $SF_RC -eq 1 ]] || { show "$WORK/$mode-full-merge.log"; fail "exit $SF_RC, expected 1"; }
-  grep -q "write index failed on rank 0: cannot write $run/index.faiss.*$reason" "$WORK/$mode-full-merge.log" ||
+  grep -q "merge: write checkpoint failed on rank 0: cannot write $run/index.faiss.*$reason" "$WORK/$mode-full-merge.log" ||
     { show "$WORK/$mode-full-merge.log"; fail "no clear error naming index.faiss and '$reason'"; }
   [[ ! -e $run/index.faiss && ! -e $run/checkpoints/merge.json ]] || fail "merge marker or index on a full disk"
   pieces=$(piece_markers "$run")
