@@ -5,7 +5,8 @@
 #   scripts/output-digests.sh /tmp/old/shardforge > old.txt
 #   scripts/output-digests.sh build/jobs/shardforge > new.txt; diff old.txt new.txt
 # eval.json keeps only its recall figures (QPS and seconds are timings), plan.json its
-# placement (not the measured scan costs), search.h5 its data. RANKS="1 2" for fewer
+# placement (not the measured scan costs, nor the figures derived from them: balance, what LPT
+# would give), search.h5 its data. RANKS="1 2" for fewer
 # ranks, CONFIGS="sift-5k fortunes-run" for some configs only.
 # Needs data/dedup (scripts/fetch-dedup-data.sh) for the spdx and clough configs; a config
 # whose input is missing is reported as "missing" rather than skipped silently.
@@ -48,7 +49,7 @@ for config in configs/*.yaml; do
 import json, re, sys
 def strip(v):
     if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items() if not re.search("cost|seconds|balance", k)}
+        return {k: strip(x) for k, x in v.items() if not re.search("cost|seconds|balance|lpt", k)}
     return [strip(x) for x in v] if isinstance(v, list) else v
 print(json.dumps(strip(json.load(open(sys.argv[1]))), sort_keys=True))' "$dir/plan.json" | sha256sum | cut -d' ' -f1)" "$name" "$np"
     [[ ! -f $dir/search.h5 ]] || printf '%s  %s/%s/search.h5:data\n' "$(/usr/bin/python3 -c '
