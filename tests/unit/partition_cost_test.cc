@@ -97,19 +97,35 @@ TEST(ScanCost, FitRecoversTheLineAndSnapsTheOverheadToAPowerOfTwo) {
   EXPECT_THROW(fit_scan_cost({16, 32}, {1e-6, 0.0}), std::invalid_argument);
 }
 
+// The scan-cost noise tests: one skewed workload over IVF32 on 4 shards; its placement under
+// a cost model, and the list sizes a calibration times.
+struct NoiseCase {
+  std::unique_ptr<faiss::Index> index;
+  Workload w;
+  PartitionOptions o;
+  std::vector<int64_t> sizes = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+
+  NoiseCase() {
+    omp_set_num_threads(1);
+    const std::vector<float> x = testing::gaussian_mixture(4000, kDim, 10, 11);
+    index = build("IVF32,Flat", x);
+    w.nq = 300;
+    w.queries = skewed_queries(x, 0, w.nq, 12);
+    o.shards = 4;
+    o.nprobe = 4;
+  }
+  std::vector<std::vector<int>> placement(const ScanCost& cost) const {
+    std::vector<std::vector<int>> out;
+    for (const ListPlan& l : make_plan(*index, &w, o, cost).lists) out.push_back(l.shards);
+    return out;
+  }
+};
+
 // Timing noise (each time off by up to +-10%, as measured on a loaded machine) changes the fit
 // but not the snapped overhead, so the plan stays the same from run to run.
 TEST(ScanCost, NoisyTimingsGiveTheSamePlan) {
-  omp_set_num_threads(1);
-  const std::vector<float> x = testing::gaussian_mixture(4000, kDim, 10, 11);
-  auto index = build("IVF32,Flat", x);
-  Workload w;
-  w.nq = 300;
-  w.queries = skewed_queries(x, 0, w.nq, 12);
-  PartitionOptions o;
-  o.shards = 4;
-  o.nprobe = 4;
-  const std::vector<int64_t> sizes = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+  const NoiseCase n;
+  const std::vector<int64_t>& sizes = n.sizes;
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<double> noise(0.9, 1.1);
   std::vector<std::vector<int>> first;
@@ -120,8 +136,7 @@ TEST(ScanCost, NoisyTimingsGiveTheSamePlan) {
     const ScanCost c = fit_scan_cost(sizes, t);
     fitted_b.insert(c.b);
     ASSERT_NEAR(c.a / c.b, 32.0, 1e-9) << "run " << run;
-    std::vector<std::vector<int>> placement;
-    for (const ListPlan& l : make_plan(*index, &w, o, c).lists) placement.push_back(l.shards);
+    const std::vector<std::vector<int>> placement = n.placement(c);
     if (run == 0) first = placement;
     EXPECT_EQ(placement, first) << "run " << run;
   }
@@ -133,21 +148,11 @@ TEST(ScanCost, NoisyTimingsGiveTheSamePlan) {
 // the fit is that of the clean timings' neighbourhood, the snapped overhead and the plan are
 // unchanged, and the fit stays close to the line at the largest size.
 TEST(ScanCost, OutlierRoundsGiveTheSamePlan) {
-  omp_set_num_threads(1);
-  const std::vector<float> x = testing::gaussian_mixture(4000, kDim, 10, 11);
-  auto index = build("IVF32,Flat", x);
-  Workload w;
-  w.nq = 300;
-  w.queries = skewed_queries(x, 0, w.nq, 12);
-  PartitionOptions o;
-  o.shards = 4;
-  o.nprobe = 4;
-  const std::vector<int64_t> sizes = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+  const NoiseCase n;
+  const std::vector<int64_t>& sizes = n.sizes;
   const int rounds = 7;
   auto line = [](int64_t s) { return 32e-9 + 1e-9 * static_cast<double>(s); };
-  std::vector<std::vector<int>> clean;
-  for (const ListPlan& l : make_plan(*index, &w, o, ScanCost::linear(32e-9, 1e-9)).lists)
-    clean.push_back(l.shards);
+  const std::vector<std::vector<int>> clean = n.placement(ScanCost::linear(32e-9, 1e-9));
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<double> noise(0.9, 1.1);
   std::uniform_int_distribution<int> pick_round(0, rounds - 1), pick_size(0, 8), burst_len(1, 4);
@@ -172,9 +177,7 @@ TEST(ScanCost, OutlierRoundsGiveTheSamePlan) {
     const ScanCost c = fit_scan_cost_rounds(sizes, timings);
     ASSERT_NEAR(c.a / c.b, 32.0, 1e-9) << "run " << run;
     EXPECT_NEAR(c(4096) / line(4096), 1.0, 0.1) << "run " << run;
-    std::vector<std::vector<int>> placement;
-    for (const ListPlan& l : make_plan(*index, &w, o, c).lists) placement.push_back(l.shards);
-    EXPECT_EQ(placement, clean) << "run " << run;
+    EXPECT_EQ(n.placement(c), clean) << "run " << run;
   }
   EXPECT_GT(slowed, 40 * 9);  // the outliers did reach the timings (~1 in 4 of them)
   EXPECT_THROW(fit_scan_cost_rounds(sizes, {}), std::invalid_argument);
