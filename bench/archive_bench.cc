@@ -1,5 +1,5 @@
 // Boost.Serialization binary archives (cluster/archive.h) against the raw buffers they would
-// replace, on realistic sizes; the figures behind the comments in jobs/dedup_job.cc
+// replace, on realistic sizes; the figures behind the comments in steps/dedup_read.cc
 // (write_sketch_file) and stages/dedup/clusters.cc / cluster/bytes.h (shuffles stay raw).
 //   build/bench/archive_bench [--docs 100000] [--repeat 3] [--dir /tmp]
 // 1. The dedup sketch checkpoint of --docs synthetic documents (14 x 8 = 112 MinHash values
@@ -26,7 +26,7 @@
 
 #include "cluster/archive.h"
 #include "io/array_file.h"
-#include "jobs/dedup_core.h"
+#include "steps/text_dedup.h"
 
 namespace {
 
@@ -42,9 +42,9 @@ double best_seconds(int repeat, const std::function<void()>& f) {
   return best;
 }
 
-sf::jobs::LocalCorpus synthetic_sketch(int64_t docs) {
+sf::stages::dedup::LocalCorpus synthetic_sketch(int64_t docs) {
   std::mt19937_64 rng(42);
-  sf::jobs::LocalCorpus c;
+  sf::stages::dedup::LocalCorpus c;
   c.pieces = {sf::io::TextPiece{0, 0, 0, true}};
   c.piece_lines = {docs};
   c.piece_docs = {0, docs};
@@ -67,7 +67,7 @@ sf::jobs::LocalCorpus synthetic_sketch(int64_t docs) {
 
 // The alternative layout: the whole sketch, bulk arrays included, as one archive.
 struct WholeSketch {
-  sf::jobs::LocalCorpus& c;
+  sf::stages::dedup::LocalCorpus& c;
   template <class Ar>
   void serialize(Ar& ar, unsigned) {
     ar & c.piece_lines & c.piece_docs & c.keep_score & c.raw_bytes & c.doc_line & c.ids;
@@ -85,7 +85,7 @@ struct BucketPart {
 
 }  // namespace
 
-BOOST_IS_BITWISE_SERIALIZABLE(sf::stages::dedup::Hash128)  // as jobs/dedup_job.cc
+BOOST_IS_BITWISE_SERIALIZABLE(sf::stages::dedup::Hash128)  // as steps/dedup_read.cc
 
 int main(int argc, char** argv) {
   int64_t docs = 100000;
@@ -99,15 +99,15 @@ int main(int argc, char** argv) {
     else { std::fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
   }
   const std::string path = dir + "/archive_bench_sketch.sfar";
-  sf::jobs::LocalCorpus corpus = synthetic_sketch(docs);
+  sf::stages::dedup::LocalCorpus corpus = synthetic_sketch(docs);
 
   // 1. The sketch file.
-  const double write_today = best_seconds(repeat, [&] { sf::jobs::write_sketch_file(path, corpus); });
+  const double write_today = best_seconds(repeat, [&] { sf::steps::write_sketch_file(path, corpus); });
   const auto today_bytes = std::filesystem::file_size(path);
   const double read_today = best_seconds(repeat, [&] {
-    sf::jobs::LocalCorpus back;
+    sf::stages::dedup::LocalCorpus back;
     back.pieces = corpus.pieces;
-    sf::jobs::read_sketch_file(path, back, true);
+    sf::steps::read_sketch_file(path, back, true);
   });
   const double write_whole = best_seconds(repeat, [&] {
     sf::io::ArrayFileWriter out(path, "bench-sketch", 1);
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
     sf::io::ArrayFileReader in(path, "bench-sketch", 1);
     const auto bytes = in.read<char>("sketch");
     in.close();
-    sf::jobs::LocalCorpus back;
+    sf::stages::dedup::LocalCorpus back;
     WholeSketch into{back};
     sf::cluster::from_bytes_into(bytes, into, path);
   });

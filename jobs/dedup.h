@@ -17,35 +17,18 @@
 //                            (a's band bucket's smallest row b) that passed verification
 //   dedup.json               counts, bad input per file, parameters, stages per rank
 // Published in that order by rename; a run that fails leaves no kept/ (only kept.tmp/).
-// The read .. final verdicts part is read_and_dedup (jobs/dedup_core.h), shared with `run`.
-// Checkpoints: the sketch of each rank and the verdicts (jobs/dedup_core.h), then marker
-// "kept" (kept/, duplicates.jsonl, dedup.json). --resume skips what verifies; a stop request
-// (SIGTERM) is honoured after each checkpoint (exit 75).
+// The stages: read+sketch, exact, near and verdicts (steps/text_dedup.h, shared with `run`),
+// then write and kept (steps/kept.h). Checkpoints: the sketch of each rank and the verdicts,
+// then marker "kept" (kept/, duplicates.jsonl, dedup.json). --resume skips what verifies; a
+// stop request (SIGTERM) is honoured after each stage (exit 75).
 #pragma once
 
 #include <string>
 
 #include "cluster/comm.h"
-#include "io/text_corpus.h"
 #include "pipeline/config.h"
-#include "stages/dedup/clusters.h"
-#include "stages/dedup/text.h"
 
 namespace sf::jobs {
-
-constexpr int kDedupJsonFormatVersion = 1;
-
-struct KeepPolicy {
-  enum Kind { kFirst, kLongest, kField } kind = kFirst;
-  std::string field;  // kField: the JSONL field whose largest numeric value wins
-};
-
-// Config -> stage options. Each throws pipeline::ConfigError naming the key and the file.
-KeepPolicy parse_keep_policy(const pipeline::Config& config);
-io::TextFormat dedup_text_format(const pipeline::Config& config);  // auto = jsonl
-stages::dedup::LshParams dedup_lsh_params(const pipeline::Config& config);
-stages::dedup::NormaliseOptions dedup_normalise_options(const pipeline::Config& config);
-io::TextReadOptions dedup_read_options(const pipeline::Config& config, const KeepPolicy& keep);
 
 // Collective. See above. Returns 0; agreed failures come out as cluster::PhaseError.
 int dedup_job(cluster::Comm& comm, const pipeline::Config& config);

@@ -13,6 +13,7 @@
 
 #include "io/atomic_file.h"
 #include "jobs/dedup.h"
+#include "steps/text_dedup.h"
 #include "pipeline/run_manifest.h"
 #include "stages/dedup/quality.h"
 
@@ -65,9 +66,9 @@ std::string fixed4(double x) {
 }
 
 void quality(const pipeline::Config& config) {
-  const KeepPolicy keep = parse_keep_policy(config);
-  const io::TextReadOptions read = dedup_read_options(config, keep);
-  const dd::NormaliseOptions norm = dedup_normalise_options(config);
+  const stages::dedup::KeepPolicy keep = steps::parse_keep_policy(config);
+  const io::TextReadOptions read = steps::dedup_read_options(config, keep);
+  const dd::NormaliseOptions norm = steps::dedup_normalise_options(config);
   const double threshold = config.dedup.threshold;
   const std::string& dir = config.output.dir;
 

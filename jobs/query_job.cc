@@ -11,7 +11,7 @@
 
 #include "io/index_file.h"
 #include "io/text_corpus.h"
-#include "jobs/dedup.h"
+#include "steps/text_dedup.h"
 #include "jobs/run.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/config.h"
@@ -77,7 +77,7 @@ int query_job(const QueryOptions& options) {
 
   // Embed the query as the run embedded its documents: normalised, embedded, L2-normalised.
   std::string normalised;
-  stages::dedup::normalise_text(options.text, dedup_normalise_options(config), normalised);
+  stages::dedup::normalise_text(options.text, steps::dedup_normalise_options(config), normalised);
   stages::embed::DocBatch batch;
   batch.texts.emplace_back(normalised);
   batch.rows.push_back(0);
@@ -118,7 +118,7 @@ int query_job(const QueryOptions& options) {
   std::map<std::string, std::map<int64_t, std::string>> texts;  // file -> line -> text
   for (const auto& [id, entry] : wanted)
     if (entry.is_object()) texts[entry.at("file").get<std::string>()][entry.at("line").get<int64_t>()];
-  const io::TextReadOptions read = dedup_read_options(config, KeepPolicy{});
+  const io::TextReadOptions read = steps::dedup_read_options(config, stages::dedup::KeepPolicy{});
   for (auto& [path, lines] : texts) {
     try {
       const auto files = io::stat_text_files({path});

@@ -20,8 +20,7 @@
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "io/vector_file.h"
-#include "jobs/dedup.h"
-#include "jobs/dedup_core.h"
+#include "io/text_output.h"
 #include "jobs/jobs.h"
 #include "jobs/run.h"
 #include "jobs/stage_checkpoints.h"
@@ -41,6 +40,7 @@
 #include "stages/train.h"
 #include "steps/eval_report.h"
 #include "steps/index_build.h"
+#include "steps/text_dedup.h"
 
 namespace sf::jobs {
 
@@ -183,7 +183,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   const int threads = pipeline::choose_threads(config, comm);
   const auto progress = pipeline::make_progress_logger(comm.rank());
   pipeline::StageLog log;
-  const DedupSetup setup = make_dedup_setup(config, config.run.dedup);
+  const steps::DedupSetup setup = steps::make_dedup_setup(config, config.run.dedup);
   const io::TextReadOptions& read = setup.read;
   const std::string tmp_dir = dir + "/run.tmp";
 
@@ -220,12 +220,21 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   steps::PartitionStage partition_stage(build);
   steps::AddStage add_stage(build);
   steps::MergeStage merge_stage(build, partition_stage);
-  std::optional<DedupFingerprints> fps;
+  steps::DedupedCorpus deduped;
+  deduped.ranks = comm.size();
+  deduped.threads = threads;
+  steps::ReadSketchStage read_stage(deduped, config.run.dedup);
+  steps::ExactStage exact_stage(deduped);
+  steps::NearStage near_stage(deduped);
+  steps::VerdictsStage verdicts_stage(deduped);
+  const std::vector<pipeline::Stage*> dedup_stages = {&read_stage, &exact_stage, &near_stage,
+                                                      &verdicts_stage};
   std::optional<RunFingerprints> rfp;
   pipeline::share_input_digests(comm, config);  // input.verify: content reads them once
   cluster::run_local_phase(comm, "open input", [&] {
-    fps = dedup_fingerprints(config, setup, comm.rank(), comm.size());
-    rfp = run_fingerprints(config, fps->verdicts, comm.size(), train_stage,
+    const pipeline::Fingerprint verdicts_fp =
+        pipeline::chain_fingerprints(config, dedup_stages, nullptr).back();
+    rfp = run_fingerprints(config, verdicts_fp, comm.size(), train_stage,
                            {&partition_stage, &add_stage, &merge_stage});
   });
   std::vector<std::string> outputs = {"ids.jsonl", "duplicates.jsonl", kEmbedderFile};
@@ -238,26 +247,29 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   }
 
   std::vector<std::string> checkpoint_outputs = steps::index_outputs();
-  checkpoint_outputs.insert(checkpoint_outputs.end(), {kSketchDir, kVerdictsDir, kEmbedDir,
+  checkpoint_outputs.insert(checkpoint_outputs.end(), {steps::kSketchDir, steps::kVerdictsDir, kEmbedDir,
                                                        kSemanticDir, kEvalFile, "search.json",
                                                        "search.h5"});
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
   prepare_run_dir(comm, config, checkpoints,
                   {"run.tmp", "run.json", "ids.jsonl", "duplicates.jsonl", kEmbedderFile},
                   checkpoint_outputs,
-                  {"run.tmp/ids", "run.tmp/duplicates", kSketchDir, kVerdictsDir, kEmbedDir,
+                  {"run.tmp/ids", "run.tmp/duplicates", steps::kSketchDir, steps::kVerdictsDir, kEmbedDir,
                    kSemanticDir});
   // Whatever way the job ends, no run.tmp/ stays behind (a failure, a stop, a full disk).
   const pipeline::TemporaryFolders temporaries(dir, {"run.tmp"}, comm.rank() == 0);
 
   // ---- read, exact + near dedup (the corpus is read once; texts stay for the embedder) ----
   const bool embed_done = pipeline::stage_complete(comm, checkpoints, rfp->embed, config.resume);
-  DedupTexts texts;
+  stages::dedup::KeptTexts texts;
   texts.normalised = !embed_done;
   texts.raw = !embed_done && !config.embed.vectors_field.empty();
-  DedupedCorpus deduped = read_and_dedup(comm, config, setup, *fps, checkpoints, threads, texts,
-                                         log, progress);
-  LocalCorpus& corpus = deduped.corpus;
+  steps::ReadSketchStage read_texts_stage(deduped, config.run.dedup, texts);
+  {
+    pipeline::StageRunner dedup_runner(comm, config, checkpoints, log, progress);
+    dedup_runner.run({&read_texts_stage, &exact_stage, &near_stage, &verdicts_stage});
+  }
+  stages::dedup::LocalCorpus& corpus = deduped.corpus;
   const std::vector<int64_t>& begins = deduped.begins;
   const cluster::RowRange range = deduped.range;
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
@@ -511,7 +523,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   std::vector<SemanticMsg> semantic;  // this rank's documents removed as semantic duplicates
   {
     std::vector<std::vector<SemanticMsg>> out(static_cast<size_t>(comm.size()));
-    for (const auto& v : semantic_local) out[owner_of(begins, v.row)].push_back(v);
+    for (const auto& v : semantic_local) out[stages::dedup::owner_of(begins, v.row)].push_back(v);
     for (auto& part : cluster::exchange(comm, out))
       semantic.insert(semantic.end(), part.begin(), part.end());
     std::sort(semantic.begin(), semantic.end(),
@@ -531,14 +543,14 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
     const std::string& id = corpus.ids[row - range.begin];
     return id.empty() ? std::to_string(row) : id;
   };
-  const auto ids = fetch_by_row(comm, begins, wanted, id_of_local);
+  const auto ids = stages::dedup::fetch_by_row(comm, begins, wanted, id_of_local);
   int64_t final_local = 0;
   for (int64_t i = 0; i < local_docs; ++i) final_local += removed[i] == 0;
   const int64_t first_id = comm.exscan(final_local);
   cluster::run_local_phase(comm, "write parts", [&] {
-    const std::string part = part_name(comm.rank(), io::TextFormat::kJsonl);
+    const std::string part = io::part_name(comm.rank(), io::TextFormat::kJsonl);
     io::publish_file(tmp_dir + "/ids/" + part, [&](const std::string& tmp) {
-      FileWriter out(tmp);
+      io::FileWriter out(tmp);
       int64_t next = first_id;
       for (int64_t i = 0; i < local_docs; ++i) {
         if (removed[i]) continue;
@@ -551,7 +563,7 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
       out.close();
     });
     io::publish_file(tmp_dir + "/duplicates/" + part, [&](const std::string& tmp) {
-      FileWriter out(tmp);
+      io::FileWriter out(tmp);
       char sim[32];
       size_t s = 0;
       auto write_semantic = [&](const SemanticMsg& v) {
@@ -619,8 +631,8 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
         {"train", trained}}}};
   cluster::run_local_phase(comm, "publish", [&] {
     if (comm.rank() != 0) return;
-    concat_parts(tmp_dir + "/ids", comm.size(), dir + "/ids.jsonl");
-    concat_parts(tmp_dir + "/duplicates", comm.size(), dir + "/duplicates.jsonl");
+    io::concat_parts(tmp_dir + "/ids", comm.size(), dir + "/ids.jsonl");
+    io::concat_parts(tmp_dir + "/duplicates", comm.size(), dir + "/duplicates.jsonl");
     io::publish_text(checkpoints.path(kEmbedderFile), embedder_text);
     pipeline::remove_owned(dir, "run.tmp");
     checkpoints.mark_complete(rfp->outputs, outputs);

@@ -18,12 +18,6 @@
 
 namespace sf::jobs {
 
-std::string rank_file(const std::string& dir, int rank) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "/rank-%05d.sfar", rank);
-  return dir + name;
-}
-
 void checkpoint_rank_files(cluster::Comm& comm, const pipeline::Checkpoints& checkpoints,
                            const pipeline::Fingerprint& fp, const std::string& dir,
                            const std::function<void(const std::string&)>& write,

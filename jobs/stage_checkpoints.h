@@ -11,13 +11,13 @@
 #include "cluster/comm.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/config.h"
+#include "pipeline/stage_runner.h"
 
 namespace sf::jobs {
 
 using pipeline::read_bytes;
 
-// "<dir>/rank-RRRRR.sfar": a rank's checkpoint file of a stage whose outputs are per rank.
-std::string rank_file(const std::string& dir, int rank);
+using pipeline::rank_file;
 
 // Collective, a safe point. Every rank publishes checkpoints.path(rank_file(dir, rank)) with
 // write(temporary path); then rank 0 marks `fp` complete with every rank's file, and `extra`

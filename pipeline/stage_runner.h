@@ -12,9 +12,13 @@
 //
 // The one way to skip finished work: when the last stage's marker verifies, every skippable
 // stage before it is skipped (Stage::skip) and the last one is read back (Stage::load);
-// otherwise each checkpointed stage whose marker verifies is read back, the others run.
+// otherwise each checkpointed stage whose marker verifies is read back, a skippable stage
+// without a checkpoint of its own is skipped when the next checkpointed stage verifies (its
+// work only feeds the stages up to that one), and the others run.
 #pragma once
 
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +49,11 @@ class StageOptions {
     fingerprint_.key(config_, dotted_key);
     return field;
   }
+  // Keys whose values the stage takes through a parser of the whole config (e.g. the dedup
+  // setup, which checks several keys together): each becomes a fingerprint part.
+  void keys(std::initializer_list<std::string_view> dotted_keys) {
+    fingerprint_.keys(config_, dotted_keys);
+  }
   // Input files the outputs depend on (Fingerprint::input_files, input.verify). Local stat();
   // throws std::runtime_error naming a file that cannot be stat'ed.
   void input_files(const std::vector<std::string>& paths) {
@@ -63,20 +72,35 @@ class StageOptions {
   Fingerprint& fingerprint_;
 };
 
-// What a stage is given when it runs, saves or loads.
-struct StageContext {
-  const Config& config;
-  const Checkpoints& checkpoints;
-  const Fingerprint& fingerprint;  // this stage's, with the chain
-  const stages::ProgressFn& progress;
-};
-
 // What a stage's completion marker lists: run-dir-relative files, already published, and the
 // `info` a resumed run reads back (Checkpoints::mark_complete).
 struct StageOutputs {
   std::vector<std::string> files;
   nlohmann::json info = nlohmann::json::object();
 };
+
+// What a stage is given when it runs, saves or loads.
+struct StageContext {
+  const Config& config;
+  const Checkpoints& checkpoints;
+  const Fingerprint& fingerprint;  // this stage's, with the chain
+  const stages::ProgressFn& progress;
+  // Collective (every rank alike): true when the stage of that name in the same
+  // StageRunner::run() call will not run: its checkpoint is read back, or it is skipped. For a
+  // stage whose work serves a later one only in part (read+sketch keeps the texts for embed).
+  // False for a name not in the call.
+  std::function<bool(const std::string& stage)> reused;
+};
+
+// "<dir>/rank-RRRRR.sfar": a rank's checkpoint file of a stage whose outputs are per rank.
+std::string rank_file(const std::string& dir, int rank);
+// Stage::save() of such a stage. Local, every rank: publishes this rank's rank_file(dir) in
+// the checkpoint folder with write(temporary path); on rank 0 returns every rank's file and
+// `extra` (files rank 0 published inside `write`) with `info`. Throws naming the file.
+StageOutputs save_rank_files(cluster::Comm& comm, const StageContext& context,
+                             const std::string& dir,
+                             const std::function<void(const std::string&)>& write,
+                             nlohmann::json info, const std::vector<std::string>& extra = {});
 
 // One unit of a command's pipeline. Work is in run(); what the following stages use is state
 // the command shares between its stages (typed, by reference), not in the runner.
@@ -86,7 +110,8 @@ class Stage {
   // The marker's name (checkpoints/<name>.json), the stage log's and status.json's.
   virtual std::string name() const = 0;
   // Local, every rank alike: reads the options (each key read is fingerprinted). No data is
-  // read here: the runner needs every fingerprint before any stage runs.
+  // read here: the runner needs every fingerprint before any stage runs. Throws ConfigError
+  // only for what the config alone decides (every rank throws it alike).
   virtual void configure(StageOptions& options) = 0;
   // False: no marker of its own; the stage is redone on resume (or keeps finer checkpoints
   // itself, as add's pieces).
@@ -134,12 +159,17 @@ class StageRunner {
   // embed). Without it the first stage starts the chain.
   void after(const Fingerprint& upstream) { upstream_ = upstream; }
 
-  // Collective. Configures every stage (their fingerprints, chained in order; configure errors
-  // agreed), then runs them in order as the header comment says. After each stage that ran,
-  // an agreed stop / error point (the marker of a checkpointed stage is written there, rank 0).
-  // Throws cluster::PhaseError or Stopped on every rank alike; a ConfigError of configure()
-  // comes out as one too (cluster::agree).
+  // Collective. Configures every stage (their fingerprints, chained in order; a ConfigError
+  // comes out as it is, on every rank alike, other configure errors are agreed), then runs
+  // them in order as the header comment says. After each stage that ran, an agreed stop /
+  // error point (the marker of a checkpointed stage is written there, rank 0). Throws
+  // cluster::PhaseError or Stopped on every rank alike.
   void run(const std::vector<Stage*>& stages);
+
+  // Collective: configures `stages` as run() would and tells whether the last one's marker
+  // verifies: the command's result is there, nothing needs to run (a command asks before it
+  // prepares its run directory). run() on the same stages does not ask again.
+  bool complete(const std::vector<Stage*>& stages);
 
   StageOutcome outcome(const std::string& stage) const;
   // The fingerprint of a stage of the last run() call (its chain). REQUIRES: it was there.
@@ -148,7 +178,8 @@ class StageRunner {
   const Fingerprint* last() const { return upstream_ ? &*upstream_ : nullptr; }
 
  private:
-  void run_one(Stage& stage, const Fingerprint& fp);
+  std::vector<Fingerprint> configure(const std::vector<Stage*>& stages);
+  void run_one(Stage& stage, const StageContext& context);
 
   cluster::Comm& comm_;
   const Config& config_;
@@ -156,6 +187,7 @@ class StageRunner {
   StageLog& log_;
   stages::ProgressFn progress_;
   std::optional<Fingerprint> upstream_;
+  std::optional<std::pair<std::string, bool>> checked_;  // complete(): the last fp, the answer
   std::vector<std::pair<std::string, Fingerprint>> fingerprints_;
   std::vector<std::pair<std::string, StageOutcome>> outcomes_;
 };

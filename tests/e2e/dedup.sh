@@ -57,7 +57,7 @@ assert r["docs_in"] - r["docs_out"] == r["exact_duplicates"] + r["near_duplicate
 assert r["clusters"] > 0 and r["largest_cluster"] >= 2, r
 assert r["bad_records"] == 0 and r["bad_input"] == {}, r
 names = [s["name"] for s in r["stages"]]
-assert names == ["read+sketch", "exact", "near", "clusters", "write"], names
+assert names == ["read+sketch", "exact", "near", "verdicts", "write"], names
 for s in r["stages"]:
     assert len(s["seconds"]) == 4 and len(s["peak_rss_mib"]) == 4, s
     assert all(m > 0 for m in s["peak_rss_mib"]), s

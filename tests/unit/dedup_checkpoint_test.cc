@@ -1,4 +1,4 @@
-// The dedup checkpoint files (jobs/dedup_core.h): a sketch and a list of verdicts read back
+// The dedup checkpoint files (steps/text_dedup.h): a sketch and a list of verdicts read back
 // equal what was written; a damaged file, one that does not fit the rank's pieces, or one of
 // an older format version is refused with the file's name.
 #include <gtest/gtest.h>
@@ -11,11 +11,15 @@
 #include <vector>
 
 #include "io/array_file.h"
-#include "jobs/dedup_core.h"
+#include "steps/text_dedup.h"
 #include "tests/test_util.h"
 
-namespace sf::jobs {
+namespace sf::steps {
 namespace {
+
+using dd::FinalVerdict;
+using dd::LocalCorpus;
+using dd::fetch_by_row;
 
 LocalCorpus sample_corpus() {
   LocalCorpus c;
@@ -186,4 +190,4 @@ TEST(DedupMessages, FetchByRowAnswersEachWantedRowOnce) {
 }
 
 }  // namespace
-}  // namespace sf::jobs
+}  // namespace sf::steps
