@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,18 @@ std::vector<float> plane_rows(int64_t rows, int dim, uint64_t seed);
 // ties go to the smaller id. L2, or the largest inner product.
 std::vector<int64_t> brute_force(const std::vector<float>& x, int d, const std::vector<float>& q,
                                  int k, bool inner_product);
+
+// The message of the exception of type E that `work` throws, or "" when it throws none (an
+// exception of another type propagates and fails the test).
+template <typename E = std::exception>
+std::string error_of(const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // tests/data: the real sample data shipped with the tests (tests/data/README.md).
 std::string data_dir();

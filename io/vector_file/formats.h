@@ -95,6 +95,17 @@ void finish_write(Fd& fd, const std::string& path);
 // ---------------------------------------------------------------------------------------
 // The formats, for open_vector_file and read_id_matrix (io/vector_file.h: what they throw).
 
+// Every row of `file` (a format's reader with read_rows into int64_t) as an IdMatrix.
+template <typename File>
+IdMatrix read_all_ids(File& file) {
+  IdMatrix m;
+  m.rows = file.rows();
+  m.cols = file.dim();
+  m.values.resize(static_cast<size_t>(m.rows * m.cols));
+  file.read_rows(0, m.rows, m.values.data());
+  return m;
+}
+
 // fvecs, bvecs or ivecs (vecs.cc).
 std::unique_ptr<VectorFile> open_vecs_file(const std::string& path, VectorFormat format);
 IdMatrix read_ivecs_ids(const std::string& path);

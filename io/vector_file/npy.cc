@@ -317,13 +317,8 @@ std::unique_ptr<VectorFile> detail::open_npy_file(const std::string& path) {
 }
 
 IdMatrix detail::read_npy_ids(const std::string& path) {
-  IdMatrix m;
   NpyFile file(path, /*integer_only=*/true);
-  m.rows = file.rows();
-  m.cols = file.dim();
-  m.values.resize(static_cast<size_t>(m.rows * m.cols));
-  file.read_rows(0, m.rows, m.values.data());
-  return m;
+  return read_all_ids(file);
 }
 
 void write_npy_f32(const std::string& path, const float* data, int64_t rows, int dim) {

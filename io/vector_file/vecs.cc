@@ -139,13 +139,8 @@ std::unique_ptr<VectorFile> detail::open_vecs_file(const std::string& path, Vect
 }
 
 IdMatrix detail::read_ivecs_ids(const std::string& path) {
-  IdMatrix m;
   VecsFile file(path, VectorFormat::kIvecs);
-  m.rows = file.rows();
-  m.cols = file.dim();
-  m.values.resize(static_cast<size_t>(m.rows * m.cols));
-  file.read_rows(0, m.rows, m.values.data());
-  return m;
+  return read_all_ids(file);
 }
 
 void write_fvecs(const std::string& path, const float* data, int64_t rows, int dim) {

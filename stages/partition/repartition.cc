@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -44,6 +46,24 @@ std::unique_ptr<faiss::Index> flat_over(const faiss::IndexIVF& ivf, const float*
     flat = std::make_unique<faiss::IndexFlatL2>(ivf.d);
   flat->add(n, centroids);
   return flat;
+}
+
+// for_each_batch cut at global multiples of kBlockRows: visit(first, n, x) gets one block (or
+// the part of it in `range`) at a time, as add assigns it. Local.
+void for_each_block(io::VectorCorpus& corpus, cluster::RowRange range, int64_t batch_rows,
+                    const std::function<void(int64_t, int64_t, const float*)>& visit,
+                    const ProgressFn& progress, const std::string& step) {
+  const int64_t d = corpus.dim();
+  for_each_batch(
+      corpus, range, batch_rows,
+      [&](int64_t first, int64_t count, const float* x) {
+        for (int64_t off = 0; off < count;) {
+          const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
+          visit(first + off, n, x + off * d);
+          off += n;
+        }
+      },
+      progress, step);
 }
 
 // The true k nearest rows of a few queries among the rows offered so far, with each row's list
@@ -236,20 +256,16 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   std::vector<int64_t> counts(nlist, 0);
   Bytes nearest_here;
   cluster::run_local_phase(comm, "partition: count lists", [&] {
-    for_each_batch(
+    for_each_block(
         corpus, range, options.batch_rows,
-        [&](int64_t first, int64_t count, const float* x) {
-          for (int64_t off = 0; off < count;) {
-            const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
-            const std::vector<float> xt = to_ivf_space(index, n, x + off * d);
-            faiss::Index::idx_t* l = labels.data() + (first + off - range.begin);
-            {
-              const SingleThreadedBlas one;  // as add assigns a block: one thread
-              ivf.quantizer->assign(n, xt.data(), l);
-            }
-            nearest.offer(first + off, n, x + off * d, xt.data(), l);
-            off += n;
+        [&](int64_t first, int64_t n, const float* x) {
+          const std::vector<float> xt = to_ivf_space(index, n, x);
+          faiss::Index::idx_t* l = labels.data() + (first - range.begin);
+          {
+            const SingleThreadedBlas one;  // as add assigns a block: one thread
+            ivf.quantizer->assign(n, xt.data(), l);
           }
+          nearest.offer(first, n, x, xt.data(), l);
         },
         progress, "partition: count lists");
     for (auto l : labels) ++counts[l];
@@ -311,27 +327,23 @@ RepartitionReport repartition_lists(cluster::Comm& comm, faiss::Index& index,
   for (int t = 0; t < used; ++t) cap[t] = kSamplePerList * tiers.lists_after[t];
   Bytes mine;
   cluster::run_local_phase(comm, "partition: sample tiers", [&] {
-    for_each_batch(
+    for_each_block(
         corpus, range, options.batch_rows,
-        [&](int64_t first, int64_t count, const float* x) {
-          for (int64_t off = 0; off < count;) {
-            const int64_t n = std::min(count - off, kBlockRows - (first + off) % kBlockRows);
-            std::vector<float> xt;
-            for (int64_t i = 0; i < n; ++i) {
-              const int64_t g = first + off + i;
-              const int t = tiers.tier_of_list[labels[g - range.begin]];
-              if (!resized[t]) continue;
-              const int64_t rows_t = tiers.rows[t];
-              if (rows_t > cap[t] &&
-                  static_cast<int64_t>(mix(static_cast<uint64_t>(g) ^ options.seed ^ kSampleSalt) %
-                                       static_cast<uint64_t>(rows_t)) >= cap[t])
-                continue;
-              if (xt.empty()) xt = to_ivf_space(index, n, x + off * d);
-              cluster::ByteWriter out(mine);
-              out.value<int32_t>(t);
-              out.array(xt.data() + i * d_ivf, static_cast<size_t>(d_ivf));
-            }
-            off += n;
+        [&](int64_t first, int64_t n, const float* x) {
+          std::vector<float> xt;
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t g = first + i;
+            const int t = tiers.tier_of_list[labels[g - range.begin]];
+            if (!resized[t]) continue;
+            const int64_t rows_t = tiers.rows[t];
+            if (rows_t > cap[t] &&
+                static_cast<int64_t>(mix(static_cast<uint64_t>(g) ^ options.seed ^ kSampleSalt) %
+                                     static_cast<uint64_t>(rows_t)) >= cap[t])
+              continue;
+            if (xt.empty()) xt = to_ivf_space(index, n, x);
+            cluster::ByteWriter out(mine);
+            out.value<int32_t>(t);
+            out.array(xt.data() + i * d_ivf, static_cast<size_t>(d_ivf));
           }
         },
         progress, "partition: sample tiers");

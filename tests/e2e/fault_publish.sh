@@ -22,11 +22,8 @@ ok
 
 
 check "rank 0's renames in a traced build: the publishing steps and their order"
-traced 2 "$WORK/list.log" "$WORK/list.trace" "" build "$WORK/build.yaml" --set "output.dir=$WORK/list" "${SETS[@]}"
-[[ $SF_RC -eq 0 ]] || { show "$WORK/list.log"; fail "traced build exited $SF_RC"; }
-mapfile -t NAMES < <(traced_targets "$WORK/list.trace" "$WORK/list")
-calls=$(sed -n 's/^[0-9]* *\(rename[a-z0-9]*\)(.*/\1/p' "$WORK/list.trace" | sort -u)
-[[ $(wc -w <<<"$calls") -eq 1 ]] || fail "expected one rename system call, saw: ${calls:-none}"
+traced_renames "$WORK/list.log" "$WORK/list.trace" "$WORK/list" \
+  build "$WORK/build.yaml" --set "output.dir=$WORK/list" "${SETS[@]}"
 cmp "$WORK/ref/index.faiss" "$WORK/list/index.faiss" || fail "the traced build differs"
 # first_rename PATTERN: the 1-based number of rank 0's first rename to a path matching PATTERN.
 first_rename() {

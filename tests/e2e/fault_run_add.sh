@@ -21,11 +21,8 @@ ok "$(wc -l <"$WORK/ref/ids.jsonl") documents indexed"
 
 
 check "rank 0's renames in a traced run: its second add piece"
-traced 2 "$WORK/list.log" "$WORK/list.trace" "" run "$WORK/run.yaml" --set "output.dir=$WORK/list" "${SETS[@]}"
-[[ $SF_RC -eq 0 ]] || { show "$WORK/list.log"; fail "traced run exited $SF_RC"; }
-mapfile -t NAMES < <(traced_targets "$WORK/list.trace" "$WORK/list")
-calls=$(sed -n 's/^[0-9]* *\(rename[a-z0-9]*\)(.*/\1/p' "$WORK/list.trace" | sort -u)
-[[ $(wc -w <<<"$calls") -eq 1 ]] || fail "expected one rename system call, saw: ${calls:-none}"
+traced_renames "$WORK/list.log" "$WORK/list.trace" "$WORK/list" \
+  run "$WORK/run.yaml" --set "output.dir=$WORK/list" "${SETS[@]}"
 n=0 seen=0
 for i in "${!NAMES[@]}"; do
   if [[ ${NAMES[$i]} == pieces/*.sfsh ]]; then

@@ -207,6 +207,18 @@ SH
 }
 # traced_targets TRACE DIR: the paths rank 0 renamed to, in order, relative to DIR.
 traced_targets() { sed -n 's/.*rename[a-z0-9]*(.*, "\([^"]*\)".*/\1/p' "$1" | sed "s|^$2/||"; }
+# traced_renames LOG TRACE DIR ARGS...: `traced 2 LOG TRACE "" ARGS`, which must succeed, for
+# the renames of a run without a fault: sets NAMES (traced_targets TRACE DIR) and calls (the
+# one rename system call rank 0 makes, to inject the kill into).
+traced_renames() {
+  local log=$1 trace=$2 dir=$3
+  shift 3
+  traced 2 "$log" "$trace" "" "$@"
+  [[ $SF_RC -eq 0 ]] || { show "$log"; fail "traced $1 exited $SF_RC"; }
+  mapfile -t NAMES < <(traced_targets "$trace" "$dir")
+  calls=$(sed -n 's/^[0-9]* *\(rename[a-z0-9]*\)(.*/\1/p' "$trace" | sort -u)
+  [[ $(wc -w <<<"$calls") -eq 1 ]] || fail "expected one rename system call, saw: ${calls:-none}"
+}
 
 # write_config FILE OUTDIR FACTORY INPUT... : a minimal build config.
 write_config() {

@@ -40,6 +40,14 @@ struct Fake {
   bool fail_in_scale = false;  // the last rank fails in "scale"
 };
 
+// Rank 0 writes `value` to <key>.txt among the checkpoints; the marker holds it as `key`.
+StageOutputs save_number(cluster::Comm& comm, const StageContext& c, const std::string& key,
+                         int64_t value) {
+  if (comm.rank() != 0) return {};
+  io::publish_text(c.checkpoints.path(key + ".txt"), std::to_string(value) + "\n");
+  return {{key + ".txt"}, {{key, value}}};
+}
+
 class SumStage : public Stage {
  public:
   explicit SumStage(Fake& f) : f_(f) {}
@@ -53,9 +61,7 @@ class SumStage : public Stage {
     if (f_.stop_in_sum && comm.rank() == comm.size() - 1) set_stop_requested(true);
   }
   StageOutputs save(cluster::Comm& comm, const StageContext& c) override {
-    if (comm.rank() != 0) return {};
-    io::publish_text(c.checkpoints.path("sum.txt"), std::to_string(f_.sum) + "\n");
-    return {{"sum.txt"}, {{"sum", f_.sum}}};
+    return save_number(comm, c, "sum", f_.sum);
   }
   void load(cluster::Comm&, const StageContext&, const nlohmann::json& info) override {
     ++f_.loads;
@@ -87,9 +93,7 @@ class ScaleStage : public Stage {
     });
   }
   StageOutputs save(cluster::Comm& comm, const StageContext& c) override {
-    if (comm.rank() != 0) return {};
-    io::publish_text(c.checkpoints.path("scaled.txt"), std::to_string(f_.scaled) + "\n");
-    return {{"scaled.txt"}, {{"scaled", f_.scaled}}};
+    return save_number(comm, c, "scaled", f_.scaled);
   }
   void load(cluster::Comm&, const StageContext&, const nlohmann::json& info) override {
     ++f_.loads;

@@ -8,10 +8,11 @@
 #include <boost/serialization/version.hpp>
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "tests/test_util.h"
 
 namespace sf::cluster {
 namespace {
@@ -67,14 +68,7 @@ BOOST_CLASS_VERSION(sf::cluster::RefusingNote, 2)
 namespace sf::cluster {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using sf::testing::error_of;
 
 TEST(Archive, RoundTripsRecordsAndContainers) {
   const std::vector<Record> records = {{7, "seven", {1.5, -2.25}, {3, true}},

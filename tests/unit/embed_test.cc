@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <functional>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -145,14 +144,7 @@ TEST(HashedEmbedder, StateRestoresTheSameVectors) {
                std::invalid_argument);
 }
 
-std::string error_of(const std::function<void()>& work) {
-  try {
-    work();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using sf::testing::error_of;
 
 TEST(PrecomputedEmbedder, FromAFileAlignedByRow) {
   sf::testing::TempDir dir;

@@ -112,13 +112,18 @@ TEST(IdxTest, TruncatedGzipNamesFileAndRow) {
   EXPECT_EQ(read_range(*f, 3, 10), slice(all, dim, 3, 10));
 }
 
+// Skips the test (fails it in CI) when the Fashion-MNIST file at `path` is not installed; the
+// test then returns.
+void require_fashion_mnist(const std::string& path) {
+  if (std::filesystem::exists(path)) return;
+  if (in_ci()) FAIL() << path << " missing: scripts/install-deps.sh installs dataset-fashion-mnist";
+  GTEST_SKIP() << "dataset-fashion-mnist not installed";
+}
+
 TEST(IdxTest, FashionMnistTestImages) {
   const std::string path = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
-  if (!std::filesystem::exists(path)) {
-    if (in_ci())
-      FAIL() << path << " missing: scripts/install-deps.sh installs dataset-fashion-mnist";
-    GTEST_SKIP() << "dataset-fashion-mnist not installed";
-  }
+  require_fashion_mnist(path);
+  if (IsSkipped() || HasFatalFailure()) return;
   auto f = open_vector_file(path, VectorFormat::kAuto);
   ASSERT_EQ(f->rows(), 10000);
   ASSERT_EQ(f->dim(), 784);
@@ -151,11 +156,8 @@ TEST(IdxTest, FashionMnistTestImages) {
 
 TEST(IdxTest, FashionMnistTestLabels) {
   const std::string path = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-  if (!std::filesystem::exists(path)) {
-    if (in_ci())
-      FAIL() << path << " missing: scripts/install-deps.sh installs dataset-fashion-mnist";
-    GTEST_SKIP() << "dataset-fashion-mnist not installed";
-  }
+  require_fashion_mnist(path);
+  if (IsSkipped() || HasFatalFailure()) return;
   auto f = open_vector_file(path, VectorFormat::kAuto);
   ASSERT_EQ(f->rows(), 10000);
   ASSERT_EQ(f->dim(), 1);
