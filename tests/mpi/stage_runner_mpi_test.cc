@@ -3,7 +3,9 @@
 // (sum x a config key). A straight run, a resumed one that reads back the result, a stop
 // honoured after the first stage's marker and resumed from it, a changed key that redoes the
 // stage that reads it and (by the fingerprint chain) the stages after it, and an error on one
-// rank that fails every rank and leaves no marker.
+// rank that fails every rank and leaves no marker. Then a stage without a checkpoint: skipped
+// when the next checkpointed stage verifies, and what StageContext::reused tells; a ConfigError
+// of configure() on every rank.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -190,6 +192,104 @@ TEST(MpiStageRunner, RunsResumesStopsAndRedoesAlongTheChain) {
   // Without --resume everything runs again.
   f = run_fake(comm, fake_config(dir.path(), 7, 10, false), Fake{}, &outcome);
   expect(f.runs == 2 && f.loads == 0 && f.scaled == 7 * sum, "fresh run");
+
+  const std::string all = problems_on_any_rank(comm, problem);
+  if (comm.rank() == 0) {
+    EXPECT_EQ(all, "");
+  }
+}
+
+// A stage without a checkpoint of its own between "sum" and "scale", and a last one after
+// "scale" that asks which stages are reused.
+class PrepStage : public Stage {
+ public:
+  PrepStage(int& runs, bool bad_config = false) : runs_(runs), bad_config_(bad_config) {}
+  std::string name() const override { return "prep"; }
+  void configure(StageOptions& options) override {
+    if (bad_config_) throw ConfigError(options.config().source + ": prep: no such option");
+  }
+  bool checkpointed() const override { return false; }
+  void run(cluster::Comm&, const StageContext&) override { ++runs_; }
+  void load(cluster::Comm&, const StageContext&, const nlohmann::json&) override {}
+
+ private:
+  int& runs_;
+  bool bad_config_;
+};
+
+class TailStage : public Stage {
+ public:
+  explicit TailStage(std::string& reused) : reused_(reused) {}
+  std::string name() const override { return "tail"; }
+  void configure(StageOptions&) override {}
+  bool checkpointed() const override { return false; }
+  void run(cluster::Comm&, const StageContext& context) override {
+    reused_.clear();
+    for (const char* stage : {"sum", "prep", "scale", "nope"})
+      reused_ += std::string(stage) + "=" + (context.reused(stage) ? "1 " : "0 ");
+  }
+  void load(cluster::Comm&, const StageContext&, const nlohmann::json&) override {}
+
+ private:
+  std::string& reused_;
+};
+
+TEST(MpiStageRunner, SkipsAStageWithoutCheckpointWhenTheNextOneVerifies) {
+  cluster::Comm& comm = world();
+  const testing::SharedTempDir dir(comm);
+  std::string problem;
+  auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) problem += what + "; ";
+  };
+  auto run = [&](bool resume, int* prep_runs, std::string* reused, Fake* f) {
+    const Config config = fake_config(dir.path(), 3, 10, resume);
+    const Checkpoints checkpoints(config.output.dir);
+    StageLog log;
+    StageRunner runner(comm, config, checkpoints, log, {});
+    SumStage sum(*f);
+    PrepStage prep(*prep_runs);
+    ScaleStage scale(*f);
+    TailStage tail(*reused);
+    runner.run({&sum, &prep, &scale, &tail});
+    return runner.outcome("prep");
+  };
+  int prep_runs = 0;
+  std::string reused;
+  Fake f;
+  StageOutcome prep = run(false, &prep_runs, &reused, &f);
+  expect(prep == StageOutcome::kRun && prep_runs == 1 && f.runs == 2, "first run");
+  expect(reused == "sum=0 prep=0 scale=0 nope=0 ", "first run: reused " + reused);
+
+  // --resume: "scale" verifies, so "prep" (which only feeds it) is skipped; "sum" and
+  // "scale" are read back; "tail" (no checkpoint, the last) runs.
+  f = Fake{};
+  prep = run(true, &prep_runs, &reused, &f);
+  expect(prep == StageOutcome::kSkipped && prep_runs == 1, "resumed: prep not skipped");
+  expect(f.loads == 2 && f.runs == 0 && f.scaled == 3 * (comm.size() * (comm.size() + 1) / 2 + 10),
+         "resumed: loads " + std::to_string(f.loads) + " runs " + std::to_string(f.runs));
+  expect(reused == "sum=1 prep=1 scale=1 nope=0 ", "resumed: reused " + reused);
+
+  // A ConfigError of configure() comes out as itself on every rank (exit 2), nothing runs.
+  {
+    const Config config = fake_config(dir.path(), 3, 10, true);
+    const Checkpoints checkpoints(config.output.dir);
+    StageLog log;
+    StageRunner runner(comm, config, checkpoints, log, {});
+    Fake g;
+    int runs = 0;
+    SumStage sum(g);
+    PrepStage bad(runs, /*bad_config=*/true);
+    std::string what = "no error";
+    try {
+      runner.run({&sum, &bad});
+    } catch (const ConfigError& e) {
+      what = e.what();
+    } catch (const std::exception& e) {
+      what = std::string("not a ConfigError: ") + e.what();
+    }
+    expect(what.find("prep: no such option") != std::string::npos && g.runs == 0 && runs == 0,
+           "bad config: " + what);
+  }
 
   const std::string all = problems_on_any_rank(comm, problem);
   if (comm.rank() == 0) {
