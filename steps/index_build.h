@@ -75,6 +75,7 @@ struct IndexBuild {
   std::vector<char> empty_index;  // rank 0, partitioned: the trained index with the final lists
   AddReport add;
   int64_t ntotal = 0, nlist = 0;
+  bool merged = false;  // merge ran: rank 0's index is the merged one (not read back)
   nlohmann::json plan_summary = nullptr;  // merge: the sharded layout's summary (run.json)
 };
 
