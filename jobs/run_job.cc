@@ -3,7 +3,6 @@
 // jobs/run.h.
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -126,51 +125,18 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
   runner.run(stages);
 
   using Outcome = pipeline::StageOutcome;
-  const int dim = text.dim;
-  const int64_t embedded = text.embedded, all_bytes = text.text_bytes;
-  const double slowest = text.seconds;
-  const double mb_per_s = slowest > 0 ? static_cast<double>(all_bytes) / 1e6 / slowest : 0.0;
-  const stages::dedup::SemanticStats& sstats = text.semantic_stats;
-  const int64_t semantic_removed = comm.sum(static_cast<int64_t>(text.semantic.size()));
-  const std::string factory = steps::run_factory(config, embedded);
-  const bool trained = (config.run.semdedup || config.run.index) &&
-                       runner.outcome("train") == Outcome::kLoaded;
-  const int64_t ntotal = text.build.ntotal;
-
-  nlohmann::json semantic_counts = nlohmann::json::object();
-  for (size_t i = 0; i < sstats.eps.size(); ++i) {
-    char key[32];
-    std::snprintf(key, sizeof(key), "%g", sstats.eps[i]);
-    semantic_counts[key] = sstats.removed[i];
-  }
+  nlohmann::json summary = steps::text_index_summary(comm, config, text, threads);
+  const int64_t semantic_removed = summary.at("semantic_duplicates").get<int64_t>();
   const int64_t total_docs = deduped.total_docs;
-  nlohmann::json summary = {
+  summary.update(nlohmann::json{
       {"docs_in", total_docs},
       {"bad_records", deduped.bad_total},
       {"exact_duplicates", deduped.exact_removed},
       {"near_duplicates", deduped.near_removed},
-      {"docs_embedded", embedded},
-      {"semantic_duplicates", semantic_removed},
-      {"semantic_removed_at_eps", semantic_counts},
-      {"semantic_lists", sstats.lists},
-      {"semantic_largest_list", sstats.largest_list},
-      {"semantic_pairs", sstats.pairs},
       {"docs_kept", total_docs - deduped.exact_removed - deduped.near_removed - semantic_removed},
       {"stages_run",
        {{"dedup", config.run.dedup}, {"semdedup", config.run.semdedup}, {"index", config.run.index},
         {"eval", config.run.eval}}},
-      {"embed", {{"method", config.embed.method}, {"dim", dim}, {"seed", config.embed.seed}}},
-      {"embed_throughput",
-       {{"docs", embedded},
-        {"text_bytes", all_bytes},
-        {"seconds", slowest},
-        {"mb_per_s", mb_per_s},
-        {"mb_per_s_per_core", mb_per_s / (comm.size() * threads)},
-        {"docs_per_s_per_core", slowest > 0 ? embedded / slowest / (comm.size() * threads) : 0.0}}},
-      {"factory", factory},
-      {"metric", config.index.metric},
-      {"nlist", text.build.train.nlist},
-      {"ntotal", ntotal},
       {"ids_format_version", kIdsFormatVersion},
       {"bad_input", deduped.bad_report},
       {"outputs", outputs},
@@ -179,13 +145,15 @@ int run_job(cluster::Comm& comm, const pipeline::Config& config) {
        {{"sketch_ranks", deduped.sketches_reused},
         {"verdicts", deduped.verdicts_reused},
         {"embed", runner.outcome("embed") == Outcome::kLoaded},
-        {"train", trained}}}};
+        {"train", (config.run.semdedup || config.run.index) &&
+                      runner.outcome("train") == Outcome::kLoaded}}}});
   pipeline::write_run_json(comm, dir, "run", threads, log, summary);
   spdlog::info(
       "run: {} documents -> {} exact, {} near, {} semantic duplicates removed -> {} indexed "
       "({}, {} dims); wrote {}/",
       total_docs, deduped.exact_removed, deduped.near_removed, semantic_removed,
-      config.run.index ? ntotal : 0, factory, dim, dir);
+      config.run.index ? text.build.ntotal : 0, summary.at("factory").get<std::string>(),
+      text.dim, dir);
   return 0;
 }
 

@@ -61,11 +61,11 @@ void EmbedStage::run(cluster::Comm& comm, const pipeline::StageContext&) {
   jobs::LocalCorpus& corpus = deduped_.corpus;
   const cluster::RowRange range = deduped_.range;
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
-  std::vector<char> removed(static_cast<size_t>(local_docs), 0);
-  for (const auto& v : deduped_.verdicts) removed[v.row - range.begin] = 1;
+  std::vector<Removal> removed(static_cast<size_t>(local_docs), Removal::kKept);
+  for (const auto& v : deduped_.verdicts) removed[v.row - range.begin] = Removal::kDuplicate;
   std::vector<int64_t> surv;  // local docs that survived dedup
   for (int64_t i = 0; i < local_docs; ++i)
-    if (!removed[i]) surv.push_back(i);
+    if (removed[i] == Removal::kKept) surv.push_back(i);
   em::DocBatch all;
   for (int64_t i = 0; i < local_docs; ++i) {
     all.texts.emplace_back(corpus.texts[i]);

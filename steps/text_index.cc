@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "io/text_corpus.h"
 #include "stages/batches.h"
@@ -22,6 +23,40 @@ std::string auto_factory(int64_t rows) {
 
 std::string run_factory(const pipeline::Config& config, int64_t rows) {
   return config.index.factory.empty() ? auto_factory(rows) : config.index.factory;
+}
+
+nlohmann::json text_index_summary(cluster::Comm& comm, const pipeline::Config& config,
+                                  const TextIndex& text, int threads) {
+  const stages::dedup::SemanticStats& sstats = text.semantic_stats;
+  nlohmann::json semantic_counts = nlohmann::json::object();
+  for (size_t i = 0; i < sstats.eps.size(); ++i) {
+    char key[32];
+    std::snprintf(key, sizeof(key), "%g", sstats.eps[i]);
+    semantic_counts[key] = sstats.removed[i];
+  }
+  const int64_t embedded = text.embedded;
+  const double slowest = text.seconds;
+  const double mb_per_s =
+      slowest > 0 ? static_cast<double>(text.text_bytes) / 1e6 / slowest : 0.0;
+  const int cores = comm.size() * threads;
+  return {{"docs_embedded", embedded},
+          {"semantic_duplicates", comm.sum(static_cast<int64_t>(text.semantic.size()))},
+          {"semantic_removed_at_eps", semantic_counts},
+          {"semantic_lists", sstats.lists},
+          {"semantic_largest_list", sstats.largest_list},
+          {"semantic_pairs", sstats.pairs},
+          {"embed", {{"method", config.embed.method}, {"dim", text.dim}, {"seed", config.embed.seed}}},
+          {"embed_throughput",
+           {{"docs", embedded},
+            {"text_bytes", text.text_bytes},
+            {"seconds", slowest},
+            {"mb_per_s", mb_per_s},
+            {"mb_per_s_per_core", mb_per_s / cores},
+            {"docs_per_s_per_core", slowest > 0 ? embedded / slowest / cores : 0.0}}},
+          {"factory", run_factory(config, embedded)},
+          {"metric", config.index.metric},
+          {"nlist", text.build.train.nlist},
+          {"ntotal", text.build.ntotal}};
 }
 
 void CheckIndexStage::run(cluster::Comm& comm, const pipeline::StageContext& context) {

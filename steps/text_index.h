@@ -91,6 +91,12 @@ struct TextIndex {
   std::unique_ptr<io::VectorCorpus> index_rows;
 };
 
+// Collective (sums the semantic verdicts). run.json's figures of these stages: docs_embedded,
+// semantic_duplicates and the semantic counts (at every semdedup.report_eps), embed,
+// embed_throughput (`threads` per rank), factory, metric, nlist, ntotal.
+nlohmann::json text_index_summary(cluster::Comm& comm, const pipeline::Config& config,
+                                  const TextIndex& text, int threads);
+
 class EmbedStage : public pipeline::Stage {
  public:
   // `embedder`: made from run_embed_options; `ranks`: the vectors are stored in its ranges;
