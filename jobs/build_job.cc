@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "jobs/jobs.h"
-#include "jobs/stage_checkpoints.h"
+#include "pipeline/run_prepare.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/stage_runner.h"
@@ -24,7 +24,7 @@ int build_job(cluster::Comm& comm, const pipeline::Config& config) {
   // removed first, so a failed build never leaves an index.faiss that looks like its result.
   std::vector<std::string> outputs = steps::index_outputs();
   outputs.insert(outputs.end(), {"eval.json", "run.json", "search.json", "search.h5"});
-  prepare_run_dir(comm, config, checkpoints, {}, outputs, {});
+  pipeline::prepare_run_dir(comm, config, checkpoints, {}, outputs, {});
 
   steps::IndexBuild build;
   steps::OpenVectorsStage open(build);

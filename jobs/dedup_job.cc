@@ -4,7 +4,7 @@
 
 #include "jobs/dedup.h"
 #include "jobs/jobs.h"
-#include "jobs/stage_checkpoints.h"
+#include "pipeline/run_prepare.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/run_manifest.h"
@@ -42,7 +42,7 @@ int dedup_job(cluster::Comm& comm, const pipeline::Config& config) {
   std::vector<std::string> folders = {"kept.tmp", "duplicates.tmp", steps::kSketchDir,
                                       steps::kVerdictsDir};
   if (config.dedup.write_pairs) folders.push_back("pairs.tmp");
-  prepare_run_dir(comm, config, checkpoints,
+  pipeline::prepare_run_dir(comm, config, checkpoints,
                   {"kept", "kept.tmp", "duplicates.tmp", "duplicates.jsonl", "dedup.json",
                    "quality.json", "quality_pairs.jsonl", "pairs.jsonl", "pairs.tmp"},
                   {steps::kSketchDir, steps::kVerdictsDir}, folders);

@@ -26,20 +26,22 @@
 //   plan.json, shards/  with partition.shards > 0: the sharded layout, as `build` writes it
 //                     (`search` works in a run's directory too)
 // The index is the same bytes, and ids.jsonl the same, for any number of ranks.
+// The stages after the dedup are steps/text_index.h's, on the runner (pipeline/stage_runner.h):
+// embed -> check-index -> train -> semdedup -> compact -> partition -> add -> merge -> eval ->
+// outputs, the list as run.semdedup, run.index and run.eval say.
 // Checkpoints (pipeline/checkpoint.h; --resume skips what verifies, a stop request is honoured
 // after each): the dedup's sketch and verdicts (jobs/dedup_core.h); "embed" (embed/rank-R.sfar:
 // each rank's block of vectors with rows and keep scores, and embed/embedder.json); "train"
-// (trained.faiss); "semdedup" (semdedup/rank-R.sfar); train, partition, add (pieces/, one
-// marker per piece, a stop point after every batch) and merge are build's stages
-// (steps/index_build.h); "merge" (index.faiss); "eval"
-// (eval.json); "outputs" (all outputs). The resumed outputs are byte-identical to a straight run's.
+// (trained.faiss); "semdedup" (semdedup/rank-R.sfar); partition, add (pieces/, one marker per
+// piece, a stop point after every batch) and "merge" (index.faiss) are build's stages
+// (steps/index_build.h); "eval" (eval.json); "outputs" (all outputs). The resumed outputs are
+// byte-identical to a straight run's.
 #pragma once
 
 #include <string>
 
 #include "cluster/comm.h"
 #include "pipeline/config.h"
-#include "stages/embed/embedder.h"
 
 namespace sf::jobs {
 
@@ -47,11 +49,6 @@ constexpr int kIdsFormatVersion = 1;
 
 // Collective. See above. Returns 0; agreed failures come out as cluster::PhaseError.
 int run_job(cluster::Comm& comm, const pipeline::Config& config);
-
-// embed.* -> stage options.
-stages::embed::EmbedOptions run_embed_options(const pipeline::Config& config);
-// "IVF<n>,Flat" with n about sqrt(rows), at least 39 rows per list, n >= 1.
-std::string auto_factory(int64_t rows);
 
 struct QueryOptions {
   std::string run_dir;

@@ -1,8 +1,8 @@
 // The index stages as commands compose them (pipeline/stage_runner.h): each reads its options
 // from the config (so they are fingerprinted), runs an algorithm of stages/, and saves or
 // loads its checkpoint. `build` runs open -> train -> partition -> add -> merge; `run` runs
-// train -> partition -> add -> merge on its embedded vectors (with semantic dedup between
-// train and add).
+// train -> partition -> add -> merge on its embedded vectors, between its own stages
+// (steps/text_index.h: embed, semantic dedup, eval, outputs).
 //
 // Why a library of its own (steps/, between pipeline/ and jobs/): stages/ holds algorithms
 // and knows no config; pipeline/ is the runtime every command shares (config, markers, the
@@ -75,6 +75,7 @@ struct IndexBuild {
   std::vector<char> empty_index;  // rank 0, partitioned: the trained index with the final lists
   AddReport add;
   int64_t ntotal = 0, nlist = 0;
+  bool merged = false;  // merge ran: rank 0's index is the merged one (not read back)
   nlohmann::json plan_summary = nullptr;  // merge: the sharded layout's summary (run.json)
 };
 

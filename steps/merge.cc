@@ -23,6 +23,7 @@ void MergeStage::configure(pipeline::StageOptions& options) {
 
 void MergeStage::run(cluster::Comm& comm, const pipeline::StageContext&) {
   build_.ntotal = stages::merge_shards(comm, *build_.index);
+  build_.merged = true;
 }
 
 pipeline::StageOutputs MergeStage::save(cluster::Comm& comm,
