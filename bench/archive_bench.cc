@@ -1,5 +1,5 @@
 // Boost.Serialization binary archives (cluster/archive.h) against the raw buffers they would
-// replace, on realistic sizes; the figures behind the comments in steps/dedup_read.cc
+// replace, on realistic sizes; the figures behind the comments in pipeline/dedup_read.cc
 // (write_sketch_file) and stages/dedup/clusters.cc / cluster/bytes.h (shuffles stay raw).
 //   build/bench/archive_bench [--docs 100000] [--repeat 3] [--dir /tmp]
 // 1. The dedup sketch checkpoint of --docs synthetic documents (14 x 8 = 112 MinHash values
@@ -8,7 +8,7 @@
 //    with everything in the one archive.
 // 2. Shuffle messages, packed and unpacked (the alltoallv between is the same bytes either
 //    way): --docs x 14 band records of three uint64 (stages/dedup/clusters.cc's BucketPart)
-//    and --docs rows of 384 floats (jobs/run_job.cc's embedded vectors), raw memcpy as
+//    and --docs rows of 384 floats (commands/run_job.cc's embedded vectors), raw memcpy as
 //    cluster::exchange does against to_bytes/from_bytes.
 // Wall time, best of --repeat.
 #include <boost/serialization/is_bitwise_serializable.hpp>
@@ -26,7 +26,7 @@
 
 #include "cluster/archive.h"
 #include "io/array_file.h"
-#include "steps/text_dedup.h"
+#include "pipeline/text_dedup.h"
 
 namespace {
 
@@ -85,7 +85,7 @@ struct BucketPart {
 
 }  // namespace
 
-BOOST_IS_BITWISE_SERIALIZABLE(sf::stages::dedup::Hash128)  // as steps/dedup_read.cc
+BOOST_IS_BITWISE_SERIALIZABLE(sf::stages::dedup::Hash128)  // as pipeline/dedup_read.cc
 
 int main(int argc, char** argv) {
   int64_t docs = 100000;
@@ -102,12 +102,12 @@ int main(int argc, char** argv) {
   sf::stages::dedup::LocalCorpus corpus = synthetic_sketch(docs);
 
   // 1. The sketch file.
-  const double write_today = best_seconds(repeat, [&] { sf::steps::write_sketch_file(path, corpus); });
+  const double write_today = best_seconds(repeat, [&] { sf::pipeline::write_sketch_file(path, corpus); });
   const auto today_bytes = std::filesystem::file_size(path);
   const double read_today = best_seconds(repeat, [&] {
     sf::stages::dedup::LocalCorpus back;
     back.pieces = corpus.pieces;
-    sf::steps::read_sketch_file(path, back, true);
+    sf::pipeline::read_sketch_file(path, back, true);
   });
   const double write_whole = best_seconds(repeat, [&] {
     sf::io::ArrayFileWriter out(path, "bench-sketch", 1);

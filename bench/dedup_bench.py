@@ -78,7 +78,7 @@ def truth_report(truth, removed, limit_ids=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", required=True, help="a gen_text_corpus.py output directory")
-    ap.add_argument("--shardforge", default=os.path.join(ROOT, "build", "jobs", "shardforge"))
+    ap.add_argument("--shardforge", default=os.path.join(ROOT, "build", "commands", "shardforge"))
     ap.add_argument("--ranks", default="1,2")
     ap.add_argument("--repeats", type=int, default=1, help="runs of each shardforge setting")
     ap.add_argument("--ref-repeats", type=int, default=1, help="runs of the reference")

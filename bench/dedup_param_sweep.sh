@@ -6,7 +6,7 @@
 #   bench/dedup_param_sweep.sh [BUILD_DIR] [SEEDS] ["PERM BANDS ROWS[ VERIFY]" ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sf=${1:-build}/jobs/shardforge
+sf=${1:-build}/commands/shardforge
 seeds=${2:-8}
 shift $(($# > 2 ? 2 : $#))
 configs=("$@")

@@ -8,7 +8,7 @@
 #   bench/dedup_quality.sh [BUILD_DIR]      (default build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sf=${1:-build}/jobs/shardforge
+sf=${1:-build}/commands/shardforge
 [[ -f data/dedup/spdx.jsonl && -f data/dedup/clough.jsonl ]] || scripts/fetch-dedup-data.sh
 echo "uptime: $(uptime)"
 for corpus in fortunes spdx clough; do

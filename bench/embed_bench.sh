@@ -4,7 +4,7 @@
 # each, the binaries interleaved (so that they meet the same load); prints, per binary, the
 # median of run.json's embed_throughput and the seconds of the idf pass when it is a stage of
 # its own (`embed.fit`, before fit_embed folded it into `embed`: "-" then).
-#   bench/embed_bench.sh build/jobs/shardforge[,OTHER_BINARY...] CORPUS.jsonl...  (REPEAT=3 DIM=256)
+#   bench/embed_bench.sh build/commands/shardforge[,OTHER_BINARY...] CORPUS.jsonl...  (REPEAT=3 DIM=256)
 set -euo pipefail
 IFS=, read -r -a sfs <<<"$1"; shift
 for i in "${!sfs[@]}"; do sfs[$i]=$(realpath "${sfs[$i]}"); done

@@ -14,7 +14,7 @@ against the same exact ground truth. Peak RSS: /usr/bin/time for the peer, run.j
 for shardforge.
 
 usage: bench/ivf_bench.py [--datasets fashion-mnist,synthetic-1m] [--factories ...]
-                          [--repeats 3] [--binary build/jobs/shardforge] [--modes node,per-core]
+                          [--repeats 3] [--binary build/commands/shardforge] [--modes node,per-core]
 """
 import argparse
 import json
@@ -77,7 +77,7 @@ def main():
     ap.add_argument("--datasets", default="fashion-mnist,synthetic-1m")
     ap.add_argument("--factories", default="IVF1024,Flat;IVF1024,PQ16np")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/jobs/shardforge"))
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build/commands/shardforge"))
     ap.add_argument("--modes", default="node,per-core")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()

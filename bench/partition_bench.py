@@ -18,7 +18,7 @@ uses the count layout's tuned nprobe. Then `shardforge search` runs at that npro
 scanned per query and batch QPS.
 
 usage: bench/partition_bench.py [--datasets fashion,zipf] [--ranks 2,4] [--repeats 3]
-                                [--binary build/jobs/shardforge] [--work DIR]
+                                [--binary build/commands/shardforge] [--work DIR]
 """
 import argparse
 import gzip
@@ -139,7 +139,7 @@ def main():
     ap.add_argument("--datasets", default="fashion,zipf")
     ap.add_argument("--ranks", default="2,4")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/jobs/shardforge"))
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build/commands/shardforge"))
     ap.add_argument("--work", default="/tmp/partition-bench")
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--hot-classes", default="1,9")

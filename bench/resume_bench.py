@@ -21,7 +21,7 @@ Work is measured two ways:
 The resumed index.faiss must be byte-identical to the full run's.
 
 usage: bench/resume_bench.py [--repeats 2] [--factory IVF1024,PQ16np] [--kill-at 0.5]
-                             [--binary build/jobs/shardforge] [--workdir DIR]
+                             [--binary build/commands/shardforge] [--workdir DIR]
 Data: synthetic-1m of bench/ivf_bench.py (1,000,000 x 128), generated once into --workdir.
 """
 import argparse
@@ -65,7 +65,7 @@ def rank_pid(parent, rank):
 
 
 def pieces_total(rows, piece_rows, ranks=2, block=1024):
-    """How many pieces the add stage publishes (jobs/build_job.cc: split_rows per rank)."""
+    """How many pieces the add stage publishes (commands/build_job.cc: split_rows per rank)."""
     unit = max(1, -(-piece_rows // block)) * block
     blocks = -(-rows // block)
     total = 0
@@ -103,7 +103,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--factory", default="IVF1024,PQ16np")
     ap.add_argument("--kill-at", type=float, default=0.5)
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/jobs/shardforge"))
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build/commands/shardforge"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "sf_resume_bench"))
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)

@@ -2,7 +2,7 @@
 # dedup and run killed after their expensive per-rank checkpoint, then resumed: wall seconds
 # of an uninterrupted run, of the killed run until the kill, and of the resumed run, with the
 # seconds of read+sketch (dedup) and embed (run) in each. Usage:
-#   bench/resume_text_bench.sh BUILD/jobs/shardforge [COPIES] [RANKS]
+#   bench/resume_text_bench.sh BUILD/commands/shardforge [COPIES] [RANKS]
 # Corpus: the fortune cookies x COPIES as JSONL (tests/e2e/fault_text_lib.bash).
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 source "$SRC/tests/e2e/lib.bash"

@@ -6,7 +6,7 @@
 # rank, each rank's peak RSS over the whole job (sampled from /proc: includes what happens
 # between stages, e.g. the row redistributions), and whether index.faiss / ids.jsonl / duplicates.jsonl
 # are the same bytes as the first binary's.
-#   bench/run_memory.sh build/jobs/shardforge[,OTHER...] CORPUS.jsonl...   (NP=2 OUT=/tmp/dir)
+#   bench/run_memory.sh build/commands/shardforge[,OTHER...] CORPUS.jsonl...   (NP=2 OUT=/tmp/dir)
 set -euo pipefail
 IFS=, read -r -a sfs <<<"$1"; shift
 for i in "${!sfs[@]}"; do sfs[$i]=$(realpath "${sfs[$i]}"); done

@@ -15,10 +15,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 ranks=${RANKS:-2}
 config=${CONFIG:-configs/fashion-mnist.yaml}
 threads=$(( $(nproc) / ranks )); (( threads >= 1 )) || threads=1
-run() { mpirun -np "$ranks" --oversubscribe --bind-to none -x OMP_NUM_THREADS="$threads" build/jobs/shardforge "$@"; }
+run() { mpirun -np "$ranks" --oversubscribe --bind-to none -x OMP_NUM_THREADS="$threads" build/commands/shardforge "$@"; }
 run build "$config"
 run eval "$config"
-build/jobs/shardforge info "$config"
+build/commands/shardforge info "$config"
 # Step 2 (a few seconds): the whole text pipeline over the ~15,000 fortune cookies, then queries.
 if [[ -r /usr/share/games/fortunes/fortunes ]]; then
   run run configs/fortunes-run.yaml
@@ -28,6 +28,6 @@ if [[ -r /usr/share/games/fortunes/fortunes ]]; then
   for q in "A penny saved is a penny earned." \
            "The early bird catches the worm." \
            "To be or not to be, that is the question."; do
-    build/jobs/shardforge query runs/fortunes "$q" -k 3
+    build/commands/shardforge query runs/fortunes "$q" -k 3
   done
 fi

@@ -3,7 +3,7 @@
 # by BIN at 1, 2 and 4 ranks; prints "<sha256>  <config>/<ranks>/<file>" sorted. Compare two
 # builds with diff:
 #   scripts/output-digests.sh /tmp/old/shardforge > old.txt
-#   scripts/output-digests.sh build/jobs/shardforge > new.txt; diff old.txt new.txt
+#   scripts/output-digests.sh build/commands/shardforge > new.txt; diff old.txt new.txt
 # eval.json keeps only its recall figures (QPS and seconds are timings), plan.json its
 # placement (not the measured scan costs, nor the figures derived from them: balance, what LPT
 # would give), search.h5 its data. RANKS="1 2" for fewer

@@ -1,6 +1,6 @@
 // Stage `build`: each rank adds its own rows, with their global ids, to its copy of the
 // trained index. Local: no collectives (wrap in cluster::run_local_phase or a checkpointed
-// step, see steps/add.cc).
+// step, see pipeline/add.cc).
 #pragma once
 
 #include <cstdint>

@@ -24,8 +24,8 @@ inline bool agree_to_stop(cluster::Comm& comm, const std::string& phase,
 
 // The ranks agreed to stop at a safe point inside or before `phase` (a stage, or a step of
 // one); thrown on every rank alike. The one "stopped" type of every stage and command
-// (pipeline::Stopped is this type): the job keeps what the stages saved and exits with
-// pipeline::kExitStopped.
+// (runtime::Stopped is this type): the job keeps what the stages saved and exits with
+// runtime::kExitStopped.
 class StageStopped : public std::runtime_error {
  public:
   explicit StageStopped(const std::string& phase, const std::string& what = "")

@@ -1,12 +1,12 @@
 // Prints the configuration reference, markdown rendered from the config schema
-// (pipeline::config_reference_markdown). docs/configuration.md is its output:
+// (runtime::config_reference_markdown). docs/configuration.md is its output:
 //   build/tools/config_reference > docs/configuration.md
 // tests/unit/config_reference_test.cc fails while the two differ.
 #include <cstdio>
 #include <exception>
 #include <string>
 
-#include "pipeline/config.h"
+#include "runtime/config.h"
 
 int main(int argc, char** argv) {
   if (argc > 1) {
@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const std::string text = sf::pipeline::config_reference_markdown();
+    const std::string text = sf::runtime::config_reference_markdown();
     return std::fwrite(text.data(), 1, text.size(), stdout) == text.size() &&
                    std::fflush(stdout) == 0
                ? 0

@@ -1,7 +1,7 @@
 // A rank's share of a text corpus as dedup sees it: read once, each record sketched (exact
 // hash, and the MinHash signature and shingle set of each distinct text), with what is needed
 // to find the records again (pieces, lines) and to report bad input. `dedup` and `run` build
-// on it (steps/text_dedup.h).
+// on it (pipeline/text_dedup.h).
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,7 @@
 // Plugging in a model (e.g. an ONNX sentence encoder): implement embed() for a batch — the
 // normalised texts are in DocBatch::texts, the original records in DocBatch::raw — and fit()
 // only if the model needs the corpus; add the method's name to make_embedder (embedder.cc)
-// and to the `embed.method` choices in pipeline/config.cc. None ships: no model weights can be
+// and to the `embed.method` choices in runtime/config.cc. None ships: no model weights can be
 // downloaded on the machines this is built on.
 #pragma once
 

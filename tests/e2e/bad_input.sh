@@ -1,6 +1,6 @@
 # Bad input and bad config: every case exits with its documented code within the timeout
 # (docs/commands.md, "Exit codes": 2 for a config file or --set that is invalid, 1 for bad data or a config value
-# only the data can refute; jobs/main.cc kExitConfig, kExitFailed), prints exactly one
+# only the data can refute; commands/main.cc kExitConfig, kExitFailed), prints exactly one
 # error line (from rank 0, agreed by all ranks: no MPI_ABORT), naming the file (and the row
 # where one applies), and leaves no index.faiss in output.dir.
 source "$(dirname "$0")/lib.bash"
@@ -215,7 +215,7 @@ expect_error "NaN in a row outside the training sample" 2 1 build "$WORK/c.yaml"
   --set index.train_size=8 -- "$WORK/bignan.fvecs" "row 19999" "column 2"
 
 # Last: a factory string shardforge cannot shard is a config error whatever the data (exit 2), and
-# config errors name the config file (pipeline/config.h: "a bad value is a ConfigError naming
+# config errors name the config file (runtime/config.h: "a bad value is a ConfigError naming
 # the key and the file").
 config "HNSW32" "$WORK/good.fvecs"
 expect_error "non-IVF factory string" 2 2 build "$WORK/c.yaml" -- "HNSW32" "index.factory" "$WORK/c.yaml"

@@ -1,4 +1,4 @@
-# `shardforge run` adds piece by piece as `build` does (steps/index_build.h): rank 0 runs under
+# `shardforge run` adds piece by piece as `build` does (pipeline/index_build.h): rank 0 runs under
 # strace, which SIGKILLs it on entry to the rename that publishes its second add piece. The
 # killed run leaves status.json in stage 'add', a piece marker and no merge marker; --resume
 # reads the complete pieces back and gives index.faiss, ids.jsonl and duplicates.jsonl

@@ -1,5 +1,5 @@
-// MPI tests (1, 2 and 4 ranks) of the dedup stages as commands run them (steps/text_dedup.h on
-// the runner of pipeline/stage_runner.h), in process: on a corpus with planted exact and near
+// MPI tests (1, 2 and 4 ranks) of the dedup stages as commands run them (pipeline/text_dedup.h on
+// the runner of runtime/stage_runner.h), in process: on a corpus with planted exact and near
 // duplicates, read+sketch -> exact -> near -> verdicts finds exactly the planted ones; a
 // resumed run reads every rank's sketch back without its signatures (the verdicts verify),
 // skips exact and near, reads the verdicts back, and ends with the same verdicts.
@@ -14,13 +14,13 @@
 #include <vector>
 
 #include "cluster/archive.h"
-#include "pipeline/checkpoint.h"
-#include "pipeline/stage_runner.h"
-#include "steps/text_dedup.h"
+#include "runtime/checkpoint.h"
+#include "runtime/stage_runner.h"
+#include "pipeline/text_dedup.h"
 #include "tests/mpi/mpi_env.h"
 #include "tests/mpi/mpi_test_support.h"
 
-namespace sf::steps {
+namespace sf::pipeline {
 namespace {
 
 using sf::testing::problems_on_any_rank;
@@ -67,15 +67,15 @@ Planted write_corpus(const std::string& path) {
 
 struct Result {
   std::vector<std::tuple<uint64_t, uint64_t, bool>> verdicts;  // all ranks: row, rep, near
-  pipeline::StageOutcome exact, near, verdicts_outcome;
+  runtime::StageOutcome exact, near, verdicts_outcome;
   int sketches_reused = 0;
   size_t signatures = 0;  // this rank's, after reading
 };
 
-Result run_dedup(cluster::Comm& comm, const pipeline::Config& config) {
-  const pipeline::Checkpoints checkpoints(config.output.dir);
-  pipeline::StageLog log;
-  pipeline::StageRunner runner(comm, config, checkpoints, log, {});
+Result run_dedup(cluster::Comm& comm, const runtime::Config& config) {
+  const runtime::Checkpoints checkpoints(config.output.dir);
+  runtime::StageLog log;
+  runtime::StageRunner runner(comm, config, checkpoints, log, {});
   DedupedCorpus flow;
   flow.ranks = comm.size();
   ReadSketchStage read(flow, /*dedup=*/true);
@@ -116,7 +116,7 @@ TEST(MpiDedupStages, FindThePlantedDuplicatesAndResumeFromTheirCheckpoints) {
     if (!ok) problem += what + "; ";
   };
 
-  pipeline::Config config = pipeline::load_config(dir.file("c.yaml"));
+  runtime::Config config = runtime::load_config(dir.file("c.yaml"));
   const Result first = run_dedup(comm, config);
   if (comm.rank() == 0) {
     std::set<uint64_t> exact, near;
@@ -128,14 +128,14 @@ TEST(MpiDedupStages, FindThePlantedDuplicatesAndResumeFromTheirCheckpoints) {
     for (const auto& [row, rep, is_near] : first.verdicts)
       expect(rep < 120, "row " + std::to_string(row) + " kept " + std::to_string(rep));
   }
-  expect(first.exact == pipeline::StageOutcome::kRun && first.sketches_reused == 0, "first run");
+  expect(first.exact == runtime::StageOutcome::kRun && first.sketches_reused == 0, "first run");
 
   config.resume = true;
   const Result resumed = run_dedup(comm, config);
-  expect(resumed.exact == pipeline::StageOutcome::kSkipped &&
-             resumed.near == pipeline::StageOutcome::kSkipped,
+  expect(resumed.exact == runtime::StageOutcome::kSkipped &&
+             resumed.near == runtime::StageOutcome::kSkipped,
          "resumed: exact / near not skipped");
-  expect(resumed.verdicts_outcome == pipeline::StageOutcome::kLoaded, "resumed: verdicts not read back");
+  expect(resumed.verdicts_outcome == runtime::StageOutcome::kLoaded, "resumed: verdicts not read back");
   expect(resumed.sketches_reused == comm.size(),
          "resumed: " + std::to_string(resumed.sketches_reused) + " sketches read back");
   expect(resumed.signatures == 0, "resumed: signatures read though the verdicts verified");
@@ -148,4 +148,4 @@ TEST(MpiDedupStages, FindThePlantedDuplicatesAndResumeFromTheirCheckpoints) {
 }
 
 }  // namespace
-}  // namespace sf::steps
+}  // namespace sf::pipeline

@@ -1,4 +1,4 @@
-// MPI tests (1, 2 and 4 ranks) of the stage runner (pipeline/stage_runner.h) on a fake
+// MPI tests (1, 2 and 4 ranks) of the stage runner (runtime/stage_runner.h) on a fake
 // two-stage pipeline: "sum" (an allreduce of the ranks' numbers, saved by rank 0) -> "scale"
 // (sum x a config key). A straight run, a resumed one that reads back the result, a stop
 // honoured after the first stage's marker and resumed from it, a changed key that redoes the
@@ -16,12 +16,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include "io/atomic_file.h"
-#include "pipeline/stage_runner.h"
-#include "pipeline/stop.h"
+#include "runtime/stage_runner.h"
+#include "runtime/stop.h"
 #include "tests/mpi/mpi_env.h"
 #include "tests/mpi/mpi_test_support.h"
 
-namespace sf::pipeline {
+namespace sf::runtime {
 namespace {
 
 using sf::testing::problems_on_any_rank;
@@ -298,4 +298,4 @@ TEST(MpiStageRunner, SkipsAStageWithoutCheckpointWhenTheNextOneVerifies) {
 }
 
 }  // namespace
-}  // namespace sf::pipeline
+}  // namespace sf::runtime

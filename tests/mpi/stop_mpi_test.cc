@@ -1,4 +1,4 @@
-// MPI tests (1, 2 and 4 ranks) of stopping together: agree_or_stop() and pipeline::run_step()
+// MPI tests (1, 2 and 4 ranks) of stopping together: agree_or_stop() and runtime::run_step()
 // turn one rank's stop request (a SIGTERM) into the same decision on every rank, and a
 // failure anywhere wins over a stop.
 #include <gtest/gtest.h>
@@ -7,11 +7,11 @@
 #include <string>
 
 #include "cluster/comm.h"
-#include "pipeline/stop.h"
+#include "runtime/stop.h"
 #include "tests/mpi/mpi_env.h"
 #include "tests/mpi/mpi_test_support.h"
 
-namespace sf::pipeline {
+namespace sf::runtime {
 namespace {
 
 using sf::testing::problems_on_any_rank;
@@ -75,4 +75,4 @@ TEST(MpiRunStep, SignalOnTheLastRankStopsEveryRankAfterItsWork) {
 }
 
 }  // namespace
-}  // namespace sf::pipeline
+}  // namespace sf::runtime

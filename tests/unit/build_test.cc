@@ -120,7 +120,7 @@ TEST_P(ShardBuildRanges, AddingConsecutiveRangesEqualsAddingOneRange) {
   }
 }
 
-// What the checkpointed add stage does (steps/add.cc): each piece added to an empty copy
+// What the checkpointed add stage does (pipeline/add.cc): each piece added to an empty copy
 // of the trained index, encoded as a shard (what it publishes), appended to the rank's index.
 // The result must be the index a straight add gives: that keeps resumed builds identical.
 TEST_P(ShardBuildRanges, PiecesEncodedAndAppendedEqualOneAdd) {

@@ -1,6 +1,6 @@
-// pipeline/checkpoint.h: fingerprints follow the keys a stage depends on, and a completion
+// runtime/checkpoint.h: fingerprints follow the keys a stage depends on, and a completion
 // marker verifies only while its outputs are byte for byte what it recorded.
-#include "pipeline/checkpoint.h"
+#include "runtime/checkpoint.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -15,10 +15,10 @@
 
 #include "io/atomic_file.h"
 #include "io/checksum.h"
-#include "pipeline/config.h"
+#include "runtime/config.h"
 #include "tests/test_util.h"
 
-namespace sf::pipeline {
+namespace sf::runtime {
 namespace {
 
 class CheckpointTest : public ::testing::Test {
@@ -268,4 +268,4 @@ TEST(FileDigest, MatchesTheInMemoryChecksum) {
 }
 
 }  // namespace
-}  // namespace sf::pipeline
+}  // namespace sf::runtime

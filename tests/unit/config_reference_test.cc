@@ -1,12 +1,12 @@
-// docs/configuration.md is generated from the config schema (pipeline/config.cc): it must equal
-// pipeline::config_reference_markdown(), so that the reference cannot go stale.
+// docs/configuration.md is generated from the config schema (runtime/config.cc): it must equal
+// runtime::config_reference_markdown(), so that the reference cannot go stale.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 #include <string>
 
-#include "pipeline/config.h"
+#include "runtime/config.h"
 
 #ifndef SF_SOURCE_DIR
 #error "SF_SOURCE_DIR (the source tree) is set by tests/CMakeLists.txt"
@@ -40,14 +40,14 @@ TEST(ConfigReference, DocMatchesTheSchema) {
   ASSERT_TRUE(in) << path << " is missing; " << kRegenerate;
   std::ostringstream file;
   file << in.rdbuf();
-  const std::string generated = sf::pipeline::config_reference_markdown();
+  const std::string generated = sf::runtime::config_reference_markdown();
   EXPECT_TRUE(file.str() == generated)
-      << path << " differs from the config schema (pipeline/config.cc); " << kRegenerate << "\n"
+      << path << " differs from the config schema (runtime/config.cc); " << kRegenerate << "\n"
       << first_difference(file.str(), generated);
 }
 
 TEST(ConfigReference, ListsEveryKeyWithItsDefault) {
-  const std::string text = sf::pipeline::config_reference_markdown();
+  const std::string text = sf::runtime::config_reference_markdown();
   // A sample of rows, one per kind of value.
   for (const char* row : {
            "| `input.paths` | list of strings | required |",

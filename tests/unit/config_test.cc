@@ -1,4 +1,4 @@
-#include "pipeline/config.h"
+#include "runtime/config.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 
 #include "tests/test_util.h"
 
-namespace sf::pipeline {
+namespace sf::runtime {
 namespace {
 
 constexpr const char* kMinimal =
@@ -516,4 +516,4 @@ TEST_F(ConfigTest, PartitionAndSearchKeysRoundTripThroughToYaml) {
 }
 
 }  // namespace
-}  // namespace sf::pipeline
+}  // namespace sf::runtime

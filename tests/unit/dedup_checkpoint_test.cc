@@ -1,4 +1,4 @@
-// The dedup checkpoint files (steps/text_dedup.h): a sketch and a list of verdicts read back
+// The dedup checkpoint files (pipeline/text_dedup.h): a sketch and a list of verdicts read back
 // equal what was written; a damaged file, one that does not fit the rank's pieces, or one of
 // an older format version is refused with the file's name.
 #include <gtest/gtest.h>
@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "io/array_file.h"
-#include "steps/text_dedup.h"
+#include "pipeline/text_dedup.h"
 #include "tests/test_util.h"
 
-namespace sf::steps {
+namespace sf::pipeline {
 namespace {
 
 using dd::FinalVerdict;
@@ -183,4 +183,4 @@ TEST(DedupMessages, FetchByRowAnswersEachWantedRowOnce) {
 }
 
 }  // namespace
-}  // namespace sf::steps
+}  // namespace sf::pipeline

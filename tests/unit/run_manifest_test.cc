@@ -1,6 +1,6 @@
-// pipeline/run_lock.h and pipeline/run_manifest.h on one process: the output.dir lock, the
+// runtime/run_lock.h and runtime/run_manifest.h on one process: the output.dir lock, the
 // manifest of what shardforge made, and removal that leaves a user's files alone (issue 12).
-#include "pipeline/run_manifest.h"
+#include "runtime/run_manifest.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,11 +10,11 @@
 #include <fstream>
 #include <string>
 
-#include "pipeline/checkpoint.h"
-#include "pipeline/run_lock.h"
+#include "runtime/checkpoint.h"
+#include "runtime/run_lock.h"
 #include "tests/test_util.h"
 
-namespace sf::pipeline {
+namespace sf::runtime {
 namespace {
 
 namespace fs = std::filesystem;
@@ -155,4 +155,4 @@ TEST(Checkpoints, ForgetAllLeavesOtherFiles) {
 }
 
 }  // namespace
-}  // namespace sf::pipeline
+}  // namespace sf::runtime

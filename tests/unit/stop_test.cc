@@ -1,6 +1,6 @@
-// pipeline/stop.h on one process: a signal sets the stop flag (and does not kill), run_step
+// runtime/stop.h on one process: a signal sets the stop flag (and does not kill), run_step
 // turns it into Stopped, status.json records where a run is and how it ended.
-#include "pipeline/stop.h"
+#include "runtime/stop.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 
 #include "tests/test_util.h"
 
-namespace sf::pipeline {
+namespace sf::runtime {
 namespace {
 
 TEST(StopSignal, SigtermSetsTheFlagAndRunStepStops) {
@@ -59,4 +59,4 @@ TEST(RunStatus, RecordsStageAndOutcomeAndDescribesThem) {
 }
 
 }  // namespace
-}  // namespace sf::pipeline
+}  // namespace sf::runtime

@@ -1,0 +1,195 @@
+// The index stages as commands compose them (runtime/stage_runner.h): each reads its options
+// from the config (so they are fingerprinted), runs an algorithm of stages/, and saves or
+// loads its checkpoint. `build` runs open -> train -> partition -> add -> merge; `run` runs
+// train -> partition -> add -> merge on its embedded vectors, between its own stages
+// (pipeline/text_index.h: embed, semantic dedup, eval, outputs).
+//
+// Why a library of its own (pipeline/, between runtime/ and commands/): stages/ holds algorithms
+// and knows no config; runtime/ is the runtime every command shares (config, markers, the
+// runner) and is tested with fake stages; the stages that read config keys and know the run
+// directory's files sit above both, and the commands only list them.
+//
+//   open       (build) opens input.paths; checks that index.factory fits the corpus
+//   train      trained.faiss, marker "train"; a stop during the coarse k-means saves
+//              train-kmeans.sfkm (marker "train-kmeans") and --resume continues from it
+//   partition  (partition.shards > 0) the lists re-sized for partition.workload between the
+//              coarse k-means and the add (stages/partition.h); no marker: redone on resume,
+//              and the add pieces record the lists they were added to
+//   add        each rank adds its rows piece by piece (output.piece_rows, cut at global row
+//              multiples); each piece is published as pieces/rows-<begin>-<end>.sfsh (the
+//              merge wire format) with its own marker "add/rows-<begin>-<end>"; a stop is
+//              agreed after every batch
+//   merge      the shards become index.faiss on rank 0 (and, when partitioned, shards/ and
+//              plan.json), marker "merge"; the pieces are removed
+// Pieces are named by global rows, so a resumed run reuses them even with another rank count
+// where the ranges match. A piece holds exactly the lists entries a straight run adds for
+// those rows, in id order, so the merged index.faiss is byte-identical.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <faiss/Index.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster/comm.h"
+#include "io/vector_file.h"
+#include "runtime/stage_runner.h"
+#include "stages/partition.h"
+#include "stages/train.h"
+
+namespace sf::pipeline {
+
+constexpr const char* kIndexFile = "index.faiss";
+constexpr const char* kTrainedFile = "trained.faiss";
+constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-means
+constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
+// What a build publishes or keeps in its run directory (prepare_run_dir removes them).
+inline std::vector<std::string> index_outputs() {
+  return {kIndexFile, kTrainedFile, kKMeansStateFile, kPieceDir, "plan.json", "shards"};
+}
+
+struct AddReport {
+  int64_t pieces_reused = 0, rows_reused = 0, pieces_added = 0, rows_added = 0;
+};
+
+// What the index stages of one command share, by reference: each stage fills its part.
+struct IndexBuild {
+  // Set before train: the vectors (this rank's `range` of them), the factory string (run:
+  // automatic when index.factory is empty) and the files the vectors are read from directly
+  // (build: input.paths, fingerprinted by train; run: none, they are upstream).
+  io::VectorCorpus* rows = nullptr;
+  cluster::RowRange range;
+  std::string factory;
+  std::vector<std::string> inputs;
+
+  // train: the trained, empty index (every rank); partition: its lists re-sized; add: this
+  // rank's shard; merge: the merged index on rank 0.
+  std::unique_ptr<faiss::Index> index;
+  stages::TrainReport train;
+  stages::RepartitionReport partition;
+  std::optional<stages::Workload> workload;  // rank 0, partition.workload
+  std::vector<char> empty_index;  // rank 0, partitioned: the trained index with the final lists
+  AddReport add;
+  int64_t ntotal = 0, nlist = 0;
+  bool merged = false;  // merge ran: rank 0's index is the merged one (not read back)
+  nlohmann::json plan_summary = nullptr;  // merge: the sharded layout's summary (run.json)
+};
+
+// build's first stage: input.paths opened on every rank (headers only), the input digests
+// shared (input.verify: content), and index.factory / partition.* checked against the corpus:
+// a factory shardforge cannot shard is a ConfigError (exit 2), one that does not fit the data
+// an agreed error. Fills rows, range, factory and inputs. Not checkpointed, never skipped.
+class OpenVectorsStage : public runtime::Stage {
+ public:
+  explicit OpenVectorsStage(IndexBuild& build) : build_(build) {}
+  std::string name() const override { return "open"; }
+  void configure(runtime::StageOptions& options) override;
+  bool checkpointed() const override { return false; }
+  bool skippable() const override { return false; }
+  void run(cluster::Comm& comm, const runtime::StageContext& context) override;
+  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
+  const io::VectorCorpus& corpus() const { return *corpus_; }
+
+ private:
+  IndexBuild& build_;
+  std::vector<std::string> paths_;
+  std::unique_ptr<io::VectorCorpus> corpus_;
+};
+
+// Local: partition.shards fits `nlist` lists (and partition.max_nlist); partition.workload
+// only with partition.shards. Throws ConfigError naming the key.
+void check_partition(const runtime::Config& config, int64_t nlist);
+
+class TrainStage : public runtime::Stage {
+ public:
+  explicit TrainStage(IndexBuild& build) : build_(build) {}
+  std::string name() const override { return "train"; }
+  void configure(runtime::StageOptions& options) override;
+  void run(cluster::Comm& comm, const runtime::StageContext& context) override;
+  runtime::StageOutputs save(cluster::Comm& comm, const runtime::StageContext& context) override;
+  void saved(const runtime::StageContext& context) override;
+  void load(cluster::Comm& comm, const runtime::StageContext& context,
+            const nlohmann::json& info) override;
+  void skip(const runtime::StageContext& context, const nlohmann::json& info) override;
+
+ private:
+  IndexBuild& build_;
+  stages::TrainOptions options_;
+};
+
+class PartitionStage : public runtime::Stage {
+ public:
+  explicit PartitionStage(IndexBuild& build) : build_(build) {}
+  std::string name() const override { return "partition"; }
+  void configure(runtime::StageOptions& options) override;
+  bool checkpointed() const override { return false; }
+  void run(cluster::Comm& comm, const runtime::StageContext& context) override;
+  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
+  const stages::PartitionOptions& options() const { return options_; }
+
+ private:
+  IndexBuild& build_;
+  stages::PartitionOptions options_;
+};
+
+class AddStage : public runtime::Stage {
+ public:
+  explicit AddStage(IndexBuild& build) : build_(build) {}
+  std::string name() const override { return "add"; }
+  void configure(runtime::StageOptions&) override {}
+  bool checkpointed() const override { return false; }  // its pieces have markers
+  void run(cluster::Comm& comm, const runtime::StageContext& context) override;
+  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
+
+ private:
+  IndexBuild& build_;
+};
+
+class MergeStage : public runtime::Stage {
+ public:
+  // `partition`: its options make the sharded layout's plan.
+  MergeStage(IndexBuild& build, const PartitionStage& partition)
+      : build_(build), partition_(partition) {}
+  std::string name() const override { return "merge"; }
+  void configure(runtime::StageOptions& options) override;
+  void run(cluster::Comm& comm, const runtime::StageContext& context) override;
+  runtime::StageOutputs save(cluster::Comm& comm, const runtime::StageContext& context) override;
+  void saved(const runtime::StageContext& context) override;
+  void load(cluster::Comm& comm, const runtime::StageContext& context,
+            const nlohmann::json& info) override;
+
+ private:
+  IndexBuild& build_;
+  const PartitionStage& partition_;
+  double colocate_slack_ = -1;
+};
+
+// The train stage's steps, also for tests. Collective: stages::train_index on build.rows with
+// a stop check at every k-means iteration boundary (runtime::stop_requested).
+//  - A stop: rank 0 publishes the k-means state as train-kmeans.sfkm with the marker
+//    "train-kmeans" (train_fp's parts under that name), then every rank throws
+//    runtime::Stopped naming the iteration.
+//  - With `resume`, a state whose marker verifies is continued (same result as uninterrupted);
+//    one that does not, or is in a format this build does not read, is logged and k-means
+//    starts afresh.
+// REQUIRES: report != nullptr. Throws as train_index (PhaseError, std::invalid_argument) alike
+// on every rank.
+std::unique_ptr<faiss::Index> train_checkpointed(cluster::Comm& comm,
+                                                 const runtime::Checkpoints& checkpoints,
+                                                 const runtime::Fingerprint& train_fp,
+                                                 bool resume, io::VectorCorpus& rows,
+                                                 cluster::RowRange range,
+                                                 stages::TrainOptions options,
+                                                 stages::TrainReport* report,
+                                                 const stages::ProgressFn& progress);
+// The report the train marker recorded (zeros for what `info` lacks).
+stages::TrainReport trained_report(const nlohmann::json& info);
+// Collective: trained.faiss on every rank (rank 0 reads, broadcasts). Agreed errors.
+std::unique_ptr<faiss::Index> load_trained(cluster::Comm& comm,
+                                           const runtime::Checkpoints& checkpoints);
+
+}  // namespace sf::pipeline

@@ -1,0 +1,210 @@
+// write and kept (pipeline/kept.h): the outputs of `dedup`.
+#include "pipeline/kept.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "io/atomic_file.h"
+#include "io/text_output.h"
+#include "runtime/run_manifest.h"
+
+namespace sf::pipeline {
+
+void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
+  const runtime::Config& config = context.config;
+  const std::string& dir = config.output.dir;
+  const dd::LocalCorpus& corpus = flow_.corpus;
+  const cluster::RowRange range = flow_.range;
+  const io::TextReadOptions& read = flow_.setup.read;
+  const std::vector<dd::FinalVerdict>& verdicts = flow_.verdicts;
+  const int64_t local_docs = corpus.docs();
+  const std::string kept_tmp = dir + "/kept.tmp", dup_tmp = dir + "/duplicates.tmp",
+                    pairs_tmp = dir + "/pairs.tmp";
+  std::vector<uint64_t> wanted;
+  for (const auto& v : verdicts) {
+    wanted.push_back(v.cluster);
+    wanted.push_back(v.representative);
+  }
+  // dedup.write_pairs: this rank's verified pairs, exact and near, in (row, other) order.
+  std::vector<std::pair<const dd::NearPair*, bool>> pairs;  // pair, near
+  for (const auto& p : flow_.exact_pairs) pairs.emplace_back(&p, false);
+  for (const auto& p : flow_.near_pairs) pairs.emplace_back(&p, true);
+  std::sort(pairs.begin(), pairs.end(), [](const auto& x, const auto& y) {
+    return std::pair(x.first->row, x.first->other) < std::pair(y.first->row, y.first->other);
+  });
+  for (const auto& p : pairs) wanted.push_back(p.first->other);
+  auto id_of_local = [&](uint64_t row) { return flow_.id_of_local(row); };
+  const auto ids = dd::fetch_by_row(comm, flow_.begins, wanted, id_of_local);
+  uint64_t local_bytes_out = 0;
+  cluster::run_local_phase(comm, "write kept", [&] {
+    std::vector<char> removed(static_cast<size_t>(local_docs), 0);
+    for (const auto& v : verdicts) removed[v.row - range.begin] = 1;
+    const std::string part = io::part_name(comm.rank(), read.format);
+    // Second pass: the records are found again by their lines; JSONL lines are not parsed
+    // again (io::TextReadOptions::raw_lines).
+    io::TextReadOptions again = read;
+    again.raw_lines = read.format == io::TextFormat::kJsonl;
+    io::publish_file(kept_tmp + "/" + part, [&](const std::string& tmp) {
+      io::FileWriter out(tmp);
+      dd::reread_documents(corpus, again, [&](int64_t i, const io::TextRecord& rec) {
+        if (removed[i]) return;
+        out.write(rec.raw);
+        out.write(read.format == io::TextFormat::kJsonl ? "\n" : "%\n");
+        local_bytes_out += corpus.raw_bytes[i];
+      });
+      out.close();
+    });
+    io::publish_file(
+        dup_tmp + "/" + io::part_name(comm.rank(), io::TextFormat::kJsonl),
+        [&](const std::string& tmp) {
+          io::FileWriter out(tmp);
+          char sim[32];
+          for (const auto& v : verdicts) {
+            std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
+            out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
+                      ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
+                      (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+          }
+          out.close();
+        });
+    if (config.dedup.write_pairs)
+      io::publish_file(pairs_tmp + "/" + io::part_name(comm.rank(), io::TextFormat::kJsonl),
+                       [&](const std::string& tmp) {
+                         io::FileWriter out(tmp);
+                         char sim[32];
+                         for (const auto& [p, near] : pairs) {
+                           std::snprintf(sim, sizeof(sim), "%.4f", p->similarity);
+                           out.write("{\"a\": " + id_of_local(p->row) +
+                                     ", \"b\": " + ids.at(p->other) + ", \"reason\": \"" +
+                                     (near ? "near" : "exact") + "\", \"similarity\": " + sim +
+                                     "}\n");
+                         }
+                         out.close();
+                       });
+  });
+  out_.docs_out = flow_.total_docs - comm.sum(static_cast<int64_t>(verdicts.size()));
+  out_.bytes_in = comm.sum(static_cast<int64_t>(flow_.local_bytes_in));
+  out_.bytes_out = comm.sum(static_cast<int64_t>(local_bytes_out));
+  out_.summary = {{"docs_in", flow_.total_docs},
+                  {"docs_out", out_.docs_out},
+                  {"bytes_in", out_.bytes_in},
+                  {"bytes_out", out_.bytes_out},
+                  {"exact_duplicates", flow_.exact_removed},
+                  {"near_duplicates", flow_.near_removed},
+                  {"clusters", flow_.clusters},
+                  {"largest_cluster", flow_.largest_cluster},
+                  {"bad_records", flow_.bad_total}};
+}
+
+void PublishKeptStage::configure(runtime::StageOptions& options) {
+  options.keys({"dedup.write_pairs"});  // pairs.jsonl is one of the outputs
+}
+
+void PublishKeptStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
+  const runtime::Config& config = context.config;
+  const std::string& dir = config.output.dir;
+  const io::TextReadOptions& read = flow_.setup.read;
+  const dd::LshParams& lsh = flow_.setup.lsh;
+  const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
+                    dup_tmp = dir + "/duplicates.tmp", pairs_tmp = dir + "/pairs.tmp";
+  // Publish: duplicates.jsonl, then kept/, then dedup.json (the mark of a complete run).
+  nlohmann::json stages_json = nlohmann::json::array();
+  nlohmann::json sketch_json = {{"normalise_seconds", nlohmann::json::array()},
+                                {"signature_seconds", nlohmann::json::array()},
+                                {"text_bytes", nlohmann::json::array()},
+                                {"signature_text_bytes", nlohmann::json::array()}};
+  {
+    nlohmann::json mine = nlohmann::json::array();
+    for (const auto& e : log_.entries())
+      mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
+    const nlohmann::json sketch = {flow_.corpus.normalise_seconds, flow_.corpus.signature_seconds,
+                                   flow_.corpus.text_bytes, flow_.corpus.signature_text_bytes};
+    const std::string text = nlohmann::json{{"stages", mine}, {"sketch", sketch}}.dump();
+    const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
+    for (const auto& part : parts) {
+      const auto both = nlohmann::json::parse(std::string(part.begin(), part.end()));
+      const auto& per_rank = both["stages"];
+      sketch_json["normalise_seconds"].push_back(both["sketch"][0]);
+      sketch_json["signature_seconds"].push_back(both["sketch"][1]);
+      sketch_json["text_bytes"].push_back(both["sketch"][2]);
+      sketch_json["signature_text_bytes"].push_back(both["sketch"][3]);
+      for (size_t i = 0; i < per_rank.size(); ++i) {
+        if (stages_json.size() <= i)
+          stages_json.push_back({{"name", per_rank[i]["name"]},
+                                 {"seconds", nlohmann::json::array()},
+                                 {"peak_rss_mib", nlohmann::json::array()}});
+        stages_json[i]["seconds"].push_back(per_rank[i]["seconds"]);
+        stages_json[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
+      }
+    }
+  }
+  cluster::run_local_phase(comm, "publish", [&] {
+    if (comm.rank() != 0) return;
+    io::publish_file(dir + "/duplicates.jsonl", [&](const std::string& tmp) {
+      io::FileWriter out(tmp);
+      std::vector<char> buf(1 << 20);
+      for (int r = 0; r < comm.size(); ++r) {
+        std::ifstream in(dup_tmp + "/" + io::part_name(r, io::TextFormat::kJsonl), std::ios::binary);
+        if (!in)
+          throw std::runtime_error("duplicates part of rank " + std::to_string(r) + " is missing");
+        while (in) {
+          in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+          out.write(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+        }
+      }
+      out.close();
+    });
+    runtime::remove_owned(dir, "duplicates.tmp");
+    if (config.dedup.write_pairs) io::concat_parts(pairs_tmp, comm.size(), dir + "/pairs.jsonl");
+    // Part by part: files of the user's own in kept/ stay (prepare_run_dir removed ours).
+    std::filesystem::create_directories(kept_dir);
+    for (int r = 0; r < comm.size(); ++r) {
+      const std::string part = "/" + io::part_name(r, read.format);
+      std::filesystem::rename(kept_tmp + part, kept_dir + part);
+    }
+    runtime::remove_owned(dir, "kept.tmp");
+    nlohmann::json report = {
+        {"format_version", kDedupJsonFormatVersion},
+        {"ranks", comm.size()},
+        {"threads_per_rank", flow_.threads},
+        {"input",
+         {{"paths", config.input.paths},
+          {"format", read.format == io::TextFormat::kJsonl ? "jsonl" : "fortune"}}},
+        {"params",
+         {{"ngram", config.dedup.ngram},
+          {"num_perm", config.dedup.near ? lsh.width() : 0},
+          {"bands", lsh.bands},
+          {"rows", lsh.rows},
+          {"threshold", lsh.threshold},
+          {"verify", config.dedup.verify},
+          {"clusters", config.dedup.clusters},
+          {"keep", config.dedup.keep},
+          {"near", config.dedup.near},
+          {"seed", config.dedup.seed},
+          {"write_pairs", config.dedup.write_pairs}}},
+        {"near", near_counts_json(flow_.near_stats)},
+        {"bad_input", flow_.bad_report},
+        {"stages", stages_json},
+        {"sketch", sketch_json}};
+    report["near"]["chained_members_kept"] = flow_.split_off;
+    for (const auto& [k, v] : out_.summary.items()) report[k] = v;
+    io::publish_text(dir + "/dedup.json", report.dump(2) + "\n");
+  });
+}
+
+runtime::StageOutputs PublishKeptStage::save(cluster::Comm& comm,
+                                              const runtime::StageContext& context) {
+  runtime::StageOutputs outputs;
+  const io::TextFormat format = flow_.setup.read.format;
+  for (int r = 0; r < comm.size(); ++r) outputs.files.push_back("kept/" + io::part_name(r, format));
+  outputs.files.insert(outputs.files.end(), {"duplicates.jsonl", "dedup.json"});
+  if (context.config.dedup.write_pairs) outputs.files.push_back("pairs.jsonl");
+  outputs.info = out_.summary;
+  return outputs;
+}
+
+}  // namespace sf::pipeline

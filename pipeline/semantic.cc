@@ -1,0 +1,80 @@
+// The semdedup stage of `run` (pipeline/text_index.h): each embedded vector assigned to its
+// inverted list of the trained index, semantic duplicates found inside each list
+// (stages/dedup/semantic.h), this rank's verdicts checkpointed.
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexPreTransform.h>
+
+#include "io/array_file.h"
+#include "io/atomic_file.h"
+#include "stages/ivf_index.h"
+#include "pipeline/text_index.h"
+
+namespace sf::pipeline {
+
+namespace dd = stages::dedup;
+
+void SemanticDedupStage::configure(runtime::StageOptions& options) {
+  const runtime::SemDedupConfig& s = options.config().semdedup;
+  options_.eps = options.read("semdedup.eps", s.eps);
+  options_.report_eps = options.read("semdedup.report_eps", s.report_eps);
+}
+
+void SemanticDedupStage::run(cluster::Comm& comm, const runtime::StageContext&) {
+  const std::vector<float>& vectors = text_.vectors;
+  const std::vector<SurvivorRef>& refs = text_.refs;
+  faiss::Index* index = text_.build.index.get();
+  const auto n = static_cast<int64_t>(refs.size());
+  std::vector<faiss::Index::idx_t> lists(static_cast<size_t>(n), 0);
+  cluster::run_local_phase(comm, "assign", [&] {
+    const float* x = vectors.data();
+    std::unique_ptr<const float[]> transformed;
+    if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index)) {
+      const float* y = pt->apply_chain(n, x);
+      if (y != x) transformed.reset(y);
+      x = y;
+    }
+    if (n > 0) stages::find_ivf(index)->quantizer->assign(n, x, lists.data());
+  });
+  std::vector<dd::SemanticDoc> docs(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) docs[i] = {refs[i].row, lists[i], refs[i].keep_score};
+  text_.semantic.clear();
+  text_.semantic_stats = {};
+  for (const auto& v : dd::semantic_duplicates(comm, docs, vectors.data(), text_.dim, options_,
+                                               &text_.semantic_stats))
+    text_.semantic.push_back({v.row, v.representative, v.similarity});
+}
+
+runtime::StageOutputs SemanticDedupStage::save(cluster::Comm& comm,
+                                                const runtime::StageContext& context) {
+  const dd::SemanticStats& stats = text_.semantic_stats;
+  return runtime::save_rank_files(
+      comm, context, kSemanticDir,
+      [&](const std::string& tmp) {
+        io::ArrayFileWriter out(tmp, "run-semantic-verdicts", kSemanticFormatVersion);
+        out.write("verdicts", text_.semantic);
+        out.close();
+      },
+      {{"eps", stats.eps},
+       {"removed", stats.removed},
+       {"lists", stats.lists},
+       {"largest_list", stats.largest_list},
+       {"pairs", stats.pairs}});
+}
+
+void SemanticDedupStage::load(cluster::Comm& comm, const runtime::StageContext& context,
+                              const nlohmann::json& info) {
+  cluster::run_local_phase(comm, "semdedup: read checkpoint", [&] {
+    dd::SemanticStats& stats = text_.semantic_stats;
+    stats.eps = info.at("eps").get<std::vector<double>>();
+    stats.removed = info.at("removed").get<std::vector<int64_t>>();
+    stats.lists = info.at("lists").get<int64_t>();
+    stats.largest_list = info.at("largest_list").get<int64_t>();
+    stats.pairs = info.at("pairs").get<int64_t>();
+    io::ArrayFileReader in(context.checkpoints.path(runtime::rank_file(kSemanticDir, comm.rank())),
+                           "run-semantic-verdicts", kSemanticFormatVersion);
+    text_.semantic = in.read<SemanticDuplicate>("verdicts");
+    in.close();
+  });
+}
+
+}  // namespace sf::pipeline

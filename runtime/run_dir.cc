@@ -1,0 +1,210 @@
+#include "runtime/run_dir.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "io/atomic_file.h"
+#include "runtime/stop.h"
+
+#ifndef SHARDFORGE_VERSION
+#define SHARDFORGE_VERSION "0.0.0"
+#endif
+
+namespace sf::runtime {
+namespace {
+
+double status_field_mib(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t len = std::strlen(field);
+  while (std::getline(in, line))
+    if (line.compare(0, len, field) == 0) return std::stod(line.substr(len + 1)) / 1024.0;
+  return 0;
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  if (s < 60)
+    std::snprintf(buf, sizeof(buf), "%.1fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600,
+                  (static_cast<int>(s) % 3600) / 60);
+  return buf;
+}
+
+}  // namespace
+
+void setup_logging(int rank, int size, bool verbose) {
+  auto logger = spdlog::stderr_color_mt("shardforge");
+  logger->set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rank) + "/" + std::to_string(size) +
+                      "] [%^%l%$] %v");
+  logger->set_level(rank == 0 || verbose ? spdlog::level::info : spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
+int choose_threads(const Config& config, const cluster::Comm& comm) {
+  if (config.threads > 0) return config.threads;
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int share = std::max(1, cores / std::max(1, comm.local_size()));
+  const int bound = usable_cpus();
+  return bound > 0 ? std::min(share, bound) : share;
+}
+
+void warn_if_oversubscribed(int threads, int rank) {
+  const int bound = usable_cpus();
+  if (bound > 0 && threads > bound)
+    spdlog::warn("rank {} runs {} threads but may use only {} CPU(s): threads will share "
+                 "them. Under mpirun pass --bind-to none (or --map-by slot:PE={}); under Slurm "
+                 "set --cpus-per-task={}",
+                 rank, threads, bound, threads, threads);
+}
+
+// Steps of at most this many units log each one instead of every 2 s.
+constexpr int64_t kEveryUnitMax = 100;
+
+stages::ProgressFn make_progress_logger(int rank) {
+  if (rank != 0) return {};
+  struct StepState {
+    std::chrono::steady_clock::time_point start, last;
+  };
+  auto states = std::make_shared<std::map<std::string, StepState>>();
+  return [states](const std::string& step, int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    auto [it, fresh] = states->try_emplace(step, StepState{now, now});
+    // A step of few units (k-means iterations: each a pass over the sample) logs every unit;
+    // tests/e2e/fault_term_train.sh bounds a stop in iterations against these lines.
+    const bool every_unit = total <= kEveryUnitMax;
+    if (fresh && done < total) {  // the first report: nothing to time yet
+      if (every_unit) spdlog::info("{}: {}/{}", step, done, total);
+      return;
+    }
+    if (fresh) {  // done in one step: nothing to time
+      states->erase(step);
+      spdlog::info("{}: {}/{} done", step, done, total);
+      return;
+    }
+    StepState& s = it->second;
+    const bool finished = done >= total;
+    if (!finished && !every_unit && now - s.last < std::chrono::seconds(2)) return;
+    s.last = now;
+    const double secs = std::chrono::duration<double>(now - s.start).count();
+    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+    const double pct = total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
+    if (finished)
+      spdlog::info("{}: {}/{} done in {} ({:.0f}/s)", step, done, total, format_seconds(secs), rate);
+    else
+      spdlog::info("{}: {}/{} ({:.1f}%), {:.0f}/s, ETA {}", step, done, total, pct, rate,
+                   format_seconds(eta));
+    if (finished) states->erase(step);
+  };
+}
+
+double current_rss_mib() { return status_field_mib("VmRSS:"); }
+double peak_rss_mib() { return status_field_mib("VmHWM:"); }
+
+bool reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+void StageLog::begin(const std::string& stage) {
+  current_ = stage;
+  enter_stage(stage);
+  reset_peak_rss();
+  start_ = std::chrono::steady_clock::now();
+}
+
+void StageLog::end() {
+  Entry e;
+  e.stage = current_;
+  e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  e.peak_rss_mib = peak_rss_mib();
+  entries_.push_back(e);
+}
+
+namespace {
+
+// Rank 0's part of write_run_json: merges the ranks' stage logs into <dir>/run.json.
+void write_run_json_file(int ranks, const std::string& dir, const std::string& command,
+                         int threads, const std::vector<cluster::Bytes>& parts,
+                         const nlohmann::json& summary) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (size_t r = 0; r < parts.size(); ++r) {
+    const auto per_rank = nlohmann::json::parse(std::string(parts[r].begin(), parts[r].end()));
+    for (size_t i = 0; i < per_rank.size(); ++i) {
+      if (stages.size() <= i)
+        stages.push_back({{"name", per_rank[i]["name"]},
+                          {"seconds", nlohmann::json::array()},
+                          {"peak_rss_mib", nlohmann::json::array()}});
+      stages[i]["seconds"].push_back(per_rank[i]["seconds"]);
+      stages[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
+    }
+  }
+  nlohmann::json entry = {{"ranks", ranks},
+                          {"threads_per_rank", threads},
+                          {"stages", stages},
+                          {"summary", summary}};
+  // One run.json per run directory; each command records its own entry.
+  const std::string path = dir + "/run.json";
+  nlohmann::json run;
+  if (std::ifstream in(path); in) {
+    run = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (run.is_discarded() || !run.is_object() || run.value("format_version", 0) != kRunJsonFormatVersion)
+      run = nlohmann::json::object();
+  }
+  run["format_version"] = kRunJsonFormatVersion;
+  run["version"] = SHARDFORGE_VERSION;
+  run["commands"][command] = entry;
+  io::publish_text(path, run.dump(2) + "\n");
+}
+
+}  // namespace
+
+void write_run_json(cluster::Comm& comm, const std::string& dir, const std::string& command,
+                    int threads, const StageLog& log, const nlohmann::json& summary) {
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto& e : log.entries())
+    mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
+  const std::string text = mine.dump();
+  const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
+  // Rank 0 writes; all ranks agree on how that went, so none exits 0 while it fails.
+  cluster::run_local_phase(comm, "write run.json", [&] {
+    if (comm.rank() == 0) write_run_json_file(comm.size(), dir, command, threads, parts, summary);
+  });
+}
+
+void make_run_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir))
+    throw std::runtime_error("output.dir " + dir + ": cannot create: " + ec.message());
+}
+
+}  // namespace sf::runtime

@@ -1,0 +1,70 @@
+// The run directory and what a job records in it: logging tagged with the rank, progress of
+// long steps on rank 0, per-stage wall time and peak memory per rank (run.json).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cluster/comm.h"
+#include "runtime/config.h"
+#include "stages/progress.h"
+
+namespace sf::runtime {
+
+// spdlog's default logger, lines tagged "[rank R/N]". Ranks other than 0 log warnings and
+// errors only unless `verbose`.
+void setup_logging(int rank, int size, bool verbose);
+
+// OpenMP threads per rank: config.threads, else $OMP_NUM_THREADS, else cores on this node
+// / ranks on this node, at most the CPUs this process may run on (mpirun binds ranks).
+int choose_threads(const Config& config, const cluster::Comm& comm);
+// CPUs in this process's affinity mask (0 when unknown).
+int usable_cpus();
+// Logs a warning when `threads` exceeds usable_cpus(): e.g. mpirun's default core binding.
+void warn_if_oversubscribed(int threads, int rank);
+
+// A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA; a step of
+// at most 100 units (k-means iterations) logs every unit.
+stages::ProgressFn make_progress_logger(int rank);
+
+// This process's resident set size now and its peak since the last reset, in MiB (Linux).
+double current_rss_mib();
+double peak_rss_mib();
+// Resets the peak (Linux clear_refs "5"); false where the kernel refuses.
+bool reset_peak_rss();
+
+// Per-stage wall time and peak RSS of this rank.
+class StageLog {
+ public:
+  struct Entry {
+    std::string stage;
+    double seconds = 0;
+    double peak_rss_mib = 0;
+  };
+  void begin(const std::string& stage);
+  void end();  // REQUIRES: begin() before
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;
+  std::string current_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Collective: gathers every rank's StageLog on rank 0, which records it in <dir>/run.json
+// (atomic), keeping other commands' entries:
+// {"format_version": 1, "version", "commands": {"<command>": {"ranks", "threads_per_rank",
+//  "stages": [{"name", "seconds": [per rank], "peak_rss_mib": [per rank]}], "summary"}}}.
+void write_run_json(cluster::Comm& comm, const std::string& dir, const std::string& command,
+                    int threads, const StageLog& log, const nlohmann::json& summary);
+
+// Creates `dir` (and parents). Throws std::runtime_error naming it.
+void make_run_dir(const std::string& dir);
+
+constexpr int kRunJsonFormatVersion = 1;
+
+}  // namespace sf::runtime

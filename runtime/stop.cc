@@ -1,0 +1,152 @@
+#include "runtime/stop.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
+
+namespace sf::runtime {
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+
+// What the handler writes: "shardforge [rank R/N]" and the current stage. Two buffers so the
+// handler never reads one being rewritten (a stage change is rare; it flips the index after
+// writing the other buffer).
+char g_rank_tag[64] = "shardforge";
+char g_stage[2][128] = {"startup", "startup"};
+std::atomic<int> g_stage_index{0};
+
+void write_text(const char* text) {
+  ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
+  (void)ignored;
+}
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop) {  // a second signal: stop now, the default way
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  g_stop = 1;
+  write_text(g_rank_tag);
+  write_text(sig == SIGTERM ? ": SIGTERM" : sig == SIGINT ? ": SIGINT" : ": SIGUSR1");
+  write_text(" during stage '");
+  write_text(g_stage[g_stage_index.load()]);
+  write_text("': stopping at the next safe point\n");
+}
+
+void set_signal_stage(const std::string& stage) {
+  const int next = 1 - g_stage_index.load();
+  std::snprintf(g_stage[next], sizeof(g_stage[next]), "%s", stage.c_str());
+  g_stage_index.store(next);
+}
+
+}  // namespace
+
+void install_stop_handlers(int rank, int size) {
+  std::snprintf(g_rank_tag, sizeof(g_rank_tag), "shardforge [rank %d/%d]", rank, size);
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGUSR1, &action, nullptr);
+}
+
+bool stop_requested() { return g_stop != 0; }
+void set_stop_requested(bool value) { g_stop = value ? 1 : 0; }
+
+void run_step(cluster::Comm& comm, const std::string& phase,
+              const std::function<void()>& local_work) {
+  const std::exception_ptr error = cluster::exception_of(local_work);
+  if (cluster::agree_or_stop(comm, phase, error, stop_requested())) throw Stopped(phase);
+}
+
+namespace {
+
+struct RunStatusState {
+  std::string dir, command, stage = "startup";
+  int rank = 0, size = 1;
+  bool started = false;
+};
+
+RunStatusState& run_status() {
+  static RunStatusState state;
+  return state;
+}
+
+void write_status(const std::string& state, const std::string& message) {
+  const RunStatusState& s = run_status();
+  if (!s.started || s.rank != 0 || !std::filesystem::is_directory(s.dir)) return;
+  const nlohmann::json status = {{"format_version", 1}, {"command", s.command},
+                                 {"stage", s.stage},     {"state", state},
+                                 {"message", message},   {"ranks", s.size},
+                                 {"pid", ::getpid()},    {"updated", utc_now_text()}};
+  try {
+    io::publish_text(s.dir + "/status.json", status.dump(1) + "\n");
+  } catch (const std::exception&) {
+    // A full or failing disk: the stage's own error says so.
+  }
+}
+
+}  // namespace
+
+void start_run_status(const std::string& dir, const std::string& command, int rank, int size) {
+  RunStatusState& s = run_status();
+  s.dir = dir;
+  s.command = command;
+  s.rank = rank;
+  s.size = size;
+  s.started = true;
+}
+
+void enter_stage(const std::string& stage) {
+  run_status().stage = stage;
+  set_signal_stage(stage);
+  write_status("running", "");
+}
+
+void finish_run_status(const std::string& state, const std::string& message) {
+  write_status(state, message);
+}
+
+std::string current_stage() { return run_status().stage; }
+
+std::string describe_previous_run(const std::string& dir) {
+  std::ifstream in(dir + "/status.json");
+  if (!in) return "";
+  const nlohmann::json s = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (s.is_discarded() || !s.is_object()) return "";
+  const std::string state = s.value("state", "?");
+  std::string out = "the previous " + s.value("command", std::string("run")) + " (" +
+                    std::to_string(s.value("ranks", 0)) + " rank(s), " +
+                    s.value("updated", std::string("?")) + ") ";
+  if (state == "running")
+    return out + "did not finish: it was in stage '" + s.value("stage", std::string("?")) +
+           "' when it ended (killed, or a node was lost)";
+  out += state == "done" ? "finished" : state + " in stage '" + s.value("stage", std::string("?")) + "'";
+  const std::string message = s.value("message", std::string());
+  return message.empty() ? out : out + ": " + message;
+}
+
+std::string utc_now_text() {
+  char text[32];
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+}  // namespace sf::runtime
