@@ -23,10 +23,6 @@ std::vector<dd::FinalVerdict> read_verdicts_file(const std::string& path) {
   return cluster::from_bytes<std::vector<dd::FinalVerdict>>(bytes, path);
 }
 
-// exact and near keep no checkpoint: what their work depends on is in verdicts' fingerprint
-// (so that its redo line names the key that changed).
-void ExactStage::configure(runtime::StageOptions&) {}
-
 void ExactStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   const dd::LocalCorpus& corpus = flow_.corpus;
   const cluster::RowRange range = flow_.range;
@@ -40,8 +36,6 @@ void ExactStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
     for (const auto& v : flow_.exact) flow_.exact_pairs.push_back({v.row, v.representative, 1.0});
   spdlog::info("exact: {} exact duplicate(s) removed", flow_.exact_removed);
 }
-
-void NearStage::configure(runtime::StageOptions&) {}
 
 void NearStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   const runtime::Config& config = context.config;

@@ -83,15 +83,13 @@ struct IndexBuild {
 // shared (input.verify: content), and index.factory / partition.* checked against the corpus:
 // a factory shardforge cannot shard is a ConfigError (exit 2), one that does not fit the data
 // an agreed error. Fills rows, range, factory and inputs. Not checkpointed, never skipped.
-class OpenVectorsStage : public runtime::Stage {
+class OpenVectorsStage : public runtime::TransientStage {
  public:
   explicit OpenVectorsStage(IndexBuild& build) : build_(build) {}
   std::string name() const override { return "open"; }
   void configure(runtime::StageOptions& options) override;
-  bool checkpointed() const override { return false; }
   bool skippable() const override { return false; }
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
   const io::VectorCorpus& corpus() const { return *corpus_; }
 
  private:
@@ -121,14 +119,12 @@ class TrainStage : public runtime::Stage {
   stages::TrainOptions options_;
 };
 
-class PartitionStage : public runtime::Stage {
+class PartitionStage : public runtime::TransientStage {
  public:
   explicit PartitionStage(IndexBuild& build) : build_(build) {}
   std::string name() const override { return "partition"; }
   void configure(runtime::StageOptions& options) override;
-  bool checkpointed() const override { return false; }
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
   const stages::PartitionOptions& options() const { return options_; }
 
  private:
@@ -136,14 +132,12 @@ class PartitionStage : public runtime::Stage {
   stages::PartitionOptions options_;
 };
 
-class AddStage : public runtime::Stage {
+// No marker of its own: each piece has one.
+class AddStage : public runtime::TransientStage {
  public:
   explicit AddStage(IndexBuild& build) : build_(build) {}
   std::string name() const override { return "add"; }
-  void configure(runtime::StageOptions&) override {}
-  bool checkpointed() const override { return false; }  // its pieces have markers
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
 
  private:
   IndexBuild& build_;

@@ -26,14 +26,11 @@ struct KeptOutputs {
   nlohmann::json summary;  // run.json's and the kept marker's: the counts
 };
 
-class WriteKeptStage : public runtime::Stage {
+class WriteKeptStage : public runtime::TransientStage {
  public:
   WriteKeptStage(const DedupedCorpus& flow, KeptOutputs& out) : flow_(flow), out_(out) {}
   std::string name() const override { return "write"; }
-  void configure(runtime::StageOptions&) override {}
-  bool checkpointed() const override { return false; }
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
 
  private:
   const DedupedCorpus& flow_;

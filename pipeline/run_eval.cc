@@ -59,10 +59,7 @@ nlohmann::json run_eval(cluster::Comm& comm, const runtime::Config& config, fais
 }  // namespace
 
 void EvalStage::configure(runtime::StageOptions& options) {
-  const runtime::EvalConfig& e = options.config().eval;
-  options.read("eval.k", e.k);
-  options.read("eval.nprobe", e.nprobe);
-  options.read("eval.max_queries", e.max_queries);
+  options.keys({"eval.k", "eval.nprobe", "eval.max_queries"});
 }
 
 void EvalStage::run(cluster::Comm& comm, const runtime::StageContext& context) {

@@ -20,11 +20,7 @@ std::string json_string(const std::string& s) { return nlohmann::json(s).dump();
 }  // namespace
 
 void OutputsStage::configure(runtime::StageOptions& options) {
-  const runtime::RunConfig& r = options.config().run;
-  options.read("run.dedup", r.dedup);
-  options.read("run.semdedup", r.semdedup);
-  options.read("run.index", r.index);
-  options.read("run.eval", r.eval);
+  options.keys({"run.dedup", "run.semdedup", "run.index", "run.eval"});
 }
 
 void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context) {

@@ -109,7 +109,8 @@ struct DedupedCorpus {
 // dedup.json's and the verdicts marker's near-step figures.
 nlohmann::json near_counts_json(const dd::NearStats& stats);
 
-class ReadSketchStage : public runtime::Stage {
+// No runner marker: a marker per rank, its own (sketch/rank-RRRRR).
+class ReadSketchStage : public runtime::TransientStage {
  public:
   // `dedup`: false when run.dedup is off (exact and near then find nothing). `texts`: what
   // corpus keeps for the stage named `texts_for` (if not empty), unless that stage is reused.
@@ -118,10 +119,8 @@ class ReadSketchStage : public runtime::Stage {
       : flow_(flow), dedup_(dedup), texts_(texts), texts_for_(std::move(texts_for)) {}
   std::string name() const override { return "read+sketch"; }
   void configure(runtime::StageOptions& options) override;
-  bool checkpointed() const override { return false; }  // a marker per rank, its own
   bool skippable() const override { return false; }     // every later stage reads the corpus
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
 
  private:
   DedupedCorpus& flow_;
@@ -130,27 +129,23 @@ class ReadSketchStage : public runtime::Stage {
   std::string texts_for_;
 };
 
-class ExactStage : public runtime::Stage {
+// Feeds verdicts only (what its work depends on is in verdicts' fingerprint).
+class ExactStage : public runtime::TransientStage {
  public:
   explicit ExactStage(DedupedCorpus& flow) : flow_(flow) {}
   std::string name() const override { return "exact"; }
-  void configure(runtime::StageOptions& options) override;
-  bool checkpointed() const override { return false; }  // feeds verdicts only
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
 
  private:
   DedupedCorpus& flow_;
 };
 
-class NearStage : public runtime::Stage {
+// Feeds verdicts only (what its work depends on is in verdicts' fingerprint).
+class NearStage : public runtime::TransientStage {
  public:
   explicit NearStage(DedupedCorpus& flow) : flow_(flow) {}
   std::string name() const override { return "near"; }
-  void configure(runtime::StageOptions& options) override;
-  bool checkpointed() const override { return false; }  // feeds verdicts only
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
 
  private:
   DedupedCorpus& flow_;

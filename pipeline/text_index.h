@@ -122,15 +122,12 @@ class EmbedStage : public runtime::Stage {
 
 // Sets build.rows (a view of the embedded vectors), range and factory. Throws, agreed: a
 // factory or partition.shards that does not fit (ConfigError), too few documents (InputError).
-class CheckIndexStage : public runtime::Stage {
+class CheckIndexStage : public runtime::TransientStage {
  public:
   explicit CheckIndexStage(TextIndex& text) : text_(text) {}
   std::string name() const override { return "check-index"; }
-  void configure(runtime::StageOptions&) override {}
-  bool checkpointed() const override { return false; }
   bool skippable() const override { return false; }
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
 
  private:
   TextIndex& text_;
@@ -152,15 +149,12 @@ class SemanticDedupStage : public runtime::Stage {
 };
 
 // Moves `vectors` (compacted in place) into index_rows; sets indexed, build.rows and range.
-class CompactStage : public runtime::Stage {
+class CompactStage : public runtime::TransientStage {
  public:
   explicit CompactStage(TextIndex& text) : text_(text) {}
   std::string name() const override { return "compact"; }
-  void configure(runtime::StageOptions&) override {}
-  bool checkpointed() const override { return false; }
   bool skippable() const override { return false; }  // eval reads index_rows too
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
-  void load(cluster::Comm&, const runtime::StageContext&, const nlohmann::json&) override {}
 
  private:
   TextIndex& text_;

@@ -49,8 +49,8 @@ class StageOptions {
     fingerprint_.key(config_, dotted_key);
     return field;
   }
-  // Keys whose values the stage takes through a parser of the whole config (e.g. the dedup
-  // setup, which checks several keys together): each becomes a fingerprint part.
+  // Keys the outputs depend on whose values the stage takes elsewhere (through a parser of the
+  // whole config, as the dedup setup, or from options.config()): each becomes a part.
   void keys(std::initializer_list<std::string_view> dotted_keys) {
     fingerprint_.keys(config_, dotted_keys);
   }
@@ -111,8 +111,8 @@ class Stage {
   virtual std::string name() const = 0;
   // Local, every rank alike: reads the options (each key read is fingerprinted). No data is
   // read here: the runner needs every fingerprint before any stage runs. Throws ConfigError
-  // only for what the config alone decides (every rank throws it alike).
-  virtual void configure(StageOptions& options) = 0;
+  // only for what the config alone decides (every rank throws it alike). Default: reads none.
+  virtual void configure(StageOptions& options) { (void)options; }
   // False: no marker of its own; the stage is redone on resume (or keeps finer checkpoints
   // itself, as add's pieces).
   virtual bool checkpointed() const { return true; }
@@ -137,6 +137,14 @@ class Stage {
   virtual void skip(const StageContext& context, const nlohmann::json& info) {
     (void)context, (void)info;
   }
+};
+
+// A stage without a checkpoint of its own: run again on resume, or skipped (when skippable)
+// once the next checkpointed stage, which its work feeds, verifies.
+class TransientStage : public Stage {
+ public:
+  bool checkpointed() const final { return false; }
+  void load(cluster::Comm&, const StageContext&, const nlohmann::json&) final {}
 };
 
 // Local: the fingerprints of `stages` in order, chained from `upstream` (may be null); calls

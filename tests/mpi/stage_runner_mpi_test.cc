@@ -201,34 +201,29 @@ TEST(MpiStageRunner, RunsResumesStopsAndRedoesAlongTheChain) {
 
 // A stage without a checkpoint of its own between "sum" and "scale", and a last one after
 // "scale" that asks which stages are reused.
-class PrepStage : public Stage {
+class PrepStage : public TransientStage {
  public:
   PrepStage(int& runs, bool bad_config = false) : runs_(runs), bad_config_(bad_config) {}
   std::string name() const override { return "prep"; }
   void configure(StageOptions& options) override {
     if (bad_config_) throw ConfigError(options.config().source + ": prep: no such option");
   }
-  bool checkpointed() const override { return false; }
   void run(cluster::Comm&, const StageContext&) override { ++runs_; }
-  void load(cluster::Comm&, const StageContext&, const nlohmann::json&) override {}
 
  private:
   int& runs_;
   bool bad_config_;
 };
 
-class TailStage : public Stage {
+class TailStage : public TransientStage {
  public:
   explicit TailStage(std::string& reused) : reused_(reused) {}
   std::string name() const override { return "tail"; }
-  void configure(StageOptions&) override {}
-  bool checkpointed() const override { return false; }
   void run(cluster::Comm&, const StageContext& context) override {
     reused_.clear();
     for (const char* stage : {"sum", "prep", "scale", "nope"})
       reused_ += std::string(stage) + "=" + (context.reused(stage) ? "1 " : "0 ");
   }
-  void load(cluster::Comm&, const StageContext&, const nlohmann::json&) override {}
 
  private:
   std::string& reused_;
