@@ -1,7 +1,11 @@
 // The MPI-free parts of cluster/: SerialComm, agree(), row_range().
 #include "cluster/comm.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -49,6 +53,48 @@ std::string describe(std::exception_ptr error) {
 }
 
 }  // namespace
+
+namespace {
+
+// One process: pwrite, fsync.
+class PosixSharedFile final : public SharedFile {
+ public:
+  explicit PosixSharedFile(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd_ < 0) throw std::runtime_error("cannot write " + path_ + ": " + std::strerror(errno));
+  }
+  ~PosixSharedFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void write_all(const std::vector<FileChunk>& chunks, uint64_t) override {
+    for (const FileChunk& c : chunks)
+      for (uint64_t done = 0; done < c.size;) {
+        const ssize_t n = ::pwrite(fd_, c.data + done, c.size - done,
+                                   static_cast<off_t>(c.offset + done));
+        if (n < 0) throw std::runtime_error("cannot write " + path_ + ": " + std::strerror(errno));
+        done += static_cast<uint64_t>(n);
+      }
+  }
+  void close() override {
+    const int fd = fd_;
+    fd_ = -1;
+    if (::fsync(fd) != 0 || ::close(fd) != 0)
+      throw std::runtime_error("cannot write " + path_ + ": sync failed: " + std::strerror(errno));
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<SharedFile> Comm::create_shared_file(const std::string& path) {
+  if (size() != 1)
+    throw std::logic_error("create_shared_file: this Comm has no shared files for " +
+                           std::to_string(size()) + " ranks");
+  return std::make_unique<PosixSharedFile>(path);
+}
 
 int64_t Comm::exscan(int64_t value) { return offsets(value)[static_cast<size_t>(rank())]; }
 

@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "cluster/shared_file.h"
+
 namespace sf::cluster {
 
 using Bytes = std::vector<char>;
@@ -47,6 +49,9 @@ class Comm {
   // Collective: the sum of `value` over the ranks before this one (0 on rank 0), e.g. the
   // first global position of this rank's items. The default gathers every value.
   virtual int64_t exscan(int64_t value);
+  // Collective: `path` created (or truncated) for writing by every rank (cluster/shared_file.h).
+  // Throws std::runtime_error naming the path on every rank when it cannot be created.
+  virtual std::unique_ptr<SharedFile> create_shared_file(const std::string& path);
 
   // Typed conveniences over the byte collectives.
   int64_t sum(int64_t value) { allreduce_sum(&value, 1); return value; }

@@ -1,7 +1,7 @@
 // `shardforge run` and `shardforge query`.
 //
 // run (collective): the whole pipeline from one config, in one job. Every rank reads its share
-// of input.paths once (commands/dedup_core.h); unless run.dedup is false, exact and near
+// of input.paths once (pipeline/text_dedup.h); unless run.dedup is false, exact and near
 // duplicates are removed as `dedup` does; the survivors are embedded (embed.*, stages/embed)
 // with the embedder fitted on the whole corpus; their vectors (L2-normalised) move to
 // block-aligned row ranges of the survivors' dense numbering, so that training and adding see
@@ -30,7 +30,7 @@
 // embed -> check-index -> train -> semdedup -> compact -> partition -> add -> merge -> eval ->
 // outputs, the list as run.semdedup, run.index and run.eval say.
 // Checkpoints (runtime/checkpoint.h; --resume skips what verifies, a stop request is honoured
-// after each): the dedup's sketch and verdicts (commands/dedup_core.h); "embed" (embed/rank-R.sfar:
+// after each): the dedup's sketch and verdicts (pipeline/text_dedup.h); "embed" (embed/rank-R.sfar:
 // each rank's block of vectors with rows and keep scores, and embed/embedder.json); "train"
 // (trained.faiss); "semdedup" (semdedup/rank-R.sfar); partition, add (pieces/, one marker per
 // piece, a stop point after every batch) and "merge" (index.faiss) are build's stages

@@ -19,8 +19,10 @@
 //              multiples); each piece is published as pieces/rows-<begin>-<end>.sfsh (the
 //              merge wire format) with its own marker "add/rows-<begin>-<end>"; a stop is
 //              agreed after every batch
-//   merge      the shards become index.faiss on rank 0 (and, when partitioned, shards/ and
-//              plan.json), marker "merge"; the pieces are removed
+//   merge      the shards become index.faiss, every rank writing its own lists' codes and ids
+//              into their place (stages::write_merged_index, MPI-IO; no rank holds more than
+//              its shard); when partitioned, merged on rank 0 instead, which then writes
+//              index.faiss, shards/ and plan.json. Marker "merge"; the pieces are removed
 // Pieces are named by global rows, so a resumed run reuses them even with another rank count
 // where the ranges match. A piece holds exactly the lists entries a straight run adds for
 // those rows, in id order, so the merged index.faiss is byte-identical.
@@ -38,18 +40,23 @@
 #include "cluster/comm.h"
 #include "io/vector_file.h"
 #include "runtime/stage_runner.h"
+#include "stages/merge.h"
 #include "stages/partition.h"
 #include "stages/train.h"
 
 namespace sf::pipeline {
 
 constexpr const char* kIndexFile = "index.faiss";
+constexpr const char* kIndexTmpFile = "index.faiss.tmp";  // the collective merge's, until saved
+// Bytes a rank writes per round of the collective merge (its buffer).
+constexpr uint64_t kMergeRoundBytes = uint64_t{64} << 20;
 constexpr const char* kTrainedFile = "trained.faiss";
 constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-means
 constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
 // What a build publishes or keeps in its run directory (prepare_run_dir removes them).
 inline std::vector<std::string> index_outputs() {
-  return {kIndexFile, kTrainedFile, kKMeansStateFile, kPieceDir, "plan.json", "shards"};
+  return {kIndexFile, kIndexTmpFile, kTrainedFile, kKMeansStateFile, kPieceDir, "plan.json",
+          "shards"};
 }
 
 struct AddReport {
@@ -160,6 +167,7 @@ class MergeStage : public runtime::Stage {
   IndexBuild& build_;
   const PartitionStage& partition_;
   double colocate_slack_ = -1;
+  stages::MergedIndex written_;  // the collective merge's list sizes
 };
 
 // The train stage's steps, also for tests. Collective: stages::train_index on build.rows with

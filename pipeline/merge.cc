@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "runtime/run_manifest.h"
 #include "stages/ivf_index.h"
@@ -21,9 +22,27 @@ void MergeStage::configure(runtime::StageOptions& options) {
   colocate_slack_ = colocate ? slack : -1;
 }
 
-void MergeStage::run(cluster::Comm& comm, const runtime::StageContext&) {
-  build_.ntotal = stages::merge_shards(comm, *build_.index);
-  build_.merged = true;
+void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
+  if (partition_.options().shards > 0) {
+    // The sharded layout's plan places whole lists by their sizes and scan costs: it is made
+    // from the merged index on rank 0 (not yet written collectively).
+    build_.ntotal = stages::merge_shards(comm, *build_.index);
+    build_.merged = true;
+    return;
+  }
+  // Every rank writes its lists' codes and ids into index.faiss.tmp (published by save()).
+  const std::string tmp = context.checkpoints.path(kIndexTmpFile);
+  try {
+    const stages::MergedIndex merged =
+        stages::write_merged_index(comm, *build_.index, tmp, kMergeRoundBytes);
+    build_.ntotal = merged.ntotal;
+    written_ = merged;
+  } catch (...) {
+    std::error_code ec;
+    if (comm.rank() == 0) std::filesystem::remove(tmp, ec);  // nothing half-written stays
+    throw;
+  }
+  build_.merged = false;  // the merged index is in the file, on no rank
 }
 
 runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
@@ -35,12 +54,26 @@ runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
   runtime::remove_owned(dir, "eval.json");
   context.checkpoints.forget("eval");
   const std::string index_path = context.checkpoints.path(kIndexFile);
-  io::write_index_file(index, index_path);
   const faiss::IndexIVF* ivf = stages::find_ivf(&index);
   build_.nlist = static_cast<int64_t>(ivf->nlist);
-  spdlog::info("wrote {}: {} vectors, nlist {}, list imbalance {:.3f}, {} bytes", index_path,
-               build_.ntotal, ivf->nlist, ivf->invlists->imbalance_factor(),
-               std::filesystem::file_size(index_path));
+  double imbalance = 0;
+  if (build_.merged) {
+    io::write_index_file(index, index_path);
+    imbalance = ivf->invlists->imbalance_factor();
+  } else {
+    io::publish_file(index_path, [&](const std::string& tmp) {
+      std::filesystem::rename(context.checkpoints.path(kIndexTmpFile), tmp);
+    });
+    double sum = 0, squares = 0;  // FAISS's imbalance factor of the merged lists
+    for (int64_t n : written_.list_sizes) {
+      sum += static_cast<double>(n);
+      squares += static_cast<double>(n) * static_cast<double>(n);
+    }
+    imbalance = sum > 0 ? squares * static_cast<double>(ivf->nlist) / (sum * sum) : 0;
+  }
+  spdlog::info("wrote {}: {} vectors, nlist {}, list imbalance {:.3f}, {} bytes{}", index_path,
+               build_.ntotal, ivf->nlist, imbalance, std::filesystem::file_size(index_path),
+               build_.merged ? "" : " (every rank its own lists, MPI-IO)");
 
   std::vector<std::string> outputs = {kIndexFile};
   if (partition_.options().shards > 0) {

@@ -95,7 +95,8 @@ full_disk_checks() {
   check "$mode: the pieces fit, index.faiss does not -> merge's write fails, no merge marker, pieces intact"
   fill 4m "$WORK/$mode-full-merge.log"
   [[ $SF_RC -eq 1 ]] || { show "$WORK/$mode-full-merge.log"; fail "exit $SF_RC, expected 1"; }
-  grep -q "merge: write checkpoint failed on rank 0: cannot write $run/index.faiss.*$reason" "$WORK/$mode-full-merge.log" ||
+  # Every rank writes its own lists (MPI-IO): whichever rank's write failed names the file.
+  grep -q "merge failed on rank [0-9]: cannot write $run/index.faiss.*$reason" "$WORK/$mode-full-merge.log" ||
     { show "$WORK/$mode-full-merge.log"; fail "no clear error naming index.faiss and '$reason'"; }
   [[ ! -e $run/index.faiss && ! -e $run/checkpoints/merge.json ]] || fail "merge marker or index on a full disk"
   pieces=$(piece_markers "$run")

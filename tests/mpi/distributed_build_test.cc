@@ -9,6 +9,8 @@
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -110,6 +112,9 @@ class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
     cluster::run_local_phase(comm_, "test: add",
                              [&] { added_ = add_shard(*index_, *corpus_, range_, kBatchRows); });
     shard_ntotal_ = index_->ntotal;
+    // The collective merge first (it leaves the shards as they are), in rounds of 4 KiB so
+    // that a rank's lists span many rounds.
+    collective_ = write_merged_index(comm_, *index_, dir_->file("collective.faiss"), 4096);
     merged_total_ = merge_shards(comm_, *index_);
   }
   void TearDown() override { dir_.reset(); }
@@ -125,6 +130,7 @@ class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
   int64_t added_ = -1;
   int64_t shard_ntotal_ = -1;
   int64_t merged_total_ = -1;
+  MergedIndex collective_;
 };
 
 TEST_P(DistributedBuild, TrainedIndexIsIdenticalOnEveryRank) {
@@ -157,6 +163,23 @@ TEST_P(DistributedBuild, MergedIndexHoldsEveryRowOnceInIdOrder) {
   EXPECT_EQ(index_->ntotal, kRows);
   EXPECT_EQ(find_ivf(index_.get())->ntotal, kRows);
   EXPECT_EQ(check_lists(*index_, kRows), "");
+}
+
+// The collective merge writes the bytes faiss::write_index writes of the index merged on rank 0.
+TEST_P(DistributedBuild, CollectiveMergeWritesTheMergedIndexBytes) {
+  EXPECT_EQ(collective_.ntotal, kRows);
+  EXPECT_EQ(std::accumulate(collective_.list_sizes.begin(), collective_.list_sizes.end(),
+                            int64_t{0}),
+            kRows);
+  if (comm_.rank() != 0) return;
+  std::ifstream in(dir_->file("collective.faiss"), std::ios::binary);
+  const std::vector<char> written((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
+  const std::vector<char> merged = io::serialize_index(*index_);
+  EXPECT_EQ(written.size(), collective_.bytes);
+  EXPECT_TRUE(written == merged) << "the collective file over " << comm_.size()
+                                 << " ranks differs from the merged index at byte "
+                                 << first_difference(written, merged) << " of " << merged.size();
 }
 
 // The merge.h promise: the same bytes for any number of ranks.

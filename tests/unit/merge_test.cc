@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -224,6 +226,30 @@ TEST(Merge, AppendShardIntoANonIvfIndexThrows) {
   faiss::IndexFlatL2 flat(kDim);
   EXPECT_THROW(append_shard(flat, encode_shard(*shard)), std::invalid_argument);
 }
+
+// One process: the collective merge writes faiss::write_index's bytes, for a full index and
+// for one whose lists are mostly empty (FAISS then lists the sizes sparsely: "sprs").
+TEST(CollectiveMerge, OneRankWritesFaissBytesFullAndSparse) {
+  const std::vector<float> x = sf::testing::gaussian_mixture(kRows, kDim, 12, 80);
+  auto serial = cluster::make_serial_comm();
+  const sf::testing::TempDir dir;
+  for (const int64_t rows : {kRows, int64_t{5}}) {  // 5 rows in 32 lists: sparse sizes
+    auto index = trained_empty("IVF32,Flat", x);
+    add_rows(*index, x, 0, rows);
+    const std::string path = dir.file("index-" + std::to_string(rows) + ".faiss");
+    const MergedIndex out = write_merged_index(*serial, *index, path, 1000);
+    EXPECT_EQ(out.ntotal, rows);
+    EXPECT_EQ(index->ntotal, rows) << "the shard changed";
+    const std::vector<char> expected = io::serialize_index(*index);
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<char> written((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    EXPECT_EQ(out.bytes, expected.size());
+    EXPECT_TRUE(written == expected) << rows << " rows: the file differs from FAISS's bytes";
+    EXPECT_EQ(io::read_index_file(path)->ntotal, rows);
+  }
+}
+
 
 }  // namespace
 }  // namespace sf::stages

@@ -1,0 +1,242 @@
+// write_merged_index (stages/merge.h): the merged index written by every rank at once.
+//
+// The byte layout is FAISS's (impl/index_write.cpp, write_InvertedLists for
+// ArrayInvertedLists, faiss 1.7.3): the index header and quantizer, then "ilar", nlist,
+// code_size, the sizes ("full": every list's size, when more than half the lists are
+// non-empty; "sprs": (list, size) pairs of the non-empty ones), then each non-empty list's
+// codes followed by its ids. We do not go through faiss::write_index for the lists: it needs
+// them in one process. The header is FAISS's own serialization of the trained index with
+// empty lists, whose 32-byte tail ("ilar", nlist, code_size, "sprs", 0) is replaced by the
+// real sizes.
+#include <faiss/IndexIVF.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+
+#include <cstring>
+#include <algorithm>
+#include <fstream>
+#include <stdexcept>
+
+#include "io/index_file.h"
+#include "stages/ivf_index.h"
+#include "stages/merge.h"
+
+namespace sf::stages {
+namespace {
+
+uint32_t fourcc(const char* s) {
+  return static_cast<uint32_t>(s[0]) | static_cast<uint32_t>(s[1]) << 8 |
+         static_cast<uint32_t>(s[2]) << 16 | static_cast<uint32_t>(s[3]) << 24;
+}
+
+template <class T>
+void append(std::vector<char>& out, const T& v) {
+  const auto* p = reinterpret_cast<const char*>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+// Rank 0: the file's bytes before the first list's codes.
+std::vector<char> merged_header(faiss::Index& shard, faiss::IndexIVF& ivf,
+                                const std::vector<int64_t>& sizes, int64_t ntotal) {
+  const size_t nlist = ivf.nlist, code_size = ivf.code_size;
+  // The trained index with empty lists and the merged ntotal, serialized by FAISS; the shard's
+  // own lists and ntotal are put back whatever happens.
+  faiss::ArrayInvertedLists empty(nlist, code_size);
+  faiss::InvertedLists* own = ivf.invlists;
+  const faiss::Index::idx_t own_ntotal = shard.ntotal;
+  std::vector<char> bytes;
+  ivf.invlists = &empty;
+  set_ntotal(shard, ntotal);
+  try {
+    bytes = io::serialize_index(shard);
+  } catch (...) {
+    ivf.invlists = own;
+    set_ntotal(shard, own_ntotal);
+    throw;
+  }
+  ivf.invlists = own;
+  set_ntotal(shard, own_ntotal);
+
+  std::vector<char> tail;
+  append(tail, fourcc("ilar"));
+  append(tail, nlist);
+  append(tail, code_size);
+  append(tail, fourcc("sprs"));
+  append(tail, size_t{0});
+  if (bytes.size() < tail.size() ||
+      std::memcmp(bytes.data() + bytes.size() - tail.size(), tail.data(), tail.size()) != 0)
+    throw std::logic_error("write_merged_index: the index's serialization does not end with its "
+                           "inverted lists");
+  bytes.resize(bytes.size() - 12);  // keep "ilar", nlist, code_size
+  size_t non_empty = 0;
+  for (int64_t n : sizes) non_empty += n > 0;
+  std::vector<size_t> listed;
+  if (non_empty > nlist / 2) {
+    append(bytes, fourcc("full"));
+    for (int64_t n : sizes) listed.push_back(static_cast<size_t>(n));
+  } else {
+    append(bytes, fourcc("sprs"));
+    for (size_t l = 0; l < nlist; ++l)
+      if (sizes[l] > 0) listed.insert(listed.end(), {l, static_cast<size_t>(sizes[l])});
+  }
+  append(bytes, listed.size());
+  const auto* p = reinterpret_cast<const char*>(listed.data());
+  bytes.insert(bytes.end(), p, p + listed.size() * sizeof(size_t));
+  return bytes;
+}
+
+struct ChunkCrc {
+  uint64_t offset, size;
+  uint32_t crc;
+};
+
+uint32_t crc_of(const char* data, uint64_t size) {
+  return static_cast<uint32_t>(
+      crc32_z(0, reinterpret_cast<const Bytef*>(data), static_cast<z_size_t>(size)));
+}
+
+// Rank 0: `path` holds exactly the chunks of `every` rank, which tile [0, bytes).
+void verify_file(const std::string& path, const std::vector<cluster::Bytes>& every,
+                 uint64_t bytes) {
+  std::vector<ChunkCrc> all;
+  for (const cluster::Bytes& part : every) {
+    const auto* p = reinterpret_cast<const ChunkCrc*>(part.data());
+    all.insert(all.end(), p, p + part.size() / sizeof(ChunkCrc));
+  }
+  std::sort(all.begin(), all.end(),
+            [](const ChunkCrc& a, const ChunkCrc& b) { return a.offset < b.offset; });
+  uLong expected = crc32_z(0, nullptr, 0);
+  uint64_t end = 0;
+  for (const ChunkCrc& c : all) {
+    if (c.offset != end) throw std::logic_error("write_merged_index: the chunks do not tile the file");
+    expected = crc32_combine64(expected, c.crc, static_cast<z_off64_t>(c.size));
+    end += c.size;
+  }
+  if (end != bytes) throw std::logic_error("write_merged_index: the chunks do not tile the file");
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> buffer(8 << 20);
+  uLong found = crc32_z(0, nullptr, 0);
+  uint64_t read = 0;
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto n = static_cast<uint64_t>(in.gcount());
+    found = crc32_z(found, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<z_size_t>(n));
+    read += n;
+  }
+  if (read != bytes) {
+    // The MPI-IO layer lost the write error: writing the first missing byte again tells why
+    // (the file is removed after this anyway).
+    std::string why;
+    const int fd = ::open(path.c_str(), O_WRONLY);
+    if (fd >= 0) {
+      const char zero = 0;
+      if (::pwrite(fd, &zero, 1, static_cast<off_t>(read)) != 1) why = std::strerror(errno);
+      ::close(fd);
+    }
+    throw std::runtime_error("cannot write " + path + ": " + std::to_string(read) +
+                             " bytes on disk, " + std::to_string(bytes) + " written" +
+                             (why.empty() ? "" : " (writing byte " + std::to_string(read) +
+                                                    " again: " + why + ")"));
+  }
+  if (found != expected)
+    throw std::runtime_error("cannot write " + path +
+                             ": its CRC-32 is not that of the bytes written (a write was lost)");
+}
+
+}  // namespace
+
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard, const std::string& path,
+                               uint64_t round_bytes) {
+  faiss::IndexIVF* ivf = find_ivf(&shard);
+  const auto* lists = ivf ? dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists) : nullptr;
+  if (lists == nullptr)
+    throw std::logic_error("write_merged_index: not an IVF index with ArrayInvertedLists");
+  const size_t nlist = ivf->nlist, code_size = ivf->code_size;
+
+  // Every list's global size, and where this rank's entries start inside it: the ranks'
+  // counts, gathered (nlist x ranks integers).
+  std::vector<int64_t> mine(nlist);
+  for (size_t l = 0; l < nlist; ++l) mine[l] = static_cast<int64_t>(lists->ids[l].size());
+  const auto* raw = reinterpret_cast<const char*>(mine.data());
+  const std::vector<cluster::Bytes> all =
+      comm.allgather(cluster::Bytes(raw, raw + nlist * sizeof(int64_t)));
+  MergedIndex out;
+  out.list_sizes.assign(nlist, 0);
+  std::vector<int64_t> before(nlist, 0);  // this rank's offset inside each list
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r].size() != nlist * sizeof(int64_t))
+      throw std::logic_error("write_merged_index: rank " + std::to_string(r) + " has other lists");
+    const auto* counts = reinterpret_cast<const int64_t*>(all[r].data());
+    for (size_t l = 0; l < nlist; ++l) {
+      if (static_cast<int>(r) < comm.rank()) before[l] += counts[l];
+      out.list_sizes[l] += counts[l];
+    }
+  }
+  for (int64_t n : out.list_sizes) out.ntotal += n;
+
+  // The header's length (rank 0 makes it; the others need only its length).
+  std::vector<char> header;
+  std::exception_ptr error;
+  try {
+    if (comm.rank() == 0) header = merged_header(shard, *ivf, out.list_sizes, out.ntotal);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  cluster::agree(comm, "merge: index header", error);
+  int64_t header_bytes = static_cast<int64_t>(header.size());
+  header_bytes = comm.sum(header_bytes);
+
+  std::vector<cluster::FileChunk> chunks;
+  if (comm.rank() == 0) chunks.push_back({0, header.data(), header.size()});
+  uint64_t start = static_cast<uint64_t>(header_bytes);  // of list l's codes
+  for (size_t l = 0; l < nlist; ++l) {
+    const auto n = static_cast<uint64_t>(out.list_sizes[l]);
+    const auto k = static_cast<uint64_t>(mine[l]);
+    if (k > 0) {
+      const auto at = static_cast<uint64_t>(before[l]);
+      chunks.push_back({start + at * code_size,
+                        reinterpret_cast<const char*>(lists->codes[l].data()), k * code_size});
+      chunks.push_back({start + n * code_size + at * sizeof(faiss::Index::idx_t),
+                        reinterpret_cast<const char*>(lists->ids[l].data()),
+                        k * sizeof(faiss::Index::idx_t)});
+    }
+    start += n * (code_size + sizeof(faiss::Index::idx_t));
+  }
+  out.bytes = start;
+
+  std::unique_ptr<cluster::SharedFile> file;
+  try {
+    file = comm.create_shared_file(path);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  cluster::agree(comm, "merge", error);
+  try {
+    file->write_all(chunks, round_bytes);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  try {
+    file->close();
+  } catch (...) {
+    if (!error) error = std::current_exception();
+  }
+  // A check that does not trust the MPI-IO layer to report every failed write (Open MPI's
+  // OMPIO did not; see cluster/comm_mpi.cc): the file's CRC-32, read back by rank 0, must be
+  // that of the bytes the ranks wrote (their chunks' CRCs combined in file order).
+  std::vector<ChunkCrc> crcs;
+  for (const cluster::FileChunk& c : chunks) crcs.push_back({c.offset, c.size, crc_of(c.data, c.size)});
+  const auto* crc_raw = reinterpret_cast<const char*>(crcs.data());
+  const std::vector<cluster::Bytes> every =
+      comm.gather(cluster::Bytes(crc_raw, crc_raw + crcs.size() * sizeof(ChunkCrc)), 0);
+  cluster::run_local_phase(comm, "merge", [&] {
+    if (comm.rank() == 0) verify_file(path, every, out.bytes);
+  });
+    return out;
+}
+
+}  // namespace sf::stages
