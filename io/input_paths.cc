@@ -102,8 +102,9 @@ std::vector<std::string> expand_glob(const std::string& pattern,
   const int rc = ::glob(pattern.c_str(), 0, nullptr, &matches);
   std::unique_ptr<glob_t, void (*)(glob_t*)> release(&matches, ::globfree);
   if (rc == GLOB_NOMATCH) return {};
-  if (rc != 0) throw InputError(pattern + ": cannot expand the pattern (glob error " +
-                                std::to_string(rc) + ")");
+  if (rc != 0)
+    throw InputError(pattern + ": cannot expand the pattern (glob error " + std::to_string(rc) +
+                     ")");
   std::vector<std::string> found;
   for (size_t i = 0; i < matches.gl_pathc; ++i) {
     const std::string path = matches.gl_pathv[i];
@@ -124,12 +125,9 @@ std::vector<std::string> default_input_globs(const std::string& format) {
   const std::vector<std::string> text = {"*.jsonl", "*.jsonl.gz", "*.jsonl.zst", "*.jsonl.zstd",
                                          "*.ndjson"};
   const std::map<std::string, std::vector<std::string>> vectors = {
-      {"hdf5", {"*.h5", "*.hdf5"}},
-      {"fvecs", {"*.fvecs"}},
-      {"bvecs", {"*.bvecs"}},
-      {"ivecs", {"*.ivecs"}},
-      {"npy", {"*.npy"}},
-      {"idx", {"*.idx", "*-ubyte", "*-ubyte.gz", "*.idx.gz"}}};
+      {"hdf5", {"*.h5", "*.hdf5"}}, {"fvecs", {"*.fvecs"}},
+      {"bvecs", {"*.bvecs"}},       {"ivecs", {"*.ivecs"}},
+      {"npy", {"*.npy"}},           {"idx", {"*.idx", "*-ubyte", "*-ubyte.gz", "*.idx.gz"}}};
   if (format == "jsonl") return text;
   if (format == "fortune") return {"*", "!*.dat", "!*.u8"};
   if (auto it = vectors.find(format); it != vectors.end()) return it->second;

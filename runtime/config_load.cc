@@ -1,6 +1,8 @@
 // load_config: the YAML file, the `--set` overrides, and every value checked against its schema
 // row (type, range, choices; unknown keys with "did you mean"). Also require() and
 // closest_match().
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -18,8 +20,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "io/input_paths.h"
 #include "runtime/config.h"

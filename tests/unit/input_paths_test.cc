@@ -86,8 +86,8 @@ TEST_F(InputPathsTest, GlobPatterns) {
   EXPECT_EQ(expand({p("g/?.jsonl")}), (Paths{p("g/1.jsonl"), p("g/2.jsonl")}));
   EXPECT_EQ(expand({p("g/[2].jsonl")}), Paths{p("g/2.jsonl")});
   // `**`: any number of directories, none included.
-  EXPECT_EQ(expand({p("g/**/*.jsonl")}), (Paths{p("g/1.jsonl"), p("g/2.jsonl"),
-                                                p("g/sub/3.jsonl"), p("g/sub/deep/4.jsonl")}));
+  EXPECT_EQ(expand({p("g/**/*.jsonl")}),
+            (Paths{p("g/1.jsonl"), p("g/2.jsonl"), p("g/sub/3.jsonl"), p("g/sub/deep/4.jsonl")}));
   EXPECT_EQ(expand({p("g/**/deep/*.jsonl")}), Paths{p("g/sub/deep/4.jsonl")});
   EXPECT_EQ(expand({p("g/**")}).size(), 5u);
   // `*` stays within one directory; a directory it matches is read with input.glob.
@@ -111,8 +111,9 @@ TEST_F(InputPathsTest, SymlinkedDirectoryLoopIsNotEntered) {
 TEST_F(InputPathsTest, NoMatchIsAnErrorNamingTheEntry) {
   touch("e/notes.txt");
   EXPECT_EQ(sf::testing::error_of<InputError>([&] { expand({p("e")}); }),
-            p("e") + ": a directory with no file matching input.glob (*.jsonl, *.jsonl.gz, "
-                     "*.jsonl.zst, *.jsonl.zstd, *.ndjson)");
+            p("e") +
+                ": a directory with no file matching input.glob (*.jsonl, *.jsonl.gz, "
+                "*.jsonl.zst, *.jsonl.zstd, *.ndjson)");
   EXPECT_EQ(sf::testing::error_of<InputError>([&] { expand({p("e/*.jsonl")}); }),
             p("e/*.jsonl") + ": matches no file");
   EXPECT_EQ(sf::testing::error_of<InputError>([&] { expand({p("none/**/*.jsonl")}); }),
@@ -123,8 +124,8 @@ TEST_F(InputPathsTest, LoadConfigExpandsInputPaths) {
   touch("k/b.fvecs");
   touch("k/a.fvecs");
   touch("k/notes.txt");
-  const std::string config = touch("job.yaml", "input:\n  paths: [" + p("k") +
-                                                   "]\noutput:\n  dir: out\n");
+  const std::string config =
+      touch("job.yaml", "input:\n  paths: [" + p("k") + "]\noutput:\n  dir: out\n");
   const runtime::Config c = runtime::load_config(config);
   EXPECT_EQ(c.input.paths, (Paths{p("k/a.fvecs"), p("k/b.fvecs")}));
   // The run directory's config.yaml names the files.
