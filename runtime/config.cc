@@ -59,7 +59,18 @@ const std::vector<Field>& schema() {
       {"input.paths", bind<&Config::input, &InputConfig::paths>, required(),
        "the files forming one corpus; global row ids run across them in order. Vector files "
        "(`build`) or text files (`dedup`, `run`): see "
-       "[file formats](run-directory.md#input-formats)"},
+       "[file formats](run-directory.md#input-formats). An entry may be a file, a directory "
+       "(every file below it matching `input.glob`, recursively) or a glob pattern "
+       "(`data/**/*.jsonl.zst`: `*`, `?`, `[...]`, `**` for any number of directories); the "
+       "files of each directory or pattern are read in byte order of their paths, a file named "
+       "twice once; a directory or pattern that matches no file is an error (exit 2). See "
+       "[input files](run-directory.md#input-files)"},
+      {"input.glob", bind<&Config::input, &InputConfig::glob>, any(),
+       "the file-name patterns a directory's files must match (`!pattern` excludes). Empty: "
+       "the formats `input.format` names (`auto`: all of them): `*.jsonl`, `*.jsonl.gz`, "
+       "`*.jsonl.zst`, `*.jsonl.zstd`, `*.ndjson`; `*.h5`, `*.hdf5`, `*.fvecs`, `*.bvecs`, "
+       "`*.ivecs`, `*.npy`, `*.idx`, `*-ubyte`, `*-ubyte.gz`, `*.idx.gz`; `fortune`: `*`, "
+       "`!*.dat`, `!*.u8`"},
       {"input.format", bind<&Config::input, &InputConfig::format>,
        one_of({"auto", "hdf5", "fvecs", "bvecs", "npy", "idx", "jsonl", "fortune"}),
        "`auto`: from the file extension. Vector commands read `hdf5`, `fvecs`, `bvecs`, `npy`, "

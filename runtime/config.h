@@ -20,7 +20,10 @@ class ConfigError : public std::runtime_error {
 };
 
 struct InputConfig {
-  std::vector<std::string> paths;  // required, non-empty
+  // Required, non-empty: files, directories and glob patterns as written; load_config
+  // replaces them with the files they name (io/input_paths.h), in reading order.
+  std::vector<std::string> paths;
+  std::vector<std::string> glob;  // a directory's files must match; empty: input.format's
   std::string format = "auto";     // auto|hdf5|fvecs|bvecs|npy|idx; text (dedup): jsonl|fortune
   std::string dataset = "train";   // HDF5 dataset holding the corpus
   int64_t batch_rows = 16384;      // rows read and added per batch

@@ -1,6 +1,8 @@
 // load_config: the YAML file, the `--set` overrides, and every value checked against its schema
 // row (type, range, choices; unknown keys with "did you mean"). Also require() and
 // closest_match().
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -19,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "io/input_paths.h"
 #include "runtime/config.h"
 #include "runtime/config_schema.h"
 
@@ -389,6 +392,23 @@ class Loader {
   std::map<std::string, YAML::Node> leaves_;    // schema key -> its node
 };
 
+// input.paths: the files its directories and patterns name (io/input_paths.h), logged (on
+// rank 0: the others log warnings only) when it named more than files.
+void expand_input_paths(Config& config) {
+  const std::vector<std::string> globs =
+      config.input.glob.empty() ? io::default_input_globs(config.input.format) : config.input.glob;
+  io::InputFiles files;
+  try {
+    files = io::expand_input_paths(config.input.paths, globs);
+  } catch (const io::InputError& e) {
+    throw ConfigError(config.source + ": input.paths: " + e.what());
+  }
+  config.input.paths = std::move(files.paths);
+  if (files.expanded)
+    spdlog::info("input: {} file(s), {:.1f} MB", config.input.paths.size(),
+                 static_cast<double>(files.bytes) / 1e6);
+}
+
 }  // namespace
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -398,6 +418,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   Config config;
   config.source = path;
   loader.build(config);
+  expand_input_paths(config);
   config.resolved = detail::resolve(config);
   return config;
 }

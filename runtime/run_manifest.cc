@@ -4,12 +4,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/checksum.h"
 #include "runtime/run_dir.h"
 #include "runtime/stop.h"
 
@@ -232,7 +234,25 @@ std::string input_inside(const Config& config, const std::string& command,
   return "";
 }
 
+void agree_input_files(cluster::Comm& comm, const Config& config) {
+  std::string list;
+  for (const std::string& path : config.input.paths) list += path + '\n';
+  const uint64_t mine = io::xxh3(list.data(), list.size());
+  cluster::Bytes message(sizeof(mine));
+  std::memcpy(message.data(), &mine, sizeof(mine));
+  comm.broadcast(message, 0);
+  uint64_t root = 0;
+  std::memcpy(&root, message.data(), sizeof(root));
+  const int64_t differing = comm.sum(int64_t{mine != root});
+  if (differing > 0)
+    throw ConfigError(config.source + ": input.paths: " + std::to_string(differing) +
+                      " rank(s) found other files than rank 0 (" +
+                      std::to_string(config.input.paths.size()) +
+                      " on this rank): every rank must see the same directories");
+}
+
 RunDirLease open_run_dir(cluster::Comm& comm, const Config& config, const std::string& command) {
+  agree_input_files(comm, config);
   const RunDirRole role = run_dir_role(command);
   if (role.kind == RunDirRole::kReadOnly) return {};
   const std::string& dir = config.output.dir;

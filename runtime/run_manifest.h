@@ -102,7 +102,11 @@ class RunDirLease {
   std::unique_ptr<RunLock> lock_;
 };
 
-// Collective. Opens config.output.dir for `command` (run_dir_role). Read-only commands: does
+// Collective. Every rank expanded input.paths on its own (load_config): a ConfigError on every
+// rank when some rank's file list differs from rank 0's (nodes that see different files).
+void agree_input_files(cluster::Comm& comm, const Config& config);
+
+// Collective. Opens config.output.dir for `command` (run_dir_role); agree_input_files first. Read-only commands: does
 // nothing. Others, on rank 0: a consumer needs the directory to exist; creates it and
 // .shardforge/, takes the lock (RunLock), checks the manifest's command against the role and
 // claims status.json and run.json. Any refusal (busy, another command's directory, a file in

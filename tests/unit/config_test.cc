@@ -410,6 +410,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
   for (std::string line; std::getline(text, line);) keys.push_back(line.substr(0, line.find(':')));
   std::vector<std::string> expected = {"input",
                                        "  paths",
+                                       "  glob",
                                        "  format",
                                        "  dataset",
                                        "  batch_rows",
