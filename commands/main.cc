@@ -113,10 +113,12 @@ CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
                              sf::commands::SubmitOptions& options) {
   std::vector<std::string> commands;
   for (const Command& c : kCommands) commands.push_back(c.name);
-  const CLI::Validator value = submit_check(sf::commands::sbatch_value_error, "SBATCH VALUE");
+  const CLI::Validator value = submit_check(sf::commands::sbatch_value_error, "VALUE");
   const CLI::Validator memory = submit_check(sf::commands::memory_size_error, "SIZE");
   CLI::App* sub = app.add_subcommand(
-      "submit", "write <output.dir>/submit.sbatch that runs a command, and submit it with sbatch");
+      "submit",
+      "write <output.dir>/submit.sbatch that runs a command, and submit it with sbatch; a comma "
+      "list of commands is a chain of jobs, each after the one before");
   sub->add_option("config", config_path, "YAML config file")->required();
   sub->add_option("--set", overrides, "override a config key, here and in the job (repeatable)");
   sub->add_option("--command", options.commands,

@@ -3,6 +3,7 @@
 # jobs each after the one before (afterok), a failing sbatch stops the chain, and the scripts hold
 # no condition whose answer submit knows. A stub sbatch records what it is given.
 # tests/e2e/slurm.sh runs the same flags and a chain on a real Slurm.
+# shellcheck disable=SC2016  # the quoted $ and backticks are meant literally
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 

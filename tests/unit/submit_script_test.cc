@@ -158,8 +158,8 @@ TEST(SubmitScript, ResourcesBecomeSbatchLines) {
         "#SBATCH --output=/runs/x/slurm-build-%j.log", "#SBATCH --chdir=/work",
         "cmd=(/opt/bin/shardforge build /work/job.yaml)"})
     EXPECT_TRUE(has_line(text, line)) << line << " not in:\n" << text;
-  for (const std::string& absent :
-       std::vector<std::string>{"--mem-per-cpu", "--requeue", "--partition", "--time"})
+  for (const std::string& absent : std::vector<std::string>{
+           "#SBATCH --mem-per-cpu", "#SBATCH --requeue", "#SBATCH --partition", "#SBATCH --time"})
     EXPECT_EQ(text.find(absent), std::string::npos) << absent << " is not set";
   EXPECT_EQ(text.find("#%"), std::string::npos) << "template lines reach the script";
 }
