@@ -208,11 +208,12 @@ std::string chain_error(const std::vector<std::string>& commands) {
       return "`" + command + "` cannot follow `" + producer +
              "`: both make output.dir, and a run directory belongs to the command that made "
              "it; give them separate output.dir (two submits, the second with --after)";
-    if (role.producer != producer && role.also != producer)
+    if (role.producer != producer && role.also != producer) {
+      const std::string makers =
+          "`" + role.producer + "`" + (role.also.empty() ? "" : " or a `" + role.also + "`");
       return "`" + command + "` cannot follow `" + producer +
-             "`: it works in the run "
-             "directory of a `" +
-             role.producer + "`" + (role.also.empty() ? "" : " or a `" + role.also + "`");
+             "`: it works in the run directory of a " + makers;
+    }
   }
   return "";
 }
