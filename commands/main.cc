@@ -12,6 +12,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <sstream>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "commands/dedup.h"
 #include "commands/commands.h"
 #include "commands/run.h"
+#include "commands/submit.h"
+#include "commands/submit_script.h"
 #include "runtime/config.h"
 #include "runtime/run_dir.h"
 #include "runtime/run_manifest.h"
@@ -98,21 +101,38 @@ int run_query(const sf::commands::QueryOptions& options) {
   }
 }
 
-// Declares `submit` and its flags; the flags fill `options`. --command takes any command above.
+// A CLI11 check from one of commands/submit_script.h's: CLI11 adds the option's name.
+CLI::Validator submit_check(std::string (*error)(const std::string&), const char* what) {
+  return CLI::Validator([error](std::string& text) { return error(text); }, what);
+}
+
+// Declares `submit` and its flags; the flags fill `options`. --command takes a comma list of the
+// commands above.
 CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
                              std::vector<std::string>& overrides,
                              sf::commands::SubmitOptions& options) {
   std::vector<std::string> commands;
   for (const Command& c : kCommands) commands.push_back(c.name);
+  const CLI::Validator value = submit_check(sf::commands::sbatch_value_error, "VALUE");
+  const CLI::Validator memory = submit_check(sf::commands::memory_size_error, "SIZE");
   CLI::App* sub = app.add_subcommand(
-      "submit", "write <output.dir>/submit.sbatch that runs a command, and submit it with sbatch");
+      "submit",
+      "write <output.dir>/submit.sbatch that runs a command, and submit it with sbatch; a comma "
+      "list of commands is a chain of jobs, each after the one before");
   sub->add_option("config", config_path, "YAML config file")->required();
   sub->add_option("--set", overrides, "override a config key, here and in the job (repeatable)");
-  sub->add_option("--command", options.command, "the command the job runs")
+  sub->add_option("--command", options.commands,
+                  "the command the job runs; a comma list (dedup,dedup-quality) submits one job "
+                  "each, each waiting for the one before to succeed")
+      ->delimiter(',')
       ->check(CLI::IsMember(commands))
       ->capture_default_str();
+  sub->add_option("--after", options.after,
+                  "a job id: the (first) job starts once that job has succeeded (afterok)")
+      ->check(submit_check(sf::commands::job_id_error, "JOBID"));
   sub->add_option("--job-name", options.job_name,
-                  "Slurm job name (default: slurm.job_name, else shardforge-<command>)");
+                  "Slurm job name (default: slurm.job_name, else shardforge-<command>)")
+      ->check(value);
   sub->add_option("--nodes", options.nodes, "nodes (default: slurm.nodes, 1)")->check(kPositive);
   sub->add_option("--ntasks", options.ntasks, "MPI ranks in all (default: slurm.ntasks)")
       ->check(kPositive);
@@ -122,9 +142,24 @@ CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
   sub->add_option("--cpus-per-task", options.cpus_per_task,
                   "CPUs and OpenMP threads per rank (default: slurm.cpus_per_task, 1)")
       ->check(kPositive);
-  sub->add_option("--time", options.time, "time limit, e.g. 02:00:00 (default: slurm.time)");
-  sub->add_option("--partition", options.partition, "partition (default: slurm.partition)");
-  sub->add_option("--account", options.account, "account (default: slurm.account)");
+  CLI::Option* mem =
+      sub->add_option("--mem", options.mem, "memory per node, e.g. 64G (K, M, G, T; none: MB)")
+          ->check(memory);
+  sub->add_option("--mem-per-cpu", options.mem_per_cpu, "memory per CPU, e.g. 4G")
+      ->check(memory)
+      ->excludes(mem);
+  sub->add_option("--gres", options.gres, "generic resources per node, e.g. gpu:2")->check(value);
+  sub->add_option("--constraint", options.constraint, "node features, e.g. avx512")->check(value);
+  sub->add_flag("--exclusive", options.exclusive, "whole nodes, shared with no other job");
+  sub->add_option("--time", options.time, "time limit, e.g. 02:00:00 (default: slurm.time)")
+      ->check(value);
+  sub->add_option("--partition", options.partition, "partition (default: slurm.partition)")
+      ->check(value);
+  sub->add_option("--account", options.account, "account (default: slurm.account)")->check(value);
+  sub->add_option("--qos", options.qos, "quality of service")->check(value);
+  sub->add_option("--sbatch-arg", options.sbatch_args,
+                  "any other sbatch option, as --name=value: one #SBATCH line (repeatable)")
+      ->check(submit_check(sf::commands::sbatch_arg_error, "ARG"));
   sub->add_flag("--dry-run", options.dry_run, "write and print the script; do not submit");
   sub->add_flag("--resume", options.resume,
                 "the job resumes from the checkpoints in output.dir (a requeued job always does)");
@@ -142,13 +177,14 @@ int run_submit(const std::string& config_path, const std::vector<std::string>& o
   sf::runtime::setup_logging(0, 1, false);
   try {
     const sf::runtime::Config config = sf::runtime::load_config(config_path, overrides);
-    sf::commands::SubmitOptions job = options;
-    for (const Command& c : kCommands)
-      if (options.command == c.name) {
-        sf::runtime::require(config, c.required);
-        job.resumable = c.checkpointed;
-      }
-    return sf::commands::submit_job(config, overrides, job);
+    std::vector<sf::commands::SubmitJob> jobs;
+    for (const std::string& name : options.commands)
+      for (const Command& c : kCommands)
+        if (name == c.name) {
+          sf::runtime::require(config, c.required);
+          jobs.push_back({c.name, c.checkpointed, ""});
+        }
+    return sf::commands::submit_job(config, overrides, options, jobs);
   } catch (const sf::runtime::ConfigError& e) {
     spdlog::error("config: {}", e.what());
     return 2;
@@ -196,18 +232,24 @@ std::string usage_error(const CLI::App& app, const CLI::ParseError& error,
     const std::string& arg = args[i];
     if (arg.rfind("--", 0) != 0 || arg == "--") continue;
     const std::string flag = arg.substr(0, arg.find('='));
+    // submit --sbatch-arg --name=value: the value is an sbatch option, not one of ours.
+    if (flag == "--sbatch-arg" && sub.get_name() == "submit") {
+      if (flag.size() == arg.size()) ++i;
+      continue;
+    }
     if (std::find(flags.begin(), flags.end(), flag) == flags.end())
       return message + hint(sf::runtime::closest_match(flag, flags));
-    // submit --command NAME: NAME must be a command that runs under MPI.
+    // submit --command NAME[,NAME]...: each NAME must be a command that runs under MPI.
     if (flag == "--command" && sub.get_name() == "submit") {
       const bool inline_value = flag.size() < arg.size();
-      const std::string value = inline_value          ? arg.substr(flag.size() + 1)
-                                : i + 1 < args.size() ? args[i + 1]
-                                                      : "";
+      std::istringstream list(inline_value          ? arg.substr(flag.size() + 1)
+                              : i + 1 < args.size() ? args[i + 1]
+                                                    : "");
       std::vector<std::string> runnable;
       for (const Command& c : kCommands) runnable.emplace_back(c.name);
-      if (!value.empty() && std::find(runnable.begin(), runnable.end(), value) == runnable.end())
-        return message + hint(sf::runtime::closest_match(value, runnable));
+      for (std::string value; std::getline(list, value, ',');)
+        if (!value.empty() && std::find(runnable.begin(), runnable.end(), value) == runnable.end())
+          return message + hint(sf::runtime::closest_match(value, runnable));
     }
   }
   return message;

@@ -1,5 +1,5 @@
-// `shardforge submit`: fills slurm/job.sbatch.in for one run and hands it to sbatch. One
-// process on a login node; no MPI.
+// `shardforge submit`: fills slurm/job.sbatch.in for each job of a chain and hands it to
+// sbatch. One process on a login node; no MPI.
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -7,23 +7,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "commands/submit.h"
+#include "commands/submit_script.h"
 #include "io/atomic_file.h"
-#include "commands/commands.h"
-#include "commands/sbatch_template.h"  // kSbatchTemplate, generated from slurm/job.sbatch.in
 #include "runtime/run_dir.h"
+#include "runtime/run_manifest.h"
 
 extern char** environ;
 
@@ -31,77 +29,6 @@ namespace sf::commands {
 namespace {
 
 namespace fs = std::filesystem;
-
-// ---------------------------------------------------------------------------------------------
-// Filling the template.
-
-// `text` as one shell word: unchanged when it is plainly safe, else in single quotes.
-std::string shell_quote(const std::string& text) {
-  const bool plain = !text.empty() && text.find_first_not_of(
-                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                          "0123456789_./:=,+@%-") == std::string::npos;
-  if (plain) return text;
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// A value for an #SBATCH line: sbatch splits those lines at white space and quotes.
-std::string sbatch_value(const std::string& what, const std::string& value) {
-  for (char c : value) {
-    if (std::isspace(static_cast<unsigned char>(c)) || c == '"' || c == '\'' || c == '\\')
-      throw std::runtime_error(what + " '" + value +
-                               "' cannot go on an #SBATCH line: no spaces, quotes or backslashes");
-  }
-  return value;
-}
-
-// `path` as a literal in an sbatch filename pattern (--output, --error, --input; sbatch(1),
-// "filename pattern"), where %j, %x, ... are replaced and "%%" stands for '%'.
-std::string filename_pattern_literal(const std::string& path) {
-  std::string out;
-  for (char c : path) out += c == '%' ? std::string("%%") : std::string(1, c);
-  return out;
-}
-
-std::string count_value(int n) { return n > 0 ? std::to_string(n) : ""; }
-
-constexpr const char* kNameChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ_";
-
-// Replaces every @NAME@ (NAME in [A-Z_]) with values.at(NAME); drops an #SBATCH line in which a
-// value is empty. Any other '@' stays. An unknown NAME is a bug in the template: throws.
-std::string fill_template(const std::string& text,
-                          const std::map<std::string, std::string>& values) {
-  std::istringstream in(text);
-  std::string out;
-  for (std::string line; std::getline(in, line);) {
-    std::string filled;
-    bool empty_value = false;
-    size_t pos = 0;
-    while (pos < line.size()) {
-      const size_t open = line.find('@', pos);
-      const size_t close = open == std::string::npos ? open : line.find('@', open + 1);
-      if (close == std::string::npos) break;
-      const std::string name = line.substr(open + 1, close - open - 1);
-      const bool is_name = !name.empty() && name.find_first_not_of(kNameChars) == std::string::npos;
-      if (!is_name) {  // a literal '@': keep it, look again from the next one
-        filled += line.substr(pos, close - pos);
-        pos = close;
-        continue;
-      }
-      auto it = values.find(name);
-      if (it == values.end())
-        throw std::logic_error("slurm/job.sbatch.in: unknown placeholder @" + name + "@");
-      filled += line.substr(pos, open - pos) + it->second;
-      empty_value = empty_value || it->second.empty();
-      pos = close + 1;
-    }
-    if (pos < line.size()) filled += line.substr(pos);
-    if (empty_value && line.rfind("#SBATCH", 0) == 0) continue;
-    out += filled + "\n";
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Running sbatch.
@@ -248,67 +175,177 @@ T first_set(const T& flag, const T& config) {
   return flag != T{} ? flag : config;
 }
 
+// `value` for an #SBATCH line; `what` names where it came from ("--time (slurm.time)").
+std::string sbatch_value(const std::string& what, const std::string& value) {
+  const std::string error = sbatch_value_error(value);
+  if (!error.empty()) throw runtime::ConfigError(what + ": " + error);
+  return value;
+}
+
+std::string count_value(int n) { return n > 0 ? std::to_string(n) : ""; }
+
+// The script of each job: submit.sbatch for one job, submit-<command>.sbatch in a chain.
+std::string script_name(const std::vector<SubmitJob>& jobs, const SubmitJob& job) {
+  return jobs.size() == 1 ? "submit.sbatch" : "submit-" + job.command + ".sbatch";
+}
+
 }  // namespace
 
-int submit_job(const runtime::Config& config, const std::vector<std::string>& overrides,
-               const SubmitOptions& options) {
+std::string chain_error(const std::vector<std::string>& commands) {
+  if (commands.empty()) return "no command given";
+  std::string producer;  // the command that makes output.dir, once one in the chain does
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const std::string& command = commands[i];
+    for (size_t j = 0; j < i; ++j)
+      if (commands[j] == command) return "`" + command + "` is listed twice";
+    const runtime::RunDirRole role = runtime::run_dir_role(command);
+    if (role.kind == runtime::RunDirRole::kReadOnly) continue;
+    if (producer.empty()) {
+      if (role.kind == runtime::RunDirRole::kProducer) producer = command;
+      continue;
+    }
+    if (role.kind == runtime::RunDirRole::kProducer)
+      return "`" + command + "` cannot follow `" + producer +
+             "`: both make output.dir, and a run directory belongs to the command that made "
+             "it; give them separate output.dir (two submits, the second with --after)";
+    if (role.producer != producer && role.also != producer) {
+      const std::string makers =
+          "`" + role.producer + "`" + (role.also.empty() ? "" : " or a `" + role.also + "`");
+      return "`" + command + "` cannot follow `" + producer +
+             "`: it works in the run directory of a " + makers;
+    }
+  }
+  return "";
+}
+
+std::string job_script(const runtime::Config& config, const std::vector<std::string>& overrides,
+                       const SubmitOptions& options, const SubmitJob& job,
+                       const std::string& shardforge, const std::string& workdir) {
   const runtime::SlurmConfig& slurm = config.slurm;
-  const std::string& command = options.command;
-  if (options.resume && !options.resumable)
-    throw std::runtime_error("--resume: `" + command + "` has no checkpoints to resume from");
+  if (options.resume && !job.resumable)
+    throw runtime::ConfigError("--resume: `" + job.command + "` has no checkpoints to resume from");
   std::string job_name = first_set(options.job_name, slurm.job_name);
-  if (job_name.empty()) job_name = "shardforge-" + command;
+  if (job_name.empty()) job_name = "shardforge-" + job.command;
   int ntasks = first_set(options.ntasks, slurm.ntasks);
   int ntasks_per_node = first_set(options.ntasks_per_node, slurm.ntasks_per_node);
   if (ntasks == 0 && ntasks_per_node == 0) ntasks_per_node = 1;
 
   // Absolute paths: the job runs elsewhere, but in this working directory (config paths are
   // relative to it).
-  const fs::path workdir = fs::current_path();
   const fs::path dir = fs::absolute(config.output.dir).lexically_normal();
-  const std::string script_path = (dir / "submit.sbatch").string();
   // The job's log: --output is a filename pattern, so a '%' of output.dir is doubled.
-  const std::string log_prefix = (dir / ("slurm-" + command + "-")).string();
+  const std::string log_prefix = (dir / ("slurm-" + job.command + "-")).string();
   const std::string log_pattern = filename_pattern_literal(log_prefix) + "%j.log";
 
   std::string set_args;
-  for (const std::string& text : overrides)
-    set_args += (set_args.empty() ? "" : " ") + std::string("--set ") + shell_quote(text);
-  const std::map<std::string, std::string> values = {
-      {"JOB_NAME", sbatch_value("job name", job_name)},
+  for (const std::string& text : overrides) set_args += " --set " + shell_quote(text);
+  // The flags were checked on the command line; a value from the config is checked here.
+  for (const std::string& arg : options.sbatch_args) {
+    const std::string error = sbatch_arg_error(arg);
+    if (!error.empty()) throw runtime::ConfigError("--sbatch-arg: " + error);
+  }
+  for (const auto& [flag, value] :
+       {std::pair{"--mem", options.mem}, {"--mem-per-cpu", options.mem_per_cpu}}) {
+    const std::string error = memory_size_error(value);
+    if (!value.empty() && !error.empty())
+      throw runtime::ConfigError(std::string(flag) + ": " + error);
+  }
+  if (!options.mem.empty() && !options.mem_per_cpu.empty())
+    throw runtime::ConfigError("--mem and --mem-per-cpu: give one (Slurm refuses both)");
+  if (!job.after.empty() && !job_id_error(job.after).empty())
+    throw runtime::ConfigError("--after: " + job_id_error(job.after));
+
+  TemplateValues values;
+  values.text = {
+      {"JOB_NAME", sbatch_value("--job-name (slurm.job_name)", job_name)},
       {"NODES", count_value(first_set(options.nodes, slurm.nodes))},
       {"NTASKS", count_value(ntasks)},
       {"NTASKS_PER_NODE", count_value(ntasks_per_node)},
       {"CPUS_PER_TASK", count_value(first_set(options.cpus_per_task, slurm.cpus_per_task))},
-      {"TIME", sbatch_value("time", first_set(options.time, slurm.time))},
-      {"PARTITION", sbatch_value("partition", first_set(options.partition, slurm.partition))},
-      {"ACCOUNT", sbatch_value("account", first_set(options.account, slurm.account))},
-      {"WORKDIR", sbatch_value("working directory", workdir.string())},
-      {"LOG", sbatch_value("log path (output.dir)", log_pattern)},
-      {"SHARDFORGE", shell_quote(this_binary())},
-      {"COMMAND", shell_quote(command)},
+      {"MEM", sbatch_value("--mem", options.mem)},
+      {"MEM_PER_CPU", sbatch_value("--mem-per-cpu", options.mem_per_cpu)},
+      {"GRES", sbatch_value("--gres", options.gres)},
+      {"CONSTRAINT", sbatch_value("--constraint", options.constraint)},
+      {"TIME", sbatch_value("--time (slurm.time)", first_set(options.time, slurm.time))},
+      {"PARTITION", sbatch_value("--partition (slurm.partition)",
+                                 first_set(options.partition, slurm.partition))},
+      {"ACCOUNT",
+       sbatch_value("--account (slurm.account)", first_set(options.account, slurm.account))},
+      {"QOS", sbatch_value("--qos", options.qos)},
+      {"DEPENDENCY", job.after.empty() ? "" : "afterok:" + job.after},
+      {"WORKDIR", sbatch_value("the working directory", workdir)},
+      {"LOG", sbatch_value("the log path (output.dir)", log_pattern)},
+      {"SHARDFORGE", shell_quote(shardforge)},
+      {"COMMAND", shell_quote(job.command)},
       {"CONFIG", shell_quote(fs::absolute(config.source).lexically_normal().string())},
       {"OVERRIDES", set_args},
-      {"RESUME", options.resume ? "1" : "0"},
-      {"RESUMABLE", options.resumable ? "1" : "0"},
       {"RUN_DIR", shell_quote(dir.string())},
-      {"REQUEUE", options.requeue ? "--requeue" : ""},
-      {"REQUEUE_ON_STOP", options.requeue ? "1" : "0"},
   };
-  const std::string script = fill_template(kSbatchTemplate, values);
+  values.flags = {
+      {"EXCLUSIVE", options.exclusive},
+      {"REQUEUE", options.requeue},
+      {"RESUME", options.resume},
+      {"RESUMABLE", job.resumable},
+  };
+  values.lists = {{"SBATCH_ARGS", options.sbatch_args}};
+  return fill_job_template(values);
+}
 
+int submit_job(const runtime::Config& config, const std::vector<std::string>& overrides,
+               const SubmitOptions& options, const std::vector<SubmitJob>& jobs_in) {
+  std::vector<std::string> commands;
+  for (const SubmitJob& job : jobs_in) commands.push_back(job.command);
+  const std::string error = chain_error(commands);
+  if (!error.empty()) throw runtime::ConfigError("--command: " + error);
+  std::vector<SubmitJob> jobs = jobs_in;
+  jobs.front().after = options.after;
+
+  const std::string shardforge = this_binary();
+  const std::string workdir = fs::current_path().string();
+  const fs::path dir = fs::absolute(config.output.dir).lexically_normal();
+  // Every script is checked before anything is written or submitted.
+  for (const SubmitJob& job : jobs)
+    job_script(config, overrides, options, job, shardforge, workdir);
   runtime::make_run_dir(dir.string());
-  io::publish_text(script_path, script);
-  if (options.dry_run) {
-    std::fputs(script.c_str(), stdout);
-    spdlog::info("dry run: wrote {}; `sbatch {}` submits it", script_path, script_path);
-    return 0;
-  }
 
-  const std::string job_id = sbatch(script_path);
-  const std::string log_path = log_prefix + job_id + ".log";
-  std::printf("job     %s\nscript  %s\nlog     %s\n", job_id.c_str(), script_path.c_str(),
-              log_path.c_str());
+  const bool chain = jobs.size() > 1;
+  std::string submitted, submitted_ids;  // "build (job 12), eval (job 13)", "12 13"
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    SubmitJob& job = jobs[i];
+    const std::string script_path = (dir / script_name(jobs, job)).string();
+    const std::string script = job_script(config, overrides, options, job, shardforge, workdir);
+    io::publish_text(script_path, script);
+    if (options.dry_run) {
+      if (chain) std::printf("==> %s <==\n", script_path.c_str());
+      std::fputs(script.c_str(), stdout);
+      std::fflush(stdout);
+      spdlog::info("dry run: wrote {}; `sbatch {}{}` submits it", script_path,
+                   i > 0 ? "--dependency=afterok:<job id of " + jobs[i - 1].command + "> " : "",
+                   script_path);
+      continue;
+    }
+    std::string job_id;
+    try {
+      job_id = sbatch(script_path);
+    } catch (const std::exception& e) {
+      if (submitted.empty()) throw;
+      throw std::runtime_error(std::string(e.what()) + "; the chain stops at `" + job.command +
+                               "`: submitted " + submitted + " (`scancel " + submitted_ids +
+                               "` drops " + (i > 1 ? "them" : "it") + ")");
+    }
+    const std::string log_path = (dir / ("slurm-" + job.command + "-" + job_id + ".log")).string();
+    if (chain) {
+      std::printf("submitted %s: job %s\n  script  %s\n  log     %s\n", job.command.c_str(),
+                  job_id.c_str(), script_path.c_str(), log_path.c_str());
+    } else {
+      std::printf("job     %s\nscript  %s\nlog     %s\n", job_id.c_str(), script_path.c_str(),
+                  log_path.c_str());
+    }
+    std::fflush(stdout);
+    submitted += (submitted.empty() ? "" : ", ") + job.command + " (job " + job_id + ")";
+    submitted_ids += (submitted_ids.empty() ? "" : " ") + job_id;
+    if (i + 1 < jobs.size()) jobs[i + 1].after = job_id;
+  }
   return 0;
 }
 

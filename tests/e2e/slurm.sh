@@ -1,6 +1,7 @@
 # `shardforge submit` on a real single-node Slurm (Debian's slurm-wlm): the test starts its own
 # slurmctld and slurmd in a temporary directory, submits 2-task builds (started by srun
-# --mpi=pmix, then by mpirun) and checks each job, its log and the index; then preempts a
+# --mpi=pmix, then by mpirun) and checks each job, its log and the index; has sbatch --test-only
+# take the resource flags; submits a build,eval chain and checks its dependencies; then preempts a
 # --requeue build with SIGTERM and checks that it requeues itself and resumes. The checks that need
 # no Slurm (--dry-run, sbatch missing, a bad config) run first. Without a usable Slurm it prints
 # "SKIPPED: <why>" and exits 77; with CI=true that is a failure (lib.bash, sf_skip).
@@ -75,15 +76,18 @@ bash -n run/submit.sbatch || fail "the script is not valid bash"
 ok
 
 check "a requeued job resumes only a command with checkpoints; submit --resume of one without is refused"
-grep -q '^if \[\[ 1 -eq 1 \]\] && \[\[ 0 -eq 1 || ' run/submit.sbatch || fail "build's script does not resume on requeue"
+grep -qxF 'if [[ ${SLURM_RESTART_COUNT:-0} -gt 0 ]]; then' run/submit.sbatch ||
+  fail "build's script does not resume on requeue"
 PATH=/nonexistent sf_clean submit job.yaml --dry-run --command info >dry-info.out 2>&1 || { show dry-info.out; fail "dry run of info failed"; }
-grep -q '^if \[\[ 0 -eq 1 \]\]' run/submit.sbatch || fail "info's script would add --resume on requeue"
+if grep -n -e '--resume' -e 'SLURM_RESTART_COUNT:-0} -gt' run/submit.sbatch; then
+  fail "info's script would add --resume on requeue"
+fi
 bash -n run/submit.sbatch || fail "the script of info is not valid bash"
 set +e
 PATH=/nonexistent sf_clean submit job.yaml --dry-run --command info --resume >resume-info.out 2>&1
 rc=$?
 set -e
-[[ $rc -eq 1 ]] || { show resume-info.out; fail "exit $rc, expected 1"; }
+[[ $rc -eq 2 ]] || { show resume-info.out; fail "exit $rc, expected 2"; }
 grep -q "has no checkpoints" resume-info.out || { show resume-info.out; fail "no 'has no checkpoints'"; }
 ok
 
@@ -216,6 +220,29 @@ grep -qi "sbatch.*failed.*partition" refused.out || { show refused.out; fail "sb
 cat refused.out
 ok
 
+# wait_job ID LOG: waits for job ID to end; fails the test unless it ends COMPLETED with exit
+# code 0:0 (showing LOG). Sets JOB_INFO (its `scontrol show job`).
+wait_job() {
+  local id=$1 log=$2
+  local job_state="" exit_code=""
+  local deadline=$((SECONDS + JOB_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    JOB_INFO=$(timeout 10 scontrol show job "$id" 2>/dev/null || true)
+    job_state=$(grep -o 'JobState=[A-Z_]*' <<<"$JOB_INFO" | cut -d= -f2 || true)
+    case $job_state in
+      PENDING | CONFIGURING | RUNNING | COMPLETING | "") sleep 0.5 ;;
+      *) break ;;
+    esac
+  done
+  exit_code=$(grep -o ' ExitCode=[0-9:]*' <<<"$JOB_INFO" | cut -d= -f2 || true)
+  echo "   job $id: JobState=$job_state ExitCode=$exit_code"
+  if [[ $job_state != COMPLETED || $exit_code != 0:0 ]]; then
+    if [[ -f $log ]]; then show "$log"; fi
+    slurm_logs
+    fail "job $id: JobState=$job_state ExitCode=$exit_code, expected COMPLETED 0:0"
+  fi
+}
+
 # submit_and_wait NAME LAUNCHER ARGS...: `shardforge submit job.yaml ARGS` with
 # SHARDFORGE_LAUNCHER=LAUNCHER ("" = the script's choice); waits for the job; fails the test
 # unless it ends COMPLETED with exit code 0:0. Sets JOB_ID and LOG.
@@ -229,23 +256,7 @@ submit_and_wait() {
   LOG=$(awk '$1 == "log" {print $2}' "$name.out")
   [[ $JOB_ID =~ ^[0-9]+$ ]] || fail "no job id in the output of submit"
   JOB_IDS+=("$JOB_ID")
-  local info="" job_state="" exit_code=""
-  local deadline=$((SECONDS + JOB_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    info=$(timeout 10 scontrol show job "$JOB_ID" 2>/dev/null || true)
-    job_state=$(grep -o 'JobState=[A-Z_]*' <<<"$info" | cut -d= -f2 || true)
-    case $job_state in
-      PENDING | CONFIGURING | RUNNING | COMPLETING | "") sleep 0.5 ;;
-      *) break ;;
-    esac
-  done
-  exit_code=$(grep -o ' ExitCode=[0-9:]*' <<<"$info" | cut -d= -f2 || true)
-  echo "   job $JOB_ID: JobState=$job_state ExitCode=$exit_code"
-  if [[ $job_state != COMPLETED || $exit_code != 0:0 ]]; then
-    if [[ -f $LOG ]]; then show "$LOG"; fi
-    slurm_logs
-    fail "job $JOB_ID: JobState=$job_state ExitCode=$exit_code, expected COMPLETED 0:0"
-  fi
+  wait_job "$JOB_ID" "$LOG"
 }
 
 # check_run OUTDIR LAUNCHER: the job log shows LAUNCHER and 2 ranks x 1 thread; run.json has 2
@@ -279,6 +290,51 @@ check "the same build launched by mpirun inside the allocation (SHARDFORGE_LAUNC
 submit_and_wait mpirun mpirun --ntasks 2 --set "index.factory=IVF${NLIST},Flat" --set output.dir=run2
 check_run run2 mpirun
 cmp run/index.faiss run2/index.faiss || fail "the srun and mpirun builds differ"
+ok
+
+check "the resource flags are accepted by this Slurm's sbatch (--test-only)"
+RESOURCES=(--mem 100M --exclusive --sbatch-arg=--comment=shardforge-chain --time 00:05:00)
+sf_clean submit job.yaml --dry-run "${RESOURCES[@]}" --set output.dir=test-only >test-only.out 2>&1 ||
+  { show test-only.out; fail "dry run failed"; }
+grep -qxF '#SBATCH --mem=100M' test-only/submit.sbatch || fail "no '#SBATCH --mem=100M'"
+grep -qxF '#SBATCH --exclusive' test-only/submit.sbatch || fail "no '#SBATCH --exclusive'"
+sbatch --test-only test-only/submit.sbatch >test-only.sbatch 2>&1 || { show test-only.sbatch; fail "sbatch --test-only refused the script"; }
+cat test-only.sbatch
+sf_clean submit job.yaml --dry-run --mem-per-cpu 50M --set output.dir=test-only >test-only.out 2>&1 ||
+  { show test-only.out; fail "dry run failed"; }
+sbatch --test-only test-only/submit.sbatch >test-only.sbatch 2>&1 || { show test-only.sbatch; fail "sbatch --test-only refused --mem-per-cpu"; }
+ok
+
+check "a chain: --command build,eval --after a held job; each job waits for the one before (afterok) and eval runs once build has succeeded"
+sfdata gen queries.fvecs --rows 50 --dim $DIM --seed 12
+HOLD=$(sbatch --parsable --hold --job-name=hold --chdir="$WORK" --output=/dev/null --wrap=true)
+JOB_IDS+=("$HOLD")
+sf_clean submit job.yaml --command build,eval --after "$HOLD" --ntasks 2 "${RESOURCES[@]}" \
+  --set "index.factory=IVF${NLIST},Flat" --set output.dir=chain --set eval.queries=queries.fvecs \
+  >chain.out 2>chain.err || { show chain.err; fail "submit failed"; }
+cat chain.out
+BUILD=$(awk '$1 == "submitted" && $2 == "build:" {print $4}' chain.out)
+EVAL=$(awk '$1 == "submitted" && $2 == "eval:" {print $4}' chain.out)
+[[ $BUILD =~ ^[0-9]+$ && $EVAL =~ ^[0-9]+$ ]] || fail "no 'submitted build: job N' and 'submitted eval: job N'"
+JOB_IDS+=("$BUILD" "$EVAL")
+build_info=$(scontrol show job "$BUILD")
+eval_info=$(scontrol show job "$EVAL")
+grep -qF "Dependency=afterok:$HOLD" <<<"$build_info" || { echo "$build_info"; fail "build does not wait for job $HOLD"; }
+grep -qF "Dependency=afterok:$BUILD" <<<"$eval_info" || { echo "$eval_info"; fail "eval does not wait for build (job $BUILD)"; }
+grep -qF "MinMemoryNode=100M" <<<"$eval_info" || { echo "$eval_info"; fail "eval did not get --mem 100M"; }
+grep -qF "OverSubscribe=NO" <<<"$eval_info" || { echo "$eval_info"; fail "eval did not get --exclusive"; }
+grep -qF "Comment=shardforge-chain" <<<"$eval_info" || { echo "$eval_info"; fail "eval did not get --sbatch-arg=--comment=shardforge-chain"; }
+echo "   build $BUILD: $(grep -o 'Dependency=[^ ]*' <<<"$build_info"); eval $EVAL: $(grep -o 'Dependency=[^ ]*' <<<"$eval_info")"
+scontrol release "$HOLD"
+wait_job "$BUILD" "chain/slurm-build-$BUILD.log"
+build_end=$(grep -o 'EndTime=[^ ]*' <<<"$JOB_INFO" | cut -d= -f2)
+wait_job "$EVAL" "chain/slurm-eval-$EVAL.log"
+eval_start=$(grep -o 'StartTime=[^ ]*' <<<"$JOB_INFO" | cut -d= -f2)
+echo "   build ended $build_end, eval started $eval_start"
+[[ ! $eval_start < $build_end ]] || fail "eval started ($eval_start) before build ended ($build_end)"
+cat "chain/slurm-eval-$EVAL.log"
+grep -q 'recall@1' "chain/slurm-eval-$EVAL.log" || fail "eval's log has no recall table"
+[[ -s chain/eval.json ]] || fail "eval wrote no chain/eval.json"
 ok
 
 check "preemption: SIGTERM to the job while it adds; the ranks stop (exit 75), the job (--requeue) requeues itself and its next run resumes to the same index"
