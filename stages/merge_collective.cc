@@ -128,19 +128,23 @@ void verify_file(const std::string& path, const std::vector<cluster::Bytes>& eve
     read += n;
   }
   if (read != bytes) {
-    // The MPI-IO layer lost the write error: writing the first missing byte again tells why
-    // (the file is removed after this anyway).
+    // The MPI-IO layer lost the write error (a short write taken for a whole one): writing the
+    // missing bytes again tells why (the file is removed after this anyway).
     std::string why;
     const int fd = ::open(path.c_str(), O_WRONLY);
     if (fd >= 0) {
-      const char zero = 0;
-      if (::pwrite(fd, &zero, 1, static_cast<off_t>(read)) != 1) why = std::strerror(errno);
+      const std::vector<char> zeros(1 << 20, 0);
+      for (uint64_t at = read; at < bytes && why.empty();) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - at));
+        const ssize_t done = ::pwrite(fd, zeros.data(), n, static_cast<off_t>(at));
+        if (done <= 0) why = std::strerror(done < 0 ? errno : ENOSPC);
+        at += done > 0 ? static_cast<uint64_t>(done) : 0;
+      }
       ::close(fd);
     }
     throw std::runtime_error("cannot write " + path + ": " + std::to_string(read) +
                              " bytes on disk, " + std::to_string(bytes) + " written" +
-                             (why.empty() ? "" : " (writing byte " + std::to_string(read) +
-                                                    " again: " + why + ")"));
+                             (why.empty() ? "" : " (writing them again: " + why + ")"));
   }
   if (found != expected)
     throw std::runtime_error("cannot write " + path +
