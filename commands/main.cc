@@ -301,12 +301,12 @@ int main(int argc, char** argv) {
   } catch (const sf::cluster::PhaseError& e) {
     // All ranks agreed on this error; rank 0 reports it once.
     if (comm.rank() == 0) spdlog::error("{}", e.what());
-    pl::finish_run_status("failed", e.what());
+    pl::finish_run_status("failed", e.what(), e.failed_rank());
     return pl::kExitFailed;
   } catch (const std::exception& e) {
     // Not agreed: other ranks may be waiting in a collective. Stop them all.
     spdlog::error("{}: in stage '{}': {}", command->name, pl::current_stage(), e.what());
-    pl::finish_run_status("failed", e.what());
+    pl::finish_run_status("failed", e.what(), comm.rank());
     lease = {};  // the abort ends this process without destructors
     if (comm.size() > 1) comm.abort(pl::kExitFailed);
     return pl::kExitFailed;
