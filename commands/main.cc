@@ -82,6 +82,8 @@ CLI::App* add_query_command(CLI::App& app, sf::commands::QueryOptions& options) 
   sub->add_option("--chars", options.snippet_chars, "characters of each neighbour's text")
       ->check(kPositive)
       ->capture_default_str();
+  sub->add_flag("--json", options.json,
+                "one JSON object per hit per line: rank, score, index_id, id, file, line, text");
   return sub;
 }
 
@@ -91,6 +93,9 @@ int run_query(const sf::commands::QueryOptions& options) {
     return sf::commands::query_job(options);
   } catch (const sf::runtime::ConfigError& e) {
     spdlog::error("config: {}", e.what());
+    return 2;
+  } catch (const std::invalid_argument& e) {  // the query text itself
+    spdlog::error("query: {}", e.what());
     return 2;
   } catch (const std::exception& e) {
     spdlog::error("query: {}", e.what());
