@@ -103,6 +103,28 @@ int run_query(const sf::commands::QueryOptions& options) {
   }
 }
 
+// `shardforge status RUN_DIR_OR_CONFIG`: one process, no MPI, read-only (commands/status.h).
+CLI::App* add_status_command(CLI::App& app, sf::commands::StatusOptions& options) {
+  CLI::App* sub = app.add_subcommand(
+      "status", "where the run in a run directory is: state, stages, progress, Slurm job, last error");
+  sub->add_option("path", options.path, "a run directory (output.dir), or its config")->required();
+  sub->add_flag("--json", options.json, "print one JSON object");
+  return sub;
+}
+
+int run_status(const sf::commands::StatusOptions& options) {
+  sf::runtime::setup_logging(0, 1, false);
+  try {
+    return sf::commands::status_job(options);
+  } catch (const sf::runtime::ConfigError& e) {
+    spdlog::error("status: {}", e.what());
+    return sf::runtime::kExitConfig;
+  } catch (const std::exception& e) {
+    spdlog::error("status: {}", e.what());
+    return sf::runtime::kExitFailed;
+  }
+}
+
 // Declares `submit` and its flags; the flags fill `options`. --command takes any command above.
 CLI::App* add_submit_command(CLI::App& app, std::string& config_path,
                              std::vector<std::string>& overrides,
@@ -248,6 +270,8 @@ int main(int argc, char** argv) {
   CLI::App* submit_cmd = add_submit_command(app, config_path, overrides, submit);
   sf::commands::QueryOptions query;
   CLI::App* query_cmd = add_query_command(app, query);
+  sf::commands::StatusOptions status;
+  CLI::App* status_cmd = add_status_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -259,6 +283,7 @@ int main(int argc, char** argv) {
   }
   if (submit_cmd->parsed()) return run_submit(config_path, overrides, submit);
   if (query_cmd->parsed()) return run_query(query);
+  if (status_cmd->parsed()) return run_status(status);
 
   sf::cluster::MpiSession mpi(&argc, &argv);
   sf::cluster::Comm& comm = mpi.world();
