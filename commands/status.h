@@ -35,7 +35,7 @@ struct StatusFacts {
   // (a marker per piece or rank), or why not ("stale: index.faiss has 812 bytes, marker says
   // 9000"). No entry: no marker.
   std::map<std::string, std::string> markers;
-  std::vector<nlohmann::json> progress;  // the ranks' progress records (runtime/stop.h)
+  std::vector<nlohmann::json> progress;  // the ranks' progress records, both slots (runtime/stop.h)
   RunProcess process = RunProcess::kGone;
   std::time_t now = 0;
   std::string slurm_state;  // squeue / sacct; "" when unknown

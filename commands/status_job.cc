@@ -83,9 +83,17 @@ json error_rank(const json& status) {
 // of the same stage is older).
 json stage_progress(const StatusFacts& facts, const std::string& stage) {
   const std::time_t since = parse_utc_text(text_of(facts.status, "stage_started"));
-  json out = json::array();
+  // Each rank's latest record: of its two slots, the higher seq.
+  std::map<int, const json*> latest;
   for (const json& r : facts.progress) {
-    if (!r.is_object() || text_of(r, "stage") != stage) continue;
+    if (!r.is_object()) continue;
+    const json*& best = latest[r.value("rank", 0)];
+    if (best == nullptr || r.value("seq", int64_t{0}) > best->value("seq", int64_t{0})) best = &r;
+  }
+  json out = json::array();
+  for (const auto& [rank, record] : latest) {
+    const json& r = *record;
+    if (text_of(r, "stage") != stage) continue;
     const double updated = r.value("updated", 0.0), started = r.value("step_started", 0.0);
     if (since >= 0 && updated + 1 < static_cast<double>(since)) continue;
     const int64_t done = r.value("done", int64_t{0}), total = r.value("total", int64_t{0});
@@ -104,8 +112,6 @@ json stage_progress(const StatusFacts& facts, const std::string& stage) {
     if (rate > 0 && done < total) p["eta_seconds"] = static_cast<double>(total - done) / rate;
     out.push_back(p);
   }
-  std::sort(out.begin(), out.end(),
-            [](const json& a, const json& b) { return a["rank"].get<int>() < b["rank"].get<int>(); });
   return out;
 }
 
@@ -387,7 +393,7 @@ int status_job(const StatusOptions& options) {
   for (const std::string& stage : names)
     if (!stage.empty() && stage.find('/') == std::string::npos)
       if (std::string m = check_marker(dir, stage); !m.empty()) facts.markers[stage] = m;
-  const std::string progress_dir = fs::path(runtime::progress_path(dir, 0)).parent_path();
+  const std::string progress_dir = fs::path(runtime::progress_path(dir, 0, 0)).parent_path();
   if (fs::is_directory(progress_dir, ec))
     for (const auto& e : fs::directory_iterator(progress_dir, ec))
       if (e.path().extension() == ".json") facts.progress.push_back(read_json(e.path()));

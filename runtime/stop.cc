@@ -1,5 +1,6 @@
 #include "runtime/stop.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -145,8 +146,9 @@ void finish_run_status(const std::string& state, const std::string& message, int
   write_status(state, message, error_rank);
 }
 
-std::string progress_path(const std::string& dir, int rank) {
-  return dir + "/.shardforge/progress/rank-" + std::to_string(rank) + ".json";
+std::string progress_path(const std::string& dir, int rank, int slot) {
+  return dir + "/.shardforge/progress/rank-" + std::to_string(rank) + "-" + std::to_string(slot) +
+         ".json";
 }
 
 void record_progress(const std::string& step, int64_t done, int64_t total) {
@@ -155,6 +157,7 @@ void record_progress(const std::string& step, int64_t done, int64_t total) {
     std::string stage, step;
     double step_started = 0, written = 0;
     int64_t first_done = 0;  // `done` at the step's first report, when step_started was taken
+    int64_t seq = 0;         // records written; the next goes to slot seq % 2
   };
   static Last last;
   const RunStatusState& s = run_status();
@@ -174,22 +177,25 @@ void record_progress(const std::string& step, int64_t done, int64_t total) {
   last.written = now;
   try {
     if (!std::filesystem::is_directory(s.dir + "/.shardforge")) return;
-    const std::string path = progress_path(s.dir, s.rank);
+    const std::string path = progress_path(s.dir, s.rank, static_cast<int>(last.seq % 2));
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     const nlohmann::json record = {{"format_version", 1}, {"rank", s.rank},
-                                   {"pid", ::getpid()},   {"stage", s.stage},
-                                   {"step", step},        {"done", done},
-                                   {"total", total},      {"step_started", last.step_started},
+                                   {"seq", ++last.seq},   {"pid", ::getpid()},
+                                   {"stage", s.stage},    {"step", step},
+                                   {"done", done},        {"total", total},
+                                   {"step_started", last.step_started},
                                    {"first_done", last.first_done},
                                    {"updated", now}};
-    const std::string part = path + ".part";
-    {
-      std::ofstream out(part, std::ios::trunc);
-      out << record.dump() << "\n";
-      if (!out) return;
-    }
-    std::filesystem::rename(part, path, ec);
+    // Truncated, then written in one call: a reader sees the whole record, or a part that
+    // does not parse, and then takes the other slot. No rename: the renames of a run stay
+    // the publishing steps (tests/e2e/fault_publish.sh counts them).
+    const std::string text = record.dump() + "\n";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    const ssize_t ignored = ::write(fd, text.data(), text.size());
+    (void)ignored;
+    ::close(fd);
   } catch (const std::exception&) {
     // Progress is a convenience: a full disk is reported by the stage's own writes.
   }

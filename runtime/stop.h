@@ -57,15 +57,16 @@ void finish_run_status(const std::string& state, const std::string& message = ""
 std::string current_stage();
 
 // Every rank, from the progress logger (runtime/run_dir.h): records this rank's progress in
-// `step` of the current stage in progress_path(dir, rank) (temporary file + rename, no fsync),
-// at the first report of a step and then at most once a second: {"format_version": 1, "rank",
-// "pid", "stage", "step", "done", "total", "step_started", "first_done" (done at
-// step_started), "updated"} (times: Unix seconds).
-// Local; thread-safe; never throws; nothing before start_run_status() or while
-// <dir>/.shardforge does not exist.
+// `step` of the current stage, at the first report of a step and then at most once a second,
+// in progress_path(dir, rank, slot), the two slots in turn (truncate + one write, no fsync,
+// no rename): {"format_version": 1, "rank", "seq" (1, 2, ...), "pid", "stage", "step",
+// "done", "total", "step_started", "first_done" (done at step_started), "updated"} (times:
+// Unix seconds). A reader takes the slot with the higher seq that parses. Local;
+// thread-safe; never throws; nothing before start_run_status() or while <dir>/.shardforge
+// does not exist.
 void record_progress(const std::string& step, int64_t done, int64_t total);
-// <dir>/.shardforge/progress/rank-R.json.
-std::string progress_path(const std::string& dir, int rank);
+// <dir>/.shardforge/progress/rank-R-S.json, slot S 0 or 1.
+std::string progress_path(const std::string& dir, int rank, int slot);
 
 // One line describing the status.json an earlier run left in `dir`, e.g. "the previous build
 // (2 rank(s), <time>) did not finish: it was in stage 'add' when it ended (killed, or a node

@@ -82,8 +82,12 @@ TEST(StatusReport, RunningShowsTheStageAndTheRanksProgressWithAnEta) {
   facts.progress = {
       {{"rank", 1}, {"stage", "add"}, {"step", "build: add"}, {"done", 60}, {"total", 100},
        {"first_done", 10}, {"step_started", t0}, {"updated", t0 + 5}},
-      {{"rank", 0}, {"stage", "add"}, {"step", "build: add"}, {"done", 50}, {"total", 100},
-       {"first_done", 0}, {"step_started", t0}, {"updated", t0 + 10}},
+      {{"rank", 0}, {"seq", 7}, {"stage", "add"}, {"step", "build: add"}, {"done", 50},
+       {"total", 100}, {"first_done", 0}, {"step_started", t0}, {"updated", t0 + 10}},
+      // Rank 0's other slot: an older record (lower seq), and a slot read while being written.
+      {{"rank", 0}, {"seq", 6}, {"stage", "add"}, {"step", "build: add"}, {"done", 45},
+       {"total", 100}, {"first_done", 0}, {"step_started", t0}, {"updated", t0 + 9}},
+      nullptr,
       // An earlier run's record of the same stage, and one of another stage: left out.
       {{"rank", 2}, {"stage", "add"}, {"step", "build: add"}, {"done", 1}, {"total", 100},
        {"step_started", t0 - 100}, {"updated", t0 - 90}},

@@ -92,23 +92,35 @@ TEST(RunStatus, RecordsProgressPerRankAtMostOnceASecondPerStep) {
   testing::TempDir dir;
   start_run_status(dir.path(), "build", 1, 2);
   record_progress("build: add", 1, 100);  // no .shardforge/: not a run directory yet
-  EXPECT_FALSE(std::filesystem::exists(progress_path(dir.path(), 1)));
+  EXPECT_FALSE(std::filesystem::exists(dir.file(".shardforge")));
   std::filesystem::create_directories(dir.file(".shardforge"));
   enter_stage("add");
   record_progress("build: add", 10, 100);  // a new step (in a new stage): recorded at once
-  nlohmann::json record = read_json_file(progress_path(dir.path(), 1));
+  auto latest = [&] {
+    nlohmann::json best;
+    for (int slot : {0, 1})
+      if (std::filesystem::exists(progress_path(dir.path(), 1, slot))) {
+        nlohmann::json r = read_json_file(progress_path(dir.path(), 1, slot));
+        if (best.is_null() || r["seq"] > best["seq"]) best = r;
+      }
+    return best;
+  };
+  nlohmann::json record = latest();
   EXPECT_EQ(record["rank"], 1);
   EXPECT_EQ(record["stage"], "add");
   EXPECT_EQ(record["step"], "build: add");
   EXPECT_EQ(record["done"], 10);
   EXPECT_EQ(record["total"], 100);
   EXPECT_EQ(record["first_done"], 10);
+  const int64_t seq = record["seq"];
   record_progress("build: add", 20, 100);  // within a second: not written
-  EXPECT_EQ(read_json_file(progress_path(dir.path(), 1))["done"], 10);
-  record_progress("build: merge", 1, 5);  // another step: at once
-  record = read_json_file(progress_path(dir.path(), 1));
+  EXPECT_EQ(latest()["done"], 10);
+  record_progress("build: merge", 1, 5);  // another step: at once, in the other slot
+  record = latest();
   EXPECT_EQ(record["step"], "build: merge");
-  EXPECT_FALSE(std::filesystem::exists(progress_path(dir.path(), 1) + ".part"));
+  EXPECT_EQ(record["seq"], seq + 1);
+  EXPECT_TRUE(std::filesystem::exists(progress_path(dir.path(), 1, 0)));
+  EXPECT_TRUE(std::filesystem::exists(progress_path(dir.path(), 1, 1)));
   EXPECT_FALSE(std::filesystem::exists(dir.file("status.json"))) << "rank 1 writes no status.json";
 }
 
