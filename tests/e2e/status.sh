@@ -1,8 +1,9 @@
 # Issue 16, `shardforge status RUN_DIR_OR_CONFIG`: a finished build (done, every stage listed),
 # a failed build (failed, rank 1's error), a running build (running in a stage, the ranks'
 # progress), the same build killed (ended without a word), a build stopped by SIGTERM (stopped
-# in 'add', merge not started), a directory that is not a run directory (exit 2). `status`
-# only reads: the run directory is the same bytes after it. --json parses with python3.
+# in 'add', merge not started), the Slurm job's state (squeue, else sacct), a directory that is
+# not a run directory (exit 2). `status` only reads: the run directory is the same bytes after
+# it. --json parses with python3.
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fault_lib.bash"
 sf_init "$@"
@@ -101,6 +102,28 @@ status_json "$WORK/term"
 report_check 'r["state"] == "stopped" and r["stage"] == "add"' \
   'stages["open"]["state"] == "done" and stages["train"]["state"] == "done"' \
   'stages["merge"]["state"] == "not started" and "marker(s) in checkpoints/add/" in stages["add"]["marker"]'
+ok
+
+check "the Slurm job the run recorded: squeue's state, else sacct's (stand-ins on PATH)"
+cp -a "$WORK/small" "$WORK/slurm"
+"$PY" - "$WORK/slurm/status.json" <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["slurm_job_id"] = "4242"
+json.dump(s, open(sys.argv[1], "w"))
+PYEOF
+mkdir -p "$WORK/bin"
+printf '#!/bin/sh\n[ "$3" = 4242 ] && [ -e "%s" ] && echo "  RUNNING"\nexit 0\n' "$WORK/queued" >"$WORK/bin/squeue"
+printf '#!/bin/sh\n[ "$4" = 4242 ] && echo " COMPLETED "\nexit 0\n' >"$WORK/bin/sacct"
+chmod +x "$WORK/bin/squeue" "$WORK/bin/sacct"
+touch "$WORK/queued"
+PATH="$WORK/bin:$PATH" "$SF" status "$WORK/slurm" >"$WORK/s6.out" 2>&1
+grep -q "^slurm job      4242: RUNNING$" "$WORK/s6.out" || { show "$WORK/s6.out"; fail "squeue's state"; }
+rm "$WORK/queued"
+PATH="$WORK/bin:$PATH" "$SF" status "$WORK/slurm" --json >"$WORK/status.json"
+report_check 'r["slurm"] == {"job_id": "4242", "state": "COMPLETED"}'
+"$SF" status "$WORK/slurm" >"$WORK/s6.out" 2>&1  # neither installed here: not an error
+grep -q "^slurm job      4242: " "$WORK/s6.out" || { show "$WORK/s6.out"; fail "the job id"; }
 ok
 
 check "not a run directory: exit 2 with a message"
