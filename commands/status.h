@@ -6,10 +6,9 @@
 
 #include <ctime>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/config.h"
 
@@ -27,9 +26,9 @@ enum class RunProcess { kAlive, kGone, kElsewhere };
 // What `status` read from a run directory.
 struct StatusFacts {
   std::string dir;
-  std::string manifest_command;  // .shardforge/manifest.json's command; "" when none
-  nlohmann::json status;         // status.json; null when none or unreadable
-  nlohmann::json run;            // run.json; null when none or unreadable
+  std::string manifest_command;     // .shardforge/manifest.json's command; "" when none
+  nlohmann::json status;            // status.json; null when none or unreadable
+  nlohmann::json run;               // run.json; null when none or unreadable
   std::vector<std::string> stages;  // command_stage_names() of status.json's command
   // Per stage with a completion marker: "verified (sizes)", "N marker(s) in checkpoints/add/"
   // (a marker per piece or rank), or why not ("stale: index.faiss has 812 bytes, marker says

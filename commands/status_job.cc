@@ -104,8 +104,8 @@ json stage_progress(const StatusFacts& facts, const std::string& stage) {
               {"step", text_of(r, "step")},
               {"done", done},
               {"total", total},
-              {"percent", total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total)
-                                    : 100.0},
+              {"percent",
+               total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0},
               {"rate", rate},
               {"eta_seconds", nullptr},
               {"age_seconds", std::max(0.0, static_cast<double>(facts.now) - updated)}};
@@ -135,7 +135,8 @@ nlohmann::json status_report(const StatusFacts& facts) {
   // The command's stages; any the run recorded that the list lacks (a newer shardforge) at the end.
   std::vector<std::string> names = facts.stages;
   auto add_name = [&](const std::string& name) {
-    if (!name.empty() && name != "startup" && std::find(names.begin(), names.end(), name) == names.end())
+    if (!name.empty() && name != "startup" &&
+        std::find(names.begin(), names.end(), name) == names.end())
       names.push_back(name);
   };
   for (const auto& [name, entry] : figures) add_name(name);
@@ -156,7 +157,8 @@ nlohmann::json status_report(const StatusFacts& facts) {
       s = "not started";
     else
       s = i < current ? "done" : state;
-    json entry = {{"name", name}, {"state", s},
+    json entry = {{"name", name},
+                  {"state", s},
                   {"marker", marker != facts.markers.end() ? json(marker->second) : json(nullptr)}};
     if (const auto f = figures.find(name); f != figures.end() && s == "done") {
       entry["seconds"] = f->second.value("seconds", json::array());
@@ -188,10 +190,12 @@ nlohmann::json status_report(const StatusFacts& facts) {
     state_text = "unknown: no status.json (a shardforge older than status.json made it)";
 
   json error = nullptr;
-  if (state == "failed") error = {{"rank", error_rank(status)}, {"message", text_of(status, "message")}};
+  if (state == "failed")
+    error = {{"rank", error_rank(status)}, {"message", text_of(status, "message")}};
 
   json progress = json::array();
-  if (state != "done" && state != "unknown" && !stage.empty()) progress = stage_progress(facts, stage);
+  if (state != "done" && state != "unknown" && !stage.empty())
+    progress = stage_progress(facts, stage);
 
   return {{"run_dir", facts.dir},
           {"command", command},
@@ -231,7 +235,8 @@ std::string format_status(const nlohmann::json& report) {
   if (report["error"].is_object()) {
     const json& error = report["error"];
     out << "last error     "
-        << (error["rank"].is_null() ? "" : "rank " + std::to_string(error["rank"].get<int>()) + ": ")
+        << (error["rank"].is_null() ? ""
+                                    : "rank " + std::to_string(error["rank"].get<int>()) + ": ")
         << text(error, "message") << "\n";
   } else if (text(report, "state") == "stopped" && !text(report, "message").empty()) {
     out << "message        " << text(report, "message") << "\n";
@@ -262,12 +267,14 @@ std::string format_status(const nlohmann::json& report) {
   if (!report["progress"].empty())
     out << "progress of '" << text(report, "stage") << "' (per rank, last record):\n";
   for (const json& p : report["progress"]) {
-    std::snprintf(line, sizeof(line), "  rank %-4d %s: %lld/%lld (%.1f%%), %.0f/s", p["rank"].get<int>(),
-                  text(p, "step").c_str(), static_cast<long long>(p["done"].get<int64_t>()),
+    std::snprintf(line, sizeof(line), "  rank %-4d %s: %lld/%lld (%.1f%%), %.0f/s",
+                  p["rank"].get<int>(), text(p, "step").c_str(),
+                  static_cast<long long>(p["done"].get<int64_t>()),
                   static_cast<long long>(p["total"].get<int64_t>()), p["percent"].get<double>(),
                   p["rate"].get<double>());
     out << line;
-    if (p["eta_seconds"].is_number()) out << ", ETA " << duration_text(p["eta_seconds"].get<double>());
+    if (p["eta_seconds"].is_number())
+      out << ", ETA " << duration_text(p["eta_seconds"].get<double>());
     out << " (" << duration_text(p["age_seconds"].get<double>()) << " ago)\n";
   }
   return out.str();
@@ -343,7 +350,8 @@ std::string slurm_state(const std::string& job_id) {
   if (job_id.empty() || job_id.find_first_not_of("0123456789_.") != std::string::npos) return "";
   std::string state;
   if (on_path("squeue")) state = first_line("squeue -h -j " + job_id + " -o %T");
-  if (state.empty() && on_path("sacct")) state = first_line("sacct -n -X -j " + job_id + " -o State");
+  if (state.empty() && on_path("sacct"))
+    state = first_line("sacct -n -X -j " + job_id + " -o State");
   return state;
 }
 
@@ -377,8 +385,8 @@ int status_job(const StatusOptions& options) {
     throw runtime::ConfigError(
         dir + ": not a run directory (no status.json, run.json or .shardforge/manifest.json)");
   facts.manifest_command = text_of(manifest, "command");
-  const std::string command = facts.status.is_object() ? text_of(facts.status, "command")
-                                                       : facts.manifest_command;
+  const std::string command =
+      facts.status.is_object() ? text_of(facts.status, "command") : facts.manifest_command;
   std::unique_ptr<runtime::Config> config;
   if (fs::exists(dir + "/config.yaml", ec)) {
     try {

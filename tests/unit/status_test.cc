@@ -15,11 +15,19 @@ using nlohmann::json;
 StatusFacts build_facts(const std::string& state, const std::string& stage) {
   StatusFacts facts;
   facts.dir = "runs/x";
-  facts.status = {{"format_version", 1}, {"command", "build"},   {"stage", stage},
-                  {"state", state},      {"message", ""},        {"error_rank", -1},
-                  {"ranks", 2},          {"pid", 123},           {"host", "node1"},
-                  {"slurm_job_id", "77"}, {"started", "2026-12-05T01:00:00Z"},
-                  {"stage_started", "2026-12-05T01:00:10Z"}, {"updated", "2026-12-05T01:00:10Z"}};
+  facts.status = {{"format_version", 1},
+                  {"command", "build"},
+                  {"stage", stage},
+                  {"state", state},
+                  {"message", ""},
+                  {"error_rank", -1},
+                  {"ranks", 2},
+                  {"pid", 123},
+                  {"host", "node1"},
+                  {"slurm_job_id", "77"},
+                  {"started", "2026-12-05T01:00:00Z"},
+                  {"stage_started", "2026-12-05T01:00:10Z"},
+                  {"updated", "2026-12-05T01:00:10Z"}};
   facts.stages = command_stage_names("build", nullptr);
   facts.process = RunProcess::kAlive;
   facts.now = parse_utc_text("2026-12-05T01:00:30Z");
@@ -40,8 +48,9 @@ TEST(StatusStages, EachCommandsStagesInOrderRunsFollowItsSwitches) {
   runtime::Config config;
   config.run.semdedup = false;
   config.run.index = false;
-  EXPECT_EQ(command_stage_names("run", &config),
-            (std::vector<std::string>{"read+sketch", "exact", "near", "verdicts", "embed", "outputs"}));
+  EXPECT_EQ(
+      command_stage_names("run", &config),
+      (std::vector<std::string>{"read+sketch", "exact", "near", "verdicts", "embed", "outputs"}));
   config.run.index = true;
   config.run.eval = true;
   const auto names = command_stage_names("run", &config);
@@ -57,10 +66,11 @@ TEST(StatusTime, ParsesTheUtcTextOfStatusJson) {
 
 TEST(StatusReport, DoneListsEveryStageWithItsFiguresPerRank) {
   StatusFacts facts = build_facts("done", "merge");
-  facts.run = {{"commands",
-                {{"build",
-                  {{"stages",
-                    {{{"name", "train"}, {"seconds", {1.5, 1.6}}, {"peak_rss_mib", {10, 11}}}}}}}}}};
+  facts.run = {
+      {"commands",
+       {{"build",
+         {{"stages",
+           {{{"name", "train"}, {"seconds", {1.5, 1.6}}, {"peak_rss_mib", {10, 11}}}}}}}}}};
   facts.markers["merge"] = "verified (sizes)";
   const json r = status_report(facts);
   EXPECT_EQ(r["state"], "done");
@@ -80,23 +90,53 @@ TEST(StatusReport, RunningShowsTheStageAndTheRanksProgressWithAnEta) {
   StatusFacts facts = build_facts("running", "add");
   const double t0 = static_cast<double>(parse_utc_text("2026-12-05T01:00:20Z"));
   facts.progress = {
-      {{"rank", 1}, {"stage", "add"}, {"step", "build: add"}, {"done", 60}, {"total", 100},
-       {"first_done", 10}, {"step_started", t0}, {"updated", t0 + 5}},
-      {{"rank", 0}, {"seq", 7}, {"stage", "add"}, {"step", "build: add"}, {"done", 50},
-       {"total", 100}, {"first_done", 0}, {"step_started", t0}, {"updated", t0 + 10}},
+      {{"rank", 1},
+       {"stage", "add"},
+       {"step", "build: add"},
+       {"done", 60},
+       {"total", 100},
+       {"first_done", 10},
+       {"step_started", t0},
+       {"updated", t0 + 5}},
+      {{"rank", 0},
+       {"seq", 7},
+       {"stage", "add"},
+       {"step", "build: add"},
+       {"done", 50},
+       {"total", 100},
+       {"first_done", 0},
+       {"step_started", t0},
+       {"updated", t0 + 10}},
       // Rank 0's other slot: an older record (lower seq), and a slot read while being written.
-      {{"rank", 0}, {"seq", 6}, {"stage", "add"}, {"step", "build: add"}, {"done", 45},
-       {"total", 100}, {"first_done", 0}, {"step_started", t0}, {"updated", t0 + 9}},
+      {{"rank", 0},
+       {"seq", 6},
+       {"stage", "add"},
+       {"step", "build: add"},
+       {"done", 45},
+       {"total", 100},
+       {"first_done", 0},
+       {"step_started", t0},
+       {"updated", t0 + 9}},
       nullptr,
       // An earlier run's record of the same stage, and one of another stage: left out.
-      {{"rank", 2}, {"stage", "add"}, {"step", "build: add"}, {"done", 1}, {"total", 100},
-       {"step_started", t0 - 100}, {"updated", t0 - 90}},
-      {{"rank", 3}, {"stage", "train"}, {"step", "train: k-means"}, {"done", 1}, {"total", 10},
-       {"step_started", t0}, {"updated", t0 + 1}}};
+      {{"rank", 2},
+       {"stage", "add"},
+       {"step", "build: add"},
+       {"done", 1},
+       {"total", 100},
+       {"step_started", t0 - 100},
+       {"updated", t0 - 90}},
+      {{"rank", 3},
+       {"stage", "train"},
+       {"step", "train: k-means"},
+       {"done", 1},
+       {"total", 10},
+       {"step_started", t0},
+       {"updated", t0 + 1}}};
   const json r = status_report(facts);
   EXPECT_EQ(r["state"], "running");
-  EXPECT_EQ(stage_states(r), (std::vector<std::string>{"done", "done", "done", "running",
-                                                       "not started"}));
+  EXPECT_EQ(stage_states(r),
+            (std::vector<std::string>{"done", "done", "done", "running", "not started"}));
   ASSERT_EQ(r["progress"].size(), 2u);
   EXPECT_EQ(r["progress"][0]["rank"], 0);
   EXPECT_DOUBLE_EQ(r["progress"][0]["rate"].get<double>(), 5.0);
@@ -134,8 +174,8 @@ TEST(StatusReport, StoppedAndFailedNameTheStageAndTheErrorsRank) {
   EXPECT_NE(format_status(r).find("  add           stopped, 3 marker(s) in checkpoints/add/\n"),
             std::string::npos)
       << format_status(r);
-  EXPECT_EQ(stage_states(r), (std::vector<std::string>{"done", "done", "done", "stopped",
-                                                       "not started"}));
+  EXPECT_EQ(stage_states(r),
+            (std::vector<std::string>{"done", "done", "done", "stopped", "not started"}));
   EXPECT_TRUE(r["error"].is_null());
   facts = build_facts("failed", "train");
   facts.status["message"] = "train failed on rank 1: part2.fvecs: row 100: NaN";
@@ -160,8 +200,8 @@ TEST(StatusReport, NoStatusJsonTakesTheManifestsCommandAndTheMarkers) {
   const json r = status_report(facts);
   EXPECT_EQ(r["state"], "unknown");
   EXPECT_EQ(r["command"], "build");
-  EXPECT_EQ(stage_states(r), (std::vector<std::string>{"unknown", "done", "unknown", "unknown",
-                                                       "unknown"}));
+  EXPECT_EQ(stage_states(r),
+            (std::vector<std::string>{"unknown", "done", "unknown", "unknown", "unknown"}));
 }
 
 TEST(StatusReport, AStageTheListLacksIsShownAfterIt) {
