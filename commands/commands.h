@@ -23,4 +23,14 @@ constexpr int kSearchFormatVersion = 1;
 // Prints what the run directory holds: index shape and list balance, stage times, recall.
 int info_job(cluster::Comm& comm, const runtime::Config& config);
 
+// `shardforge status RUN_DIR_OR_CONFIG [--json]` (commands/status.h).
+struct StatusOptions {
+  std::string path;   // a run directory, or a config (its output.dir)
+  bool json = false;  // one JSON object instead of text
+};
+// Not collective, no MPI, read-only: prints the command that ran in the run directory, its
+// state and its stages, the ranks' progress, the Slurm job's state and the last error. Returns
+// 0. Throws runtime::ConfigError when the path is not a run directory or a readable config.
+int status_job(const StatusOptions& options);
+
 }  // namespace sf::commands

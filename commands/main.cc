@@ -85,6 +85,8 @@ CLI::App* add_query_command(CLI::App& app, sf::commands::QueryOptions& options) 
   sub->add_option("--chars", options.snippet_chars, "characters of each neighbour's text")
       ->check(kPositive)
       ->capture_default_str();
+  sub->add_flag("--json", options.json,
+                "one JSON object per hit per line: rank, score, index_id, id, file, line, text");
   return sub;
 }
 
@@ -95,9 +97,34 @@ int run_query(const sf::commands::QueryOptions& options) {
   } catch (const sf::runtime::ConfigError& e) {
     spdlog::error("config: {}", e.what());
     return 2;
+  } catch (const std::invalid_argument& e) {  // the query text itself
+    spdlog::error("query: {}", e.what());
+    return 2;
   } catch (const std::exception& e) {
     spdlog::error("query: {}", e.what());
     return 1;
+  }
+}
+
+// `shardforge status RUN_DIR_OR_CONFIG`: one process, no MPI, read-only (commands/status.h).
+CLI::App* add_status_command(CLI::App& app, sf::commands::StatusOptions& options) {
+  CLI::App* sub = app.add_subcommand(
+      "status", "where the run in a run directory is: state, stages, progress, Slurm job, last error");
+  sub->add_option("path", options.path, "a run directory (output.dir), or its config")->required();
+  sub->add_flag("--json", options.json, "print one JSON object");
+  return sub;
+}
+
+int run_status(const sf::commands::StatusOptions& options) {
+  sf::runtime::setup_logging(0, 1, false);
+  try {
+    return sf::commands::status_job(options);
+  } catch (const sf::runtime::ConfigError& e) {
+    spdlog::error("status: {}", e.what());
+    return sf::runtime::kExitConfig;
+  } catch (const std::exception& e) {
+    spdlog::error("status: {}", e.what());
+    return sf::runtime::kExitFailed;
   }
 }
 
@@ -285,6 +312,8 @@ int main(int argc, char** argv) {
   CLI::App* submit_cmd = add_submit_command(app, config_path, overrides, submit);
   sf::commands::QueryOptions query;
   CLI::App* query_cmd = add_query_command(app, query);
+  sf::commands::StatusOptions status;
+  CLI::App* status_cmd = add_status_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -296,6 +325,7 @@ int main(int argc, char** argv) {
   }
   if (submit_cmd->parsed()) return run_submit(config_path, overrides, submit);
   if (query_cmd->parsed()) return run_query(query);
+  if (status_cmd->parsed()) return run_status(status);
 
   sf::cluster::MpiSession mpi(&argc, &argv);
   sf::cluster::Comm& comm = mpi.world();
@@ -343,12 +373,12 @@ int main(int argc, char** argv) {
   } catch (const sf::cluster::PhaseError& e) {
     // All ranks agreed on this error; rank 0 reports it once.
     if (comm.rank() == 0) spdlog::error("{}", e.what());
-    pl::finish_run_status("failed", e.what());
+    pl::finish_run_status("failed", e.what(), e.failed_rank());
     return pl::kExitFailed;
   } catch (const std::exception& e) {
     // Not agreed: other ranks may be waiting in a collective. Stop them all.
     spdlog::error("{}: in stage '{}': {}", command->name, pl::current_stage(), e.what());
-    pl::finish_run_status("failed", e.what());
+    pl::finish_run_status("failed", e.what(), comm.rank());
     lease = {};  // the abort ends this process without destructors
     if (comm.size() > 1) comm.abort(pl::kExitFailed);
     return pl::kExitFailed;

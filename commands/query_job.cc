@@ -50,6 +50,9 @@ std::string snippet(std::string_view text, int chars) {
 
 int query_job(const QueryOptions& options) {
   const std::string& dir = options.run_dir;
+  // An empty query embeds to the zero vector: every hit would be at cosine 0.
+  if (options.text.find_first_not_of(" \t\r\n\f\v") == std::string::npos)
+    throw std::invalid_argument("the query text is empty: give the words to search for");
   const runtime::Config config = runtime::load_config(dir + "/config.yaml");
   // What the run published, checked against its markers before use: a damaged index or
   // ids.jsonl would give wrong neighbours with exit 0. XXH3 at disk speed: Fashion-MNIST's
@@ -141,13 +144,22 @@ int query_job(const QueryOptions& options) {
 
   // Inner product of unit vectors is the cosine; L2 reports the squared distance.
   const char* measure = config.index.metric == "ip" ? "cosine" : "distance";
-  std::printf("query: %s\n", snippet(options.text, options.snippet_chars).c_str());
+  if (!options.json) std::printf("query: %s\n", snippet(options.text, options.snippet_chars).c_str());
   for (int i = 0; i < k; ++i) {
     if (labels[i] < 0) continue;
     const nlohmann::json& entry = wanted.at(labels[i]);
     if (!entry.is_object()) throw std::runtime_error(dir + "/ids.jsonl: no entry for index id " + std::to_string(labels[i]));
     const std::string file = entry.at("file").get<std::string>();
     const int64_t line = entry.at("line").get<int64_t>();
+    if (options.json) {
+      const nlohmann::json hit = {{"rank", i + 1},         {"score", dist[i]},
+                                  {"index_id", labels[i]}, {"id", entry.at("id")},
+                                  {"file", file},          {"line", line},
+                                  {"text", texts[file][line]}};
+      // Replace, not throw, on text that is not valid UTF-8 (a snippet cut by the reader).
+      std::printf("%s\n", hit.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      continue;
+    }
     std::printf("%2d. %s %.4f  id %s  %s:%lld\n    %s\n", i + 1, measure, dist[i],
                 entry.at("id").dump().c_str(), file.c_str(), static_cast<long long>(line),
                 texts[file][line].c_str());

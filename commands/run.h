@@ -56,12 +56,16 @@ struct QueryOptions {
   int k = 5;
   int nprobe = 8;
   int snippet_chars = 100;  // characters of each neighbour's text printed
+  // One JSON object per hit per line: {"rank", "score", "index_id", "id", "file", "line",
+  // "text"}, nothing else on stdout.
+  bool json = false;
 };
 
 // `shardforge query`: one process, no MPI. Loads <run_dir>/config.yaml, embedder.json,
 // index.faiss and ids.jsonl; normalises and embeds `text` as the run did; prints the k nearest
 // documents (rank, distance, id, file:line, the start of their text read back from the input
-// file). Returns 0. Throws std::runtime_error naming a missing or bad run-directory file.
+// file). Returns 0. Throws std::invalid_argument when `text` is empty or only whitespace,
+// std::runtime_error naming a missing or bad run-directory file.
 int query_job(const QueryOptions& options);
 
 }  // namespace sf::commands

@@ -87,12 +87,14 @@ void warn_if_oversubscribed(int threads, int rank) {
 constexpr int64_t kEveryUnitMax = 100;
 
 stages::ProgressFn make_progress_logger(int rank) {
-  if (rank != 0) return {};
+  // Every rank records its progress for `shardforge status` (runtime/stop.h); rank 0 logs.
+  if (rank != 0) return record_progress;
   struct StepState {
     std::chrono::steady_clock::time_point start, last;
   };
   auto states = std::make_shared<std::map<std::string, StepState>>();
   return [states](const std::string& step, int64_t done, int64_t total) {
+    record_progress(step, done, total);
     const auto now = std::chrono::steady_clock::now();
     auto [it, fresh] = states->try_emplace(step, StepState{now, now});
     // A step of few units (k-means iterations: each a pass over the sample) logs every unit;

@@ -28,7 +28,8 @@ int usable_cpus();
 void warn_if_oversubscribed(int threads, int rank);
 
 // A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA; a step of
-// at most 100 units (k-means iterations) logs every unit.
+// at most 100 units (k-means iterations) logs every unit. On every rank it also records the
+// progress for `shardforge status` (runtime/stop.h, record_progress).
 stages::ProgressFn make_progress_logger(int rank);
 
 // This process's resident set size now and its peak since the last reset, in MiB (Linux).

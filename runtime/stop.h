@@ -5,6 +5,7 @@
 // ended, so a killed run (SIGKILL, a lost node) can still be told apart from a finished one.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -41,15 +42,31 @@ void run_step(cluster::Comm& comm, const std::string& phase,
 
 // Where a run is: rank 0 records it in <dir>/status.json (atomic):
 // {"format_version": 1, "command", "stage", "state": "running"|"done"|"failed"|"stopped",
-//  "message", "ranks", "pid", "updated"}; every rank remembers the stage for the signal line.
+//  "message", "error_rank" (the failed rank, -1 when none), "ranks", "pid", "pid_start_ticks",
+//  "host", "slurm_job_id" ("" outside Slurm), "started" (the run), "stage_started", "updated"};
+// every rank remembers the stage for the signal line. `shardforge status` reads it.
 // Process-wide, like the signal flag. Local; never throws (nothing is written while `dir`
 // does not exist; a disk that cannot take it is reported by the stage's own error). Only
 // commands that write into the run directory call it: `info` leaves status.json as it is.
 void start_run_status(const std::string& dir, const std::string& command, int rank, int size);
 // State "running" in `stage`. StageLog::begin (runtime/run_dir.h) calls it.
 void enter_stage(const std::string& stage);
-void finish_run_status(const std::string& state, const std::string& message = "");
+// `error_rank`: the rank whose error ended the run (PhaseError::failed_rank), -1 when none.
+void finish_run_status(const std::string& state, const std::string& message = "",
+                       int error_rank = -1);
 std::string current_stage();
+
+// Every rank, from the progress logger (runtime/run_dir.h): records this rank's progress in
+// `step` of the current stage, at the first report of a step and then at most once a second,
+// in progress_path(dir, rank, slot), the two slots in turn (truncate + one write, no fsync,
+// no rename): {"format_version": 1, "rank", "seq" (1, 2, ...), "pid", "stage", "step",
+// "done", "total", "step_started", "first_done" (done at step_started), "updated"} (times:
+// Unix seconds). A reader takes the slot with the higher seq that parses. Local;
+// thread-safe; never throws; nothing before start_run_status() or while <dir>/.shardforge
+// does not exist.
+void record_progress(const std::string& step, int64_t done, int64_t total);
+// <dir>/.shardforge/progress/rank-R-S.json, slot S 0 or 1.
+std::string progress_path(const std::string& dir, int rank, int slot);
 
 // One line describing the status.json an earlier run left in `dir`, e.g. "the previous build
 // (2 rank(s), <time>) did not finish: it was in stage 'add' when it ended (killed, or a node

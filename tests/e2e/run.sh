@@ -130,6 +130,30 @@ query_fails 2 "$WORK/nowhere" "text"  # no config.yaml: the config file cannot b
 grep -q "nowhere/config.yaml" "$WORK/q.out" || { show "$WORK/q.out"; fail "message should name the file"; }
 ok
 
+check "query --json: one JSON object per hit per line; an empty query text is an error (exit 2)"
+"$SF" query "$WORK/run2" "$text" -k 3 --nprobe 4 --json >"$WORK/qj.out" 2>"$WORK/qj.err" ||
+  { show "$WORK/qj.err"; fail "query --json exited non-zero"; }
+"$PY" - "$WORK/qj.out" "$id" "$WORK/corpus/a.jsonl" "$WORK/run2/ids.jsonl" "$text" <<'PYEOF' || { show "$WORK/qj.out"; fail "query --json"; }
+import json, sys
+out, want, path, ids_path, text = sys.argv[1:]
+hits = [json.loads(line) for line in open(out)]
+ids = [json.loads(line) for line in open(ids_path)]
+assert [h["rank"] for h in hits] == [1, 2, 3], hits
+for h in hits:
+    assert set(h) == {"rank", "score", "index_id", "id", "file", "line", "text"}, h
+    e = ids[h["index_id"]]
+    assert (e["id"], e["file"], e["line"]) == (h["id"], h["file"], h["line"]), (h, e)
+top = hits[0]
+assert top["id"] == want and top["file"] == path and abs(top["score"] - 1) < 1e-4, top
+assert text.startswith(top["text"].removesuffix("...")), top
+print(f"{len(hits)} hits, top {top['id']} at {top['score']:.4f}")
+PYEOF
+query_fails 2 "$WORK/run2" ""
+grep -q "the query text is empty" "$WORK/q.out" || { show "$WORK/q.out"; fail "an empty query needs its message"; }
+query_fails 2 "$WORK/run2" $' \t\n ' --json
+grep -q "the query text is empty" "$WORK/q.out" || { show "$WORK/q.out"; fail "a blank query needs its message"; }
+ok
+
 check "stage switches"
 run_config "$WORK/s1.yaml" "$WORK/nosem" "run: {semdedup: false}" "${inputs[@]}"
 run_ok 2 "$WORK/nosem.log" run "$WORK/s1.yaml" "${COMMON[@]}"
