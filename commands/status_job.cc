@@ -15,6 +15,7 @@
 
 #include "commands/commands.h"
 #include "commands/status.h"
+#include "runtime/run_dir.h"
 #include "runtime/config.h"
 #include "runtime/run_lock.h"
 #include "runtime/stop.h"
@@ -54,19 +55,6 @@ using nlohmann::json;
 
 std::string text_of(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
-}
-
-// "1.2s", "3m04s", "2h05m".
-std::string duration_text(double s) {
-  char buf[32];
-  if (s < 60)
-    std::snprintf(buf, sizeof(buf), "%.1fs", s);
-  else if (s < 3600)
-    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  else
-    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600,
-                  (static_cast<int>(s) % 3600) / 60);
-  return buf;
 }
 
 // The rank a status.json names for its error: error_rank, else "failed on rank N" in the message.
@@ -274,8 +262,8 @@ std::string format_status(const nlohmann::json& report) {
                   p["rate"].get<double>());
     out << line;
     if (p["eta_seconds"].is_number())
-      out << ", ETA " << duration_text(p["eta_seconds"].get<double>());
-    out << " (" << duration_text(p["age_seconds"].get<double>()) << " ago)\n";
+      out << ", ETA " << runtime::format_seconds(p["eta_seconds"].get<double>());
+    out << " (" << runtime::format_seconds(p["age_seconds"].get<double>()) << " ago)\n";
   }
   return out.str();
 }

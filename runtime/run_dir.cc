@@ -33,6 +33,9 @@ double status_field_mib(const char* field) {
   return 0;
 }
 
+
+}  // namespace
+
 std::string format_seconds(double s) {
   char buf[32];
   if (s < 60)
@@ -44,8 +47,6 @@ std::string format_seconds(double s) {
                   (static_cast<int>(s) % 3600) / 60);
   return buf;
 }
-
-}  // namespace
 
 void setup_logging(int rank, int size, bool verbose) {
   auto logger = spdlog::stderr_color_mt("shardforge");

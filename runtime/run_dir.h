@@ -32,6 +32,9 @@ void warn_if_oversubscribed(int threads, int rank);
 // progress for `shardforge status` (runtime/stop.h, record_progress).
 stages::ProgressFn make_progress_logger(int rank);
 
+// "1.2s", "3m04s", "2h05m": a duration for the log.
+std::string format_seconds(double seconds);
+
 // This process's resident set size now and its peak since the last reset, in MiB (Linux).
 double current_rss_mib();
 double peak_rss_mib();
