@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "io/atomic_file.h"
 #include "io/text_output.h"
@@ -112,52 +111,28 @@ void PublishKeptStage::run(cluster::Comm& comm, const runtime::StageContext& con
   const std::string kept_dir = dir + "/kept", kept_tmp = dir + "/kept.tmp",
                     dup_tmp = dir + "/duplicates.tmp", pairs_tmp = dir + "/pairs.tmp";
   // Publish: duplicates.jsonl, then kept/, then dedup.json (the mark of a complete run).
-  nlohmann::json stages_json = nlohmann::json::array();
+  const nlohmann::json stages_json = runtime::gather_stage_log(comm, log_);
+  // Each rank's sketch figures (seconds and text bytes of read+sketch's two steps).
   nlohmann::json sketch_json = {{"normalise_seconds", nlohmann::json::array()},
                                 {"signature_seconds", nlohmann::json::array()},
                                 {"text_bytes", nlohmann::json::array()},
                                 {"signature_text_bytes", nlohmann::json::array()}};
   {
-    nlohmann::json mine = nlohmann::json::array();
-    for (const auto& e : log_.entries())
-      mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
-    const nlohmann::json sketch = {flow_.corpus.normalise_seconds, flow_.corpus.signature_seconds,
-                                   flow_.corpus.text_bytes, flow_.corpus.signature_text_bytes};
-    const std::string text = nlohmann::json{{"stages", mine}, {"sketch", sketch}}.dump();
-    const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
-    for (const auto& part : parts) {
-      const auto both = nlohmann::json::parse(std::string(part.begin(), part.end()));
-      const auto& per_rank = both["stages"];
-      sketch_json["normalise_seconds"].push_back(both["sketch"][0]);
-      sketch_json["signature_seconds"].push_back(both["sketch"][1]);
-      sketch_json["text_bytes"].push_back(both["sketch"][2]);
-      sketch_json["signature_text_bytes"].push_back(both["sketch"][3]);
-      for (size_t i = 0; i < per_rank.size(); ++i) {
-        if (stages_json.size() <= i)
-          stages_json.push_back({{"name", per_rank[i]["name"]},
-                                 {"seconds", nlohmann::json::array()},
-                                 {"peak_rss_mib", nlohmann::json::array()}});
-        stages_json[i]["seconds"].push_back(per_rank[i]["seconds"]);
-        stages_json[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
-      }
+    const std::string text =
+        nlohmann::json{flow_.corpus.normalise_seconds, flow_.corpus.signature_seconds,
+                       flow_.corpus.text_bytes, flow_.corpus.signature_text_bytes}
+            .dump();
+    for (const auto& part : comm.gather(cluster::Bytes(text.begin(), text.end()), 0)) {
+      const auto sketch = nlohmann::json::parse(std::string(part.begin(), part.end()));
+      sketch_json["normalise_seconds"].push_back(sketch[0]);
+      sketch_json["signature_seconds"].push_back(sketch[1]);
+      sketch_json["text_bytes"].push_back(sketch[2]);
+      sketch_json["signature_text_bytes"].push_back(sketch[3]);
     }
   }
   cluster::run_local_phase(comm, "publish", [&] {
     if (comm.rank() != 0) return;
-    io::publish_file(dir + "/duplicates.jsonl", [&](const std::string& tmp) {
-      io::FileWriter out(tmp);
-      std::vector<char> buf(1 << 20);
-      for (int r = 0; r < comm.size(); ++r) {
-        std::ifstream in(dup_tmp + "/" + io::part_name(r, io::TextFormat::kJsonl), std::ios::binary);
-        if (!in)
-          throw std::runtime_error("duplicates part of rank " + std::to_string(r) + " is missing");
-        while (in) {
-          in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-          out.write(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
-        }
-      }
-      out.close();
-    });
+    io::concat_parts(dup_tmp, comm.size(), dir + "/duplicates.jsonl");
     runtime::remove_owned(dir, "duplicates.tmp");
     if (config.dedup.write_pairs) io::concat_parts(pairs_tmp, comm.size(), dir + "/pairs.jsonl");
     // Part by part: files of the user's own in kept/ stay (prepare_run_dir removed ours).

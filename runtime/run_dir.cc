@@ -154,22 +154,10 @@ void StageLog::end() {
 
 namespace {
 
-// Rank 0's part of write_run_json: merges the ranks' stage logs into <dir>/run.json.
+// Rank 0's part of write_run_json: records `stages` (gather_stage_log's) in <dir>/run.json.
 void write_run_json_file(int ranks, const std::string& dir, const std::string& command,
-                         int threads, const std::vector<cluster::Bytes>& parts,
+                         int threads, const nlohmann::json& stages,
                          const nlohmann::json& summary) {
-  nlohmann::json stages = nlohmann::json::array();
-  for (size_t r = 0; r < parts.size(); ++r) {
-    const auto per_rank = nlohmann::json::parse(std::string(parts[r].begin(), parts[r].end()));
-    for (size_t i = 0; i < per_rank.size(); ++i) {
-      if (stages.size() <= i)
-        stages.push_back({{"name", per_rank[i]["name"]},
-                          {"seconds", nlohmann::json::array()},
-                          {"peak_rss_mib", nlohmann::json::array()}});
-      stages[i]["seconds"].push_back(per_rank[i]["seconds"]);
-      stages[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
-    }
-  }
   nlohmann::json entry = {{"ranks", ranks},
                           {"threads_per_rank", threads},
                           {"stages", stages},
@@ -190,16 +178,34 @@ void write_run_json_file(int ranks, const std::string& dir, const std::string& c
 
 }  // namespace
 
-void write_run_json(cluster::Comm& comm, const std::string& dir, const std::string& command,
-                    int threads, const StageLog& log, const nlohmann::json& summary) {
+nlohmann::json gather_stage_log(cluster::Comm& comm, const StageLog& log) {
   nlohmann::json mine = nlohmann::json::array();
   for (const auto& e : log.entries())
     mine.push_back({{"name", e.stage}, {"seconds", e.seconds}, {"peak_rss_mib", e.peak_rss_mib}});
   const std::string text = mine.dump();
   const auto parts = comm.gather(cluster::Bytes(text.begin(), text.end()), 0);
+  if (comm.rank() != 0) return nullptr;
+  nlohmann::json stages = nlohmann::json::array();
+  for (const auto& part : parts) {
+    const auto per_rank = nlohmann::json::parse(std::string(part.begin(), part.end()));
+    for (size_t i = 0; i < per_rank.size(); ++i) {
+      if (stages.size() <= i)
+        stages.push_back({{"name", per_rank[i]["name"]},
+                          {"seconds", nlohmann::json::array()},
+                          {"peak_rss_mib", nlohmann::json::array()}});
+      stages[i]["seconds"].push_back(per_rank[i]["seconds"]);
+      stages[i]["peak_rss_mib"].push_back(per_rank[i]["peak_rss_mib"]);
+    }
+  }
+  return stages;
+}
+
+void write_run_json(cluster::Comm& comm, const std::string& dir, const std::string& command,
+                    int threads, const StageLog& log, const nlohmann::json& summary) {
+  const nlohmann::json stages = gather_stage_log(comm, log);
   // Rank 0 writes; all ranks agree on how that went, so none exits 0 while it fails.
   cluster::run_local_phase(comm, "write run.json", [&] {
-    if (comm.rank() == 0) write_run_json_file(comm.size(), dir, command, threads, parts, summary);
+    if (comm.rank() == 0) write_run_json_file(comm.size(), dir, command, threads, stages, summary);
   });
 }
 

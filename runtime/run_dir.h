@@ -59,6 +59,10 @@ class StageLog {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Collective: every rank's StageLog on rank 0, as [{"name", "seconds": [per rank],
+// "peak_rss_mib": [per rank]}] in the order of the stages; null on the other ranks.
+nlohmann::json gather_stage_log(cluster::Comm& comm, const StageLog& log);
+
 // Collective: gathers every rank's StageLog on rank 0, which records it in <dir>/run.json
 // (atomic), keeping other commands' entries:
 // {"format_version": 1, "version", "commands": {"<command>": {"ranks", "threads_per_rank",
