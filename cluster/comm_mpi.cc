@@ -17,13 +17,15 @@ namespace {
 // MPI counts are int: large buffers move in pieces of at most this many elements.
 constexpr size_t kMaxPiece = size_t{1} << 30;
 
+std::string mpi_error(int rc) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  return std::string(text, static_cast<size_t>(len));
+}
+
 void check(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) {
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, text, &len);
-    throw std::runtime_error(std::string(what) + ": " + std::string(text, len));
-  }
+  if (rc != MPI_SUCCESS) throw std::runtime_error(std::string(what) + ": " + mpi_error(rc));
 }
 
 template <class T>
@@ -34,12 +36,6 @@ void allreduce_pieces(T* data, size_t n, MPI_Datatype type, MPI_Op op, MPI_Comm 
   }
 }
 
-std::string mpi_error(int rc) {
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  return std::string(text, static_cast<size_t>(len));
-}
 
 // MPI-IO: every rank writes its chunks through a file view (an hindexed type of the round's
 // pieces) with one collective MPI_File_write_all per round, so MPI-IO can aggregate the
