@@ -349,12 +349,8 @@ std::string slurm_state(const std::string& job_id) {
 RunProcess run_process(const json& status) {
   const std::string host = text_of(status, "host");
   if (!host.empty() && host != runtime::host_name()) return RunProcess::kElsewhere;
-  const long pid = status.value("pid", 0L);
-  if (pid <= 0) return RunProcess::kGone;
-  const long long ticks = runtime::process_start_ticks(pid);
-  if (ticks < 0) return RunProcess::kGone;
-  const long long recorded = status.value("pid_start_ticks", -1LL);
-  return recorded >= 0 && recorded != ticks ? RunProcess::kGone : RunProcess::kAlive;
+  if (status.value("pid", 0L) <= 0) return RunProcess::kGone;
+  return runtime::local_process_gone(status).empty() ? RunProcess::kAlive : RunProcess::kGone;
 }
 
 }  // namespace
