@@ -130,12 +130,13 @@ int run_status(const sf::commands::StatusOptions& options) {
   }
 }
 
-// `shardforge report RUN_DIR`: one process, no MPI; writes only the page (commands/report.h).
+// `shardforge report RUN_DIR_OR_CONFIG`: one process, no MPI; writes only the page (commands/report.h).
 CLI::App* add_report_command(CLI::App& app, sf::commands::ReportOptions& options) {
   CLI::App* sub = app.add_subcommand(
       "report", "write RUN_DIR/report.html: plots and tables of the run's stages, memory, lists, "
                 "recall, shards and duplicates; one file that opens offline");
-  sub->add_option("run_dir", options.run_dir, "a run directory (output.dir)")->required();
+  sub->add_option("path", options.run_dir, "a run directory (output.dir), or its config")
+      ->required();
   sub->add_option("--output", options.output, "write the page here instead of RUN_DIR/report.html");
   return sub;
 }

@@ -1,5 +1,5 @@
-// `shardforge report RUN_DIR [--output FILE]`: one self-contained HTML page of plots and tables
-// of what a run directory holds (run.json, eval.json, search.json, plan.json, dedup.json,
+// `shardforge report RUN_DIR_OR_CONFIG [--output FILE]`: one self-contained HTML page of plots and
+// tables of what a run directory holds (run.json, eval.json, search.json, plan.json, dedup.json,
 // duplicates.jsonl, index.faiss's list sizes). One process, no MPI; it writes only the page.
 // The parts below are plain functions of what was read, so that tests give them contents.
 #pragma once
@@ -18,13 +18,13 @@ namespace sf::commands {
 constexpr const char* kChartJsPath = "/usr/share/javascript/chart.js/chart.min.js";
 
 struct ReportOptions {
-  std::string run_dir;
-  std::string output;  // "" = <run_dir>/report.html
+  std::string run_dir;  // a run directory, or a config (its output.dir)
+  std::string output;   // "" = <run_dir>/report.html
 };
 // Not collective, no MPI: writes the page (atomically) and prints its path. Returns 0. Throws
-// runtime::ConfigError (exit 2) when run_dir is not a run directory or the default output is a
-// file shardforge did not write; std::runtime_error when Chart.js is missing (naming the
-// package) or the page cannot be written.
+// runtime::ConfigError (exit 2) when run_dir is not a run directory or a readable config, or the
+// default output is a file shardforge did not write; std::runtime_error when Chart.js is missing
+// (naming the package) or the page cannot be written.
 int report_job(const ReportOptions& options);
 
 // What duplicates.jsonl says, summed: removed documents per reason, clusters by size

@@ -300,8 +300,12 @@ std::string report_html(const json& data, const std::string& chart_js) {
 
 int report_job(const ReportOptions& options) {
   std::error_code ec;
-  const std::string& dir = options.run_dir;
-  if (!fs::is_directory(dir, ec)) throw runtime::ConfigError(dir + ": no such run directory");
+  std::string dir = options.run_dir;
+  if (!fs::is_directory(dir, ec)) {
+    if (!fs::is_regular_file(dir, ec))
+      throw runtime::ConfigError(dir + ": no such run directory or config file");
+    dir = runtime::load_config(dir).output.dir;
+  }
   ReportFacts facts;
   facts.dir = dir;
   facts.status = read_json(dir + "/status.json");

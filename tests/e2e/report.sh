@@ -110,7 +110,7 @@ for k, n in reasons.items():
 PYEOF
 ok
 
-check "a sharded build + eval + search on 2 ranks: one timeline and memory plot per command, shard loads"
+check "a sharded build + eval + search on 2 ranks, reported by its config to --output: a timeline and memory plot per command, shard loads"
 sfdata gen "$WORK/base.fvecs" --rows 4000 --dim 16 --seed 3
 sfdata gen "$WORK/queries.fvecs" --rows 100 --dim 16 --seed 4
 cat >"$WORK/build.yaml" <<EOF
@@ -134,7 +134,7 @@ search:
 seed: 11
 EOF
 for command in build eval search; do run_ok 2 "$WORK/$command.log" "$command" "$WORK/build.yaml"; done
-"$SF" report "$WORK/build" --output "$WORK/build-report.html" >"$WORK/report2.out" 2>&1 ||
+"$SF" report "$WORK/build.yaml" --output "$WORK/build-report.html" >"$WORK/report2.out" 2>&1 ||
   { show "$WORK/report2.out"; fail "report --output exited non-zero"; }
 [[ ! -e $WORK/build/report.html ]] || fail "--output also wrote RUN_DIR/report.html"
 browse "$WORK/build-report.html" build
