@@ -2,7 +2,8 @@
 # dedup, semantic dedup, index, eval) and a real sharded `build` + `eval` + `search`, each written as
 # report.html and opened in Debian's chromium (headless): the page says it drew every plot
 # (<body data-report="ok">), logs no JS error, loads nothing from the network, and its
-# screenshot is not blank (python3 + PIL count the coloured pixels of the plots). A page whose
+# screenshot is not blank (python3 + PIL count the coloured pixels of the plots); so is a
+# `dedup` directory's, and a run.json's memory budget is drawn. A page whose
 # data is broken says so; a directory that is not a run, and a report.html shardforge did not
 # write, exit 2.
 source "$(dirname "$0")/lib.bash"
@@ -25,6 +26,7 @@ browse() {
     { show "$WORK/$name.log"; fail "chromium --screenshot $page failed"; }
 }
 
+# (A .dom file holds the page's script too: look for drawn elements, such as "<h2>title".)
 # page_ok NAME CANVASES: the page drew (data-report="ok"), logged no error, has CANVASES plots
 # and its screenshot holds enough coloured pixels.
 page_ok() {
@@ -91,7 +93,7 @@ page_ok run 7
 for title in "run: stages per rank" "run: peak memory per stage and rank" "Inverted-list sizes" \
   "Recall and QPS against nprobe" "Duplicates removed, by reason" "Duplicate clusters by size" \
   "Similarity of each removed document"; do
-  grep -qF "$title" "$WORK/run.dom" || fail "no '$title' in the page"
+  grep -qF "<h2>$title" "$WORK/run.dom" || fail "no '$title' plot in the page"
 done
 # The tables hold the numbers: eval's nprobe rows and the removed documents per reason.
 "$PY" - "$WORK/run" "$WORK/run.dom" <<'PYEOF' || fail "the tables do not hold the run's numbers"
@@ -140,7 +142,38 @@ for command in build eval search; do run_ok 2 "$WORK/$command.log" "$command" "$
 browse "$WORK/build-report.html" build
 # 3 timelines + 3 memory plots + lists + recall + shards
 page_ok build 9
-grep -qF "Shard loads" "$WORK/build.dom" || fail "no shard loads"
+grep -qF "<h2>Shard loads" "$WORK/build.dom" || fail "no shard loads"
+ok
+
+check "a dedup run directory: its timeline, memory and the duplicates' plots, no index plots"
+cat >"$WORK/dedup.yaml" <<EOF
+input:
+  format: jsonl
+  paths: ["$WORK/corpus/"]
+output:
+  dir: "$WORK/dedup"
+EOF
+run_ok 2 "$WORK/dedup.log" dedup "$WORK/dedup.yaml"
+"$SF" report "$WORK/dedup" >/dev/null 2>"$WORK/report3.err" || { show "$WORK/report3.err"; fail "report of dedup"; }
+browse "$WORK/dedup/report.html" dedup
+page_ok dedup 5
+if grep -qF "<h2>Inverted-list sizes" "$WORK/dedup.dom"; then fail "list sizes without an index"; fi
+ok
+
+check "a memory budget in run.json is drawn as a line over the peaks"
+cp -r "$WORK/run" "$WORK/budget"
+"$PY" - "$WORK/run/run.json" "$WORK/budget/run.json" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["commands"]["run"]["memory_budget_mib"] = 96
+json.dump(r, open(sys.argv[2], "w"))
+PYEOF
+"$SF" report "$WORK/budget" >/dev/null 2>&1 || fail "report with a budget"
+browse "$WORK/budget/report.html" budget
+page_ok budget 7
+grep -qF 'note">Peak RSS (MiB) of each rank in each stage, against the budget' "$WORK/budget.dom" ||
+  fail "no budget in the memory plot"
+grep -qF '"budget_mib":96' "$WORK/budget/report.html" || fail "the budget is not in the page's data"
 ok
 
 check "a page whose data is broken says so (the check above would see a failed drawing)"
