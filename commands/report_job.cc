@@ -67,7 +67,8 @@ void add_stage_figures(const json& run, json& data) {
   for (const std::string& name : order) {
     const json& entry = run["commands"][name];
     if (!entry.is_object() || !entry.contains("stages") || !entry["stages"].is_array()) continue;
-    const int ranks = entry.value("ranks", 0);
+    const json ranks_value = number_of(entry, "ranks");
+    const int ranks = ranks_value.is_number_integer() ? ranks_value.get<int>() : 0;
     json timeline = {{"command", name}, {"ranks", ranks}, {"stages", json::array()}};
     json memory = {{"command", name}, {"budget_mib", nullptr}, {"stages", json::array()}};
     json budget = number_of(entry, "memory_budget_mib");
@@ -75,6 +76,7 @@ void add_stage_figures(const json& run, json& data) {
     memory["budget_mib"] = budget;
     double start = 0;
     for (const json& s : entry["stages"]) {
+      if (!s.is_object()) continue;
       std::vector<double> secs = numbers(s.value("seconds", json::array()));
       std::vector<double> rss = numbers(s.value("peak_rss_mib", json::array()));
       if (ranks <= 0 || secs.size() != static_cast<size_t>(ranks)) continue;
@@ -183,7 +185,7 @@ json cluster_size_rows(const std::map<int64_t, int64_t>& by_size) {
 json dedup_figures(const ReportFacts& facts) {
   json summary = facts.dedup;
   if (!summary.is_object() && facts.run.is_object() && facts.run.contains("commands") &&
-      facts.run["commands"].contains("run"))
+      facts.run["commands"].contains("run") && facts.run["commands"]["run"].is_object())
     summary = facts.run["commands"]["run"].value("summary", json(nullptr));
   if (!summary.is_object() && !facts.has_duplicates) return nullptr;
   if (!summary.is_object()) summary = json::object();

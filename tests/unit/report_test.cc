@@ -76,6 +76,19 @@ TEST(Report, TimelineStagesStartWhenTheSlowestRankEnded) {
   EXPECT_TRUE(data["dedup"].is_null());
 }
 
+TEST(Report, OddFilesGiveNoFiguresRatherThanAnError) {
+  ReportFacts facts;
+  facts.run = {{"commands",
+                {{"build", {{"ranks", "two"}, {"stages", {1, 2}}}},
+                 {"run", {{"ranks", 1}, {"stages", json::array({7})}}},
+                 {"eval", 3}}}};
+  facts.dedup = json::array();
+  json data;
+  ASSERT_NO_THROW(data = report_data(facts));
+  EXPECT_TRUE(data["timelines"].empty());
+  EXPECT_TRUE(data["dedup"].is_null());
+}
+
 TEST(Report, ListSizesBinnedWithFaissImbalance) {
   ReportFacts facts;
   facts.list_sizes = {0, 2, 2, 4};
