@@ -130,7 +130,8 @@ int run_status(const sf::commands::StatusOptions& options) {
   }
 }
 
-// `shardforge report RUN_DIR_OR_CONFIG`: one process, no MPI; writes only the page (commands/report.h).
+// `shardforge report RUN_DIR_OR_CONFIG`: one process, no MPI; writes only the page
+// (commands/report.h).
 CLI::App* add_report_command(CLI::App& app, sf::commands::ReportOptions& options) {
   CLI::App* sub = app.add_subcommand(
       "report", "write RUN_DIR/report.html: plots and tables of the run's stages, memory, lists, "

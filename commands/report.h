@@ -52,12 +52,12 @@ struct ReportFacts {
   DuplicateSummary duplicates;
 };
 
-// The data the page draws: {"run_dir", "command", "state", "timelines": [{"command", "ranks",
-// "stages": [{"name", "start", "end", "seconds": [per rank]}]}], "memory": [{"command",
-// "budget_mib" | null, "stages": [{"name", "peak_rss_mib": [per rank]}]}], "lists": {"nlist",
-// "ntotal", "min", "max", "mean", "empty", "imbalance", "bins": [{"from", "to", "lists"}]} | null,
-// "eval": eval.json | null, "shards": [{"shard", "codes_scanned", "vectors", "lists",
-// "expected_cost"}] | null, "search": {...} | null, "dedup": {"docs_in", "docs_out",
+// The data the page draws: {"run_dir", "command", "last_command", "state", "timelines":
+// [{"command", "ranks", "stages": [{"name", "start", "end", "seconds": [per rank]}]}], "memory":
+// [{"command", "budget_mib" | null, "stages": [{"name", "peak_rss_mib": [per rank]}]}], "lists":
+// {"nlist", "ntotal", "min", "max", "mean", "empty", "imbalance", "bins": [{"from", "to",
+// "lists"}]} | null, "eval": eval.json | null, "shards": [{"shard", "codes_scanned", "vectors",
+// "lists", "expected_cost"}] | null, "search": {...} | null, "dedup": {"docs_in", "docs_out",
 // "by_reason", "cluster_sizes": [{"size", "clusters"}], "similarity": {"bin_width", "by_reason"},
 // "lines", "truncated", "clusters", "largest_cluster"} | null}.
 nlohmann::json report_data(const ReportFacts& facts);

@@ -287,6 +287,7 @@ DuplicateSummary summarize_duplicates(std::istream& in, uint64_t max_bytes) {
 json report_data(const ReportFacts& facts) {
   json data = {{"run_dir", facts.dir},
                {"command", facts.command},
+               {"last_command", text_of(facts.status, "command")},
                {"state", text_of(facts.status, "state")},
                {"written", utc_now()}};
   add_stage_figures(facts.run, data);
