@@ -1,11 +1,10 @@
-# Issue 16, `shardforge report RUN_DIR`: a real `run` (a directory of planted JSONL, exact + near
-# dedup, semantic dedup, index, eval) and a real sharded `build` + `eval` + `search`, each written as
-# report.html and opened in Debian's chromium (headless): the page says it drew every plot
-# (<body data-report="ok">), logs no JS error, loads nothing from the network, and its
-# screenshot is not blank (python3 + PIL count the coloured pixels of the plots); so is a
-# `dedup` directory's, and a run.json's memory budget is drawn. A page whose
-# data is broken says so; a directory that is not a run, and a report.html shardforge did not
-# write, exit 2.
+# Issue 16, `shardforge report RUN_DIR`: a real `run` (a directory of planted JSONL, exact +
+# near dedup, semantic dedup, index, eval), a real sharded `build` + `eval` + `search` and a
+# real `dedup`, each written as report.html and opened in Debian's chromium (headless): the
+# page says it drew every plot (<body data-report="ok">), logs no JS error, loads nothing from
+# the network, and its screenshot is not blank (python3 + PIL count the coloured pixels of the
+# plots). A memory budget in run.json is drawn; a page whose data is broken says so; a
+# directory that is not a run, and a report.html shardforge did not write, exit 2.
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 
