@@ -106,7 +106,10 @@ void ReadSketchStage::configure(runtime::StageOptions& options) {
                 "input.max_record_bytes", "dedup.keep", "dedup.ngram", "dedup.seed",
                 "dedup.unicode", "dedup.punctuation", "dedup.fold_digits"});
   options.input_files(config.input.paths);
-  options.value("ranks", std::to_string(flow_.ranks));  // the pieces depend on it
+  // The pieces depend on the rank count and on how io::plan_text_pieces spreads the bytes
+  // (a sketch made by the old spread, whole compressed files, is redone).
+  options.value("ranks", std::to_string(flow_.ranks));
+  options.value("input spread", "bytes, compressed JSONL split");
   options.value("minhash width", std::to_string(setup.near ? setup.lsh.width() : 0));
   options.value("shingle sets", setup.exact_verify ? "kept" : "none");
   options.value("sketch format", std::to_string(kSketchFormatVersion));

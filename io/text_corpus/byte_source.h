@@ -44,6 +44,9 @@ class ByteSource {
   // check fails, found before any byte is read), or UINT64_MAX; damage() says what is wrong.
   uint64_t damaged_from() const { return damaged_from_; }
   const std::string& damage() const { return damage_; }
+  // How many bytes read() gives in all, up to where the data ends or is found corrupt
+  // (compressed files: a whole decompression, once, unless already known; no read() since).
+  virtual uint64_t decompressed_bytes() = 0;
 
  protected:
   std::string truncated_;
