@@ -118,7 +118,8 @@ std::vector<uint64_t> plan_cuts(const std::vector<Extent>& extents, uint64_t tot
     const auto even = static_cast<uint64_t>((static_cast<unsigned __int128>(total) * r) / n);
     uint64_t cut = std::clamp(even, least_cut, std::max(least_cut, most));
     // Inside an atomic file: the file goes to the rank holding its middle byte.
-    if (const Extent* a = inside(cut)) cut = a->begin + (a->end - a->begin) / 2 < even ? a->end : a->begin;
+    if (const Extent* a = inside(cut))
+      cut = a->begin + (a->end - a->begin) / 2 < even ? a->end : a->begin;
     cuts[r] = cut;
   }
   return cuts;
@@ -284,6 +285,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         record.line = lineno;
         ++stats.records;
         stats.bytes += line.bytes.size() + 1;
+        record.file_bytes_read = start + source->consumed();
         on_record(record);
         continue;
       }
@@ -292,6 +294,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         continue;
       }
       record.line = lineno;
+      record.file_bytes_read = start + source->consumed();
       ++stats.records;
       stats.bytes += record.raw.size() + 1;
       on_record(record);
@@ -321,6 +324,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         record.line = first;
         ++stats.records;
         stats.bytes += raw.size();
+        record.file_bytes_read = start + source->consumed();
         on_record(record);
       }
       raw.clear();

@@ -100,6 +100,9 @@ struct TextRecord {
   std::string_view id;    // the id field as JSON (`"abc"` or `17`); empty when absent
   double keep_value = -std::numeric_limits<double>::infinity();  // keep_field's value, if numeric
   int64_t line = 0;  // 0-based line of the record's first line, relative to the piece
+  // The file's on-disk bytes read so far (compressed: taken in by the decompressor), from the
+  // file's start; the reader reads ahead of the record. For progress only.
+  uint64_t file_bytes_read = 0;
 };
 
 struct BadRecord {

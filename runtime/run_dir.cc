@@ -36,6 +36,18 @@ double status_field_mib(const char* field) {
 
 }  // namespace
 
+std::string format_size(double bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), unit == 0 ? "%.0f %s" : "%.1f %s", bytes, kUnits[unit]);
+  return buf;
+}
+
 std::string format_seconds(double s) {
   char buf[32];
   if (s < 60)
@@ -107,7 +119,10 @@ stages::ProgressFn make_progress_logger(int rank) {
     }
     if (fresh) {  // done in one step: nothing to time
       states->erase(step);
-      spdlog::info("{}: {}/{} done", step, done, total);
+      if (stages::counts_bytes(step))
+        spdlog::info("{}: {} done", step, format_size(static_cast<double>(total)));
+      else
+        spdlog::info("{}: {}/{} done", step, done, total);
       return;
     }
     StepState& s = it->second;
@@ -118,11 +133,20 @@ stages::ProgressFn make_progress_logger(int rank) {
     const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
     const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
     const double pct = total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
-    if (finished)
+    if (stages::counts_bytes(step)) {
+      const std::string of =
+          format_size(static_cast<double>(done)) + "/" + format_size(static_cast<double>(total));
+      if (finished)
+        spdlog::info("{}: {} done in {} ({}/s)", step, of, format_seconds(secs), format_size(rate));
+      else
+        spdlog::info("{}: {} ({:.1f}%), {}/s, ETA {}", step, of, pct, format_size(rate),
+                     format_seconds(eta));
+    } else if (finished) {
       spdlog::info("{}: {}/{} done in {} ({:.0f}/s)", step, done, total, format_seconds(secs), rate);
-    else
+    } else {
       spdlog::info("{}: {}/{} ({:.1f}%), {:.0f}/s, ETA {}", step, done, total, pct, rate,
                    format_seconds(eta));
+    }
     if (finished) states->erase(step);
   };
 }

@@ -27,13 +27,16 @@ int usable_cpus();
 // Logs a warning when `threads` exceeds usable_cpus(): e.g. mpirun's default core binding.
 void warn_if_oversubscribed(int threads, int rank);
 
-// A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA; a step of
-// at most 100 units (k-means iterations) logs every unit. On every rank it also records the
+// A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA (a step
+// that stages::counts_bytes: sizes and MiB/s); a step of at most 100 units (k-means
+// iterations) logs every unit. On every rank it also records the
 // progress for `shardforge status` (runtime/stop.h, record_progress).
 stages::ProgressFn make_progress_logger(int rank);
 
 // "1.2s", "3m04s", "2h05m": a duration for the log.
 std::string format_seconds(double seconds);
+// "512 B", "3.4 KiB", "12.3 MiB", "1.5 GiB": a size for the log.
+std::string format_size(double bytes);
 
 // This process's resident set size now and its peak since the last reset, in MiB (Linux).
 double current_rss_mib();

@@ -30,7 +30,12 @@ class PlainSource : public ByteSource {
     if (offset > 0 && ::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
       throw InputError(path + ": seek failed: " + errno_text());
   }
-  size_t read(char* buf, size_t n) override { return read_some(fd_.get(), path_, buf, n); }
+  size_t read(char* buf, size_t n) override {
+    const size_t got = read_some(fd_.get(), path_, buf, n);
+    consumed_ += got;
+    return got;
+  }
+  uint64_t consumed() const override { return consumed_; }
   uint64_t decompressed_bytes() override {
     struct stat st;
     if (::fstat(fd_.get(), &st) != 0) throw InputError(path_ + ": stat failed: " + errno_text());
@@ -40,6 +45,7 @@ class PlainSource : public ByteSource {
  private:
   std::string path_;
   Fd fd_;
+  uint64_t consumed_ = 0;
 };
 
 constexpr size_t kInChunk = 1 << 18;
@@ -98,10 +104,10 @@ GzipDamage find_gzip_damage(const std::string& path) {
       member_out = out_total;
     } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
       const uint64_t at = read_total - zs.avail_in;
-      return {member_out, "gzip member at byte " + std::to_string(member_in) +
-                              " is damaged (zlib: " + (zs.msg ? zs.msg : "inflate failed") +
-                              ", at byte " + std::to_string(at) +
-                              "); its records and all after it are left out",
+      return {member_out,
+              "gzip member at byte " + std::to_string(member_in) +
+                  " is damaged (zlib: " + (zs.msg ? zs.msg : "inflate failed") + ", at byte " +
+                  std::to_string(at) + "); its records and all after it are left out",
               out_total};
     }
   }
@@ -120,6 +126,7 @@ class GzipSource : public ByteSource {
   }
   ~GzipSource() override { inflateEnd(&zs_); }
   uint64_t decompressed_bytes() override { return decompressed_; }
+  uint64_t consumed() const override { return read_total_ - zs_.avail_in; }
 
   size_t read(char* buf, size_t n) override {
     if (done_) return 0;
@@ -135,6 +142,7 @@ class GzipSource : public ByteSource {
         }
         zs_.next_in = reinterpret_cast<Bytef*>(in_.data());
         zs_.avail_in = static_cast<uInt>(got);
+        read_total_ += got;
       }
       in_member_ = true;
       const int rc = inflate(&zs_, Z_NO_FLUSH);
@@ -158,6 +166,7 @@ class GzipSource : public ByteSource {
   bool in_member_ = false;
   bool done_ = false;
   uint64_t decompressed_ = 0;
+  uint64_t read_total_ = 0;  // bytes read from the file
 };
 
 // Decompresses a whole zstd file, output discarded: its bytes up to the end or the first error.
@@ -191,6 +200,7 @@ class ZstdSource : public ByteSource {
     if (decompressed_ == UINT64_MAX) decompressed_ = count_zstd_bytes(path_);
     return decompressed_;
   }
+  uint64_t consumed() const override { return read_total_ - (input_.size - input_.pos); }
 
   size_t read(char* buf, size_t n) override {
     if (done_) return 0;
@@ -204,6 +214,7 @@ class ZstdSource : public ByteSource {
           break;
         }
         input_ = ZSTD_inBuffer{in_.data(), got, 0};
+        read_total_ += got;
       }
       const size_t rc = ZSTD_decompressStream(ctx_, &out, &input_);
       if (ZSTD_isError(rc)) {
@@ -225,6 +236,7 @@ class ZstdSource : public ByteSource {
   size_t pending_ = 0;  // 0 when the last frame is complete
   bool done_ = false;
   uint64_t decompressed_ = UINT64_MAX;  // not counted yet
+  uint64_t read_total_ = 0;             // bytes read from the file
 };
 
 }  // namespace

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <fstream>
-#include <numeric>
 #include <map>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -136,8 +136,8 @@ TEST(TextCorpus, GzipAndZstdFilesSplitForAnyRankCount) {
       for (int r = 0; r < size; ++r) {
         int64_t records = 0;
         for (const TextPiece& piece : plan_text_pieces(files, TextFormat::kJsonl, r, size))
-          records += read_text_piece(files[0], piece, {}, [](const TextRecord&) {},
-                                     [](const BadRecord&) {})
+          records += read_text_piece(
+                         files[0], piece, {}, [](const TextRecord&) {}, [](const BadRecord&) {})
                          .records;
         EXPECT_GT(records, 0) << name << ", rank " << r << " of " << size;
       }
@@ -420,10 +420,10 @@ TEST(TextCorpus, PlanSpreadsWholeFilesByBytes) {
   // Regression (issue 16): 43 files of Debian's fortunes at 4 ranks gave the ranks 589,893 /
   // 719,088 / 589,681 / 678,012 bytes (the largest 1.12x the mean); now 1.05x, the best.
   const std::vector<uint64_t> fortunes = {
-      85327,  5877,  237981, 245093, 15615, 180268, 10749, 40931, 39280, 34364, 34377,
-      24516,  7391,  42446,  28587,  87971, 56657,  58496, 19466, 53589, 20423, 9816,
-      19193,  101843, 48174, 11322,  6383,  153878, 40182, 7225,  35626, 114921, 401,
-      20294,  129991, 233975, 37317, 30216, 37143,  1787,  61623, 106982, 38978};
+      85327, 5877,   237981, 245093, 15615, 180268, 10749, 40931, 39280,  34364,  34377,
+      24516, 7391,   42446,  28587,  87971, 56657,  58496, 19466, 53589,  20423,  9816,
+      19193, 101843, 48174,  11322,  6383,  153878, 40182, 7225,  35626,  114921, 401,
+      20294, 129991, 233975, 37317,  30216, 37143,  1787,  61623, 106982, 38978};
   std::vector<TextFile> files;
   for (uint64_t s : fortunes) files.push_back({"f", s, Compression::kNone});
   for (int size : {2, 3, 4, 8}) {
