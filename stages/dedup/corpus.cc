@@ -134,7 +134,9 @@ void read_and_sketch(const SketchOptions& options, const MinHasher& minhash, Loc
           if (progress && corpus.keep_score.size() % kProgressEvery == 0) {
             const uint64_t in =
                 rec.file_bytes_read > piece.begin ? rec.file_bytes_read - piece.begin : 0;
-            progress(bytes_before + std::min(piece_bytes, static_cast<int64_t>(in)), bytes_total);
+            // The reader reads ahead: the piece is done only when it has ended.
+            progress(bytes_before + std::min(piece_bytes - 1, static_cast<int64_t>(in)),
+                     bytes_total);
           }
         },
         [&](const io::BadRecord& bad) { corpus.bad.add(static_cast<int>(p), bad); });
