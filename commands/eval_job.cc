@@ -164,8 +164,9 @@ int eval_job(cluster::Comm& comm, const runtime::Config& config) {
 
   log.begin("search");
   runtime::run_step(comm, "eval: search", [] {});
-  const std::vector<stages::EvalPoint> points = stages::evaluate_index(
-      comm, *index, queries.rows.data(), queries.nq, truth, config.eval.k, config.eval.nprobe);
+  const std::vector<stages::EvalPoint> points =
+      stages::evaluate_index(comm, *index, queries.rows.data(), queries.nq, truth, config.eval.k,
+                             config.eval.nprobe, progress);
   nlohmann::json eval_out;  // rank 0
   cluster::run_local_phase(comm, "eval: write eval.json", [&] {
     if (comm.rank() != 0) return;

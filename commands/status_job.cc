@@ -258,11 +258,20 @@ std::string format_status(const nlohmann::json& report) {
   if (!report["progress"].empty())
     out << "progress of '" << text(report, "stage") << "' (per rank, last record):\n";
   for (const json& p : report["progress"]) {
-    std::snprintf(line, sizeof(line), "  rank %-4d %s: %lld/%lld (%.1f%%), %.0f/s",
-                  p["rank"].get<int>(), text(p, "step").c_str(),
-                  static_cast<long long>(p["done"].get<int64_t>()),
-                  static_cast<long long>(p["total"].get<int64_t>()), p["percent"].get<double>(),
-                  p["rate"].get<double>());
+    const std::string step = text(p, "step");
+    if (stages::counts_bytes(step)) {
+      std::snprintf(
+          line, sizeof(line), "  rank %-4d %s: %s/%s (%.1f%%), %s/s", p["rank"].get<int>(),
+          step.c_str(), runtime::human_bytes(static_cast<uint64_t>(p["done"].get<int64_t>())).c_str(),
+          runtime::human_bytes(static_cast<uint64_t>(p["total"].get<int64_t>())).c_str(),
+          p["percent"].get<double>(), runtime::human_bytes(static_cast<uint64_t>(p["rate"].get<double>())).c_str());
+    } else {
+      std::snprintf(line, sizeof(line), "  rank %-4d %s: %lld/%lld (%.1f%%), %.0f/s",
+                    p["rank"].get<int>(), step.c_str(),
+                    static_cast<long long>(p["done"].get<int64_t>()),
+                    static_cast<long long>(p["total"].get<int64_t>()), p["percent"].get<double>(),
+                    p["rate"].get<double>());
+    }
     out << line;
     if (p["eta_seconds"].is_number())
       out << ", ETA " << runtime::format_seconds(p["eta_seconds"].get<double>());

@@ -44,30 +44,111 @@ std::vector<TextFile> stat_text_files(const std::vector<std::string>& paths) {
   return files;
 }
 
+namespace {
+
+// The corpus as one line of bytes: each file's extent, and whether a cut may fall inside it.
+struct Extent {
+  uint64_t begin = 0, end = 0;
+  bool atomic = false;
+};
+
+bool splittable(const TextFile& f, TextFormat format) {
+  return format == TextFormat::kJsonl && f.bytes > 0;
+}
+
+// The ranks' cuts: rank r owns [cuts[r], cuts[r + 1]). No cut falls strictly inside an atomic
+// extent; the largest share is as small as the atomic files allow (bottleneck); each cut is
+// the one nearest to the even split r * T / n among those that keep that bound.
+std::vector<uint64_t> plan_cuts(const std::vector<Extent>& extents, uint64_t total, int size) {
+  const auto n = static_cast<uint64_t>(size);
+  // The atomic extent strictly around p, or null.
+  auto inside = [&](uint64_t p) -> const Extent* {
+    auto it = std::upper_bound(extents.begin(), extents.end(), p,
+                               [](uint64_t v, const Extent& e) { return v < e.end; });
+    return it != extents.end() && it->atomic && it->begin < p ? &*it : nullptr;
+  };
+  // Ranks needed with shares of at most `cap` bytes (greedy: each share as long as it can be).
+  auto ranks_needed = [&](uint64_t cap) {
+    uint64_t ranks = 1, load = 0;
+    for (const Extent& e : extents) {
+      const uint64_t s = e.end - e.begin;
+      if (!e.atomic) {
+        load += s;
+        if (load > cap) {
+          ranks += (load - 1) / cap;
+          load -= ((load - 1) / cap) * cap;
+        }
+      } else if (load + s > cap) {
+        ++ranks;
+        load = s;
+      } else {
+        load += s;
+      }
+    }
+    return ranks;
+  };
+  uint64_t lo = (total + n - 1) / n;
+  for (const Extent& e : extents)
+    if (e.atomic) lo = std::max(lo, e.end - e.begin);
+  uint64_t hi = std::max(lo, total);
+  while (lo < hi) {  // the smallest largest share
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (ranks_needed(mid) <= n)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  const uint64_t cap = std::max<uint64_t>(lo, 1);
+  // least[k]: the smallest p such that k ranks can take [p, total) (greedy from the end).
+  std::vector<uint64_t> least(n + 1, 0);
+  least[0] = total;
+  for (uint64_t k = 1; k <= n; ++k) {
+    const uint64_t e = least[k - 1];
+    uint64_t p = e > cap ? e - cap : 0;
+    if (const Extent* a = inside(p)) p = a->end;
+    least[k] = p;
+  }
+  std::vector<uint64_t> cuts(n + 1, 0);
+  cuts[n] = total;
+  for (uint64_t r = 1; r < n; ++r) {
+    const uint64_t from = cuts[r - 1];
+    uint64_t most = std::min(total, from + cap);
+    if (const Extent* a = inside(most)) most = a->begin;
+    const uint64_t least_cut = std::max(least[n - r], from);
+    const auto even = static_cast<uint64_t>((static_cast<unsigned __int128>(total) * r) / n);
+    uint64_t cut = std::clamp(even, least_cut, std::max(least_cut, most));
+    // Inside an atomic file: the file goes to the rank holding its middle byte.
+    if (const Extent* a = inside(cut))
+      cut = a->begin + (a->end - a->begin) / 2 < even ? a->end : a->begin;
+    cuts[r] = cut;
+  }
+  return cuts;
+}
+
+}  // namespace
+
 std::vector<TextPiece> plan_text_pieces(const std::vector<TextFile>& files, TextFormat format,
                                         int rank, int size) {
+  std::vector<Extent> extents;
   uint64_t total = 0;
-  for (const TextFile& f : files) total += f.bytes;
-  // Rank r owns [bound(r), bound(r+1)); 128-bit to avoid overflow of r * total.
-  auto bound = [&](int r) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(total) * r) / size);
-  };
-  const uint64_t lo = bound(rank), hi = bound(rank + 1);
+  for (const TextFile& f : files) {
+    extents.push_back({total, total + f.bytes, !splittable(f, format)});
+    total += f.bytes;
+  }
+  const std::vector<uint64_t> cuts = plan_cuts(extents, total, size);
+  const uint64_t lo = cuts[rank], hi = cuts[rank + 1];
   // A point p belongs to the rank owning byte p; the end of the corpus to the last rank.
   auto owns = [&](uint64_t p) { return p >= total ? rank == size - 1 : (p >= lo && p < hi); };
   std::vector<TextPiece> pieces;
-  uint64_t base = 0;
   for (int i = 0; i < static_cast<int>(files.size()); ++i) {
     const TextFile& f = files[i];
-    const bool splittable =
-        format == TextFormat::kJsonl && f.compression == Compression::kNone && f.bytes > 0;
-    if (splittable) {
+    const uint64_t base = extents[i].begin;
+    if (!extents[i].atomic) {
       const uint64_t b = std::max(lo, base), e = std::min(hi, base + f.bytes);
       if (b < e) pieces.push_back({i, b - base, e - base, b == base && e == base + f.bytes});
-    } else if (owns(base + f.bytes / 2)) {
+    } else if (f.bytes == 0 ? owns(base) : (base >= lo && base < hi)) {
       pieces.push_back({i, 0, f.bytes, true});
     }
-    base += f.bytes;
   }
   return pieces;
 }
@@ -111,8 +192,9 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
   }
   // A piece that starts inside a plain file begins after the first '\n' at or after
   // begin - 1: the line holding byte begin - 1 belongs to the previous piece.
+  const bool compressed = file.compression != Compression::kNone;
   uint64_t start = 0;
-  if (!piece.whole && piece.begin > 0) {
+  if (!piece.whole && piece.begin > 0 && !compressed) {
     Fd fd(file.path);
     uint64_t at = piece.begin - 1;
     std::vector<char> buf(1 << 16);
@@ -130,9 +212,27 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
     }
     if (start >= piece.end) return stats;
   }
-  const uint64_t stop = piece.whole ? UINT64_MAX : piece.end - start;  // relative to start
-
   std::unique_ptr<ByteSource> source = open_source(file, start);
+  // The piece's lines: those that start in [first, stop) of the source. A compressed file's
+  // piece is its on-disk byte range scaled to the decompressed bytes (every rank computes the
+  // same cuts); the lines before it are decompressed and skipped.
+  uint64_t first = 0;
+  uint64_t stop = piece.whole ? UINT64_MAX : piece.end - start;
+  if (!piece.whole && compressed) {
+    const auto scale = [&](uint64_t at) {
+      return static_cast<uint64_t>(static_cast<unsigned __int128>(at) *
+                                   source->decompressed_bytes() / file.bytes);
+    };
+    first = piece.begin == 0 ? 0 : scale(piece.begin);
+    stop = piece.end >= file.bytes ? UINT64_MAX : scale(piece.end);
+  }
+  // Whether this piece holds the file's last line (or, for a file without lines, its start):
+  // the one piece that reports how the data ended.
+  uint64_t last_start = UINT64_MAX;
+  auto holds_end = [&] {
+    const uint64_t at = last_start == UINT64_MAX ? 0 : last_start;
+    return at >= first && at < stop;
+  };
   LineReader reader(*source, options.max_record_bytes);
   LineReader::Line line;
   TextRecord record;
@@ -158,9 +258,15 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
     bad(BadKind::kCorrupt, at, source->damage());
   };
 
+  bool at_end = true;  // the data's end was reached (not the piece's)
   if (options.format == TextFormat::kJsonl) {
     while (reader.next(line)) {
-      if (line.offset >= stop) break;
+      if (line.offset >= stop) {
+        at_end = false;
+        break;
+      }
+      last_start = line.offset;
+      if (line.offset < first) continue;  // an earlier piece's line
       ++lineno;
       ++stats.lines;
       if (damaged(line)) {
@@ -179,6 +285,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         record.line = lineno;
         ++stats.records;
         stats.bytes += line.bytes.size() + 1;
+        record.file_bytes_read = start + source->consumed();
         on_record(record);
         continue;
       }
@@ -187,6 +294,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         continue;
       }
       record.line = lineno;
+      record.file_bytes_read = start + source->consumed();
       ++stats.records;
       stats.bytes += record.raw.size() + 1;
       on_record(record);
@@ -216,6 +324,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
         record.line = first;
         ++stats.records;
         stats.bytes += raw.size();
+        record.file_bytes_read = start + source->consumed();
         on_record(record);
       }
       raw.clear();
@@ -253,6 +362,7 @@ PieceStats read_text_piece(const TextFile& file, const TextPiece& piece,
     }
     if (source->truncated().empty() || in_damage) flush(true);  // a damaged last record too
   }
+  if (!at_end || !holds_end()) return stats;  // a later piece reports the end
   if (damaged_from != UINT64_MAX) {
     // The member may hold no whole line (or lie past the last one): report it once anyway.
     if (corrupt == 0) bad(BadKind::kCorrupt, stats.lines, source->damage());

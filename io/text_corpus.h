@@ -3,14 +3,17 @@
 // and reads it with read_text_piece(); the job turns per-rank record counts into global rows
 // with a prefix sum.
 //
-// How the corpus is split between ranks: the files' on-disk sizes are laid end to end (total
-// T bytes) and rank r of n owns the bytes [r*T/n, (r+1)*T/n).
-//   - plain JSONL: a rank reads the lines that START in its bytes (it skips the partial line
-//     at its first byte and finishes its last line past its end), so any file is shared by
-//     any number of ranks;
-//   - .gz / .zst JSONL and fortune files: whole files; a file goes to the rank owning the
-//     middle byte of its on-disk extent (no decompress-and-skip: a corpus of one compressed
-//     file is read by one rank).
+// How the corpus is split between ranks, by bytes: the files' on-disk sizes are laid end to
+// end (total T bytes) and cut into one range per rank, [cut(r), cut(r+1)).
+//   - JSONL (plain, .gz, .zst): a rank reads the lines that START in its bytes (it skips the
+//     partial line at its first byte and finishes its last line past its end), so any file is
+//     shared by any number of ranks. A compressed file's range is scaled to its decompressed
+//     bytes; each rank decompresses the file from its start and skips the earlier lines (one
+//     .gz is sketched by every rank, at the price of decompressing the prefix again);
+//   - fortune files and empty files are whole: no cut falls inside one.
+// The cuts: the largest range as small as the whole files allow, each cut the one nearest to
+// r*T/n that keeps that bound (a whole file goes to the rank holding its middle byte when
+// that is as good). A corpus of JSONL alone is cut at r*T/n exactly.
 // Records come out in (file, position) order, so rank r's records all precede rank r+1's.
 //
 // Bad input never disappears silently: each bad record (or file) is reported to on_bad with
@@ -46,7 +49,7 @@ struct TextFile {
 std::vector<TextFile> stat_text_files(const std::vector<std::string>& paths);
 
 // One rank's share of one file. whole: read all of it. Else the lines that start in
-// [begin, end) of a plain file.
+// [begin, end) of the file (compressed: that range scaled to the decompressed bytes).
 struct TextPiece {
   int file = 0;  // index into the file list
   uint64_t begin = 0;
@@ -97,6 +100,9 @@ struct TextRecord {
   std::string_view id;    // the id field as JSON (`"abc"` or `17`); empty when absent
   double keep_value = -std::numeric_limits<double>::infinity();  // keep_field's value, if numeric
   int64_t line = 0;  // 0-based line of the record's first line, relative to the piece
+  // The file's on-disk bytes read so far (compressed: taken in by the decompressor), from the
+  // file's start; the reader reads ahead of the record. For progress only.
+  uint64_t file_bytes_read = 0;
 };
 
 struct BadRecord {

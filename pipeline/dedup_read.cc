@@ -6,12 +6,14 @@
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/utility.hpp>
 #include <boost/serialization/vector.hpp>
+#include <chrono>
 
 #include "cluster/archive.h"
 #include "io/array_file.h"
 #include "io/atomic_file.h"
-#include "runtime/stop.h"
 #include "pipeline/text_dedup.h"
+#include "runtime/run_dir.h"
+#include "runtime/stop.h"
 
 namespace sf::pipeline {
 
@@ -106,7 +108,10 @@ void ReadSketchStage::configure(runtime::StageOptions& options) {
                 "input.max_record_bytes", "dedup.keep", "dedup.ngram", "dedup.seed",
                 "dedup.unicode", "dedup.punctuation", "dedup.fold_digits"});
   options.input_files(config.input.paths);
-  options.value("ranks", std::to_string(flow_.ranks));  // the pieces depend on it
+  // The pieces depend on the rank count and on how io::plan_text_pieces spreads the bytes
+  // (a sketch made by the old spread, whole compressed files, is redone).
+  options.value("ranks", std::to_string(flow_.ranks));
+  options.value("input spread", "bytes, compressed JSONL split");
   options.value("minhash width", std::to_string(setup.near ? setup.lsh.width() : 0));
   options.value("shingle sets", setup.exact_verify ? "kept" : "none");
   options.value("sketch format", std::to_string(kSketchFormatVersion));
@@ -156,11 +161,12 @@ void ReadSketchStage::run(cluster::Comm& comm, const runtime::StageContext& cont
         spdlog::warn("{}: redo: {}", mine.stage(), why);
     }
     checkpoints.forget(mine.stage());
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       dd::read_and_sketch(
           options, minhash, corpus,
           [&](int64_t done, int64_t total) {
-            if (context.progress) context.progress("read+sketch: files", done, total);
+            if (context.progress) context.progress("read+sketch: bytes", done, total);
           },
           [] { return runtime::stop_requested(); });
     } catch (const dd::ReadingStopped&) {
@@ -170,6 +176,16 @@ void ReadSketchStage::run(cluster::Comm& comm, const runtime::StageContext& cont
                    corpus.keep_score.size());
       return;
     }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    uint64_t bytes = 0;
+    for (uint32_t b : corpus.raw_bytes) bytes += b;
+    spdlog::info(
+        "read+sketch: this rank read {} record(s) ({} of records) in {} ({:.0f} "
+        "records/s, {}/s)",
+        corpus.docs(), runtime::human_bytes(static_cast<uint64_t>(bytes)),
+        runtime::format_seconds(secs), secs > 0 ? static_cast<double>(corpus.docs()) / secs : 0.0,
+        runtime::human_bytes(secs > 0 ? static_cast<uint64_t>(static_cast<double>(bytes) / secs) : 0));
     // The checkpoint: a safe point once it is written.
     io::publish_file(checkpoints.path(sketch_file),
                      [&](const std::string& tmp) { write_sketch_file(tmp, corpus); });

@@ -49,7 +49,10 @@ void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& conte
     again.raw_lines = read.format == io::TextFormat::kJsonl;
     io::publish_file(kept_tmp + "/" + part, [&](const std::string& tmp) {
       io::FileWriter out(tmp);
+      stages::report(context.progress, "write kept: records", 0, local_docs);
       dd::reread_documents(corpus, again, [&](int64_t i, const io::TextRecord& rec) {
+        if ((i + 1) % 4096 == 0 || i + 1 == local_docs)
+          stages::report(context.progress, "write kept: records", i + 1, local_docs);
         if (removed[i]) return;
         out.write(rec.raw);
         out.write(read.format == io::TextFormat::kJsonl ? "\n" : "%\n");

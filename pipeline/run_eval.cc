@@ -16,7 +16,7 @@ namespace {
 // Collective. See EvalStage. Returns eval.json's content (rank 0; null elsewhere).
 nlohmann::json run_eval(cluster::Comm& comm, const runtime::Config& config, faiss::Index& index,
                         io::VectorCorpus& rows, cluster::RowRange range, int64_t indexed, int dim,
-                        int threads) {
+                        int threads, const stages::ProgressFn& progress) {
   const int64_t nq = std::min<int64_t>(
       indexed, config.eval.max_queries > 0 ? config.eval.max_queries : 1000);
   std::vector<float> mine;
@@ -46,7 +46,7 @@ nlohmann::json run_eval(cluster::Comm& comm, const runtime::Config& config, fais
     if (comm.rank() != 0) return;
     auto one = cluster::make_serial_comm();  // rank 0 alone holds the merged index
     points = stages::evaluate_index(*one, index, queries.data(), nq, truth, config.eval.k,
-                                    config.eval.nprobe);
+                                    config.eval.nprobe, progress);
   });
   if (comm.rank() != 0) return nullptr;
   const nlohmann::json out =
@@ -69,7 +69,7 @@ void EvalStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
       if (comm.rank() == 0) index = io::read_index_file(context.checkpoints.path(kIndexFile));
     });
   eval_ = run_eval(comm, context.config, *index, *text_.index_rows, text_.build.range,
-                   text_.indexed, text_.dim, threads_);
+                   text_.indexed, text_.dim, threads_, context.progress);
 }
 
 runtime::StageOutputs EvalStage::save(cluster::Comm& comm,

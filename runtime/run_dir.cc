@@ -107,7 +107,10 @@ stages::ProgressFn make_progress_logger(int rank) {
     }
     if (fresh) {  // done in one step: nothing to time
       states->erase(step);
-      spdlog::info("{}: {}/{} done", step, done, total);
+      if (stages::counts_bytes(step))
+        spdlog::info("{}: {} done", step, human_bytes(static_cast<uint64_t>(total)));
+      else
+        spdlog::info("{}: {}/{} done", step, done, total);
       return;
     }
     StepState& s = it->second;
@@ -118,11 +121,20 @@ stages::ProgressFn make_progress_logger(int rank) {
     const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
     const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
     const double pct = total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
-    if (finished)
+    if (stages::counts_bytes(step)) {
+      const std::string of =
+          human_bytes(static_cast<uint64_t>(done)) + "/" + human_bytes(static_cast<uint64_t>(total));
+      if (finished)
+        spdlog::info("{}: {} done in {} ({}/s)", step, of, format_seconds(secs), human_bytes(static_cast<uint64_t>(rate)));
+      else
+        spdlog::info("{}: {} ({:.1f}%), {}/s, ETA {}", step, of, pct, human_bytes(static_cast<uint64_t>(rate)),
+                     format_seconds(eta));
+    } else if (finished) {
       spdlog::info("{}: {}/{} done in {} ({:.0f}/s)", step, done, total, format_seconds(secs), rate);
-    else
+    } else {
       spdlog::info("{}: {}/{} ({:.1f}%), {:.0f}/s, ETA {}", step, done, total, pct, rate,
                    format_seconds(eta));
+    }
     if (finished) states->erase(step);
   };
 }

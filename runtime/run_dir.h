@@ -27,8 +27,9 @@ int usable_cpus();
 // Logs a warning when `threads` exceeds usable_cpus(): e.g. mpirun's default core binding.
 void warn_if_oversubscribed(int threads, int rank);
 
-// A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA; a step of
-// at most 100 units (k-means iterations) logs every unit. On every rank it also records the
+// A ProgressFn that logs on rank 0 at most every 2 s per step: done/total, rate, ETA (a step
+// that stages::counts_bytes: sizes and MiB/s); a step of at most 100 units (k-means
+// iterations) logs every unit. On every rank it also records the
 // progress for `shardforge status` (runtime/stop.h, record_progress).
 stages::ProgressFn make_progress_logger(int rank);
 

@@ -150,7 +150,8 @@ double knn_recall(const std::vector<int64_t>& found, int found_k, const Neighbou
 
 std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
                                       const float* queries, int64_t nq, const Neighbours& truth,
-                                      int k, const std::vector<int>& nprobes) {
+                                      int k, const std::vector<int>& nprobes,
+                                      const ProgressFn& progress) {
   const int search_k =
       static_cast<int>(std::min<int64_t>(std::max(k, 100), std::max<int64_t>(index.ntotal, 1)));
   const cluster::RowRange mine = cluster::row_range(nq, comm.rank(), comm.size());
@@ -158,6 +159,8 @@ std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
   std::vector<float> dist(static_cast<size_t>(mine.size()) * search_k);
   std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(mine.size()) * search_k);
   std::vector<EvalPoint> points;
+  const auto values = static_cast<int64_t>(nprobes.size());
+  report(progress, "eval: search (nprobe values)", 0, values);
   for (int nprobe : nprobes) {
     cluster::run_local_phase(comm, "eval: search", [&] { set_nprobe(&index, nprobe); });
     comm.barrier();
@@ -192,6 +195,7 @@ std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
       p.recall_at_100 = recall(100);
     });
     points.push_back(p);
+    report(progress, "eval: search (nprobe values)", static_cast<int64_t>(points.size()), values);
   }
   return points;
 }

@@ -44,10 +44,12 @@ struct EvalPoint {
 // Collective. Each rank searches its slice of the queries (cluster::row_range over nq) with
 // its own copy of the merged index, at each nprobe (k = max(k, 100), capped by ntotal);
 // rank 0 gathers the results and scores them against `truth` (needed on rank 0 only).
-// QPS = nq / the slowest rank's search time. Result valid on rank 0.
+// QPS = nq / the slowest rank's search time. Result valid on rank 0. progress("eval: search
+// (nprobe values)", values done, values) after each value, outside the timed search.
 std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
                                       const float* queries, int64_t nq, const Neighbours& truth,
-                                      int k, const std::vector<int>& nprobes);
+                                      int k, const std::vector<int>& nprobes,
+                                      const ProgressFn& progress = {});
 
 // |found[:R] ∩ truth[:R]| / R averaged over queries; a query whose truth is padded with -1
 // (corpus smaller than R) is scored over the true ids it has. No MPI.

@@ -1,6 +1,7 @@
 #include "io/text_corpus/byte_source.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -29,11 +30,22 @@ class PlainSource : public ByteSource {
     if (offset > 0 && ::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
       throw InputError(path + ": seek failed: " + errno_text());
   }
-  size_t read(char* buf, size_t n) override { return read_some(fd_.get(), path_, buf, n); }
+  size_t read(char* buf, size_t n) override {
+    const size_t got = read_some(fd_.get(), path_, buf, n);
+    consumed_ += got;
+    return got;
+  }
+  uint64_t consumed() const override { return consumed_; }
+  uint64_t decompressed_bytes() override {
+    struct stat st;
+    if (::fstat(fd_.get(), &st) != 0) throw InputError(path_ + ": stat failed: " + errno_text());
+    return static_cast<uint64_t>(st.st_size);
+  }
 
  private:
   std::string path_;
   Fd fd_;
+  uint64_t consumed_ = 0;
 };
 
 constexpr size_t kInChunk = 1 << 18;
@@ -57,6 +69,7 @@ class Inflater {
 struct GzipDamage {
   uint64_t out_begin = UINT64_MAX;  // the damaged member's first decompressed byte
   std::string what;
+  uint64_t out_total = 0;  // bytes decompressed until the end or the damage
 };
 
 // Inflates a whole gzip file, output discarded, to find its first damaged member: a CRC or
@@ -76,7 +89,7 @@ GzipDamage find_gzip_damage(const std::string& path) {
   while (true) {
     if (zs.avail_in == 0) {
       const size_t got = read_some(fd.get(), path, in.data(), in.size());
-      if (got == 0) return {};
+      if (got == 0) return {UINT64_MAX, {}, out_total};
       zs.next_in = reinterpret_cast<Bytef*>(in.data());
       zs.avail_in = static_cast<uInt>(got);
       read_total += got;
@@ -91,10 +104,11 @@ GzipDamage find_gzip_damage(const std::string& path) {
       member_out = out_total;
     } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
       const uint64_t at = read_total - zs.avail_in;
-      return {member_out, "gzip member at byte " + std::to_string(member_in) +
-                              " is damaged (zlib: " + (zs.msg ? zs.msg : "inflate failed") +
-                              ", at byte " + std::to_string(at) +
-                              "); its records and all after it are left out"};
+      return {member_out,
+              "gzip member at byte " + std::to_string(member_in) +
+                  " is damaged (zlib: " + (zs.msg ? zs.msg : "inflate failed") + ", at byte " +
+                  std::to_string(at) + "); its records and all after it are left out",
+              out_total};
     }
   }
 }
@@ -108,8 +122,11 @@ class GzipSource : public ByteSource {
     GzipDamage damage = find_gzip_damage(path);
     damaged_from_ = damage.out_begin;
     damage_ = std::move(damage.what);
+    decompressed_ = damage.out_total;
   }
   ~GzipSource() override { inflateEnd(&zs_); }
+  uint64_t decompressed_bytes() override { return decompressed_; }
+  uint64_t consumed() const override { return read_total_ - zs_.avail_in; }
 
   size_t read(char* buf, size_t n) override {
     if (done_) return 0;
@@ -125,6 +142,7 @@ class GzipSource : public ByteSource {
         }
         zs_.next_in = reinterpret_cast<Bytef*>(in_.data());
         zs_.avail_in = static_cast<uInt>(got);
+        read_total_ += got;
       }
       in_member_ = true;
       const int rc = inflate(&zs_, Z_NO_FLUSH);
@@ -147,7 +165,29 @@ class GzipSource : public ByteSource {
   z_stream zs_;
   bool in_member_ = false;
   bool done_ = false;
+  uint64_t decompressed_ = 0;
+  uint64_t read_total_ = 0;  // bytes read from the file
 };
+
+// Decompresses a whole zstd file, output discarded: its bytes up to the end or the first error.
+uint64_t count_zstd_bytes(const std::string& path) {
+  Fd fd(path);
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  if (!ctx) throw InputError(path + ": zstd init failed");
+  std::vector<char> in(ZSTD_DStreamInSize()), out(ZSTD_DStreamOutSize());
+  uint64_t total = 0;
+  while (true) {
+    const size_t got = read_some(fd.get(), path, in.data(), in.size());
+    if (got == 0) return total;
+    ZSTD_inBuffer input{in.data(), got, 0};
+    while (input.pos < input.size) {
+      ZSTD_outBuffer output{out.data(), out.size(), 0};
+      const size_t rc = ZSTD_decompressStream(ctx.get(), &output, &input);
+      if (ZSTD_isError(rc)) return total;
+      total += output.pos;
+    }
+  }
+}
 
 class ZstdSource : public ByteSource {
  public:
@@ -156,6 +196,11 @@ class ZstdSource : public ByteSource {
     if (!ctx_) throw InputError(path + ": zstd init failed");
   }
   ~ZstdSource() override { ZSTD_freeDCtx(ctx_); }
+  uint64_t decompressed_bytes() override {
+    if (decompressed_ == UINT64_MAX) decompressed_ = count_zstd_bytes(path_);
+    return decompressed_;
+  }
+  uint64_t consumed() const override { return read_total_ - (input_.size - input_.pos); }
 
   size_t read(char* buf, size_t n) override {
     if (done_) return 0;
@@ -169,6 +214,7 @@ class ZstdSource : public ByteSource {
           break;
         }
         input_ = ZSTD_inBuffer{in_.data(), got, 0};
+        read_total_ += got;
       }
       const size_t rc = ZSTD_decompressStream(ctx_, &out, &input_);
       if (ZSTD_isError(rc)) {
@@ -189,6 +235,8 @@ class ZstdSource : public ByteSource {
   ZSTD_inBuffer input_{nullptr, 0, 0};
   size_t pending_ = 0;  // 0 when the last frame is complete
   bool done_ = false;
+  uint64_t decompressed_ = UINT64_MAX;  // not counted yet
+  uint64_t read_total_ = 0;             // bytes read from the file
 };
 
 }  // namespace

@@ -44,6 +44,12 @@ class ByteSource {
   // check fails, found before any byte is read), or UINT64_MAX; damage() says what is wrong.
   uint64_t damaged_from() const { return damaged_from_; }
   const std::string& damage() const { return damage_; }
+  // How many bytes read() gives in all, up to where the data ends or is found corrupt
+  // (compressed files: a whole decompression, once, unless already known; no read() since).
+  virtual uint64_t decompressed_bytes() = 0;
+  // The file's bytes read so far (compressed: what the decompressor took in), from where the
+  // source was opened. For progress: the line reader reads ahead of the line it passes on.
+  virtual uint64_t consumed() const = 0;
 
  protected:
   std::string truncated_;

@@ -103,9 +103,16 @@ void read_and_sketch(const SketchOptions& options, const MinHasher& minhash, Loc
     if (stop && stop()) throw ReadingStopped{};
   };
 
-  int64_t done_pieces = 0;
+  // Progress in the on-disk bytes of this rank's pieces: those of the pieces done, and how far
+  // the reader is into the current one (compressed: 0 while it skips an earlier rank's lines).
+  int64_t bytes_total = 0, bytes_before = 0;
+  for (const io::TextPiece& piece : corpus.pieces)
+    bytes_total += static_cast<int64_t>(piece.end - piece.begin);
+  constexpr size_t kProgressEvery = 1024;  // records
+  if (progress) progress(0, bytes_total);  // the clock starts before a .gz is checked
   for (size_t p = 0; p < corpus.pieces.size(); ++p) {
     const io::TextPiece& piece = corpus.pieces[p];
+    const auto piece_bytes = static_cast<int64_t>(piece.end - piece.begin);
     corpus.piece_docs.push_back(static_cast<int64_t>(corpus.keep_score.size()));
     const io::PieceStats stats = io::read_text_piece(
         corpus.files[piece.file], piece, read,
@@ -124,10 +131,18 @@ void read_and_sketch(const SketchOptions& options, const MinHasher& minhash, Loc
           texts.emplace_back(rec.text);
           batch_bytes += rec.text.size();
           if (texts.size() >= kBatchDocs || batch_bytes >= kBatchBytes) flush();
+          if (progress && corpus.keep_score.size() % kProgressEvery == 0) {
+            const uint64_t in =
+                rec.file_bytes_read > piece.begin ? rec.file_bytes_read - piece.begin : 0;
+            // The reader reads ahead: the piece is done only when it has ended.
+            progress(bytes_before + std::min(piece_bytes - 1, static_cast<int64_t>(in)),
+                     bytes_total);
+          }
         },
         [&](const io::BadRecord& bad) { corpus.bad.add(static_cast<int>(p), bad); });
     corpus.piece_lines.push_back(stats.lines);
-    if (progress) progress(++done_pieces, static_cast<int64_t>(corpus.pieces.size()));
+    bytes_before += piece_bytes;
+    if (progress) progress(bytes_before, bytes_total);
   }
   corpus.piece_docs.push_back(static_cast<int64_t>(corpus.keep_score.size()));
   flush();

@@ -103,7 +103,8 @@ struct ReadingStopped {};
 
 // Local. Reads this rank's `corpus.pieces` (planned already) and sketches every good record:
 // exact hash always; with options.near the signature (and shingle set) once per distinct
-// normalised text of this rank. progress(pieces done, pieces). Asks `stop` after every batch
+// normalised text of this rank. progress(bytes done, bytes): the pieces' on-disk bytes, every
+// 1024 records and after each piece. Asks `stop` after every batch
 // (a few tenths of a second of work) and throws ReadingStopped on a request.
 void read_and_sketch(const SketchOptions& options, const MinHasher& minhash, LocalCorpus& corpus,
                      const std::function<void(int64_t, int64_t)>& progress,

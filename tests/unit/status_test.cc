@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <string>
 
+#include "runtime/run_dir.h"
+
 namespace sf::commands {
 namespace {
 
@@ -144,6 +146,27 @@ TEST(StatusReport, RunningShowsTheStageAndTheRanksProgressWithAnEta) {
       << text;
   EXPECT_NE(text.find("rank 0    build: add: 50/100 (50.0%), 5/s, ETA 10.0s"), std::string::npos)
       << text;
+}
+
+TEST(StatusReport, AStepCountedInBytesShowsSizesAndMiBPerSecond) {
+  StatusFacts facts = build_facts("running", "add");
+  const double t0 = static_cast<double>(parse_utc_text("2026-12-05T01:00:20Z"));
+  facts.progress = {{{"rank", 0},
+                     {"stage", "add"},
+                     {"step", "read+sketch: bytes"},
+                     {"done", 3 << 20},
+                     {"total", 12 << 20},
+                     {"first_done", 1 << 20},
+                     {"step_started", t0},
+                     {"updated", t0 + 2}}};
+  const std::string text = format_status(status_report(facts));
+  EXPECT_NE(
+      text.find("rank 0    read+sketch: bytes: 3.00 MiB/12.0 MiB (25.0%), 1.00 MiB/s, ETA 9.0s"),
+      std::string::npos)
+      << text;
+  EXPECT_EQ(sf::runtime::human_bytes(512), "512 B");
+  EXPECT_EQ(sf::runtime::human_bytes(1536), "1.50 KiB");
+  EXPECT_EQ(sf::runtime::human_bytes(uint64_t{3} << 30), "3.00 GiB");
 }
 
 TEST(StatusReport, RunningWhosePidIsGoneEndedWithoutAWord) {
