@@ -39,6 +39,12 @@ void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& conte
   for (const auto& p : pairs) wanted.push_back(p.first->other);
   auto id_of_local = [&](uint64_t row) { return flow_.id_of_local(row); };
   const auto ids = dd::fetch_by_row(comm, flow_.begins, wanted, id_of_local);
+  // duplicates.jsonl: where a representative without an id is (file and line).
+  std::vector<uint64_t> representatives;
+  for (const auto& v : verdicts) representatives.push_back(v.representative);
+  const auto representative_locations =
+      dd::fetch_by_row(comm, flow_.begins, representatives,
+                       [&](uint64_t row) { return flow_.location_of_local(row, "representative_"); });
   // kept/: the shards (pipeline/kept_shards.h), into kept.tmp/.
   std::vector<char> removed(static_cast<size_t>(local_docs), 0);
   for (const auto& v : verdicts) removed[v.row - range.begin] = 1;
@@ -54,7 +60,9 @@ void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& conte
             std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
             out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
                       ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
-                      (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+                      (v.near ? "near" : "exact") + "\", \"similarity\": " + sim +
+                      flow_.location_of_local(v.row) +
+                      representative_locations.at(v.representative) + "}\n");
           }
           out.close();
         });

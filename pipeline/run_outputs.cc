@@ -61,6 +61,13 @@ void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context
     return id.empty() ? std::to_string(row) : id;
   };
   const auto ids = stages::dedup::fetch_by_row(comm, begins, wanted, id_of_local);
+  // duplicates.jsonl: where a representative without an id is (file and line).
+  std::vector<uint64_t> representatives;
+  for (const auto& v : deduped_.verdicts) representatives.push_back(v.representative);
+  for (const auto& v : semantic) representatives.push_back(v.representative);
+  const auto representative_locations = stages::dedup::fetch_by_row(
+      comm, begins, representatives,
+      [&](uint64_t row) { return deduped_.location_of_local(row, "representative_"); });
   int64_t final_local = 0;
   for (int64_t i = 0; i < local_docs; ++i) final_local += removed[i] == Removal::kKept;
   const int64_t first_id = comm.exscan(final_local);
@@ -89,14 +96,17 @@ void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context
         const std::string& rep = ids.at(v.representative);
         out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + rep +
                   ", \"representative\": " + rep + ", \"reason\": \"semantic\", \"similarity\": " +
-                  sim + "}\n");
+                  sim + deduped_.location_of_local(v.row) +
+                  representative_locations.at(v.representative) + "}\n");
       };
       for (const auto& v : deduped_.verdicts) {
         while (s < semantic.size() && semantic[s].row < v.row) write_semantic(semantic[s++]);
         std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
         out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
                   ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
-                  (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+                  (v.near ? "near" : "exact") + "\", \"similarity\": " + sim +
+                  deduped_.location_of_local(v.row) +
+                  representative_locations.at(v.representative) + "}\n");
       }
       while (s < semantic.size()) write_semantic(semantic[s++]);
       out.close();

@@ -52,6 +52,7 @@ for np in 1 2 4; do
     cmp -s "$WORK/run1/duplicates.jsonl" "$WORK/run$np/duplicates.jsonl" ||
       fail "duplicates.jsonl differs between 1 and $np ranks"
   fi
+  ! grep -q '"file"' "$WORK/run$np/duplicates.jsonl" || fail "duplicates.jsonl names files although every record has an id"
   ok "$(wc -l <"$WORK/run$np/duplicates.jsonl") removed, $(ls "$WORK/run$np/kept" | wc -l) shards; same files as 1 rank"
 done
 
@@ -167,25 +168,32 @@ if [[ -r $FORTUNES/fortunes ]]; then
     fi
     ok "$(grep -o '"docs_in": [0-9]*' "$WORK/frun$np/dedup.json"), $(wc -l <"$WORK/frun$np/duplicates.jsonl") removed"
   done
-  check "fortunes: kept records are the input records not removed"
+  check "fortunes: kept records are the input records not removed; duplicates.jsonl names each duplicate's and representative's file and line (no id field)"
   "$PY" - "$WORK/frun2" "${ffiles[@]}" <<'PYEOF'
 import json, sys
 run, files = sys.argv[1], sys.argv[2:]
-records = []
+records, where = [], []  # where: (file, 1-based line of the record's first line)
 for f in files:
     cur, data = [], open(f, "rb").read()
     lines = data.split(b"\n")
     if data.endswith(b"\n"):
         lines.pop()
-    for line in lines:
+    start = 1
+    for n, line in enumerate(lines, 1):
         if line == b"%":
-            records.append(b"".join(cur)); cur = []
+            records.append(b"".join(cur)); where.append((f, start)); cur = []; start = n + 1
         else:
             cur.append(line + b"\n")
     if cur:
-        records.append(b"".join(cur))
+        records.append(b"".join(cur)); where.append((f, start))
+where = [w for r, w in zip(records, where) if r.strip()]
 records = [r for r in records if r.strip()]
-removed = {json.loads(l)["id"] for l in open(run + "/duplicates.jsonl")}
+dups = [json.loads(l) for l in open(run + "/duplicates.jsonl")]
+for d in dups:
+    assert (d["file"], d["line"]) == where[d["id"]], (d, where[d["id"]])
+    assert (d["representative_file"], d["representative_line"]) == where[d["representative"]], d
+    assert list(d)[:5] == ["id", "cluster", "representative", "reason", "similarity"], d
+removed = {d["id"] for d in dups}
 expected = b"".join(r + b"%\n" for i, r in enumerate(records) if i not in removed)
 import os, subprocess
 assert sorted(os.listdir(run + "/kept")) == ["00000.zst"], os.listdir(run + "/kept")
