@@ -34,6 +34,7 @@ int build_job(cluster::Comm& comm, const runtime::Config& config) {
   pipeline::MergeStage merge(build, partition);
   runtime::StageRunner runner(comm, config, checkpoints, log,
                                runtime::make_progress_logger(comm.rank()));
+  runner.plan({&open, &train, &partition, &add, &merge});
   // Opened first: train fingerprints the input files it opened.
   runner.run({&open});
   const io::VectorCorpus& corpus = open.corpus();

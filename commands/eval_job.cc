@@ -121,6 +121,7 @@ int eval_job(cluster::Comm& comm, const runtime::Config& config) {
     });
     return 0;
   }
+  runtime::plan_stages({"load", "ground truth", "search"});
   log.begin("load");
   std::unique_ptr<faiss::Index> index;
   Queries queries;

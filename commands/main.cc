@@ -1,6 +1,7 @@
 // shardforge <command> CONFIG.yaml [--set key=value]...
 // Run directly, or under mpirun / srun: every rank runs the same command. `submit` is the
-// exception: one process without MPI that hands a command to Slurm.
+// exception: one process without MPI that hands a command to Slurm; `query`, `status` and
+// `report` are one plain process too.
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
@@ -20,6 +21,7 @@
 #include "io/vector_file.h"
 #include "commands/dedup.h"
 #include "commands/commands.h"
+#include "commands/report.h"
 #include "commands/run.h"
 #include "commands/submit.h"
 #include "commands/submit_script.h"
@@ -124,6 +126,31 @@ int run_status(const sf::commands::StatusOptions& options) {
     return sf::runtime::kExitConfig;
   } catch (const std::exception& e) {
     spdlog::error("status: {}", e.what());
+    return sf::runtime::kExitFailed;
+  }
+}
+
+// `shardforge report RUN_DIR_OR_CONFIG`: one process, no MPI; writes only the page
+// (commands/report.h).
+CLI::App* add_report_command(CLI::App& app, sf::commands::ReportOptions& options) {
+  CLI::App* sub = app.add_subcommand(
+      "report", "write RUN_DIR/report.html: plots and tables of the run's stages, memory, lists, "
+                "recall, shards and duplicates; one file that opens offline");
+  sub->add_option("path", options.run_dir, "a run directory (output.dir), or its config")
+      ->required();
+  sub->add_option("--output", options.output, "write the page here instead of RUN_DIR/report.html");
+  return sub;
+}
+
+int run_report(const sf::commands::ReportOptions& options) {
+  sf::runtime::setup_logging(0, 1, false);
+  try {
+    return sf::commands::report_job(options);
+  } catch (const sf::runtime::ConfigError& e) {
+    spdlog::error("report: {}", e.what());
+    return sf::runtime::kExitConfig;
+  } catch (const std::exception& e) {
+    spdlog::error("report: {}", e.what());
     return sf::runtime::kExitFailed;
   }
 }
@@ -314,6 +341,8 @@ int main(int argc, char** argv) {
   CLI::App* query_cmd = add_query_command(app, query);
   sf::commands::StatusOptions status;
   CLI::App* status_cmd = add_status_command(app, status);
+  sf::commands::ReportOptions report;
+  CLI::App* report_cmd = add_report_command(app, report);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -326,6 +355,7 @@ int main(int argc, char** argv) {
   if (submit_cmd->parsed()) return run_submit(config_path, overrides, submit);
   if (query_cmd->parsed()) return run_query(query);
   if (status_cmd->parsed()) return run_status(status);
+  if (report_cmd->parsed()) return run_report(report);
 
   sf::cluster::MpiSession mpi(&argc, &argv);
   sf::cluster::Comm& comm = mpi.world();

@@ -105,6 +105,7 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
     return 0;
   }
 
+  runtime::plan_stages({"load", "search", "write"});
   log.begin("load");
   stages::PartitionPlan plan;
   std::map<int, std::unique_ptr<faiss::Index>> shards;

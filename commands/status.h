@@ -14,11 +14,11 @@
 
 namespace sf::commands {
 
-// The stages of `command` in the order its job runs them (commands/*_job.cc); `config` (the run
-// directory's config.yaml, may be null) decides run's optional stages. Empty for an unknown
-// command or one without stages.
-std::vector<std::string> command_stage_names(const std::string& command,
-                                             const runtime::Config* config);
+// The stages the run planned, in order: status.json's "stages" (the command's stage runner
+// records them, runtime::plan_stages), else the stages run.json recorded for `command` (a run
+// of an older shardforge). Empty when neither says.
+std::vector<std::string> planned_stages(const nlohmann::json& status, const nlohmann::json& run,
+                                        const std::string& command);
 
 // Whether the process that wrote status.json still runs.
 enum class RunProcess { kAlive, kGone, kElsewhere };
@@ -29,7 +29,7 @@ struct StatusFacts {
   std::string manifest_command;     // .shardforge/manifest.json's command; "" when none
   nlohmann::json status;            // status.json; null when none or unreadable
   nlohmann::json run;               // run.json; null when none or unreadable
-  std::vector<std::string> stages;  // command_stage_names() of status.json's command
+  std::vector<std::string> stages;  // planned_stages()
   // Per stage with a completion marker: "verified (sizes)", "N marker(s) in checkpoints/add/"
   // (a marker per piece or rank), or why not ("stale: index.faiss has 812 bytes, marker says
   // 9000"). No entry: no marker.

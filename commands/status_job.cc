@@ -23,21 +23,19 @@
 namespace sf::commands {
 namespace fs = std::filesystem;
 
-std::vector<std::string> command_stage_names(const std::string& command,
-                                             const runtime::Config* config) {
-  if (command == "build") return {"open", "train", "partition", "add", "merge"};
-  if (command == "dedup") return {"read+sketch", "exact", "near", "verdicts", "write", "kept"};
-  if (command == "eval") return {"load", "ground truth", "search"};
-  if (command == "search") return {"load", "search", "write"};
-  if (command != "run") return {};
-  const runtime::Config defaults;
-  const runtime::RunConfig& run = config != nullptr ? config->run : defaults.run;
-  std::vector<std::string> names = {"read+sketch", "exact", "near", "verdicts", "embed"};
-  if (run.semdedup || run.index) names.insert(names.end(), {"check-index", "train"});
-  if (run.semdedup) names.push_back("semdedup");
-  if (run.index) names.insert(names.end(), {"compact", "partition", "add", "merge"});
-  if (run.eval) names.push_back("eval");
-  names.push_back("outputs");
+std::vector<std::string> planned_stages(const nlohmann::json& status, const nlohmann::json& run,
+                                        const std::string& command) {
+  std::vector<std::string> names;
+  if (status.is_object() && status.contains("stages") && status["stages"].is_array()) {
+    for (const nlohmann::json& name : status["stages"])
+      if (name.is_string()) names.push_back(name.get<std::string>());
+    return names;
+  }
+  if (run.is_object() && run.contains("commands") && run["commands"].is_object() &&
+      run["commands"].contains(command))
+    for (const nlohmann::json& s : run["commands"][command].value("stages", nlohmann::json::array()))
+      if (s.is_object() && s.contains("name") && s["name"].is_string())
+        names.push_back(s["name"].get<std::string>());
   return names;
 }
 
@@ -113,12 +111,17 @@ nlohmann::json status_report(const StatusFacts& facts) {
   const std::string stage = has_status ? text_of(status, "stage") : "";
   if (state == "running" && facts.process == RunProcess::kGone) state = "killed";
 
-  // run.json's figures of this command's stages (written when the command finished).
+  // run.json's figures of this command's stages (written when the command finished), in its
+  // order.
   std::map<std::string, json> figures;
+  std::vector<std::string> recorded;
   if (facts.run.is_object() && facts.run.contains("commands") &&
       facts.run["commands"].contains(command))
     for (const json& s : facts.run["commands"][command].value("stages", json::array()))
-      if (s.is_object()) figures[text_of(s, "name")] = s;
+      if (s.is_object()) {
+        figures[text_of(s, "name")] = s;
+        recorded.push_back(text_of(s, "name"));
+      }
 
   // The command's stages; any the run recorded that the list lacks (a newer shardforge) at the end.
   std::vector<std::string> names = facts.stages;
@@ -127,7 +130,7 @@ nlohmann::json status_report(const StatusFacts& facts) {
         std::find(names.begin(), names.end(), name) == names.end())
       names.push_back(name);
   };
-  for (const auto& [name, entry] : figures) add_name(name);
+  for (const std::string& name : recorded) add_name(name);
   add_name(stage);
   const auto at = std::find(names.begin(), names.end(), stage);
   const long current = at == names.end() ? -1 : at - names.begin();
@@ -346,12 +349,8 @@ std::string slurm_state(const std::string& job_id) {
 RunProcess run_process(const json& status) {
   const std::string host = text_of(status, "host");
   if (!host.empty() && host != runtime::host_name()) return RunProcess::kElsewhere;
-  const long pid = status.value("pid", 0L);
-  if (pid <= 0) return RunProcess::kGone;
-  const long long ticks = runtime::process_start_ticks(pid);
-  if (ticks < 0) return RunProcess::kGone;
-  const long long recorded = status.value("pid_start_ticks", -1LL);
-  return recorded >= 0 && recorded != ticks ? RunProcess::kGone : RunProcess::kAlive;
+  if (status.value("pid", 0L) <= 0) return RunProcess::kGone;
+  return runtime::local_process_gone(status).empty() ? RunProcess::kAlive : RunProcess::kGone;
 }
 
 }  // namespace
@@ -375,15 +374,7 @@ int status_job(const StatusOptions& options) {
   facts.manifest_command = text_of(manifest, "command");
   const std::string command =
       facts.status.is_object() ? text_of(facts.status, "command") : facts.manifest_command;
-  std::unique_ptr<runtime::Config> config;
-  if (fs::exists(dir + "/config.yaml", ec)) {
-    try {
-      config = std::make_unique<runtime::Config>(runtime::load_config(dir + "/config.yaml"));
-    } catch (const std::exception&) {
-      // run's defaults decide its optional stages.
-    }
-  }
-  facts.stages = command_stage_names(command, config.get());
+  facts.stages = planned_stages(facts.status, facts.run, command);
   std::vector<std::string> names = facts.stages;
   names.push_back(text_of(facts.status, "stage"));
   for (const std::string& stage : names)

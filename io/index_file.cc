@@ -76,10 +76,12 @@ void write_index_file(const faiss::Index& index, const std::string& path) {
   });
 }
 
-std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
+namespace {
+
+std::unique_ptr<faiss::Index> read_index_with(const std::string& path, int io_flags) {
   if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such index file");
   try {
-    return std::unique_ptr<faiss::Index>(faiss::read_index(path.c_str()));
+    return std::unique_ptr<faiss::Index>(faiss::read_index(path.c_str(), io_flags));
   } catch (const faiss::FaissException& e) {
     throw std::runtime_error(path + ": not a readable FAISS index: " + e.what());
   } catch (const std::bad_alloc&) {
@@ -92,6 +94,16 @@ std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
                              ": not a readable FAISS index: a size in it is impossible "
                              "(a damaged file?)");
   }
+}
+
+}  // namespace
+
+std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
+  return read_index_with(path, 0);
+}
+
+std::unique_ptr<faiss::Index> read_index_file_mapped(const std::string& path) {
+  return read_index_with(path, faiss::IO_FLAG_MMAP);
 }
 
 }  // namespace sf::io

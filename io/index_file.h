@@ -18,5 +18,9 @@ void write_index_file(const faiss::Index& index, const std::string& path);
 // Throws std::runtime_error naming the path when missing, not a FAISS index, or damaged (also
 // a size field that would need more memory than there is).
 std::unique_ptr<faiss::Index> read_index_file(const std::string& path);
+// read_index_file with the inverted lists mapped, not read (FAISS's IO_FLAG_MMAP): the list
+// sizes and the quantizer are there at once, the codes stay on disk until touched. For
+// readers that need the index's shape only, however large the file (`report`).
+std::unique_ptr<faiss::Index> read_index_file_mapped(const std::string& path);
 
 }  // namespace sf::io

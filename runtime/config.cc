@@ -108,6 +108,13 @@ const std::vector<Field>& schema() {
        at_least(1), "coarse k-means iterations (FAISS's IVF default)"},
       {"index.codebook_sample", bind<&Config::index, &IndexConfig::codebook_sample>, at_least(1),
        "rows gathered on rank 0 to train PQ/SQ codebooks and OPQ/PCA transforms"},
+      {"resources.memory_per_rank", bind<&Config::resources, &ResourcesConfig::memory_per_rank>,
+       any(),
+       "memory each rank may use (`2GiB`, `512MiB`); stages plan their batches and buffers "
+       "from it. `0`: what Slurm gives the task (`SLURM_MEM_PER_CPU` × its CPUs, or "
+       "`SLURM_MEM_PER_NODE` / the tasks on the node), else the node's available memory (and "
+       "its cgroup limit) / the ranks on the node. Left out of every fingerprint: results are "
+       "the same bytes for any budget. See [memory](run-directory.md#memory-budget)"},
       {"seed", bind<&Config::seed>, at_least(0),
        "chooses the training sample, the k-means start and the codebook sample"},
       {"threads", bind<&Config::threads>, at_least(0),

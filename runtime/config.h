@@ -19,6 +19,21 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A size in bytes, written in YAML as an integer or with a unit: `512MiB`, `2GiB`, `1.5G`.
+// K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024 (as Slurm's --mem), KB/MB/GB/TB powers of
+// 1000, B or none bytes.
+struct ByteSize {
+  uint64_t bytes = 0;
+  friend bool operator==(ByteSize a, ByteSize b) { return a.bytes == b.bytes; }
+};
+// Throws std::invalid_argument naming what is wrong (not a number, unknown unit, negative,
+// past 2^64).
+ByteSize parse_byte_size(std::string_view text);
+// The shortest exact text: "512MiB", "2GiB", "1000" (bytes when no binary unit divides).
+std::string format_byte_size(ByteSize size);
+// "1.5 GiB", "300 MiB", "12 KiB": a size for messages (rounded to 3 significant digits).
+std::string human_bytes(uint64_t bytes);
+
 struct InputConfig {
   // Required, non-empty: files, directories and glob patterns as written; load_config
   // replaces them with the files they name (io/input_paths.h), in reading order.
@@ -149,6 +164,13 @@ struct SlurmConfig {
   std::string account;      // "" = the user's default account
 };
 
+// What the job may use per rank.
+struct ResourcesConfig {
+  // 0: what Slurm gives the task, else the node's available memory / the ranks on the node
+  // (runtime/memory_budget.h).
+  ByteSize memory_per_rank;
+};
+
 struct Config {
   std::string source;  // path of the YAML file, for messages
   InputConfig input;
@@ -162,6 +184,7 @@ struct Config {
   RunConfig run;
   EmbedConfig embed;
   SemDedupConfig semdedup;
+  ResourcesConfig resources;
   uint64_t seed = 1234;
   int threads = 0;  // OpenMP threads per rank; 0 = cores on this node / ranks on this node
   YAML::Node resolved;  // the effective config (file + overrides), as written to the run dir

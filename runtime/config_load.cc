@@ -328,6 +328,16 @@ class Loader {
                          : static_cast<Int>(value.magnitude);
   }
 
+  // An integer (bytes) or a number with a unit (runtime::parse_byte_size).
+  void parse(const std::string& key, const YAML::Node& node, const Rule&, ByteSize& out) const {
+    check_scalar(key, node, "a size such as 512MiB");
+    try {
+      out = parse_byte_size(node.Scalar());
+    } catch (const std::invalid_argument& e) {
+      fail_value(key, e.what());
+    }
+  }
+
   // YAML 1.2 core booleans only: true|false (also True/TRUE, False/FALSE).
   void parse(const std::string& key, const YAML::Node& node, const Rule&, bool& out) const {
     check_scalar(key, node, "true or false");

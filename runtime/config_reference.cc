@@ -47,6 +47,8 @@ std::string value_type(const Rule& rule) {
     return out;
   } else if constexpr (std::is_same_v<T, bool>) {
     return "`true` or `false`";
+  } else if constexpr (std::is_same_v<T, ByteSize>) {
+    return "size (`512MiB`, `2GiB`, bytes)";
   } else if constexpr (std::is_integral_v<T>) {
     if (rule.max != kNoMax)
       return "integer in " + std::to_string(rule.min) + "…" + std::to_string(rule.max);
@@ -100,6 +102,8 @@ const Section kSections[] = {
     {"input", "input",
      "The corpus: vector files for `build` (and `eval`), text files for `dedup` and `run`."},
     {"index", "index", "The FAISS IVF index that `build` and `run` train and fill."},
+    {"resources", "resources",
+     "What a rank may use: see [memory budget](run-directory.md#memory-budget)."},
     {"", "Top-level keys", ""},
     {"output", "output", ""},
     {"eval", "eval", "`eval`, and `run` with `run.eval: true`."},

@@ -18,7 +18,7 @@
 namespace sf::runtime::detail {
 
 // Where a key's value lives in Config. The alternative decides how the YAML value is parsed.
-using Target = std::variant<std::string*, bool*, int*, int64_t*, uint64_t*, double*,
+using Target = std::variant<std::string*, bool*, int*, int64_t*, uint64_t*, double*, ByteSize*,
                             std::vector<std::string>*, std::vector<int>*, std::vector<double>*>;
 using Bind = Target (*)(Config&);
 

@@ -16,6 +16,7 @@ namespace {
 
 YAML::Node to_node(const std::string& value) { return YAML::Node(value); }
 YAML::Node to_node(bool value) { return YAML::Node(value); }
+YAML::Node to_node(ByteSize value) { return YAML::Node(format_byte_size(value)); }
 YAML::Node to_node(double value) {
   std::ostringstream text;  // shortest text that reads back as the same double
   text.precision(std::numeric_limits<double>::max_digits10);

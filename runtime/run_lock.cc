@@ -82,18 +82,22 @@ std::string gone_reason(const nlohmann::json& h) {
   if (!job.empty() && h.value("slurm_job_id", std::string()) == job &&
       h.value("slurm_restart_count", std::string()) != env_text("SLURM_RESTART_COUNT"))
     return "it was an earlier run of this Slurm job " + job + ", which Slurm requeued";
-  if (h.value("host", std::string()) != host_name()) return "";
-  const long pid = h.value("pid", 0L);
+  return local_process_gone(h);
+}
+
+}  // namespace
+
+std::string local_process_gone(const nlohmann::json& record) {
+  if (record.value("host", std::string()) != host_name()) return "";
+  const long pid = record.value("pid", 0L);
   if (pid <= 0) return "";
   const long long ticks = process_start_ticks(pid);
   if (ticks < 0) return "process " + std::to_string(pid) + " is gone";
-  const long long recorded = h.value("pid_start_ticks", 0LL);
+  const long long recorded = record.value("pid_start_ticks", 0LL);
   if (ticks > 0 && recorded > 0 && ticks != recorded)
     return "pid " + std::to_string(pid) + " now belongs to another process (another start time)";
   return "";
 }
-
-}  // namespace
 
 std::string host_name() {
   char name[256] = {};

@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace sf::runtime {
 
 constexpr int kLockFormatVersion = 1;
@@ -48,5 +50,9 @@ class RunLock {
 long long process_start_ticks(long pid);
 // This machine's host name.
 std::string host_name();
+// Why the process a record names ({"host", "pid", "pid_start_ticks"}: the lock, status.json) is
+// certainly gone: it ran on this host and no such pid runs, or the pid now belongs to a process
+// started at another time. "" when it may run (also: another host, no pid). Local.
+std::string local_process_gone(const nlohmann::json& record);
 
 }  // namespace sf::runtime

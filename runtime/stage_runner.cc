@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <optional>
@@ -37,11 +38,20 @@ std::vector<Fingerprint> chain_fingerprints(const Config& config,
   return fps;
 }
 
+void StageRunner::plan(const std::vector<Stage*>& stages) {
+  const size_t before = planned_.size();
+  for (const Stage* stage : stages)
+    if (std::find(planned_.begin(), planned_.end(), stage->name()) == planned_.end())
+      planned_.push_back(stage->name());
+  if (planned_.size() != before) plan_stages(planned_);
+}
+
 void StageRunner::run(const std::vector<Stage*>& stages) {
   const std::vector<Fingerprint> fps = configure(stages);
   fingerprints_.clear();
   outcomes_.clear();
   for (size_t i = 0; i < stages.size(); ++i) fingerprints_.emplace_back(stages[i]->name(), fps[i]);
+  plan(stages);
   if (!fps.empty()) upstream_ = fps.back();
   const size_t n = stages.size();
 

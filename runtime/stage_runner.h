@@ -174,6 +174,11 @@ class StageRunner {
   // cluster::PhaseError or Stopped on every rank alike.
   void run(const std::vector<Stage*>& stages);
 
+  // Records the stages the command will run, in order, for `shardforge status` (status.json
+  // "stages", runtime::plan_stages): run() adds its own; a command that runs its stages in
+  // several run() calls names them all first. Local.
+  void plan(const std::vector<Stage*>& stages);
+
   // Collective: configures `stages` as run() would and tells whether the last one's marker
   // verifies: the command's result is there, nothing needs to run (a command asks before it
   // prepares its run directory). run() on the same stages does not ask again.
@@ -198,6 +203,7 @@ class StageRunner {
   std::optional<std::pair<std::string, bool>> checked_;  // complete(): the last fp, the answer
   std::vector<std::pair<std::string, Fingerprint>> fingerprints_;
   std::vector<std::pair<std::string, StageOutcome>> outcomes_;
+  std::vector<std::string> planned_;
 };
 
 }  // namespace sf::runtime

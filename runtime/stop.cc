@@ -82,6 +82,7 @@ namespace {
 
 struct RunStatusState {
   std::string dir, command, stage = "startup";
+  std::vector<std::string> stages;  // plan_stages
   std::string started_at, stage_started_at;  // UTC text
   std::string slurm_job_id;  // $SLURM_JOB_ID when the run started
   int rank = 0, size = 1;
@@ -103,6 +104,7 @@ void write_status(const std::string& state, const std::string& message, int erro
   if (!s.started || s.rank != 0 || !std::filesystem::is_directory(s.dir)) return;
   const nlohmann::json status = {{"format_version", 1},
                                  {"command", s.command},
+                                 {"stages", s.stages},
                                  {"stage", s.stage},
                                  {"state", state},
                                  {"message", message},
@@ -128,11 +130,17 @@ void start_run_status(const std::string& dir, const std::string& command, int ra
   RunStatusState& s = run_status();
   s.dir = dir;
   s.command = command;
+  s.stages.clear();
   s.rank = rank;
   s.size = size;
   s.started = true;
   s.started_at = s.stage_started_at = utc_now_text();
   s.slurm_job_id = env_text("SLURM_JOB_ID");
+}
+
+void plan_stages(const std::vector<std::string>& stages) {
+  run_status().stages = stages;
+  write_status("running", "", -1);
 }
 
 void enter_stage(const std::string& stage) {

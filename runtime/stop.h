@@ -9,6 +9,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cluster/comm.h"
 #include "stages/stop_request.h"
@@ -41,7 +42,7 @@ void run_step(cluster::Comm& comm, const std::string& phase,
               const std::function<void()>& local_work);
 
 // Where a run is: rank 0 records it in <dir>/status.json (atomic):
-// {"format_version": 1, "command", "stage", "state": "running"|"done"|"failed"|"stopped",
+// {"format_version": 1, "command", "stages" (plan_stages), "stage", "state": "running"|"done"|"failed"|"stopped",
 //  "message", "error_rank" (the failed rank, -1 when none), "ranks", "pid", "pid_start_ticks",
 //  "host", "slurm_job_id" ("" outside Slurm), "started" (the run), "stage_started", "updated"};
 // every rank remembers the stage for the signal line. `shardforge status` reads it.
@@ -49,6 +50,9 @@ void run_step(cluster::Comm& comm, const std::string& phase,
 // does not exist; a disk that cannot take it is reported by the stage's own error). Only
 // commands that write into the run directory call it: `info` leaves status.json as it is.
 void start_run_status(const std::string& dir, const std::string& command, int rank, int size);
+// The stages the command runs, in order (status.json "stages", what `shardforge status` lists):
+// StageRunner::run names its stages; eval and search name theirs.
+void plan_stages(const std::vector<std::string>& stages);
 // State "running" in `stage`. StageLog::begin (runtime/run_dir.h) calls it.
 void enter_stage(const std::string& stage);
 // `error_rank`: the rank whose error ended the run (PhaseError::failed_rank), -1 when none.

@@ -3,8 +3,9 @@
 # build, then build one global IVF index of Fashion-MNIST (60,000 x 784, from the Debian
 # package dataset-fashion-mnist) with 2 MPI ranks and print the recall table; then the text
 # pipeline, `shardforge run`, on the fortune cookies (Debian packages fortunes + fortunes-min)
-# on the same ranks: read, exact + near dedup, embed, train, semantic dedup, add, merge; and a
-# few example queries with their nearest fortunes.
+# on the same ranks: read, exact + near dedup, embed, train, semantic dedup, add, merge, eval; a
+# few example queries with their nearest fortunes; the run's status; and last a report of each
+# run directory (report.html: plots and tables, one file that opens offline), with its path.
 #   RANKS=4 scripts/demo.sh        more ranks (oversubscribed on a small machine)
 #   CONFIG=configs/x.yaml scripts/demo.sh
 set -euo pipefail
@@ -21,7 +22,7 @@ run eval "$config"
 build/commands/shardforge info "$config"
 # Step 2 (a few seconds): the whole text pipeline over the ~15,000 fortune cookies, then queries.
 if [[ -r /usr/share/games/fortunes/fortunes ]]; then
-  run run configs/fortunes-run.yaml
+  run run configs/fortunes-run.yaml --set run.eval=true
   echo "first duplicates found (runs/fortunes/duplicates.jsonl):"
   head -n 3 runs/fortunes/duplicates.jsonl
   grep -m 2 '"semantic"' runs/fortunes/duplicates.jsonl || true
@@ -30,4 +31,10 @@ if [[ -r /usr/share/games/fortunes/fortunes ]]; then
            "To be or not to be, that is the question."; do
     build/commands/shardforge query runs/fortunes "$q" -k 3
   done
+  build/commands/shardforge status runs/fortunes
+fi
+# Last, a report of each run: one HTML page of plots and tables (report prints its path).
+build/commands/shardforge report "$config"
+if [[ -r /usr/share/games/fortunes/fortunes ]]; then
+  build/commands/shardforge report runs/fortunes
 fi

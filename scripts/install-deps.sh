@@ -17,7 +17,11 @@ apt-get install -y -q --no-install-recommends \
   python3-xxhash \
   dataset-fashion-mnist fortunes fortunes-min \
   slurm-wlm \
-  procps time strace
+  procps time strace \
+  libjs-chart.js
+# The report test (tests/e2e/report.sh) opens `shardforge report`'s page in a headless browser
+# and checks its screenshot.
+apt-get install -y -q --no-install-recommends chromium python3-pil
 # npm fetches the SPDX licence texts (scripts/fetch-dedup-data.sh); a nodejs from outside
 # Debian brings its own npm and conflicts with Debian's package, so only when there is none.
 command -v npm >/dev/null || apt-get install -y -q --no-install-recommends npm

@@ -425,6 +425,8 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  train_size",
                                        "  kmeans_iterations",
                                        "  codebook_sample",
+                                       "resources",
+                                       "  memory_per_rank",
                                        "seed",
                                        "threads",
                                        "output",

@@ -41,6 +41,19 @@ TEST(IndexFile, ReadsWhatItWrote) {
   EXPECT_EQ(read_index_file(dir.file("index.faiss"))->ntotal, 200);
 }
 
+TEST(IndexFile, MappedReadHasTheListSizes) {
+  sf::testing::TempDir dir;
+  const std::vector<char> bytes = small_ivf_bytes();
+  write_bytes(dir.file("index.faiss"), bytes);
+  const auto full = deserialize_index(bytes);
+  const auto mapped = read_index_file_mapped(dir.file("index.faiss"));
+  const auto& a = dynamic_cast<const faiss::IndexIVF&>(*full);
+  const auto& b = dynamic_cast<const faiss::IndexIVF&>(*mapped);
+  ASSERT_EQ(a.nlist, b.nlist);
+  for (size_t l = 0; l < a.nlist; ++l) EXPECT_EQ(a.invlists->list_size(l), b.invlists->list_size(l));
+  EXPECT_THROW(read_index_file_mapped(dir.file("none.faiss")), std::runtime_error);
+}
+
 // Regression (issue 12): a list size damaged into a huge number made FAISS's reader allocate
 // that much and throw a bare std::bad_alloc, naming nothing.
 // Not in the ASan build: ASan's operator new aborts the process on a request over its 1 TiB

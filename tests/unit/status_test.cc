@@ -28,7 +28,7 @@ StatusFacts build_facts(const std::string& state, const std::string& stage) {
                   {"started", "2026-12-05T01:00:00Z"},
                   {"stage_started", "2026-12-05T01:00:10Z"},
                   {"updated", "2026-12-05T01:00:10Z"}};
-  facts.stages = command_stage_names("build", nullptr);
+  facts.stages = {"open", "train", "partition", "add", "merge"};
   facts.process = RunProcess::kAlive;
   facts.now = parse_utc_text("2026-12-05T01:00:30Z");
   return facts;
@@ -40,23 +40,17 @@ std::vector<std::string> stage_states(const json& report) {
   return states;
 }
 
-TEST(StatusStages, EachCommandsStagesInOrderRunsFollowItsSwitches) {
-  EXPECT_EQ(command_stage_names("build", nullptr),
-            (std::vector<std::string>{"open", "train", "partition", "add", "merge"}));
-  EXPECT_EQ(command_stage_names("run", nullptr).front(), "read+sketch");
-  EXPECT_EQ(command_stage_names("run", nullptr).back(), "outputs");
-  runtime::Config config;
-  config.run.semdedup = false;
-  config.run.index = false;
-  EXPECT_EQ(
-      command_stage_names("run", &config),
-      (std::vector<std::string>{"read+sketch", "exact", "near", "verdicts", "embed", "outputs"}));
-  config.run.index = true;
-  config.run.eval = true;
-  const auto names = command_stage_names("run", &config);
-  EXPECT_EQ(std::count(names.begin(), names.end(), "semdedup"), 0);
-  EXPECT_EQ(names[names.size() - 2], "eval");
-  EXPECT_TRUE(command_stage_names("info", nullptr).empty());
+TEST(StatusStages, ThePlanInStatusJsonElseTheStagesRunJsonRecorded) {
+  const json run = {{"commands",
+                     {{"dedup", {{"stages", {{{"name", "read+sketch"}}, {{"name", "exact"}}}}}}}}};
+  // status.json's plan wins (the runner wrote it before the first stage).
+  EXPECT_EQ(planned_stages({{"stages", {"open", "train", "merge"}}}, run, "dedup"),
+            (std::vector<std::string>{"open", "train", "merge"}));
+  // An older run's status.json without a plan: run.json's stages of that command, in order.
+  EXPECT_EQ(planned_stages({{"command", "dedup"}}, run, "dedup"),
+            (std::vector<std::string>{"read+sketch", "exact"}));
+  EXPECT_TRUE(planned_stages(nullptr, run, "build").empty());
+  EXPECT_TRUE(planned_stages(nullptr, nullptr, "build").empty());
 }
 
 TEST(StatusTime, ParsesTheUtcTextOfStatusJson) {
@@ -195,7 +189,7 @@ TEST(StatusReport, NoStatusJsonTakesTheManifestsCommandAndTheMarkers) {
   StatusFacts facts;
   facts.dir = "old";
   facts.manifest_command = "build";
-  facts.stages = command_stage_names("build", nullptr);
+  facts.stages = {"open", "train", "partition", "add", "merge"};
   facts.markers["train"] = "verified (sizes)";
   const json r = status_report(facts);
   EXPECT_EQ(r["state"], "unknown");

@@ -44,12 +44,20 @@ TEST(StopSignal, FailureInTheStepWinsOverAStop) {
   set_stop_requested(false);
 }
 
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
 TEST(RunStatus, RecordsStageAndOutcomeAndDescribesThem) {
   testing::TempDir dir;
   EXPECT_EQ(describe_previous_run(dir.path()), "");
   start_run_status(dir.path(), "build", 0, 2);
+  plan_stages({"train", "add", "merge"});
   enter_stage("add");
   EXPECT_EQ(current_stage(), "add");
+  EXPECT_EQ(read_json_file(dir.file("status.json"))["stages"],
+            nlohmann::json({"train", "add", "merge"}));
   std::string text = describe_previous_run(dir.path());
   EXPECT_NE(text.find("did not finish: it was in stage 'add'"), std::string::npos) << text;
   finish_run_status("stopped", "stopped by a signal during add");
@@ -64,10 +72,6 @@ TEST(RunStatus, RecordsStageAndOutcomeAndDescribesThem) {
   EXPECT_FALSE(std::filesystem::exists(other.file("status.json")));
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
 
 TEST(RunStatus, RecordsHostPidSlurmJobAndTheFailedRank) {
   testing::TempDir dir;
