@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 io::ShardLayout kept_layout(const runtime::Config& config, io::TextFormat format) {
   io::ShardLayout layout;
   layout.compression = io::parse_compression(config.output.compression);
-  layout.max_file_bytes = config.output.max_file_bytes;
+  layout.max_file_bytes = config.output.max_file_bytes.bytes;
   layout.format = format;
   return layout;
 }

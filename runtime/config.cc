@@ -132,7 +132,7 @@ const std::vector<Field>& schema() {
        "(`.jsonl.gz`) or `none` (`.jsonl`); fortune corpora: no `.jsonl`"},
       {"output.max_file_bytes", bind<&Config::output, &OutputConfig::max_file_bytes>,
        at_least(1),
-       "uncompressed bytes per `kept/` shard: a shard starts at the first record that starts at "
+       "uncompressed size of a `kept/` shard (`1GiB`, `256MiB`, bytes): a shard starts at the first record that starts at "
        "or past each multiple of it (a shard holds at most this plus one record)"},
       {"eval.queries", bind<&Config::eval, &EvalConfig::queries>, any(),
        "required by `eval`: a vector file, or an ann-benchmarks HDF5 (queries in `test`, "

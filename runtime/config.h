@@ -112,7 +112,7 @@ struct OutputConfig {
   int64_t piece_rows = 65536;
   // kept/ (dedup, run.write_kept): numbered shards, pipeline/kept_shards.h.
   std::string compression = "zstd";  // zstd | gzip | none
-  uint64_t max_file_bytes = uint64_t{1} << 30;  // uncompressed bytes per kept/ shard
+  ByteSize max_file_bytes{uint64_t{1} << 30};  // uncompressed bytes per kept/ shard
 };
 
 struct EvalConfig {
