@@ -108,8 +108,10 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
                                                        kSemanticDir, kEvalFile, "search.json",
                                                        "search.h5"});
   // Results of an earlier run go first: a failed run leaves nothing that looks complete.
-  runtime::prepare_run_dir(comm, config, checkpoints,
-                  {pipeline::kRunTmpDir, "run.json", "ids.jsonl", "duplicates.jsonl", kEmbedderFile},
+  std::vector<std::string> replaced = {pipeline::kRunTmpDir, "run.json", "ids.jsonl",
+                                       "duplicates.jsonl", kEmbedderFile};
+  if (config.run.write_kept) replaced.push_back("kept");
+  runtime::prepare_run_dir(comm, config, checkpoints, replaced,
                   checkpoint_outputs,
                   {"run.tmp/ids", "run.tmp/duplicates", kSketchDir, kVerdictsDir, kEmbedDir,
                    kSemanticDir});

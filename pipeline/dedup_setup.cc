@@ -91,6 +91,14 @@ nlohmann::json near_counts_json(const dd::NearStats& stats) {
           {"largest_cluster", stats.largest_cluster}};
 }
 
+std::string DedupedCorpus::location_of_local(uint64_t row, const std::string& key_prefix) const {
+  const auto i = static_cast<int64_t>(row - static_cast<uint64_t>(range.begin));
+  if (!corpus.ids[static_cast<size_t>(i)].empty()) return "";
+  const std::string& path = corpus.files[corpus.pieces[corpus.piece_of(i)].file].path;
+  return ", \"" + key_prefix + "file\": " + nlohmann::json(path).dump() + ", \"" + key_prefix +
+         "line\": " + std::to_string(corpus.file_line(i));
+}
+
 std::string DedupedCorpus::id_of_local(uint64_t row) const {
   const std::string& id = corpus.ids[row - static_cast<uint64_t>(range.begin)];
   return id.empty() ? std::to_string(row) : id;

@@ -9,6 +9,7 @@
 
 #include "io/atomic_file.h"
 #include "io/text_output.h"
+#include "pipeline/kept_shards.h"
 #include "runtime/run_manifest.h"
 
 namespace sf::pipeline {
@@ -38,28 +39,19 @@ void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& conte
   for (const auto& p : pairs) wanted.push_back(p.first->other);
   auto id_of_local = [&](uint64_t row) { return flow_.id_of_local(row); };
   const auto ids = dd::fetch_by_row(comm, flow_.begins, wanted, id_of_local);
-  uint64_t local_bytes_out = 0;
-  cluster::run_local_phase(comm, "write kept", [&] {
-    std::vector<char> removed(static_cast<size_t>(local_docs), 0);
-    for (const auto& v : verdicts) removed[v.row - range.begin] = 1;
-    const std::string part = io::part_name(comm.rank(), read.format);
-    // Second pass: the records are found again by their lines; JSONL lines are not parsed
-    // again (io::TextReadOptions::raw_lines).
-    io::TextReadOptions again = read;
-    again.raw_lines = read.format == io::TextFormat::kJsonl;
-    io::publish_file(kept_tmp + "/" + part, [&](const std::string& tmp) {
-      io::FileWriter out(tmp);
-      stages::report(context.progress, "write kept: records", 0, local_docs);
-      dd::reread_documents(corpus, again, [&](int64_t i, const io::TextRecord& rec) {
-        if ((i + 1) % 4096 == 0 || i + 1 == local_docs)
-          stages::report(context.progress, "write kept: records", i + 1, local_docs);
-        if (removed[i]) return;
-        out.write(rec.raw);
-        out.write(read.format == io::TextFormat::kJsonl ? "\n" : "%\n");
-        local_bytes_out += corpus.raw_bytes[i];
-      });
-      out.close();
-    });
+  // duplicates.jsonl: where a representative without an id is (file and line).
+  std::vector<uint64_t> representatives;
+  for (const auto& v : verdicts) representatives.push_back(v.representative);
+  const auto representative_locations =
+      dd::fetch_by_row(comm, flow_.begins, representatives,
+                       [&](uint64_t row) { return flow_.location_of_local(row, "representative_"); });
+  // kept/: the shards (pipeline/kept_shards.h), into kept.tmp/.
+  std::vector<char> removed(static_cast<size_t>(local_docs), 0);
+  for (const auto& v : verdicts) removed[v.row - range.begin] = 1;
+  const WrittenShards shards = write_kept_documents(comm, flow_, removed, kept_tmp,
+                                                    kept_layout(config, read.format),
+                                                    context.progress);
+  cluster::run_local_phase(comm, "write duplicates", [&] {
     io::publish_file(
         dup_tmp + "/" + io::part_name(comm.rank(), io::TextFormat::kJsonl),
         [&](const std::string& tmp) {
@@ -69,7 +61,9 @@ void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& conte
             std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
             out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
                       ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
-                      (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+                      (v.near ? "near" : "exact") + "\", \"similarity\": " + sim +
+                      flow_.location_of_local(v.row) +
+                      representative_locations.at(v.representative) + "}\n");
           }
           out.close();
         });
@@ -90,7 +84,8 @@ void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& conte
   });
   out_.docs_out = flow_.total_docs - comm.sum(static_cast<int64_t>(verdicts.size()));
   out_.bytes_in = comm.sum(static_cast<int64_t>(flow_.local_bytes_in));
-  out_.bytes_out = comm.sum(static_cast<int64_t>(local_bytes_out));
+  out_.bytes_out = static_cast<int64_t>(shards.bytes);
+  out_.shards = shards.names;
   out_.summary = {{"docs_in", flow_.total_docs},
                   {"docs_out", out_.docs_out},
                   {"bytes_in", out_.bytes_in},
@@ -103,7 +98,8 @@ void WriteKeptStage::run(cluster::Comm& comm, const runtime::StageContext& conte
 }
 
 void PublishKeptStage::configure(runtime::StageOptions& options) {
-  options.keys({"dedup.write_pairs"});  // pairs.jsonl is one of the outputs
+  // pairs.jsonl is one of the outputs; kept/'s shards are laid out by output.*
+  options.keys({"dedup.write_pairs", "output.compression", "output.max_file_bytes"});
 }
 
 void PublishKeptStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
@@ -138,12 +134,10 @@ void PublishKeptStage::run(cluster::Comm& comm, const runtime::StageContext& con
     io::concat_parts(dup_tmp, comm.size(), dir + "/duplicates.jsonl");
     runtime::remove_owned(dir, "duplicates.tmp");
     if (config.dedup.write_pairs) io::concat_parts(pairs_tmp, comm.size(), dir + "/pairs.jsonl");
-    // Part by part: files of the user's own in kept/ stay (prepare_run_dir removed ours).
+    // Shard by shard: files of the user's own in kept/ stay (prepare_run_dir removed ours).
     std::filesystem::create_directories(kept_dir);
-    for (int r = 0; r < comm.size(); ++r) {
-      const std::string part = "/" + io::part_name(r, read.format);
-      std::filesystem::rename(kept_tmp + part, kept_dir + part);
-    }
+    for (const std::string& name : out_.shards)
+      std::filesystem::rename(kept_tmp + "/" + name, kept_dir + "/" + name);
     runtime::remove_owned(dir, "kept.tmp");
     nlohmann::json report = {
         {"format_version", kDedupJsonFormatVersion},
@@ -174,11 +168,10 @@ void PublishKeptStage::run(cluster::Comm& comm, const runtime::StageContext& con
   });
 }
 
-runtime::StageOutputs PublishKeptStage::save(cluster::Comm& comm,
+runtime::StageOutputs PublishKeptStage::save(cluster::Comm&,
                                               const runtime::StageContext& context) {
   runtime::StageOutputs outputs;
-  const io::TextFormat format = flow_.setup.read.format;
-  for (int r = 0; r < comm.size(); ++r) outputs.files.push_back("kept/" + io::part_name(r, format));
+  for (const std::string& name : out_.shards) outputs.files.push_back("kept/" + name);
   outputs.files.insert(outputs.files.end(), {"duplicates.jsonl", "dedup.json"});
   if (context.config.dedup.write_pairs) outputs.files.push_back("pairs.jsonl");
   outputs.info = out_.summary;

@@ -1,14 +1,16 @@
 // The outputs of `dedup` (commands/dedup.h), made from the verdicts by two stages after the dedup
 // stages of pipeline/text_dedup.h:
-//   write  each rank writes its part of kept/, duplicates.jsonl and (dedup.write_pairs)
-//          pairs.jsonl into kept.tmp/, duplicates.tmp/, pairs.tmp/; kept/ by reading its
-//          pieces again (JSONL lines are not parsed again). No checkpoint of its own.
+//   write  the ranks write kept/'s shards into kept.tmp/ (pipeline/kept_shards.h: the kept
+//          documents read again, JSONL lines not parsed again), and each rank its part of
+//          duplicates.jsonl and (dedup.write_pairs) pairs.jsonl into duplicates.tmp/,
+//          pairs.tmp/. No checkpoint of its own.
 //   kept   rank 0 publishes duplicates.jsonl, pairs.jsonl, kept/ and then dedup.json (the mark
 //          of a complete run); marker "kept".
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +26,7 @@ constexpr int kDedupJsonFormatVersion = 1;
 struct KeptOutputs {
   int64_t docs_out = 0, bytes_in = 0, bytes_out = 0;  // global
   nlohmann::json summary;  // run.json's and the kept marker's: the counts
+  std::vector<std::string> shards;  // kept/'s files (pipeline/kept_shards.h), in order
 };
 
 class WriteKeptStage : public runtime::TransientStage {

@@ -3,12 +3,14 @@
 // rank 0 with embedder.json.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
 #include "io/text_output.h"
 #include "runtime/run_manifest.h"
+#include "pipeline/kept_shards.h"
 #include "pipeline/text_index.h"
 
 namespace sf::pipeline {
@@ -21,6 +23,8 @@ std::string json_string(const std::string& s) { return nlohmann::json(s).dump();
 
 void OutputsStage::configure(runtime::StageOptions& options) {
   options.keys({"run.dedup", "run.semdedup", "run.index", "run.eval"});
+  if (options.config().run.write_kept)  // kept/ is one of the outputs
+    options.keys({"run.write_kept", "output.compression", "output.max_file_bytes"});
 }
 
 void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
@@ -35,6 +39,18 @@ void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
   std::vector<Removal> removed(static_cast<size_t>(local_docs), Removal::kKept);
   for (const auto& v : deduped_.verdicts) removed[v.row - range.begin] = Removal::kDuplicate;
+  // run.write_kept: kept/ as dedup writes it, the documents exact + near dedup kept (semantic
+  // duplicates included), into run.tmp/kept/; published by save().
+  kept_.clear();
+  if (context.config.run.write_kept) {
+    std::vector<char> duplicate(removed.size());
+    for (size_t i = 0; i < removed.size(); ++i) duplicate[i] = removed[i] == Removal::kDuplicate;
+    kept_ = write_kept_documents(comm, deduped_, duplicate,
+                                 context.checkpoints.path(std::string(kRunTmpDir) + "/kept"),
+                                 kept_layout(context.config, deduped_.setup.read.format),
+                                 context.progress)
+                .names;
+  }
 
   // The semantic verdicts back to the reading ranks: this rank's documents removed as
   // semantic duplicates, by row.
@@ -61,6 +77,13 @@ void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context
     return id.empty() ? std::to_string(row) : id;
   };
   const auto ids = stages::dedup::fetch_by_row(comm, begins, wanted, id_of_local);
+  // duplicates.jsonl: where a representative without an id is (file and line).
+  std::vector<uint64_t> representatives;
+  for (const auto& v : deduped_.verdicts) representatives.push_back(v.representative);
+  for (const auto& v : semantic) representatives.push_back(v.representative);
+  const auto representative_locations = stages::dedup::fetch_by_row(
+      comm, begins, representatives,
+      [&](uint64_t row) { return deduped_.location_of_local(row, "representative_"); });
   int64_t final_local = 0;
   for (int64_t i = 0; i < local_docs; ++i) final_local += removed[i] == Removal::kKept;
   const int64_t first_id = comm.exscan(final_local);
@@ -89,14 +112,17 @@ void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context
         const std::string& rep = ids.at(v.representative);
         out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + rep +
                   ", \"representative\": " + rep + ", \"reason\": \"semantic\", \"similarity\": " +
-                  sim + "}\n");
+                  sim + deduped_.location_of_local(v.row) +
+                  representative_locations.at(v.representative) + "}\n");
       };
       for (const auto& v : deduped_.verdicts) {
         while (s < semantic.size() && semantic[s].row < v.row) write_semantic(semantic[s++]);
         std::snprintf(sim, sizeof(sim), "%.4f", v.similarity);
         out.write("{\"id\": " + id_of_local(v.row) + ", \"cluster\": " + ids.at(v.cluster) +
                   ", \"representative\": " + ids.at(v.representative) + ", \"reason\": \"" +
-                  (v.near ? "near" : "exact") + "\", \"similarity\": " + sim + "}\n");
+                  (v.near ? "near" : "exact") + "\", \"similarity\": " + sim +
+                  deduped_.location_of_local(v.row) +
+                  representative_locations.at(v.representative) + "}\n");
       }
       while (s < semantic.size()) write_semantic(semantic[s++]);
       out.close();
@@ -112,8 +138,14 @@ runtime::StageOutputs OutputsStage::save(cluster::Comm& comm,
   io::concat_parts(tmp_dir + "/ids", comm.size(), checkpoints.path("ids.jsonl"));
   io::concat_parts(tmp_dir + "/duplicates", comm.size(), checkpoints.path("duplicates.jsonl"));
   io::publish_text(checkpoints.path(kEmbedderFile), text_.embedder_text);
+  std::vector<std::string> files = outputs_;
+  if (!kept_.empty()) std::filesystem::create_directories(checkpoints.path("kept"));
+  for (const std::string& name : kept_) {
+    std::filesystem::rename(tmp_dir + "/kept/" + name, checkpoints.path("kept/" + name));
+    files.push_back("kept/" + name);
+  }
   runtime::remove_owned(checkpoints.run_dir(), kRunTmpDir);
-  return {outputs_};
+  return {files};
 }
 
 }  // namespace sf::pipeline

@@ -104,6 +104,9 @@ struct DedupedCorpus {
 
   // The id of a global row held here: the id field's JSON text, else the row number.
   std::string id_of_local(uint64_t row) const;
+  // duplicates.jsonl's location of a global row held here that has no id field: `, "<key
+  // prefix>file": "<path>", "<key prefix>line": <1-based line>`; "" when it has an id.
+  std::string location_of_local(uint64_t row, const std::string& key_prefix = "") const;
 };
 
 // dedup.json's and the verdicts marker's near-step figures.

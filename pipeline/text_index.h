@@ -179,8 +179,10 @@ class EvalStage : public runtime::Stage {
   nlohmann::json eval_;  // rank 0: eval.json
 };
 
-// Writes the parts under run.tmp/ (run.tmp/ids and run.tmp/duplicates exist), then rank 0
-// publishes ids.jsonl, duplicates.jsonl and embedder.json. `outputs`: what the marker lists.
+// Writes the parts under run.tmp/ (run.tmp/ids and run.tmp/duplicates exist) and, with
+// run.write_kept, kept/'s shards under run.tmp/kept/ (pipeline/kept_shards.h), then rank 0
+// publishes ids.jsonl, duplicates.jsonl, kept/ and embedder.json. `outputs`: what the marker
+// lists (and kept/'s shards).
 // Frees the vectors first (no stage after it needs them).
 class OutputsStage : public runtime::Stage {
  public:
@@ -197,6 +199,7 @@ class OutputsStage : public runtime::Stage {
   TextIndex& text_;
   const DedupedCorpus& deduped_;
   std::vector<std::string> outputs_;
+  std::vector<std::string> kept_;  // run.write_kept: kept/'s shards
 };
 
 }  // namespace sf::pipeline

@@ -126,6 +126,14 @@ const std::vector<Field>& schema() {
       {"output.piece_rows", bind<&Config::output, &OutputConfig::piece_rows>, at_least(1),
        "rows per checkpointed piece of the add stage (rounded up to a multiple of 1024): a "
        "killed build loses at most the piece each rank was adding"},
+      {"output.compression", bind<&Config::output, &OutputConfig::compression>,
+       one_of({"zstd", "gzip", "none"}),
+       "`kept/`'s shards (`dedup`, `run.write_kept`): `zstd` (`00000.jsonl.zst`, …), `gzip` "
+       "(`.jsonl.gz`) or `none` (`.jsonl`); fortune corpora: no `.jsonl`"},
+      {"output.max_file_bytes", bind<&Config::output, &OutputConfig::max_file_bytes>,
+       at_least(1),
+       "uncompressed size of a `kept/` shard (`1GiB`, `256MiB`, bytes): a shard starts at the first record that starts at "
+       "or past each multiple of it (a shard holds at most this plus one record)"},
       {"eval.queries", bind<&Config::eval, &EvalConfig::queries>, any(),
        "required by `eval`: a vector file, or an ann-benchmarks HDF5 (queries in `test`, "
        "ground truth in `neighbors`)"},
@@ -232,6 +240,9 @@ const std::vector<Field>& schema() {
        "`run`: recall@1/10/100 and QPS per `eval.nprobe` of `index.faiss` for "
        "`eval.max_queries` (`0`: 1000) of its own documents (evenly spaced ids) against their "
        "exact neighbours, written to `eval.json`"},
+      {"run.write_kept", bind<&Config::run, &RunConfig::write_kept>, any(),
+       "`run`: also write `kept/` as `dedup` does (the documents exact + near dedup kept; "
+       "`output.compression`, `output.max_file_bytes`)"},
       {"embed.method", bind<&Config::embed, &EmbedConfig::method>,
        one_of({"hashed", "precomputed"}),
        "`run`: `hashed` (feature hashing, no model) or `precomputed` (vectors supplied with the "

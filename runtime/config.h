@@ -79,6 +79,7 @@ struct RunConfig {
   bool semdedup = true;  // semantic dedup inside the inverted lists (semdedup.*)
   bool index = true;     // add + merge -> index.faiss (false: train for semdedup only)
   bool eval = false;     // recall of index.faiss for a sample of its own documents (eval.*)
+  bool write_kept = false;  // kept/ as dedup writes it: the documents exact + near dedup kept
 };
 
 struct EmbedConfig {
@@ -109,6 +110,9 @@ struct OutputConfig {
   // Rows per checkpointed piece of the add stage (rounded up to a multiple of 1024): a run
   // killed while adding loses at most the piece each rank was adding.
   int64_t piece_rows = 65536;
+  // kept/ (dedup, run.write_kept): numbered shards, pipeline/kept_shards.h.
+  std::string compression = "zstd";  // zstd | gzip | none
+  ByteSize max_file_bytes{uint64_t{1} << 30};  // uncompressed bytes per kept/ shard
 };
 
 struct EvalConfig {

@@ -328,14 +328,19 @@ class Loader {
                          : static_cast<Int>(value.magnitude);
   }
 
-  // An integer (bytes) or a number with a unit (runtime::parse_byte_size).
-  void parse(const std::string& key, const YAML::Node& node, const Rule&, ByteSize& out) const {
+  // An integer (bytes) or a number with a unit (runtime::parse_byte_size); at least rule.min
+  // bytes when that is positive.
+  void parse(const std::string& key, const YAML::Node& node, const Rule& rule,
+             ByteSize& out) const {
     check_scalar(key, node, "a size such as 512MiB");
     try {
       out = parse_byte_size(node.Scalar());
     } catch (const std::invalid_argument& e) {
       fail_value(key, e.what());
     }
+    if (rule.min > 0 && out.bytes < static_cast<uint64_t>(rule.min))
+      fail_value(key, "must be at least " + std::to_string(rule.min) + " bytes, got " +
+                          node.Scalar());
   }
 
   // YAML 1.2 core booleans only: true|false (also True/TRUE, False/FALSE).

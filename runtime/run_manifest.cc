@@ -47,6 +47,12 @@ bool shardforge_file_name(const std::string& rel) {
   if (top == "checkpoints")
     return p.extension() == ".json" || fs::path(name).extension() == ".json";
   if (top == "embed" && name == "embedder.json") return true;
+  // kept/'s shards and their pieces (io/text_shards.h): kept/00000.jsonl.zst,
+  // kept.tmp/00000.00001.piece, run.tmp/kept/…
+  const std::string folder = p.parent_path().filename().string();
+  if ((folder == "kept" || folder == "kept.tmp") &&
+      ::fnmatch("[0-9][0-9][0-9][0-9][0-9]*", name.c_str(), 0) == 0)
+    return true;
   for (const char* pattern : {"part-[0-9][0-9][0-9][0-9][0-9]*", "rank-[0-9]*.sfar",
                               "rows-[0-9]*-[0-9]*.sfsh", "shard-[0-9]*.faiss"})
     if (::fnmatch(pattern, name.c_str(), 0) == 0) return true;

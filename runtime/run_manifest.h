@@ -6,7 +6,7 @@
 //    directory without a manifest), "version", "created", "updated",
 //    "paths": [run-dir-relative paths a run claimed before writing them, sorted]}
 // A claimed folder holds only shardforge's files as far as removal goes: removing it removes
-// the files in it whose names shardforge writes there (part-NNNNN*, rank-NNNNN.sfar,
+// the files in it whose names shardforge writes there (part-NNNNN*, kept/NNNNN*, rank-NNNNN.sfar,
 // rows-*.sfsh, shard-*.faiss, checkpoints/**.json, and their "<name>.tmp.<pid>" leftovers),
 // then the folders left empty; any other file stays (logged).
 //

@@ -27,25 +27,75 @@ dedup_config() {
     echo "  keep: \"$keep\""
     echo "output:"
     echo "  dir: \"$out\""
+    [[ -z ${OUTPUT_EXTRA:-} ]] || echo "$OUTPUT_EXTRA"
   } >"$file"
 }
 
+# shard_sums RUN: kept/'s file names and sha256s.
+shard_sums() { (cd "$1/kept" && sha256sum -- *); }
+
 inputs=("$WORK/corpus/a.jsonl" "$WORK/corpus/b.jsonl.gz" "$WORK/corpus/c.jsonl.zst")
+# Small shards (output.max_file_bytes) so that shards span ranks: the same files, byte for byte,
+# for 1, 2 and 4 ranks.
 for np in 1 2 4; do
-  check "planted corpus, keep first, $np rank(s)"
-  dedup_config "$WORK/c$np.yaml" "$WORK/run$np" jsonl first "${inputs[@]}"
+  check "planted corpus, keep first, $np rank(s), kept/ in shards of 20000 bytes"
+  OUTPUT_EXTRA="  max_file_bytes: 20000" \
+    dedup_config "$WORK/c$np.yaml" "$WORK/run$np" jsonl first "${inputs[@]}"
   run_ok "$np" "$WORK/dedup$np.log" dedup "$WORK/c$np.yaml"
-  [[ $(ls "$WORK/run$np/kept" | wc -l) -eq $np ]] || fail "kept/ should hold one file per rank"
+  [[ $(ls "$WORK/run$np/kept" | wc -l) -ge 4 ]] || fail "kept/ should hold several shards"
+  [[ -f "$WORK/run$np/kept/00000.jsonl.zst" ]] || fail "no kept/00000.jsonl.zst"
   [[ ! -e "$WORK/run$np/kept.tmp" && ! -e "$WORK/run$np/duplicates.tmp" ]] || fail "temporary output left"
   "$PY" "$DD" check "$WORK/corpus" "$WORK/run$np" --keep first || { show "$WORK/dedup$np.log"; fail "check"; }
-  cat "$WORK/run$np"/kept/* >"$WORK/kept$np"
+  shard_sums "$WORK/run$np" >"$WORK/kept$np"
   if [[ $np -gt 1 ]]; then
-    cmp -s "$WORK/kept1" "$WORK/kept$np" || fail "kept/ differs between 1 and $np ranks"
+    cmp -s "$WORK/kept1" "$WORK/kept$np" || fail "kept/ files differ between 1 and $np ranks"
     cmp -s "$WORK/run1/duplicates.jsonl" "$WORK/run$np/duplicates.jsonl" ||
       fail "duplicates.jsonl differs between 1 and $np ranks"
   fi
-  ok "$(wc -l <"$WORK/run$np/duplicates.jsonl") removed; same as 1 rank"
+  ! grep -q '"file"' "$WORK/run$np/duplicates.jsonl" || fail "duplicates.jsonl names files although every record has an id"
+  ok "$(wc -l <"$WORK/run$np/duplicates.jsonl") removed, $(ls "$WORK/run$np/kept" | wc -l) shards; same files as 1 rank"
 done
+
+check "kept/ shards: at most max_file_bytes + one record each; every shard a whole number of lines"
+"$PY" - "$WORK/run2" <<'PYEOF'
+import os, subprocess, sys
+run = sys.argv[1]
+names = sorted(os.listdir(run + "/kept"))
+assert names == [f"{i:05d}.jsonl.zst" for i in range(len(names))], names
+for name in names:
+    data = subprocess.run(["zstd", "-dc", run + "/kept/" + name], check=True, capture_output=True).stdout
+    lines = data.split(b"\n")
+    assert data.endswith(b"\n"), name
+    assert len(data) - len(lines[-2]) - 1 < 20000, (name, len(data))
+PYEOF
+ok
+
+for c in gzip none; do
+  for np in 1 4; do
+    check "output.compression: $c, $np rank(s): the same records; the same files for 1 and 4 ranks"
+    OUTPUT_EXTRA=$(printf '  max_file_bytes: 20000\n  compression: %s' "$c") \
+      dedup_config "$WORK/c-$c-$np.yaml" "$WORK/run-$c-$np" jsonl first "${inputs[@]}"
+    run_ok "$np" "$WORK/dedup-$c-$np.log" dedup "$WORK/c-$c-$np.yaml"
+    "$PY" "$DD" check "$WORK/corpus" "$WORK/run-$c-$np" --keep first || fail "check"
+    ext=$([[ $c == gzip ]] && echo .jsonl.gz || echo .jsonl)
+    [[ -f "$WORK/run-$c-$np/kept/00000$ext" ]] || fail "no kept/00000$ext"
+    [[ $(ls "$WORK/run-$c-$np/kept" | wc -l) -eq $(ls "$WORK/run1/kept" | wc -l) ]] ||
+      fail "another shard count than with zstd"
+  done
+  cmp -s <(shard_sums "$WORK/run-$c-1") <(shard_sums "$WORK/run-$c-4") || fail "$c: 1 and 4 ranks differ"
+  ok
+done
+
+check "kept/ read back as input (a folder of .jsonl.zst): every record, none a duplicate"
+dedup_config "$WORK/back.yaml" "$WORK/back" jsonl first "$WORK/run4/kept"
+run_ok 2 "$WORK/back.log" dedup "$WORK/back.yaml"
+"$PY" - "$WORK/run4/dedup.json" "$WORK/back/dedup.json" <<'PYEOF'
+import json, sys
+first, back = (json.load(open(p)) for p in sys.argv[1:])
+assert back["docs_in"] == first["docs_out"] and back["bytes_in"] == first["bytes_out"], (first, back)
+assert back["exact_duplicates"] == 0, back
+PYEOF
+ok
 
 check "dedup.json: counts, stages per rank"
 "$PY" - "$WORK/run4/dedup.json" <<'PYEOF'
@@ -93,9 +143,12 @@ cmp -s "$WORK/runv1/duplicates.jsonl" "$WORK/runv4/duplicates.jsonl" || fail "ve
 
 check "a rerun replaces the earlier results; input files unchanged"
 dedup_config "$WORK/c1.yaml" "$WORK/run1" jsonl first "${inputs[@]}"
-echo stale >"$WORK/run1/kept/part-00009.jsonl"
+echo stale >"$WORK/run1/kept/00042.jsonl.zst"
+echo stale >"$WORK/run1/kept/part-00009.jsonl"  # an older shardforge's
 run_ok 1 "$WORK/rerun.log" dedup "$WORK/c1.yaml"
-[[ ! -e "$WORK/run1/kept/part-00009.jsonl" ]] || fail "stale kept/ file survived a rerun"
+[[ ! -e "$WORK/run1/kept/00042.jsonl.zst" && ! -e "$WORK/run1/kept/part-00009.jsonl" ]] ||
+  fail "stale kept/ file survived a rerun"
+[[ $(ls "$WORK/run1/kept") == 00000.jsonl.zst ]] || fail "kept/ should hold one shard: $(ls "$WORK/run1/kept")"
 [[ "$(cd "$WORK/corpus" && sha256sum a.jsonl b.jsonl.gz c.jsonl.zst)" == "$sums_before" ]] ||
   fail "input files changed"
 ok
@@ -115,27 +168,36 @@ if [[ -r $FORTUNES/fortunes ]]; then
     fi
     ok "$(grep -o '"docs_in": [0-9]*' "$WORK/frun$np/dedup.json"), $(wc -l <"$WORK/frun$np/duplicates.jsonl") removed"
   done
-  check "fortunes: kept records are the input records not removed"
+  check "fortunes: kept records are the input records not removed; duplicates.jsonl names each duplicate's and representative's file and line (no id field)"
   "$PY" - "$WORK/frun2" "${ffiles[@]}" <<'PYEOF'
 import json, sys
 run, files = sys.argv[1], sys.argv[2:]
-records = []
+records, where = [], []  # where: (file, 1-based line of the record's first line)
 for f in files:
     cur, data = [], open(f, "rb").read()
     lines = data.split(b"\n")
     if data.endswith(b"\n"):
         lines.pop()
-    for line in lines:
+    start = 1
+    for n, line in enumerate(lines, 1):
         if line == b"%":
-            records.append(b"".join(cur)); cur = []
+            records.append(b"".join(cur)); where.append((f, start)); cur = []; start = n + 1
         else:
             cur.append(line + b"\n")
     if cur:
-        records.append(b"".join(cur))
+        records.append(b"".join(cur)); where.append((f, start))
+where = [w for r, w in zip(records, where) if r.strip()]
 records = [r for r in records if r.strip()]
-removed = {json.loads(l)["id"] for l in open(run + "/duplicates.jsonl")}
+dups = [json.loads(l) for l in open(run + "/duplicates.jsonl")]
+for d in dups:
+    assert (d["file"], d["line"]) == where[d["id"]], (d, where[d["id"]])
+    assert (d["representative_file"], d["representative_line"]) == where[d["representative"]], d
+    assert list(d)[:5] == ["id", "cluster", "representative", "reason", "similarity"], d
+removed = {d["id"] for d in dups}
 expected = b"".join(r + b"%\n" for i, r in enumerate(records) if i not in removed)
-kept = b"".join(open(run + "/kept/" + p, "rb").read() for p in ("part-00000", "part-00001"))
+import os, subprocess
+assert sorted(os.listdir(run + "/kept")) == ["00000.zst"], os.listdir(run + "/kept")
+kept = subprocess.run(["zstd", "-dc", run + "/kept/00000.zst"], check=True, capture_output=True).stdout
 assert kept == expected, (len(kept), len(expected))
 r = json.load(open(run + "/dedup.json"))
 assert r["docs_in"] == len(records), (r["docs_in"], len(records))

@@ -101,6 +101,22 @@ def read_input_lines(d):
     return lines
 
 
+def read_kept(run):
+    """kept/'s shards (00000.jsonl.zst, .jsonl.gz or .jsonl), decompressed, in order."""
+    import gzip
+    import subprocess
+    data = b""
+    for name in sorted(os.listdir(os.path.join(run, "kept"))):
+        path = os.path.join(run, "kept", name)
+        if name.endswith(".gz"):
+            data += gzip.open(path, "rb").read()
+        elif name.endswith(".zst"):
+            data += subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout
+        else:
+            data += open(path, "rb").read()
+    return data
+
+
 def check(args):
     planted = json.load(open(os.path.join(args.dir, "planted.json")))
     lines = read_input_lines(args.dir)
@@ -108,9 +124,7 @@ def check(args):
     by_id = {d["id"]: d for d in docs}
     dups = [json.loads(l) for l in open(os.path.join(args.run, "duplicates.jsonl"))]
     removed = {d["id"]: d for d in dups}
-    kept = []
-    for name in sorted(os.listdir(os.path.join(args.run, "kept"))):
-        kept += open(os.path.join(args.run, "kept", name), "rb").read().split(b"\n")[:-1]
+    kept = read_kept(args.run).split(b"\n")[:-1]
     report = json.load(open(os.path.join(args.run, "dedup.json")))
 
     # kept/ = the input lines of the records not removed, byte for byte, in corpus order.

@@ -14,7 +14,7 @@ source "$(dirname "$0")/fault_lib.bash"
 source "$(dirname "$0")/fault_text_lib.bash"
 sf_init "$@"
 COPIES=${DEDUP_FAULT_COPIES:-8}
-OUTS=(duplicates.jsonl kept/part-00000.jsonl kept/part-00001.jsonl)
+OUTS=(duplicates.jsonl kept/00000.jsonl.zst)
 
 check "data: fortune cookies x $COPIES as JSONL; reference: an uninterrupted 2-rank dedup"
 fortune_corpus "$WORK/corpus.jsonl" "$COPIES"
@@ -119,7 +119,7 @@ check "4 ranks: kept/ lost after a straight run; --resume reads the 4 sketches a
 run_ok 4 "$WORK/four.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/four"
 rm -rf "$WORK/four/kept"
 run_ok 4 "$WORK/four-resume.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/four" --resume
-grep -q "kept: redo: kept/part-00000.jsonl: No such file" "$WORK/four-resume.log" || { show "$WORK/four-resume.log"; fail "the lost kept/ was not noticed"; }
+grep -q "kept: redo: kept/00000.jsonl.zst: No such file" "$WORK/four-resume.log" || { show "$WORK/four-resume.log"; fail "the lost kept/ was not noticed"; }
 grep -q "read+sketch: 4 of 4 rank(s) read their verified sketch back" "$WORK/four-resume.log" || { show "$WORK/four-resume.log"; fail "the sketches were not reused"; }
 grep -q "verdicts: complete (marker verified), skipped" "$WORK/four-resume.log" || { show "$WORK/four-resume.log"; fail "the verdicts were redone"; }
 cmp "$WORK/ref/duplicates.jsonl" "$WORK/four/duplicates.jsonl" || fail "duplicates.jsonl differs with 4 ranks"

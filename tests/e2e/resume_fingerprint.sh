@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fault_text_lib.bash"
 sf_init "$@"
 DD="$SRC/tests/e2e/dedupdata.py"
-OUTS=(duplicates.jsonl kept/part-00000.jsonl kept/part-00001.jsonl)
+OUTS=(duplicates.jsonl kept/00000.jsonl.zst)
 
 # edit_keeping_mtime FILE: one letter of the first record's text changed in place (same size,
 # same inode), then the mtime set back with `touch -r`.
@@ -51,7 +51,7 @@ ok
 check "the resumed outputs equal a fresh run's over the edited corpus (and differ from the stale ones)"
 run_ok 2 "$WORK/fresh.log" dedup "$WORK/dedup.yaml" --set "output.dir=$WORK/fresh"
 same_outputs "$WORK/fresh" "$WORK/run" "${OUTS[@]}"
-cmp -s "$WORK/before/kept/part-00000.jsonl" "$WORK/fresh/kept/part-00000.jsonl" &&
+cmp -s "$WORK/before/kept/00000.jsonl.zst" "$WORK/fresh/kept/00000.jsonl.zst" &&
   fail "the edit does not show in kept/: this test would not see stale outputs"
 ok
 

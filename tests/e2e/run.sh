@@ -174,6 +174,29 @@ cmp -s "$WORK/run1/duplicates.jsonl" "$WORK/noindex/duplicates.jsonl" || fail "r
 query_fails 1 "$WORK/noindex" "text"  # the run made no index.faiss
 ok
 
+check "run.write_kept: kept/ as dedup writes it (the same files), for 1 and 4 ranks; listed in the outputs marker"
+for np in 1 4; do
+  run_config "$WORK/k$np.yaml" "$WORK/kept$np" "run: {write_kept: true}" "${inputs[@]}"
+  run_ok "$np" "$WORK/kept$np.log" run "$WORK/k$np.yaml" "${COMMON[@]}" --set output.max_file_bytes=20000
+  [[ ! -e "$WORK/kept$np/run.tmp" ]] || fail "run.tmp/ left behind"
+done
+run_config "$WORK/kd.yaml" "$WORK/keptd" "" "${inputs[@]}"
+run_ok 2 "$WORK/keptd.log" dedup "$WORK/kd.yaml" --set output.max_file_bytes=20000
+[[ $(ls "$WORK/keptd/kept" | wc -l) -ge 4 ]] || fail "dedup's kept/ should hold several shards"
+for np in 1 4; do
+  diff <(cd "$WORK/keptd/kept" && sha256sum -- *) <(cd "$WORK/kept$np/kept" && sha256sum -- *) ||
+    fail "run.write_kept at $np rank(s): kept/ differs from dedup's"
+done
+grep -q '"kept/00000.jsonl.zst"' "$WORK/kept1/checkpoints/outputs.json" || fail "the outputs marker does not list kept/"
+run_ok 1 "$WORK/kept1b.log" run "$WORK/k1.yaml" "${COMMON[@]}" --resume --set output.max_file_bytes=20000
+grep -q "nothing to do" "$WORK/kept1b.log" || { show "$WORK/kept1b.log"; fail "a complete run.write_kept run was redone"; }
+rm "$WORK/kept1/kept/00001.jsonl.zst"
+run_ok 1 "$WORK/kept1c.log" run "$WORK/k1.yaml" "${COMMON[@]}" --resume --set output.max_file_bytes=20000
+grep -q "outputs: redo" "$WORK/kept1c.log" || { show "$WORK/kept1c.log"; fail "a lost kept/ shard was not noticed"; }
+diff <(cd "$WORK/keptd/kept" && sha256sum -- *) <(cd "$WORK/kept1/kept" && sha256sum -- *) ||
+  fail "the redone kept/ differs"
+ok
+
 check "run.eval: recall of the index for its own documents"
 run_ok 2 "$WORK/eval.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
   --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]"
@@ -254,6 +277,16 @@ if [[ -r /usr/share/games/fortunes/fortunes ]]; then
   for f in index.faiss ids.jsonl duplicates.jsonl; do
     cmp -s "$WORK/f1/$f" "$WORK/f2/$f" || fail "fortunes: $f differs between 1 and 2 ranks"
   done
+  # No id field: every duplicate (semantic ones too) named by file and line, as ids.jsonl does.
+  "$PY" - "$WORK/f1" <<'PYEOF' || fail "fortunes: duplicates.jsonl file and line"
+import json, sys
+dups = [json.loads(l) for l in open(sys.argv[1] + "/duplicates.jsonl")]
+assert {d["reason"] for d in dups} == {"exact", "near", "semantic"}, {d["reason"] for d in dups}
+for d in dups:
+    assert d["file"].startswith("/usr/share/games/fortunes/") and d["line"] >= 1, d
+    assert d["representative_file"].startswith("/usr/share/games/fortunes/"), d
+    assert d["representative_line"] >= 1, d
+PYEOF
   "$SF" query "$WORK/f2" "Computers are useless. They can only give you answers." -k 1 >"$WORK/q.out"
   grep -q "Pablo Picasso" "$WORK/q.out" || { show "$WORK/q.out"; fail "fortunes query"; }
   ok "$(wc -l <"$WORK/f1/ids.jsonl") indexed, $(grep -c semantic "$WORK/f1/duplicates.jsonl") semantic duplicates"

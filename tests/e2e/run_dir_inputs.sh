@@ -1,5 +1,5 @@
 # Issue 12, "never touch what the user owns" (1): an input inside output.dir that the run
-# replaces or cleans (a previous dedup's kept/part-00000.jsonl deduplicated in place, an input
+# replaces or cleans (a previous dedup's kept/00000.jsonl.zst deduplicated in place, an input
 # named duplicates.jsonl, a build input under pieces/) is refused with exit 2 before anything
 # is removed, with or without --resume; a user's own files in the run directory
 # (kept/notes.txt, output.dir/notes.txt) survive reruns.
@@ -11,15 +11,15 @@ check "data: a JSONL corpus with planted duplicates, 3000 x 8 vectors"
 run_dir_data
 ok
 
-check "dedup, then the same dedup again in place on its own kept/part-00000.jsonl: refused, exit 2, kept/ intact"
+check "dedup, then the same dedup again in place on its own kept/00000.jsonl.zst: refused, exit 2, kept/ intact"
 dedup_config "$WORK/d.yaml" "$WORK/d" "$WORK/corpus.jsonl"
 run_ok 1 "$WORK/d1.log" dedup "$WORK/d.yaml"
-dedup_config "$WORK/again.yaml" "$WORK/d" "$WORK/d/kept/part-00000.jsonl"
-before=$(sha256sum <"$WORK/d/kept/part-00000.jsonl")
-expect_refused "$WORK/again.log" "input.paths: .*kept/part-00000.jsonl lies inside .*/kept" 2 dedup "$WORK/again.yaml"
-[[ $(sha256sum <"$WORK/d/kept/part-00000.jsonl") == "$before" ]] || fail "kept/part-00000.jsonl was changed"
+dedup_config "$WORK/again.yaml" "$WORK/d" "$WORK/d/kept/00000.jsonl.zst"
+before=$(sha256sum <"$WORK/d/kept/00000.jsonl.zst")
+expect_refused "$WORK/again.log" "input.paths: .*kept/00000.jsonl.zst lies inside .*/kept" 2 dedup "$WORK/again.yaml"
+[[ $(sha256sum <"$WORK/d/kept/00000.jsonl.zst") == "$before" ]] || fail "kept/00000.jsonl.zst was changed"
 expect_refused "$WORK/again-r.log" "lies inside" 1 dedup "$WORK/again.yaml" --resume
-[[ $(sha256sum <"$WORK/d/kept/part-00000.jsonl") == "$before" ]] || fail "kept/part-00000.jsonl was changed by --resume"
+[[ $(sha256sum <"$WORK/d/kept/00000.jsonl.zst") == "$before" ]] || fail "kept/00000.jsonl.zst was changed by --resume"
 ok
 
 check "an input named duplicates.jsonl inside output.dir: refused, the file stays"
@@ -43,10 +43,10 @@ echo "my notes" >"$WORK/d/kept/notes.txt"
 echo "my notes" >"$WORK/d/notes.txt"
 run_ok 1 "$WORK/d2.log" dedup "$WORK/d.yaml"
 [[ -f $WORK/d/kept/notes.txt && -f $WORK/d/notes.txt ]] || fail "a user's file was removed"
-[[ -f $WORK/d/kept/part-00000.jsonl ]] || fail "kept/part-00000.jsonl missing"
+[[ -f $WORK/d/kept/00000.jsonl.zst ]] || fail "kept/00000.jsonl.zst missing"
 run_ok 2 "$WORK/d3.log" dedup "$WORK/d.yaml" --resume --set dedup.threshold=0.7
 [[ -f $WORK/d/kept/notes.txt && -f $WORK/d/notes.txt ]] || fail "a user's file was removed by --resume"
-[[ -f $WORK/d/kept/part-00000.jsonl && -f $WORK/d/kept/part-00001.jsonl ]] || fail "kept/ parts missing"
+[[ -f $WORK/d/kept/00000.jsonl.zst ]] || fail "kept/ shard missing"
 [[ $(find "$WORK/d" -name '*.tmp*' | wc -l) -eq 0 ]] || fail "temporary files left"
 ok
 

@@ -37,7 +37,8 @@ with open(sys.argv[1], "w") as f:  # 3000 distinct documents, 2.6 MB
         f.write(json.dumps({"id": i, "text": " ".join(rng.choice(words) for _ in range(150))}) + "\n")
 PYEOF
   dedup_config "$WORK/full.yaml" "$SMALL/out" "$WORK/big.jsonl"
-  sf_mpirun 1 "$WORK/full.log" dedup "$WORK/full.yaml"
+  # Uncompressed kept/ (2.6 MB): compressed it would fit.
+  sf_mpirun 1 "$WORK/full.log" dedup "$WORK/full.yaml" --set output.compression=none
   [[ $SF_RC -eq 1 ]] || { show "$WORK/full.log"; fail "dedup on a full disk exited $SF_RC, expected 1"; }
   grep -q "No space left on device" "$WORK/full.log" || { show "$WORK/full.log"; fail "no ENOSPC error"; }
   left=$(find "$SMALL/out" -name '*.tmp*')

@@ -287,6 +287,25 @@ TEST_F(ConfigTest, BadEnumValue) {
   EXPECT_NE(message.find("--set index.metric=cosine"), std::string::npos) << message;
 }
 
+TEST_F(ConfigTest, KeptShardKeys) {
+  Config config = load_config(write(kMinimal));
+  EXPECT_EQ(config.output.compression, "zstd");
+  EXPECT_EQ(config.output.max_file_bytes.bytes, uint64_t{1} << 30);
+  EXPECT_FALSE(config.run.write_kept);
+  config = load_config(write(kMinimal), {"output.max_file_bytes=256MiB", "output.compression=gzip",
+                                         "run.write_kept=true"});
+  EXPECT_EQ(config.output.max_file_bytes.bytes, uint64_t{256} << 20);
+  EXPECT_EQ(config.output.compression, "gzip");
+  EXPECT_TRUE(config.run.write_kept);
+  EXPECT_EQ(load_config(write(kMinimal), {"output.max_file_bytes=5000"}).output.max_file_bytes.bytes,
+            5000u);
+  EXPECT_NE(error_of(kMinimal, {"output.max_file_bytes=0"})
+                .find("output.max_file_bytes: must be at least 1 bytes, got 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(kMinimal, {"output.compression=lz4"}).find("output.compression"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, RangeChecksNameTheOverride) {
   std::string message = error_of(kMinimal, {"eval.k=0"});
   EXPECT_EQ(message, dir_.file("job.yaml") +
@@ -432,6 +451,8 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "output",
                                        "  dir",
                                        "  piece_rows",
+                                       "  compression",
+                                       "  max_file_bytes",
                                        "eval",
                                        "  queries",
                                        "  queries_dataset",
@@ -452,6 +473,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  semdedup",
                                        "  index",
                                        "  eval",
+                                       "  write_kept",
                                        "embed",
                                        "  method",
                                        "  dim",
