@@ -6,8 +6,10 @@
 //   write_merged_index  collective: every rank writes its own codes and ids straight into
 //                       their place in the one index file (cluster::SharedFile: MPI-IO); no
 //                       rank holds more than its shard and a bounded buffer
-//   merge_shards        the merged index in memory on rank 0 (peak: final index + one shard),
-//                       for what needs it whole (the sharded layout's plan)
+//                       (in FAISS's in-memory or on-disk layout, or one shard file of the
+//                       sharded layout)
+//   merge_shards        the merged index in memory on rank 0 (peak: final index + one shard):
+//                       no command uses it; the tests' reference for the files above
 #pragma once
 
 #include <cstdint>
@@ -33,7 +35,17 @@ int64_t merge_shards(cluster::Comm& comm, faiss::Index& index);
 struct MergedIndex {
   int64_t ntotal = 0;
   std::vector<int64_t> list_sizes;  // global, per list
-  uint64_t bytes = 0;               // the file's size
+  uint64_t bytes = 0;               // the file's size (on disk: both files' sizes)
+};
+
+// Where write_merged_index writes, in which of FAISS's layouts.
+struct MergedIndexFiles {
+  std::string index;  // index.faiss: the header, and in memory layout the lists too
+  // The on-disk layout (FAISS's OnDiskInvertedLists): `ivfdata` gets every list's codes and
+  // ids, `index` only the header and "ilod" metadata recording `ivfdata_name` as the lists'
+  // file. Empty: the in-memory layout (ArrayInvertedLists, "ilar"), one file.
+  std::string ivfdata;
+  std::string ivfdata_name;
 };
 
 // Collective. Every rank passes its shard (same trained index, own rows added, lists in id
@@ -46,6 +58,29 @@ struct MergedIndex {
 // builds; checked, std::logic_error otherwise).
 MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard, const std::string& path,
                                uint64_t round_bytes);
+// The same in either layout. On disk, index.ivfdata holds exactly the lists' part of the
+// in-memory file (each list's codes, then its ids; list after list) and index.faiss FAISS's
+// serialization of an OnDiskInvertedLists over it: per list size = capacity and the offset, no
+// free slots, `ivfdata_name`, the total size. Rank 0 writes index.faiss alone; every rank its
+// entries of index.ivfdata. REQUIRES (on disk): at least one vector (FAISS cannot map an empty
+// file; std::invalid_argument on every rank).
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard,
+                               const MergedIndexFiles& files, uint64_t round_bytes);
+
+// Every list's global size, and where this rank's entries start inside it.
+struct GlobalLists {
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> before;  // the entries of lower ranks, per list
+  int64_t ntotal = 0;
+};
+// Collective (one allgather of nlist integers per rank). REQUIRES: as write_merged_index.
+GlobalLists global_lists(cluster::Comm& comm, faiss::Index& shard);
+
+// The same for the lists `only` (nullptr: all; the others empty, as in a shard of the sharded
+// layout: ntotal is theirs), from `global` (global_lists of these shards).
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard,
+                               const GlobalLists& global, const MergedIndexFiles& files,
+                               uint64_t round_bytes, const std::vector<int>* only = nullptr);
 
 // The wire format on its own (used by merge_shards and by tests).
 cluster::Bytes encode_shard(const faiss::Index& index);

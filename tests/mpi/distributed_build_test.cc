@@ -2,6 +2,7 @@
 // trains the same index, adds its own row range, and the shards merge on rank 0 into the
 // same bytes as a one-rank build of the same data; failures stop every rank together.
 #include <faiss/invlists/InvertedLists.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -22,6 +23,7 @@
 #include "stages/build.h"
 #include "stages/ivf_index.h"
 #include "stages/merge.h"
+#include "stages/partition.h"
 #include "stages/train.h"
 #include "tests/mpi/mpi_env.h"
 #include "tests/mpi/mpi_test_support.h"
@@ -115,6 +117,20 @@ class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
     // The collective merge first (it leaves the shards as they are), in rounds of 4 KiB so
     // that a rank's lists span many rounds.
     collective_ = write_merged_index(comm_, *index_, dir_->file("collective.faiss"), 4096);
+    // The on-disk layout, and the sharded layout's shard files, written the same way.
+    const GlobalLists global = global_lists(comm_, *index_);
+    ondisk_ = write_merged_index(
+        comm_, *index_, global,
+        {dir_->file("ondisk.faiss"), dir_->file("ondisk.ivfdata"), "ondisk.ivfdata"}, 4096);
+    PartitionOptions shards;
+    shards.shards = 3;
+    plan_ = make_plan(*index_, global.sizes, nullptr, shards, ScanCost::linear(1e-6, 1e-8));
+    for (int s = 0; s < plan_.shards; ++s) {
+      const std::vector<int> lists = plan_.lists_of_shard(s);
+      write_merged_index(comm_, *index_, global,
+                         {dir_->file("shard-" + std::to_string(s) + ".faiss"), "", ""}, 4096,
+                         &lists);
+    }
     merged_total_ = merge_shards(comm_, *index_);
   }
   void TearDown() override { dir_.reset(); }
@@ -130,8 +146,14 @@ class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
   int64_t added_ = -1;
   int64_t shard_ntotal_ = -1;
   int64_t merged_total_ = -1;
-  MergedIndex collective_;
+  MergedIndex collective_, ondisk_;
+  PartitionPlan plan_;
 };
+
+std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 TEST_P(DistributedBuild, TrainedIndexIsIdenticalOnEveryRank) {
   const std::vector<cluster::Bytes> all_trained = comm_.allgather(trained_);
@@ -180,6 +202,51 @@ TEST_P(DistributedBuild, CollectiveMergeWritesTheMergedIndexBytes) {
   EXPECT_TRUE(written == merged) << "the collective file over " << comm_.size()
                                  << " ranks differs from the merged index at byte "
                                  << first_difference(written, merged) << " of " << merged.size();
+}
+
+// On disk: index.ivfdata is the lists' part of the in-memory file, and index.faiss what FAISS
+// writes of an index over that OnDiskInvertedLists; read back (mapped), it searches as the merged.
+TEST_P(DistributedBuild, CollectiveMergeOnDiskWritesFaissOnDiskLayout) {
+  EXPECT_EQ(ondisk_.ntotal, kRows);
+  EXPECT_TRUE(ondisk_.list_sizes == collective_.list_sizes);
+  if (comm_.rank() != 0) return;
+  const std::vector<char> memory = io::serialize_index(*index_);
+  const std::vector<char> index = file_bytes(dir_->file("ondisk.faiss"));
+  const std::vector<char> ivfdata = file_bytes(dir_->file("ondisk.ivfdata"));
+  EXPECT_EQ(index.size() + ivfdata.size(), ondisk_.bytes);
+  ASSERT_LE(ivfdata.size(), memory.size());
+  EXPECT_TRUE(std::equal(ivfdata.begin(), ivfdata.end(), memory.end() - ivfdata.size()))
+      << "index.ivfdata over " << comm_.size() << " ranks is not the in-memory file's lists";
+  std::unique_ptr<faiss::Index> read = io::read_index_file(dir_->file("ondisk.faiss"));
+  auto* od = dynamic_cast<faiss::OnDiskInvertedLists*>(find_ivf(read.get())->invlists);
+  ASSERT_NE(od, nullptr);
+  EXPECT_EQ(od->filename, dir_->file("ondisk.ivfdata"));
+  od->filename = "ondisk.ivfdata";  // as recorded: FAISS's own serialization is the file
+  EXPECT_TRUE(io::serialize_index(*read) == index)
+      << "index.faiss differs from FAISS's serialization of what it read";
+  const std::vector<float> q = sf::testing::gaussian_mixture(20, kDim, 40, 7);
+  std::vector<float> d1(200), d2(200);
+  std::vector<faiss::Index::idx_t> l1(200), l2(200);
+  set_nprobe(index_.get(), 4);
+  set_nprobe(read.get(), 4);
+  index_->search(20, q.data(), 10, d1.data(), l1.data());
+  read->search(20, q.data(), 10, d2.data(), l2.data());
+  EXPECT_TRUE(l1 == l2);
+  EXPECT_TRUE(d1 == d2);
+}
+
+// The sharded layout's shard files, written by every rank, are make_shard_index's bytes.
+TEST_P(DistributedBuild, CollectiveShardFilesAreTheShardIndexes) {
+  if (comm_.rank() != 0) return;
+  for (int s = 0; s < plan_.shards; ++s) {
+    const std::vector<char> expected =
+        io::serialize_index(*make_shard_index(*index_, trained_, plan_, s));
+    const std::vector<char> written = file_bytes(dir_->file("shard-" + std::to_string(s) + ".faiss"));
+    EXPECT_TRUE(written == expected) << "shard " << s << " over " << comm_.size()
+                                     << " ranks differs at byte "
+                                     << first_difference(written, expected) << " of "
+                                     << expected.size();
+  }
 }
 
 // The merge.h promise: the same bytes for any number of ranks.

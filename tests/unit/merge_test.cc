@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -250,6 +251,43 @@ TEST(CollectiveMerge, OneRankWritesFaissBytesFullAndSparse) {
   }
 }
 
+// One process, on disk: the run directory moves (index.faiss records the lists' file by name,
+// read_index_file finds it next to index.faiss); a truncated lists' file is refused.
+TEST(CollectiveMerge, OnDiskLayoutReadsFromAMovedFolderAndRefusesATruncatedOne) {
+  const std::vector<float> x = sf::testing::gaussian_mixture(kRows, kDim, 12, 80);
+  auto serial = cluster::make_serial_comm();
+  const sf::testing::TempDir dir;
+  auto index = trained_empty("IVF32,Flat", x);
+  add_rows(*index, x, 0, kRows);
+  std::filesystem::create_directories(dir.file("a"));
+  const MergedIndex out = write_merged_index(
+      *serial, *index, {dir.file("a/index.faiss"), dir.file("a/index.ivfdata"), "index.ivfdata"},
+      1000);
+  EXPECT_EQ(out.ntotal, kRows);
+  std::filesystem::rename(dir.file("a"), dir.file("b"));
+  {
+    const std::unique_ptr<faiss::Index> read = io::read_index_file(dir.file("b/index.faiss"));
+    EXPECT_EQ(read->ntotal, kRows);
+    std::vector<float> d1(10), d2(10);
+    std::vector<faiss::Index::idx_t> l1(10), l2(10);
+    index->search(1, x.data(), 10, d1.data(), l1.data());
+    read->search(1, x.data(), 10, d2.data(), l2.data());
+    EXPECT_TRUE(l1 == l2);
+  }  // unmapped (and FAISS's prefetch threads joined) before the file shrinks
+  std::filesystem::resize_file(dir.file("b/index.ivfdata"), 100);
+  try {
+    io::read_index_file(dir.file("b/index.faiss"));
+    ADD_FAILURE() << "a truncated index.ivfdata was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("index.ivfdata has 100 bytes"), std::string::npos)
+        << e.what();
+  }
+  // No vector: FAISS cannot map an empty file, so the layout refuses it before writing.
+  auto empty = trained_empty("IVF32,Flat", x);
+  EXPECT_THROW(write_merged_index(*serial, *empty,
+                                  {dir.file("e.faiss"), dir.file("e.ivfdata"), "e.ivfdata"}, 1000),
+               std::invalid_argument);
+}
 
 }  // namespace
 }  // namespace sf::stages
