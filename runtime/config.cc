@@ -126,6 +126,12 @@ const std::vector<Field>& schema() {
       {"output.piece_rows", bind<&Config::output, &OutputConfig::piece_rows>, at_least(1),
        "rows per checkpointed piece of the add stage (rounded up to a multiple of 1024): a "
        "killed build loses at most the piece each rank was adding"},
+      {"output.layout", bind<&Config::output, &OutputConfig::layout>, one_of({"memory", "ondisk"}),
+       "`memory`: `index.faiss` holds the whole index (FAISS's ArrayInvertedLists; stock FAISS "
+       "reads it into memory, or maps it with `IO_FLAG_MMAP`); `ondisk`: `index.faiss` holds "
+       "the header and `index.ivfdata` the lists (FAISS's OnDiskInvertedLists), which FAISS "
+       "maps: an index larger than memory. Same lists, byte for byte. See "
+       "[run-directory.md](run-directory.md#on-disk-layout)"},
       {"eval.queries", bind<&Config::eval, &EvalConfig::queries>, any(),
        "required by `eval`: a vector file, or an ann-benchmarks HDF5 (queries in `test`, "
        "ground truth in `neighbors`)"},

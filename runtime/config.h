@@ -109,6 +109,9 @@ struct OutputConfig {
   // Rows per checkpointed piece of the add stage (rounded up to a multiple of 1024): a run
   // killed while adding loses at most the piece each rank was adding.
   int64_t piece_rows = 65536;
+  // index.faiss's layout: "memory" (FAISS's ArrayInvertedLists, one file) or "ondisk"
+  // (OnDiskInvertedLists: index.faiss + index.ivfdata, which FAISS maps instead of reading).
+  std::string layout = "memory";
 };
 
 struct EvalConfig {

@@ -432,6 +432,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "output",
                                        "  dir",
                                        "  piece_rows",
+                                       "  layout",
                                        "eval",
                                        "  queries",
                                        "  queries_dataset",
