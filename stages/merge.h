@@ -4,8 +4,9 @@
 // rank 2's, ... keeps every list in global-id order: the merged index is the same bytes for
 // any number of ranks. Two ways:
 //   write_merged_index  collective: every rank writes its own codes and ids straight into
-//                       their place in the one index file (cluster::SharedFile: MPI-IO); no
-//                       rank holds more than its shard and a bounded buffer
+//                       their place in the one index file (cluster::SharedFile: MPI-IO), read
+//                       from its shard in memory or its add pieces on disk (ListSource); no
+//                       rank holds more than its lists' source and a bounded buffer
 //   merge_shards        the merged index in memory on rank 0 (peak: final index + one shard),
 //                       for what needs it whole (the sharded layout's plan)
 #pragma once
@@ -17,12 +18,20 @@
 #include <faiss/Index.h>
 
 #include "cluster/comm.h"
+#include "stages/list_source.h"
 
 namespace sf::stages {
 
-// Shard wire format, versioned: magic "SFSH", version, nlist, code_size, then per list its
-// length, then per non-empty list its ids (int64) and codes.
+// Shard wire format, versioned: a ShardHeader (magic "SFSH", version, nlist, code_size), then
+// per list its length (uint64), then per non-empty list its ids (int64) and codes.
 constexpr uint32_t kShardFormatVersion = 1;
+constexpr char kShardMagic[4] = {'S', 'F', 'S', 'H'};
+struct ShardHeader {
+  char magic[4];
+  uint32_t version;
+  uint64_t nlist;
+  uint64_t code_size;
+};
 
 // Collective. Every rank passes its shard (same trained index, own rows added). On rank 0
 // `index` becomes the merged index; other ranks' indexes are emptied. Returns the total
@@ -36,14 +45,19 @@ struct MergedIndex {
   uint64_t bytes = 0;               // the file's size
 };
 
-// Collective. Every rank passes its shard (same trained index, own rows added, lists in id
-// order); `path` becomes the merged index's file, byte-identical to faiss::write_index of the
-// index merge_shards makes (so stock faiss.read_index loads it). Rank 0 writes the header
-// (FAISS's serialization of the trained index with ntotal set and the list sizes), every rank
-// its codes and ids, in rounds of at most `round_bytes` per rank. The shards are unchanged.
+// Collective. Every rank passes the trained index and its lists (`lists`: nlist and code size
+// the index's, each list in id order; stages/list_source.h: in memory or the add stage's
+// pieces on disk); `path` becomes the merged index's file, byte-identical to
+// faiss::write_index of the index merge_shards makes (so stock faiss.read_index loads it).
+// Rank 0 writes the header (FAISS's serialization of `trained` with its lists replaced by
+// empty ones, ntotal set and the merged list sizes), every rank its codes and ids, read from
+// `lists` into a buffer of at most `round_bytes` per round. `trained` and `lists` are unchanged.
 // Throws cluster::PhaseError on every rank if any rank failed (the error names `path`).
-// REQUIRES: ArrayInvertedLists whose serialization ends the file (every IVF index shardforge
-// builds; checked, std::logic_error otherwise).
+// REQUIRES: an IVF index whose serialization ends with its ArrayInvertedLists (every IVF index
+// shardforge builds; checked, std::logic_error otherwise).
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained, const ListSource& lists,
+                               const std::string& path, uint64_t round_bytes);
+// The same with the lists of `shard` (ArrayInvertedLists) in memory.
 MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard, const std::string& path,
                                uint64_t round_bytes);
 
