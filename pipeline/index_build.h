@@ -169,7 +169,7 @@ class MergeStage : public runtime::Stage {
  private:
   // Collective: the plan (rank 0) and every shard file, into shards.tmp/.
   void write_shards(cluster::Comm& comm, const runtime::StageContext& context,
-                    const stages::GlobalLists& global);
+                    const stages::ListSource& lists, const stages::GlobalLists& global);
 
   IndexBuild& build_;
   const PartitionStage& partition_;

@@ -31,12 +31,15 @@ void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
   const runtime::Checkpoints& files = context.checkpoints;
   plan_ = stages::PartitionPlan();
   try {
-    const stages::GlobalLists global = stages::global_lists(comm, *build_.index);
+    std::unique_ptr<stages::ListSource> lists;
+    cluster::run_local_phase(comm, "merge", [&] { lists = stages::lists_in_memory(*build_.index); });
+    const stages::GlobalLists global = stages::global_lists(comm, *lists);
     stages::MergedIndexFiles index{files.path(kIndexTmpFile), "", ""};
     if (ondisk_) index = {files.path(kIndexTmpFile), files.path(kIvfdataTmpFile), kIvfdataFile};
-    written_ = stages::write_merged_index(comm, *build_.index, global, index, kMergeRoundBytes);
+    written_ =
+        stages::write_merged_index(comm, *build_.index, *lists, global, index, kMergeRoundBytes);
     build_.ntotal = written_.ntotal;
-    if (partition_.options().shards > 0) write_shards(comm, context, global);
+    if (partition_.options().shards > 0) write_shards(comm, context, *lists, global);
   } catch (...) {
     std::error_code ec;
     if (comm.rank() == 0)  // nothing half-written stays
@@ -47,7 +50,7 @@ void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
 }
 
 void MergeStage::write_shards(cluster::Comm& comm, const runtime::StageContext& context,
-                              const stages::GlobalLists& global) {
+                              const stages::ListSource& lists, const stages::GlobalLists& global) {
   // The plan places whole lists by their global sizes (and, with a workload, their scan
   // costs): rank 0 makes it (it holds the workload) and sends the placement to the others.
   const std::string dir = context.checkpoints.path(kShardsTmpDir);
@@ -71,10 +74,10 @@ void MergeStage::write_shards(cluster::Comm& comm, const runtime::StageContext& 
     plan = stages::plan_from_json(nlohmann::json::parse(placement.begin(), placement.end()));
   // One collective pass per shard file: the ranks holding its lists write them.
   for (int s = 0; s < plan.shards; ++s) {
-    const std::vector<int> lists = plan.lists_of_shard(s);
+    const std::vector<int> only = plan.lists_of_shard(s);
     const std::string name = std::filesystem::path(stages::shard_file_name(s)).filename().string();
-    stages::write_merged_index(comm, *build_.index, global, {dir + "/" + name, "", ""},
-                               kMergeRoundBytes, &lists);
+    stages::write_merged_index(comm, *build_.index, lists, global, {dir + "/" + name, "", ""},
+                               kMergeRoundBytes, &only);
   }
 }
 

@@ -22,6 +22,7 @@
 #include "stages/batches.h"
 #include "stages/build.h"
 #include "stages/ivf_index.h"
+#include "stages/list_source.h"
 #include "stages/merge.h"
 #include "stages/partition.h"
 #include "stages/train.h"
@@ -118,16 +119,17 @@ class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
     // that a rank's lists span many rounds.
     collective_ = write_merged_index(comm_, *index_, dir_->file("collective.faiss"), 4096);
     // The on-disk layout, and the sharded layout's shard files, written the same way.
-    const GlobalLists global = global_lists(comm_, *index_);
+    const std::unique_ptr<ListSource> own = lists_in_memory(*index_);
+    const GlobalLists global = global_lists(comm_, *own);
     ondisk_ = write_merged_index(
-        comm_, *index_, global,
+        comm_, *index_, *own, global,
         {dir_->file("ondisk.faiss"), dir_->file("ondisk.ivfdata"), "ondisk.ivfdata"}, 4096);
     PartitionOptions shards;
     shards.shards = 3;
     plan_ = make_plan(*index_, global.sizes, nullptr, shards, ScanCost::linear(1e-6, 1e-8));
     for (int s = 0; s < plan_.shards; ++s) {
       const std::vector<int> lists = plan_.lists_of_shard(s);
-      write_merged_index(comm_, *index_, global,
+      write_merged_index(comm_, *index_, *own, global,
                          {dir_->file("shard-" + std::to_string(s) + ".faiss"), "", ""}, 4096,
                          &lists);
     }
@@ -247,6 +249,40 @@ TEST_P(DistributedBuild, CollectiveShardFilesAreTheShardIndexes) {
                                      << first_difference(written, expected) << " of "
                                      << expected.size();
   }
+}
+
+// Out of core: each rank's rows as the add stage's pieces on disk (split_rows at 700 rows, so
+// pieces are cut by rank edges too), merged from the files: the same bytes as from memory.
+TEST_P(DistributedBuild, CollectiveMergeFromPiecesOnDiskWritesTheSameBytes) {
+  std::vector<std::string> paths;
+  const std::unique_ptr<faiss::Index> trained = io::deserialize_index(trained_);
+  cluster::run_local_phase(comm_, "test: pieces", [&] {
+    for (const cluster::RowRange piece : split_rows(range_, 700)) {
+      const std::unique_ptr<faiss::Index> index = io::deserialize_index(trained_);
+      add_shard(*index, *corpus_, piece, kBatchRows);
+      const cluster::Bytes bytes = encode_shard(*index);
+      paths.push_back(dir_->file("rows-" + std::to_string(piece.begin) + ".sfsh"));
+      std::ofstream(paths.back(), std::ios::binary)
+          .write(reinterpret_cast<const char*>(bytes.data()),
+                 static_cast<std::streamsize>(bytes.size()));
+    }
+  });
+  const faiss::IndexIVF* ivf = find_ivf(trained.get());
+  const std::unique_ptr<ListSource> lists = lists_in_pieces(paths, ivf->nlist, ivf->code_size);
+  const MergedIndex out =
+      write_merged_index(comm_, *trained, *lists, dir_->file("pieces.faiss"), 4096);
+  EXPECT_EQ(out.ntotal, kRows);
+  EXPECT_EQ(out.list_sizes, collective_.list_sizes);
+  if (comm_.rank() != 0) return;
+  std::ifstream a(dir_->file("pieces.faiss"), std::ios::binary);
+  std::ifstream b(dir_->file("collective.faiss"), std::ios::binary);
+  const std::vector<char> from_pieces((std::istreambuf_iterator<char>(a)),
+                                      std::istreambuf_iterator<char>());
+  const std::vector<char> from_memory((std::istreambuf_iterator<char>(b)),
+                                      std::istreambuf_iterator<char>());
+  EXPECT_TRUE(from_pieces == from_memory)
+      << "merged from pieces over " << comm_.size() << " ranks: differs at byte "
+      << first_difference(from_pieces, from_memory) << " of " << from_memory.size();
 }
 
 // The merge.h promise: the same bytes for any number of ranks.
