@@ -66,13 +66,21 @@ class PosixSharedFile final : public SharedFile {
   ~PosixSharedFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
-  void write_all(const std::vector<FileChunk>& chunks, uint64_t) override {
+  void write_all(const std::vector<FileChunk>& chunks, uint64_t round_bytes) override {
+    round_bytes = std::max<uint64_t>(1, round_bytes);
+    std::vector<char> buffer;
     for (const FileChunk& c : chunks)
-      for (uint64_t done = 0; done < c.size;) {
-        const ssize_t n = ::pwrite(fd_, c.data + done, c.size - done,
-                                   static_cast<off_t>(c.offset + done));
-        if (n < 0) throw std::runtime_error("cannot write " + path_ + ": " + std::strerror(errno));
-        done += static_cast<uint64_t>(n);
+      for (uint64_t at = 0; at < c.size;) {
+        const uint64_t n = std::min(c.size - at, round_bytes);
+        buffer.resize(static_cast<size_t>(std::max<uint64_t>(buffer.size(), n)));
+        c.fill(at, n, buffer.data());
+        for (uint64_t done = 0; done < n;) {
+          const ssize_t w = ::pwrite(fd_, buffer.data() + done, n - done,
+                                     static_cast<off_t>(c.offset + at + done));
+          if (w < 0) throw std::runtime_error("cannot write " + path_ + ": " + std::strerror(errno));
+          done += static_cast<uint64_t>(w);
+        }
+        at += n;
       }
   }
   void close() override {
@@ -88,6 +96,11 @@ class PosixSharedFile final : public SharedFile {
 };
 
 }  // namespace
+
+FileChunk memory_chunk(uint64_t offset, const char* data, uint64_t size) {
+  return {offset, size,
+          [data](uint64_t at, uint64_t n, char* out) { std::memcpy(out, data + at, n); }};
+}
 
 std::unique_ptr<SharedFile> Comm::create_shared_file(const std::string& path) {
   if (size() != 1)

@@ -64,9 +64,8 @@ class MpiSharedFile final : public SharedFile {
     round_bytes = std::max<uint64_t>(1, std::min<uint64_t>(round_bytes, uint64_t{1} << 30));
     // This rank's rounds: pieces of at most round_bytes in all, chunks split where needed.
     struct Piece {
-      uint64_t offset;
-      const char* data;
-      uint64_t size;
+      const FileChunk* chunk;
+      uint64_t at, size;  // bytes [at, at + size) of the chunk
     };
     std::vector<std::vector<Piece>> rounds(1);
     uint64_t in_round = 0;
@@ -77,28 +76,44 @@ class MpiSharedFile final : public SharedFile {
           in_round = 0;
         }
         const uint64_t n = std::min(c.size - done, round_bytes - in_round);
-        rounds.back().push_back({c.offset + done, c.data + done, n});
+        rounds.back().push_back({&c, done, n});
         in_round += n;
         done += n;
       }
     int64_t count = static_cast<int64_t>(rounds.size());
     check(MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_INT64_T, MPI_MAX, comm_), "MPI_Allreduce");
-    std::string error;  // the first failure; the rounds go on (they are collective)
+    // The first failure; the rounds go on (they are collective). A rank whose chunk could not
+    // be produced takes part in the rest of them with nothing to write.
+    std::string error;
+    bool failed_fill = false;
     std::vector<char> buffer;
     for (int64_t r = 0; r < count; ++r) {
-      const std::vector<Piece> none;
-      const std::vector<Piece>& pieces = r < static_cast<int64_t>(rounds.size()) ? rounds[r] : none;
       std::vector<int> lengths;
       std::vector<MPI_Aint> displacements;
       buffer.clear();
-      for (const Piece& p : pieces) {
-        lengths.push_back(static_cast<int>(p.size));
-        displacements.push_back(static_cast<MPI_Aint>(p.offset));
-        buffer.insert(buffer.end(), p.data, p.data + p.size);
+      if (r < static_cast<int64_t>(rounds.size()) && !failed_fill) {
+        uint64_t bytes = 0;
+        for (const Piece& p : rounds[r]) bytes += p.size;
+        buffer.resize(static_cast<size_t>(bytes));
+        char* out = buffer.data();
+        try {
+          for (const Piece& p : rounds[r]) {
+            p.chunk->fill(p.at, p.size, out);
+            out += p.size;
+            lengths.push_back(static_cast<int>(p.size));
+            displacements.push_back(static_cast<MPI_Aint>(p.chunk->offset + p.at));
+          }
+        } catch (const std::exception& e) {
+          if (error.empty()) error = e.what();
+          failed_fill = true;
+          lengths.clear();
+          displacements.clear();
+          buffer.clear();
+        }
       }
       MPI_Datatype view = MPI_BYTE;
-      if (!pieces.empty()) {
-        MPI_Type_create_hindexed(static_cast<int>(pieces.size()), lengths.data(),
+      if (!lengths.empty()) {
+        MPI_Type_create_hindexed(static_cast<int>(lengths.size()), lengths.data(),
                                  displacements.data(), MPI_BYTE, &view);
         MPI_Type_commit(&view);
       }

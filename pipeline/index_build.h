@@ -19,10 +19,12 @@
 //              multiples); each piece is published as pieces/rows-<begin>-<end>.sfsh (the
 //              merge wire format) with its own marker "add/rows-<begin>-<end>"; a stop is
 //              agreed after every batch
-//   merge      the shards become index.faiss, every rank writing its own lists' codes and ids
-//              into their place (stages::write_merged_index, MPI-IO; no rank holds more than
-//              its shard); when partitioned, merged on rank 0 instead, which then writes
-//              index.faiss, shards/ and plan.json. Marker "merge"; the pieces are removed
+//   merge      the shards become index.faiss (output.layout ondisk: and index.ivfdata), every
+//              rank writing its own lists' codes and ids into their place
+//              (stages::write_merged_index, MPI-IO; no rank holds more than its shard); when
+//              partitioned, rank 0 makes the plan from the global list sizes and every shard
+//              file is written the same way (shards/, then plan.json). Marker "merge"; the
+//              pieces are removed
 // Pieces are named by global rows, so a resumed run reuses them even with another rank count
 // where the ranges match. A piece holds exactly the lists entries a straight run adds for
 // those rows, in id order, so the merged index.faiss is byte-identical.
@@ -48,6 +50,9 @@ namespace sf::pipeline {
 
 constexpr const char* kIndexFile = "index.faiss";
 constexpr const char* kIndexTmpFile = "index.faiss.tmp";  // the collective merge's, until saved
+constexpr const char* kIvfdataFile = "index.ivfdata";  // output.layout ondisk: the lists
+constexpr const char* kIvfdataTmpFile = "index.ivfdata.tmp";
+constexpr const char* kShardsTmpDir = "shards.tmp";  // the shard files, until saved
 // Bytes a rank writes per round of the collective merge (its buffer).
 constexpr uint64_t kMergeRoundBytes = uint64_t{64} << 20;
 constexpr const char* kTrainedFile = "trained.faiss";
@@ -55,8 +60,8 @@ constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-me
 constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
 // What a build publishes or keeps in its run directory (prepare_run_dir removes them).
 inline std::vector<std::string> index_outputs() {
-  return {kIndexFile, kIndexTmpFile, kTrainedFile, kKMeansStateFile, kPieceDir, "plan.json",
-          "shards"};
+  return {kIndexFile,       kIndexTmpFile, kIvfdataFile, kIvfdataTmpFile, kTrainedFile,
+          kKMeansStateFile, kPieceDir,     "plan.json",  "shards",        kShardsTmpDir};
 }
 
 struct AddReport {
@@ -74,15 +79,13 @@ struct IndexBuild {
   std::vector<std::string> inputs;
 
   // train: the trained, empty index (every rank); partition: its lists re-sized; add: this
-  // rank's shard; merge: the merged index on rank 0.
+  // rank's shard (merge writes the merged index from the shards; no rank holds it).
   std::unique_ptr<faiss::Index> index;
   stages::TrainReport train;
   stages::RepartitionReport partition;
   std::optional<stages::Workload> workload;  // rank 0, partition.workload
-  std::vector<char> empty_index;  // rank 0, partitioned: the trained index with the final lists
   AddReport add;
   int64_t ntotal = 0, nlist = 0;
-  bool merged = false;  // merge ran: rank 0's index is the merged one (not read back)
   nlohmann::json plan_summary = nullptr;  // merge: the sharded layout's summary (run.json)
 };
 
@@ -164,10 +167,16 @@ class MergeStage : public runtime::Stage {
             const nlohmann::json& info) override;
 
  private:
+  // Collective: the plan (rank 0) and every shard file, into shards.tmp/.
+  void write_shards(cluster::Comm& comm, const runtime::StageContext& context,
+                    const stages::ListSource& lists, const stages::GlobalLists& global);
+
   IndexBuild& build_;
   const PartitionStage& partition_;
+  bool ondisk_ = false;  // output.layout
   double colocate_slack_ = -1;
   stages::MergedIndex written_;  // the collective merge's list sizes
+  stages::PartitionPlan plan_;   // rank 0, partitioned
 };
 
 // The train stage's steps, also for tests. Collective: stages::train_index on build.rows with

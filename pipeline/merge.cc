@@ -1,5 +1,6 @@
-// The merge stage (pipeline/index_build.h): the shards become index.faiss on rank 0, and with
-// partition.shards the sharded layout (shards/, plan.json).
+// The merge stage (pipeline/index_build.h): the shards become index.faiss (output.layout
+// ondisk: with index.ivfdata), and with partition.shards the sharded layout (shards/,
+// plan.json), every file written by all ranks at once.
 #include <faiss/IndexIVF.h>
 #include <spdlog/spdlog.h>
 
@@ -15,7 +16,9 @@
 namespace sf::pipeline {
 
 void MergeStage::configure(runtime::StageOptions& options) {
-  const runtime::PartitionConfig& p = options.config().partition;
+  const runtime::Config& config = options.config();
+  const runtime::PartitionConfig& p = config.partition;
+  ondisk_ = options.read("output.layout", config.output.layout) == "ondisk";
   // Co-location changes which shard holds a list: the shard files, written with the merge.
   const bool colocate = options.read("partition.colocate", p.colocate);
   const double slack = options.read("partition.colocate_slack", p.colocate_slack);
@@ -23,72 +26,103 @@ void MergeStage::configure(runtime::StageOptions& options) {
 }
 
 void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
-  if (partition_.options().shards > 0) {
-    // The sharded layout's plan places whole lists by their sizes and scan costs: it is made
-    // from the merged index on rank 0 (not yet written collectively).
-    build_.ntotal = stages::merge_shards(comm, *build_.index);
-    build_.merged = true;
-    return;
-  }
-  // Every rank writes its lists' codes and ids into index.faiss.tmp (published by save()).
-  const std::string tmp = context.checkpoints.path(kIndexTmpFile);
+  // Every rank writes its lists' codes and ids into index.faiss.tmp (or index.ivfdata.tmp),
+  // and with partition.shards into each shard file under shards.tmp/ (published by save()).
+  const runtime::Checkpoints& files = context.checkpoints;
+  plan_ = stages::PartitionPlan();
   try {
-    const stages::MergedIndex merged =
-        stages::write_merged_index(comm, *build_.index, tmp, kMergeRoundBytes);
-    build_.ntotal = merged.ntotal;
-    written_ = merged;
+    std::unique_ptr<stages::ListSource> lists;
+    cluster::run_local_phase(comm, "merge", [&] { lists = stages::lists_in_memory(*build_.index); });
+    const stages::GlobalLists global = stages::global_lists(comm, *lists);
+    stages::MergedIndexFiles index{files.path(kIndexTmpFile), "", ""};
+    if (ondisk_) index = {files.path(kIndexTmpFile), files.path(kIvfdataTmpFile), kIvfdataFile};
+    written_ =
+        stages::write_merged_index(comm, *build_.index, *lists, global, index, kMergeRoundBytes);
+    build_.ntotal = written_.ntotal;
+    if (partition_.options().shards > 0) write_shards(comm, context, *lists, global);
   } catch (...) {
     std::error_code ec;
-    if (comm.rank() == 0) std::filesystem::remove(tmp, ec);  // nothing half-written stays
+    if (comm.rank() == 0)  // nothing half-written stays
+      for (const char* tmp : {kIndexTmpFile, kIvfdataTmpFile, kShardsTmpDir})
+        std::filesystem::remove_all(files.path(tmp), ec);
     throw;
   }
-  build_.merged = false;  // the merged index is in the file, on no rank
+}
+
+void MergeStage::write_shards(cluster::Comm& comm, const runtime::StageContext& context,
+                              const stages::ListSource& lists, const stages::GlobalLists& global) {
+  // The plan places whole lists by their global sizes (and, with a workload, their scan
+  // costs): rank 0 makes it (it holds the workload) and sends the placement to the others.
+  const std::string dir = context.checkpoints.path(kShardsTmpDir);
+  cluster::Bytes placement;
+  cluster::run_local_phase(comm, "merge: plan", [&] {
+    if (comm.rank() != 0) return;
+    stages::PartitionOptions popt = partition_.options();
+    popt.colocate_slack = colocate_slack_;
+    const stages::Workload* workload = build_.workload ? &*build_.workload : nullptr;
+    plan_ = stages::make_plan(*build_.index, global.sizes, workload, popt,
+                              build_.partition.scan_cost);
+    plan_.repartition = build_.partition;
+    const std::string json = stages::plan_to_json(plan_).dump();
+    placement.assign(json.begin(), json.end());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  });
+  comm.broadcast(placement, 0);
+  stages::PartitionPlan plan = plan_;
+  if (comm.rank() != 0)
+    plan = stages::plan_from_json(nlohmann::json::parse(placement.begin(), placement.end()));
+  // One collective pass per shard file: the ranks holding its lists write them.
+  for (int s = 0; s < plan.shards; ++s) {
+    const std::vector<int> only = plan.lists_of_shard(s);
+    const std::string name = std::filesystem::path(stages::shard_file_name(s)).filename().string();
+    stages::write_merged_index(comm, *build_.index, lists, global, {dir + "/" + name, "", ""},
+                               kMergeRoundBytes, &only);
+  }
 }
 
 runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
                                         const runtime::StageContext& context) {
   if (comm.rank() != 0) return {};
-  const std::string& dir = context.checkpoints.run_dir();
-  const faiss::Index& index = *build_.index;
+  const runtime::Checkpoints& files = context.checkpoints;
+  const std::string& dir = files.run_dir();
   // An eval.json of an earlier index would read like this one's result.
   runtime::remove_owned(dir, "eval.json");
-  context.checkpoints.forget("eval");
-  const std::string index_path = context.checkpoints.path(kIndexFile);
-  const faiss::IndexIVF* ivf = stages::find_ivf(&index);
-  build_.nlist = static_cast<int64_t>(ivf->nlist);
-  double imbalance = 0;
-  if (build_.merged) {
-    io::write_index_file(index, index_path);
-    imbalance = ivf->invlists->imbalance_factor();
-  } else {
-    io::publish_file(index_path, [&](const std::string& tmp) {
-      std::filesystem::rename(context.checkpoints.path(kIndexTmpFile), tmp);
+  files.forget("eval");
+  const std::string index_path = files.path(kIndexFile);
+  build_.nlist = static_cast<int64_t>(written_.list_sizes.size());
+  auto publish = [&](const char* from, const char* to) {
+    io::publish_file(files.path(to), [&](const std::string& tmp) {
+      std::filesystem::rename(files.path(from), tmp);
     });
-    double sum = 0, squares = 0;  // FAISS's imbalance factor of the merged lists
-    for (int64_t n : written_.list_sizes) {
-      sum += static_cast<double>(n);
-      squares += static_cast<double>(n) * static_cast<double>(n);
-    }
-    imbalance = sum > 0 ? squares * static_cast<double>(ivf->nlist) / (sum * sum) : 0;
-  }
-  spdlog::info("wrote {}: {} vectors, nlist {}, list imbalance {:.3f}, {} bytes{}", index_path,
-               build_.ntotal, ivf->nlist, imbalance, std::filesystem::file_size(index_path),
-               build_.merged ? "" : " (every rank its own lists, MPI-IO)");
-
+  };
   std::vector<std::string> outputs = {kIndexFile};
+  if (ondisk_) {  // the lists first: index.faiss names them
+    publish(kIvfdataTmpFile, kIvfdataFile);
+    outputs.push_back(kIvfdataFile);
+  }
+  publish(kIndexTmpFile, kIndexFile);
+  double sum = 0, squares = 0;  // FAISS's imbalance factor of the merged lists
+  for (int64_t n : written_.list_sizes) {
+    sum += static_cast<double>(n);
+    squares += static_cast<double>(n) * static_cast<double>(n);
+  }
+  const double imbalance = sum > 0 ? squares * static_cast<double>(build_.nlist) / (sum * sum) : 0;
+  spdlog::info("wrote {}{}: {} vectors, nlist {}, list imbalance {:.3f}, {} bytes (every rank its "
+               "own lists, MPI-IO)", index_path, ondisk_ ? " and index.ivfdata" : "",
+               build_.ntotal, build_.nlist, imbalance, written_.bytes);
+
   if (partition_.options().shards > 0) {
-    stages::PartitionOptions popt = partition_.options();
-    popt.colocate_slack = colocate_slack_;
-    const stages::Workload* workload = build_.workload ? &*build_.workload : nullptr;
-    stages::PartitionPlan plan = stages::make_plan(index, workload, popt, build_.partition.scan_cost);
-    plan.repartition = build_.partition;
+    const stages::PartitionPlan& plan = plan_;
     std::filesystem::create_directories(dir + "/shards");
     for (int s = 0; s < plan.shards; ++s) {
-      const std::unique_ptr<faiss::Index> shard =
-          stages::make_shard_index(index, build_.empty_index, plan, s);
-      io::write_index_file(*shard, dir + "/" + stages::shard_file_name(s));
-      outputs.push_back(stages::shard_file_name(s));
+      const std::string name = stages::shard_file_name(s);  // "shards/..."
+      io::publish_file(files.path(name), [&](const std::string& tmp) {
+        std::filesystem::rename(files.path(kShardsTmpDir) + name.substr(name.find('/')), tmp);
+      });
+      outputs.push_back(name);
     }
+    std::filesystem::remove(files.path(kShardsTmpDir));
     stages::write_plan(plan, dir + "/plan.json");  // last: its presence means the layout is whole
     outputs.push_back("plan.json");
     spdlog::info("wrote {}/plan.json and {} shard(s): balance by {}{}, expected shard cost max/mean {:.3f} (count-balanced {:.3f})",

@@ -1,7 +1,6 @@
 // The partition stage (pipeline/index_build.h): the lists re-sized for partition.workload.
 #include <spdlog/spdlog.h>
 
-#include "io/index_file.h"
 #include "pipeline/corpus.h"
 #include "pipeline/index_build.h"
 
@@ -93,7 +92,6 @@ void PartitionStage::run(cluster::Comm& comm, const runtime::StageContext& conte
   r = stages::repartition_lists(comm, *build_.index, *build_.rows, build_.range,
                                 build_.workload ? &*build_.workload : nullptr, options_,
                                 context.progress);
-  if (comm.rank() == 0) build_.empty_index = io::serialize_index(*build_.index);
   spdlog::info("partition: scan cost {:.3g} + {:.3g} s/code ({}); nlist {} -> {}: hot tiers +{} list(s), cold tiers -{}; expected cost {:.3g} -> {:.3g} s/query (estimate){}",
                r.scan_cost.a, r.scan_cost.b, r.scan_cost.source, r.nlist_before, r.nlist_after,
                r.splits, r.merges, r.cost_before, r.cost_after,

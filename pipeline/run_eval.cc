@@ -64,10 +64,10 @@ void EvalStage::configure(runtime::StageOptions& options) {
 
 void EvalStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   std::unique_ptr<faiss::Index>& index = text_.build.index;
-  if (!text_.build.merged)  // merge read back: rank 0 holds its shard, not the merged index
-    cluster::run_local_phase(comm, "eval: read index", [&] {
-      if (comm.rank() == 0) index = io::read_index_file(context.checkpoints.path(kIndexFile));
-    });
+  // The merge wrote index.faiss from the shards: rank 0 reads it (on disk: maps its lists).
+  cluster::run_local_phase(comm, "eval: read index", [&] {
+    if (comm.rank() == 0) index = io::read_index_file(context.checkpoints.path(kIndexFile));
+  });
   eval_ = run_eval(comm, context.config, *index, *text_.index_rows, text_.build.range,
                    text_.indexed, text_.dim, threads_, context.progress);
 }

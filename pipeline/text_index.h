@@ -163,7 +163,7 @@ class CompactStage : public runtime::TransientStage {
 // Recall of the merged index (rank 0) for queries that are a sample of its own vectors
 // (evenly spaced index ids, at most eval.max_queries, default 1000), against their exact
 // neighbours over index_rows (computed across the ranks). Prints the table on rank 0.
-// REQUIRES: merge before it (build.merged, or index.faiss verified).
+// REQUIRES: merge before it (index.faiss written, or verified).
 class EvalStage : public runtime::Stage {
  public:
   EvalStage(TextIndex& text, int threads) : text_(text), threads_(threads) {}

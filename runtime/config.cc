@@ -134,6 +134,12 @@ const std::vector<Field>& schema() {
        at_least(1),
        "uncompressed size of a `kept/` shard (`1GiB`, `256MiB`, bytes): a shard starts at the first record that starts at "
        "or past each multiple of it (a shard holds at most this plus one record)"},
+      {"output.layout", bind<&Config::output, &OutputConfig::layout>, one_of({"memory", "ondisk"}),
+       "`memory`: `index.faiss` holds the whole index (FAISS's ArrayInvertedLists; stock FAISS "
+       "reads it into memory, or maps it with `IO_FLAG_MMAP`); `ondisk`: `index.faiss` holds "
+       "the header and `index.ivfdata` the lists (FAISS's OnDiskInvertedLists), which FAISS "
+       "maps: an index larger than memory. Same lists, byte for byte. See "
+       "[run-directory.md](run-directory.md#on-disk-layout)"},
       {"eval.queries", bind<&Config::eval, &EvalConfig::queries>, any(),
        "required by `eval`: a vector file, or an ann-benchmarks HDF5 (queries in `test`, "
        "ground truth in `neighbors`)"},

@@ -113,6 +113,9 @@ struct OutputConfig {
   // kept/ (dedup, run.write_kept): numbered shards, pipeline/kept_shards.h.
   std::string compression = "zstd";  // zstd | gzip | none
   ByteSize max_file_bytes{uint64_t{1} << 30};  // uncompressed bytes per kept/ shard
+  // index.faiss's layout: "memory" (FAISS's ArrayInvertedLists, one file) or "ondisk"
+  // (OnDiskInvertedLists: index.faiss + index.ivfdata, which FAISS maps instead of reading).
+  std::string layout = "memory";
 };
 
 struct EvalConfig {

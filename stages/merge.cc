@@ -12,15 +12,7 @@
 namespace sf::stages {
 namespace {
 
-constexpr char kMagic[4] = {'S', 'F', 'S', 'H'};
 constexpr int kShardTag = 4242;
-
-struct ShardHeader {
-  char magic[4];
-  uint32_t version;
-  uint64_t nlist;
-  uint64_t code_size;
-};
 
 }  // namespace
 
@@ -28,7 +20,7 @@ cluster::Bytes encode_shard(const faiss::Index& index) {
   const faiss::IndexIVF& ivf = ivf_of(index, "merge");
   const faiss::InvertedLists& lists = *ivf.invlists;
   ShardHeader h{};
-  std::memcpy(h.magic, kMagic, 4);
+  std::memcpy(h.magic, kShardMagic, 4);
   h.version = kShardFormatVersion;
   h.nlist = lists.nlist;
   h.code_size = lists.code_size;
@@ -55,7 +47,7 @@ int64_t append_shard(faiss::Index& index, const cluster::Bytes& shard) {
   faiss::InvertedLists& lists = *ivf.invlists;
   cluster::ByteReader in(shard, "shard message");
   const auto h = in.value<ShardHeader>();
-  if (std::memcmp(h.magic, kMagic, 4) != 0) throw std::runtime_error("not a shard message");
+  if (std::memcmp(h.magic, kShardMagic, 4) != 0) throw std::runtime_error("not a shard message");
   if (h.version != kShardFormatVersion)
     throw std::runtime_error("shard format version " + std::to_string(h.version) +
                              ", expected " + std::to_string(kShardFormatVersion));

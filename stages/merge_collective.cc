@@ -7,7 +7,8 @@
 // codes followed by its ids. We do not go through faiss::write_index for the lists: it needs
 // them in one process. The header is FAISS's own serialization of the trained index with
 // empty lists, whose 32-byte tail ("ilar", nlist, code_size, "sprs", 0) is replaced by the
-// real sizes.
+// real sizes. The on-disk layout (OnDiskInvertedLists) puts the same list bytes in a file of
+// their own from offset 0, and the tail becomes the "ilod" metadata (ondisk_index below).
 #include <faiss/IndexIVF.h>
 #include <faiss/invlists/InvertedLists.h>
 #include <fcntl.h>
@@ -18,11 +19,14 @@
 
 #include <cstring>
 #include <algorithm>
+#include <functional>
 #include <fstream>
 #include <stdexcept>
 
+#include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "stages/ivf_index.h"
+#include "stages/list_source.h"
 #include "stages/merge.h"
 
 namespace sf::stages {
@@ -39,12 +43,11 @@ void append(std::vector<char>& out, const T& v) {
   out.insert(out.end(), p, p + sizeof(T));
 }
 
-// Rank 0: the file's bytes before the first list's codes.
-std::vector<char> merged_header(faiss::Index& shard, faiss::IndexIVF& ivf,
-                                const std::vector<int64_t>& sizes, int64_t ntotal) {
+// Rank 0: FAISS's serialization of the trained index with empty lists and the merged ntotal,
+// up to its inverted lists (without their 32-byte tail "ilar", nlist, code_size, "sprs", 0).
+// The shard's own lists and ntotal are put back whatever happens.
+std::vector<char> index_prefix(faiss::Index& shard, faiss::IndexIVF& ivf, int64_t ntotal) {
   const size_t nlist = ivf.nlist, code_size = ivf.code_size;
-  // The trained index with empty lists and the merged ntotal, serialized by FAISS; the shard's
-  // own lists and ntotal are put back whatever happens.
   faiss::ArrayInvertedLists empty(nlist, code_size);
   faiss::InvertedLists* own = ivf.invlists;
   const faiss::Index::idx_t own_ntotal = shard.ntotal;
@@ -71,7 +74,19 @@ std::vector<char> merged_header(faiss::Index& shard, faiss::IndexIVF& ivf,
       std::memcmp(bytes.data() + bytes.size() - tail.size(), tail.data(), tail.size()) != 0)
     throw std::logic_error("write_merged_index: the index's serialization does not end with its "
                            "inverted lists");
-  bytes.resize(bytes.size() - 12);  // keep "ilar", nlist, code_size
+  bytes.resize(bytes.size() - tail.size());
+  return bytes;
+}
+
+// Rank 0, in-memory layout: the file's bytes before the first list's codes (FAISS's
+// write_InvertedLists for ArrayInvertedLists).
+std::vector<char> merged_header(faiss::Index& shard, faiss::IndexIVF& ivf,
+                                const std::vector<int64_t>& sizes, int64_t ntotal) {
+  const size_t nlist = ivf.nlist, code_size = ivf.code_size;
+  std::vector<char> bytes = index_prefix(shard, ivf, ntotal);
+  append(bytes, fourcc("ilar"));
+  append(bytes, nlist);
+  append(bytes, code_size);
   size_t non_empty = 0;
   for (int64_t n : sizes) non_empty += n > 0;
   std::vector<size_t> listed;
@@ -89,15 +104,39 @@ std::vector<char> merged_header(faiss::Index& shard, faiss::IndexIVF& ivf,
   return bytes;
 }
 
+// Rank 0, on-disk layout: the whole index.faiss (OnDiskInvertedListsIOHook::write, faiss
+// 1.7.3: "ilod", nlist, code_size, the lists {size, capacity, offset}, the free slots, the
+// file name, the total size). The lists lie one after the other, as FAISS's merge_from puts
+// them; no free slots (merge_from leaves one spanning the whole file, which a later add_entries
+// would take and overwrite the lists with).
+std::vector<char> ondisk_index(faiss::Index& shard, faiss::IndexIVF& ivf,
+                               const std::vector<int64_t>& sizes, int64_t ntotal,
+                               const std::string& ivfdata_name) {
+  const size_t nlist = ivf.nlist, code_size = ivf.code_size;
+  std::vector<char> bytes = index_prefix(shard, ivf, ntotal);
+  append(bytes, fourcc("ilod"));
+  append(bytes, nlist);
+  append(bytes, code_size);
+  append(bytes, nlist);  // the lists: size, capacity, offset (bytes)
+  size_t offset = 0;
+  for (int64_t n : sizes) {
+    const auto entries = static_cast<size_t>(n);
+    append(bytes, entries);
+    append(bytes, entries);
+    append(bytes, offset);
+    offset += entries * (code_size + sizeof(faiss::Index::idx_t));
+  }
+  append(bytes, size_t{0});  // no free slots
+  append(bytes, ivfdata_name.size());
+  bytes.insert(bytes.end(), ivfdata_name.begin(), ivfdata_name.end());
+  append(bytes, offset);  // totsize
+  return bytes;
+}
+
 struct ChunkCrc {
   uint64_t offset, size;
   uint32_t crc;
 };
-
-uint32_t crc_of(const char* data, uint64_t size) {
-  return static_cast<uint32_t>(
-      crc32_z(0, reinterpret_cast<const Bytef*>(data), static_cast<z_size_t>(size)));
-}
 
 // Rank 0: `path` holds exactly the chunks of `every` rank, which tile [0, bytes).
 void verify_file(const std::string& path, const std::vector<cluster::Bytes>& every,
@@ -151,66 +190,181 @@ void verify_file(const std::string& path, const std::vector<cluster::Bytes>& eve
                              ": its CRC-32 is not that of the bytes written (a write was lost)");
 }
 
+// Bytes [at, at + n) of entries of `width` bytes, read whole by `read(begin, end, out)`: a
+// round's edge may cut an entry, which then goes through `scratch`.
+template <class Read>
+void copy_entry_bytes(uint64_t at, uint64_t n, char* out, uint64_t width,
+                      std::vector<char>& scratch, const Read& read) {
+  scratch.resize(width);
+  uint64_t entry = at / width;
+  if (const uint64_t skip = at % width; skip != 0 && n > 0) {
+    read(entry, entry + 1, scratch.data());
+    const uint64_t m = std::min(width - skip, n);
+    std::memcpy(out, scratch.data() + skip, m);
+    out += m, n -= m, ++entry;
+  }
+  if (const uint64_t whole = n / width; whole > 0) {
+    read(entry, entry + whole, out);
+    out += whole * width, n -= whole * width, entry += whole;
+  }
+  if (n > 0) {
+    read(entry, entry + 1, scratch.data());
+    std::memcpy(out, scratch.data(), n);
+  }
+}
+
 }  // namespace
 
-MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard, const std::string& path,
-                               uint64_t round_bytes) {
-  faiss::IndexIVF* ivf = find_ivf(&shard);
-  const auto* lists = ivf ? dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists) : nullptr;
-  if (lists == nullptr)
-    throw std::logic_error("write_merged_index: not an IVF index with ArrayInvertedLists");
-  const size_t nlist = ivf->nlist, code_size = ivf->code_size;
-
-  // Every list's global size, and where this rank's entries start inside it: the ranks'
-  // counts, gathered (nlist x ranks integers).
+GlobalLists global_lists(cluster::Comm& comm, const ListSource& lists) {
+  const size_t nlist = lists.nlist();
+  // The ranks' counts, gathered (nlist x ranks integers).
   std::vector<int64_t> mine(nlist);
-  for (size_t l = 0; l < nlist; ++l) mine[l] = static_cast<int64_t>(lists->ids[l].size());
+  for (size_t l = 0; l < nlist; ++l) mine[l] = static_cast<int64_t>(lists.list_size(l));
   const auto* raw = reinterpret_cast<const char*>(mine.data());
   const std::vector<cluster::Bytes> all =
       comm.allgather(cluster::Bytes(raw, raw + nlist * sizeof(int64_t)));
-  MergedIndex out;
-  out.list_sizes.assign(nlist, 0);
-  std::vector<int64_t> before(nlist, 0);  // this rank's offset inside each list
+  GlobalLists out;
+  out.sizes.assign(nlist, 0);
+  out.before.assign(nlist, 0);
   for (size_t r = 0; r < all.size(); ++r) {
     if (all[r].size() != nlist * sizeof(int64_t))
       throw std::logic_error("write_merged_index: rank " + std::to_string(r) + " has other lists");
     const auto* counts = reinterpret_cast<const int64_t*>(all[r].data());
     for (size_t l = 0; l < nlist; ++l) {
-      if (static_cast<int>(r) < comm.rank()) before[l] += counts[l];
-      out.list_sizes[l] += counts[l];
+      if (static_cast<int>(r) < comm.rank()) out.before[l] += counts[l];
+      out.sizes[l] += counts[l];
     }
   }
-  for (int64_t n : out.list_sizes) out.ntotal += n;
+  for (int64_t n : out.sizes) out.ntotal += n;
+  return out;
+}
 
-  // The header's length (rank 0 makes it; the others need only its length).
+namespace {
+
+// The lists of `shard` in memory; an error agreed on every rank.
+std::unique_ptr<ListSource> agreed_lists_in_memory(cluster::Comm& comm, faiss::Index& shard) {
+  std::unique_ptr<ListSource> lists;
+  std::exception_ptr error;
+  try {
+    lists = lists_in_memory(shard);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  cluster::agree(comm, "merge", error);
+  return lists;
+}
+
+}  // namespace
+
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard, const std::string& path,
+                               uint64_t round_bytes) {
+  return write_merged_index(comm, shard, MergedIndexFiles{path, "", ""}, round_bytes);
+}
+
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard,
+                               const MergedIndexFiles& files, uint64_t round_bytes) {
+  const std::unique_ptr<ListSource> lists = agreed_lists_in_memory(comm, shard);
+  return write_merged_index(comm, shard, *lists, global_lists(comm, *lists), files, round_bytes);
+}
+
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
+                               const ListSource& lists, const std::string& path,
+                               uint64_t round_bytes) {
+  return write_merged_index(comm, trained, lists, global_lists(comm, lists),
+                            MergedIndexFiles{path, "", ""}, round_bytes);
+}
+
+MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
+                               const ListSource& lists, const GlobalLists& global,
+                               const MergedIndexFiles& files, uint64_t round_bytes,
+                               const std::vector<int>* only) {
+  const bool ondisk = !files.ivfdata.empty();
+  // The file every rank writes its lists into: index.faiss, or on disk index.ivfdata.
+  const std::string& path = ondisk ? files.ivfdata : files.index;
+  faiss::IndexIVF* ivf = find_ivf(&trained);
+  if (ivf == nullptr) throw std::logic_error("write_merged_index: not an IVF index");
+  const size_t nlist = ivf->nlist, code_size = ivf->code_size;
+  if (lists.nlist() != nlist || lists.code_size() != code_size || global.sizes.size() != nlist)
+    throw std::logic_error("write_merged_index: the lists are not the index's");
+
+  // The lists this file holds (all, or `only`), at their global sizes; the others empty.
+  MergedIndex out;
+  if (only == nullptr) {
+    out.list_sizes = global.sizes;
+  } else {
+    out.list_sizes.assign(nlist, 0);
+    for (int l : *only) out.list_sizes.at(static_cast<size_t>(l)) = global.sizes.at(static_cast<size_t>(l));
+  }
+  for (int64_t n : out.list_sizes) out.ntotal += n;
+  if (ondisk && out.ntotal == 0)
+    throw std::invalid_argument(files.index + ": the on-disk layout needs at least one vector "
+                                "(FAISS cannot map an empty " + files.ivfdata_name + ")");
+
+  // The header's length (rank 0 makes it; the others need only its length). On disk the
+  // header is index.faiss, written by rank 0 alone, and the lists start index.ivfdata.
   std::vector<char> header;
   std::exception_ptr error;
   try {
-    if (comm.rank() == 0) header = merged_header(shard, *ivf, out.list_sizes, out.ntotal);
+    if (comm.rank() == 0 && !ondisk) header = merged_header(trained, *ivf, out.list_sizes, out.ntotal);
+    if (comm.rank() == 0 && ondisk) {
+      const std::vector<char> index =
+          ondisk_index(trained, *ivf, out.list_sizes, out.ntotal, files.ivfdata_name);
+      io::publish_bytes(files.index, index.data(), index.size());
+      out.bytes = index.size();
+    }
   } catch (...) {
     error = std::current_exception();
   }
   cluster::agree(comm, "merge: index header", error);
   int64_t header_bytes = static_cast<int64_t>(header.size());
   header_bytes = comm.sum(header_bytes);
+  out.bytes = static_cast<uint64_t>(comm.sum(static_cast<int64_t>(out.bytes)));
 
+  // Each chunk's CRC-32, computed as its bytes are produced (in order, each byte once).
   std::vector<cluster::FileChunk> chunks;
-  if (comm.rank() == 0) chunks.push_back({0, header.data(), header.size()});
+  std::vector<uLong> crcs;
+  std::vector<char> scratch;  // an entry cut by a round's edge
+  const auto add_chunk = [&](uint64_t offset, uint64_t size,
+                             std::function<void(uint64_t, uint64_t, char*)> fill) {
+    const size_t i = chunks.size();
+    crcs.push_back(crc32_z(0, nullptr, 0));
+    chunks.push_back({offset, size, [&crcs, i, fill = std::move(fill)](uint64_t at, uint64_t n,
+                                                                       char* dest) {
+                        fill(at, n, dest);
+                        crcs[i] = crc32_z(crcs[i], reinterpret_cast<const Bytef*>(dest),
+                                          static_cast<z_size_t>(n));
+                      }});
+  };
+  if (!header.empty())
+    add_chunk(0, header.size(), [&header](uint64_t at, uint64_t n, char* dest) {
+      std::memcpy(dest, header.data() + at, n);
+    });
   uint64_t start = static_cast<uint64_t>(header_bytes);  // of list l's codes
   for (size_t l = 0; l < nlist; ++l) {
     const auto n = static_cast<uint64_t>(out.list_sizes[l]);
-    const auto k = static_cast<uint64_t>(mine[l]);
-    if (k > 0) {
-      const auto at = static_cast<uint64_t>(before[l]);
-      chunks.push_back({start + at * code_size,
-                        reinterpret_cast<const char*>(lists->codes[l].data()), k * code_size});
-      chunks.push_back({start + n * code_size + at * sizeof(faiss::Index::idx_t),
-                        reinterpret_cast<const char*>(lists->ids[l].data()),
-                        k * sizeof(faiss::Index::idx_t)});
+    const auto k = static_cast<uint64_t>(lists.list_size(l));
+    if (n > 0 && k > 0) {
+      const auto at = static_cast<uint64_t>(global.before[l]);
+      add_chunk(start + at * code_size, k * code_size,
+                [&lists, &scratch, l, code_size](uint64_t a, uint64_t m, char* dest) {
+                  copy_entry_bytes(a, m, dest, code_size, scratch,
+                                   [&](uint64_t b, uint64_t e, char* o) {
+                                     lists.read_codes(l, b, e, reinterpret_cast<uint8_t*>(o));
+                                   });
+                });
+      add_chunk(start + n * code_size + at * sizeof(faiss::Index::idx_t),
+                k * sizeof(faiss::Index::idx_t),
+                [&lists, &scratch, l](uint64_t a, uint64_t m, char* dest) {
+                  copy_entry_bytes(a, m, dest, sizeof(int64_t), scratch,
+                                   [&](uint64_t b, uint64_t e, char* o) {
+                                     lists.read_ids(l, b, e, reinterpret_cast<int64_t*>(o));
+                                   });
+                });
     }
     start += n * (code_size + sizeof(faiss::Index::idx_t));
   }
-  out.bytes = start;
+  const uint64_t file_bytes = start;
+  out.bytes += file_bytes;
 
   std::unique_ptr<cluster::SharedFile> file;
   try {
@@ -232,15 +386,16 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& shard, const s
   // A check that does not trust the MPI-IO layer to report every failed write (Open MPI's
   // OMPIO did not; see cluster/comm_mpi.cc): the file's CRC-32, read back by rank 0, must be
   // that of the bytes the ranks wrote (their chunks' CRCs combined in file order).
-  std::vector<ChunkCrc> crcs;
-  for (const cluster::FileChunk& c : chunks) crcs.push_back({c.offset, c.size, crc_of(c.data, c.size)});
-  const auto* crc_raw = reinterpret_cast<const char*>(crcs.data());
+  std::vector<ChunkCrc> written;
+  for (size_t i = 0; i < chunks.size(); ++i)
+    written.push_back({chunks[i].offset, chunks[i].size, static_cast<uint32_t>(crcs[i])});
+  const auto* crc_raw = reinterpret_cast<const char*>(written.data());
   const std::vector<cluster::Bytes> every =
-      comm.gather(cluster::Bytes(crc_raw, crc_raw + crcs.size() * sizeof(ChunkCrc)), 0);
+      comm.gather(cluster::Bytes(crc_raw, crc_raw + written.size() * sizeof(ChunkCrc)), 0);
   cluster::run_local_phase(comm, "merge", [&] {
-    if (comm.rank() == 0) verify_file(path, every, out.bytes);
+    if (comm.rank() == 0) verify_file(path, every, file_bytes);
   });
-    return out;
+  return out;
 }
 
 }  // namespace sf::stages

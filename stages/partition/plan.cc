@@ -31,7 +31,19 @@ std::vector<int> PartitionPlan::lists_of_shard(int shard) const {
 PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
                         const PartitionOptions& options, const ScanCost& lambda) {
   const faiss::IndexIVF* ivf = &ivf_of(index, "make_plan");
+  std::vector<int64_t> sizes(ivf->nlist);
+  for (size_t j = 0; j < ivf->nlist; ++j) sizes[j] = static_cast<int64_t>(ivf->invlists->list_size(j));
+  return make_plan(index, sizes, workload, options, lambda);
+}
+
+PartitionPlan make_plan(const faiss::Index& index, const std::vector<int64_t>& sizes,
+                        const Workload* workload, const PartitionOptions& options,
+                        const ScanCost& lambda) {
+  const faiss::IndexIVF* ivf = &ivf_of(index, "make_plan");
   const int nlist = static_cast<int>(ivf->nlist);
+  if (sizes.size() != ivf->nlist)
+    throw std::invalid_argument("make_plan: " + std::to_string(sizes.size()) + " list sizes for " +
+                                std::to_string(nlist) + " lists");
   if (options.shards < 1 || options.shards > nlist)
     throw std::invalid_argument("partition.shards is " + std::to_string(options.shards) +
                                 ", but the index has " + std::to_string(nlist) +
@@ -41,8 +53,6 @@ PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
   plan.shards = options.shards;
   plan.nprobe = options.nprobe;
   plan.scan_cost = lambda;
-  std::vector<int64_t> sizes(nlist);
-  for (int j = 0; j < nlist; ++j) sizes[j] = static_cast<int64_t>(ivf->invlists->list_size(j));
   std::vector<double> access;
   ProbedLists probed;
   if (workload != nullptr) {

@@ -56,6 +56,11 @@ struct PartitionPlan {
 // balance's and within (1 + slack) x the mean (or no worse than the placement it replaces).
 PartitionPlan make_plan(const faiss::Index& index, const Workload* workload,
                         const PartitionOptions& options, const ScanCost& lambda);
+// The same with the lists' sizes given (`index`'s lists unused: the collective merge's global
+// sizes, the lists being spread over the ranks). REQUIRES: sizes.size() == nlist.
+PartitionPlan make_plan(const faiss::Index& index, const std::vector<int64_t>& sizes,
+                        const Workload* workload, const PartitionOptions& options,
+                        const ScanCost& lambda);
 
 // The index of one shard: `empty` (the serialized trained, empty index) filled with the lists
 // of `shard` from `merged`. Stock FAISS reads and searches it (other lists are empty).

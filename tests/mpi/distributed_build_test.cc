@@ -2,6 +2,7 @@
 // trains the same index, adds its own row range, and the shards merge on rank 0 into the
 // same bytes as a one-rank build of the same data; failures stop every rank together.
 #include <faiss/invlists/InvertedLists.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -21,7 +22,9 @@
 #include "stages/batches.h"
 #include "stages/build.h"
 #include "stages/ivf_index.h"
+#include "stages/list_source.h"
 #include "stages/merge.h"
+#include "stages/partition.h"
 #include "stages/train.h"
 #include "tests/mpi/mpi_env.h"
 #include "tests/mpi/mpi_test_support.h"
@@ -115,6 +118,21 @@ class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
     // The collective merge first (it leaves the shards as they are), in rounds of 4 KiB so
     // that a rank's lists span many rounds.
     collective_ = write_merged_index(comm_, *index_, dir_->file("collective.faiss"), 4096);
+    // The on-disk layout, and the sharded layout's shard files, written the same way.
+    const std::unique_ptr<ListSource> own = lists_in_memory(*index_);
+    const GlobalLists global = global_lists(comm_, *own);
+    ondisk_ = write_merged_index(
+        comm_, *index_, *own, global,
+        {dir_->file("ondisk.faiss"), dir_->file("ondisk.ivfdata"), "ondisk.ivfdata"}, 4096);
+    PartitionOptions shards;
+    shards.shards = 3;
+    plan_ = make_plan(*index_, global.sizes, nullptr, shards, ScanCost::linear(1e-6, 1e-8));
+    for (int s = 0; s < plan_.shards; ++s) {
+      const std::vector<int> lists = plan_.lists_of_shard(s);
+      write_merged_index(comm_, *index_, *own, global,
+                         {dir_->file("shard-" + std::to_string(s) + ".faiss"), "", ""}, 4096,
+                         &lists);
+    }
     merged_total_ = merge_shards(comm_, *index_);
   }
   void TearDown() override { dir_.reset(); }
@@ -130,8 +148,14 @@ class DistributedBuild : public ::testing::TestWithParam<BuildCase> {
   int64_t added_ = -1;
   int64_t shard_ntotal_ = -1;
   int64_t merged_total_ = -1;
-  MergedIndex collective_;
+  MergedIndex collective_, ondisk_;
+  PartitionPlan plan_;
 };
+
+std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 TEST_P(DistributedBuild, TrainedIndexIsIdenticalOnEveryRank) {
   const std::vector<cluster::Bytes> all_trained = comm_.allgather(trained_);
@@ -180,6 +204,85 @@ TEST_P(DistributedBuild, CollectiveMergeWritesTheMergedIndexBytes) {
   EXPECT_TRUE(written == merged) << "the collective file over " << comm_.size()
                                  << " ranks differs from the merged index at byte "
                                  << first_difference(written, merged) << " of " << merged.size();
+}
+
+// On disk: index.ivfdata is the lists' part of the in-memory file, and index.faiss what FAISS
+// writes of an index over that OnDiskInvertedLists; read back (mapped), it searches as the merged.
+TEST_P(DistributedBuild, CollectiveMergeOnDiskWritesFaissOnDiskLayout) {
+  EXPECT_EQ(ondisk_.ntotal, kRows);
+  EXPECT_TRUE(ondisk_.list_sizes == collective_.list_sizes);
+  if (comm_.rank() != 0) return;
+  const std::vector<char> memory = io::serialize_index(*index_);
+  const std::vector<char> index = file_bytes(dir_->file("ondisk.faiss"));
+  const std::vector<char> ivfdata = file_bytes(dir_->file("ondisk.ivfdata"));
+  EXPECT_EQ(index.size() + ivfdata.size(), ondisk_.bytes);
+  ASSERT_LE(ivfdata.size(), memory.size());
+  EXPECT_TRUE(std::equal(ivfdata.begin(), ivfdata.end(), memory.end() - ivfdata.size()))
+      << "index.ivfdata over " << comm_.size() << " ranks is not the in-memory file's lists";
+  std::unique_ptr<faiss::Index> read = io::read_index_file(dir_->file("ondisk.faiss"));
+  auto* od = dynamic_cast<faiss::OnDiskInvertedLists*>(find_ivf(read.get())->invlists);
+  ASSERT_NE(od, nullptr);
+  EXPECT_EQ(od->filename, dir_->file("ondisk.ivfdata"));
+  od->filename = "ondisk.ivfdata";  // as recorded: FAISS's own serialization is the file
+  EXPECT_TRUE(io::serialize_index(*read) == index)
+      << "index.faiss differs from FAISS's serialization of what it read";
+  const std::vector<float> q = sf::testing::gaussian_mixture(20, kDim, 40, 7);
+  std::vector<float> d1(200), d2(200);
+  std::vector<faiss::Index::idx_t> l1(200), l2(200);
+  set_nprobe(index_.get(), 4);
+  set_nprobe(read.get(), 4);
+  index_->search(20, q.data(), 10, d1.data(), l1.data());
+  read->search(20, q.data(), 10, d2.data(), l2.data());
+  EXPECT_TRUE(l1 == l2);
+  EXPECT_TRUE(d1 == d2);
+}
+
+// The sharded layout's shard files, written by every rank, are make_shard_index's bytes.
+TEST_P(DistributedBuild, CollectiveShardFilesAreTheShardIndexes) {
+  if (comm_.rank() != 0) return;
+  for (int s = 0; s < plan_.shards; ++s) {
+    const std::vector<char> expected =
+        io::serialize_index(*make_shard_index(*index_, trained_, plan_, s));
+    const std::vector<char> written = file_bytes(dir_->file("shard-" + std::to_string(s) + ".faiss"));
+    EXPECT_TRUE(written == expected) << "shard " << s << " over " << comm_.size()
+                                     << " ranks differs at byte "
+                                     << first_difference(written, expected) << " of "
+                                     << expected.size();
+  }
+}
+
+// Out of core: each rank's rows as the add stage's pieces on disk (split_rows at 700 rows, so
+// pieces are cut by rank edges too), merged from the files: the same bytes as from memory.
+TEST_P(DistributedBuild, CollectiveMergeFromPiecesOnDiskWritesTheSameBytes) {
+  std::vector<std::string> paths;
+  const std::unique_ptr<faiss::Index> trained = io::deserialize_index(trained_);
+  cluster::run_local_phase(comm_, "test: pieces", [&] {
+    for (const cluster::RowRange piece : split_rows(range_, 700)) {
+      const std::unique_ptr<faiss::Index> index = io::deserialize_index(trained_);
+      add_shard(*index, *corpus_, piece, kBatchRows);
+      const cluster::Bytes bytes = encode_shard(*index);
+      paths.push_back(dir_->file("rows-" + std::to_string(piece.begin) + ".sfsh"));
+      std::ofstream(paths.back(), std::ios::binary)
+          .write(reinterpret_cast<const char*>(bytes.data()),
+                 static_cast<std::streamsize>(bytes.size()));
+    }
+  });
+  const faiss::IndexIVF* ivf = find_ivf(trained.get());
+  const std::unique_ptr<ListSource> lists = lists_in_pieces(paths, ivf->nlist, ivf->code_size);
+  const MergedIndex out =
+      write_merged_index(comm_, *trained, *lists, dir_->file("pieces.faiss"), 4096);
+  EXPECT_EQ(out.ntotal, kRows);
+  EXPECT_EQ(out.list_sizes, collective_.list_sizes);
+  if (comm_.rank() != 0) return;
+  std::ifstream a(dir_->file("pieces.faiss"), std::ios::binary);
+  std::ifstream b(dir_->file("collective.faiss"), std::ios::binary);
+  const std::vector<char> from_pieces((std::istreambuf_iterator<char>(a)),
+                                      std::istreambuf_iterator<char>());
+  const std::vector<char> from_memory((std::istreambuf_iterator<char>(b)),
+                                      std::istreambuf_iterator<char>());
+  EXPECT_TRUE(from_pieces == from_memory)
+      << "merged from pieces over " << comm_.size() << " ranks: differs at byte "
+      << first_difference(from_pieces, from_memory) << " of " << from_memory.size();
 }
 
 // The merge.h promise: the same bytes for any number of ranks.

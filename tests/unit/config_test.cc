@@ -453,6 +453,7 @@ TEST_F(ConfigTest, ToYamlFollowsSchemaOrder) {
                                        "  piece_rows",
                                        "  compression",
                                        "  max_file_bytes",
+                                       "  layout",
                                        "eval",
                                        "  queries",
                                        "  queries_dataset",

@@ -8,17 +8,21 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/index_file.h"
 #include "stages/ivf_index.h"
+#include "stages/list_source.h"
 #include "tests/test_util.h"
 
 namespace sf::stages {
@@ -248,6 +252,149 @@ TEST(CollectiveMerge, OneRankWritesFaissBytesFullAndSparse) {
     EXPECT_TRUE(written == expected) << rows << " rows: the file differs from FAISS's bytes";
     EXPECT_EQ(io::read_index_file(path)->ntotal, rows);
   }
+}
+
+// One process, on disk: the run directory moves (index.faiss records the lists' file by name,
+// read_index_file finds it next to index.faiss); a truncated lists' file is refused.
+TEST(CollectiveMerge, OnDiskLayoutReadsFromAMovedFolderAndRefusesATruncatedOne) {
+  const std::vector<float> x = sf::testing::gaussian_mixture(kRows, kDim, 12, 80);
+  auto serial = cluster::make_serial_comm();
+  const sf::testing::TempDir dir;
+  auto index = trained_empty("IVF32,Flat", x);
+  add_rows(*index, x, 0, kRows);
+  std::filesystem::create_directories(dir.file("a"));
+  const MergedIndex out = write_merged_index(
+      *serial, *index, {dir.file("a/index.faiss"), dir.file("a/index.ivfdata"), "index.ivfdata"},
+      1000);
+  EXPECT_EQ(out.ntotal, kRows);
+  std::filesystem::rename(dir.file("a"), dir.file("b"));
+  {
+    const std::unique_ptr<faiss::Index> read = io::read_index_file(dir.file("b/index.faiss"));
+    EXPECT_EQ(read->ntotal, kRows);
+    std::vector<float> d1(10), d2(10);
+    std::vector<faiss::Index::idx_t> l1(10), l2(10);
+    index->search(1, x.data(), 10, d1.data(), l1.data());
+    read->search(1, x.data(), 10, d2.data(), l2.data());
+    EXPECT_TRUE(l1 == l2);
+  }  // unmapped (and FAISS's prefetch threads joined) before the file shrinks
+  std::filesystem::resize_file(dir.file("b/index.ivfdata"), 100);
+  try {
+    io::read_index_file(dir.file("b/index.faiss"));
+    ADD_FAILURE() << "a truncated index.ivfdata was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("index.ivfdata has 100 bytes"), std::string::npos)
+        << e.what();
+  }
+  // No vector: FAISS cannot map an empty file, so the layout refuses it before writing.
+  auto empty = trained_empty("IVF32,Flat", x);
+  EXPECT_THROW(write_merged_index(*serial, *empty,
+                                  {dir.file("e.faiss"), dir.file("e.ivfdata"), "e.ivfdata"}, 1000),
+               std::invalid_argument);
+}
+
+// The add stage's pieces as files: rows [0, rows) in pieces of `piece_rows`, each its own
+// index (a clone of `trained`) encoded in the shard wire format. Returns the paths in row order.
+std::vector<std::string> write_pieces(const faiss::Index& trained, const std::vector<float>& x,
+                                      int64_t rows, int64_t piece_rows,
+                                      const sf::testing::TempDir& dir, const std::string& name) {
+  std::vector<std::string> paths;
+  for (int64_t begin = 0; begin < rows; begin += piece_rows) {
+    auto piece = clone(trained);
+    add_rows(*piece, x, begin, std::min(rows, begin + piece_rows));
+    const cluster::Bytes bytes = encode_shard(*piece);
+    paths.push_back(dir.file(name + "-" + std::to_string(begin) + ".sfsh"));
+    std::ofstream(paths.back(), std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  return paths;
+}
+
+std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Out of core: the lists read from the pieces on disk are the shard's, entry for entry, and the
+// collective merge writes the same bytes from them, for any piece size and round size (rounds
+// that cut entries: 1000 bytes is no multiple of a 64-byte code).
+TEST(ListSource, PiecesOnDiskReadAsTheShardInMemory) {
+  const std::vector<float> x = sf::testing::gaussian_mixture(kRows, kDim, 12, 81);
+  auto serial = cluster::make_serial_comm();
+  const sf::testing::TempDir dir;
+  for (const char* factory : {"IVF32,Flat", "IVF16,PQ4np", "IVF16,SQ8"}) {
+    auto trained = trained_empty(factory, x);
+    auto shard = clone(*trained);
+    add_rows(*shard, x, 0, kRows);
+    const std::unique_ptr<ListSource> memory = lists_in_memory(*shard);
+    const std::string expected_path = dir.file("memory.faiss");
+    write_merged_index(*serial, *shard, expected_path, 1000);
+    const std::vector<char> expected = file_bytes(expected_path);
+    EXPECT_TRUE(expected == io::serialize_index(*shard)) << factory;
+    for (const int64_t piece_rows : {int64_t{7}, int64_t{333}, kRows}) {
+      const std::string label = std::string(factory) + ", pieces of " + std::to_string(piece_rows);
+      const std::vector<std::string> paths =
+          write_pieces(*trained, x, kRows, piece_rows, dir, "p" + std::to_string(piece_rows));
+      const std::unique_ptr<ListSource> pieces =
+          lists_in_pieces(paths, memory->nlist(), memory->code_size());
+      const size_t cs = memory->code_size();
+      for (size_t l = 0; l < memory->nlist(); ++l) {
+        const uint64_t n = memory->list_size(l);
+        ASSERT_EQ(pieces->list_size(l), n) << label << ", list " << l;
+        // Whole, and a range inside (it starts and ends inside pieces).
+        for (const auto& [b, e] : {std::pair<uint64_t, uint64_t>{0, n}, {n / 3, n - n / 4}}) {
+          std::vector<uint8_t> want(cs * (e - b) + 1), got(cs * (e - b) + 1);
+          memory->read_codes(l, b, e, want.data());
+          pieces->read_codes(l, b, e, got.data());
+          EXPECT_TRUE(want == got) << label << ", list " << l << " codes " << b << "-" << e;
+          std::vector<int64_t> want_ids(e - b + 1), got_ids(e - b + 1);
+          memory->read_ids(l, b, e, want_ids.data());
+          pieces->read_ids(l, b, e, got_ids.data());
+          EXPECT_TRUE(want_ids == got_ids) << label << ", list " << l << " ids " << b << "-" << e;
+        }
+      }
+      const std::string path = dir.file("pieces.faiss");
+      const MergedIndex out = write_merged_index(*serial, *trained, *pieces, path, 1000);
+      EXPECT_EQ(out.ntotal, kRows) << label;
+      EXPECT_EQ(trained->ntotal, 0) << label << ": the trained index changed";
+      EXPECT_TRUE(file_bytes(path) == expected) << label << ": not the in-memory merge's bytes";
+    }
+  }
+}
+
+TEST(ListSource, NoPiecesAreEmptyLists) {
+  const auto lists = lists_in_pieces({}, 8, 16);
+  EXPECT_EQ(lists->nlist(), 8u);
+  for (size_t l = 0; l < 8; ++l) EXPECT_EQ(lists->list_size(l), 0u);
+}
+
+TEST(ListSource, ABadPieceThrowsNamingIt) {
+  const std::vector<float> x = sf::testing::gaussian_mixture(kRows, kDim, 12, 82);
+  const sf::testing::TempDir dir;
+  auto trained = trained_empty("IVF16,Flat", x);
+  const std::vector<std::string> paths = write_pieces(*trained, x, 500, 500, dir, "bad");
+  const size_t cs = find_ivf(trained.get())->code_size;
+  // Another index's lists.
+  EXPECT_THROW(lists_in_pieces(paths, 32, cs), std::runtime_error);
+  EXPECT_THROW(lists_in_pieces(paths, 16, cs + 1), std::runtime_error);
+  EXPECT_THROW(lists_in_pieces({dir.file("missing.sfsh")}, 16, cs), std::runtime_error);
+  // Cut short, or with a list longer than the file.
+  std::vector<char> bytes = file_bytes(paths[0]);
+  const auto write = [&](const std::vector<char>& b) {
+    std::ofstream(paths[0], std::ios::binary | std::ios::trunc)
+        .write(b.data(), static_cast<std::streamsize>(b.size()));
+  };
+  write({bytes.begin(), bytes.end() - 1});
+  try {
+    lists_in_pieces(paths, 16, cs);
+    ADD_FAILURE() << "a truncated piece was taken";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(paths[0]), std::string::npos) << e.what();
+  }
+  std::vector<char> huge = bytes;
+  const uint64_t n = uint64_t{1} << 61;
+  std::memcpy(huge.data() + kHeaderBytes, &n, sizeof(n));
+  write(huge);
+  EXPECT_THROW(lists_in_pieces(paths, 16, cs), std::runtime_error);
 }
 
 
