@@ -18,11 +18,17 @@
 //   add        each rank adds its rows piece by piece (output.piece_rows, cut at global row
 //              multiples); each piece is published as pieces/rows-<begin>-<end>.sfsh (the
 //              merge wire format) with its own marker "add/rows-<begin>-<end>"; a stop is
-//              agreed after every batch
+//              agreed after every batch. Out of core: a rank holds one piece's index and one
+//              batch, never its shard; its pieces on disk are its shard
 //   merge      the shards become index.faiss, every rank writing its own lists' codes and ids
-//              into their place (stages::write_merged_index, MPI-IO; no rank holds more than
-//              its shard); when partitioned, merged on rank 0 instead, which then writes
-//              index.faiss, shards/ and plan.json. Marker "merge"; the pieces are removed
+//              into their place (stages::write_merged_index, MPI-IO), read from its pieces
+//              (stages::lists_in_pieces) round by round: no rank holds more than a round's
+//              buffer (kMergeRoundBytes) and its pieces' list offsets. The cost: every piece
+//              is read once more (usually still in the page cache: it was just written), in
+//              slices of one list, so a rank reads from all its pieces in turn. When
+//              partitioned, each rank loads its pieces into its shard and they are merged on
+//              rank 0 instead, which then writes index.faiss, shards/ and plan.json (the sharded
+//              layout is not out of core yet). Marker "merge"; the pieces are removed
 // Pieces are named by global rows, so a resumed run reuses them even with another rank count
 // where the ranges match. A piece holds exactly the lists entries a straight run adds for
 // those rows, in id order, so the merged index.faiss is byte-identical.
@@ -73,9 +79,11 @@ struct IndexBuild {
   std::string factory;
   std::vector<std::string> inputs;
 
-  // train: the trained, empty index (every rank); partition: its lists re-sized; add: this
-  // rank's shard; merge: the merged index on rank 0.
+  // train: the trained, empty index (every rank); partition: its lists re-sized; merge, when
+  // partitioned: the merged index on rank 0. The add leaves it empty (out of core).
   std::unique_ptr<faiss::Index> index;
+  // add: this rank's piece files (paths), in row order: its shard, on disk.
+  std::vector<std::string> pieces;
   stages::TrainReport train;
   stages::RepartitionReport partition;
   std::optional<stages::Workload> workload;  // rank 0, partition.workload

@@ -7,8 +7,10 @@
 
 #include "io/atomic_file.h"
 #include "io/index_file.h"
+#include "runtime/checkpoint.h"
 #include "runtime/run_manifest.h"
 #include "stages/ivf_index.h"
+#include "stages/list_source.h"
 #include "stages/merge.h"
 #include "pipeline/index_build.h"
 
@@ -23,18 +25,30 @@ void MergeStage::configure(runtime::StageOptions& options) {
 }
 
 void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
+  faiss::Index& index = *build_.index;  // the trained index; the rows are in the pieces
   if (partition_.options().shards > 0) {
     // The sharded layout's plan places whole lists by their sizes and scan costs: it is made
-    // from the merged index on rank 0 (not yet written collectively).
-    build_.ntotal = stages::merge_shards(comm, *build_.index);
+    // from the merged index on rank 0 (not yet written collectively), so the shards are
+    // loaded from their pieces first.
+    cluster::run_local_phase(comm, "merge: read pieces", [&] {
+      for (const std::string& piece : build_.pieces)
+        stages::append_shard(index, runtime::read_bytes(piece));
+    });
+    build_.ntotal = stages::merge_shards(comm, index);
     build_.merged = true;
     return;
   }
-  // Every rank writes its lists' codes and ids into index.faiss.tmp (published by save()).
+  // Every rank writes its lists' codes and ids, read from its pieces, into index.faiss.tmp
+  // (published by save()).
   const std::string tmp = context.checkpoints.path(kIndexTmpFile);
+  std::unique_ptr<stages::ListSource> lists;
+  cluster::run_local_phase(comm, "merge: read pieces", [&] {
+    const faiss::IndexIVF& ivf = stages::ivf_of(index, "merge");
+    lists = stages::lists_in_pieces(build_.pieces, ivf.nlist, ivf.code_size);
+  });
   try {
     const stages::MergedIndex merged =
-        stages::write_merged_index(comm, *build_.index, tmp, kMergeRoundBytes);
+        stages::write_merged_index(comm, index, *lists, tmp, kMergeRoundBytes);
     build_.ntotal = merged.ntotal;
     written_ = merged;
   } catch (...) {
