@@ -1,5 +1,6 @@
 // The add stage (pipeline/index_build.h): this rank's rows added piece by piece, each piece
-// published with its own marker; a stop is agreed after every batch.
+// published with its own marker; a stop is agreed after every batch. Out of core: the pieces
+// stay on disk (IndexBuild::pieces), the merge reads them.
 #include <faiss/IndexIVF.h>
 #include <spdlog/spdlog.h>
 
@@ -25,6 +26,11 @@ std::string piece_name(cluster::RowRange piece) {
   std::snprintf(name, sizeof(name), "rows-%012lld-%012lld", static_cast<long long>(piece.begin),
                 static_cast<long long>(piece.end));
   return name;
+}
+
+// The piece's file, relative to the run directory.
+std::string piece_path(cluster::RowRange piece) {
+  return std::string(kPieceDir) + "/" + piece_name(piece) + ".sfsh";
 }
 
 // A piece holds codes of the lists it was added to: `lists` names the exact trained (and
@@ -57,7 +63,7 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   const runtime::Config& config = context.config;
   const runtime::Checkpoints& checkpoints = context.checkpoints;
   io::VectorCorpus& corpus = *build_.rows;
-  faiss::Index& shard = *build_.index;
+  const faiss::Index& trained = *build_.index;  // stays empty: the rows go to the pieces
   const cluster::RowRange range = build_.range;
   AddReport& rep = build_.add;
 
@@ -66,7 +72,7 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   std::vector<runtime::Fingerprint> fps;
   std::vector<AddStep> steps;
   cluster::run_local_phase(comm, "add: plan", [&] {
-    const std::vector<char> trained_bytes = io::serialize_index(shard);
+    const std::vector<char> trained_bytes = io::serialize_index(trained);
     runtime::Fingerprint lists = context.fingerprint.for_stage("lists");
     lists.value("index", io::hex64(io::xxh3(trained_bytes.data(), trained_bytes.size())));
     pieces = stages::split_rows(range, config.output.piece_rows);
@@ -93,6 +99,9 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
       rep.rows_added += pieces[p].size();
     }
     if (!pieces.empty()) fs::create_directories(checkpoints.path(kPieceDir));
+    build_.pieces.clear();
+    for (const cluster::RowRange piece : pieces)
+      build_.pieces.push_back(checkpoints.path(piece_path(piece)));
   });
   const int64_t rounds = -comm.min(-static_cast<int64_t>(steps.size()));
   const int64_t reused_all = comm.sum(rep.rows_reused);
@@ -100,10 +109,11 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
     spdlog::info("add: {} of {} rows are in verified pieces and are read back", reused_all,
                  corpus.rows());
 
-  // A second copy of the trained index takes one piece at a time.
+  // A copy of the trained index takes one piece at a time.
   std::unique_ptr<faiss::Index> piece_index;
-  cluster::run_local_phase(comm, "add: prepare",
-                           [&] { piece_index = io::deserialize_index(io::serialize_index(shard)); });
+  cluster::run_local_phase(comm, "add: prepare", [&] {
+    piece_index = io::deserialize_index(io::serialize_index(trained));
+  });
   std::vector<float> batch;
   int64_t done = 0;
   const int64_t total = range.size();
@@ -111,10 +121,8 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
     runtime::run_step(comm, "add", [&] {
       if (round >= static_cast<int64_t>(steps.size())) return;
       const AddStep& step = steps[static_cast<size_t>(round)];
-      const std::string rel = std::string(kPieceDir) + "/" + piece_name(pieces[step.piece]) + ".sfsh";
-      if (step.reuse) {
-        stages::append_shard(shard, runtime::read_bytes(checkpoints.path(rel)));
-      } else {
+      const std::string rel = piece_path(pieces[step.piece]);
+      if (!step.reuse) {
         batch.resize(static_cast<size_t>(step.rows.size()) * corpus.dim());
         corpus.read(step.rows.begin, step.rows.size(), batch.data());
         stages::add_rows(*piece_index, step.rows.begin, step.rows.size(), batch.data());
@@ -123,7 +131,6 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
           io::publish_bytes(checkpoints.path(rel), bytes.data(), bytes.size());
           checkpoints.mark_complete(fps[step.piece], {rel},
                                     {{"rows", pieces[step.piece].size()}});
-          stages::append_shard(shard, bytes);
           clear_lists(*piece_index);
         }
       }

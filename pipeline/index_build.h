@@ -18,10 +18,15 @@
 //   add        each rank adds its rows piece by piece (output.piece_rows, cut at global row
 //              multiples); each piece is published as pieces/rows-<begin>-<end>.sfsh (the
 //              merge wire format) with its own marker "add/rows-<begin>-<end>"; a stop is
-//              agreed after every batch
+//              agreed after every batch. Out of core: a rank holds one piece's index and one
+//              batch, never its shard; its pieces on disk are its shard
 //   merge      the shards become index.faiss (output.layout ondisk: and index.ivfdata), every
 //              rank writing its own lists' codes and ids into their place
-//              (stages::write_merged_index, MPI-IO; no rank holds more than its shard); when
+//              (stages::write_merged_index, MPI-IO), read from its pieces
+//              (stages::lists_in_pieces) round by round: no rank holds more than a round's
+//              buffer (kMergeRoundBytes) and its pieces' list offsets. The cost: every piece
+//              is read once more (usually still in the page cache: it was just written), in
+//              slices of one list, so a rank reads from all its pieces in turn. When
 //              partitioned, rank 0 makes the plan from the global list sizes and every shard
 //              file is written the same way (shards/, then plan.json). Marker "merge"; the
 //              pieces are removed
@@ -78,9 +83,11 @@ struct IndexBuild {
   std::string factory;
   std::vector<std::string> inputs;
 
-  // train: the trained, empty index (every rank); partition: its lists re-sized; add: this
-  // rank's shard (merge writes the merged index from the shards; no rank holds it).
+  // train: the trained, empty index (every rank); partition: its lists re-sized. The add
+  // leaves it empty (out of core: the rows are in `pieces`).
   std::unique_ptr<faiss::Index> index;
+  // add: this rank's piece files (paths), in row order: its shard, on disk.
+  std::vector<std::string> pieces;
   stages::TrainReport train;
   stages::RepartitionReport partition;
   std::optional<stages::Workload> workload;  // rank 0, partition.workload

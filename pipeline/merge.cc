@@ -8,8 +8,10 @@
 
 #include "io/atomic_file.h"
 #include "io/index_file.h"
+#include "runtime/checkpoint.h"
 #include "runtime/run_manifest.h"
 #include "stages/ivf_index.h"
+#include "stages/list_source.h"
 #include "stages/merge.h"
 #include "pipeline/index_build.h"
 
@@ -32,7 +34,10 @@ void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
   plan_ = stages::PartitionPlan();
   try {
     std::unique_ptr<stages::ListSource> lists;
-    cluster::run_local_phase(comm, "merge", [&] { lists = stages::lists_in_memory(*build_.index); });
+    cluster::run_local_phase(comm, "merge: read pieces", [&] {
+      const faiss::IndexIVF& ivf = stages::ivf_of(*build_.index, "merge");
+      lists = stages::lists_in_pieces(build_.pieces, ivf.nlist, ivf.code_size);
+    });
     const stages::GlobalLists global = stages::global_lists(comm, *lists);
     stages::MergedIndexFiles index{files.path(kIndexTmpFile), "", ""};
     if (ondisk_) index = {files.path(kIndexTmpFile), files.path(kIvfdataTmpFile), kIvfdataFile};
