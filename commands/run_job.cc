@@ -29,7 +29,7 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
   const std::string& dir = config.output.dir;
   const int threads = runtime::choose_threads(config, comm);
   const auto progress = runtime::make_progress_logger(comm.rank());
-  runtime::StageLog log;
+  runtime::StageLog log(runtime::resolve_memory_budget(config, comm));
 
   // The embedder first: a bad embed.* is a config error before anything is read. Config
   // checks give the same answer on every rank, so they throw ConfigError (exit 2) directly.
