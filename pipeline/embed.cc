@@ -9,6 +9,7 @@
 
 #include "io/array_file.h"
 #include "io/atomic_file.h"
+#include "runtime/run_dir.h"
 #include "stages/batches.h"
 #include "pipeline/text_index.h"
 
@@ -54,12 +55,26 @@ void EmbedStage::configure(runtime::StageOptions& options) {
   batch_ = static_cast<int64_t>(e.batch);
 }
 
-void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext&) {
+void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   // One pass over the texts (Embedder::fit_embed): fit on every document (idf over the
   // corpus) and embed the dedup survivors.
   stages::dedup::LocalCorpus& corpus = deduped_.corpus;
   const cluster::RowRange range = deduped_.range;
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
+  // The rank's texts, read again: read+sketch keeps none, so that the dedup stages do not
+  // hold them (the same texts: read_texts normalises as read+sketch does).
+  const auto t_read = std::chrono::steady_clock::now();
+  cluster::run_local_phase(comm, "embed: read texts", [&] {
+    if (!corpus.texts.empty() || local_docs == 0) return;
+    stages::dedup::KeptTexts keep;
+    keep.normalised = true;
+    keep.raw = raw_;
+    stages::dedup::read_texts(deduped_.setup.read, dedup_normalise_options(context.config), keep,
+                              corpus);
+  });
+  const double read_seconds = comm.max(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read).count());
+  if (comm.rank() == 0) spdlog::info("embed: texts read again in {}", runtime::format_seconds(read_seconds));
   std::vector<Removal> removed(static_cast<size_t>(local_docs), Removal::kKept);
   for (const auto& v : deduped_.verdicts) removed[v.row - range.begin] = Removal::kDuplicate;
   std::vector<int64_t> surv;  // local docs that survived dedup

@@ -104,7 +104,7 @@ class EmbedStage : public runtime::Stage {
       : text_(text), deduped_(deduped), embedder_(embedder), ranks_(ranks), threads_(threads) {}
   std::string name() const override { return "embed"; }
   void configure(runtime::StageOptions& options) override;
-  // Frees the corpus's texts once embedded.
+  // Reads the rank's texts again (read+sketch keeps none) and frees them once embedded.
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
   runtime::StageOutputs save(cluster::Comm& comm, const runtime::StageContext& context) override;
   void load(cluster::Comm& comm, const runtime::StageContext& context,
