@@ -1,7 +1,8 @@
 # The per-rank memory budget (resources.memory_per_rank, issue 15): logged on rank 0 with its
 # source, recorded in run.json beside each stage's peak and shown by `info`; a training sample
 # that cannot fit fails at once (exit 2, one error naming index.train_size, the budget and the
-# need, agreed on every rank: no MPI_ABORT), before k-means, and leaves no index.faiss.
+# need, agreed on every rank: no MPI_ABORT), before k-means, and leaves no index.faiss; so does
+# a `run` whose embed stage cannot hold a rank's texts and embeddings.
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 
@@ -43,5 +44,29 @@ for np in 1 2; do
   [[ -e "$WORK/out/index.faiss" ]] && fail "index.faiss exists after a failed build"
   ok "${ERROR_LINE#*\[error\] }"
 done
+
+# `run`: embed holds a rank's texts and their embeddings; too little for them fails before embed
+# starts, after the dedup stages (which hold no texts).
+check "run: embed's texts and embeddings in 8 MiB per rank: exit 2 before embed starts"
+"$PY" - "$WORK/docs.jsonl" <<'PY'
+import json, random, sys
+r = random.Random(7)
+words = [f"w{i}" for i in range(5000)]
+with open(sys.argv[1], "w") as f:
+    for i in range(20000):
+        f.write(json.dumps({"id": str(i), "text": " ".join(r.choices(words, k=200))}) + "\n")
+PY
+{
+  echo "input: {format: jsonl, paths: [\"$WORK/docs.jsonl\"]}"
+  echo "output: {dir: \"$WORK/run\"}"
+  echo "index: {metric: ip}"
+} >"$WORK/run.yaml"
+sf_mpirun 2 "$WORK/run-over.log" run "$WORK/run.yaml" --set resources.memory_per_rank=8MiB
+[[ $SF_RC -eq 2 ]] || { show "$WORK/run-over.log"; fail "exit code $SF_RC, expected 2"; }
+expect_one_error "embed over budget" "$WORK/run-over.log" "embed: a rank's texts" "embed.dim 256" \
+  "more than the memory budget 8 MiB per rank (resources.memory_per_rank)"
+grep -q 'embed: texts read again' "$WORK/run-over.log" && { show "$WORK/run-over.log"; fail "embed started"; }
+[[ -e "$WORK/run/index.faiss" ]] && fail "index.faiss exists after a failed run"
+ok "${ERROR_LINE#*\[error\] }"
 
 sf_done
