@@ -13,6 +13,8 @@
 #include "cluster/comm.h"
 #include "runtime/config.h"
 #include "runtime/run_dir.h"
+#include "stages/eval.h"
+#include "stages/shard_search.h"
 #include "tests/test_util.h"
 
 namespace sf::runtime {
@@ -163,6 +165,29 @@ TEST(MemoryBudget, RunJsonRecordsItBesideEachStagesPeak) {
   const nlohmann::json eval = nlohmann::json::parse(again)["commands"]["eval"];
   EXPECT_FALSE(eval.contains("memory_budget_mib"));
   EXPECT_FALSE(eval["stages"][0].contains("over_budget"));
+}
+
+// What eval's exact ground truth and search plan from the budget: fewer rows or queries per
+// batch, never more than configured, and nothing changed without a budget.
+TEST(MemoryBudget, PlansEvalAndSearchBatches) {
+  using stages::plan_exact_scan;
+  const stages::ExactScanPlan none = plan_exact_scan(65536, 1000, 100, 128, 2, 0);
+  EXPECT_EQ(none.rows, 65536);
+  EXPECT_EQ(plan_exact_scan(65536, 1000, 100, 128, 2, 64 * 1024 * kMiB).rows, 65536);
+  const stages::ExactScanPlan tight = plan_exact_scan(65536, 1000, 100, 128, 2, 64 * kMiB);
+  EXPECT_LT(tight.rows, 65536);
+  EXPECT_GE(tight.rows, 1024);
+  // Two copies of a batch and the fixed part within half the budget.
+  EXPECT_LE(tight.fixed_bytes + static_cast<uint64_t>(tight.rows) * 2 * 128 * 4, 32 * kMiB);
+  EXPECT_EQ(tight.need_bytes, tight.fixed_bytes + 1024u * 2 * 128 * 4);
+  EXPECT_EQ(plan_exact_scan(65536, 1000, 100, 128, 2, 8 * kMiB).rows, 1024);  // the least
+
+  EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 0), 4096);
+  EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 64 * 1024 * kMiB), 4096);
+  const int64_t few = stages::budget_batch_queries(4096, 128, 10, 8, 2, kMiB);
+  EXPECT_LT(few, 4096);
+  EXPECT_GE(few, 1);
+  EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 1), 1);
 }
 
 }  // namespace
