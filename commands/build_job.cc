@@ -18,7 +18,7 @@ int build_job(cluster::Comm& comm, const runtime::Config& config) {
   const std::string& dir = config.output.dir;
   const runtime::Checkpoints checkpoints(dir);
   const int threads = runtime::choose_threads(config, comm);
-  runtime::StageLog log;
+  runtime::StageLog log(runtime::resolve_memory_budget(config, comm));
 
   // The run directory. Without --resume, results and checkpoints of an earlier run are
   // removed first, so a failed build never leaves an index.faiss that looks like its result.

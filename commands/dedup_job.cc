@@ -17,7 +17,7 @@ namespace sf::commands {
 int dedup_job(cluster::Comm& comm, const runtime::Config& config) {
   const std::string& dir = config.output.dir;
   const runtime::Checkpoints checkpoints(dir);
-  runtime::StageLog log;
+  runtime::StageLog log(runtime::resolve_memory_budget(config, comm));
   pipeline::DedupedCorpus flow;
   flow.ranks = comm.size();
   flow.threads = runtime::choose_threads(config, comm);

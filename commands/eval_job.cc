@@ -13,6 +13,7 @@
 #include "pipeline/eval_report.h"
 #include "commands/commands.h"
 #include "runtime/checkpoint.h"
+#include "runtime/memory_budget.h"
 #include "runtime/run_dir.h"
 #include "runtime/run_manifest.h"
 #include "runtime/stop.h"
@@ -72,7 +73,7 @@ int eval_job(cluster::Comm& comm, const runtime::Config& config) {
   const std::string& dir = config.output.dir;
   const int threads = runtime::choose_threads(config, comm);
   const auto progress = runtime::make_progress_logger(comm.rank());
-  runtime::StageLog log;
+  runtime::StageLog log(runtime::resolve_memory_budget(config, comm));
   const bool ip = config.index.metric == "ip";
 
   // What eval.json depends on: the index's bytes, the eval keys, the queries and (for exact
@@ -153,10 +154,26 @@ int eval_job(cluster::Comm& comm, const runtime::Config& config) {
                              std::to_string(opened.corpus->dim()));
     });
     const int k = static_cast<int>(std::min<int64_t>(std::max(config.eval.k, 100), opened.corpus->rows()));
-    spdlog::info("eval: exact top-{} of {} queries across {} rank(s)", k, queries.nq, comm.size());
+    // Batches planned from the budget (alike on every rank: the budget is agreed); a scan that
+    // cannot fit fails before it starts.
+    const runtime::MemoryBudget& budget = log.budget();
+    const stages::ExactScanPlan scan = stages::plan_exact_scan(
+        config.input.batch_rows, queries.nq, k, queries.dim, comm.size(), budget.bytes);
+    if (budget.bytes > 0 && scan.need_bytes > budget.bytes)
+      throw runtime::ConfigError(
+          config.source + ": " +
+          runtime::over_budget_message(
+              "eval.max_queries: the exact ground truth of " + std::to_string(queries.nq) +
+                  " queries x top-" + std::to_string(k) + " (" + std::to_string(queries.dim) +
+                  " dims, " + std::to_string(comm.size()) + " rank(s))",
+              scan.need_bytes, budget,
+              "; lower eval.max_queries, give eval.ground_truth or raise "
+              "resources.memory_per_rank"));
+    spdlog::info("eval: exact top-{} of {} queries across {} rank(s), {} rows per batch", k,
+                 queries.nq, comm.size(), scan.rows);
     // A stop is agreed on every rank (runtime::Stopped).
     truth = stages::exact_neighbours(comm, *opened.corpus, opened.range, queries.rows.data(),
-                                     queries.nq, k, ip, config.input.batch_rows, progress,
+                                     queries.nq, k, ip, scan.rows, progress,
                                      runtime::stop_requested);
     truth_source = "exact";
   }

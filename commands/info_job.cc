@@ -52,14 +52,23 @@ nlohmann::json read_json(const std::string& path) {
 void print_run(const nlohmann::json& run) {
   if (!run.is_object() || !run.contains("commands")) return;
   for (const auto& [command, entry] : run["commands"].items()) {
-    std::printf("%s: %d rank(s) x %d thread(s)\n", command.c_str(), entry.value("ranks", 0),
+    std::printf("%s: %d rank(s) x %d thread(s)", command.c_str(), entry.value("ranks", 0),
                 entry.value("threads_per_rank", 0));
+    const double budget = entry.value("memory_budget_mib", 0.0);
+    if (budget > 0)
+      std::printf(", memory budget %.0f MiB per rank (%s)", budget,
+                  entry.value("memory_budget_source", std::string()).c_str());
+    std::printf("\n");
     for (const auto& stage : entry["stages"]) {
       double secs = 0, rss = 0;
       for (const auto& s : stage["seconds"]) secs = std::max(secs, s.get<double>());
       for (const auto& r : stage["peak_rss_mib"]) rss = std::max(rss, r.get<double>());
-      std::printf("  %-14s %9.2f s  peak %8.1f MiB (slowest / largest rank)\n",
+      std::printf("  %-14s %9.2f s  peak %8.1f MiB (slowest / largest rank)",
                   stage["name"].get<std::string>().c_str(), secs, rss);
+      if (budget > 0)
+        std::printf("  %3.0f%% of budget%s", 100 * rss / budget,
+                    rss > budget ? "  OVER BUDGET" : "");
+      std::printf("\n");
     }
   }
 }

@@ -29,7 +29,7 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
   const std::string& dir = config.output.dir;
   const int threads = runtime::choose_threads(config, comm);
   const auto progress = runtime::make_progress_logger(comm.rank());
-  runtime::StageLog log;
+  runtime::StageLog log(runtime::resolve_memory_budget(config, comm));
 
   // The embedder first: a bad embed.* is a config error before anything is read. Config
   // checks give the same answer on every rank, so they throw ConfigError (exit 2) directly.
@@ -63,15 +63,12 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
   if (config.run.index) outputs.push_back(kIndexFile);
   if (config.run.index && config.partition.shards > 0) outputs.push_back("plan.json");
   if (config.run.eval) outputs.push_back(kEvalFile);
-  // The dedup's stages (pipeline/text_dedup.h); read+sketch keeps the texts for embed unless
-  // embed's checkpoint is read back.
+  // The dedup's stages (pipeline/text_dedup.h). read+sketch keeps no texts: embed reads its
+  // rank's share again, so they are not held through the dedup stages (issue 15).
   pipeline::DedupedCorpus deduped;
   deduped.ranks = comm.size();
   deduped.threads = threads;
-  stages::dedup::KeptTexts texts;
-  texts.normalised = true;
-  texts.raw = !config.embed.vectors_field.empty();
-  pipeline::ReadSketchStage read_stage(deduped, config.run.dedup, texts, "embed");
+  pipeline::ReadSketchStage read_stage(deduped, config.run.dedup);
   pipeline::ExactStage exact(deduped);
   pipeline::NearStage near(deduped);
   pipeline::VerdictsStage verdicts(deduped);

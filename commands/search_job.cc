@@ -65,7 +65,7 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
   const std::string& dir = config.output.dir;
   const int threads = runtime::choose_threads(config, comm);
   const runtime::SearchConfig& sc = config.search;
-  runtime::StageLog log;
+  runtime::StageLog log(runtime::resolve_memory_budget(config, comm));
 
   const runtime::Checkpoints checkpoints(dir);
   runtime::claim_outputs(comm, dir, {"search.json", "search.h5", "checkpoints/search.json"});
@@ -146,7 +146,12 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
   stages::ShardSearchOptions options;
   options.k = sc.k;
   options.nprobe = sc.nprobe;
-  options.batch_queries = sc.batch_queries;
+  // search.batch_queries, bounded by the budget (agreed, so every rank has the same rounds).
+  options.batch_queries = stages::budget_batch_queries(sc.batch_queries, dim, sc.k, sc.nprobe,
+                                                       comm.size(), log.budget().bytes);
+  if (options.batch_queries < sc.batch_queries && comm.rank() == 0)
+    spdlog::info("search: {} queries per round (search.batch_queries {}, memory budget {})",
+                 options.batch_queries, sc.batch_queries, runtime::format_bytes(log.budget().bytes));
   options.stop_requested = runtime::stop_requested;
   stages::ShardSearchResult res;
   // A stop is agreed on every rank before a round (runtime::Stopped).

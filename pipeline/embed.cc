@@ -3,12 +3,15 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
 
 #include "io/array_file.h"
 #include "io/atomic_file.h"
+#include "runtime/memory_budget.h"
+#include "runtime/run_dir.h"
 #include "stages/batches.h"
 #include "pipeline/text_index.h"
 
@@ -39,6 +42,13 @@ void l2_normalise(float* v, int dim) {
 
 }  // namespace
 
+uint64_t embed_need_bytes(uint64_t text_bytes, int64_t embedded, int dim, bool raw) {
+  // The texts as read and as normalised (and the raw records), the embeddings and their copy
+  // while they move to block-aligned ranges.
+  return (raw ? 3 : 2) * text_bytes +
+         2 * static_cast<uint64_t>(std::max<int64_t>(0, embedded)) * std::max(0, dim) * 4;
+}
+
 // The keys of run_embed_options, embed.vectors' file and the rank count (the vectors are
 // stored in the block-aligned ranges of this rank count).
 void EmbedStage::configure(runtime::StageOptions& options) {
@@ -54,12 +64,37 @@ void EmbedStage::configure(runtime::StageOptions& options) {
   batch_ = static_cast<int64_t>(e.batch);
 }
 
-void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext&) {
+void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   // One pass over the texts (Embedder::fit_embed): fit on every document (idf over the
   // corpus) and embed the dedup survivors.
   stages::dedup::LocalCorpus& corpus = deduped_.corpus;
   const cluster::RowRange range = deduped_.range;
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
+  // Before any work: what the stage holds on the rank that holds most against the budget.
+  const auto need = static_cast<uint64_t>(comm.max(static_cast<double>(embed_need_bytes(
+      deduped_.local_bytes_in, local_docs - static_cast<int64_t>(deduped_.verdicts.size()),
+      embedder_.dim(), raw_))));
+  if (context.budget.bytes > 0 && need > context.budget.bytes)
+    throw runtime::ConfigError(
+        context.config.source + ": " +
+        runtime::over_budget_message(
+            "embed: a rank's texts (its share of the input, read again and normalised) and "
+            "their embeddings (embed.dim " + std::to_string(embedder_.dim()) + ")",
+            need, context.budget, "; run on more ranks or raise resources.memory_per_rank"));
+  // The rank's texts, read again: read+sketch keeps none, so that the dedup stages do not
+  // hold them (the same texts: read_texts normalises as read+sketch does).
+  const auto t_read = std::chrono::steady_clock::now();
+  cluster::run_local_phase(comm, "embed: read texts", [&] {
+    if (!corpus.texts.empty() || local_docs == 0) return;
+    stages::dedup::KeptTexts keep;
+    keep.normalised = true;
+    keep.raw = raw_;
+    stages::dedup::read_texts(deduped_.setup.read, dedup_normalise_options(context.config), keep,
+                              corpus);
+  });
+  const double read_seconds = comm.max(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read).count());
+  if (comm.rank() == 0) spdlog::info("embed: texts read again in {}", runtime::format_seconds(read_seconds));
   std::vector<Removal> removed(static_cast<size_t>(local_docs), Removal::kKept);
   for (const auto& v : deduped_.verdicts) removed[v.row - range.begin] = Removal::kDuplicate;
   std::vector<int64_t> surv;  // local docs that survived dedup

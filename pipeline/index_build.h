@@ -204,6 +204,13 @@ std::unique_ptr<faiss::Index> train_checkpointed(cluster::Comm& comm,
                                                  stages::TrainOptions options,
                                                  stages::TrainReport* report,
                                                  const stages::ProgressFn& progress);
+// Collective, before train does any work: what stages::train_index needs on the rank that holds
+// most (stages::train_needs, the largest of the ranks') against `budget` (bytes 0: none).
+// Throws runtime::ConfigError on every rank alike naming index.train_size, the budget and the
+// need when it does not fit.
+void check_train_budget(cluster::Comm& comm, const runtime::Config& config,
+                        const io::VectorCorpus& rows, const stages::TrainOptions& options,
+                        const runtime::MemoryBudget& budget);
 // The report the train marker recorded (zeros for what `info` lacks).
 stages::TrainReport trained_report(const nlohmann::json& info);
 // Collective: trained.faiss on every rank (rank 0 reads, broadcasts). Agreed errors.

@@ -95,6 +95,11 @@ struct TextIndex {
 nlohmann::json text_index_summary(cluster::Comm& comm, const runtime::Config& config,
                                   const TextIndex& text, int threads);
 
+// What the embed stage holds on a rank of `text_bytes` of input that embeds `embedded`
+// documents in `dim` dims (`raw`: the raw records too, embed.vectors_field): checked against the
+// memory budget before the stage starts. No MPI.
+uint64_t embed_need_bytes(uint64_t text_bytes, int64_t embedded, int dim, bool raw);
+
 class EmbedStage : public runtime::Stage {
  public:
   // `embedder`: made from run_embed_options; `ranks`: the vectors are stored in its ranges;
@@ -104,7 +109,7 @@ class EmbedStage : public runtime::Stage {
       : text_(text), deduped_(deduped), embedder_(embedder), ranks_(ranks), threads_(threads) {}
   std::string name() const override { return "embed"; }
   void configure(runtime::StageOptions& options) override;
-  // Frees the corpus's texts once embedded.
+  // Reads the rank's texts again (read+sketch keeps none) and frees them once embedded.
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
   runtime::StageOutputs save(cluster::Comm& comm, const runtime::StageContext& context) override;
   void load(cluster::Comm& comm, const runtime::StageContext& context,

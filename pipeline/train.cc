@@ -8,7 +8,10 @@
 #include "cluster/archive.h"
 #include "io/atomic_file.h"
 #include "io/index_file.h"
+#include "runtime/memory_budget.h"
 #include "runtime/stop.h"
+#include "stages/block_parallel.h"
+#include "stages/ivf_index.h"
 #include "pipeline/index_build.h"
 
 namespace sf::pipeline {
@@ -135,9 +138,37 @@ void TrainStage::configure(runtime::StageOptions& options) {
   if (!build_.inputs.empty()) options.input_files(build_.inputs);
 }
 
+void check_train_budget(cluster::Comm& comm, const runtime::Config& config,
+                        const io::VectorCorpus& rows, const stages::TrainOptions& options,
+                        const runtime::MemoryBudget& budget) {
+  stages::TrainNeeds needs;
+  try {
+    const auto index = stages::make_ivf_index(rows.dim(), options.factory, options.inner_product);
+    needs = stages::train_needs(*index, rows.rows(), rows.dim(), comm.size(),
+                                omp_get_max_threads(), options);
+  } catch (const std::exception&) {
+    // A factory that does not make an IVF index: train_index says so, agreed.
+  }
+  // The ranks' threads may differ: the most any rank needs, the same answer everywhere.
+  const auto need = static_cast<uint64_t>(comm.max(static_cast<double>(needs.bytes)));
+  if (budget.bytes == 0 || need <= budget.bytes) return;
+  std::string what = "index.train_size: the training sample of " +
+                     std::to_string(needs.sample_rows) + " rows x " + std::to_string(rows.dim()) +
+                     " dims (" + std::to_string(needs.local_rows) + " rows on the rank that holds most";
+  if (needs.codebook_rows > 0)
+    what += ", a codebook sample of " + std::to_string(needs.codebook_rows) + " rows on rank 0";
+  what += ", the k-means buffers)";
+  throw runtime::ConfigError(
+      config.source + ": " +
+      runtime::over_budget_message(what, need, budget,
+                                   "; lower index.train_size (default 256 x nlist) or raise "
+                                   "resources.memory_per_rank"));
+}
+
 void TrainStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   stages::TrainOptions topt = options_;
   if (!build_.factory.empty()) topt.factory = build_.factory;
+  check_train_budget(comm, context.config, *build_.rows, topt, context.budget);
   if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
   build_.index = train_checkpointed(comm, context.checkpoints, context.fingerprint,
                                     context.config.resume, *build_.rows, build_.range, topt,

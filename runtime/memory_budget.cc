@@ -1,6 +1,9 @@
 #include "runtime/memory_budget.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -81,6 +84,37 @@ MemoryBudget memory_budget(const Config& config, const cluster::Comm& comm) {
   return budget_from_environment(env("SLURM_MEM_PER_CPU"), env("SLURM_CPUS_PER_TASK"),
                                  env("SLURM_MEM_PER_NODE"), available_memory(),
                                  comm.local_size());
+}
+
+MemoryBudget resolve_memory_budget(const Config& config, cluster::Comm& comm) {
+  MemoryBudget budget = memory_budget(config, comm);
+  const int64_t mine = static_cast<int64_t>(budget.bytes);
+  const int64_t smallest = comm.min(mine);
+  if (smallest != mine) budget.source = "the smallest rank's";
+  budget.bytes = static_cast<uint64_t>(smallest);
+  if (comm.rank() == 0)
+    spdlog::info("memory budget {} per rank ({})", format_bytes(budget.bytes), budget.source);
+  return budget;
+}
+
+std::string format_bytes(uint64_t bytes) {
+  char text[32];
+  const double gib = static_cast<double>(bytes) / static_cast<double>(kMiB << 10);
+  if (bytes >= (kMiB << 10) && bytes % (kMiB << 10) == 0)
+    std::snprintf(text, sizeof(text), "%.0f GiB", gib);
+  else if (bytes >= (kMiB << 10) * 10)
+    std::snprintf(text, sizeof(text), "%.1f GiB", gib);
+  else if (bytes >= kMiB)
+    std::snprintf(text, sizeof(text), "%.0f MiB", static_cast<double>(bytes) / kMiB);
+  else
+    std::snprintf(text, sizeof(text), "%.1f MiB", static_cast<double>(bytes) / kMiB);
+  return text;
+}
+
+std::string over_budget_message(const std::string& what, uint64_t need, const MemoryBudget& budget,
+                                const std::string& hint) {
+  return what + " needs " + format_bytes(need) + " per rank, more than the memory budget " +
+         format_bytes(budget.bytes) + " per rank (" + budget.source + ")" + hint;
 }
 
 }  // namespace sf::runtime

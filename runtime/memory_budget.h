@@ -35,4 +35,18 @@ uint64_t available_memory();
 // process's environment and comm.local_size() ranks on the node.
 MemoryBudget memory_budget(const Config& config, const cluster::Comm& comm);
 
+// Collective: the budget every rank of a command plans from, resolved once when it starts:
+// memory_budget() of every rank, the smallest (so that plans made from it agree). Rank 0 logs
+// it with its source: "memory budget 256 MiB per rank (resources.memory_per_rank)".
+MemoryBudget resolve_memory_budget(const Config& config, cluster::Comm& comm);
+
+// "256 MiB", "1.5 GiB": a size for messages.
+std::string format_bytes(uint64_t bytes);
+
+// What a stage needs that exceeds the budget, for its error: "<what> needs 700 MiB per rank,
+// more than the memory budget 256 MiB per rank (<source>)<hint>". `hint` names what to change,
+// e.g. "; lower index.train_size or raise resources.memory_per_rank".
+std::string over_budget_message(const std::string& what, uint64_t need, const MemoryBudget& budget,
+                                const std::string& hint);
+
 }  // namespace sf::runtime

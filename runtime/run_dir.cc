@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -161,6 +162,10 @@ void StageLog::end() {
   e.stage = current_;
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   e.peak_rss_mib = peak_rss_mib();
+  const double budget_mib = static_cast<double>(budget_.bytes) / (1 << 20);
+  if (budget_.bytes > 0 && e.peak_rss_mib > budget_mib)
+    spdlog::warn("{}: this rank's peak {:.0f} MiB went over the memory budget {} per rank ({})",
+                 e.stage, e.peak_rss_mib, format_bytes(budget_.bytes), budget_.source);
   entries_.push_back(e);
 }
 
@@ -168,12 +173,22 @@ namespace {
 
 // Rank 0's part of write_run_json: records `stages` (gather_stage_log's) in <dir>/run.json.
 void write_run_json_file(int ranks, const std::string& dir, const std::string& command,
-                         int threads, const nlohmann::json& stages,
+                         int threads, const MemoryBudget& budget, nlohmann::json stages,
                          const nlohmann::json& summary) {
-  nlohmann::json entry = {{"ranks", ranks},
-                          {"threads_per_rank", threads},
-                          {"stages", stages},
-                          {"summary", summary}};
+  nlohmann::json entry = {{"ranks", ranks}, {"threads_per_rank", threads}};
+  if (budget.bytes > 0) {
+    const double budget_mib = static_cast<double>(budget.bytes) / (1 << 20);
+    entry["memory_budget_mib"] = budget_mib;
+    entry["memory_budget_source"] = budget.source;
+    for (auto& stage : stages) {
+      double peak = 0;
+      for (const auto& r : stage["peak_rss_mib"]) peak = std::max(peak, r.get<double>());
+      stage["peak_over_budget"] = std::round(peak / budget_mib * 1000) / 1000;
+      stage["over_budget"] = peak > budget_mib;
+    }
+  }
+  entry["stages"] = std::move(stages);
+  entry["summary"] = summary;
   // One run.json per run directory; each command records its own entry.
   const std::string path = dir + "/run.json";
   nlohmann::json run;
@@ -217,7 +232,8 @@ void write_run_json(cluster::Comm& comm, const std::string& dir, const std::stri
   const nlohmann::json stages = gather_stage_log(comm, log);
   // Rank 0 writes; all ranks agree on how that went, so none exits 0 while it fails.
   cluster::run_local_phase(comm, "write run.json", [&] {
-    if (comm.rank() == 0) write_run_json_file(comm.size(), dir, command, threads, stages, summary);
+    if (comm.rank() == 0)
+      write_run_json_file(comm.size(), dir, command, threads, log.budget(), stages, summary);
   });
 }
 

@@ -11,6 +11,7 @@
 
 #include "cluster/comm.h"
 #include "runtime/config.h"
+#include "runtime/memory_budget.h"
 #include "stages/progress.h"
 
 namespace sf::runtime {
@@ -42,19 +43,26 @@ double peak_rss_mib();
 // Resets the peak (Linux clear_refs "5"); false where the kernel refuses.
 bool reset_peak_rss();
 
-// Per-stage wall time and peak RSS of this rank.
+// Per-stage wall time and peak RSS of this rank, and the memory budget they are held to
+// (resolve_memory_budget: once per command; bytes 0 when none was resolved, as in tests).
 class StageLog {
  public:
+  StageLog() = default;
+  explicit StageLog(MemoryBudget budget) : budget_(std::move(budget)) {}
+  const MemoryBudget& budget() const { return budget_; }
+
   struct Entry {
     std::string stage;
     double seconds = 0;
     double peak_rss_mib = 0;
   };
   void begin(const std::string& stage);
-  void end();  // REQUIRES: begin() before
+  // REQUIRES: begin() before. Logs a warning when this rank's peak went over the budget.
+  void end();
   const std::vector<Entry>& entries() const { return entries_; }
 
  private:
+  MemoryBudget budget_;
   std::vector<Entry> entries_;
   std::string current_;
   std::chrono::steady_clock::time_point start_;
@@ -67,7 +75,10 @@ nlohmann::json gather_stage_log(cluster::Comm& comm, const StageLog& log);
 // Collective: gathers every rank's StageLog on rank 0, which records it in <dir>/run.json
 // (atomic), keeping other commands' entries:
 // {"format_version": 1, "version", "commands": {"<command>": {"ranks", "threads_per_rank",
-//  "stages": [{"name", "seconds": [per rank], "peak_rss_mib": [per rank]}], "summary"}}}.
+//  "memory_budget_mib", "memory_budget_source",
+//  "stages": [{"name", "seconds": [per rank], "peak_rss_mib": [per rank],
+//              "peak_over_budget": largest peak / budget, "over_budget": bool}], "summary"}}}.
+// The budget's keys are there when the log has one.
 void write_run_json(cluster::Comm& comm, const std::string& dir, const std::string& command,
                     int threads, const StageLog& log, const nlohmann::json& summary);
 

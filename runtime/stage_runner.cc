@@ -84,7 +84,7 @@ void StageRunner::run(const std::vector<Stage*>& stages) {
   };
   for (size_t i = 0; i < n; ++i) {
     Stage& stage = *stages[i];
-    const StageContext context{config_, checkpoints_, fps[i], progress_, reused};
+    const StageContext context{config_, checkpoints_, fps[i], progress_, reused, log_.budget()};
     if (skipped(i)) {
       cluster::run_local_phase(comm_, stage.name() + ": skip", [&] {
         stage.skip(context, stage.checkpointed() ? checkpoints_.info(stage.name()) : nullptr);

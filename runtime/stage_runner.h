@@ -30,6 +30,7 @@
 #include "cluster/comm.h"
 #include "runtime/checkpoint.h"
 #include "runtime/config.h"
+#include "runtime/memory_budget.h"
 #include "runtime/run_dir.h"
 #include "stages/progress.h"
 
@@ -90,6 +91,10 @@ struct StageContext {
   // stage whose work serves a later one only in part (read+sketch keeps the texts for embed).
   // False for a name not in the call.
   std::function<bool(const std::string& stage)> reused;
+  // The memory each rank may use, alike on every rank (resolve_memory_budget; bytes 0: none was
+  // resolved). A stage plans its batches and buffers from it, and one whose needs exceed it
+  // throws ConfigError before it starts (over_budget_message).
+  const MemoryBudget& budget;
 };
 
 // "<dir>/rank-RRRRR.sfar": a rank's checkpoint file of a stage whose outputs are per rank.

@@ -68,6 +68,24 @@ struct LocalStop {};
 
 }  // namespace
 
+ExactScanPlan plan_exact_scan(int64_t batch_rows, int64_t nq, int k, int dim, int ranks,
+                              uint64_t budget_bytes) {
+  ExactScanPlan plan;
+  const auto topk = static_cast<uint64_t>(nq) * static_cast<uint64_t>(k) * (4 + 8);
+  plan.fixed_bytes = static_cast<uint64_t>(nq) * dim * 4 + 2 * topk +
+                     2 * static_cast<uint64_t>(std::max(1, ranks)) * topk + 4096 * 1024 * 4;
+  const uint64_t per_row = 2 * static_cast<uint64_t>(dim) * 4;
+  constexpr int64_t kLeast = 1024;
+  plan.need_bytes = plan.fixed_bytes + kLeast * per_row;
+  plan.rows = std::max<int64_t>(1, batch_rows);
+  if (budget_bytes == 0) return plan;
+  const uint64_t half = budget_bytes / 2;
+  const auto fits =
+      half > plan.fixed_bytes ? static_cast<int64_t>((half - plan.fixed_bytes) / per_row) : 0;
+  plan.rows = std::min(plan.rows, std::max(kLeast, fits));
+  return plan;
+}
+
 Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
                             cluster::RowRange range, const float* queries, int64_t nq, int k,
                             bool inner_product, int64_t batch_rows, const ProgressFn& progress,

@@ -24,6 +24,21 @@ struct Neighbours {
   std::vector<float> distances;  // nq x k (empty when read from a file)
 };
 
+// The memory plan of exact_neighbours within a budget: a batch of `rows` corpus rows (read and
+// copied into a flat index: 2 x rows x dim floats) beside the fixed part (`fixed_bytes`: the
+// queries, each rank's top-k and the batch's, the ranks' top-k gathered on rank 0, FAISS's
+// distance block). `need_bytes`: the fixed part and a batch of 1024 rows, the least the scan
+// runs in.
+struct ExactScanPlan {
+  int64_t rows = 0;
+  uint64_t fixed_bytes = 0;
+  uint64_t need_bytes = 0;
+};
+// `rows` is `batch_rows` where it fits half of `budget_bytes` (the other half: the index every
+// rank loads, the process) or `budget_bytes` is 0; else what fits, at least 1024. No MPI.
+ExactScanPlan plan_exact_scan(int64_t batch_rows, int64_t nq, int k, int dim, int ranks,
+                              uint64_t budget_bytes);
+
 // Collective. Exact top-k of each query over the whole corpus: each rank scans its own rows
 // in batches; rank 0 merges (ties broken by the smaller id). Result valid on rank 0 only.
 // With `stop_requested` set, a rank asked to stop leaves its scan at a batch boundary and

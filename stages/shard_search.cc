@@ -40,6 +40,17 @@ void coarse_search(const faiss::Index& quantizer, int64_t n, const float* x, int
 
 }  // namespace
 
+int64_t budget_batch_queries(int64_t batch_queries, int dim, int k, int nprobe, int ranks,
+                             uint64_t budget_bytes) {
+  const int64_t batch = std::max<int64_t>(1, batch_queries);
+  if (budget_bytes == 0) return batch;
+  const auto per_query = static_cast<uint64_t>(
+      int64_t{dim} * 4 + int64_t{nprobe} * (4 + 8 + 16) +
+      int64_t{std::max(1, ranks)} * (int64_t{nprobe} * 16 + int64_t{k} * 12) * 2);
+  const auto fits = static_cast<int64_t>(budget_bytes / 8 / std::max<uint64_t>(1, per_query));
+  return std::max<int64_t>(1, std::min(batch, fits));
+}
+
 cluster::RowRange query_slice(int64_t nq, int shards, int rank, int ranks) {
   const int serving = std::min(shards, ranks);
   if (rank >= serving) return {nq, nq};

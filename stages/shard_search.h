@@ -40,6 +40,14 @@ struct ShardSearchResult {
   double seconds = 0;                            // every rank: slowest rank's search wall time
 };
 
+// search.batch_queries bounded by a memory budget: what one round holds per query (the query,
+// its probes, the (query, list) pairs routed and received, the per-rank top-k coming back, at
+// `ranks` ranks) within an eighth of `budget_bytes` (the rest: the shards, the queries, the
+// results). `batch_queries` itself when it fits or `budget_bytes` is 0; at least 1. Results do
+// not depend on the batch.
+int64_t budget_batch_queries(int64_t batch_queries, int dim, int k, int nprobe, int ranks,
+                             uint64_t budget_bytes);
+
 // The queries rank `rank` serves (a contiguous slice; empty for ranks holding no shard).
 cluster::RowRange query_slice(int64_t nq, int shards, int rank, int ranks);
 

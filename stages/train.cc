@@ -304,6 +304,41 @@ std::string training_misfit(const faiss::Index& index, int64_t rows, const Train
   return {};
 }
 
+TrainNeeds train_needs(const faiss::Index& index, int64_t rows, int d, int ranks, int threads,
+                       const TrainOptions& options) {
+  TrainNeeds needs;
+  const faiss::IndexIVF* ivf = find_ivf(&index);
+  if (ivf == nullptr || ivf->nlist < 1 || rows < 1 || ranks < 1) return needs;
+  const auto k = static_cast<int64_t>(ivf->nlist);
+  const int64_t d_out = ivf->d;
+  const bool has_transforms = dynamic_cast<const faiss::IndexPreTransform*>(&index) != nullptr;
+  const bool needs_codebooks = dynamic_cast<const faiss::IndexIVFFlat*>(ivf) == nullptr;
+  needs.sample_rows = kmeans_sample_rows(rows, k, options);
+  for (int r = 0; r < ranks; ++r)
+    needs.local_rows = std::max(
+        needs.local_rows, cluster::block_row_range(needs.sample_rows, kBlockRows, r, ranks).size());
+  if (has_transforms || needs_codebooks)
+    needs.codebook_rows = std::min(needs.sample_rows, options.codebook_sample);
+  const auto f = static_cast<uint64_t>(sizeof(float));
+  const auto local = static_cast<uint64_t>(needs.local_rows);
+  const auto team = static_cast<uint64_t>(std::max(1, threads));
+  // choose_sample: the sorted ids and Floyd's hash set (about 4 words per id).
+  uint64_t bytes = static_cast<uint64_t>(needs.sample_rows) * 8 * 5;
+  // The rows read and the rows held after the move; the transformed copy.
+  bytes += 2 * local * d * f + (has_transforms ? local * d_out * f : 0);
+  // k-means: per-thread and total integer sums and counts, the centroids (double at the start),
+  // the labels and distances of the local rows, FAISS's 4096 x 1024 distance block per thread.
+  const auto kd = static_cast<uint64_t>(k * d_out);
+  bytes += (team + 1) * (kd + static_cast<uint64_t>(k)) * 8 + kd * (8 + f) + local * (8 + f) +
+           team * 4096 * 1024 * f;
+  // Rank 0: the codebook sample gathered (the parts and the rows), transformed; the index
+  // serialized next to itself (the quantizer's centroids).
+  const auto codebook = static_cast<uint64_t>(needs.codebook_rows);
+  bytes += 2 * codebook * d * f + (has_transforms ? codebook * d_out * f : 0) + 2 * kd * f;
+  needs.bytes = bytes;
+  return needs;
+}
+
 std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus& corpus,
                                           cluster::RowRange range, const TrainOptions& options,
                                           TrainReport* report_out, const ProgressFn& progress) {

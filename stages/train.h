@@ -71,6 +71,21 @@ struct TrainReport {
 // factory string ("has 0 lists: ..."); empty when none applies. No MPI.
 std::string training_misfit(const faiss::Index& index, int64_t rows, const TrainOptions& options);
 
+// What train_index holds at most on one rank, known before any work, for the memory budget.
+struct TrainNeeds {
+  int64_t sample_rows = 0;    // the k-means sample, all ranks
+  int64_t local_rows = 0;     // the most any rank holds of it
+  int64_t codebook_rows = 0;  // gathered on rank 0 (0 when nothing needs it)
+  uint64_t bytes = 0;         // the most any rank holds (rank 0: its share and the codebook sample)
+};
+// Of `index` (from make_ivf_index, untrained) on `rows` rows of `d` dims at `ranks` ranks of
+// `threads` threads: the sample's ids (every rank), a rank's sample rows (twice while they move
+// between ranks) and their transformed copy, the k-means buffers (per-thread sums, labels,
+// FAISS's distance blocks), the codebook sample on rank 0 (gathered, transformed) and the
+// serialized index. No MPI.
+TrainNeeds train_needs(const faiss::Index& index, int64_t rows, int d, int ranks, int threads,
+                       const TrainOptions& options);
+
 // Collective. REQUIRES: corpus.rows() >= comm.size(); every rank passes its own row_range.
 // Throws std::invalid_argument (bad factory, a training_misfit, sample smaller than nlist:
 // before any collective), io::InputError, cluster::PhaseError (also a FAISS training error,

@@ -8,7 +8,13 @@
 #include <stdexcept>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "cluster/comm.h"
 #include "runtime/config.h"
+#include "runtime/run_dir.h"
+#include "stages/eval.h"
+#include "stages/shard_search.h"
 #include "tests/test_util.h"
 
 namespace sf::runtime {
@@ -101,6 +107,87 @@ TEST(MemoryBudget, TheNodeHasSomeAvailableMemory) {
   const uint64_t available = available_memory();
   EXPECT_GT(available, 16 * kMiB);
   EXPECT_LT(available, uint64_t{1} << 50);
+}
+
+TEST(MemoryBudget, MessagesSayTheSizeTheSourceAndTheNeed) {
+  EXPECT_EQ(format_bytes(256 * kMiB), "256 MiB");
+  EXPECT_EQ(format_bytes(2048 * kMiB), "2 GiB");
+  EXPECT_EQ(format_bytes(1536 * kMiB), "1536 MiB");
+  EXPECT_EQ(format_bytes(kMiB / 2), "0.5 MiB");
+  EXPECT_EQ(over_budget_message("index.train_size: the sample", 700 * kMiB,
+                                {256 * kMiB, "resources.memory_per_rank"}, "; lower it"),
+            "index.train_size: the sample needs 700 MiB per rank, more than the memory budget "
+            "256 MiB per rank (resources.memory_per_rank); lower it");
+}
+
+TEST(MemoryBudget, ResolvedOnceForEveryRankAlike) {
+  sf::testing::TempDir dir;
+  const std::string path = dir.file("c.yaml");
+  std::ofstream(path) << "input: {paths: [x.fvecs]}\noutput: {dir: out}\n"
+                         "resources: {memory_per_rank: 300MiB}\n";
+  const Config config = load_config(path);
+  const auto comm = cluster::make_serial_comm();
+  const MemoryBudget budget = resolve_memory_budget(config, *comm);
+  EXPECT_EQ(budget.bytes, 300 * kMiB);
+  EXPECT_EQ(budget.source, "resources.memory_per_rank");
+}
+
+// run.json records the budget beside each stage's peak, and which stage went over it.
+TEST(MemoryBudget, RunJsonRecordsItBesideEachStagesPeak) {
+  sf::testing::TempDir temp;
+  const std::string& dir = temp.path();
+  const auto comm = cluster::make_serial_comm();
+  StageLog within({uint64_t{1} << 40, "resources.memory_per_rank"});
+  within.begin("read");
+  within.end();
+  write_run_json(*comm, dir, "build", 1, within, nlohmann::json::object());
+  StageLog over({kMiB, "SLURM_MEM_PER_CPU × 1 CPU"});  // a process holds more than 1 MiB
+  over.begin("add");
+  over.end();
+  write_run_json(*comm, dir, "run", 1, over, nlohmann::json::object());
+  std::ifstream in(dir + "/run.json");
+  const nlohmann::json run = nlohmann::json::parse(in);
+  const nlohmann::json& build = run["commands"]["build"];
+  EXPECT_EQ(build["memory_budget_mib"].get<double>(), 1024.0 * 1024);
+  EXPECT_EQ(build["memory_budget_source"], "resources.memory_per_rank");
+  EXPECT_FALSE(build["stages"][0]["over_budget"].get<bool>());
+  EXPECT_LT(build["stages"][0]["peak_over_budget"].get<double>(), 0.01);
+  const nlohmann::json& stage = run["commands"]["run"]["stages"][0];
+  EXPECT_EQ(stage["name"], "add");
+  EXPECT_TRUE(stage["over_budget"].get<bool>());
+  EXPECT_GT(stage["peak_over_budget"].get<double>(), 1.0);
+  // Without a budget (tests, older callers): no budget keys.
+  StageLog none;
+  none.begin("load");
+  none.end();
+  write_run_json(*comm, dir, "eval", 1, none, nlohmann::json::object());
+  std::ifstream again(dir + "/run.json");
+  const nlohmann::json eval = nlohmann::json::parse(again)["commands"]["eval"];
+  EXPECT_FALSE(eval.contains("memory_budget_mib"));
+  EXPECT_FALSE(eval["stages"][0].contains("over_budget"));
+}
+
+// What eval's exact ground truth and search plan from the budget: fewer rows or queries per
+// batch, never more than configured, and nothing changed without a budget.
+TEST(MemoryBudget, PlansEvalAndSearchBatches) {
+  using stages::plan_exact_scan;
+  const stages::ExactScanPlan none = plan_exact_scan(65536, 1000, 100, 128, 2, 0);
+  EXPECT_EQ(none.rows, 65536);
+  EXPECT_EQ(plan_exact_scan(65536, 1000, 100, 128, 2, 64 * 1024 * kMiB).rows, 65536);
+  const stages::ExactScanPlan tight = plan_exact_scan(65536, 1000, 100, 128, 2, 64 * kMiB);
+  EXPECT_LT(tight.rows, 65536);
+  EXPECT_GE(tight.rows, 1024);
+  // Two copies of a batch and the fixed part within half the budget.
+  EXPECT_LE(tight.fixed_bytes + static_cast<uint64_t>(tight.rows) * 2 * 128 * 4, 32 * kMiB);
+  EXPECT_EQ(tight.need_bytes, tight.fixed_bytes + 1024u * 2 * 128 * 4);
+  EXPECT_EQ(plan_exact_scan(65536, 1000, 100, 128, 2, 8 * kMiB).rows, 1024);  // the least
+
+  EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 0), 4096);
+  EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 64 * 1024 * kMiB), 4096);
+  const int64_t few = stages::budget_batch_queries(4096, 128, 10, 8, 2, kMiB);
+  EXPECT_LT(few, 4096);
+  EXPECT_GE(few, 1);
+  EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 1), 1);
 }
 
 }  // namespace

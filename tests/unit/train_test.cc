@@ -156,5 +156,30 @@ TEST_F(TrainOnOneRank, MisfitStopsWithTheFactoryAndTheShape) {
   }
 }
 
+// What train_index needs per rank (issue 15): the sample's share, the k-means buffers, and on
+// rank 0 the codebook sample when the factory has codebooks.
+TEST(TrainNeeds, GrowsWithTheSampleAndCountsTheCodebookSample) {
+  TrainOptions options;
+  const auto flat = make_ivf_index(32, "IVF64,Flat", false);
+  const TrainNeeds small = train_needs(*flat, 1000000, 32, 2, 1, options);
+  EXPECT_EQ(small.sample_rows, 256 * 64);  // FAISS's 256 per list
+  EXPECT_EQ(small.local_rows, 8192);       // whole blocks of 1024 at 2 ranks
+  EXPECT_EQ(small.codebook_rows, 0);       // Flat: no codebooks
+  options.train_size = 400000;
+  const TrainNeeds big = train_needs(*flat, 1000000, 32, 2, 1, options);
+  EXPECT_EQ(big.sample_rows, 400000);
+  // The share twice (read, moved) at least: 200,000 rows x 32 floats.
+  EXPECT_GE(big.bytes, 2u * 200000 * 32 * 4);
+  EXPECT_GT(big.bytes, small.bytes);
+  // More ranks: a smaller share per rank.
+  EXPECT_LT(train_needs(*flat, 1000000, 32, 4, 1, options).bytes, big.bytes);
+  // A sample capped by the corpus.
+  EXPECT_EQ(train_needs(*flat, 100000, 32, 2, 1, options).sample_rows, 100000);
+  const auto pq = make_ivf_index(32, "IVF64,PQ8np", false);
+  const TrainNeeds with_codebooks = train_needs(*pq, 1000000, 32, 2, 1, options);
+  EXPECT_EQ(with_codebooks.codebook_rows, 65536);
+  EXPECT_GE(with_codebooks.bytes, big.bytes + 65536u * 32 * 4);
+}
+
 }  // namespace
 }  // namespace sf::stages

@@ -1,0 +1,72 @@
+# The per-rank memory budget (resources.memory_per_rank, issue 15): logged on rank 0 with its
+# source, recorded in run.json beside each stage's peak and shown by `info`; a training sample
+# that cannot fit fails at once (exit 2, one error naming index.train_size, the budget and the
+# need, agreed on every rank: no MPI_ABORT), before k-means, and leaves no index.faiss; so does
+# a `run` whose embed stage cannot hold a rank's texts and embeddings.
+source "$(dirname "$0")/lib.bash"
+sf_init "$@"
+
+check "data: 200000 x 64"
+sfdata gen "$WORK/base.fvecs" --rows 200000 --dim 64 --seed 5
+write_config "$WORK/c.yaml" "$WORK/out" "IVF64,Flat" "$WORK/base.fvecs"
+ok
+
+check "a build within 2 GiB per rank: the budget logged, in run.json and in info"
+run_ok 2 "$WORK/within.log" build "$WORK/c.yaml" --set resources.memory_per_rank=2GiB
+grep -qF 'memory budget 2 GiB per rank (resources.memory_per_rank)' "$WORK/within.log" ||
+  { show "$WORK/within.log"; fail "no log line with the budget and its source"; }
+"$PY" - "$WORK/out/run.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))["commands"]["build"]
+assert b["memory_budget_mib"] == 2048, b
+assert b["memory_budget_source"] == "resources.memory_per_rank", b
+for s in b["stages"]:
+    assert s["over_budget"] is False and 0 < s["peak_over_budget"] < 1, s
+PY
+run_ok 1 "$WORK/info.log" info "$WORK/c.yaml"
+grep -qF 'memory budget 2048 MiB per rank (resources.memory_per_rank)' "$WORK/info.log" ||
+  { show "$WORK/info.log"; fail "info does not show the budget"; }
+grep -q 'of budget' "$WORK/info.log" || { show "$WORK/info.log"; fail "info shows no stage against the budget"; }
+ok
+
+# A 200000-row sample: 100000 x 64 floats per rank (24 MiB read and moved) and the k-means
+# buffers do not fit 40 MiB.
+for np in 1 2; do
+  check "index.train_size 200000 in 40 MiB per rank ($np rank(s)): exit 2 before k-means"
+  rm -rf "$WORK/out"
+  sf_mpirun "$np" "$WORK/over-$np.log" build "$WORK/c.yaml" --set resources.memory_per_rank=40MiB \
+    --set index.train_size=200000
+  [[ $SF_RC -eq 2 ]] || { show "$WORK/over-$np.log"; fail "exit code $SF_RC, expected 2"; }
+  expect_one_error "train over budget" "$WORK/over-$np.log" "index.train_size" \
+    "200000 rows x 64 dims" "more than the memory budget 40 MiB per rank (resources.memory_per_rank)" \
+    "$WORK/c.yaml"
+  grep -q '\[info\] train: k-means' "$WORK/over-$np.log" && { show "$WORK/over-$np.log"; fail "k-means started"; }
+  [[ -e "$WORK/out/index.faiss" ]] && fail "index.faiss exists after a failed build"
+  ok "${ERROR_LINE#*\[error\] }"
+done
+
+# `run`: embed holds a rank's texts and their embeddings; too little for them fails before embed
+# starts, after the dedup stages (which hold no texts).
+check "run: embed's texts and embeddings in 8 MiB per rank: exit 2 before embed starts"
+"$PY" - "$WORK/docs.jsonl" <<'PY'
+import json, random, sys
+r = random.Random(7)
+words = [f"w{i}" for i in range(5000)]
+with open(sys.argv[1], "w") as f:
+    for i in range(20000):
+        f.write(json.dumps({"id": str(i), "text": " ".join(r.choices(words, k=200))}) + "\n")
+PY
+{
+  echo "input: {format: jsonl, paths: [\"$WORK/docs.jsonl\"]}"
+  echo "output: {dir: \"$WORK/run\"}"
+  echo "index: {metric: ip}"
+} >"$WORK/run.yaml"
+sf_mpirun 2 "$WORK/run-over.log" run "$WORK/run.yaml" --set resources.memory_per_rank=8MiB
+[[ $SF_RC -eq 2 ]] || { show "$WORK/run-over.log"; fail "exit code $SF_RC, expected 2"; }
+expect_one_error "embed over budget" "$WORK/run-over.log" "embed: a rank's texts" "embed.dim 256" \
+  "more than the memory budget 8 MiB per rank (resources.memory_per_rank)"
+grep -q 'embed: texts read again' "$WORK/run-over.log" && { show "$WORK/run-over.log"; fail "embed started"; }
+[[ -e "$WORK/run/index.faiss" ]] && fail "index.faiss exists after a failed run"
+ok "${ERROR_LINE#*\[error\] }"
+
+sf_done

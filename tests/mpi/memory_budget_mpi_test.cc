@@ -1,0 +1,68 @@
+// The memory budget on every rank (issue 15): resolved alike, and a training sample that cannot
+// fit fails before any work with the same ConfigError on every rank, whatever the rank count.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "io/vector_file.h"
+#include "pipeline/index_build.h"
+#include "runtime/config.h"
+#include "runtime/memory_budget.h"
+#include "tests/mpi/mpi_env.h"
+#include "tests/mpi/mpi_test_support.h"
+
+namespace sf {
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+TEST(MemoryBudgetMpi, ResolvedAlikeAndTheTrainingSampleCheckedOnEveryRank) {
+  cluster::Comm& comm = testing::world();
+  testing::SharedTempDir dir(comm);
+  const int64_t rows = 50000;
+  const int dim = 32;
+  std::vector<float> data(static_cast<size_t>(rows) * dim);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i % 97) / 97.0f;
+  testing::write_fvecs_on_rank0(comm, dir.file("base.fvecs"), data, rows, dim);
+  const std::string config_path = dir.file("c.yaml");
+  cluster::run_local_phase(comm, "test: write config", [&] {
+    if (comm.rank() == 0)
+      std::ofstream(config_path) << "input: {paths: [" << dir.file("base.fvecs")
+                                 << "]}\noutput: {dir: out}\nresources: {memory_per_rank: 300MiB}\n";
+  });
+  const runtime::Config config = runtime::load_config(config_path);
+  const runtime::MemoryBudget budget = runtime::resolve_memory_budget(config, comm);
+  EXPECT_EQ(budget.bytes, 300 * kMiB);
+
+  io::VectorCorpus corpus({dir.file("base.fvecs")}, io::VectorFormat::kFvecs);
+  stages::TrainOptions options;
+  options.factory = "IVF16,Flat";
+  // 256 x 16 rows: a few MiB, within 300 MiB.
+  EXPECT_NO_THROW(pipeline::check_train_budget(comm, config, corpus, options, budget));
+  // The whole corpus as the sample in 8 MiB: every rank throws the same message.
+  options.train_size = rows;
+  const runtime::MemoryBudget small{8 * kMiB, "resources.memory_per_rank"};
+  std::string message;
+  try {
+    pipeline::check_train_budget(comm, config, corpus, options, small);
+  } catch (const runtime::ConfigError& e) {
+    message = e.what();
+  }
+  const std::vector<std::string> all = testing::gather_strings(comm, message);
+  if (comm.rank() == 0) {
+    for (const std::string& m : all) EXPECT_EQ(m, all[0]);
+    EXPECT_NE(all[0].find("index.train_size: the training sample of 50000 rows x 32 dims"),
+              std::string::npos)
+        << all[0];
+    EXPECT_NE(all[0].find("more than the memory budget 8 MiB per rank (resources.memory_per_rank)"),
+              std::string::npos)
+        << all[0];
+  }
+  // No budget (bytes 0): nothing is checked.
+  EXPECT_NO_THROW(pipeline::check_train_budget(comm, config, corpus, options, {}));
+}
+
+}  // namespace
+}  // namespace sf
