@@ -52,35 +52,8 @@ echo $$ >"$TIMES.pid.$OMPI_COMM_WORLD_RANK"
 exec /usr/bin/time -f %M -o "$TIMES.$OMPI_COMM_WORLD_RANK" "$SF_BIN" "$@"
 SH
 chmod +x "$work/rank.sh"
-sampler() {  # TIMES-prefix ranks: writes the ranks' sampled peaks (MiB) to TIMES.sampled
-  /usr/bin/python3 - "$1" "$2" <<'PY' &
-import os, sys, time
-base, np = sys.argv[1], int(sys.argv[2])
-pids, peak = {}, {}
-while True:
-    for k in range(np):
-        if k not in pids and os.path.exists(f"{base}.pid.{k}"):
-            t = open(f"{base}.pid.{k}").read().strip()
-            if t: pids[k] = int(t)
-    alive = 0
-    for k, pid in pids.items():  # /usr/bin/time, and its child shardforge
-        procs = [pid]
-        try:
-            procs += [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-        except OSError:
-            pass
-        for p in procs:
-            try:
-                for line in open(f"/proc/{p}/status"):
-                    if line.startswith("VmRSS:"):
-                        peak[k] = max(peak.get(k, 0), int(line.split()[1])); alive += 1
-            except OSError:
-                pass
-    if len(pids) == np and alive == 0:
-        break
-    time.sleep(0.02)
-open(f"{base}.sampled", "w").write(" ".join(str(peak.get(k, 0)) for k in range(np)) + "\n")
-PY
+sampler() {  # TIMES-prefix ranks: writes the ranks' sampled peaks (KiB) to TIMES.sampled
+  /usr/bin/python3 "$here/rss_sampler.py" "$1.pid" "$2" "$1.sampled" &
 }
 
 budget_kib=$(/usr/bin/python3 -c "

@@ -3,7 +3,7 @@
 # ranks (default 2, 1 thread each), first without resources.memory_per_rank (the node's
 # available memory / ranks), then with BUDGET (default 512MiB). Each rank of the budgeted run is
 # wrapped in /usr/bin/time -f %M (rss.<rank>) and its VmRSS sampled every 20 ms from /proc
-# (sampled.<rank>): the program resets its high-water mark at each stage's start
+# (sampled-NAME, bench/rss_sampler.py): the program resets its high-water mark at each stage's start
 # (/proc/self/clear_refs, for run.json's per-stage peaks), which resets ru_maxrss too, so %M is
 # the peak since the last stage began, not the whole job's. Prints, per stage, run.json's peak
 # per rank against the budget + 10 %, both whole-job peaks per rank, and whether index.faiss,
@@ -28,33 +28,10 @@ mkdir -p "$work"
 } >"$work/c.yaml"
 echo "corpus: $* ($(du -cb "$@" | tail -1 | cut -f1) bytes), $np rank(s), budget $budget"
 
-# sampled NAME: each rank's VmRSS peak (KiB) over the whole job into $work/sampled-NAME.<rank>,
+# sampled NAME: the ranks' VmRSS peaks (KiB) over the whole job, one line in $work/sampled-NAME,
 # from the pids the ranks write to $work/pid-NAME.<rank>.
 sampler() {
-  /usr/bin/python3 - "$work/pid-$1" "$np" "$work/sampled-$1" <<'PY' &
-import os, sys, time
-base, np, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-pids, peak = {}, {}
-deadline = time.time() + 7200
-while time.time() < deadline:
-    for k in range(np):
-        if k not in pids and os.path.exists(f"{base}.{k}"):
-            t = open(f"{base}.{k}").read().strip()
-            if t: pids[k] = int(t)
-    alive = False
-    for k, pid in pids.items():
-        try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    peak[k] = max(peak.get(k, 0), int(line.split()[1]))
-                    alive = True
-        except OSError:
-            pass
-    if len(pids) == np and not alive: break
-    time.sleep(0.02)
-for k in range(np):
-    open(f"{out}.{k}", "w").write(f"{peak.get(k, 0)}\n")
-PY
+  /usr/bin/python3 "$(dirname "$0")/rss_sampler.py" "$work/pid-$1" "$np" "$work/sampled-$1" &
 }
 
 # one NAME SETS...: a run; each rank under /usr/bin/time -f %M, its shardforge process sampled
@@ -62,7 +39,7 @@ PY
 one() {
   local name=$1
   shift
-  rm -rf "$work/out-$name" "$work/pid-$name".* "$work/rss-$name".* "$work/sampled-$name".*
+  rm -rf "$work/out-$name" "$work/pid-$name".* "$work/rss-$name".* "$work/sampled-$name"
   echo "== $name: load before $(cut -d' ' -f1-3 /proc/loadavg)"
   sampler "$name"
   local s=$!
@@ -120,7 +97,7 @@ for s in run["stages"]:
           + f"   {'yes' if ok else 'NO'}")
 for r in range(np):
     t = int(open(f"{work}/rss-budget.{r}").read().split()[-1])
-    smp = int(open(f"{work}/sampled-budget.{r}").read())
+    smp = int(open(f"{work}/sampled-budget").read().split()[r])
     print(f"rank {r}: /usr/bin/time %M {t / 1024:.0f} MiB (since the last stage began), "
           f"sampled VmRSS peak {smp / 1024:.0f} MiB (whole job)")
 print("stages over budget + 10 %:", ", ".join(over) if over else "none")

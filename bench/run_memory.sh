@@ -28,29 +28,7 @@ for b in "${!sfs[@]}"; do
   rm -f "$work/pid.$b".* "$work/rss.$b"
   # Each rank's RSS sampled every 20 ms from /proc (getrusage's maxrss cannot be used: the
   # job resets the peak at every stage to log it).
-  /usr/bin/python3 - "$work/pid.$b" "$np" "$work/rss.$b" <<'PY' &
-import os, sys, time
-base, np, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-pids, peak = {}, {}
-deadline = time.time() + 3600
-while time.time() < deadline:
-    for k in range(np):
-        if k not in pids and os.path.exists(f"{base}.{k}"):
-            t = open(f"{base}.{k}").read().strip()
-            if t: pids[k] = int(t)
-    alive = False
-    for k, pid in pids.items():
-        try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    peak[k] = max(peak.get(k, 0), int(line.split()[1]))
-                    alive = True
-        except OSError:
-            pass
-    if len(pids) == np and not alive: break
-    time.sleep(0.02)
-open(out, "w").write(" ".join(str(peak.get(k, 0)) for k in range(np)) + "\n")
-PY
+  /usr/bin/python3 "$(dirname "$0")/rss_sampler.py" "$work/pid.$b" "$np" "$work/rss.$b" &
   sampler=$!
   mpirun -np "$np" --oversubscribe --bind-to none bash -c \
     'echo $$ >"$0.$OMPI_COMM_WORLD_RANK"; exec "$@"' "$work/pid.$b" \

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "commands/report.h"
+#include "commands/run_files.h"
 #include "commands/report_template.h"  // kReportTemplate, generated from commands/report.html.in
 #include "io/atomic_file.h"
 #include "io/index_file.h"
@@ -30,12 +31,7 @@ namespace {
 // duplicates.jsonl is read up to this many bytes (about 10 million lines).
 constexpr uint64_t kDuplicatesMaxBytes = uint64_t{1} << 30;
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return nullptr;
-  json j = json::parse(in, nullptr, false);
-  return j.is_discarded() ? json(nullptr) : j;
-}
+json read_json(const std::string& path) { return read_json_file(path); }
 
 std::string text_of(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
@@ -313,20 +309,13 @@ std::string report_html(const json& data, const std::string& chart_js) {
 
 int report_job(const ReportOptions& options) {
   std::error_code ec;
-  std::string dir = options.run_dir;
-  if (!fs::is_directory(dir, ec)) {
-    if (!fs::is_regular_file(dir, ec))
-      throw runtime::ConfigError(dir + ": no such run directory or config file");
-    dir = runtime::load_config(dir).output.dir;
-  }
+  RunFiles files = read_run_files(options.run_dir);
+  const std::string& dir = files.dir;
+  const json& manifest = files.manifest;
   ReportFacts facts;
   facts.dir = dir;
-  facts.status = read_json(dir + "/status.json");
-  facts.run = read_json(dir + "/run.json");
-  const json manifest = read_json(dir + "/.shardforge/manifest.json");
-  if (!facts.status.is_object() && !facts.run.is_object() && !manifest.is_object())
-    throw runtime::ConfigError(
-        dir + ": not a run directory (no status.json, run.json or .shardforge/manifest.json)");
+  facts.status = files.status;
+  facts.run = files.run;
   const std::string output = options.output.empty() ? dir + "/report.html" : options.output;
   if (options.output.empty() && fs::exists(output, ec) && !written_by_report(output))
     throw runtime::ConfigError(output +

@@ -16,6 +16,7 @@
 #include "commands/commands.h"
 #include "commands/status.h"
 #include "runtime/run_dir.h"
+#include "commands/run_files.h"
 #include "runtime/config.h"
 #include "runtime/run_lock.h"
 #include "runtime/stop.h"
@@ -282,12 +283,7 @@ std::string format_status(const nlohmann::json& report) {
 
 namespace {
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return nullptr;
-  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  return j.is_discarded() ? json(nullptr) : j;
-}
+json read_json(const std::string& path) { return read_json_file(path); }
 
 // The marker of `stage`, checked cheaply: every output it lists still has its recorded size.
 // A stage with a marker per piece or per rank (add, read+sketch): how many. "" when there is
@@ -366,20 +362,13 @@ RunProcess run_process(const json& status) {
 
 int status_job(const StatusOptions& options) {
   std::error_code ec;
-  std::string dir = options.path;
-  if (!fs::is_directory(dir, ec)) {
-    if (!fs::is_regular_file(dir, ec))
-      throw runtime::ConfigError(options.path + ": no such run directory or config file");
-    dir = runtime::load_config(options.path).output.dir;
-  }
+  RunFiles files = read_run_files(options.path);
+  const std::string& dir = files.dir;
+  const json& manifest = files.manifest;
   StatusFacts facts;
   facts.dir = dir;
-  facts.status = read_json(dir + "/status.json");
-  facts.run = read_json(dir + "/run.json");
-  const json manifest = read_json(dir + "/.shardforge/manifest.json");
-  if (!facts.status.is_object() && !facts.run.is_object() && !manifest.is_object())
-    throw runtime::ConfigError(
-        dir + ": not a run directory (no status.json, run.json or .shardforge/manifest.json)");
+  facts.status = files.status;
+  facts.run = files.run;
   facts.manifest_command = text_of(manifest, "command");
   const std::string command =
       facts.status.is_object() ? text_of(facts.status, "command") : facts.manifest_command;
