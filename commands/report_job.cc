@@ -31,8 +31,6 @@ namespace {
 // duplicates.jsonl is read up to this many bytes (about 10 million lines).
 constexpr uint64_t kDuplicatesMaxBytes = uint64_t{1} << 30;
 
-json read_json(const std::string& path) { return read_json_file(path); }
-
 std::string text_of(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
 }
@@ -331,10 +329,10 @@ int report_job(const ReportOptions& options) {
 
   facts.command = text_of(manifest, "command");
   if (facts.command.empty()) facts.command = text_of(facts.status, "command");
-  facts.eval = read_json(dir + "/eval.json");
-  facts.search = read_json(dir + "/search.json");
-  facts.plan = read_json(dir + "/plan.json");
-  facts.dedup = read_json(dir + "/dedup.json");
+  facts.eval = read_json_file(dir + "/eval.json");
+  facts.search = read_json_file(dir + "/search.json");
+  facts.plan = read_json_file(dir + "/plan.json");
+  facts.dedup = read_json_file(dir + "/dedup.json");
   const std::string index_path = dir + "/index.faiss";
   if (fs::exists(index_path, ec)) {
     try {

@@ -283,8 +283,6 @@ std::string format_status(const nlohmann::json& report) {
 
 namespace {
 
-json read_json(const std::string& path) { return read_json_file(path); }
-
 // The marker of `stage`, checked cheaply: every output it lists still has its recorded size.
 // A stage with a marker per piece or per rank (add, read+sketch): how many. "" when there is
 // no marker.
@@ -292,7 +290,7 @@ std::string check_marker(const std::string& dir, const std::string& stage) {
   const std::string path = dir + "/checkpoints/" + stage + ".json";
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
-    const json marker = read_json(path);
+    const json marker = read_json_file(path);
     if (!marker.is_object()) return "unreadable";
     for (const json& o : marker.value("outputs", json::array())) {
       const std::string file = text_of(o, "path");
@@ -381,7 +379,7 @@ int status_job(const StatusOptions& options) {
   const std::string progress_dir = fs::path(runtime::progress_path(dir, 0, 0)).parent_path();
   if (fs::is_directory(progress_dir, ec))
     for (const auto& e : fs::directory_iterator(progress_dir, ec))
-      if (e.path().extension() == ".json") facts.progress.push_back(read_json(e.path()));
+      if (e.path().extension() == ".json") facts.progress.push_back(read_json_file(e.path()));
   if (facts.status.is_object()) facts.process = run_process(facts.status);
   facts.now = std::time(nullptr);
   facts.slurm_state = slurm_state(text_of(facts.status, "slurm_job_id"));
