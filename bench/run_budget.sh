@@ -3,9 +3,8 @@
 # ranks (default 2, 1 thread each), first without resources.memory_per_rank (the node's
 # available memory / ranks), then with BUDGET (default 512MiB). Each rank of the budgeted run is
 # wrapped in /usr/bin/time -f %M (rss.<rank>) and its VmRSS sampled every 20 ms from /proc
-# (sampled-NAME, bench/rss_sampler.py): the program resets its high-water mark at each stage's start
-# (/proc/self/clear_refs, for run.json's per-stage peaks), which resets ru_maxrss too, so %M is
-# the peak since the last stage began, not the whole job's. Prints, per stage, run.json's peak
+# (sampled-NAME, bench/rss_sampler.py): two outside views of the whole job's peak, which agree
+# (run.json's per-stage peaks no longer reset the high-water mark that %M reads). Prints, per stage, run.json's peak
 # per rank against the budget + 10 %, both whole-job peaks per rank, and whether index.faiss,
 # ids.jsonl and duplicates.jsonl are the same bytes in both runs.
 #   bench/run_budget.sh build/commands/shardforge CORPUS.jsonl...   (NP=2 BUDGET=512MiB OUT=/tmp/dir)

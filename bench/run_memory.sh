@@ -2,7 +2,7 @@
 # Time and peak RSS per stage and rank of the whole `shardforge run` on a corpus, for one or
 # more binaries run one after the other under the same config (to compare before/after), at NP
 # ranks (default 2), 1 thread per rank. Prints, per binary, each stage's seconds and peak RSS
-# (run.json: VmHWM reset at each stage's start, so it holds what the stage itself holds) per
+# (run.json: each stage's own peak, runtime::StagePeak) per
 # rank, each rank's peak RSS over the whole job (sampled from /proc: includes what happens
 # between stages, e.g. the row redistributions), and whether index.faiss / ids.jsonl / duplicates.jsonl
 # are the same bytes as the first binary's.

@@ -4,9 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <chrono>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -165,6 +170,32 @@ TEST(MemoryBudget, RunJsonRecordsItBesideEachStagesPeak) {
   const nlohmann::json eval = nlohmann::json::parse(again)["commands"]["eval"];
   EXPECT_FALSE(eval.contains("memory_budget_mib"));
   EXPECT_FALSE(eval["stages"][0].contains("over_budget"));
+}
+
+// Each stage's own peak, while the process's high-water mark (what /usr/bin/time -f %M and
+// Slurm's MaxRSS read, through ru_maxrss) keeps the largest: no stage resets it.
+TEST(StageLog, PeaksPerStageKeepTheProcesssHighWaterMark) {
+  constexpr size_t kBig = 96 * kMiB;
+  StageLog log;
+  log.begin("big");
+  const double before = current_rss_mib();
+  {
+    std::vector<char> held(kBig);
+    for (size_t i = 0; i < held.size(); i += 4096) held[i] = 1;  // resident, page by page
+    std::this_thread::sleep_for(std::chrono::milliseconds(4 * StagePeak::kSampleMs));
+    ASSERT_EQ(held[kBig - 4096], 1);
+  }  // freed: a block this large is unmapped, the RSS falls back
+  log.end();
+  log.begin("small");
+  log.end();
+  const double big = log.entries()[0].peak_rss_mib, small = log.entries()[1].peak_rss_mib;
+  EXPECT_GE(big, before + 90) << "the 96 MiB held in stage big";
+  EXPECT_LT(small, big - 60) << "stage small held nothing: its own peak, not the big one's";
+  EXPECT_GE(peak_rss_mib(), big - 1) << "VmHWM was reset";
+  rusage usage{};
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &usage), 0);
+  EXPECT_GE(static_cast<double>(usage.ru_maxrss) / 1024, big - 1)
+      << "ru_maxrss (/usr/bin/time -f %M) lost the big stage's peak";
 }
 
 // What eval's exact ground truth and search plan from the budget: fewer rows or queries per
