@@ -7,8 +7,8 @@ Each rank writes its pid to PID_BASE.<rank> (a wrapper: `echo $$ > ...; exec ...
 sampler reads /proc/<pid>/status (VmRSS) of that process and of its children (a rank run under
 /usr/bin/time is time's child) until every rank has exited, then writes one line to OUT: the
 ranks' peaks in KiB, rank 0 first. A second view beside getrusage's max RSS (/usr/bin/time %M,
-the kernel's own peak of the whole job): the two should agree; a binary older than commit
-"StagePeak" reset its high-water mark at every stage, so its %M is the last stage's peak only.
+the kernel's own peak of the whole job): the two should agree; a binary before commit 71d8577
+(runtime::StagePeak) reset its high-water mark at every stage, so its %M is the last stage's peak only.
 """
 import os
 import sys
