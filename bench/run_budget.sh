@@ -18,13 +18,8 @@ budget=${BUDGET:-512MiB}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=${OUT:-$(mktemp -d /tmp/sf-run-budget.XXXXXX)}
 mkdir -p "$work"
-{
-  echo "input:"; echo "  format: jsonl"; echo "  paths:"
-  for p in "$@"; do echo "    - \"$(realpath "$p")\""; done
-  echo "output: {dir: $work/out}"
-  echo "index: {metric: ip}"
-  echo "threads: 1"
-} >"$work/c.yaml"
+source "$(dirname "$0")/text_run_config.bash"
+text_run_config "$work/c.yaml" "$work/out" "$@"
 echo "corpus: $* ($(du -cb "$@" | tail -1 | cut -f1) bytes), $np rank(s), budget $budget"
 
 # sampled NAME: the ranks' VmRSS peaks (KiB) over the whole job, one line in $work/sampled-NAME,
@@ -97,7 +92,7 @@ for s in run["stages"]:
 for r in range(np):
     t = int(open(f"{work}/rss-budget.{r}").read().split()[-1])
     smp = int(open(f"{work}/sampled-budget").read().split()[r])
-    print(f"rank {r}: /usr/bin/time %M {t / 1024:.0f} MiB (since the last stage began), "
+    print(f"rank {r}: /usr/bin/time %M {t / 1024:.0f} MiB (whole job), "
           f"sampled VmRSS peak {smp / 1024:.0f} MiB (whole job)")
 print("stages over budget + 10 %:", ", ".join(over) if over else "none")
 PY
