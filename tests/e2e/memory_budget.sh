@@ -2,7 +2,8 @@
 # source, recorded in run.json beside each stage's peak and shown by `info`; a training sample
 # that cannot fit fails at once (exit 2, one error naming index.train_size, the budget and the
 # need, agreed on every rank: no MPI_ABORT), before k-means, and leaves no index.faiss; so does
-# a `run` whose embed stage cannot hold a rank's texts and embeddings.
+# a `run` whose embed stage cannot hold a rank's texts and embeddings, and a budget below what a
+# rank holds when it starts.
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 
@@ -29,6 +30,19 @@ grep -qF 'memory budget 2048 MiB per rank (resources.memory_per_rank)' "$WORK/in
 grep -q 'of budget' "$WORK/info.log" || { show "$WORK/info.log"; fail "info shows no stage against the budget"; }
 ok
 
+# A budget below what a rank holds when it starts (the program, MPI, FAISS: ~25 MiB) fails at
+# once, before any stage, on every rank alike.
+check "resources.memory_per_rank=1MiB: exit 2 at startup, naming the key, the budget and a rank's start"
+rm -rf "$WORK/out"
+sf_mpirun 2 "$WORK/start.log" build "$WORK/c.yaml" --set resources.memory_per_rank=1MiB
+[[ $SF_RC -eq 2 ]] || { show "$WORK/start.log"; fail "exit code $SF_RC, expected 2"; }
+expect_one_error "budget below a rank's start" "$WORK/start.log" "resources.memory_per_rank" \
+  "the memory budget 1 MiB per rank (resources.memory_per_rank)" \
+  "is less than a rank holds before any stage starts" "the largest rank's" "$WORK/c.yaml"
+grep -q '\[info\] corpus:' "$WORK/start.log" && { show "$WORK/start.log"; fail "a stage started"; }
+[[ -e "$WORK/out/index.faiss" ]] && fail "index.faiss exists after a failed build"
+ok "${ERROR_LINE#*\[error\] }"
+
 # A 200000-row sample: 100000 x 64 floats per rank (24 MiB read and moved) and the k-means
 # buffers do not fit 40 MiB.
 for np in 1 2; do
@@ -46,8 +60,9 @@ for np in 1 2; do
 done
 
 # `run`: embed holds a rank's texts and their embeddings; too little for them fails before embed
-# starts, after the dedup stages (which hold no texts).
-check "run: embed's texts and embeddings in 8 MiB per rank: exit 2 before embed starts"
+# starts, after the dedup stages (which hold no texts). 32 MiB: just above what a rank holds when
+# it starts (less fails at startup).
+check "run: embed's texts and embeddings in 32 MiB per rank: exit 2 before embed starts"
 "$PY" - "$WORK/docs.jsonl" <<'PY'
 import json, random, sys
 r = random.Random(7)
@@ -61,10 +76,10 @@ PY
   echo "output: {dir: \"$WORK/run\"}"
   echo "index: {metric: ip}"
 } >"$WORK/run.yaml"
-sf_mpirun 2 "$WORK/run-over.log" run "$WORK/run.yaml" --set resources.memory_per_rank=8MiB
+sf_mpirun 2 "$WORK/run-over.log" run "$WORK/run.yaml" --set resources.memory_per_rank=32MiB
 [[ $SF_RC -eq 2 ]] || { show "$WORK/run-over.log"; fail "exit code $SF_RC, expected 2"; }
 expect_one_error "embed over budget" "$WORK/run-over.log" "embed: a rank's texts" "embed.dim 256" \
-  "more than the memory budget 8 MiB per rank (resources.memory_per_rank)"
+  "more than the memory budget 32 MiB per rank (resources.memory_per_rank)"
 grep -q 'embed: texts read again' "$WORK/run-over.log" && { show "$WORK/run-over.log"; fail "embed started"; }
 [[ -e "$WORK/run/index.faiss" ]] && fail "index.faiss exists after a failed run"
 ok "${ERROR_LINE#*\[error\] }"

@@ -137,6 +137,36 @@ TEST(MemoryBudget, ResolvedOnceForEveryRankAlike) {
   EXPECT_EQ(budget.source, "resources.memory_per_rank");
 }
 
+// A budget below what a rank holds when it starts fails at once, naming the key, the budget and
+// the largest rank's start (resolve_memory_budget checks it on every rank alike).
+TEST(MemoryBudget, BelowWhatARankHoldsAtStartIsAConfigError) {
+  Config config;
+  config.source = "c.yaml";
+  MemoryBudget budget{kMiB, "resources.memory_per_rank"};
+  budget.start_bytes = 28 * kMiB;
+  try {
+    check_budget_covers_start(config, budget);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "c.yaml: resources.memory_per_rank: the memory budget 1 MiB per rank "
+              "(resources.memory_per_rank) is less than a rank holds before any stage starts: "
+              "28 MiB (the largest rank's: the program, MPI and FAISS); raise "
+              "resources.memory_per_rank");
+  }
+  budget.bytes = 28 * kMiB;
+  EXPECT_NO_THROW(check_budget_covers_start(config, budget));
+  budget.bytes = 0;  // no budget
+  EXPECT_NO_THROW(check_budget_covers_start(config, budget));
+  // resolve_memory_budget measures this process's start.
+  sf::testing::TempDir dir;
+  const std::string path = dir.file("c.yaml");
+  std::ofstream(path) << "input: {paths: [x.fvecs]}\noutput: {dir: out}\n"
+                         "resources: {memory_per_rank: 1MiB}\n";
+  const auto comm = cluster::make_serial_comm();
+  EXPECT_THROW(resolve_memory_budget(load_config(path), *comm), ConfigError);
+}
+
 // run.json records the budget beside each stage's peak, and which stage went over it.
 TEST(MemoryBudget, RunJsonRecordsItBesideEachStagesPeak) {
   sf::testing::TempDir temp;
