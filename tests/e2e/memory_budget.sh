@@ -43,6 +43,20 @@ grep -q '\[info\] corpus:' "$WORK/start.log" && { show "$WORK/start.log"; fail "
 [[ -e "$WORK/out/index.faiss" ]] && fail "index.faiss exists after a failed build"
 ok "${ERROR_LINE#*\[error\] }"
 
+# build's read and add plan from the budget: input.batch_rows and output.piece_rows lowered to
+# what 40 MiB holds (logged once), index.faiss byte-identical to a build without a budget.
+check "add in 40 MiB per rank (2 ranks): smaller batches and pieces, the same index.faiss"
+sfdata gen "$WORK/b256.fvecs" --rows 20000 --dim 256 --seed 3
+write_config "$WORK/d.yaml" "$WORK/add-budget" "IVF16,Flat" "$WORK/b256.fvecs"
+run_ok 2 "$WORK/add-budget.log" build "$WORK/d.yaml" --set resources.memory_per_rank=40MiB
+[[ $(grep -c '\] add: .* rows per batch, .* per piece (input.batch_rows 16384, output.piece_rows 65536, memory budget 40 MiB)' "$WORK/add-budget.log") -eq 1 ]] ||
+  { show "$WORK/add-budget.log"; fail "no single log line with the lowered batches and pieces"; }
+run_ok 2 "$WORK/add-free.log" build "$WORK/d.yaml" --set output.dir="$WORK/add-free"
+grep -q 'rows per batch' "$WORK/add-free.log" && { show "$WORK/add-free.log"; fail "lowered without a budget"; }
+cmp "$WORK/add-budget/index.faiss" "$WORK/add-free/index.faiss" ||
+  fail "index.faiss differs with the budget's batches and pieces"
+ok "$(grep -o 'add: [0-9]* rows per batch, [0-9]* per piece' "$WORK/add-budget.log")"
+
 # A 200000-row sample: 100000 x 64 floats per rank (24 MiB read and moved) and the k-means
 # buffers do not fit 40 MiB.
 for np in 1 2; do

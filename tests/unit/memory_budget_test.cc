@@ -18,6 +18,8 @@
 #include "cluster/comm.h"
 #include "runtime/config.h"
 #include "runtime/run_dir.h"
+#include "stages/batches.h"
+#include "stages/build.h"
 #include "stages/eval.h"
 #include "stages/shard_search.h"
 #include "tests/test_util.h"
@@ -249,6 +251,40 @@ TEST(MemoryBudget, PlansEvalAndSearchBatches) {
   EXPECT_LT(few, 4096);
   EXPECT_GE(few, 1);
   EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 1), 1);
+}
+
+// build's add: input.batch_rows and output.piece_rows as configured without a budget or where
+// they fit; lowered to whole blocks within half the budget; the least is one block each.
+TEST(MemoryBudget, PlansAddBatchesAndPieces) {
+  using stages::plan_add;
+  using stages::kBlockRows;
+  // 128 dims, Flat codes (512 bytes), nlist 1024, a 0.5 MiB trained index, 1 thread.
+  const uint64_t index_bytes = kMiB / 2;
+  const stages::AddPlan none = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 0);
+  EXPECT_EQ(none.batch_rows, 16384);
+  EXPECT_EQ(none.piece_rows, 65536);
+  const stages::AddPlan big = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 1024 * kMiB);
+  EXPECT_EQ(big.batch_rows, 16384);
+  EXPECT_EQ(big.piece_rows, 65536);
+  EXPECT_EQ(plan_add(1000, 1000, 128, 512, 1024, index_bytes, 1, 1024 * kMiB).batch_rows, 1000);
+  const stages::AddPlan tight = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 64 * kMiB);
+  EXPECT_LT(tight.batch_rows, 16384);
+  EXPECT_LT(tight.piece_rows, 65536);
+  EXPECT_EQ(tight.batch_rows % kBlockRows, 0);
+  EXPECT_EQ(tight.piece_rows % kBlockRows, 0);
+  EXPECT_LE(tight.fixed_bytes + static_cast<uint64_t>(tight.batch_rows) * tight.batch_row_bytes +
+                static_cast<uint64_t>(tight.piece_rows) * tight.piece_row_bytes,
+            32 * kMiB);
+  EXPECT_EQ(tight.need_bytes,
+            tight.fixed_bytes + kBlockRows * (tight.batch_row_bytes + tight.piece_row_bytes));
+  // More threads, more block buffers: a larger fixed part, fewer rows.
+  const stages::AddPlan threads = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 4, 64 * kMiB);
+  EXPECT_GT(threads.fixed_bytes, tight.fixed_bytes);
+  EXPECT_LE(threads.piece_rows, tight.piece_rows);
+  const stages::AddPlan least = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 4 * kMiB);
+  EXPECT_EQ(least.batch_rows, kBlockRows);
+  EXPECT_EQ(least.piece_rows, kBlockRows);
+  EXPECT_GT(least.need_bytes, 4 * kMiB);  // the add stage fails before it starts
 }
 
 }  // namespace
