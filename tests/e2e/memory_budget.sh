@@ -98,4 +98,32 @@ grep -q 'embed: texts read again' "$WORK/run-over.log" && { show "$WORK/run-over
 [[ -e "$WORK/run/index.faiss" ]] && fail "index.faiss exists after a failed run"
 ok "${ERROR_LINE#*\[error\] }"
 
+# dedup plans from the budget as it reads: within it, the same outputs as without one; a share
+# whose signatures cannot fit stops reading and every rank fails alike, before any sketch.
+check "dedup in 32 MiB per rank (2 ranks): the same kept/ and duplicates.jsonl as without a budget"
+{
+  echo "input: {format: jsonl, paths: [\"$WORK/docs.jsonl\"]}"
+  echo "output: {dir: \"$WORK/dedup\"}"
+  echo "dedup: {near: true}"
+} >"$WORK/dedup.yaml"
+run_ok 2 "$WORK/dedup-budget.log" dedup "$WORK/dedup.yaml" --set resources.memory_per_rank=32MiB
+run_ok 2 "$WORK/dedup-free.log" dedup "$WORK/dedup.yaml" --set output.dir="$WORK/dedup-free"
+diff -r "$WORK/dedup/kept" "$WORK/dedup-free/kept" >/dev/null || fail "kept/ differs with a budget"
+cmp "$WORK/dedup/duplicates.jsonl" "$WORK/dedup-free/duplicates.jsonl" ||
+  fail "duplicates.jsonl differs with a budget"
+ok
+
+check "dedup.num_perm 1024 in 32 MiB per rank (2 ranks): exit 2 while reading, nothing published"
+rm -rf "$WORK/dedup"
+sf_mpirun 2 "$WORK/dedup-over.log" dedup "$WORK/dedup.yaml" --set resources.memory_per_rank=32MiB \
+  --set dedup.num_perm=1024
+[[ $SF_RC -eq 2 ]] || { show "$WORK/dedup-over.log"; fail "exit code $SF_RC, expected 2"; }
+expect_one_error "dedup over budget" "$WORK/dedup-over.log" "dedup near" "x 1024 values (dedup.num_perm)" \
+  "more than the memory budget 32 MiB per rank (resources.memory_per_rank)" \
+  "run on more ranks, lower dedup.num_perm, or raise resources.memory_per_rank" "$WORK/dedup.yaml"
+grep -q '\] exact: ' "$WORK/dedup-over.log" && { show "$WORK/dedup-over.log"; fail "exact started"; }
+compgen -G "$WORK/dedup/sketch/*.sfar" >/dev/null && fail "a sketch was published"
+[[ -e "$WORK/dedup/duplicates.jsonl" || -e "$WORK/dedup/kept" ]] && fail "outputs after a failed dedup"
+ok "${ERROR_LINE#*\[error\] }"
+
 sf_done

@@ -18,8 +18,10 @@
 #include "cluster/comm.h"
 #include "runtime/config.h"
 #include "runtime/run_dir.h"
+#include "pipeline/text_dedup.h"
 #include "stages/batches.h"
 #include "stages/build.h"
+#include "stages/dedup/memory_plan.h"
 #include "stages/eval.h"
 #include "stages/shard_search.h"
 #include "tests/test_util.h"
@@ -285,6 +287,71 @@ TEST(MemoryBudget, PlansAddBatchesAndPieces) {
   EXPECT_EQ(least.batch_rows, kBlockRows);
   EXPECT_EQ(least.piece_rows, kBlockRows);
   EXPECT_GT(least.need_bytes, 4 * kMiB);  // the add stage fails before it starts
+}
+
+// dedup: what each stage holds grows with the records, the signature width and the shingle
+// sets; the meter counts a growing corpus as it grows; the check names the stage and the keys.
+TEST(MemoryBudget, PlansDedupFromTheRanksShare) {
+  namespace dd = stages::dedup;
+  dd::DedupShare share;
+  share.docs = 100000;
+  share.slots = 90000;
+  const dd::DedupNeeds exact_only = dd::dedup_needs(share, 0, false, false);
+  EXPECT_EQ(exact_only.near, 0u);
+  EXPECT_GT(exact_only.exact, exact_only.sketch);
+  const dd::DedupNeeds near = dd::dedup_needs(share, 128, false, false);
+  // The signatures (90000 x 128 x 4 bytes) held, and copied for dedup.keep other than first.
+  EXPECT_GE(near.sketch, 90000u * 128 * 4);
+  EXPECT_GE(near.near, 90000u * 128 * 4);
+  EXPECT_GE(dd::dedup_needs(share, 128, false, true).near, near.near + 90000u * 128 * 4);
+  EXPECT_GT(dd::dedup_needs(share, 256, false, false).near, near.near);
+  share.shingle_bytes = 50 * kMiB;
+  EXPECT_EQ(dd::dedup_needs(share, 128, false, false).near, near.near);  // not kept
+  EXPECT_GE(dd::dedup_needs(share, 128, true, false).near, near.near + 50 * kMiB);
+  dd::DedupShare half = share;
+  half.docs /= 2;
+  half.slots /= 2;
+  half.shingle_bytes /= 2;
+  EXPECT_LT(dd::dedup_needs(half, 128, true, false).near,
+            dd::dedup_needs(share, 128, true, false).near);
+
+  dd::LocalCorpus corpus;
+  dd::ShareMeter meter;
+  for (int i = 0; i < 3; ++i) {
+    corpus.keep_score.push_back(0);
+    corpus.ids.push_back("\"doc\"");
+    corpus.shingle_sets.push_back({1, 2, 3});
+    corpus.slots = i + 1;
+    meter.update(corpus);
+  }
+  EXPECT_EQ(meter.share().docs, 3);
+  EXPECT_EQ(meter.share().slots, 3);
+  EXPECT_EQ(meter.share().id_bytes, 15u);
+  EXPECT_EQ(meter.share().shingle_bytes, 3u * 3 * 8);
+
+  Config config;
+  config.source = "c.yaml";
+  const auto comm = cluster::make_serial_comm();
+  const MemoryBudget budget{128 * kMiB, "resources.memory_per_rank"};
+  share.shingle_bytes = 0;
+  EXPECT_NO_THROW(pipeline::check_dedup_budget(*comm, config, share, 128, false, false, false, budget));
+  share.docs = share.slots = 1000000;
+  try {
+    pipeline::check_dedup_budget(*comm, config, share, 128, false, false, true, budget);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("c.yaml: dedup near (per band"), std::string::npos) << m;
+    EXPECT_NE(m.find("1000000 record(s) (at least"), std::string::npos) << m;
+    EXPECT_NE(m.find("x 128 values (dedup.num_perm)"), std::string::npos) << m;
+    EXPECT_NE(m.find("more than the memory budget 128 MiB per rank"), std::string::npos) << m;
+    EXPECT_NE(m.find("run on more ranks, lower dedup.num_perm, or raise "
+                     "resources.memory_per_rank"),
+              std::string::npos)
+        << m;
+  }
+  EXPECT_NO_THROW(pipeline::check_dedup_budget(*comm, config, share, 128, false, false, false,
+                                               {0, "none"}));
 }
 
 }  // namespace
