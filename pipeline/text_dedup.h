@@ -14,7 +14,11 @@
 //                next batch and every rank fails alike (check_dedup_budget) before any sketch
 //                is published, so exact and near never start over it.
 //   exact        exact duplicates (stages/dedup/clusters.h); no checkpoint of its own
-//   near         near duplicates among the exact survivors (dedup.near); no checkpoint
+//   near         near duplicates among the exact survivors (dedup.near); no checkpoint. Memory:
+//                one band's keys and buckets at a time and the candidate pairs (kept unique
+//                between bands), linear in the rank's records, planned with read+sketch's (no
+//                rounds needed); the verification's copies of remote candidates' signatures
+//                are bounded by the candidate pairs only
 //   verdicts     the final clusters (stages/dedup/final_clusters.h); verdicts/rank-R.sfar,
 //                marker "verdicts" with the counts. With dedup.write_pairs not checkpointed:
 //                the verified pairs are not in it, so a resumed run makes them again.
