@@ -26,7 +26,8 @@ DedupNeeds dedup_needs(const DedupShare& share, int width, bool shingle_sets, bo
   const auto docs = static_cast<uint64_t>(share.docs);
   const auto slots = static_cast<uint64_t>(share.slots);
   const uint64_t signatures = slots * static_cast<uint64_t>(width > 0 ? width : 0) * 4;
-  const uint64_t sets = shingle_sets ? share.shingle_bytes + slots * sizeof(std::vector<uint64_t>) : 0;
+  const uint64_t sets =
+      shingle_sets ? share.shingle_bytes + slots * sizeof(std::vector<uint64_t>) : 0;
   DedupNeeds needs;
   // read_and_sketch's map of the texts seen (hash -> slot) while it reads.
   const uint64_t seen = width > 0 ? slots * kSeenSlotBytes : 0;
@@ -35,8 +36,7 @@ DedupNeeds dedup_needs(const DedupShare& share, int width, bool shingle_sets, bo
   needs.exact = held + docs * kExactDocBytes;
   // The survivors' signatures and sets, copied when their slots are not in row order, beside
   // the band step.
-  needs.near =
-      width > 0 ? held + (copied ? signatures + sets : 0) + slots * kNearSlotBytes : 0;
+  needs.near = width > 0 ? held + (copied ? signatures + sets : 0) + slots * kNearSlotBytes : 0;
   return needs;
 }
 
