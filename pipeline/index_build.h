@@ -174,9 +174,11 @@ class MergeStage : public runtime::Stage {
             const nlohmann::json& info) override;
 
  private:
-  // Collective: the plan (rank 0) and every shard file, into shards.tmp/.
-  void write_shards(cluster::Comm& comm, const runtime::StageContext& context,
-                    const stages::ListSource& lists, const stages::GlobalLists& global);
+  // Collective: the plan (rank 0) and every shard file, into shards.tmp/. Returns this rank's
+  // seconds writing them.
+  stages::MergeSeconds write_shards(cluster::Comm& comm, const runtime::StageContext& context,
+                                    const stages::ListSource& lists,
+                                    const stages::GlobalLists& global);
 
   IndexBuild& build_;
   const PartitionStage& partition_;

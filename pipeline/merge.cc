@@ -44,7 +44,13 @@ void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
     written_ =
         stages::write_merged_index(comm, *build_.index, *lists, global, index, kMergeRoundBytes);
     build_.ntotal = written_.ntotal;
-    if (partition_.options().shards > 0) write_shards(comm, context, *lists, global);
+    stages::MergeSeconds seconds = written_.seconds;
+    if (partition_.options().shards > 0) seconds += write_shards(comm, context, *lists, global);
+    // The slowest rank's parts (the marker's read-back comes after, in the runner).
+    double parts[] = {seconds.read, seconds.write, seconds.sync, seconds.check};
+    comm.allreduce_max(parts, 4);
+    spdlog::info("merge: read {:.2f} s, write {:.2f} s, sync {:.2f} s, check {:.2f} s (the "
+                 "slowest rank's)", parts[0], parts[1], parts[2], parts[3]);
   } catch (...) {
     std::error_code ec;
     if (comm.rank() == 0)  // nothing half-written stays
@@ -54,8 +60,10 @@ void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
   }
 }
 
-void MergeStage::write_shards(cluster::Comm& comm, const runtime::StageContext& context,
-                              const stages::ListSource& lists, const stages::GlobalLists& global) {
+stages::MergeSeconds MergeStage::write_shards(cluster::Comm& comm,
+                                              const runtime::StageContext& context,
+                                              const stages::ListSource& lists,
+                                              const stages::GlobalLists& global) {
   // The plan places whole lists by their global sizes (and, with a workload, their scan
   // costs): rank 0 makes it (it holds the workload) and sends the placement to the others.
   const std::string dir = context.checkpoints.path(kShardsTmpDir);
@@ -78,12 +86,15 @@ void MergeStage::write_shards(cluster::Comm& comm, const runtime::StageContext& 
   if (comm.rank() != 0)
     plan = stages::plan_from_json(nlohmann::json::parse(placement.begin(), placement.end()));
   // One collective pass per shard file: the ranks holding its lists write them.
+  stages::MergeSeconds seconds;
   for (int s = 0; s < plan.shards; ++s) {
     const std::vector<int> only = plan.lists_of_shard(s);
     const std::string name = std::filesystem::path(stages::shard_file_name(s)).filename().string();
-    stages::write_merged_index(comm, *build_.index, lists, global, {dir + "/" + name, "", ""},
-                               kMergeRoundBytes, &only);
+    seconds += stages::write_merged_index(comm, *build_.index, lists, global,
+                                          {dir + "/" + name, "", ""}, kMergeRoundBytes, &only)
+                   .seconds;
   }
+  return seconds;
 }
 
 runtime::StageOutputs MergeStage::save(cluster::Comm& comm,

@@ -17,8 +17,9 @@
 
 #include <cerrno>
 
-#include <cstring>
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <functional>
 #include <fstream>
 #include <stdexcept>
@@ -35,6 +36,10 @@ namespace {
 uint32_t fourcc(const char* s) {
   return static_cast<uint32_t>(s[0]) | static_cast<uint32_t>(s[1]) << 8 |
          static_cast<uint32_t>(s[2]) << 16 | static_cast<uint32_t>(s[3]) << 24;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 template <class T>
@@ -328,9 +333,11 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
                              std::function<void(uint64_t, uint64_t, char*)> fill) {
     const size_t i = chunks.size();
     crcs.push_back(crc32_z(0, nullptr, 0));
-    chunks.push_back({offset, size, [&crcs, i, fill = std::move(fill)](uint64_t at, uint64_t n,
-                                                                       char* dest) {
+    chunks.push_back({offset, size, [&crcs, &out, i, fill = std::move(fill)](
+                                        uint64_t at, uint64_t n, char* dest) {
+                        const auto began = std::chrono::steady_clock::now();
                         fill(at, n, dest);
+                        out.seconds.read += seconds_since(began);
                         crcs[i] = crc32_z(crcs[i], reinterpret_cast<const Bytef*>(dest),
                                           static_cast<z_size_t>(n));
                       }});
@@ -373,16 +380,20 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
     error = std::current_exception();
   }
   cluster::agree(comm, "merge", error);
+  auto began = std::chrono::steady_clock::now();
   try {
     file->write_all(chunks, round_bytes);
   } catch (...) {
     error = std::current_exception();
   }
+  out.seconds.write = seconds_since(began) - out.seconds.read;
+  began = std::chrono::steady_clock::now();
   try {
     file->close();
   } catch (...) {
     if (!error) error = std::current_exception();
   }
+  out.seconds.sync = seconds_since(began);
   // A check that does not trust the MPI-IO layer to report every failed write (Open MPI's
   // OMPIO did not; see cluster/comm_mpi.cc): the file's CRC-32, read back by rank 0, must be
   // that of the bytes the ranks wrote (their chunks' CRCs combined in file order).
@@ -392,9 +403,11 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
   const auto* crc_raw = reinterpret_cast<const char*>(written.data());
   const std::vector<cluster::Bytes> every =
       comm.gather(cluster::Bytes(crc_raw, crc_raw + written.size() * sizeof(ChunkCrc)), 0);
+  began = std::chrono::steady_clock::now();
   cluster::run_local_phase(comm, "merge", [&] {
     if (comm.rank() == 0) verify_file(path, every, file_bytes);
   });
+  out.seconds.check = seconds_since(began);
   return out;
 }
 
