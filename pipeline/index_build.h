@@ -186,6 +186,7 @@ class MergeStage : public runtime::Stage {
   double colocate_slack_ = -1;
   stages::MergedIndex written_;  // the collective merge's list sizes
   stages::PartitionPlan plan_;   // rank 0, partitioned
+  std::vector<io::FileDigest> shard_digests_;  // rank 0, partitioned: each shard file's
 };
 
 // The train stage's steps, also for tests. Collective: stages::train_index on build.rows with

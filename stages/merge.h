@@ -20,6 +20,7 @@
 #include <faiss/Index.h>
 
 #include "cluster/comm.h"
+#include "io/checksum.h"
 #include "stages/list_source.h"
 
 namespace sf::stages {
@@ -58,6 +59,9 @@ struct MergedIndex {
   std::vector<int64_t> list_sizes;  // global, per list
   uint64_t bytes = 0;               // the file's size (on disk: both files' sizes)
   MergeSeconds seconds;             // this rank's
+  // Rank 0: the file every rank wrote (index.faiss, on disk index.ivfdata) as read back for
+  // its check, the XXH3 a completion marker records (no need to read it once more).
+  io::FileDigest digest;
 };
 
 // Where write_merged_index writes, in which of FAISS's layouts.

@@ -21,10 +21,10 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
-#include <fstream>
 #include <stdexcept>
 
 #include "io/atomic_file.h"
+#include "io/checksum.h"
 #include "io/index_file.h"
 #include "stages/ivf_index.h"
 #include "stages/list_source.h"
@@ -143,8 +143,9 @@ struct ChunkCrc {
   uint32_t crc;
 };
 
-// Rank 0: `path` holds exactly the chunks of `every` rank, which tile [0, bytes).
-void verify_file(const std::string& path, const std::vector<cluster::Bytes>& every,
+// Rank 0: `path` holds exactly the chunks of `every` rank, which tile [0, bytes). Returns the
+// file's size and XXH3, from the same pass.
+io::FileDigest verify_file(const std::string& path, const std::vector<cluster::Bytes>& every,
                  uint64_t bytes) {
   std::vector<ChunkCrc> all;
   for (const cluster::Bytes& part : every) {
@@ -161,16 +162,11 @@ void verify_file(const std::string& path, const std::vector<cluster::Bytes>& eve
     end += c.size;
   }
   if (end != bytes) throw std::logic_error("write_merged_index: the chunks do not tile the file");
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> buffer(8 << 20);
   uLong found = crc32_z(0, nullptr, 0);
-  uint64_t read = 0;
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const auto n = static_cast<uint64_t>(in.gcount());
-    found = crc32_z(found, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<z_size_t>(n));
-    read += n;
-  }
+  const io::FileDigest digest = io::digest_file(path, [&](const char* data, size_t n) {
+    found = crc32_z(found, reinterpret_cast<const Bytef*>(data), static_cast<z_size_t>(n));
+  });
+  const auto read = static_cast<uint64_t>(digest.bytes);
   if (read != bytes) {
     // The MPI-IO layer lost the write error (a short write taken for a whole one): writing the
     // missing bytes again tells why (the file is removed after this anyway).
@@ -193,6 +189,7 @@ void verify_file(const std::string& path, const std::vector<cluster::Bytes>& eve
   if (found != expected)
     throw std::runtime_error("cannot write " + path +
                              ": its CRC-32 is not that of the bytes written (a write was lost)");
+  return digest;
 }
 
 // Bytes [at, at + n) of entries of `width` bytes, read whole by `read(begin, end, out)`: a
@@ -405,7 +402,7 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
       comm.gather(cluster::Bytes(crc_raw, crc_raw + written.size() * sizeof(ChunkCrc)), 0);
   began = std::chrono::steady_clock::now();
   cluster::run_local_phase(comm, "merge", [&] {
-    if (comm.rank() == 0) verify_file(path, every, file_bytes);
+    if (comm.rank() == 0) out.digest = verify_file(path, every, file_bytes);
   });
   out.seconds.check = seconds_since(began);
   return out;
