@@ -192,7 +192,7 @@ for name, path in zip(named[::2], named[1::2]):
         results[name, nprobe] = (d, found)
         recall = np.mean([len(set(found[i]) & set(gt[i])) / 10 for i in range(len(q))])
         line.append(f"nprobe {nprobe}: {recall:.3f}")
-    lists = type(faiss.extract_index_ivf(index).invlists).__name__
+    lists = type(faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)).__name__
     print(f"recall@10, {name} (faiss.read_index, {lists}, ntotal {index.ntotal}): " + ", ".join(line))
     del index
 for nprobe in (8, 32):
