@@ -26,7 +26,10 @@
 //              (stages::lists_in_pieces) round by round: no rank holds more than a round's
 //              buffer (kMergeRoundBytes) and its pieces' list offsets. The cost: every piece
 //              is read once more (usually still in the page cache: it was just written), in
-//              slices of one list, so a rank reads from all its pieces in turn. When
+//              slices of one list, so a rank reads from all its pieces in turn; rank 0 reads
+//              the written file back once (its CRC-32 check), which also gives the marker its
+//              XXH3. Measured (bench/RESULTS.md): the writes, at the disk's rate, are most of
+//              it; the piece reads a few per cent. The merge logs its parts. When
 //              partitioned, rank 0 makes the plan from the global list sizes and every shard
 //              file is written the same way (shards/, then plan.json). Marker "merge"; the
 //              pieces are removed
