@@ -13,7 +13,10 @@
 
 namespace sf::io {
 
-FileDigest digest_file(const std::string& path) {
+FileDigest digest_file(const std::string& path) { return digest_file(path, {}); }
+
+FileDigest digest_file(const std::string& path,
+                       const std::function<void(const char* data, size_t bytes)>& also) {
   struct Fd {
     int fd;
     ~Fd() {
@@ -35,6 +38,7 @@ FileDigest digest_file(const std::string& path) {
     }
     if (n == 0) break;
     XXH3_64bits_update(state.get(), buffer.data(), static_cast<size_t>(n));
+    if (also) also(buffer.data(), static_cast<size_t>(n));
     d.bytes += n;
   }
   d.xxh3 = XXH3_64bits_digest(state.get());

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace sf::io {
@@ -15,6 +16,9 @@ struct FileDigest {
 
 // Reads `path` whole. Throws std::runtime_error naming the path when it cannot be read.
 FileDigest digest_file(const std::string& path);
+// The same, and each buffer read is also given to `also` (another checksum of the same pass).
+FileDigest digest_file(const std::string& path,
+                       const std::function<void(const char* data, size_t bytes)>& also);
 // XXH3-64 of a buffer in memory (the same value digest_file gives for a file of these bytes).
 uint64_t xxh3(const void* data, size_t bytes);
 // 16 lower-case hex digits.

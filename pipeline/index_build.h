@@ -27,7 +27,10 @@
 //              (stages::lists_in_pieces) round by round: no rank holds more than a round's
 //              buffer (kMergeRoundBytes) and its pieces' list offsets. The cost: every piece
 //              is read once more (usually still in the page cache: it was just written), in
-//              slices of one list, so a rank reads from all its pieces in turn. When
+//              slices of one list, so a rank reads from all its pieces in turn; rank 0 reads
+//              the written file back once (its CRC-32 check), which also gives the marker its
+//              XXH3. Measured (bench/RESULTS.md): the writes, at the disk's rate, are most of
+//              it; the piece reads a few per cent. The merge logs its parts. When
 //              partitioned, rank 0 makes the plan from the global list sizes and every shard
 //              file is written the same way (shards/, then plan.json). Marker "merge"; the
 //              pieces are removed
@@ -176,9 +179,11 @@ class MergeStage : public runtime::Stage {
             const nlohmann::json& info) override;
 
  private:
-  // Collective: the plan (rank 0) and every shard file, into shards.tmp/.
-  void write_shards(cluster::Comm& comm, const runtime::StageContext& context,
-                    const stages::ListSource& lists, const stages::GlobalLists& global);
+  // Collective: the plan (rank 0) and every shard file, into shards.tmp/. Returns this rank's
+  // seconds writing them.
+  stages::MergeSeconds write_shards(cluster::Comm& comm, const runtime::StageContext& context,
+                                    const stages::ListSource& lists,
+                                    const stages::GlobalLists& global);
 
   IndexBuild& build_;
   const PartitionStage& partition_;
@@ -186,6 +191,7 @@ class MergeStage : public runtime::Stage {
   double colocate_slack_ = -1;
   stages::MergedIndex written_;  // the collective merge's list sizes
   stages::PartitionPlan plan_;   // rank 0, partitioned
+  std::vector<io::FileDigest> shard_digests_;  // rank 0, partitioned: each shard file's
 };
 
 // The train stage's steps, also for tests. Collective: stages::train_index on build.rows with

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <map>
 
 #include "io/atomic_file.h"
 #include "io/index_file.h"
@@ -44,7 +45,13 @@ void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
     written_ =
         stages::write_merged_index(comm, *build_.index, *lists, global, index, kMergeRoundBytes);
     build_.ntotal = written_.ntotal;
-    if (partition_.options().shards > 0) write_shards(comm, context, *lists, global);
+    stages::MergeSeconds seconds = written_.seconds;
+    if (partition_.options().shards > 0) seconds += write_shards(comm, context, *lists, global);
+    // The slowest rank's parts.
+    double parts[] = {seconds.read, seconds.write, seconds.sync, seconds.check};
+    comm.allreduce_max(parts, 4);
+    spdlog::info("merge: read {:.2f} s, write {:.2f} s, sync {:.2f} s, check {:.2f} s (the "
+                 "slowest rank's)", parts[0], parts[1], parts[2], parts[3]);
   } catch (...) {
     std::error_code ec;
     if (comm.rank() == 0)  // nothing half-written stays
@@ -54,8 +61,10 @@ void MergeStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
   }
 }
 
-void MergeStage::write_shards(cluster::Comm& comm, const runtime::StageContext& context,
-                              const stages::ListSource& lists, const stages::GlobalLists& global) {
+stages::MergeSeconds MergeStage::write_shards(cluster::Comm& comm,
+                                              const runtime::StageContext& context,
+                                              const stages::ListSource& lists,
+                                              const stages::GlobalLists& global) {
   // The plan places whole lists by their global sizes (and, with a workload, their scan
   // costs): rank 0 makes it (it holds the workload) and sends the placement to the others.
   const std::string dir = context.checkpoints.path(kShardsTmpDir);
@@ -78,12 +87,17 @@ void MergeStage::write_shards(cluster::Comm& comm, const runtime::StageContext& 
   if (comm.rank() != 0)
     plan = stages::plan_from_json(nlohmann::json::parse(placement.begin(), placement.end()));
   // One collective pass per shard file: the ranks holding its lists write them.
+  stages::MergeSeconds seconds;
+  shard_digests_.clear();
   for (int s = 0; s < plan.shards; ++s) {
     const std::vector<int> only = plan.lists_of_shard(s);
     const std::string name = std::filesystem::path(stages::shard_file_name(s)).filename().string();
-    stages::write_merged_index(comm, *build_.index, lists, global, {dir + "/" + name, "", ""},
-                               kMergeRoundBytes, &only);
+    const stages::MergedIndex shard = stages::write_merged_index(
+        comm, *build_.index, lists, global, {dir + "/" + name, "", ""}, kMergeRoundBytes, &only);
+    seconds += shard.seconds;
+    shard_digests_.push_back(shard.digest);
   }
+  return seconds;
 }
 
 runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
@@ -102,6 +116,10 @@ runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
     });
   };
   std::vector<std::string> outputs = {kIndexFile};
+  // The files the ranks wrote were read back whole by their check: the marker takes the XXH3
+  // of that pass instead of reading them once more.
+  std::map<std::string, io::FileDigest> digests = {{ondisk_ ? kIvfdataFile : kIndexFile,
+                                                    written_.digest}};
   if (ondisk_) {  // the lists first: index.faiss names them
     publish(kIvfdataTmpFile, kIvfdataFile);
     outputs.push_back(kIvfdataFile);
@@ -126,6 +144,7 @@ runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
         std::filesystem::rename(files.path(kShardsTmpDir) + name.substr(name.find('/')), tmp);
       });
       outputs.push_back(name);
+      digests[name] = shard_digests_.at(static_cast<size_t>(s));
     }
     std::filesystem::remove(files.path(kShardsTmpDir));
     stages::write_plan(plan, dir + "/plan.json");  // last: its presence means the layout is whole
@@ -146,7 +165,8 @@ runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
                            {"shards_per_query", plan.shards_per_query}};
   }
   return {outputs,
-          {{"ntotal", build_.ntotal}, {"nlist", build_.nlist}, {"partition", build_.plan_summary}}};
+          {{"ntotal", build_.ntotal}, {"nlist", build_.nlist}, {"partition", build_.plan_summary}},
+          digests};
 }
 
 void MergeStage::saved(const runtime::StageContext& context) {

@@ -213,10 +213,12 @@ std::string Checkpoints::verify(const Fingerprint& fp) const {
 }
 
 void Checkpoints::mark_complete(const Fingerprint& fp, const std::vector<std::string>& outputs,
-                                const nlohmann::json& info) const {
+                                const nlohmann::json& info,
+                                const std::map<std::string, io::FileDigest>& digests) const {
   nlohmann::json files = nlohmann::json::array();
   for (const std::string& rel : outputs) {
-    const io::FileDigest d = io::digest_file(path(rel));
+    const auto known = digests.find(rel);
+    const io::FileDigest d = known != digests.end() ? known->second : io::digest_file(path(rel));
     files.push_back({{"path", rel}, {"bytes", d.bytes}, {"xxh3", io::hex64(d.xxh3)}});
   }
   const nlohmann::json marker = {{"format_version", kMarkerFormatVersion},

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,9 +94,11 @@ class Checkpoints {
   std::string verify(const Fingerprint& fp) const;
   // Records fp.stage() as complete with `outputs` (paths relative to the run dir, already
   // published) and `info` (anything a resumed run needs to report, e.g. counts). Reads each
-  // output back to checksum what is on disk. Throws std::runtime_error naming the file.
+  // output back to checksum what is on disk, unless `digests` has it (read back by the
+  // caller). Throws std::runtime_error naming the file.
   void mark_complete(const Fingerprint& fp, const std::vector<std::string>& outputs,
-                     const nlohmann::json& info = nlohmann::json::object()) const;
+                     const nlohmann::json& info = nlohmann::json::object(),
+                     const std::map<std::string, io::FileDigest>& digests = {}) const;
   // "" when `relative`, a published output that a command reads (index.faiss, plan.json, a
   // shard, ids.jsonl), has the size and XXH3 that the marker of `stage` recorded for it;
   // otherwise why not, naming the file: "<run dir>/index.faiss: 812 bytes, its marker

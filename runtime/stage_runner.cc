@@ -124,7 +124,7 @@ void StageRunner::run_one(Stage& stage, const StageContext& context) {
   // marker is written.
   run_step(comm_, stage.name() + ": checkpoint", [&] {
     if (comm_.rank() != 0) return;
-    checkpoints_.mark_complete(fp, outputs.files, outputs.info);
+    checkpoints_.mark_complete(fp, outputs.files, outputs.info, outputs.digests);
     stage.saved(context);
   });
 }

@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -78,6 +79,9 @@ class StageOptions {
 struct StageOutputs {
   std::vector<std::string> files;
   nlohmann::json info = nlohmann::json::object();
+  // Digests of some of `files` that the stage read back itself (the merge's index.faiss):
+  // the marker takes them instead of reading those files once more.
+  std::map<std::string, io::FileDigest> digests = {};
 };
 
 // What a stage is given when it runs, saves or loads.

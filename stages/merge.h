@@ -20,6 +20,7 @@
 #include <faiss/Index.h>
 
 #include "cluster/comm.h"
+#include "io/checksum.h"
 #include "stages/list_source.h"
 
 namespace sf::stages {
@@ -40,11 +41,27 @@ struct ShardHeader {
 // number of vectors. Throws cluster::PhaseError on every rank if any rank failed.
 int64_t merge_shards(cluster::Comm& comm, faiss::Index& index);
 
+// Where one rank's write_merged_index seconds went (wall time). `read`: its lists' bytes read
+// from their source into the round buffer (the pieces' preads); `write`: MPI-IO writes (with
+// the waits for the other ranks); `sync`: the data flushed to storage; `check`: rank 0's
+// read-back of the file.
+struct MergeSeconds {
+  double read = 0, write = 0, sync = 0, check = 0;
+  MergeSeconds& operator+=(const MergeSeconds& o) {
+    read += o.read, write += o.write, sync += o.sync, check += o.check;
+    return *this;
+  }
+};
+
 // What write_merged_index wrote (every rank).
 struct MergedIndex {
   int64_t ntotal = 0;
   std::vector<int64_t> list_sizes;  // global, per list
   uint64_t bytes = 0;               // the file's size (on disk: both files' sizes)
+  MergeSeconds seconds;             // this rank's
+  // Rank 0: the file every rank wrote (index.faiss, on disk index.ivfdata) as read back for
+  // its check, the XXH3 a completion marker records (no need to read it once more).
+  io::FileDigest digest;
 };
 
 // Where write_merged_index writes, in which of FAISS's layouts.

@@ -17,13 +17,14 @@
 
 #include <cerrno>
 
-#include <cstring>
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <functional>
-#include <fstream>
 #include <stdexcept>
 
 #include "io/atomic_file.h"
+#include "io/checksum.h"
 #include "io/index_file.h"
 #include "stages/ivf_index.h"
 #include "stages/list_source.h"
@@ -35,6 +36,10 @@ namespace {
 uint32_t fourcc(const char* s) {
   return static_cast<uint32_t>(s[0]) | static_cast<uint32_t>(s[1]) << 8 |
          static_cast<uint32_t>(s[2]) << 16 | static_cast<uint32_t>(s[3]) << 24;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 template <class T>
@@ -138,8 +143,9 @@ struct ChunkCrc {
   uint32_t crc;
 };
 
-// Rank 0: `path` holds exactly the chunks of `every` rank, which tile [0, bytes).
-void verify_file(const std::string& path, const std::vector<cluster::Bytes>& every,
+// Rank 0: `path` holds exactly the chunks of `every` rank, which tile [0, bytes). Returns the
+// file's size and XXH3, from the same pass.
+io::FileDigest verify_file(const std::string& path, const std::vector<cluster::Bytes>& every,
                  uint64_t bytes) {
   std::vector<ChunkCrc> all;
   for (const cluster::Bytes& part : every) {
@@ -156,16 +162,11 @@ void verify_file(const std::string& path, const std::vector<cluster::Bytes>& eve
     end += c.size;
   }
   if (end != bytes) throw std::logic_error("write_merged_index: the chunks do not tile the file");
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> buffer(8 << 20);
   uLong found = crc32_z(0, nullptr, 0);
-  uint64_t read = 0;
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const auto n = static_cast<uint64_t>(in.gcount());
-    found = crc32_z(found, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<z_size_t>(n));
-    read += n;
-  }
+  const io::FileDigest digest = io::digest_file(path, [&](const char* data, size_t n) {
+    found = crc32_z(found, reinterpret_cast<const Bytef*>(data), static_cast<z_size_t>(n));
+  });
+  const auto read = static_cast<uint64_t>(digest.bytes);
   if (read != bytes) {
     // The MPI-IO layer lost the write error (a short write taken for a whole one): writing the
     // missing bytes again tells why (the file is removed after this anyway).
@@ -188,6 +189,7 @@ void verify_file(const std::string& path, const std::vector<cluster::Bytes>& eve
   if (found != expected)
     throw std::runtime_error("cannot write " + path +
                              ": its CRC-32 is not that of the bytes written (a write was lost)");
+  return digest;
 }
 
 // Bytes [at, at + n) of entries of `width` bytes, read whole by `read(begin, end, out)`: a
@@ -328,9 +330,11 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
                              std::function<void(uint64_t, uint64_t, char*)> fill) {
     const size_t i = chunks.size();
     crcs.push_back(crc32_z(0, nullptr, 0));
-    chunks.push_back({offset, size, [&crcs, i, fill = std::move(fill)](uint64_t at, uint64_t n,
-                                                                       char* dest) {
+    chunks.push_back({offset, size, [&crcs, &out, i, fill = std::move(fill)](
+                                        uint64_t at, uint64_t n, char* dest) {
+                        const auto began = std::chrono::steady_clock::now();
                         fill(at, n, dest);
+                        out.seconds.read += seconds_since(began);
                         crcs[i] = crc32_z(crcs[i], reinterpret_cast<const Bytef*>(dest),
                                           static_cast<z_size_t>(n));
                       }});
@@ -373,16 +377,20 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
     error = std::current_exception();
   }
   cluster::agree(comm, "merge", error);
+  auto began = std::chrono::steady_clock::now();
   try {
     file->write_all(chunks, round_bytes);
   } catch (...) {
     error = std::current_exception();
   }
+  out.seconds.write = seconds_since(began) - out.seconds.read;
+  began = std::chrono::steady_clock::now();
   try {
     file->close();
   } catch (...) {
     if (!error) error = std::current_exception();
   }
+  out.seconds.sync = seconds_since(began);
   // A check that does not trust the MPI-IO layer to report every failed write (Open MPI's
   // OMPIO did not; see cluster/comm_mpi.cc): the file's CRC-32, read back by rank 0, must be
   // that of the bytes the ranks wrote (their chunks' CRCs combined in file order).
@@ -392,9 +400,11 @@ MergedIndex write_merged_index(cluster::Comm& comm, faiss::Index& trained,
   const auto* crc_raw = reinterpret_cast<const char*>(written.data());
   const std::vector<cluster::Bytes> every =
       comm.gather(cluster::Bytes(crc_raw, crc_raw + written.size() * sizeof(ChunkCrc)), 0);
+  began = std::chrono::steady_clock::now();
   cluster::run_local_phase(comm, "merge", [&] {
-    if (comm.rank() == 0) verify_file(path, every, file_bytes);
+    if (comm.rank() == 0) out.digest = verify_file(path, every, file_bytes);
   });
+  out.seconds.check = seconds_since(began);
   return out;
 }
 

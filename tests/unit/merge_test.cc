@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/checksum.h"
 #include "io/index_file.h"
 #include "stages/ivf_index.h"
 #include "stages/list_source.h"
@@ -251,6 +252,10 @@ TEST(CollectiveMerge, OneRankWritesFaissBytesFullAndSparse) {
     EXPECT_EQ(out.bytes, expected.size());
     EXPECT_TRUE(written == expected) << rows << " rows: the file differs from FAISS's bytes";
     EXPECT_EQ(io::read_index_file(path)->ntotal, rows);
+    // The check's read-back gives the completion marker the file's digest.
+    const io::FileDigest digest = io::digest_file(path);
+    EXPECT_EQ(out.digest.bytes, digest.bytes);
+    EXPECT_EQ(out.digest.xxh3, digest.xxh3);
   }
 }
 
@@ -267,6 +272,8 @@ TEST(CollectiveMerge, OnDiskLayoutReadsFromAMovedFolderAndRefusesATruncatedOne) 
       *serial, *index, {dir.file("a/index.faiss"), dir.file("a/index.ivfdata"), "index.ivfdata"},
       1000);
   EXPECT_EQ(out.ntotal, kRows);
+  EXPECT_EQ(out.digest.xxh3, io::digest_file(dir.file("a/index.ivfdata")).xxh3)
+      << "the digest is the lists' file's, which every rank wrote";
   std::filesystem::rename(dir.file("a"), dir.file("b"));
   {
     const std::unique_ptr<faiss::Index> read = io::read_index_file(dir.file("b/index.faiss"));
