@@ -324,8 +324,10 @@ TrainNeeds train_needs(const faiss::Index& index, int64_t rows, int d, int ranks
   const auto team = static_cast<uint64_t>(std::max(1, threads));
   // choose_sample: the sorted ids and Floyd's hash set (about 4 words per id).
   uint64_t bytes = static_cast<uint64_t>(needs.sample_rows) * 8 * 5;
-  // The rows read and the rows held after the move; the transformed copy.
-  bytes += 2 * local * d * f + (has_transforms ? local * d_out * f : 0);
+  // The rows read and, at more than one rank, the rows held after the move (move_sample_blocks
+  // builds them while the rows read still exist; one rank keeps what it read); the transformed
+  // copy.
+  bytes += (ranks > 1 ? 2 : 1) * local * d * f + (has_transforms ? local * d_out * f : 0);
   // k-means: per-thread and total integer sums and counts, the centroids (double at the start),
   // the labels and distances of the local rows, FAISS's 4096 x 1024 distance block per thread.
   const auto kd = static_cast<uint64_t>(k * d_out);

@@ -80,7 +80,7 @@ struct TrainNeeds {
 };
 // Of `index` (from make_ivf_index, untrained) on `rows` rows of `d` dims at `ranks` ranks of
 // `threads` threads: the sample's ids (every rank), a rank's sample rows (twice while they move
-// between ranks) and their transformed copy, the k-means buffers (per-thread sums, labels,
+// between ranks, at more than one rank) and their transformed copy, the k-means buffers (per-thread sums, labels,
 // FAISS's distance blocks), the codebook sample on rank 0 (gathered, transformed) and the
 // serialized index. No MPI.
 TrainNeeds train_needs(const faiss::Index& index, int64_t rows, int d, int ranks, int threads,

@@ -173,6 +173,10 @@ TEST(TrainNeeds, GrowsWithTheSampleAndCountsTheCodebookSample) {
   EXPECT_GT(big.bytes, small.bytes);
   // More ranks: a smaller share per rank.
   EXPECT_LT(train_needs(*flat, 1000000, 32, 4, 1, options).bytes, big.bytes);
+  // One rank keeps the rows it read: the sample once (400,000 x 32 floats), not twice.
+  const TrainNeeds one = train_needs(*flat, 1000000, 32, 1, 1, options);
+  EXPECT_GE(one.bytes, 400000u * 32 * 4);
+  EXPECT_LT(one.bytes, 2u * 400000 * 32 * 4);
   // A sample capped by the corpus.
   EXPECT_EQ(train_needs(*flat, 100000, 32, 2, 1, options).sample_rows, 100000);
   const auto pq = make_ivf_index(32, "IVF64,PQ8np", false);
