@@ -49,10 +49,9 @@ echo "corpus: $rows x 128 float32, $(stat -c %s "$work/base.fvecs") bytes; queri
 echo "config:"; sed 's/^/  /' "$work/c.yaml"
 
 # A rank: its peak RSS measured from outside by /usr/bin/time (max RSS of the process), and
-# by a sampler of /proc/<pid>/status (VmRSS every 20 ms). Both are needed: shardforge resets
-# its own high-water mark at every stage (writing 5 to /proc/self/clear_refs, for run.json's
-# per-stage peaks), and the kernel's max RSS that /usr/bin/time reports is reset with it, so
-# /usr/bin/time sees only the peak since the last stage began.
+# by a sampler of /proc/<pid>/status (VmRSS every 20 ms): two outside views of the whole job,
+# which agree (run.json's per-stage peaks reset nothing since commit 71d8577; before it, the
+# kernel's max RSS that /usr/bin/time reports was reset at every stage).
 cat >"$work/rank.sh" <<'SH'
 #!/usr/bin/env bash
 echo $$ >"$TIMES.pid.$OMPI_COMM_WORLD_RANK"
@@ -116,8 +115,8 @@ if parts:
           f"{w:.2f} s, sync {s:.2f} s, rank 0's read-back check {c:.2f} s; the stage less these "
           f"(header, list sizes, marker, removing the pieces) {max(0.0, merge - r - w - s - c):.2f} s")
 worst = max(peaks + sampled + [max(v) * 1024 for v in per_stage.values() if v])
-print(f"  peak RSS per rank: /usr/bin/time {[round(p / 1024) for p in peaks]} MiB (since the last "
-      f"stage began), sampled every 20 ms {[round(p / 1024) for p in sampled]} MiB; budget + 10 % "
+print(f"  peak RSS per rank: /usr/bin/time {[round(p / 1024) for p in peaks]} MiB (whole "
+      f"job), sampled every 20 ms {[round(p / 1024) for p in sampled]} MiB; budget + 10 % "
       f"= {limit / 1024:.0f} MiB: {'within' if worst <= limit else 'OVER'} (worst of all three "
       f"measures: {worst / 1024:.0f} MiB)")
 print(f"  peak RSS per stage and rank (run.json, MiB): {per_stage}")
