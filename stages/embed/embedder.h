@@ -39,11 +39,19 @@ class Embedder {
   // Columns of every embedding. Known after construction (hashed, precomputed from a file) or
   // after fit() (precomputed from a JSONL field, when embed.dim is 0).
   virtual int dim() const = 0;
-  // Collective: every rank passes all of its documents once, before any embed(). Throws alike
-  // on every rank for corpus-wide problems. Default: nothing to learn.
-  virtual void fit(cluster::Comm& comm, const DocBatch& docs) {
-    (void)comm;
-    (void)docs;
+  // Fit over batches, before any embed(): fit_begin(), then fit_batch() (local) for each batch
+  // of this rank's documents in row order, then fit_end() (collective: every rank calls it
+  // once, also one that passed no batch). The same state, to the byte, as fit() over all of
+  // them at once, for any split into batches. fit_end() throws alike on every rank for
+  // corpus-wide problems. Default: nothing to learn.
+  virtual void fit_begin() {}
+  virtual void fit_batch(const DocBatch& docs) { (void)docs; }
+  virtual void fit_end(cluster::Comm& comm) { (void)comm; }
+  // Collective: fit over one batch of all of this rank's documents.
+  void fit(cluster::Comm& comm, const DocBatch& docs) {
+    fit_begin();
+    fit_batch(docs);
+    fit_end(comm);
   }
   // Local, thread-safe after fit(): writes docs.size() x dim() floats, row-major, to `out`.
   // Throws io::InputError naming the row for a document it cannot embed.

@@ -75,9 +75,11 @@ void HashedEmbedder::term_weights(std::string_view text, float* out) const {
   }
 }
 
-void HashedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
+void HashedEmbedder::fit_begin() { df_.assign(static_cast<size_t>(dim_) + 1, 0); }
+
+void HashedEmbedder::fit_batch(const DocBatch& docs) {
+  if (df_.empty()) throw std::logic_error("HashedEmbedder::fit_batch before fit_begin");
   const std::vector<std::string_view>& texts = docs.texts;
-  std::vector<int64_t> df(static_cast<size_t>(dim_) + 1, 0);  // last slot: document count
   const auto n = static_cast<int64_t>(texts.size());
 #pragma omp parallel
   {
@@ -89,11 +91,16 @@ void HashedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
       for (int b = 0; b < dim_; ++b) mine[b] += weights[b] != 0.0f ? 1 : 0;
     }
 #pragma omp critical
-    for (int b = 0; b < dim_; ++b) df[b] += mine[b];
+    for (int b = 0; b < dim_; ++b) df_[b] += mine[b];
   }
-  df[dim_] = static_cast<int64_t>(texts.size());
-  comm.allreduce_sum(df.data(), df.size());
-  set_idf(df);
+  df_[dim_] += n;
+}
+
+void HashedEmbedder::fit_end(cluster::Comm& comm) {
+  if (df_.empty()) df_.assign(static_cast<size_t>(dim_) + 1, 0);  // no batch on this rank
+  comm.allreduce_sum(df_.data(), df_.size());
+  set_idf(df_);
+  std::vector<int64_t>().swap(df_);
 }
 
 void HashedEmbedder::set_idf(const std::vector<int64_t>& df) {

@@ -20,8 +20,11 @@ class HashedEmbedder : public Embedder {
   // REQUIRES: dim >= 1.
   HashedEmbedder(int dim, uint64_t seed);
   int dim() const override { return dim_; }
-  // Collective: one allreduce of the per-bucket document frequencies and the document count.
-  void fit(cluster::Comm& comm, const DocBatch& docs) override;
+  // Document frequencies per bucket, counted batch by batch (integers: the sum is exact in any
+  // split); fit_end: one allreduce of them and the document count, then the idf.
+  void fit_begin() override;
+  void fit_batch(const DocBatch& docs) override;
+  void fit_end(cluster::Comm& comm) override;
   void embed(const DocBatch& docs, float* out) const override;
   // Collective, one pass over the texts: each document's term weights are computed once,
   // counted for the document frequencies and, for a selected document, kept as its output row;
@@ -49,6 +52,7 @@ class HashedEmbedder : public Embedder {
   int dim_;
   uint64_t seed_;
   std::vector<float> idf_;  // all 1 until fit()
+  std::vector<int64_t> df_;  // between fit_begin and fit_end: per bucket, then the documents
 };
 
 }  // namespace sf::stages::embed

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -263,6 +264,53 @@ TEST(PrecomputedEmbedder, FitEmbedSelectsRows) {
   docs.raw[2] = R"({"vec": [5]})";
   const std::string error = error_of([&] { embedder->fit_embed(*comm, docs, {1, 2}, 1); });
   EXPECT_NE(error.find("row 12"), std::string::npos) << error;
+}
+
+// fit_begin / fit_batch / fit_end over batches of any size (empty ones too) learn the same
+// state, to the byte, as fit() over all the documents at once (the embed stage reads its texts
+// in batches planned from the memory budget).
+TEST(Embedder, FitOverBatchesEqualsFitOverAll) {
+  std::vector<std::string> texts, raws;
+  for (int i = 0; i < 301; ++i) {
+    std::string t = "doc " + std::to_string(i % 41) + " shared words";
+    for (int j = 0; j < i % 7; ++j) t += " w" + std::to_string((i * 5 + j) % 29);
+    texts.push_back(i % 60 == 0 ? std::string() : t);
+    raws.push_back(R"({"vec": [)" + std::to_string(i) + ", 1, 2]}");
+  }
+  const std::vector<std::string_view> views(texts.begin(), texts.end());
+  DocBatch all = batch_of(views);
+  all.raw.assign(raws.begin(), raws.end());
+  auto comm = cluster::make_serial_comm();
+  auto fit_batched = [&](Embedder& embedder, size_t per) {
+    embedder.fit_begin();
+    embedder.fit_batch(DocBatch{});
+    for (size_t lo = 0; lo < all.size(); lo += per) {
+      DocBatch part;
+      for (size_t i = lo; i < std::min(all.size(), lo + per); ++i) {
+        part.texts.push_back(all.texts[i]);
+        part.rows.push_back(all.rows[i]);
+        part.raw.push_back(all.raw[i]);
+      }
+      embedder.fit_batch(part);
+    }
+    embedder.fit_end(*comm);
+  };
+  HashedEmbedder whole(64, 5);
+  whole.fit(*comm, all);
+  EmbedOptions field;
+  field.method = "precomputed";
+  field.vectors_field = "vec";
+  for (size_t per : {1, 2, 7, 64, 300, 1000}) {
+    HashedEmbedder batched(64, 5);
+    fit_batched(batched, per);
+    EXPECT_EQ(batched.state().dump(), whole.state().dump()) << per << " documents per batch";
+    auto precomputed = make_embedder(field);
+    fit_batched(*precomputed, per);
+    EXPECT_EQ(precomputed->dim(), 3) << per << " documents per batch";
+  }
+  HashedEmbedder nothing(64, 5);  // a rank without documents: fit_end alone
+  nothing.fit_end(*comm);
+  EXPECT_EQ(nothing.idf(), std::vector<float>(64, 1.0f));
 }
 
 }  // namespace
