@@ -2,12 +2,13 @@
 //
 // An embedder is a per-batch transform (embed()); one that needs corpus-wide statistics (the
 // hashed embedder's idf) or a corpus-wide check (the precomputed embedder's row count) does it
-// first in fit(), its one collective step. Embedders are chosen by name (`embed.method`)
+// first in its fit over batches (fit_begin, fit_batch, fit_end: the collective step), so that
+// a rank never holds its share of the texts. Embedders are chosen by name (`embed.method`)
 // through make_embedder.
 //
 // Plugging in a model (e.g. an ONNX sentence encoder): implement embed() for a batch — the
-// normalised texts are in DocBatch::texts, the original records in DocBatch::raw — and fit()
-// only if the model needs the corpus; add the method's name to make_embedder (embedder.cc)
+// normalised texts are in DocBatch::texts, the original records in DocBatch::raw — and the
+// fit only if the model needs the corpus; add the method's name to make_embedder (embedder.cc)
 // and to the `embed.method` choices in runtime/config.cc. None ships: no model weights can be
 // downloaded on the machines this is built on.
 #pragma once
@@ -56,14 +57,6 @@ class Embedder {
   // Local, thread-safe after fit(): writes docs.size() x dim() floats, row-major, to `out`.
   // Throws io::InputError naming the row for a document it cannot embed.
   virtual void embed(const DocBatch& docs, float* out) const = 0;
-  // Collective: fit() on all of `docs`, then the embeddings of docs[selected[0]],
-  // docs[selected[1]], ... (increasing indices), selected.size() x dim() floats, computed over
-  // the OpenMP threads in tasks of `batch` documents. The same bytes as fit() then embed().
-  // A local failure (embed() throwing) is agreed across ranks: every rank throws PhaseError.
-  // Default: exactly that, in two passes over the texts. An embedder whose fit() computes
-  // what embed() computes anyway overrides it to do that work once (HashedEmbedder).
-  virtual std::vector<float> fit_embed(cluster::Comm& comm, const DocBatch& docs,
-                                       const std::vector<int64_t>& selected, int64_t batch);
   // What embeds a new text the same way later (`shardforge query`), after fit(): a versioned
   // JSON object naming the method ({"format_version", "method", ...}).
   virtual nlohmann::json state() const = 0;

@@ -130,47 +130,6 @@ void HashedEmbedder::embed(const DocBatch& docs, float* out) const {
   }
 }
 
-std::vector<float> HashedEmbedder::fit_embed(cluster::Comm& comm, const DocBatch& docs,
-                                             const std::vector<int64_t>& selected, int64_t batch) {
-  const size_t d = static_cast<size_t>(dim_);
-  const auto n = static_cast<int64_t>(docs.texts.size());
-  std::vector<float> out(selected.size() * d);
-  std::vector<int64_t> df(d + 1, 0);  // last slot: document count
-  cluster::run_local_phase(comm, "embed", [&] {
-    std::vector<int64_t> slot(static_cast<size_t>(n), -1);  // a document's output row
-    for (size_t k = 0; k < selected.size(); ++k) {
-      const int64_t i = selected[k];
-      if (i < 0 || i >= n || (k > 0 && i <= selected[k - 1]))
-        throw std::invalid_argument("fit_embed: selected documents must be increasing indices");
-      slot[static_cast<size_t>(i)] = static_cast<int64_t>(k);
-    }
-    // Pass 1: term weights once per document; its nonzero buckets count for df.
-#pragma omp parallel
-    {
-      std::vector<int64_t> mine(d, 0);  // counts: the sum is exact
-      std::vector<float> scratch(d);    // the row of a document that is not embedded
-#pragma omp for schedule(dynamic, 256) nowait
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t k = slot[static_cast<size_t>(i)];
-        float* row = k >= 0 ? out.data() + static_cast<size_t>(k) * d : scratch.data();
-        term_weights(docs.texts[static_cast<size_t>(i)], row);
-        for (size_t b = 0; b < d; ++b) mine[b] += row[b] != 0.0f ? 1 : 0;
-      }
-#pragma omp critical
-      for (size_t b = 0; b < d; ++b) df[b] += mine[b];
-    }
-    df[d] = n;
-  });
-  comm.allreduce_sum(df.data(), df.size());
-  set_idf(df);
-  // Pass 2, over the dense rows only: idf and norm.
-  const auto rows = static_cast<int64_t>(selected.size());
-  const int64_t chunk = std::max<int64_t>(batch, 1);
-#pragma omp parallel for schedule(dynamic, chunk)
-  for (int64_t k = 0; k < rows; ++k) finish_row(out.data() + static_cast<size_t>(k) * d);
-  return out;
-}
-
 nlohmann::json HashedEmbedder::state() const {
   return {{"format_version", kEmbedderStateVersion},
           {"method", "hashed"},

@@ -26,13 +26,6 @@ class HashedEmbedder : public Embedder {
   void fit_batch(const DocBatch& docs) override;
   void fit_end(cluster::Comm& comm) override;
   void embed(const DocBatch& docs, float* out) const override;
-  // Collective, one pass over the texts: each document's term weights are computed once,
-  // counted for the document frequencies and, for a selected document, kept as its output row;
-  // after the allreduce, a second pass over those dense rows applies the idf and the L2 norm
-  // (finish_row, as embed() does). Same bytes as fit() then embed(); no memory beyond the
-  // output and one row per thread.
-  std::vector<float> fit_embed(cluster::Comm& comm, const DocBatch& docs,
-                               const std::vector<int64_t>& selected, int64_t batch) override;
   // {"format_version", "method": "hashed", "dim", "seed", "idf": [...]}.
   nlohmann::json state() const override;
   // REQUIRES: state() of a HashedEmbedder (checked: invalid_argument).

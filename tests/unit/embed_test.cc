@@ -212,60 +212,6 @@ TEST(PrecomputedEmbedder, FromAJsonlField) {
   EXPECT_NE(bad("not json").find("not a JSON object"), std::string::npos);
 }
 
-// fit_embed reads each text once (the hashed embedder's override) and gives the same bytes as
-// fit() on every document followed by embed() of the selected ones; batches of any size.
-TEST(HashedEmbedder, FitEmbedEqualsFitThenEmbed) {
-  std::vector<std::string> texts;
-  for (int i = 0; i < 300; ++i) {
-    std::string t = "doc " + std::to_string(i % 37) + " common words here";
-    for (int j = 0; j < i % 6; ++j) t += " w" + std::to_string((i * 7 + j) % 23);
-    texts.push_back(i % 50 == 0 ? std::string() : t);  // some empty texts too
-  }
-  const std::vector<std::string_view> views(texts.begin(), texts.end());
-  const DocBatch all = batch_of(views);
-  std::vector<int64_t> selected;
-  for (int64_t i = 0; i < 300; ++i)
-    if (i % 3 != 1) selected.push_back(i);  // the others only count for the idf
-  auto comm = cluster::make_serial_comm();
-
-  HashedEmbedder two_pass(64, 3);
-  two_pass.fit(*comm, all);
-  std::vector<std::string_view> chosen;
-  for (int64_t i : selected) chosen.push_back(views[static_cast<size_t>(i)]);
-  std::vector<float> want(selected.size() * 64);
-  two_pass.embed(batch_of(chosen), want.data());
-
-  for (int64_t batch : {1, 7, 1000}) {
-    HashedEmbedder one_pass(64, 3);
-    const std::vector<float> got = one_pass.fit_embed(*comm, all, selected, batch);
-    EXPECT_EQ(one_pass.idf(), two_pass.idf()) << "batch " << batch;
-    EXPECT_EQ(got, want) << "batch " << batch;
-  }
-  HashedEmbedder none(64, 3);
-  EXPECT_TRUE(none.fit_embed(*comm, all, {}, 16).empty());
-  EXPECT_EQ(none.idf(), two_pass.idf()) << "the idf counts every document, embedded or not";
-  HashedEmbedder bad(64, 3);
-  EXPECT_THROW(bad.fit_embed(*comm, all, {5, 5}, 16), cluster::PhaseError);
-}
-
-// The default fit_embed (two passes) of an embedder that does not override it, and its error
-// agreed as a PhaseError naming the row.
-TEST(PrecomputedEmbedder, FitEmbedSelectsRows) {
-  EmbedOptions options;
-  options.method = "precomputed";
-  options.vectors_field = "vec";
-  auto embedder = make_embedder(options);
-  DocBatch docs;
-  docs.texts = {"x", "y", "z"};
-  docs.rows = {10, 11, 12};
-  docs.raw = {R"({"vec": [1, 2]})", R"({"vec": [3, 4]})", R"({"vec": [5, 6]})"};
-  auto comm = cluster::make_serial_comm();
-  EXPECT_EQ(embedder->fit_embed(*comm, docs, {0, 2}, 1), (std::vector<float>{1, 2, 5, 6}));
-  docs.raw[2] = R"({"vec": [5]})";
-  const std::string error = error_of([&] { embedder->fit_embed(*comm, docs, {1, 2}, 1); });
-  EXPECT_NE(error.find("row 12"), std::string::npos) << error;
-}
-
 // fit_begin / fit_batch / fit_end over batches of any size (empty ones too) learn the same
 // state, to the byte, as fit() over all the documents at once (the embed stage reads its texts
 // in batches planned from the memory budget).
