@@ -107,8 +107,8 @@ void for_each_text_batch(const DedupedCorpus& deduped, const stages::dedup::Norm
 
 }  // namespace
 
-// The keys of run_embed_options, embed.vectors' file and the rank count (the vectors are
-// stored in the block-aligned ranges of this rank count).
+// The keys of run_embed_options, embed.vectors' file, the rank count (the rows are stored in
+// the block-aligned ranges of this rank count) and the checkpoint's format version.
 void EmbedStage::configure(runtime::StageOptions& options) {
   const runtime::EmbedConfig& e = options.config().embed;
   method_ = options.read("embed.method", e.method);
@@ -118,6 +118,8 @@ void EmbedStage::configure(runtime::StageOptions& options) {
   options.read("embed.vectors_dataset", e.vectors_dataset);
   raw_ = !options.read("embed.vectors_field", e.vectors_field).empty();
   options.value("ranks", std::to_string(ranks_));
+  // An older shardforge's checkpoint (another layout) is redone, not read.
+  options.value("format_version", std::to_string(kEmbeddingsFormatVersion));
   if (!vectors.empty()) options.input_files({vectors});
   batch_ = static_cast<int64_t>(e.batch);
 }
