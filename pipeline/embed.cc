@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <stdexcept>
 
@@ -59,10 +60,10 @@ uint64_t embed_need_bytes(uint64_t batch_bytes, int64_t docs, bool raw) {
   return (raw ? 4 : 3) * batch_bytes + 41 * static_cast<uint64_t>(std::max<int64_t>(0, docs));
 }
 
-std::string rank_vectors_file(const std::string& dir, int rank) {
+std::string rank_vectors_file(const std::string& dir, int rank, const std::string& kind) {
   char name[32];
-  std::snprintf(name, sizeof(name), "/vectors-%05d.npy", rank);
-  return dir + name;
+  std::snprintf(name, sizeof(name), "/vectors-%05d", rank);
+  return dir + name + (kind.empty() ? "" : "." + kind) + ".npy";
 }
 
 namespace {
@@ -151,28 +152,70 @@ void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
     if (kept[i]) surv.push_back(i);
   const auto norm = dedup_normalise_options(context.config);
 
-  // Pass 1: the fit, over batches of every document.
+  // Pass 1: the fit, over batches of every document. An embedder that embeds while fitting
+  // (hashed) also writes the survivors' unfinished rows to embed/vectors-R.unfinished.npy.
+  const bool one_read = embedder_.embeds_while_fitting();
+  const std::string vectors_path =
+      context.checkpoints.path(rank_vectors_file(kEmbedDir, comm.rank()));
+  const std::string unfinished_path =
+      context.checkpoints.path(rank_vectors_file(kEmbedDir, comm.rank(), "unfinished"));
+  uint64_t embed_bytes = 0;
   const auto t_fit = std::chrono::steady_clock::now();
   embedder_.fit_begin();
   cluster::run_local_phase(comm, "embed: fit", [&] {
-    for_each_text_batch(deduped_, norm, raw_, all, batch_bytes, 0,
-                        [&](const em::DocBatch& batch) { embedder_.fit_batch(batch); });
+    if (!one_read) {
+      for_each_text_batch(deduped_, norm, raw_, all, batch_bytes, 0,
+                          [&](const em::DocBatch& batch) { embedder_.fit_batch(batch); });
+      return;
+    }
+    const int dim = embedder_.dim();
+    const auto d = static_cast<size_t>(dim);
+    io::NpyF32Writer out(unfinished_path, static_cast<int64_t>(surv.size()), dim);
+    std::vector<float> rows;
+    std::vector<int64_t> selected;
+    for_each_text_batch(deduped_, norm, raw_, all, batch_bytes, d * sizeof(float),
+                        [&](const em::DocBatch& batch) {
+      selected.clear();
+      for (size_t k = 0; k < batch.size(); ++k)
+        if (kept[static_cast<size_t>(batch.rows[k] - range.begin)]) {
+          selected.push_back(static_cast<int64_t>(k));
+          embed_bytes += batch.texts[k].size();
+        }
+      rows.resize(selected.size() * d);
+      embedder_.fit_embed_batch(batch, selected, rows.data());
+      out.append(rows.data(), static_cast<int64_t>(selected.size()));
+    });
+    out.close();
   });
   embedder_.fit_end(comm);
   const int dim = text_.dim = embedder_.dim();
   const double fit_seconds = comm.max(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_fit).count());
 
-  // Pass 2: the survivors, batch by batch, embedded over the OpenMP threads in tasks of
-  // embed.batch documents, L2-normalised, appended to this rank's vectors file.
+  // Pass 2, to this rank's vectors file: the unfinished rows finished (one_read), else the
+  // survivors read again, batch by batch, embedded over the OpenMP threads in tasks of
+  // embed.batch documents; L2-normalised.
   const auto t_embed = std::chrono::steady_clock::now();
   const auto d = static_cast<size_t>(dim);
-  uint64_t embed_bytes = 0;
   cluster::run_local_phase(comm, "embed", [&] {
-    io::publish_file(context.checkpoints.path(rank_vectors_file(kEmbedDir, comm.rank())),
-                     [&](const std::string& tmp) {
+    io::publish_file(vectors_path, [&](const std::string& tmp) {
       io::NpyF32Writer out(tmp, static_cast<int64_t>(surv.size()), dim);
       std::vector<float> rows;
+      if (one_read) {
+        const auto in = io::open_vector_file(unfinished_path, io::VectorFormat::kNpy);
+        const auto per = static_cast<int64_t>(std::max<uint64_t>(batch_bytes / (d * sizeof(float)), 1));
+        for (int64_t lo = 0; lo < in->rows(); lo += per) {
+          const int64_t n = std::min(per, in->rows() - lo);
+          rows.resize(static_cast<size_t>(n) * d);
+          in->read(lo, n, rows.data());
+          embedder_.finish_rows(rows.data(), n);
+#pragma omp parallel for schedule(static)
+          for (int64_t k = 0; k < n; ++k) l2_normalise(rows.data() + k * dim, dim);
+          out.append(rows.data(), n);
+        }
+        out.close();
+        return;
+      }
       for_each_text_batch(deduped_, norm, raw_, kept, batch_bytes, d * sizeof(float),
                           [&](const em::DocBatch& batch) {
         const auto n = static_cast<int64_t>(batch.size());
@@ -201,6 +244,7 @@ void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
       });
       out.close();
     });
+    if (one_read) std::filesystem::remove(unfinished_path);
   });
   malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
   const double embed_seconds =

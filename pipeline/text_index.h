@@ -112,8 +112,9 @@ uint64_t embed_batch_bytes(uint64_t budget_bytes);
 // they move to block-aligned ranges. Checked against the memory budget before the stage
 // starts. No MPI.
 uint64_t embed_need_bytes(uint64_t batch_bytes, int64_t docs, bool raw);
-// "<dir>/vectors-RRRRR.npy": a rank's vectors file of embed or compact.
-std::string rank_vectors_file(const std::string& dir, int rank);
+// "<dir>/vectors-RRRRR.npy": a rank's vectors file of embed or compact; with `kind`,
+// "<dir>/vectors-RRRRR.<kind>.npy" (embed's unfinished rows).
+std::string rank_vectors_file(const std::string& dir, int rank, const std::string& kind = "");
 // Local: every rank's rank_vectors_file(dir) in the checkpoint folder as one corpus. Throws
 // std::runtime_error naming the folder unless it is rows x dim, io::InputError for a file.
 std::unique_ptr<io::VectorCorpus> open_rank_vectors(const runtime::StageContext& context,

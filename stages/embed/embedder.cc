@@ -7,6 +7,14 @@
 
 namespace sf::stages::embed {
 
+void Embedder::fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                               float* out) {
+  (void)docs;
+  (void)selected;
+  (void)out;
+  throw std::logic_error("fit_embed_batch: this embedder does not embed while fitting");
+}
+
 std::unique_ptr<Embedder> make_embedder(const EmbedOptions& options) {
   if (options.dim < 0)
     throw std::invalid_argument("embed.dim must be >= 0, got " + std::to_string(options.dim));

@@ -48,6 +48,18 @@ class Embedder {
   virtual void fit_begin() {}
   virtual void fit_batch(const DocBatch& docs) { (void)docs; }
   virtual void fit_end(cluster::Comm& comm) { (void)comm; }
+  // One read instead of two, for an embedder whose fit computes what embed() computes anyway
+  // (hashed: the term weights). When embeds_while_fitting(): fit_embed_batch(docs, selected,
+  // out) does fit_batch(docs) and writes the unfinished rows of docs[selected[0]],
+  // docs[selected[1]], ... (increasing indices) to out (selected.size() x dim()); after
+  // fit_end(), finish_rows turns them into what embed() gives, to the byte. Local.
+  virtual bool embeds_while_fitting() const { return false; }
+  virtual void fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                               float* out);
+  virtual void finish_rows(float* rows, int64_t n) const {
+    (void)rows;
+    (void)n;
+  }
   // Collective: fit over one batch of all of this rank's documents.
   void fit(cluster::Comm& comm, const DocBatch& docs) {
     fit_begin();

@@ -96,6 +96,40 @@ void HashedEmbedder::fit_batch(const DocBatch& docs) {
   df_[dim_] += n;
 }
 
+void HashedEmbedder::fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                                     float* out) {
+  if (df_.empty()) throw std::logic_error("HashedEmbedder::fit_embed_batch before fit_begin");
+  const size_t d = static_cast<size_t>(dim_);
+  const auto n = static_cast<int64_t>(docs.texts.size());
+  std::vector<int64_t> slot(static_cast<size_t>(n), -1);  // a document's output row
+  for (size_t k = 0; k < selected.size(); ++k) {
+    const int64_t i = selected[k];
+    if (i < 0 || i >= n || (k > 0 && i <= selected[k - 1]))
+      throw std::invalid_argument("fit_embed_batch: selected documents must be increasing indices");
+    slot[static_cast<size_t>(i)] = static_cast<int64_t>(k);
+  }
+#pragma omp parallel
+  {
+    std::vector<int64_t> mine(d, 0);  // counts: the sum is exact
+    std::vector<float> scratch(d);    // the row of a document that is not embedded
+#pragma omp for schedule(dynamic, 256) nowait
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = slot[static_cast<size_t>(i)];
+      float* row = k >= 0 ? out + static_cast<size_t>(k) * d : scratch.data();
+      term_weights(docs.texts[static_cast<size_t>(i)], row);
+      for (size_t b = 0; b < d; ++b) mine[b] += row[b] != 0.0f ? 1 : 0;
+    }
+#pragma omp critical
+    for (size_t b = 0; b < d; ++b) df_[b] += mine[b];
+  }
+  df_[d] += n;
+}
+
+void HashedEmbedder::finish_rows(float* rows, int64_t n) const {
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < n; ++k) finish_row(rows + static_cast<size_t>(k) * static_cast<size_t>(dim_));
+}
+
 void HashedEmbedder::fit_end(cluster::Comm& comm) {
   if (df_.empty()) df_.assign(static_cast<size_t>(dim_) + 1, 0);  // no batch on this rank
   comm.allreduce_sum(df_.data(), df_.size());

@@ -25,6 +25,13 @@ class HashedEmbedder : public Embedder {
   void fit_begin() override;
   void fit_batch(const DocBatch& docs) override;
   void fit_end(cluster::Comm& comm) override;
+  // The term weights, once per document: counted for the document frequencies and, for a
+  // selected document, kept as its unfinished row; finish_rows applies the idf and the L2
+  // norm (as embed() does).
+  bool embeds_while_fitting() const override { return true; }
+  void fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                       float* out) override;
+  void finish_rows(float* rows, int64_t n) const override;
   void embed(const DocBatch& docs, float* out) const override;
   // {"format_version", "method": "hashed", "dim", "seed", "idf": [...]}.
   nlohmann::json state() const override;

@@ -259,5 +259,53 @@ TEST(Embedder, FitOverBatchesEqualsFitOverAll) {
   EXPECT_EQ(nothing.idf(), std::vector<float>(64, 1.0f));
 }
 
+// The one-read path of the embed stage: fit_embed_batch over batches of any size, then
+// finish_rows after fit_end, gives the bytes of fit() over all then embed() of the selected.
+TEST(HashedEmbedder, EmbedWhileFittingEqualsFitThenEmbed) {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 300; ++i) {
+    std::string t = "doc " + std::to_string(i % 37) + " common words here";
+    for (int j = 0; j < i % 6; ++j) t += " w" + std::to_string((i * 7 + j) % 23);
+    texts.push_back(i % 50 == 0 ? std::string() : t);  // some empty texts too
+  }
+  const std::vector<std::string_view> views(texts.begin(), texts.end());
+  auto comm = cluster::make_serial_comm();
+  HashedEmbedder whole(64, 3);
+  whole.fit(*comm, batch_of(views));
+  std::vector<std::string_view> chosen;
+  for (size_t i = 0; i < views.size(); ++i)
+    if (i % 3 != 1) chosen.push_back(views[i]);  // the others only count for the idf
+  std::vector<float> want(chosen.size() * 64);
+  whole.embed(batch_of(chosen), want.data());
+  for (size_t per : {1, 7, 64, 1000}) {
+    HashedEmbedder streamed(64, 3);
+    ASSERT_TRUE(streamed.embeds_while_fitting());
+    std::vector<float> got;
+    streamed.fit_begin();
+    for (size_t lo = 0; lo < views.size(); lo += per) {
+      const size_t hi = std::min(views.size(), lo + per);
+      DocBatch part;
+      std::vector<int64_t> selected;
+      for (size_t i = lo; i < hi; ++i) {
+        part.texts.push_back(views[i]);
+        part.rows.push_back(static_cast<int64_t>(i));
+        if (i % 3 != 1) selected.push_back(static_cast<int64_t>(i - lo));
+      }
+      std::vector<float> rows(selected.size() * 64);
+      streamed.fit_embed_batch(part, selected, rows.data());
+      got.insert(got.end(), rows.begin(), rows.end());
+    }
+    streamed.fit_end(*comm);
+    streamed.finish_rows(got.data(), static_cast<int64_t>(got.size() / 64));
+    EXPECT_EQ(streamed.idf(), whole.idf()) << per << " documents per batch";
+    EXPECT_EQ(got, want) << per << " documents per batch";
+  }
+  HashedEmbedder bad(64, 3);
+  bad.fit_begin();
+  std::vector<float> rows(2 * 64);
+  EXPECT_THROW(bad.fit_embed_batch(batch_of(views), {5, 5}, rows.data()), std::invalid_argument);
+  EXPECT_FALSE(make_embedder({"precomputed", 0, 0, "", "embeddings", "vec"})->embeds_while_fitting());
+}
+
 }  // namespace
 }  // namespace sf::stages::embed
