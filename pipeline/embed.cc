@@ -1,5 +1,6 @@
-// The embed stage of `run` (pipeline/text_index.h): two passes over the texts in batches (the
-// fit, then the survivors embedded into a vectors file per rank), checkpointed per rank.
+// The embed stage of `run` (pipeline/text_index.h): the texts read again in batches for the
+// fit, the survivors embedded into a vectors file per rank (in the same read for the hashed
+// embedder, else in a second), checkpointed per rank.
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
@@ -126,11 +127,13 @@ void EmbedStage::configure(runtime::StageOptions& options) {
 }
 
 void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
-  // Two passes over the rank's texts, read again in batches (read+sketch keeps none, so that
-  // the dedup stages do not hold them): the embedder's fit over every document (idf over the
-  // corpus), then the dedup survivors embedded batch by batch into embed/vectors-R.npy. The
-  // second read costs what the first does (measured: bench/RESULTS.md, "`run` within a memory
-  // budget"); holding the texts or the unfinished rows in between would cost their memory.
+  // The rank's texts read again in batches (read+sketch keeps none, so that the dedup stages do
+  // not hold them) for the embedder's fit over every document (idf over the corpus). The
+  // hashed embedder embeds the dedup survivors in the same read, unfinished, into a file, and
+  // finishes them from it once the idf is known; another embedder reads the survivors' texts a
+  // second time (1 GB at 2 ranks: the hashed stage with two reads took about twice as long as
+  // with one, bench/RESULTS.md, "`run` within a memory budget"). Either way the vectors go to
+  // embed/vectors-R.npy batch by batch: a rank holds one batch, not its share.
   const stages::dedup::LocalCorpus& corpus = deduped_.corpus;
   const cluster::RowRange range = deduped_.range;
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());

@@ -3,7 +3,8 @@
 // only through the DedupedCorpus they are given:
 //
 //   embed        fit the embedder on every document, embed the dedup survivors (L2-normalised),
-//                both reading the rank's texts again in batches planned from the memory budget;
+//                reading the rank's texts again in batches planned from the memory budget (once
+//                for hashed: Embedder::embeds_while_fitting; twice otherwise);
 //                the vectors go straight to a file per rank (embed/vectors-R.npy, the rank's
 //                survivors in row order: the files in rank order are the survivors' matrix),
 //                their rows and keep scores to block-aligned ranges of the survivors'
@@ -130,7 +131,8 @@ class EmbedStage : public runtime::Stage {
       : text_(text), deduped_(deduped), embedder_(embedder), ranks_(ranks), threads_(threads) {}
   std::string name() const override { return "embed"; }
   void configure(runtime::StageOptions& options) override;
-  // Reads the rank's texts again twice (read+sketch keeps none), in batches: fit, then embed.
+  // Reads the rank's texts again (read+sketch keeps none) in batches: fit and embed in one read
+  // when the embedder embeds while fitting (hashed), else a second read to embed.
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
   runtime::StageOutputs save(cluster::Comm& comm, const runtime::StageContext& context) override;
   void load(cluster::Comm& comm, const runtime::StageContext& context,
