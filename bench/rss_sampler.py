@@ -6,9 +6,9 @@ usage: rss_sampler.py PID_BASE NP OUT
 Each rank writes its pid to PID_BASE.<rank> (a wrapper: `echo $$ > ...; exec ...`); the
 sampler reads /proc/<pid>/status (VmRSS) of that process and of its children (a rank run under
 /usr/bin/time is time's child) until every rank has exited, then writes one line to OUT: the
-ranks' peaks in KiB, rank 0 first. Why not getrusage's max RSS (/usr/bin/time %M) alone:
-shardforge resets its high-water mark at every stage for run.json's per-stage peaks
-(/proc/self/clear_refs), which resets the kernel's max RSS too, so %M is the last stage's peak.
+ranks' peaks in KiB, rank 0 first. A second view beside getrusage's max RSS (/usr/bin/time %M,
+the kernel's own peak of the whole job): the two should agree; a binary before commit 71d8577
+(runtime::StagePeak) reset its high-water mark at every stage, so its %M is the last stage's peak only.
 """
 import os
 import sys

@@ -3,9 +3,8 @@
 # ranks (default 2, 1 thread each), first without resources.memory_per_rank (the node's
 # available memory / ranks), then with BUDGET (default 512MiB). Each rank of the budgeted run is
 # wrapped in /usr/bin/time -f %M (rss.<rank>) and its VmRSS sampled every 20 ms from /proc
-# (sampled-NAME, bench/rss_sampler.py): the program resets its high-water mark at each stage's start
-# (/proc/self/clear_refs, for run.json's per-stage peaks), which resets ru_maxrss too, so %M is
-# the peak since the last stage began, not the whole job's. Prints, per stage, run.json's peak
+# (sampled-NAME, bench/rss_sampler.py): two outside views of the whole job's peak, which agree
+# (run.json's per-stage peaks no longer reset the high-water mark that %M reads). Prints, per stage, run.json's peak
 # per rank against the budget + 10 %, both whole-job peaks per rank, and whether index.faiss,
 # ids.jsonl and duplicates.jsonl are the same bytes in both runs.
 #   bench/run_budget.sh build/commands/shardforge CORPUS.jsonl...   (NP=2 BUDGET=512MiB OUT=/tmp/dir)
@@ -19,13 +18,8 @@ budget=${BUDGET:-512MiB}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=${OUT:-$(mktemp -d /tmp/sf-run-budget.XXXXXX)}
 mkdir -p "$work"
-{
-  echo "input:"; echo "  format: jsonl"; echo "  paths:"
-  for p in "$@"; do echo "    - \"$(realpath "$p")\""; done
-  echo "output: {dir: $work/out}"
-  echo "index: {metric: ip}"
-  echo "threads: 1"
-} >"$work/c.yaml"
+source "$(dirname "$0")/text_run_config.bash"
+text_run_config "$work/c.yaml" "$work/out" "$@"
 echo "corpus: $* ($(du -cb "$@" | tail -1 | cut -f1) bytes), $np rank(s), budget $budget"
 
 # sampled NAME: the ranks' VmRSS peaks (KiB) over the whole job, one line in $work/sampled-NAME,
@@ -98,7 +92,7 @@ for s in run["stages"]:
 for r in range(np):
     t = int(open(f"{work}/rss-budget.{r}").read().split()[-1])
     smp = int(open(f"{work}/sampled-budget").read().split()[r])
-    print(f"rank {r}: /usr/bin/time %M {t / 1024:.0f} MiB (since the last stage began), "
+    print(f"rank {r}: /usr/bin/time %M {t / 1024:.0f} MiB (whole job), "
           f"sampled VmRSS peak {smp / 1024:.0f} MiB (whole job)")
 print("stages over budget + 10 %:", ", ".join(over) if over else "none")
 PY

@@ -2,7 +2,7 @@
 # Time and peak RSS per stage and rank of the whole `shardforge run` on a corpus, for one or
 # more binaries run one after the other under the same config (to compare before/after), at NP
 # ranks (default 2), 1 thread per rank. Prints, per binary, each stage's seconds and peak RSS
-# (run.json: VmHWM reset at each stage's start, so it holds what the stage itself holds) per
+# (run.json: each stage's own peak, runtime::StagePeak) per
 # rank, each rank's peak RSS over the whole job (sampled from /proc: includes what happens
 # between stages, e.g. the row redistributions), and whether index.faiss / ids.jsonl / duplicates.jsonl
 # are the same bytes as the first binary's.
@@ -14,20 +14,14 @@ np=${NP:-2}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=${OUT:-$(mktemp -d /tmp/sf-run-memory.XXXXXX)}
 mkdir -p "$work"
-{
-  echo "input:"; echo "  format: jsonl"; echo "  paths:"
-  for p in "$@"; do echo "    - \"$(realpath "$p")\""; done
-  echo "output: {dir: $work/out}"
-  echo "index: {metric: ip}"
-  echo "threads: 1"
-} >"$work/c.yaml"
+source "$(dirname "$0")/text_run_config.bash"
+text_run_config "$work/c.yaml" "$work/out" "$@"
 echo "corpus: $* ($(du -cb "$@" | tail -1 | cut -f1) bytes), $np rank(s)"
 for b in "${!sfs[@]}"; do
   echo "== ${sfs[$b]}: load before $(cut -d' ' -f1-3 /proc/loadavg)"
   start=$(date +%s.%N)
   rm -f "$work/pid.$b".* "$work/rss.$b"
-  # Each rank's RSS sampled every 20 ms from /proc (getrusage's maxrss cannot be used: the
-  # job resets the peak at every stage to log it).
+  # Each rank's RSS sampled every 20 ms from /proc, which includes what happens between stages.
   /usr/bin/python3 "$(dirname "$0")/rss_sampler.py" "$work/pid.$b" "$np" "$work/rss.$b" &
   sampler=$!
   mpirun -np "$np" --oversubscribe --bind-to none bash -c \

@@ -10,7 +10,10 @@
 #include "io/atomic_file.h"
 #include "io/checksum.h"
 #include "io/index_file.h"
+#include "runtime/memory_budget.h"
 #include "runtime/stop.h"
+#include "stages/batches.h"
+#include "stages/block_parallel.h"
 #include "stages/build.h"
 #include "stages/ivf_index.h"
 #include "stages/merge.h"
@@ -59,6 +62,31 @@ struct AddStep {
 
 }  // namespace
 
+stages::AddPlan plan_add_from_budget(cluster::Comm& comm, const runtime::Config& config,
+                                     const faiss::Index& trained,
+                                     const runtime::MemoryBudget& budget) {
+  const faiss::IndexIVF& ivf = stages::ivf_of(trained, "add");
+  const uint64_t index_bytes = io::serialize_index(trained).size();
+  // The ranks' threads may differ: the most any rank has, so that every rank plans alike.
+  const auto threads = static_cast<int>(comm.max(static_cast<double>(omp_get_max_threads())));
+  const stages::AddPlan plan =
+      stages::plan_add(config.input.batch_rows, config.output.piece_rows, trained.d,
+                       ivf.code_size, static_cast<int64_t>(ivf.nlist), index_bytes, threads,
+                       budget.bytes);
+  if (budget.bytes > 0 && plan.need_bytes > budget.bytes)
+    throw runtime::ConfigError(
+        config.source + ": " +
+        runtime::over_budget_message(
+            "input.batch_rows, output.piece_rows: the add stage's trained index (" +
+                runtime::format_bytes(index_bytes) + ", twice), " + std::to_string(threads) +
+                " thread(s)' block buffers and a batch and a piece of " +
+                std::to_string(stages::kBlockRows) + " rows x " + std::to_string(trained.d) +
+                " dims (" + std::to_string(ivf.code_size) + "-byte codes)",
+            plan.need_bytes, budget,
+            "; choose a smaller index.factory (nlist, dims) or raise resources.memory_per_rank"));
+  return plan;
+}
+
 void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   const runtime::Config& config = context.config;
   const runtime::Checkpoints& checkpoints = context.checkpoints;
@@ -66,6 +94,14 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   const faiss::Index& trained = *build_.index;  // stays empty: the rows go to the pieces
   const cluster::RowRange range = build_.range;
   AddReport& rep = build_.add;
+  // Batches and pieces within the budget (the same on every rank; the outputs do not change).
+  const stages::AddPlan plan = plan_add_from_budget(comm, config, trained, context.budget);
+  if (comm.rank() == 0 && (plan.batch_rows != config.input.batch_rows ||
+                           plan.piece_rows != config.output.piece_rows))
+    spdlog::info("add: {} rows per batch, {} per piece (input.batch_rows {}, output.piece_rows {}, "
+                 "memory budget {})",
+                 plan.batch_rows, plan.piece_rows, config.input.batch_rows,
+                 config.output.piece_rows, runtime::format_bytes(context.budget.bytes));
 
   // The pieces name the exact lists they are added to (the same on every rank).
   std::vector<cluster::RowRange> pieces;
@@ -75,7 +111,7 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
     const std::vector<char> trained_bytes = io::serialize_index(trained);
     runtime::Fingerprint lists = context.fingerprint.for_stage("lists");
     lists.value("index", io::hex64(io::xxh3(trained_bytes.data(), trained_bytes.size())));
-    pieces = stages::split_rows(range, config.output.piece_rows);
+    pieces = stages::split_rows(range, plan.piece_rows);
     for (size_t p = 0; p < pieces.size(); ++p) {
       fps.push_back(piece_fingerprint(lists, pieces[p]));
       if (config.resume) {
@@ -92,7 +128,7 @@ void AddStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
       }
       checkpoints.forget(fps.back().stage());
       const std::vector<cluster::RowRange> batches =
-          stages::split_rows(pieces[p], config.input.batch_rows);
+          stages::split_rows(pieces[p], plan.batch_rows);
       for (size_t b = 0; b < batches.size(); ++b)
         steps.push_back({p, false, batches[b], b + 1 == batches.size()});
       ++rep.pieces_added;

@@ -6,14 +6,18 @@
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/utility.hpp>
 #include <boost/serialization/vector.hpp>
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include "cluster/archive.h"
 #include "io/array_file.h"
 #include "io/atomic_file.h"
 #include "pipeline/text_dedup.h"
+#include "runtime/memory_budget.h"
 #include "runtime/run_dir.h"
 #include "runtime/stop.h"
+#include "stages/dedup/memory_plan.h"
 
 namespace sf::pipeline {
 
@@ -97,6 +101,41 @@ void read_sketch_file(const std::string& path, dd::LocalCorpus& corpus, bool sig
   }
 }
 
+void check_dedup_budget(cluster::Comm& comm, const runtime::Config& config,
+                        const dd::DedupShare& share, int width, bool shingle_sets, bool copied,
+                        bool partial, const runtime::MemoryBudget& budget) {
+  const dd::DedupNeeds mine = dd::dedup_needs(share, width, shingle_sets, copied);
+  // The largest rank's figures, so that every rank says the same.
+  double most[] = {static_cast<double>(mine.sketch), static_cast<double>(mine.exact),
+                   static_cast<double>(mine.near),   static_cast<double>(share.docs),
+                   static_cast<double>(share.slots), static_cast<double>(share.shingle_bytes),
+                   partial ? 1.0 : 0.0};
+  comm.allreduce_max(most, std::size(most));
+  const auto sketch = static_cast<uint64_t>(most[0]), exact = static_cast<uint64_t>(most[1]),
+             near = static_cast<uint64_t>(most[2]);
+  const uint64_t need = std::max({sketch, exact, near});
+  if (budget.bytes == 0 || need <= budget.bytes) return;
+  const char* stage = need == near    ? "near (per band: its keys, buckets, candidate pairs)"
+                      : need == exact ? "exact (the hash shuffle)"
+                                      : "read+sketch";
+  std::string what = std::string("dedup ") + stage + ": the largest rank's share of the input, " +
+                     std::to_string(static_cast<int64_t>(most[3])) + " record(s)" +
+                     (most[6] > 0 ? " (at least: its reading stopped at the budget)" : "");
+  if (width > 0)
+    what += ", " + std::to_string(static_cast<int64_t>(most[4])) + " signature(s) x " +
+            std::to_string(width) + " values (dedup.num_perm) x 4 bytes";
+  if (shingle_sets)
+    what += ", shingle sets of " + runtime::format_bytes(static_cast<uint64_t>(most[5])) +
+            " (dedup.verify exact)";
+  throw runtime::ConfigError(
+      config.source + ": " +
+      runtime::over_budget_message(
+          what, need, budget,
+          std::string("; run on more ranks, ") + (width > 0 ? "lower dedup.num_perm, " : "") +
+              (shingle_sets ? "use dedup.verify signature, " : "") +
+              "or raise resources.memory_per_rank"));
+}
+
 void ReadSketchStage::configure(runtime::StageOptions& options) {
   const runtime::Config& config = options.config();
   flow_.setup = make_dedup_setup(config, dedup_);
@@ -143,8 +182,21 @@ void ReadSketchStage::run(cluster::Comm& comm, const runtime::StageContext& cont
   runtime::Fingerprint mine =
       context.fingerprint.for_stage(sketch_file.substr(0, sketch_file.size() - 5));
   mine.value("rank", std::to_string(comm.rank()));
-  bool reused = false;
-  runtime::run_step(comm, "read+sketch", [&] {
+  // The dedup stages' memory, counted as the records come: a rank whose share would not fit
+  // stops reading at the next batch, and every rank then fails alike before anything is
+  // published (check_dedup_budget).
+  const int width = setup.near && signatures ? setup.lsh.width() : 0;
+  const bool sets = setup.exact_verify && signatures;
+  const bool copied = setup.keep.kind != dd::KeepPolicy::kFirst;
+  dd::ShareMeter meter;
+  bool reused = false, abandoned = false, over = false;
+  const auto over_budget = [&] {
+    if (context.budget.bytes == 0) return false;
+    const dd::DedupNeeds n = dd::dedup_needs(meter.update(corpus), width, sets, copied);
+    over = std::max({n.sketch, n.exact, n.near}) > context.budget.bytes;
+    return over;
+  };
+  cluster::run_local_phase(comm, "read+sketch", [&] {
     corpus.files = io::stat_text_files(config.input.paths);
     corpus.pieces = io::plan_text_pieces(corpus.files, read.format, comm.rank(), comm.size());
     if (config.resume) {
@@ -168,12 +220,15 @@ void ReadSketchStage::run(cluster::Comm& comm, const runtime::StageContext& cont
           [&](int64_t done, int64_t total) {
             if (context.progress) context.progress("read+sketch: bytes", done, total);
           },
-          [] { return runtime::stop_requested(); });
+          [&] { return runtime::stop_requested() || over_budget(); });
     } catch (const dd::ReadingStopped&) {
-      // A signal during reading: this rank stops at once, without a sketch; run_step's
-      // agreement then stops every rank (a Slurm KillWait is shorter than a long read).
-      spdlog::warn("read+sketch: stop requested; reading abandoned after {} record(s)",
-                   corpus.keep_score.size());
+      abandoned = true;
+      // Over the budget: the agreed error below. A signal: this rank stops at once, without a
+      // sketch; run_step's agreement then stops every rank (a Slurm KillWait is shorter than
+      // a long read).
+      if (!over)
+        spdlog::warn("read+sketch: stop requested; reading abandoned after {} record(s)",
+                     corpus.keep_score.size());
       return;
     }
     const double secs =
@@ -186,6 +241,11 @@ void ReadSketchStage::run(cluster::Comm& comm, const runtime::StageContext& cont
         corpus.docs(), runtime::human_bytes(static_cast<uint64_t>(bytes)),
         runtime::format_seconds(secs), secs > 0 ? static_cast<double>(corpus.docs()) / secs : 0.0,
         runtime::human_bytes(secs > 0 ? static_cast<uint64_t>(static_cast<double>(bytes) / secs) : 0));
+  });
+  check_dedup_budget(comm, config, meter.update(corpus), width, sets, copied, over,
+                     context.budget);
+  runtime::run_step(comm, "read+sketch", [&] {
+    if (reused || abandoned) return;
     // The checkpoint: a safe point once it is written.
     io::publish_file(checkpoints.path(sketch_file),
                      [&](const std::string& tmp) { write_sketch_file(tmp, corpus); });

@@ -16,7 +16,8 @@
 //              coarse k-means and the add (stages/partition.h); no marker: redone on resume,
 //              and the add pieces record the lists they were added to
 //   add        each rank adds its rows piece by piece (output.piece_rows, cut at global row
-//              multiples); each piece is published as pieces/rows-<begin>-<end>.sfsh (the
+//              multiples; it and input.batch_rows lowered to what the memory budget holds,
+//              plan_add_from_budget); each piece is published as pieces/rows-<begin>-<end>.sfsh (the
 //              merge wire format) with its own marker "add/rows-<begin>-<end>"; a stop is
 //              agreed after every batch. Out of core: a rank holds one piece's index and one
 //              batch, never its shard; its pieces on disk are its shard
@@ -47,6 +48,7 @@
 #include "cluster/comm.h"
 #include "io/vector_file.h"
 #include "runtime/stage_runner.h"
+#include "stages/build.h"
 #include "stages/merge.h"
 #include "stages/partition.h"
 #include "stages/train.h"
@@ -211,6 +213,13 @@ std::unique_ptr<faiss::Index> train_checkpointed(cluster::Comm& comm,
 void check_train_budget(cluster::Comm& comm, const runtime::Config& config,
                         const io::VectorCorpus& rows, const stages::TrainOptions& options,
                         const runtime::MemoryBudget& budget);
+// Collective, before the add (and partition's reads): stages::plan_add from input.batch_rows,
+// output.piece_rows, the trained index and `budget`, alike on every rank (threads: the most of
+// any rank's). Throws runtime::ConfigError on every rank alike naming the keys, the budget and
+// the need when not even a batch and a piece of stages::kBlockRows rows fit.
+stages::AddPlan plan_add_from_budget(cluster::Comm& comm, const runtime::Config& config,
+                                     const faiss::Index& trained,
+                                     const runtime::MemoryBudget& budget);
 // The report the train marker recorded (zeros for what `info` lacks).
 stages::TrainReport trained_report(const nlohmann::json& info);
 // Collective: trained.faiss on every rank (rank 0 reads, broadcasts). Agreed errors.

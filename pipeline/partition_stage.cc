@@ -88,9 +88,13 @@ void PartitionStage::run(cluster::Comm& comm, const runtime::StageContext& conte
     if (comm.rank() == 0 && !config.partition.workload.empty())
       build_.workload = load_workload(config, build_.rows->dim());
   });
+  // Its batches as the add's, within the budget (the same lists for any batch size).
+  stages::PartitionOptions options = options_;
+  options.batch_rows =
+      plan_add_from_budget(comm, config, *build_.index, context.budget).batch_rows;
   stages::RepartitionReport& r = build_.partition;
   r = stages::repartition_lists(comm, *build_.index, *build_.rows, build_.range,
-                                build_.workload ? &*build_.workload : nullptr, options_,
+                                build_.workload ? &*build_.workload : nullptr, options,
                                 context.progress);
   spdlog::info("partition: scan cost {:.3g} + {:.3g} s/code ({}); nlist {} -> {}: hot tiers +{} list(s), cold tiers -{}; expected cost {:.3g} -> {:.3g} s/query (estimate){}",
                r.scan_cost.a, r.scan_cost.b, r.scan_cost.source, r.nlist_before, r.nlist_after,

@@ -9,8 +9,16 @@
 //                resumed rank reads it back instead of reading and hashing its pieces (the texts
 //                a later stage needs are then read again, without sketching). A stop request
 //                during reading abandons it at once (no sketch) and is agreed after the stage.
+//                Memory: what read+sketch, exact and near will hold (stages/dedup/memory_plan.h)
+//                is counted as the records come; a rank over the budget stops reading at the
+//                next batch and every rank fails alike (check_dedup_budget) before any sketch
+//                is published, so exact and near never start over it.
 //   exact        exact duplicates (stages/dedup/clusters.h); no checkpoint of its own
-//   near         near duplicates among the exact survivors (dedup.near); no checkpoint
+//   near         near duplicates among the exact survivors (dedup.near); no checkpoint. Memory:
+//                one band's keys and buckets at a time and the candidate pairs (kept unique
+//                between bands), linear in the rank's records, planned with read+sketch's (no
+//                rounds needed); the verification's copies of remote candidates' signatures
+//                are bounded by the candidate pairs only
 //   verdicts     the final clusters (stages/dedup/final_clusters.h); verdicts/rank-R.sfar,
 //                marker "verdicts" with the counts. With dedup.write_pairs not checkpointed:
 //                the verified pairs are not in it, so a resumed run makes them again.
@@ -32,6 +40,7 @@
 #include "stages/dedup/clusters.h"
 #include "stages/dedup/corpus.h"
 #include "stages/dedup/final_clusters.h"
+#include "stages/dedup/memory_plan.h"
 #include "stages/dedup/text.h"
 
 namespace sf::pipeline {
@@ -74,6 +83,16 @@ void read_sketch_file(const std::string& path, dd::LocalCorpus& corpus, bool sig
 // The verdicts checkpoint file (kind "dedup-verdicts"); throws as read_sketch_file.
 void write_verdicts_file(const std::string& path, const std::vector<dd::FinalVerdict>& verdicts);
 std::vector<dd::FinalVerdict> read_verdicts_file(const std::string& path);
+
+// Collective: what the dedup stages need on the rank that holds most (stages::dedup::dedup_needs
+// of `share`, the largest of the ranks') against `budget` (bytes 0: none). Throws
+// runtime::ConfigError on every rank alike naming the stage, the records and signatures, the
+// budget and what to change (more ranks, dedup.num_perm, resources.memory_per_rank) when it
+// does not fit. `width`, `shingle_sets`, `copied`: as dedup_needs; `partial`: this rank
+// stopped reading at the budget (its counts are a floor).
+void check_dedup_budget(cluster::Comm& comm, const runtime::Config& config,
+                        const dd::DedupShare& share, int width, bool shingle_sets, bool copied,
+                        bool partial, const runtime::MemoryBudget& budget);
 
 // What the dedup stages fill in, on every rank, for the stages after them.
 struct DedupedCorpus {

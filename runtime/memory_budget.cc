@@ -1,5 +1,7 @@
 #include "runtime/memory_budget.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -33,6 +35,16 @@ uint64_t read_number(const std::string& path) {
   std::string word;
   if (!(in >> word)) return 0;
   return positive(word);
+}
+
+// This process's resident set in bytes (/proc/self/statm's second field, in pages); 0 when
+// unknown.
+uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  const long page = sysconf(_SC_PAGESIZE);
+  return resident * static_cast<uint64_t>(page > 0 ? page : 4096);
 }
 
 }  // namespace
@@ -92,9 +104,22 @@ MemoryBudget resolve_memory_budget(const Config& config, cluster::Comm& comm) {
   const int64_t smallest = comm.min(mine);
   if (smallest != mine) budget.source = "the smallest rank's";
   budget.bytes = static_cast<uint64_t>(smallest);
+  budget.start_bytes =
+      static_cast<uint64_t>(comm.max(static_cast<double>(resident_bytes())));
   if (comm.rank() == 0)
     spdlog::info("memory budget {} per rank ({})", format_bytes(budget.bytes), budget.source);
+  check_budget_covers_start(config, budget);  // the same numbers on every rank
   return budget;
+}
+
+void check_budget_covers_start(const Config& config, const MemoryBudget& budget) {
+  if (budget.bytes == 0 || budget.start_bytes <= budget.bytes) return;
+  throw ConfigError(config.source + ": resources.memory_per_rank: the memory budget " +
+                    format_bytes(budget.bytes) + " per rank (" + budget.source +
+                    ") is less than a rank holds before any stage starts: " +
+                    format_bytes(budget.start_bytes) +
+                    " (the largest rank's: the program, MPI and FAISS); raise "
+                    "resources.memory_per_rank");
 }
 
 std::string format_bytes(uint64_t bytes) {

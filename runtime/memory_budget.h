@@ -16,6 +16,9 @@ struct MemoryBudget {
   // Where it came from, for the log and run.json: "resources.memory_per_rank",
   // "SLURM_MEM_PER_CPU × 4 CPUs", "SLURM_MEM_PER_NODE / 2 tasks", "MemAvailable / 2 ranks", ...
   std::string source;
+  // What the largest rank held when the budget was resolved (its resident set: the program, MPI,
+  // FAISS), in bytes; 0 when unknown. A stage has the budget less this to plan from.
+  uint64_t start_bytes = 0;
 };
 
 // What the environment gives one rank, as memory_budget() reads it; parameters for tests.
@@ -36,9 +39,15 @@ uint64_t available_memory();
 MemoryBudget memory_budget(const Config& config, const cluster::Comm& comm);
 
 // Collective: the budget every rank of a command plans from, resolved once when it starts:
-// memory_budget() of every rank, the smallest (so that plans made from it agree). Rank 0 logs
-// it with its source: "memory budget 256 MiB per rank (resources.memory_per_rank)".
+// memory_budget() of every rank, the smallest (so that plans made from it agree), and the
+// largest rank's resident set now (start_bytes). Rank 0 logs it with its source: "memory
+// budget 256 MiB per rank (resources.memory_per_rank)". Throws ConfigError on every rank alike
+// (check_budget_covers_start) when the budget is less than what a rank already holds.
 MemoryBudget resolve_memory_budget(const Config& config, cluster::Comm& comm);
+
+// Local: throws ConfigError("<file>: resources.memory_per_rank: ...") naming the budget and
+// `budget.start_bytes` when the budget is below what a rank holds before any stage starts.
+void check_budget_covers_start(const Config& config, const MemoryBudget& budget);
 
 // "256 MiB", "1.5 GiB": a size for messages.
 std::string format_bytes(uint64_t bytes);

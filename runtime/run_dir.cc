@@ -2,10 +2,13 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -143,17 +146,67 @@ stages::ProgressFn make_progress_logger(int rank) {
 double current_rss_mib() { return status_field_mib("VmRSS:"); }
 double peak_rss_mib() { return status_field_mib("VmHWM:"); }
 
-bool reset_peak_rss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.flush();
-  return static_cast<bool>(out);
+// The sampling thread of StagePeak: the largest resident size read from /proc/self/statm
+// (its second field, in pages) until stopped.
+struct StagePeak::Sampler {
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stop = false;
+  uint64_t max_pages = 0;
+  int fd = -1;
+  std::thread thread;
+
+  uint64_t resident_pages() const {
+    char buf[128];
+    const ssize_t n = fd < 0 ? -1 : ::pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    unsigned long long size = 0, resident = 0;
+    return std::sscanf(buf, "%llu %llu", &size, &resident) == 2 ? resident : 0;
+  }
+  void sample() { max_pages = std::max(max_pages, resident_pages()); }
+
+  Sampler() : fd(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC)) {
+    sample();
+    if (fd < 0) return;  // not Linux: VmHWM alone (0 too when /proc is missing)
+    thread = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mutex);
+      while (!wake.wait_for(lock, std::chrono::milliseconds(kSampleMs), [this] { return stop; }))
+        sample();
+    });
+  }
+  ~Sampler() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stop = true;
+    }
+    wake.notify_one();
+    if (thread.joinable()) thread.join();
+    if (fd >= 0) ::close(fd);
+  }
+  double max_mib() {
+    std::lock_guard<std::mutex> lock(mutex);
+    sample();
+    return static_cast<double>(max_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE)) /
+           (1 << 20);
+  }
+};
+
+StagePeak::StagePeak() : sampler_(std::make_unique<Sampler>()), hwm_at_start_mib_(peak_rss_mib()) {}
+StagePeak::~StagePeak() = default;
+
+double StagePeak::finish() {
+  const double sampled = sampler_->max_mib();
+  sampler_.reset();
+  // VmHWM grew while it ran: the new process peak was reached inside this stretch.
+  const double hwm = peak_rss_mib();
+  return hwm > hwm_at_start_mib_ ? std::max(hwm, sampled) : sampled;
 }
 
 void StageLog::begin(const std::string& stage) {
   current_ = stage;
   enter_stage(stage);
-  reset_peak_rss();
+  peak_ = std::make_unique<StagePeak>();
   start_ = std::chrono::steady_clock::now();
 }
 
@@ -161,7 +214,8 @@ void StageLog::end() {
   Entry e;
   e.stage = current_;
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  e.peak_rss_mib = peak_rss_mib();
+  e.peak_rss_mib = peak_ ? peak_->finish() : peak_rss_mib();
+  peak_.reset();
   const double budget_mib = static_cast<double>(budget_.bytes) / (1 << 20);
   if (budget_.bytes > 0 && e.peak_rss_mib > budget_mib)
     spdlog::warn("{}: this rank's peak {:.0f} MiB went over the memory budget {} per rank ({})",

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,32 @@ stages::ProgressFn make_progress_logger(int rank);
 // "1.2s", "3m04s", "2h05m": a duration for the log.
 std::string format_seconds(double seconds);
 
-// This process's resident set size now and its peak since the last reset, in MiB (Linux).
+// This process's resident set size now and its peak since it started (VmHWM), in MiB (Linux).
 double current_rss_mib();
 double peak_rss_mib();
-// Resets the peak (Linux clear_refs "5"); false where the kernel refuses.
-bool reset_peak_rss();
+
+// The peak resident memory of one stretch of a process (a stage), without resetting the
+// process's high-water mark: a reset (/proc/self/clear_refs "5") resets the kernel's
+// ru_maxrss too, which `/usr/bin/time -f %M`, Slurm's MaxRSS and the OOM reports read, so an
+// outside view would see only the last stage. Exact for a stretch that raises the process's
+// peak (VmHWM grows: that is its peak); otherwise the largest VmRSS that a thread samples every
+// kSampleMs while it runs (a spike shorter than that below an earlier stage's peak can be
+// missed). Costs one read of /proc/self/statm per sample.
+class StagePeak {
+ public:
+  static constexpr int kSampleMs = 5;
+  StagePeak();  // starts sampling
+  ~StagePeak();
+  StagePeak(const StagePeak&) = delete;
+  StagePeak& operator=(const StagePeak&) = delete;
+  // Stops sampling; the peak since construction in MiB. REQUIRES: called once.
+  double finish();
+
+ private:
+  struct Sampler;
+  std::unique_ptr<Sampler> sampler_;
+  double hwm_at_start_mib_ = 0;
+};
 
 // Per-stage wall time and peak RSS of this rank, and the memory budget they are held to
 // (resolve_memory_budget: once per command; bytes 0 when none was resolved, as in tests).
@@ -66,6 +88,7 @@ class StageLog {
   std::vector<Entry> entries_;
   std::string current_;
   std::chrono::steady_clock::time_point start_;
+  std::unique_ptr<StagePeak> peak_;  // between begin() and end()
 };
 
 // Collective: every rank's StageLog on rank 0, as [{"name", "seconds": [per rank],

@@ -25,6 +25,34 @@ std::vector<cluster::RowRange> split_rows(cluster::RowRange range, int64_t unit_
   return units;
 }
 
+AddPlan plan_add(int64_t batch_rows, int64_t piece_rows, int dim, uint64_t code_size,
+                 int64_t nlist, uint64_t index_bytes, int threads, uint64_t budget_bytes) {
+  AddPlan plan;
+  const auto d = static_cast<uint64_t>(std::max(1, dim));
+  // A block's transformed rows and residuals, and its distances to up to 1024 centroids at a
+  // time (FAISS's exhaustive search block).
+  const uint64_t scratch =
+      kBlockRows * (2 * d * 4 + static_cast<uint64_t>(std::clamp<int64_t>(nlist, 1, 1024)) * 4);
+  plan.fixed_bytes = 2 * index_bytes + static_cast<uint64_t>(std::max(1, threads)) * scratch;
+  plan.batch_row_bytes = d * 4 + 8 + code_size;
+  plan.piece_row_bytes = 3 * (code_size + 8);
+  plan.need_bytes = plan.fixed_bytes + kBlockRows * (plan.batch_row_bytes + plan.piece_row_bytes);
+  plan.batch_rows = std::max<int64_t>(1, batch_rows);
+  plan.piece_rows = std::max<int64_t>(1, piece_rows);
+  if (budget_bytes == 0) return plan;
+  const uint64_t half = budget_bytes / 2;
+  const uint64_t room = half > plan.fixed_bytes ? half - plan.fixed_bytes : 0;
+  // The most rows of `row_bytes` within `bytes`: `rows` when its blocks fit, else whole blocks.
+  const auto bound = [](int64_t rows, uint64_t row_bytes, uint64_t bytes) {
+    const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+    const auto fit_blocks = static_cast<int64_t>(bytes / (row_bytes * kBlockRows));
+    return blocks <= fit_blocks ? rows : std::max<int64_t>(1, fit_blocks) * kBlockRows;
+  };
+  plan.batch_rows = bound(plan.batch_rows, plan.batch_row_bytes, room / 4);
+  plan.piece_rows = bound(plan.piece_rows, plan.piece_row_bytes, room - room / 4);
+  return plan;
+}
+
 void add_rows(faiss::Index& index, int64_t first, int64_t count, const float* x) {
   if (count <= 0) return;
   faiss::IndexIVF& ivf = ivf_of(index, "add_rows");

@@ -1,4 +1,5 @@
-# The same config and seed give a byte-identical index.faiss for 1, 2, 3 and 4 ranks, and the
+# The same config and seed give a byte-identical index.faiss for 1, 2, 3 and 4 ranks (Flat, PQ
+# and SQ codes; the sharded layout's files too: the on-disk layout's are in ondisk_layout.sh), and the
 # same vectors give the same index whatever files and formats hold them (fvecs, two files with
 # global ids across them, .npy, ann-benchmarks HDF5).
 source "$(dirname "$0")/lib.bash"
@@ -40,6 +41,25 @@ build_at_ranks() {
 check "IVF32,PQ8np over one fvecs file: byte-identical index.faiss for ${RANKS[*]} ranks"
 build_at_ranks pq "IVF32,PQ8np" "$WORK/all.fvecs"
 ok "$(stat -c %s "$WORK/pq-np1/index.faiss") bytes each"
+
+check "IVF32,SQ8 over one fvecs file: byte-identical index.faiss for ${RANKS[*]} ranks"
+build_at_ranks sq "IVF32,SQ8" "$WORK/all.fvecs"
+ok "$(stat -c %s "$WORK/sq-np1/index.faiss") bytes each"
+
+check "IVF32,Flat in the sharded layout (partition.shards 3, lists placed by count): index.faiss, plan.json and the shard files byte-identical for ${RANKS[*]} ranks"
+write_config "$WORK/sharded.yaml" "$WORK/unused" "IVF32,Flat" "$WORK/all.fvecs"
+# scan_cost pinned: calibrated, it is a timing of this machine and plan.json records it.
+printf 'partition:\n  shards: 3\n  scan_cost: [8.0e-8, 5.0e-9]\n' >>"$WORK/sharded.yaml"
+for np in "${RANKS[@]}"; do
+  run_ok "$np" "$WORK/sharded-np$np.log" build "$WORK/sharded.yaml" --set "output.dir=$WORK/sharded-np$np"
+  files=$(cd "$WORK/sharded-np$np" && ls index.faiss plan.json shards/* | tr '\n' ' ')
+  [[ $files == "index.faiss plan.json shards/shard-0000.faiss shards/shard-0001.faiss shards/shard-0002.faiss " ]] ||
+    fail "sharded with $np rank(s): files $files"
+  for f in $files; do
+    cmp "$WORK/sharded-np1/$f" "$WORK/sharded-np$np/$f" || fail "sharded: $f with $np rank(s) differs from 1 rank's"
+  done
+done
+ok
 
 check "IVF32,PQ8np: a second build with the same config reproduces the index"
 run_ok 2 "$WORK/pq-again.log" build "$WORK/pq.yaml" --set "output.dir=$WORK/pq-again"

@@ -136,39 +136,23 @@ run_ok() {
   fi
 }
 
-# rss_run NAME NP ARGS...: shardforge ARGS on NP ranks (one thread each), each rank's VmRSS
-# sampled every 20 ms from outside; fails the test unless it exits 0. Output in $WORK/NAME.log.
-# Sets RSS_KIB to the largest rank's peak RSS in KiB. Not /usr/bin/time -f %M: shardforge resets
-# its high-water mark at every stage through /proc/self/clear_refs, which resets ru_maxrss
-# too, so %M is the last stage's peak only.
+# rss_run NAME NP ARGS...: shardforge ARGS on NP ranks (one thread each), each rank under
+# /usr/bin/time -f %M (the kernel's ru_maxrss of the rank: its peak over the whole job, which
+# shardforge's per-stage peaks do not reset); fails the test unless it exits 0. Output in
+# $WORK/NAME.log. Sets RSS_KIB to the largest rank's peak RSS in KiB.
 rss_run() {
   local name=$1 np=$2
   shift 2
-  if [[ ! -f $WORK/rss_sampled.sh ]]; then
-    cat >"$WORK/rss_sampled.sh" <<'SH'
-"$@" &
-pid=$!
-max=0
-while kill -0 "$pid" 2>/dev/null; do
-  v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
-  [[ -n $v && $v -gt $max ]] && max=$v
-  sleep 0.02
-done
-wait "$pid"
-rc=$?
-echo "$max" >"$RSS_PREFIX.$OMPI_COMM_WORLD_RANK"
-exit "$rc"
-SH
-  fi
   export RSS_PREFIX=$WORK/$name.rss
   rm -f "$RSS_PREFIX".*
   set +e
   timeout --kill-after=10 "$SF_TIMEOUT" mpirun -np "$np" --oversubscribe -x OMP_NUM_THREADS=1 \
-    -x RSS_PREFIX bash "$WORK/rss_sampled.sh" "$SF" "$@" >"$WORK/$name.log" 2>&1
+    -x RSS_PREFIX bash -c '/usr/bin/time -f %M -o "$RSS_PREFIX.$OMPI_COMM_WORLD_RANK" "$@"' \
+    bash "$SF" "$@" >"$WORK/$name.log" 2>&1
   local rc=$?
   set -e
   [[ $rc -eq 0 ]] || { show "$WORK/$name.log"; fail "$name: shardforge $* on $np rank(s) exited $rc"; }
-  RSS_KIB=$(cat "$RSS_PREFIX".* | sort -n | tail -n 1)
+  RSS_KIB=$(tail -q -n 1 "$RSS_PREFIX".* | sort -n | tail -n 1)
 }
 
 # stage_peak_kib FILE COMMAND [STAGE]: the largest per-stage peak_rss_mib any rank reported in

@@ -1,9 +1,9 @@
 # Memory per rank in `build` is bounded by input.batch_rows (docs/configuration.md:
 # "rows read and added per batch: bounds the memory per rank"), not by the rank's share of the
-# corpus. Peak RSS is measured per rank twice: by the program (run.json's peak_rss_mib, VmHWM
-# per stage) and from outside (VmRSS of each rank sampled every 20 ms by a wrapper; not
-# /usr/bin/time -f %M: the program resets its high-water mark at each stage through
-# /proc/self/clear_refs, which resets ru_maxrss too, so %M is the last stage's peak only). The
+# corpus. Peak RSS is measured per rank twice: by the program (run.json's peak_rss_mib, each
+# stage's own peak) and from outside (/usr/bin/time -f %M around each rank), and the two agree:
+# the outside figure is at least every stage's peak (no stage resets the process's high-water
+# mark) and at most 10 % + 8 MiB above the largest (the job's peak is inside a stage). The
 # limit is derived, not guessed: the fixed cost of a rank (the peak of the same build on a 4,000-row corpus) + 4
 # batches of input.batch_rows x dim floats + 2 copies of the training sample (the train
 # marker's sample_rows and codebook_rows) + the rank's index (PQ8 codes and ids: 16 bytes a
@@ -49,6 +49,13 @@ share_kib=$((share * DIM * 4 / 1024))
 [[ $out -le $limit && $in -le $limit ]] ||
   fail "peak RSS outside $out KiB, run.json $in KiB: over the limit of $limit KiB derived from input.batch_rows"
 ok "outside $((out / 1024)) MiB, run.json $((in / 1024)) MiB <= limit $((limit / 1024)) MiB (share: $((share_kib / 1024)) MiB)"
+
+check "outside and inside agree: /usr/bin/time's peak is the largest stage's (within 10 % + 8 MiB)"
+[[ $out -ge $((in - 1024)) ]] ||
+  fail "/usr/bin/time -f %M $out KiB < run.json's largest stage peak $in KiB: a stage's peak was lost to the outside view"
+[[ $out -le $((in + in / 10 + 8 * 1024)) ]] ||
+  fail "/usr/bin/time -f %M $out KiB > run.json's largest stage peak $in KiB + 10 % + 8 MiB: a peak the stages did not see"
+ok "outside $out KiB, run.json $in KiB"
 
 check "the limit is real: batch_rows and piece_rows holding a rank's whole share exceed it"
 read -r uout uin < <(measured unbounded "$WORK/big.yaml" --set input.batch_rows=100000000 --set output.piece_rows=1000000)

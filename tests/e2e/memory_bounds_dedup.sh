@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Memory per rank in `dedup` is bounded by the records it holds, not by their text (README,
 # dedup: "Memory per rank: its records' hashes, ids and its share of the signatures; the texts
-# are read twice ... rather than held"). Peak RSS is measured from outside (each rank's VmRSS
-# sampled, lib.bash rss_run) and inside (dedup.json, VmHWM per stage). One rank, so that the
+# are read twice ... rather than held"). Peak RSS is measured from outside (/usr/bin/time -f %M
+# around each rank, lib.bash rss_run) and inside (dedup.json, each stage's own peak). One rank, so that the
 # rank's share is the whole corpus (290 MB of text). The limit is derived, not guessed: the
 # fixed cost of a rank (the same dedup of a 500-record corpus) + 4 reading batches of 32 MiB
 # (the batch's texts, their normalised copies, the reader's buffers and the allocator's slack

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Memory per rank in `search` is bounded by search.batch_queries (README, configuration:
 # "queries per serving rank per round (bounds messages and memory)"), not by the number of
-# queries times nprobe. Peak RSS is measured from outside (each rank's VmRSS sampled, lib.bash
-# rss_run) and inside (run.json's search stages, VmHWM per stage). The limit is derived, not
+# queries times nprobe. Peak RSS is measured from outside (/usr/bin/time -f %M around
+# each rank, lib.bash rss_run) and inside (run.json's search stages, each stage's own peak). The limit is derived, not
 # guessed: the fixed cost of a rank (the same search of a 200-query workload on a 2,000-row
 # index) + the rank's shards (its rows' vectors and ids) + its slice of the queries + the
 # results on rank 0, twice (the ranks' top-k and the merged table) + 4 copies of one round's

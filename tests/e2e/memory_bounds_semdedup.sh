@@ -2,7 +2,7 @@
 # Memory per rank in `run`'s semantic dedup: "a list is compared where it is placed, but its
 # members travel in rounds ... so the stage holds the rank's vectors plus a few round buffers,
 # not a second and third copy of them" (docs/text-to-index.md, memory per rank in `run`).
-# Measured inside (run.json: each stage's VmHWM, reset when the stage begins) on 2 ranks with
+# Measured inside (run.json: each stage's own peak, runtime::StagePeak) on 2 ranks with
 # 512-dimensional vectors, so that a rank's vectors (120 MiB) outweigh the allowance: the
 # semdedup stage may exceed the train stage before it (which ends holding the vectors and the
 # trained quantizer, its k-means sample capped by index.train_size) by at most 4 rounds of

@@ -4,15 +4,24 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <chrono>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cluster/comm.h"
 #include "runtime/config.h"
 #include "runtime/run_dir.h"
+#include "pipeline/text_dedup.h"
+#include "stages/batches.h"
+#include "stages/build.h"
+#include "stages/dedup/memory_plan.h"
 #include "stages/eval.h"
 #include "stages/shard_search.h"
 #include "tests/test_util.h"
@@ -132,6 +141,36 @@ TEST(MemoryBudget, ResolvedOnceForEveryRankAlike) {
   EXPECT_EQ(budget.source, "resources.memory_per_rank");
 }
 
+// A budget below what a rank holds when it starts fails at once, naming the key, the budget and
+// the largest rank's start (resolve_memory_budget checks it on every rank alike).
+TEST(MemoryBudget, BelowWhatARankHoldsAtStartIsAConfigError) {
+  Config config;
+  config.source = "c.yaml";
+  MemoryBudget budget{kMiB, "resources.memory_per_rank"};
+  budget.start_bytes = 28 * kMiB;
+  try {
+    check_budget_covers_start(config, budget);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "c.yaml: resources.memory_per_rank: the memory budget 1 MiB per rank "
+              "(resources.memory_per_rank) is less than a rank holds before any stage starts: "
+              "28 MiB (the largest rank's: the program, MPI and FAISS); raise "
+              "resources.memory_per_rank");
+  }
+  budget.bytes = 28 * kMiB;
+  EXPECT_NO_THROW(check_budget_covers_start(config, budget));
+  budget.bytes = 0;  // no budget
+  EXPECT_NO_THROW(check_budget_covers_start(config, budget));
+  // resolve_memory_budget measures this process's start.
+  sf::testing::TempDir dir;
+  const std::string path = dir.file("c.yaml");
+  std::ofstream(path) << "input: {paths: [x.fvecs]}\noutput: {dir: out}\n"
+                         "resources: {memory_per_rank: 1MiB}\n";
+  const auto comm = cluster::make_serial_comm();
+  EXPECT_THROW(resolve_memory_budget(load_config(path), *comm), ConfigError);
+}
+
 // run.json records the budget beside each stage's peak, and which stage went over it.
 TEST(MemoryBudget, RunJsonRecordsItBesideEachStagesPeak) {
   sf::testing::TempDir temp;
@@ -167,6 +206,32 @@ TEST(MemoryBudget, RunJsonRecordsItBesideEachStagesPeak) {
   EXPECT_FALSE(eval["stages"][0].contains("over_budget"));
 }
 
+// Each stage's own peak, while the process's high-water mark (what /usr/bin/time -f %M and
+// Slurm's MaxRSS read, through ru_maxrss) keeps the largest: no stage resets it.
+TEST(StageLog, PeaksPerStageKeepTheProcesssHighWaterMark) {
+  constexpr size_t kBig = 96 * kMiB;
+  StageLog log;
+  log.begin("big");
+  const double before = current_rss_mib();
+  {
+    std::vector<char> held(kBig);
+    for (size_t i = 0; i < held.size(); i += 4096) held[i] = 1;  // resident, page by page
+    std::this_thread::sleep_for(std::chrono::milliseconds(4 * StagePeak::kSampleMs));
+    ASSERT_EQ(held[kBig - 4096], 1);
+  }  // freed: a block this large is unmapped, the RSS falls back
+  log.end();
+  log.begin("small");
+  log.end();
+  const double big = log.entries()[0].peak_rss_mib, small = log.entries()[1].peak_rss_mib;
+  EXPECT_GE(big, before + 90) << "the 96 MiB held in stage big";
+  EXPECT_LT(small, big - 60) << "stage small held nothing: its own peak, not the big one's";
+  EXPECT_GE(peak_rss_mib(), big - 1) << "VmHWM was reset";
+  rusage usage{};
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &usage), 0);
+  EXPECT_GE(static_cast<double>(usage.ru_maxrss) / 1024, big - 1)
+      << "ru_maxrss (/usr/bin/time -f %M) lost the big stage's peak";
+}
+
 // What eval's exact ground truth and search plan from the budget: fewer rows or queries per
 // batch, never more than configured, and nothing changed without a budget.
 TEST(MemoryBudget, PlansEvalAndSearchBatches) {
@@ -188,6 +253,105 @@ TEST(MemoryBudget, PlansEvalAndSearchBatches) {
   EXPECT_LT(few, 4096);
   EXPECT_GE(few, 1);
   EXPECT_EQ(stages::budget_batch_queries(4096, 128, 10, 8, 2, 1), 1);
+}
+
+// build's add: input.batch_rows and output.piece_rows as configured without a budget or where
+// they fit; lowered to whole blocks within half the budget; the least is one block each.
+TEST(MemoryBudget, PlansAddBatchesAndPieces) {
+  using stages::plan_add;
+  using stages::kBlockRows;
+  // 128 dims, Flat codes (512 bytes), nlist 1024, a 0.5 MiB trained index, 1 thread.
+  const uint64_t index_bytes = kMiB / 2;
+  const stages::AddPlan none = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 0);
+  EXPECT_EQ(none.batch_rows, 16384);
+  EXPECT_EQ(none.piece_rows, 65536);
+  const stages::AddPlan big = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 1024 * kMiB);
+  EXPECT_EQ(big.batch_rows, 16384);
+  EXPECT_EQ(big.piece_rows, 65536);
+  EXPECT_EQ(plan_add(1000, 1000, 128, 512, 1024, index_bytes, 1, 1024 * kMiB).batch_rows, 1000);
+  const stages::AddPlan tight = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 64 * kMiB);
+  EXPECT_LT(tight.batch_rows, 16384);
+  EXPECT_LT(tight.piece_rows, 65536);
+  EXPECT_EQ(tight.batch_rows % kBlockRows, 0);
+  EXPECT_EQ(tight.piece_rows % kBlockRows, 0);
+  EXPECT_LE(tight.fixed_bytes + static_cast<uint64_t>(tight.batch_rows) * tight.batch_row_bytes +
+                static_cast<uint64_t>(tight.piece_rows) * tight.piece_row_bytes,
+            32 * kMiB);
+  EXPECT_EQ(tight.need_bytes,
+            tight.fixed_bytes + kBlockRows * (tight.batch_row_bytes + tight.piece_row_bytes));
+  // More threads, more block buffers: a larger fixed part, fewer rows.
+  const stages::AddPlan threads = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 4, 64 * kMiB);
+  EXPECT_GT(threads.fixed_bytes, tight.fixed_bytes);
+  EXPECT_LE(threads.piece_rows, tight.piece_rows);
+  const stages::AddPlan least = plan_add(16384, 65536, 128, 512, 1024, index_bytes, 1, 4 * kMiB);
+  EXPECT_EQ(least.batch_rows, kBlockRows);
+  EXPECT_EQ(least.piece_rows, kBlockRows);
+  EXPECT_GT(least.need_bytes, 4 * kMiB);  // the add stage fails before it starts
+}
+
+// dedup: what each stage holds grows with the records, the signature width and the shingle
+// sets; the meter counts a growing corpus as it grows; the check names the stage and the keys.
+TEST(MemoryBudget, PlansDedupFromTheRanksShare) {
+  namespace dd = stages::dedup;
+  dd::DedupShare share;
+  share.docs = 100000;
+  share.slots = 90000;
+  const dd::DedupNeeds exact_only = dd::dedup_needs(share, 0, false, false);
+  EXPECT_EQ(exact_only.near, 0u);
+  EXPECT_GT(exact_only.exact, exact_only.sketch);
+  const dd::DedupNeeds near = dd::dedup_needs(share, 128, false, false);
+  // The signatures (90000 x 128 x 4 bytes) held, and copied for dedup.keep other than first.
+  EXPECT_GE(near.sketch, 90000u * 128 * 4);
+  EXPECT_GE(near.near, 90000u * 128 * 4);
+  EXPECT_GE(dd::dedup_needs(share, 128, false, true).near, near.near + 90000u * 128 * 4);
+  EXPECT_GT(dd::dedup_needs(share, 256, false, false).near, near.near);
+  share.shingle_bytes = 50 * kMiB;
+  EXPECT_EQ(dd::dedup_needs(share, 128, false, false).near, near.near);  // not kept
+  EXPECT_GE(dd::dedup_needs(share, 128, true, false).near, near.near + 50 * kMiB);
+  dd::DedupShare half = share;
+  half.docs /= 2;
+  half.slots /= 2;
+  half.shingle_bytes /= 2;
+  EXPECT_LT(dd::dedup_needs(half, 128, true, false).near,
+            dd::dedup_needs(share, 128, true, false).near);
+
+  dd::LocalCorpus corpus;
+  dd::ShareMeter meter;
+  for (int i = 0; i < 3; ++i) {
+    corpus.keep_score.push_back(0);
+    corpus.ids.push_back("\"doc\"");
+    corpus.shingle_sets.push_back({1, 2, 3});
+    corpus.slots = i + 1;
+    meter.update(corpus);
+  }
+  EXPECT_EQ(meter.share().docs, 3);
+  EXPECT_EQ(meter.share().slots, 3);
+  EXPECT_EQ(meter.share().id_bytes, 15u);
+  EXPECT_EQ(meter.share().shingle_bytes, 3u * 3 * 8);
+
+  Config config;
+  config.source = "c.yaml";
+  const auto comm = cluster::make_serial_comm();
+  const MemoryBudget budget{128 * kMiB, "resources.memory_per_rank"};
+  share.shingle_bytes = 0;
+  EXPECT_NO_THROW(pipeline::check_dedup_budget(*comm, config, share, 128, false, false, false, budget));
+  share.docs = share.slots = 1000000;
+  try {
+    pipeline::check_dedup_budget(*comm, config, share, 128, false, false, true, budget);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("c.yaml: dedup near (per band"), std::string::npos) << m;
+    EXPECT_NE(m.find("1000000 record(s) (at least"), std::string::npos) << m;
+    EXPECT_NE(m.find("x 128 values (dedup.num_perm)"), std::string::npos) << m;
+    EXPECT_NE(m.find("more than the memory budget 128 MiB per rank"), std::string::npos) << m;
+    EXPECT_NE(m.find("run on more ranks, lower dedup.num_perm, or raise "
+                     "resources.memory_per_rank"),
+              std::string::npos)
+        << m;
+  }
+  EXPECT_NO_THROW(pipeline::check_dedup_budget(*comm, config, share, 128, false, false, false,
+                                               {0, "none"}));
 }
 
 }  // namespace
