@@ -100,6 +100,23 @@ void write_fvecs(const std::string& path, const float* data, int64_t rows, int d
 void write_bvecs(const std::string& path, const uint8_t* data, int64_t rows, int dim);
 void write_ivecs(const std::string& path, const int32_t* data, int64_t rows, int dim);
 void write_npy_f32(const std::string& path, const float* data, int64_t rows, int dim);
+// A rows x dim float32 .npy written row batch by row batch (a stage's output too large to hold:
+// run's embeddings). The header is written first, so `rows` is known up front; close()
+// throws std::runtime_error naming the file unless exactly `rows` rows were appended, or on
+// any write error. Not thread-safe.
+class NpyF32Writer {
+ public:
+  NpyF32Writer(const std::string& path, int64_t rows, int dim);
+  ~NpyF32Writer();
+  NpyF32Writer(const NpyF32Writer&) = delete;
+  NpyF32Writer& operator=(const NpyF32Writer&) = delete;
+  void append(const float* data, int64_t rows);
+  void close();
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 // Creates or appends a dataset to an HDF5 file (`truncate` starts a new file).
 void write_hdf5_f32(const std::string& path, const std::string& dataset, const float* data,
                     int64_t rows, int dim, bool truncate);

@@ -1,15 +1,21 @@
-// The embed stage of `run` (pipeline/text_index.h): one pass over the texts, then the survivors'
-// vectors to block-aligned ranges, checkpointed per rank.
+// The embed stage of `run` (pipeline/text_index.h): the texts read again in batches for the
+// fit, the survivors embedded into a vectors file per rank (in the same read for the hashed
+// embedder, else in a second), checkpointed per rank.
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <functional>
 #include <stdexcept>
 
 #include "io/array_file.h"
 #include "io/atomic_file.h"
+#include "io/vector_file.h"
 #include "runtime/memory_budget.h"
 #include "runtime/run_dir.h"
 #include "stages/batches.h"
@@ -42,15 +48,69 @@ void l2_normalise(float* v, int dim) {
 
 }  // namespace
 
-uint64_t embed_need_bytes(uint64_t text_bytes, int64_t embedded, int dim, bool raw) {
-  // The texts as read and as normalised (and the raw records), the embeddings and their copy
-  // while they move to block-aligned ranges.
-  return (raw ? 3 : 2) * text_bytes +
-         2 * static_cast<uint64_t>(std::max<int64_t>(0, embedded)) * std::max(0, dim) * 4;
+uint64_t embed_batch_bytes(uint64_t budget_bytes) {
+  constexpr uint64_t kLeast = uint64_t{64} << 10, kMost = uint64_t{64} << 20;
+  return budget_bytes == 0 ? kMost : std::clamp(budget_bytes / 16, kLeast, kMost);
 }
 
-// The keys of run_embed_options, embed.vectors' file and the rank count (the vectors are
-// stored in the block-aligned ranges of this rank count).
+uint64_t embed_need_bytes(uint64_t batch_bytes, int64_t docs, bool raw) {
+  // A batch: its texts as read and normalised (and the raw records), its vectors (counted in
+  // batch_bytes), the strings' own overhead (~64 bytes per document of at least ~64 bytes: at
+  // most batch_bytes). Per document: the survivor index (8), whether it is one (1), its row
+  // reference (16) and the reference's copy while it moves to its block (16).
+  return (raw ? 4 : 3) * batch_bytes + 41 * static_cast<uint64_t>(std::max<int64_t>(0, docs));
+}
+
+std::string rank_vectors_file(const std::string& dir, int rank, const std::string& kind) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "/vectors-%05d", rank);
+  return dir + name + (kind.empty() ? "" : "." + kind) + ".npy";
+}
+
+namespace {
+
+// Reads this rank's documents again (reread_documents), those with wanted[i] only, and hands
+// them to `fn` in batches that end once their text bytes plus `row_bytes` per document reach
+// `batch_bytes`, normalised as read+sketch normalises them. Local.
+void for_each_text_batch(const DedupedCorpus& deduped, const stages::dedup::NormaliseOptions& norm,
+                         bool raw, const std::vector<char>& wanted, uint64_t batch_bytes,
+                         uint64_t row_bytes, const std::function<void(const em::DocBatch&)>& fn) {
+  std::vector<std::string> texts, normalised, records;
+  std::vector<int64_t> rows;
+  uint64_t bytes = 0;
+  auto flush = [&] {
+    const auto n = static_cast<int64_t>(texts.size());
+    normalised.resize(texts.size());
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int64_t i = 0; i < n; ++i) stages::dedup::normalise_text(texts[i], norm, normalised[i]);
+    em::DocBatch batch;
+    batch.texts.assign(normalised.begin(), normalised.end());
+    batch.rows = rows;
+    if (raw) batch.raw.assign(records.begin(), records.end());
+    fn(batch);
+    texts.clear();
+    normalised.clear();
+    records.clear();
+    rows.clear();
+    bytes = 0;
+  };
+  const int64_t begin = deduped.range.begin;
+  stages::dedup::reread_documents(deduped.corpus, deduped.setup.read,
+                                  [&](int64_t i, const io::TextRecord& rec) {
+    if (!wanted[static_cast<size_t>(i)]) return;
+    texts.emplace_back(rec.text);
+    if (raw) records.emplace_back(rec.raw);
+    rows.push_back(begin + i);
+    bytes += rec.text.size() + (raw ? rec.raw.size() : 0) + row_bytes;
+    if (bytes >= batch_bytes) flush();
+  });
+  if (!texts.empty()) flush();
+}
+
+}  // namespace
+
+// The keys of run_embed_options, embed.vectors' file, the rank count (the rows are stored in
+// the block-aligned ranges of this rank count) and the checkpoint's format version.
 void EmbedStage::configure(runtime::StageOptions& options) {
   const runtime::EmbedConfig& e = options.config().embed;
   method_ = options.read("embed.method", e.method);
@@ -60,85 +120,157 @@ void EmbedStage::configure(runtime::StageOptions& options) {
   options.read("embed.vectors_dataset", e.vectors_dataset);
   raw_ = !options.read("embed.vectors_field", e.vectors_field).empty();
   options.value("ranks", std::to_string(ranks_));
+  // An older shardforge's checkpoint (another layout) is redone, not read.
+  options.value("format_version", std::to_string(kEmbeddingsFormatVersion));
   if (!vectors.empty()) options.input_files({vectors});
   batch_ = static_cast<int64_t>(e.batch);
 }
 
 void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
-  // One pass over the texts (Embedder::fit_embed): fit on every document (idf over the
-  // corpus) and embed the dedup survivors.
-  stages::dedup::LocalCorpus& corpus = deduped_.corpus;
+  // The rank's texts read again in batches (read+sketch keeps none, so that the dedup stages do
+  // not hold them) for the embedder's fit over every document (idf over the corpus). The
+  // hashed embedder embeds the dedup survivors in the same read, unfinished, into a file, and
+  // finishes them from it once the idf is known; another embedder reads the survivors' texts a
+  // second time (1 GB at 2 ranks: the hashed stage with two reads took about twice as long as
+  // with one, bench/RESULTS.md, "`run` within a memory budget"). Either way the vectors go to
+  // embed/vectors-R.npy batch by batch: a rank holds one batch, not its share.
+  const stages::dedup::LocalCorpus& corpus = deduped_.corpus;
   const cluster::RowRange range = deduped_.range;
   const auto local_docs = static_cast<int64_t>(corpus.keep_score.size());
+  const uint64_t batch_bytes = embed_batch_bytes(context.budget.bytes);
   // Before any work: what the stage holds on the rank that holds most against the budget.
-  const auto need = static_cast<uint64_t>(comm.max(static_cast<double>(embed_need_bytes(
-      deduped_.local_bytes_in, local_docs - static_cast<int64_t>(deduped_.verdicts.size()),
-      embedder_.dim(), raw_))));
+  const auto need = static_cast<uint64_t>(
+      comm.max(static_cast<double>(embed_need_bytes(batch_bytes, local_docs, raw_))));
   if (context.budget.bytes > 0 && need > context.budget.bytes)
     throw runtime::ConfigError(
         context.config.source + ": " +
         runtime::over_budget_message(
-            "embed: a rank's texts (its share of the input, read again and normalised) and "
-            "their embeddings (embed.dim " + std::to_string(embedder_.dim()) + ")",
+            "embed: a batch of texts (" + runtime::format_bytes(batch_bytes) +
+                ", read, normalised and embedded) and the survivors' references of a rank",
             need, context.budget, "; run on more ranks or raise resources.memory_per_rank"));
-  // The rank's texts, read again: read+sketch keeps none, so that the dedup stages do not
-  // hold them (the same texts: read_texts normalises as read+sketch does).
-  const auto t_read = std::chrono::steady_clock::now();
-  cluster::run_local_phase(comm, "embed: read texts", [&] {
-    if (!corpus.texts.empty() || local_docs == 0) return;
-    stages::dedup::KeptTexts keep;
-    keep.normalised = true;
-    keep.raw = raw_;
-    stages::dedup::read_texts(deduped_.setup.read, dedup_normalise_options(context.config), keep,
-                              corpus);
-  });
-  const double read_seconds = comm.max(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read).count());
-  if (comm.rank() == 0) spdlog::info("embed: texts read again in {}", runtime::format_seconds(read_seconds));
-  std::vector<Removal> removed(static_cast<size_t>(local_docs), Removal::kKept);
-  for (const auto& v : deduped_.verdicts) removed[v.row - range.begin] = Removal::kDuplicate;
+  std::vector<char> all(static_cast<size_t>(local_docs), 1), kept = all;
+  for (const auto& v : deduped_.verdicts) kept[v.row - range.begin] = 0;
   std::vector<int64_t> surv;  // local docs that survived dedup
   for (int64_t i = 0; i < local_docs; ++i)
-    if (removed[i] == Removal::kKept) surv.push_back(i);
-  em::DocBatch all;
-  for (int64_t i = 0; i < local_docs; ++i) {
-    all.texts.emplace_back(corpus.texts[i]);
-    all.rows.push_back(range.begin + i);
-    if (raw_) all.raw.emplace_back(corpus.raw[i]);
-  }
+    if (kept[i]) surv.push_back(i);
+  const auto norm = dedup_normalise_options(context.config);
+
+  // Pass 1: the fit, over batches of every document. An embedder that embeds while fitting
+  // (hashed) also writes the survivors' unfinished rows to embed/vectors-R.unfinished.npy.
+  const bool one_read = embedder_.embeds_while_fitting();
+  const std::string vectors_path =
+      context.checkpoints.path(rank_vectors_file(kEmbedDir, comm.rank()));
+  const std::string unfinished_path =
+      context.checkpoints.path(rank_vectors_file(kEmbedDir, comm.rank(), "unfinished"));
   uint64_t embed_bytes = 0;
-  for (int64_t i : surv) embed_bytes += corpus.texts[i].size();
-  const auto t_embed = std::chrono::steady_clock::now();
-  std::vector<float>& vectors = text_.vectors;
-  vectors = embedder_.fit_embed(comm, all, surv, batch_);
-  all = em::DocBatch{};
+  const auto t_fit = std::chrono::steady_clock::now();
+  embedder_.fit_begin();
+  cluster::run_local_phase(comm, "embed: fit", [&] {
+    if (!one_read) {
+      for_each_text_batch(deduped_, norm, raw_, all, batch_bytes, 0,
+                          [&](const em::DocBatch& batch) { embedder_.fit_batch(batch); });
+      return;
+    }
+    const int dim = embedder_.dim();
+    const auto d = static_cast<size_t>(dim);
+    io::NpyF32Writer out(unfinished_path, static_cast<int64_t>(surv.size()), dim);
+    std::vector<float> rows;
+    std::vector<int64_t> selected;
+    for_each_text_batch(deduped_, norm, raw_, all, batch_bytes, d * sizeof(float),
+                        [&](const em::DocBatch& batch) {
+      selected.clear();
+      for (size_t k = 0; k < batch.size(); ++k)
+        if (kept[static_cast<size_t>(batch.rows[k] - range.begin)]) {
+          selected.push_back(static_cast<int64_t>(k));
+          embed_bytes += batch.texts[k].size();
+        }
+      rows.resize(selected.size() * d);
+      embedder_.fit_embed_batch(batch, selected, rows.data());
+      out.append(rows.data(), static_cast<int64_t>(selected.size()));
+    });
+    out.close();
+  });
+  embedder_.fit_end(comm);
   const int dim = text_.dim = embedder_.dim();
+  const double fit_seconds = comm.max(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_fit).count());
+
+  // Pass 2, to this rank's vectors file: the unfinished rows finished (one_read), else the
+  // survivors read again, batch by batch, embedded over the OpenMP threads in tasks of
+  // embed.batch documents; L2-normalised.
+  const auto t_embed = std::chrono::steady_clock::now();
+  const auto d = static_cast<size_t>(dim);
+  cluster::run_local_phase(comm, "embed", [&] {
+    io::publish_file(vectors_path, [&](const std::string& tmp) {
+      io::NpyF32Writer out(tmp, static_cast<int64_t>(surv.size()), dim);
+      std::vector<float> rows;
+      if (one_read) {
+        const auto in = io::open_vector_file(unfinished_path, io::VectorFormat::kNpy);
+        const auto per = static_cast<int64_t>(std::max<uint64_t>(batch_bytes / (d * sizeof(float)), 1));
+        for (int64_t lo = 0; lo < in->rows(); lo += per) {
+          const int64_t n = std::min(per, in->rows() - lo);
+          rows.resize(static_cast<size_t>(n) * d);
+          in->read(lo, n, rows.data());
+          embedder_.finish_rows(rows.data(), n);
 #pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < static_cast<int64_t>(surv.size()); ++k)
-    l2_normalise(vectors.data() + k * dim, dim);
+          for (int64_t k = 0; k < n; ++k) l2_normalise(rows.data() + k * dim, dim);
+          out.append(rows.data(), n);
+        }
+        out.close();
+        return;
+      }
+      for_each_text_batch(deduped_, norm, raw_, kept, batch_bytes, d * sizeof(float),
+                          [&](const em::DocBatch& batch) {
+        const auto n = static_cast<int64_t>(batch.size());
+        rows.resize(static_cast<size_t>(n) * d);
+        const int64_t per = std::max<int64_t>(batch_, 1), tasks = (n + per - 1) / per;
+        std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t t = 0; t < tasks; ++t) {
+          try {
+            const int64_t lo = t * per, hi = std::min(n, lo + per);
+            em::DocBatch part;
+            part.texts.assign(batch.texts.begin() + lo, batch.texts.begin() + hi);
+            part.rows.assign(batch.rows.begin() + lo, batch.rows.begin() + hi);
+            if (raw_) part.raw.assign(batch.raw.begin() + lo, batch.raw.begin() + hi);
+            float* out_rows = rows.data() + static_cast<size_t>(lo) * d;
+            embedder_.embed(part, out_rows);
+            for (int64_t k = 0; k < hi - lo; ++k) l2_normalise(out_rows + k * dim, dim);
+          } catch (...) {
+#pragma omp critical
+            if (!error) error = std::current_exception();
+          }
+        }
+        if (error) std::rethrow_exception(error);
+        for (const std::string_view text : batch.texts) embed_bytes += text.size();
+        out.append(rows.data(), n);
+      });
+      out.close();
+    });
+    if (one_read) std::filesystem::remove(unfinished_path);
+  });
+  malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
   const double embed_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count();
-  std::vector<std::string>().swap(corpus.texts);
-  std::vector<std::string>().swap(corpus.raw);
-  malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
   text_.embedded = comm.sum(static_cast<int64_t>(surv.size()));
-  // Throughput of fit_embed (the idf pass included) over all ranks: the embedded documents'
-  // text bytes / the slowest rank's seconds.
+  // Throughput of both passes over all ranks: the embedded documents' text bytes / the slowest
+  // rank's seconds.
   text_.text_bytes = comm.sum(static_cast<int64_t>(embed_bytes));
-  text_.seconds = comm.max(embed_seconds);
+  text_.seconds = fit_seconds + comm.max(embed_seconds);
   std::vector<SurvivorRef>& refs = text_.refs;
   refs.clear();
   for (int64_t i : surv)
     refs.push_back({static_cast<uint64_t>(range.begin + i), corpus.keep_score[i]});
+  std::vector<int64_t>().swap(surv);
   const cluster::RowRange target = stages::rank_rows(text_.embedded, comm.rank(), comm.size());
-  vectors = cluster::redistribute_rows(comm, vectors, static_cast<size_t>(dim), target);
   refs = cluster::redistribute_rows(comm, refs, 1, target);
   if (comm.rank() == 0) text_.embedder_text = embedder_.state().dump() + "\n";
   const double mb_per_s =
       text_.seconds > 0 ? static_cast<double>(text_.text_bytes) / 1e6 / text_.seconds : 0.0;
-  spdlog::info("embed: {} documents x {} dims ({}): {:.1f} MB/s, {:.1f} MB/s per core",
-               text_.embedded, dim, method_, mb_per_s,
-               mb_per_s / (comm.size() * threads_));
+  spdlog::info("embed: {} documents x {} dims ({}): {:.1f} MB/s, {:.1f} MB/s per core (the fit "
+               "pass, reading the texts once: {}; batches of {})",
+               text_.embedded, dim, method_, mb_per_s, mb_per_s / (comm.size() * threads_),
+               runtime::format_seconds(fit_seconds), runtime::format_bytes(batch_bytes));
 }
 
 runtime::StageOutputs EmbedStage::save(cluster::Comm& comm,
@@ -148,7 +280,6 @@ runtime::StageOutputs EmbedStage::save(cluster::Comm& comm,
       comm, context, kEmbedDir,
       [&](const std::string& tmp) {
         io::ArrayFileWriter out(tmp, "run-embeddings", kEmbeddingsFormatVersion);
-        out.write("vectors", text_.vectors);
         out.write("survivors", text_.refs);
         out.close();
         if (comm.rank() == 0)
@@ -158,7 +289,11 @@ runtime::StageOutputs EmbedStage::save(cluster::Comm& comm,
        {"docs", text_.embedded},
        {"text_bytes", text_.text_bytes},
        {"seconds", text_.seconds}},
-      {kEmbedderCheckpoint});
+      [&] {
+        std::vector<std::string> extra = {kEmbedderCheckpoint};
+        for (int r = 0; r < comm.size(); ++r) extra.push_back(rank_vectors_file(kEmbedDir, r));
+        return extra;
+      }());
 }
 
 void EmbedStage::load(cluster::Comm& comm, const runtime::StageContext& context,
@@ -171,12 +306,10 @@ void EmbedStage::load(cluster::Comm& comm, const runtime::StageContext& context,
     text_.seconds = info.at("seconds").get<double>();
     const std::string file = checkpoints.path(runtime::rank_file(kEmbedDir, comm.rank()));
     io::ArrayFileReader in(file, "run-embeddings", kEmbeddingsFormatVersion);
-    text_.vectors = in.read<float>("vectors");
     text_.refs = in.read<SurvivorRef>("survivors");
     in.close();
     const cluster::RowRange target = stages::rank_rows(text_.embedded, comm.rank(), comm.size());
-    if (static_cast<int64_t>(text_.refs.size()) != target.size() ||
-        text_.vectors.size() != text_.refs.size() * static_cast<size_t>(text_.dim))
+    if (static_cast<int64_t>(text_.refs.size()) != target.size())
       throw std::runtime_error(file + ": holds " + std::to_string(text_.refs.size()) +
                                " rows, this rank's range has " + std::to_string(target.size()));
     if (comm.rank() == 0) {

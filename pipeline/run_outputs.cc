@@ -29,9 +29,9 @@ void OutputsStage::configure(runtime::StageOptions& options) {
 
 void OutputsStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   // No stage after this one reads the vectors.
+  text_.build.rows = nullptr;
   text_.index_rows.reset();
-  text_.train_rows.reset();
-  std::vector<float>().swap(text_.vectors);
+  text_.embeddings.reset();
 
   const stages::dedup::LocalCorpus& corpus = deduped_.corpus;
   const std::vector<int64_t>& begins = deduped_.begins;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 
 #include "io/text_corpus.h"
 #include "stages/batches.h"
@@ -82,21 +83,24 @@ void CheckIndexStage::run(cluster::Comm& comm, const runtime::StageContext& cont
                                   "; the embedded corpus has " + std::to_string(embedded) +
                                   " rows x " + std::to_string(dim) + " dims");
   });
-  // The index stages (pipeline/index_build.h) train on the survivors' vectors.
+  // The index stages (pipeline/index_build.h) train on the survivors' vectors, read from every
+  // rank's embed/vectors-R.npy (this rank's block only, in batches).
+  cluster::run_local_phase(comm, "embed: open vectors", [&] {
+    text_.embeddings = open_rank_vectors(context, kEmbedDir, comm.size(), embedded, dim);
+  });
   const cluster::RowRange target = stages::rank_rows(embedded, comm.rank(), comm.size());
-  std::vector<std::unique_ptr<io::VectorFile>> files;
-  files.push_back(io::make_memory_view("embeddings", embedded, dim, target.begin,
-                                       text_.vectors.data(), target.size()));
-  text_.train_rows = std::make_unique<io::VectorCorpus>(std::move(files));
-  text_.build.rows = text_.train_rows.get();
+  text_.build.rows = text_.embeddings.get();
   text_.build.range = target;
   text_.build.factory = factory;
 }
 
-void CompactStage::run(cluster::Comm& comm, const runtime::StageContext&) {
-  std::vector<float>& vectors = text_.vectors;
+void CompactStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
+  // The semantic survivors of this rank's block, read in batches of input.batch_rows and
+  // written to run.tmp/compact/vectors-R.npy: no rank holds its vectors, and none move
+  // between ranks (the files in rank order are the index's rows).
   const std::vector<SurvivorRef>& refs = text_.refs;
-  const auto dim = static_cast<size_t>(text_.dim);
+  const int dim = text_.dim;
+  const auto d = static_cast<size_t>(dim);
   std::vector<char> gone(refs.size(), 0);
   for (const auto& v : text_.semantic) {
     const auto it = std::lower_bound(
@@ -104,25 +108,52 @@ void CompactStage::run(cluster::Comm& comm, const runtime::StageContext&) {
         [](const SurvivorRef& r, uint64_t row) { return r.row < row; });
     gone[static_cast<size_t>(it - refs.begin())] = 1;
   }
-  size_t kept_rows = 0;  // the survivors' vectors, compacted in place (no second copy)
-  for (size_t i = 0; i < refs.size(); ++i)
-    if (!gone[i]) {
-      if (kept_rows != i)
-        std::copy_n(vectors.begin() + i * dim, dim, vectors.begin() + kept_rows * dim);
-      ++kept_rows;
+  const auto kept_rows =
+      static_cast<int64_t>(refs.size()) - std::count(gone.begin(), gone.end(), char{1});
+  const cluster::RowRange block = stages::rank_rows(text_.embedded, comm.rank(), comm.size());
+  cluster::run_local_phase(comm, "compact", [&] {
+    const std::string path =
+        context.checkpoints.path(rank_vectors_file(kCompactDir, comm.rank()));
+    io::NpyF32Writer out(path, kept_rows, dim);
+    const int64_t per = std::max<int64_t>(context.config.input.batch_rows, 1);
+    std::vector<float> rows;
+    for (int64_t lo = 0; lo < block.size(); lo += per) {
+      const int64_t n = std::min(per, block.size() - lo);
+      rows.resize(static_cast<size_t>(n) * d);
+      text_.embeddings->read(block.begin + lo, n, rows.data());
+      int64_t kept = 0;  // compacted in place
+      for (int64_t k = 0; k < n; ++k)
+        if (!gone[static_cast<size_t>(lo + k)]) {
+          if (kept != k) std::copy_n(rows.begin() + k * dim, d, rows.begin() + kept * dim);
+          ++kept;
+        }
+      out.append(rows.data(), kept);
     }
-  vectors.resize(kept_rows * dim);
-  text_.train_rows.reset();  // a view of `vectors`
-  std::vector<float> kept = std::move(vectors);
-  const int64_t indexed = text_.indexed = comm.sum(static_cast<int64_t>(kept.size() / dim));
-  const cluster::RowRange final_range = stages::rank_rows(indexed, comm.rank(), comm.size());
-  kept = cluster::redistribute_rows(comm, kept, dim, final_range);
-  std::vector<std::unique_ptr<io::VectorFile>> files;
-  files.push_back(io::make_memory_rows("embeddings", indexed, text_.dim, final_range.begin,
-                                       std::move(kept)));
-  text_.index_rows = std::make_unique<io::VectorCorpus>(std::move(files));
+    out.close();
+  });
+  text_.build.rows = nullptr;
+  text_.embeddings.reset();
+  const int64_t indexed = text_.indexed = comm.sum(kept_rows);  // also: every file is written
+  cluster::run_local_phase(comm, "compact: open vectors", [&] {
+    text_.index_rows = open_rank_vectors(context, kCompactDir, comm.size(), indexed, dim);
+  });
   text_.build.rows = text_.index_rows.get();
-  text_.build.range = final_range;
+  text_.build.range = stages::rank_rows(indexed, comm.rank(), comm.size());
+}
+
+std::unique_ptr<io::VectorCorpus> open_rank_vectors(const runtime::StageContext& context,
+                                                    const std::string& dir, int ranks,
+                                                    int64_t rows, int dim) {
+  std::vector<std::string> paths;
+  for (int r = 0; r < ranks; ++r)
+    paths.push_back(context.checkpoints.path(rank_vectors_file(dir, r)));
+  auto corpus = std::make_unique<io::VectorCorpus>(paths, io::VectorFormat::kNpy);
+  if (corpus->rows() != rows || (rows > 0 && corpus->dim() != dim))
+    throw std::runtime_error(context.checkpoints.path(dir) + ": the vectors files hold " +
+                             std::to_string(corpus->rows()) + " x " +
+                             std::to_string(corpus->dim()) + ", expected " +
+                             std::to_string(rows) + " x " + std::to_string(dim));
+  return corpus;
 }
 
 }  // namespace sf::pipeline

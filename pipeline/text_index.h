@@ -3,15 +3,21 @@
 // only through the DedupedCorpus they are given:
 //
 //   embed        fit the embedder on every document, embed the dedup survivors (L2-normalised),
-//                move them to block-aligned ranges of the survivors' numbering; marker "embed":
-//                embed/rank-R.sfar (vectors, rows, keep scores) and embed/embedder.json
+//                reading the rank's texts again in batches planned from the memory budget (once
+//                for hashed: Embedder::embeds_while_fitting; twice otherwise);
+//                the vectors go straight to a file per rank (embed/vectors-R.npy, the rank's
+//                survivors in row order: the files in rank order are the survivors' matrix),
+//                their rows and keep scores to block-aligned ranges of the survivors'
+//                numbering; marker "embed": embed/rank-R.sfar (rows, keep scores),
+//                embed/vectors-R.npy and embed/embedder.json
 //   check-index  (semdedup or index) index.factory (or auto_factory) fits the embedded corpus,
 //                partition.* fits its lists; no marker, never skipped
 //   train        pipeline/index_build.h, on the embedded vectors
 //   semdedup     (run.semdedup) semantic duplicates inside each inverted list; marker
 //                "semdedup": semdedup/rank-R.sfar (this rank's verdicts, by block)
-//   compact      (run.index) the semantic survivors' vectors to block-aligned ranges of their
-//                own numbering (the index ids); no marker
+//   compact      (run.index) the semantic survivors' vectors of the rank's block, read in
+//                batches, to run.tmp/compact/vectors-R.npy: the files in rank order are the
+//                index's rows in index-id order (block-aligned ranges of them); no marker
 //   partition, add, merge   pipeline/index_build.h
 //   eval         (run.eval) the merged index searched with a sample of its own vectors;
 //                marker "eval": eval.json
@@ -42,7 +48,8 @@ constexpr const char* kEmbedderCheckpoint = "embed/embedder.json";  // the embed
 constexpr const char* kSemanticDir = "semdedup";
 constexpr const char* kEvalFile = "eval.json";
 constexpr const char* kRunTmpDir = "run.tmp";  // the outputs' parts (run.tmp/ids, duplicates)
-constexpr uint32_t kEmbeddingsFormatVersion = 1;
+constexpr const char* kCompactDir = "run.tmp/compact";  // compact's vectors, per rank
+constexpr uint32_t kEmbeddingsFormatVersion = 2;  // 2: the vectors in embed/vectors-R.npy
 constexpr uint32_t kSemanticFormatVersion = 1;
 
 // embed.* -> stage options (also `shardforge query`'s embedder).
@@ -69,22 +76,24 @@ enum class Removal : char { kKept, kDuplicate /* exact or near */, kSemantic };
 struct TextIndex {
   IndexBuild build;  // the index stages' state (train .. merge)
 
-  // embed: this rank's block of the survivors' vectors (rows x dim, L2-normalised) with their
-  // rows and keep scores, in block-aligned ranges of `embedded` rows (stages::rank_rows).
+  // embed: the survivors' rows and keep scores of this rank's block, in block-aligned ranges
+  // of `embedded` rows (stages::rank_rows); their vectors (L2-normalised) are in
+  // `embeddings`, opened by check-index over every rank's embed/vectors-R.npy (a rank reads
+  // only its block, in batches).
   int dim = 0;
   int64_t embedded = 0;
-  std::vector<float> vectors;
   std::vector<SurvivorRef> refs;
   int64_t text_bytes = 0;  // embedded documents' text bytes, all ranks
-  double seconds = 0;      // fit_embed's wall seconds on the slowest rank
+  double seconds = 0;      // both passes' wall seconds on the slowest rank
   std::string embedder_text;  // rank 0: embedder.json
-  std::unique_ptr<io::VectorCorpus> train_rows;  // check-index: a view of `vectors`
+  std::unique_ptr<io::VectorCorpus> embeddings;
 
   // semdedup: the verdicts of the documents in this rank's block (by row).
   std::vector<SemanticDuplicate> semantic;
   stages::dedup::SemanticStats semantic_stats;
 
-  // compact: the semantic survivors' vectors, block-aligned over `indexed` rows (index ids).
+  // compact: the semantic survivors' vectors, `indexed` rows in index-id order (every rank's
+  // run.tmp/compact/vectors-R.npy); this rank's block-aligned range is build.range.
   int64_t indexed = 0;
   std::unique_ptr<io::VectorCorpus> index_rows;
 };
@@ -95,10 +104,23 @@ struct TextIndex {
 nlohmann::json text_index_summary(cluster::Comm& comm, const runtime::Config& config,
                                   const TextIndex& text, int threads);
 
-// What the embed stage holds on a rank of `text_bytes` of input that embeds `embedded`
-// documents in `dim` dims (`raw`: the raw records too, embed.vectors_field): checked against the
-// memory budget before the stage starts. No MPI.
-uint64_t embed_need_bytes(uint64_t text_bytes, int64_t embedded, int dim, bool raw);
+// The text bytes of one batch of the embed stage (its texts, their vectors counted too): from
+// the memory budget (budget / 16, between 64 KiB and 64 MiB), 64 MiB without one. No MPI.
+uint64_t embed_batch_bytes(uint64_t budget_bytes);
+// What the embed stage holds on a rank of `docs` documents, in batches of `batch_bytes`
+// (`raw`: the raw records too, embed.vectors_field): a batch's texts, as read and normalised
+// (and raw), its vectors, and per document its survivor entry and row reference, twice while
+// they move to block-aligned ranges. Checked against the memory budget before the stage
+// starts. No MPI.
+uint64_t embed_need_bytes(uint64_t batch_bytes, int64_t docs, bool raw);
+// "<dir>/vectors-RRRRR.npy": a rank's vectors file of embed or compact; with `kind`,
+// "<dir>/vectors-RRRRR.<kind>.npy" (embed's unfinished rows).
+std::string rank_vectors_file(const std::string& dir, int rank, const std::string& kind = "");
+// Local: every rank's rank_vectors_file(dir) in the checkpoint folder as one corpus. Throws
+// std::runtime_error naming the folder unless it is rows x dim, io::InputError for a file.
+std::unique_ptr<io::VectorCorpus> open_rank_vectors(const runtime::StageContext& context,
+                                                    const std::string& dir, int ranks,
+                                                    int64_t rows, int dim);
 
 class EmbedStage : public runtime::Stage {
  public:
@@ -109,7 +131,8 @@ class EmbedStage : public runtime::Stage {
       : text_(text), deduped_(deduped), embedder_(embedder), ranks_(ranks), threads_(threads) {}
   std::string name() const override { return "embed"; }
   void configure(runtime::StageOptions& options) override;
-  // Reads the rank's texts again (read+sketch keeps none) and frees them once embedded.
+  // Reads the rank's texts again (read+sketch keeps none) in batches: fit and embed in one read
+  // when the embedder embeds while fitting (hashed), else a second read to embed.
   void run(cluster::Comm& comm, const runtime::StageContext& context) override;
   runtime::StageOutputs save(cluster::Comm& comm, const runtime::StageContext& context) override;
   void load(cluster::Comm& comm, const runtime::StageContext& context,
@@ -125,7 +148,7 @@ class EmbedStage : public runtime::Stage {
   bool raw_ = false;  // the embedder reads the raw records (embed.vectors_field)
 };
 
-// Sets build.rows (a view of the embedded vectors), range and factory. Throws, agreed: a
+// Opens `embeddings`; sets build.rows (them), range and factory. Throws, agreed: a
 // factory or partition.shards that does not fit (ConfigError), too few documents (InputError).
 class CheckIndexStage : public runtime::TransientStage {
  public:
@@ -153,7 +176,8 @@ class SemanticDedupStage : public runtime::Stage {
   stages::dedup::SemanticOptions options_;
 };
 
-// Moves `vectors` (compacted in place) into index_rows; sets indexed, build.rows and range.
+// Writes index_rows' files and opens them; sets indexed, build.rows and range. Closes
+// `embeddings`.
 class CompactStage : public runtime::TransientStage {
  public:
   explicit CompactStage(TextIndex& text) : text_(text) {}

@@ -54,7 +54,8 @@ bool shardforge_file_name(const std::string& rel) {
       ::fnmatch("[0-9][0-9][0-9][0-9][0-9]*", name.c_str(), 0) == 0)
     return true;
   for (const char* pattern : {"part-[0-9][0-9][0-9][0-9][0-9]*", "rank-[0-9]*.sfar",
-                              "rows-[0-9]*-[0-9]*.sfsh", "shard-[0-9]*.faiss"})
+                              "rows-[0-9]*-[0-9]*.sfsh", "shard-[0-9]*.faiss",
+                              "vectors-[0-9]*.npy"})
     if (::fnmatch(pattern, name.c_str(), 0) == 0) return true;
   return false;
 }

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -321,7 +322,9 @@ IdMatrix detail::read_npy_ids(const std::string& path) {
   return read_all_ids(file);
 }
 
-void write_npy_f32(const std::string& path, const float* data, int64_t rows, int dim) {
+namespace {
+
+std::string npy_f32_header(const std::string& path, int64_t rows, int dim) {
   if (rows < 0 || dim < 1) {
     throw std::invalid_argument(path + ": bad shape (" + std::to_string(rows) + ", " +
                                 std::to_string(dim) + ")");
@@ -338,10 +341,51 @@ void write_npy_f32(const std::string& path, const float* data, int64_t rows, int
   header.push_back(static_cast<char>(dict.size() & 0xff));
   header.push_back(static_cast<char>((dict.size() >> 8) & 0xff));
   header += dict;
+  return header;
+}
+
+}  // namespace
+
+void write_npy_f32(const std::string& path, const float* data, int64_t rows, int dim) {
+  const std::string header = npy_f32_header(path, rows, dim);
   Fd fd = create_for_write(path);
   write_full(fd.get(), path, header.data(), static_cast<int64_t>(header.size()));
   write_full(fd.get(), path, data, rows * dim * static_cast<int64_t>(sizeof(float)));
   finish_write(fd, path);
+}
+
+struct NpyF32Writer::State {
+  std::string path;
+  int64_t rows = 0, written = 0;
+  int dim = 0;
+  Fd fd;
+};
+
+NpyF32Writer::NpyF32Writer(const std::string& path, int64_t rows, int dim)
+    : s_(std::make_unique<State>()) {
+  const std::string header = npy_f32_header(path, rows, dim);
+  s_->path = path;
+  s_->rows = rows;
+  s_->dim = dim;
+  s_->fd = create_for_write(path);
+  write_full(s_->fd.get(), path, header.data(), static_cast<int64_t>(header.size()));
+}
+
+NpyF32Writer::~NpyF32Writer() = default;
+
+void NpyF32Writer::append(const float* data, int64_t rows) {
+  if (rows < 0 || s_->written + rows > s_->rows)
+    throw std::runtime_error(s_->path + ": more rows than the " + std::to_string(s_->rows) +
+                             " of its header");
+  write_full(s_->fd.get(), s_->path, data, rows * s_->dim * static_cast<int64_t>(sizeof(float)));
+  s_->written += rows;
+}
+
+void NpyF32Writer::close() {
+  if (s_->written != s_->rows)
+    throw std::runtime_error(s_->path + ": " + std::to_string(s_->written) + " rows written, its header says " +
+                             std::to_string(s_->rows));
+  finish_write(s_->fd, s_->path);
 }
 
 }  // namespace sf::io

@@ -115,6 +115,21 @@ std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
                                                  const float* vectors, int dim,
                                                  const SemanticOptions& options,
                                                  SemanticStats* stats) {
+  const size_t d = static_cast<size_t>(std::max(dim, 0));
+  return semantic_duplicates(
+      comm, docs,
+      [&](int64_t first, int64_t count, float* out) {
+        std::memcpy(out, vectors + static_cast<size_t>(first) * d,
+                    static_cast<size_t>(count) * d * sizeof(float));
+      },
+      dim, options, stats);
+}
+
+std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
+                                                 const std::vector<SemanticDoc>& docs,
+                                                 const SemanticRowReader& read_rows, int dim,
+                                                 const SemanticOptions& options,
+                                                 SemanticStats* stats) {
   if (dim < 1) throw std::invalid_argument("semantic_duplicates: dim must be >= 1");
   const int ranks = comm.size();
   const size_t d = static_cast<size_t>(dim);
@@ -174,13 +189,24 @@ std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
       bytes_to[owner[static_cast<size_t>(docs[by_round[next++]].list)]] += record;
     for (int s = 0; s < ranks; ++s)
       if (s != comm.rank()) send[s].reserve(bytes_to[s]);
+    // This round's own documents' vectors (increasing doc indices: read in runs).
+    std::vector<float> vectors((next - first) * d);
+    cluster::run_local_phase(comm, "semantic dedup: read vectors", [&] {
+      for (size_t k = first; k < next;) {
+        size_t run = 1;
+        while (k + run < next && by_round[k + run] == by_round[k] + run) ++run;
+        read_rows(static_cast<int64_t>(by_round[k]), static_cast<int64_t>(run),
+                  vectors.data() + (k - first) * d);
+        k += run;
+      }
+    });
     std::vector<Member> members;
     std::vector<const char*> member_vectors;  // into `vectors` or `received`
     for (size_t k = first; k < next; ++k) {
       const size_t i = by_round[k];
       const Member m{docs[i].row, docs[i].list, docs[i].keep_score, comm.rank()};
       const int to = owner[static_cast<size_t>(docs[i].list)];
-      const char* vp = reinterpret_cast<const char*>(vectors + i * d);
+      const char* vp = reinterpret_cast<const char*>(vectors.data() + (k - first) * d);
       if (to == comm.rank()) {
         members.push_back(m);
         member_vectors.push_back(vp);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "cluster/comm.h"
@@ -56,6 +57,16 @@ struct SemanticStats {
 std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
                                                  const std::vector<SemanticDoc>& docs,
                                                  const float* vectors, int dim,
+                                                 const SemanticOptions& options,
+                                                 SemanticStats* stats = nullptr);
+// The same with the vectors read when a round needs them: read_rows(first, count, out) writes
+// the vectors of docs[first .. first + count) to out[count x dim] (runs of consecutive docs of
+// the round; throws to fail the stage, agreed). Memory: a round's own members' vectors instead
+// of all of the caller's (run's semdedup reads them from its embeddings file).
+using SemanticRowReader = std::function<void(int64_t first, int64_t count, float* out)>;
+std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
+                                                 const std::vector<SemanticDoc>& docs,
+                                                 const SemanticRowReader& read_rows, int dim,
                                                  const SemanticOptions& options,
                                                  SemanticStats* stats = nullptr);
 

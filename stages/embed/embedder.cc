@@ -1,7 +1,5 @@
 #include "stages/embed/embedder.h"
 
-#include <algorithm>
-#include <exception>
 #include <stdexcept>
 
 #include "stages/embed/hashed_embedder.h"
@@ -9,35 +7,12 @@
 
 namespace sf::stages::embed {
 
-std::vector<float> Embedder::fit_embed(cluster::Comm& comm, const DocBatch& docs,
-                                       const std::vector<int64_t>& selected, int64_t batch) {
-  fit(comm, docs);
-  const size_t d = static_cast<size_t>(dim());
-  std::vector<float> out(selected.size() * d);
-  cluster::run_local_phase(comm, "embed", [&] {
-    const auto n = static_cast<int64_t>(selected.size());
-    const int64_t per = std::max<int64_t>(batch, 1), tasks = (n + per - 1) / per;
-    std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      try {
-        DocBatch part;
-        const int64_t lo = t * per, hi = std::min(n, lo + per);
-        for (int64_t k = lo; k < hi; ++k) {
-          const auto i = static_cast<size_t>(selected[static_cast<size_t>(k)]);
-          part.texts.push_back(docs.texts[i]);
-          part.rows.push_back(docs.rows[i]);
-          if (!docs.raw.empty()) part.raw.push_back(docs.raw[i]);
-        }
-        embed(part, out.data() + static_cast<size_t>(lo) * d);
-      } catch (...) {
-#pragma omp critical
-        if (!error) error = std::current_exception();
-      }
-    }
-    if (error) std::rethrow_exception(error);
-  });
-  return out;
+void Embedder::fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                               float* out) {
+  (void)docs;
+  (void)selected;
+  (void)out;
+  throw std::logic_error("fit_embed_batch: this embedder does not embed while fitting");
 }
 
 std::unique_ptr<Embedder> make_embedder(const EmbedOptions& options) {

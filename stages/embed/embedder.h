@@ -2,12 +2,13 @@
 //
 // An embedder is a per-batch transform (embed()); one that needs corpus-wide statistics (the
 // hashed embedder's idf) or a corpus-wide check (the precomputed embedder's row count) does it
-// first in fit(), its one collective step. Embedders are chosen by name (`embed.method`)
+// first in its fit over batches (fit_begin, fit_batch, fit_end: the collective step), so that
+// a rank never holds its share of the texts. Embedders are chosen by name (`embed.method`)
 // through make_embedder.
 //
 // Plugging in a model (e.g. an ONNX sentence encoder): implement embed() for a batch — the
-// normalised texts are in DocBatch::texts, the original records in DocBatch::raw — and fit()
-// only if the model needs the corpus; add the method's name to make_embedder (embedder.cc)
+// normalised texts are in DocBatch::texts, the original records in DocBatch::raw — and the
+// fit only if the model needs the corpus; add the method's name to make_embedder (embedder.cc)
 // and to the `embed.method` choices in runtime/config.cc. None ships: no model weights can be
 // downloaded on the machines this is built on.
 #pragma once
@@ -39,23 +40,35 @@ class Embedder {
   // Columns of every embedding. Known after construction (hashed, precomputed from a file) or
   // after fit() (precomputed from a JSONL field, when embed.dim is 0).
   virtual int dim() const = 0;
-  // Collective: every rank passes all of its documents once, before any embed(). Throws alike
-  // on every rank for corpus-wide problems. Default: nothing to learn.
-  virtual void fit(cluster::Comm& comm, const DocBatch& docs) {
-    (void)comm;
-    (void)docs;
+  // Fit over batches, before any embed(): fit_begin(), then fit_batch() (local) for each batch
+  // of this rank's documents in row order, then fit_end() (collective: every rank calls it
+  // once, also one that passed no batch). The same state, to the byte, as fit() over all of
+  // them at once, for any split into batches. fit_end() throws alike on every rank for
+  // corpus-wide problems. Default: nothing to learn.
+  virtual void fit_begin() {}
+  virtual void fit_batch(const DocBatch& docs) { (void)docs; }
+  virtual void fit_end(cluster::Comm& comm) { (void)comm; }
+  // One read instead of two, for an embedder whose fit computes what embed() computes anyway
+  // (hashed: the term weights). When embeds_while_fitting(): fit_embed_batch(docs, selected,
+  // out) does fit_batch(docs) and writes the unfinished rows of docs[selected[0]],
+  // docs[selected[1]], ... (increasing indices) to out (selected.size() x dim()); after
+  // fit_end(), finish_rows turns them into what embed() gives, to the byte. Local.
+  virtual bool embeds_while_fitting() const { return false; }
+  virtual void fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                               float* out);
+  virtual void finish_rows(float* rows, int64_t n) const {
+    (void)rows;
+    (void)n;
+  }
+  // Collective: fit over one batch of all of this rank's documents.
+  void fit(cluster::Comm& comm, const DocBatch& docs) {
+    fit_begin();
+    fit_batch(docs);
+    fit_end(comm);
   }
   // Local, thread-safe after fit(): writes docs.size() x dim() floats, row-major, to `out`.
   // Throws io::InputError naming the row for a document it cannot embed.
   virtual void embed(const DocBatch& docs, float* out) const = 0;
-  // Collective: fit() on all of `docs`, then the embeddings of docs[selected[0]],
-  // docs[selected[1]], ... (increasing indices), selected.size() x dim() floats, computed over
-  // the OpenMP threads in tasks of `batch` documents. The same bytes as fit() then embed().
-  // A local failure (embed() throwing) is agreed across ranks: every rank throws PhaseError.
-  // Default: exactly that, in two passes over the texts. An embedder whose fit() computes
-  // what embed() computes anyway overrides it to do that work once (HashedEmbedder).
-  virtual std::vector<float> fit_embed(cluster::Comm& comm, const DocBatch& docs,
-                                       const std::vector<int64_t>& selected, int64_t batch);
   // What embeds a new text the same way later (`shardforge query`), after fit(): a versioned
   // JSON object naming the method ({"format_version", "method", ...}).
   virtual nlohmann::json state() const = 0;

@@ -75,9 +75,11 @@ void HashedEmbedder::term_weights(std::string_view text, float* out) const {
   }
 }
 
-void HashedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
+void HashedEmbedder::fit_begin() { df_.assign(static_cast<size_t>(dim_) + 1, 0); }
+
+void HashedEmbedder::fit_batch(const DocBatch& docs) {
+  if (df_.empty()) throw std::logic_error("HashedEmbedder::fit_batch before fit_begin");
   const std::vector<std::string_view>& texts = docs.texts;
-  std::vector<int64_t> df(static_cast<size_t>(dim_) + 1, 0);  // last slot: document count
   const auto n = static_cast<int64_t>(texts.size());
 #pragma omp parallel
   {
@@ -89,11 +91,50 @@ void HashedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
       for (int b = 0; b < dim_; ++b) mine[b] += weights[b] != 0.0f ? 1 : 0;
     }
 #pragma omp critical
-    for (int b = 0; b < dim_; ++b) df[b] += mine[b];
+    for (int b = 0; b < dim_; ++b) df_[b] += mine[b];
   }
-  df[dim_] = static_cast<int64_t>(texts.size());
-  comm.allreduce_sum(df.data(), df.size());
-  set_idf(df);
+  df_[dim_] += n;
+}
+
+void HashedEmbedder::fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                                     float* out) {
+  if (df_.empty()) throw std::logic_error("HashedEmbedder::fit_embed_batch before fit_begin");
+  const size_t d = static_cast<size_t>(dim_);
+  const auto n = static_cast<int64_t>(docs.texts.size());
+  std::vector<int64_t> slot(static_cast<size_t>(n), -1);  // a document's output row
+  for (size_t k = 0; k < selected.size(); ++k) {
+    const int64_t i = selected[k];
+    if (i < 0 || i >= n || (k > 0 && i <= selected[k - 1]))
+      throw std::invalid_argument("fit_embed_batch: selected documents must be increasing indices");
+    slot[static_cast<size_t>(i)] = static_cast<int64_t>(k);
+  }
+#pragma omp parallel
+  {
+    std::vector<int64_t> mine(d, 0);  // counts: the sum is exact
+    std::vector<float> scratch(d);    // the row of a document that is not embedded
+#pragma omp for schedule(dynamic, 256) nowait
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = slot[static_cast<size_t>(i)];
+      float* row = k >= 0 ? out + static_cast<size_t>(k) * d : scratch.data();
+      term_weights(docs.texts[static_cast<size_t>(i)], row);
+      for (size_t b = 0; b < d; ++b) mine[b] += row[b] != 0.0f ? 1 : 0;
+    }
+#pragma omp critical
+    for (size_t b = 0; b < d; ++b) df_[b] += mine[b];
+  }
+  df_[d] += n;
+}
+
+void HashedEmbedder::finish_rows(float* rows, int64_t n) const {
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < n; ++k) finish_row(rows + static_cast<size_t>(k) * static_cast<size_t>(dim_));
+}
+
+void HashedEmbedder::fit_end(cluster::Comm& comm) {
+  if (df_.empty()) df_.assign(static_cast<size_t>(dim_) + 1, 0);  // no batch on this rank
+  comm.allreduce_sum(df_.data(), df_.size());
+  set_idf(df_);
+  std::vector<int64_t>().swap(df_);
 }
 
 void HashedEmbedder::set_idf(const std::vector<int64_t>& df) {
@@ -121,47 +162,6 @@ void HashedEmbedder::embed(const DocBatch& docs, float* out) const {
     term_weights(texts[i], row);
     finish_row(row);
   }
-}
-
-std::vector<float> HashedEmbedder::fit_embed(cluster::Comm& comm, const DocBatch& docs,
-                                             const std::vector<int64_t>& selected, int64_t batch) {
-  const size_t d = static_cast<size_t>(dim_);
-  const auto n = static_cast<int64_t>(docs.texts.size());
-  std::vector<float> out(selected.size() * d);
-  std::vector<int64_t> df(d + 1, 0);  // last slot: document count
-  cluster::run_local_phase(comm, "embed", [&] {
-    std::vector<int64_t> slot(static_cast<size_t>(n), -1);  // a document's output row
-    for (size_t k = 0; k < selected.size(); ++k) {
-      const int64_t i = selected[k];
-      if (i < 0 || i >= n || (k > 0 && i <= selected[k - 1]))
-        throw std::invalid_argument("fit_embed: selected documents must be increasing indices");
-      slot[static_cast<size_t>(i)] = static_cast<int64_t>(k);
-    }
-    // Pass 1: term weights once per document; its nonzero buckets count for df.
-#pragma omp parallel
-    {
-      std::vector<int64_t> mine(d, 0);  // counts: the sum is exact
-      std::vector<float> scratch(d);    // the row of a document that is not embedded
-#pragma omp for schedule(dynamic, 256) nowait
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t k = slot[static_cast<size_t>(i)];
-        float* row = k >= 0 ? out.data() + static_cast<size_t>(k) * d : scratch.data();
-        term_weights(docs.texts[static_cast<size_t>(i)], row);
-        for (size_t b = 0; b < d; ++b) mine[b] += row[b] != 0.0f ? 1 : 0;
-      }
-#pragma omp critical
-      for (size_t b = 0; b < d; ++b) df[b] += mine[b];
-    }
-    df[d] = n;
-  });
-  comm.allreduce_sum(df.data(), df.size());
-  set_idf(df);
-  // Pass 2, over the dense rows only: idf and norm.
-  const auto rows = static_cast<int64_t>(selected.size());
-  const int64_t chunk = std::max<int64_t>(batch, 1);
-#pragma omp parallel for schedule(dynamic, chunk)
-  for (int64_t k = 0; k < rows; ++k) finish_row(out.data() + static_cast<size_t>(k) * d);
-  return out;
 }
 
 nlohmann::json HashedEmbedder::state() const {

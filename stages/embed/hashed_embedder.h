@@ -20,16 +20,19 @@ class HashedEmbedder : public Embedder {
   // REQUIRES: dim >= 1.
   HashedEmbedder(int dim, uint64_t seed);
   int dim() const override { return dim_; }
-  // Collective: one allreduce of the per-bucket document frequencies and the document count.
-  void fit(cluster::Comm& comm, const DocBatch& docs) override;
+  // Document frequencies per bucket, counted batch by batch (integers: the sum is exact in any
+  // split); fit_end: one allreduce of them and the document count, then the idf.
+  void fit_begin() override;
+  void fit_batch(const DocBatch& docs) override;
+  void fit_end(cluster::Comm& comm) override;
+  // The term weights, once per document: counted for the document frequencies and, for a
+  // selected document, kept as its unfinished row; finish_rows applies the idf and the L2
+  // norm (as embed() does).
+  bool embeds_while_fitting() const override { return true; }
+  void fit_embed_batch(const DocBatch& docs, const std::vector<int64_t>& selected,
+                       float* out) override;
+  void finish_rows(float* rows, int64_t n) const override;
   void embed(const DocBatch& docs, float* out) const override;
-  // Collective, one pass over the texts: each document's term weights are computed once,
-  // counted for the document frequencies and, for a selected document, kept as its output row;
-  // after the allreduce, a second pass over those dense rows applies the idf and the L2 norm
-  // (finish_row, as embed() does). Same bytes as fit() then embed(); no memory beyond the
-  // output and one row per thread.
-  std::vector<float> fit_embed(cluster::Comm& comm, const DocBatch& docs,
-                               const std::vector<int64_t>& selected, int64_t batch) override;
   // {"format_version", "method": "hashed", "dim", "seed", "idf": [...]}.
   nlohmann::json state() const override;
   // REQUIRES: state() of a HashedEmbedder (checked: invalid_argument).
@@ -49,6 +52,7 @@ class HashedEmbedder : public Embedder {
   int dim_;
   uint64_t seed_;
   std::vector<float> idf_;  // all 1 until fit()
+  std::vector<int64_t> df_;  // between fit_begin and fit_end: per bucket, then the documents
 };
 
 }  // namespace sf::stages::embed

@@ -55,9 +55,34 @@ void PrecomputedEmbedder::read_field(std::string_view raw, int64_t row, float* o
   }
 }
 
-void PrecomputedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
+void PrecomputedEmbedder::fit_begin() {
+  fit_docs_ = 0;
+  first_[0] = std::numeric_limits<int64_t>::max();  // (row, length): no document yet
+  first_[1] = 0;
+  first_error_ = nullptr;
+}
+
+void PrecomputedEmbedder::fit_batch(const DocBatch& docs) {
+  const bool first = fit_docs_ == 0;
+  fit_docs_ += static_cast<int64_t>(docs.size());
+  if (file_ || dim_ != 0 || !first || docs.size() == 0) return;
+  // The dimension is the length of the array of the corpus's first document.
+  try {
+    const std::string_view raw = docs.raw.at(0);
+    const nlohmann::json record = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, false);
+    const auto it = record.is_object() ? record.find(field_) : record.end();
+    first_[0] = docs.rows[0];
+    first_[1] = (record.is_object() && it != record.end() && it->is_array())
+                    ? static_cast<int64_t>(it->size())
+                    : 0;  // embed() reports what is wrong with it
+  } catch (...) {
+    first_error_ = std::current_exception();
+  }
+}
+
+void PrecomputedEmbedder::fit_end(cluster::Comm& comm) {
   if (file_) {
-    const int64_t corpus_rows = comm.sum(static_cast<int64_t>(docs.size()));
+    const int64_t corpus_rows = comm.sum(fit_docs_);
     if (corpus_rows != file_->rows())
       throw io::InputError("embed.vectors " + path_ + " has " + std::to_string(file_->rows()) +
                            " rows but the corpus has " + std::to_string(corpus_rows) +
@@ -65,25 +90,9 @@ void PrecomputedEmbedder::fit(cluster::Comm& comm, const DocBatch& docs) {
     return;
   }
   if (dim_ != 0) return;
-  // The dimension is the length of the array of the corpus's first document.
-  int64_t local[2] = {std::numeric_limits<int64_t>::max(), 0};  // (row, length)
-  std::exception_ptr error;
-  try {
-    if (docs.size() > 0) {
-      const std::string_view raw = docs.raw.at(0);
-      const nlohmann::json record = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, false);
-      const auto it = record.is_object() ? record.find(field_) : record.end();
-      local[0] = docs.rows[0];
-      local[1] = (record.is_object() && it != record.end() && it->is_array())
-                     ? static_cast<int64_t>(it->size())
-                     : 0;  // embed() reports what is wrong with it
-    }
-  } catch (...) {
-    error = std::current_exception();
-  }
-  cluster::agree(comm, "embed: vector dimension", error);
-  const int64_t first_row = comm.min(local[0]);
-  int64_t length = local[0] == first_row ? local[1] : std::numeric_limits<int64_t>::max();
+  cluster::agree(comm, "embed: vector dimension", first_error_);
+  const int64_t first_row = comm.min(first_[0]);
+  int64_t length = first_[0] == first_row ? first_[1] : std::numeric_limits<int64_t>::max();
   comm.allreduce_min(&length, 1);
   if (first_row == std::numeric_limits<int64_t>::max())
     throw std::invalid_argument("embed: the corpus has no documents");

@@ -4,6 +4,8 @@
 // (fit), every vector has the expected dimension, values are finite.
 #pragma once
 
+#include <exception>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,9 +24,12 @@ class PrecomputedEmbedder : public Embedder {
   static std::unique_ptr<PrecomputedEmbedder> from_field(const std::string& field, int dim);
 
   int dim() const override { return dim_; }
-  // Collective: the corpus row count must equal the file's rows; from a field with dim 0,
-  // the dimension is the one of the document with the smallest row.
-  void fit(cluster::Comm& comm, const DocBatch& docs) override;
+  // fit_end: the corpus row count (the documents of every batch, summed over the ranks) must
+  // equal the file's rows; from a field with dim 0, the dimension is the one of the document
+  // with the smallest row (the first of this rank's first batch).
+  void fit_begin() override;
+  void fit_batch(const DocBatch& docs) override;
+  void fit_end(cluster::Comm& comm) override;
   void embed(const DocBatch& docs, float* out) const override;
   // {"format_version", "method": "precomputed", "dim"}: restoring it is refused, since new
   // text has no precomputed vector.
@@ -39,6 +44,11 @@ class PrecomputedEmbedder : public Embedder {
   std::string field_;  // field mode
   std::unique_ptr<io::VectorCorpus> file_;
   mutable std::mutex file_mutex_;  // VectorCorpus reads are not thread-safe
+  // Between fit_begin and fit_end: this rank's documents, its first document's (row, vector
+  // length), and what went wrong reading that length (agreed in fit_end).
+  int64_t fit_docs_ = 0;
+  int64_t first_[2] = {std::numeric_limits<int64_t>::max(), 0};
+  std::exception_ptr first_error_;
 };
 
 }  // namespace sf::stages::embed

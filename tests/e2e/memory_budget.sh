@@ -2,8 +2,8 @@
 # source, recorded in run.json beside each stage's peak and shown by `info`; a training sample
 # that cannot fit fails at once (exit 2, one error naming index.train_size, the budget and the
 # need, agreed on every rank: no MPI_ABORT), before k-means, and leaves no index.faiss; so does
-# a `run` whose embed stage cannot hold a rank's texts and embeddings, and a budget below what a
-# rank holds when it starts.
+# a budget below what a rank holds when it starts; `run`'s embed reads its texts in batches of
+# the budget, with the same outputs as without one.
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 
@@ -73,10 +73,10 @@ for np in 1 2; do
   ok "${ERROR_LINE#*\[error\] }"
 done
 
-# `run`: embed holds a rank's texts and their embeddings; too little for them fails before embed
-# starts, after the dedup stages (which hold no texts). 32 MiB: just above what a rank holds when
-# it starts (less fails at startup).
-check "run: embed's texts and embeddings in 32 MiB per rank: exit 2 before embed starts"
+# `run`: embed reads a rank's texts in batches planned from the budget (budget / 16) and writes
+# the vectors to a file per rank; a small budget (many batches) gives the same outputs as none,
+# at 1 and 2 ranks.
+check "run: embed in batches of the budget's sixteenth: the same outputs as without a budget"
 "$PY" - "$WORK/docs.jsonl" <<'PY'
 import json, random, sys
 r = random.Random(7)
@@ -90,13 +90,17 @@ PY
   echo "output: {dir: \"$WORK/run\"}"
   echo "index: {metric: ip}"
 } >"$WORK/run.yaml"
-sf_mpirun 2 "$WORK/run-over.log" run "$WORK/run.yaml" --set resources.memory_per_rank=32MiB
-[[ $SF_RC -eq 2 ]] || { show "$WORK/run-over.log"; fail "exit code $SF_RC, expected 2"; }
-expect_one_error "embed over budget" "$WORK/run-over.log" "embed: a rank's texts" "embed.dim 256" \
-  "more than the memory budget 32 MiB per rank (resources.memory_per_rank)"
-grep -q 'embed: texts read again' "$WORK/run-over.log" && { show "$WORK/run-over.log"; fail "embed started"; }
-[[ -e "$WORK/run/index.faiss" ]] && fail "index.faiss exists after a failed run"
-ok "${ERROR_LINE#*\[error\] }"
+run_ok 1 "$WORK/run-none.log" run "$WORK/run.yaml" --set output.dir="$WORK/run-none"
+for np_budget in 1:64MiB 2:40MiB; do  # the smallest budgets train's sample fits (24 MB of text)
+  np=${np_budget%%:*} budget=${np_budget#*:}
+  run_ok "$np" "$WORK/run-$np.log" run "$WORK/run.yaml" --set output.dir="$WORK/run-$np" \
+    --set resources.memory_per_rank="$budget"
+  grep -q "embed: .*batches of [0-9.]* MiB" "$WORK/run-$np.log" || { show "$WORK/run-$np.log"; fail "no embed batch size logged"; }
+  for f in index.faiss ids.jsonl duplicates.jsonl; do
+    cmp -s "$WORK/run-none/$f" "$WORK/run-$np/$f" || fail "$f at $np rank(s) within $budget differs from the run without a budget"
+  done
+done
+ok "index.faiss, ids.jsonl, duplicates.jsonl the same bytes at 1 rank (64 MiB) and 2 ranks (40 MiB)"
 
 # dedup plans from the budget as it reads: within it, the same outputs as without one; a share
 # whose signatures cannot fit stops reading and every rank fails alike, before any sketch.

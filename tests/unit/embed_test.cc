@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -211,9 +212,56 @@ TEST(PrecomputedEmbedder, FromAJsonlField) {
   EXPECT_NE(bad("not json").find("not a JSON object"), std::string::npos);
 }
 
-// fit_embed reads each text once (the hashed embedder's override) and gives the same bytes as
-// fit() on every document followed by embed() of the selected ones; batches of any size.
-TEST(HashedEmbedder, FitEmbedEqualsFitThenEmbed) {
+// fit_begin / fit_batch / fit_end over batches of any size (empty ones too) learn the same
+// state, to the byte, as fit() over all the documents at once (the embed stage reads its texts
+// in batches planned from the memory budget).
+TEST(Embedder, FitOverBatchesEqualsFitOverAll) {
+  std::vector<std::string> texts, raws;
+  for (int i = 0; i < 301; ++i) {
+    std::string t = "doc " + std::to_string(i % 41) + " shared words";
+    for (int j = 0; j < i % 7; ++j) t += " w" + std::to_string((i * 5 + j) % 29);
+    texts.push_back(i % 60 == 0 ? std::string() : t);
+    raws.push_back(R"({"vec": [)" + std::to_string(i) + ", 1, 2]}");
+  }
+  const std::vector<std::string_view> views(texts.begin(), texts.end());
+  DocBatch all = batch_of(views);
+  all.raw.assign(raws.begin(), raws.end());
+  auto comm = cluster::make_serial_comm();
+  auto fit_batched = [&](Embedder& embedder, size_t per) {
+    embedder.fit_begin();
+    embedder.fit_batch(DocBatch{});
+    for (size_t lo = 0; lo < all.size(); lo += per) {
+      DocBatch part;
+      for (size_t i = lo; i < std::min(all.size(), lo + per); ++i) {
+        part.texts.push_back(all.texts[i]);
+        part.rows.push_back(all.rows[i]);
+        part.raw.push_back(all.raw[i]);
+      }
+      embedder.fit_batch(part);
+    }
+    embedder.fit_end(*comm);
+  };
+  HashedEmbedder whole(64, 5);
+  whole.fit(*comm, all);
+  EmbedOptions field;
+  field.method = "precomputed";
+  field.vectors_field = "vec";
+  for (size_t per : {1, 2, 7, 64, 300, 1000}) {
+    HashedEmbedder batched(64, 5);
+    fit_batched(batched, per);
+    EXPECT_EQ(batched.state().dump(), whole.state().dump()) << per << " documents per batch";
+    auto precomputed = make_embedder(field);
+    fit_batched(*precomputed, per);
+    EXPECT_EQ(precomputed->dim(), 3) << per << " documents per batch";
+  }
+  HashedEmbedder nothing(64, 5);  // a rank without documents: fit_end alone
+  nothing.fit_end(*comm);
+  EXPECT_EQ(nothing.idf(), std::vector<float>(64, 1.0f));
+}
+
+// The one-read path of the embed stage: fit_embed_batch over batches of any size, then
+// finish_rows after fit_end, gives the bytes of fit() over all then embed() of the selected.
+TEST(HashedEmbedder, EmbedWhileFittingEqualsFitThenEmbed) {
   std::vector<std::string> texts;
   for (int i = 0; i < 300; ++i) {
     std::string t = "doc " + std::to_string(i % 37) + " common words here";
@@ -221,48 +269,42 @@ TEST(HashedEmbedder, FitEmbedEqualsFitThenEmbed) {
     texts.push_back(i % 50 == 0 ? std::string() : t);  // some empty texts too
   }
   const std::vector<std::string_view> views(texts.begin(), texts.end());
-  const DocBatch all = batch_of(views);
-  std::vector<int64_t> selected;
-  for (int64_t i = 0; i < 300; ++i)
-    if (i % 3 != 1) selected.push_back(i);  // the others only count for the idf
   auto comm = cluster::make_serial_comm();
-
-  HashedEmbedder two_pass(64, 3);
-  two_pass.fit(*comm, all);
+  HashedEmbedder whole(64, 3);
+  whole.fit(*comm, batch_of(views));
   std::vector<std::string_view> chosen;
-  for (int64_t i : selected) chosen.push_back(views[static_cast<size_t>(i)]);
-  std::vector<float> want(selected.size() * 64);
-  two_pass.embed(batch_of(chosen), want.data());
-
-  for (int64_t batch : {1, 7, 1000}) {
-    HashedEmbedder one_pass(64, 3);
-    const std::vector<float> got = one_pass.fit_embed(*comm, all, selected, batch);
-    EXPECT_EQ(one_pass.idf(), two_pass.idf()) << "batch " << batch;
-    EXPECT_EQ(got, want) << "batch " << batch;
+  for (size_t i = 0; i < views.size(); ++i)
+    if (i % 3 != 1) chosen.push_back(views[i]);  // the others only count for the idf
+  std::vector<float> want(chosen.size() * 64);
+  whole.embed(batch_of(chosen), want.data());
+  for (size_t per : {1, 7, 64, 1000}) {
+    HashedEmbedder streamed(64, 3);
+    ASSERT_TRUE(streamed.embeds_while_fitting());
+    std::vector<float> got;
+    streamed.fit_begin();
+    for (size_t lo = 0; lo < views.size(); lo += per) {
+      const size_t hi = std::min(views.size(), lo + per);
+      DocBatch part;
+      std::vector<int64_t> selected;
+      for (size_t i = lo; i < hi; ++i) {
+        part.texts.push_back(views[i]);
+        part.rows.push_back(static_cast<int64_t>(i));
+        if (i % 3 != 1) selected.push_back(static_cast<int64_t>(i - lo));
+      }
+      std::vector<float> rows(selected.size() * 64);
+      streamed.fit_embed_batch(part, selected, rows.data());
+      got.insert(got.end(), rows.begin(), rows.end());
+    }
+    streamed.fit_end(*comm);
+    streamed.finish_rows(got.data(), static_cast<int64_t>(got.size() / 64));
+    EXPECT_EQ(streamed.idf(), whole.idf()) << per << " documents per batch";
+    EXPECT_EQ(got, want) << per << " documents per batch";
   }
-  HashedEmbedder none(64, 3);
-  EXPECT_TRUE(none.fit_embed(*comm, all, {}, 16).empty());
-  EXPECT_EQ(none.idf(), two_pass.idf()) << "the idf counts every document, embedded or not";
   HashedEmbedder bad(64, 3);
-  EXPECT_THROW(bad.fit_embed(*comm, all, {5, 5}, 16), cluster::PhaseError);
-}
-
-// The default fit_embed (two passes) of an embedder that does not override it, and its error
-// agreed as a PhaseError naming the row.
-TEST(PrecomputedEmbedder, FitEmbedSelectsRows) {
-  EmbedOptions options;
-  options.method = "precomputed";
-  options.vectors_field = "vec";
-  auto embedder = make_embedder(options);
-  DocBatch docs;
-  docs.texts = {"x", "y", "z"};
-  docs.rows = {10, 11, 12};
-  docs.raw = {R"({"vec": [1, 2]})", R"({"vec": [3, 4]})", R"({"vec": [5, 6]})"};
-  auto comm = cluster::make_serial_comm();
-  EXPECT_EQ(embedder->fit_embed(*comm, docs, {0, 2}, 1), (std::vector<float>{1, 2, 5, 6}));
-  docs.raw[2] = R"({"vec": [5]})";
-  const std::string error = error_of([&] { embedder->fit_embed(*comm, docs, {1, 2}, 1); });
-  EXPECT_NE(error.find("row 12"), std::string::npos) << error;
+  bad.fit_begin();
+  std::vector<float> rows(2 * 64);
+  EXPECT_THROW(bad.fit_embed_batch(batch_of(views), {5, 5}, rows.data()), std::invalid_argument);
+  EXPECT_FALSE(make_embedder({"precomputed", 0, 0, "", "embeddings", "vec"})->embeds_while_fitting());
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Unit tests for .npy in io/vector_file: dtypes, header versions and bad headers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,44 @@ TEST(NpyTest, F32RoundTripExactAndHeaderPadded) {
   EXPECT_EQ(read_all(*f), data);
   EXPECT_EQ(read_range(*f, 100, 23), slice(data, dim, 100, 23));
   EXPECT_EQ(read_range(*f, 5, 1), slice(data, dim, 5, 1));
+}
+
+// NpyF32Writer (run's embeddings, appended batch by batch): the same bytes as write_npy_f32;
+// a row count other than the header's is refused at close(); a file of no rows reads back.
+TEST(NpyTest, RowBatchWriterEqualsWholeWrite) {
+  TempDir dir;
+  const int64_t rows = 123;
+  const int dim = 31;
+  auto data = sf::testing::gaussian_mixture(rows, dim, 4, 11);
+  write_npy_f32(dir.file("whole.npy"), data.data(), rows, dim);
+  {
+    NpyF32Writer out(dir.file("batches.npy"), rows, dim);
+    for (int64_t lo = 0; lo < rows; lo += 50)
+      out.append(data.data() + lo * dim, std::min<int64_t>(50, rows - lo));
+    out.close();
+  }
+  EXPECT_EQ(read_bytes(dir.file("batches.npy")), read_bytes(dir.file("whole.npy")));
+  NpyF32Writer short_of(dir.file("short.npy"), rows, dim);
+  short_of.append(data.data(), 10);
+  EXPECT_THROW(short_of.close(), std::runtime_error);
+  NpyF32Writer over(dir.file("over.npy"), 1, dim);
+  EXPECT_THROW(over.append(data.data(), 2), std::runtime_error);
+  {
+    NpyF32Writer empty(dir.file("empty.npy"), 0, dim);
+    empty.close();
+  }
+  auto f = open_vector_file(dir.file("empty.npy"), VectorFormat::kNpy);
+  EXPECT_EQ(f->rows(), 0);
+  EXPECT_EQ(f->dim(), dim);
+  // One file per rank, a rank of no rows among them: one corpus (run's open_rank_vectors).
+  VectorCorpus corpus({dir.file("whole.npy"), dir.file("empty.npy"), dir.file("batches.npy")},
+                      VectorFormat::kNpy);
+  EXPECT_EQ(corpus.rows(), 2 * rows);
+  std::vector<float> across(static_cast<size_t>(4 * dim));
+  corpus.read(rows - 2, 4, across.data());
+  std::vector<float> want = slice(data, dim, rows - 2, 2), head = slice(data, dim, 0, 2);
+  want.insert(want.end(), head.begin(), head.end());
+  EXPECT_EQ(across, want);
 }
 
 TEST(NpyTest, OtherDtypesConvertToFloat) {
