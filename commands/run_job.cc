@@ -110,7 +110,7 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
   if (config.run.write_kept) replaced.push_back("kept");
   runtime::prepare_run_dir(comm, config, checkpoints, replaced,
                   checkpoint_outputs,
-                  {"run.tmp/ids", "run.tmp/duplicates", pipeline::kCompactDir, kSketchDir,
+                  {"run.tmp/ids", "run.tmp/duplicates", pipeline::kCompactDir, pipeline::kEmbedTmpDir, kSketchDir,
                    kVerdictsDir, kEmbedDir, kSemanticDir});
   // Whatever way the job ends, no run.tmp/ stays behind (a failure, a stop, a full disk).
   const runtime::TemporaryFolders temporaries(dir, {pipeline::kRunTmpDir}, comm.rank() == 0);

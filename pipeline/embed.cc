@@ -156,12 +156,13 @@ void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
   const auto norm = dedup_normalise_options(context.config);
 
   // Pass 1: the fit, over batches of every document. An embedder that embeds while fitting
-  // (hashed) also writes the survivors' unfinished rows to embed/vectors-R.unfinished.npy.
+  // (hashed) also writes the survivors' unfinished rows to run.tmp/embed/vectors-R.unfinished.npy.
   const bool one_read = embedder_.embeds_while_fitting();
   const std::string vectors_path =
       context.checkpoints.path(rank_vectors_file(kEmbedDir, comm.rank()));
+  // Under run.tmp/: whatever way the job ends, it does not stay behind (commands/run_job.cc).
   const std::string unfinished_path =
-      context.checkpoints.path(rank_vectors_file(kEmbedDir, comm.rank(), "unfinished"));
+      context.checkpoints.path(rank_vectors_file(kEmbedTmpDir, comm.rank(), "unfinished"));
   uint64_t embed_bytes = 0;
   const auto t_fit = std::chrono::steady_clock::now();
   embedder_.fit_begin();
@@ -200,54 +201,68 @@ void EmbedStage::run(cluster::Comm& comm, const runtime::StageContext& context) 
   // embed.batch documents; L2-normalised.
   const auto t_embed = std::chrono::steady_clock::now();
   const auto d = static_cast<size_t>(dim);
+  // A document the embedder cannot embed fails the stage with the embedder's own error (an
+  // io::InputError naming the row), not publish_file's "cannot write <vectors file>".
+  std::exception_ptr embed_error;
   cluster::run_local_phase(comm, "embed", [&] {
-    io::publish_file(vectors_path, [&](const std::string& tmp) {
-      io::NpyF32Writer out(tmp, static_cast<int64_t>(surv.size()), dim);
-      std::vector<float> rows;
-      if (one_read) {
-        const auto in = io::open_vector_file(unfinished_path, io::VectorFormat::kNpy);
-        const auto per = static_cast<int64_t>(std::max<uint64_t>(batch_bytes / (d * sizeof(float)), 1));
-        for (int64_t lo = 0; lo < in->rows(); lo += per) {
-          const int64_t n = std::min(per, in->rows() - lo);
-          rows.resize(static_cast<size_t>(n) * d);
-          in->read(lo, n, rows.data());
-          embedder_.finish_rows(rows.data(), n);
+    try {
+      io::publish_file(vectors_path, [&](const std::string& tmp) {
+        io::NpyF32Writer out(tmp, static_cast<int64_t>(surv.size()), dim);
+        std::vector<float> rows;
+        if (one_read) {
+          const auto in = io::open_vector_file(unfinished_path, io::VectorFormat::kNpy);
+          const auto per =
+              static_cast<int64_t>(std::max<uint64_t>(batch_bytes / (d * sizeof(float)), 1));
+          for (int64_t lo = 0; lo < in->rows(); lo += per) {
+            const int64_t n = std::min(per, in->rows() - lo);
+            rows.resize(static_cast<size_t>(n) * d);
+            in->read(lo, n, rows.data());
+            embedder_.finish_rows(rows.data(), n);
 #pragma omp parallel for schedule(static)
-          for (int64_t k = 0; k < n; ++k) l2_normalise(rows.data() + k * dim, dim);
-          out.append(rows.data(), n);
-        }
-        out.close();
-        return;
-      }
-      for_each_text_batch(deduped_, norm, raw_, kept, batch_bytes, d * sizeof(float),
-                          [&](const em::DocBatch& batch) {
-        const auto n = static_cast<int64_t>(batch.size());
-        rows.resize(static_cast<size_t>(n) * d);
-        const int64_t per = std::max<int64_t>(batch_, 1), tasks = (n + per - 1) / per;
-        std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t t = 0; t < tasks; ++t) {
-          try {
-            const int64_t lo = t * per, hi = std::min(n, lo + per);
-            em::DocBatch part;
-            part.texts.assign(batch.texts.begin() + lo, batch.texts.begin() + hi);
-            part.rows.assign(batch.rows.begin() + lo, batch.rows.begin() + hi);
-            if (raw_) part.raw.assign(batch.raw.begin() + lo, batch.raw.begin() + hi);
-            float* out_rows = rows.data() + static_cast<size_t>(lo) * d;
-            embedder_.embed(part, out_rows);
-            for (int64_t k = 0; k < hi - lo; ++k) l2_normalise(out_rows + k * dim, dim);
-          } catch (...) {
-#pragma omp critical
-            if (!error) error = std::current_exception();
+            for (int64_t k = 0; k < n; ++k) l2_normalise(rows.data() + k * dim, dim);
+            out.append(rows.data(), n);
           }
+          out.close();
+          return;
         }
-        if (error) std::rethrow_exception(error);
-        for (const std::string_view text : batch.texts) embed_bytes += text.size();
-        out.append(rows.data(), n);
+        for_each_text_batch(
+            deduped_, norm, raw_, kept, batch_bytes, d * sizeof(float),
+            [&](const em::DocBatch& batch) {
+              const auto n = static_cast<int64_t>(batch.size());
+              rows.resize(static_cast<size_t>(n) * d);
+              const int64_t per = std::max<int64_t>(batch_, 1), tasks = (n + per - 1) / per;
+              std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+              for (int64_t t = 0; t < tasks; ++t) {
+                try {
+                  const int64_t lo = t * per, hi = std::min(n, lo + per);
+                  em::DocBatch part;
+                  part.texts.assign(batch.texts.begin() + lo, batch.texts.begin() + hi);
+                  part.rows.assign(batch.rows.begin() + lo, batch.rows.begin() + hi);
+                  if (raw_) part.raw.assign(batch.raw.begin() + lo, batch.raw.begin() + hi);
+                  float* out_rows = rows.data() + static_cast<size_t>(lo) * d;
+                  embedder_.embed(part, out_rows);
+                  for (int64_t k = 0; k < hi - lo; ++k) l2_normalise(out_rows + k * dim, dim);
+                } catch (...) {
+#pragma omp critical
+                  if (!error) error = std::current_exception();
+                }
+              }
+              if (error) {
+                embed_error = error;
+                std::rethrow_exception(error);
+              }
+              for (const std::string_view text : batch.texts) embed_bytes += text.size();
+              out.append(rows.data(), n);
+            });
+        out.close();
       });
-      out.close();
-    });
-    if (one_read) std::filesystem::remove(unfinished_path);
+    } catch (...) {
+      if (embed_error) std::rethrow_exception(embed_error);
+      throw;
+    }
+    std::error_code ignored;  // run.tmp/ goes at the end anyway: free the disk now
+    if (one_read) std::filesystem::remove(unfinished_path, ignored);
   });
   malloc_trim(0);  // the texts were many small blocks: hand their pages back to the system
   const double embed_seconds =

@@ -49,6 +49,7 @@ constexpr const char* kSemanticDir = "semdedup";
 constexpr const char* kEvalFile = "eval.json";
 constexpr const char* kRunTmpDir = "run.tmp";  // the outputs' parts (run.tmp/ids, duplicates)
 constexpr const char* kCompactDir = "run.tmp/compact";  // compact's vectors, per rank
+constexpr const char* kEmbedTmpDir = "run.tmp/embed";   // embed's unfinished rows, per rank
 constexpr uint32_t kEmbeddingsFormatVersion = 2;  // 2: the vectors in embed/vectors-R.npy
 constexpr uint32_t kSemanticFormatVersion = 1;
 

@@ -234,6 +234,21 @@ query_fails 1 "$WORK/pre" "document 3"  # the run's vectors came with its data
 grep -q "precomputed" "$WORK/q.out" || { show "$WORK/q.out"; fail "message should say why"; }
 ok
 
+check "precomputed: a record whose vector has the wrong length fails the run (exit 1) with the embedder's error, not a write error; nothing published, run.tmp/ gone"
+cp "$WORK/vec.jsonl" "$WORK/vecbad.jsonl"
+echo '{"id": 300, "text": "document 300", "vec": [1, 2, 3]}' >>"$WORK/vecbad.jsonl"
+run_config "$WORK/pb.yaml" "$WORK/prebad" "embed: {method: precomputed, vectors_field: vec}" "$WORK/vecbad.jsonl"
+sf_mpirun 2 "$WORK/prebad.log" run "$WORK/pb.yaml" "${COMMON[@]}" --set index.factory=IVF4,Flat
+[[ $SF_RC -eq 1 ]] || { show "$WORK/prebad.log"; fail "exit $SF_RC, expected 1"; }
+grep '\[error\]' "$WORK/prebad.log" | grep -q "row 300: embed.vectors_field 'vec' has 3 values, expected 8" ||
+  { show "$WORK/prebad.log"; fail "the error should name the row, the field and the lengths"; }
+grep '\[error\]' "$WORK/prebad.log" | grep -q "cannot write" &&
+  { show "$WORK/prebad.log"; fail "a bad record is not a write error"; }
+for f in index.faiss ids.jsonl run.tmp; do
+  [[ ! -e "$WORK/prebad/$f" ]] || fail "a failed embed left $f"
+done
+ok "$(grep '\[error\]' "$WORK/prebad.log" | head -1 | sed 's/^.*\[error\] //')"
+
 check "bad input: counted and reported; strict: fatal, nothing published"
 cp "$WORK/corpus/a.jsonl" "$WORK/bad.jsonl"
 printf '{"id": "broken", "text": "no end\n{"id": "blank", "text": "  "}\n' >>"$WORK/bad.jsonl"
