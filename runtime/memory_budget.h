@@ -17,7 +17,9 @@ struct MemoryBudget {
   // "SLURM_MEM_PER_CPU × 4 CPUs", "SLURM_MEM_PER_NODE / 2 tasks", "MemAvailable / 2 ranks", ...
   std::string source;
   // What the largest rank held when the budget was resolved (its resident set: the program, MPI,
-  // FAISS), in bytes; 0 when unknown. A stage has the budget less this to plan from.
+  // FAISS), in bytes; 0 when unknown. Checked once against the budget
+  // (check_budget_covers_start); the stages compare their own needs with the whole budget (their
+  // estimates are upper bounds, and this is about 30 MiB).
   uint64_t start_bytes = 0;
 };
 
