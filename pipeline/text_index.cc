@@ -111,6 +111,15 @@ void CompactStage::run(cluster::Comm& comm, const runtime::StageContext& context
   const auto kept_rows =
       static_cast<int64_t>(refs.size()) - std::count(gone.begin(), gone.end(), char{1});
   const cluster::RowRange block = stages::rank_rows(text_.embedded, comm.rank(), comm.size());
+  if (comm.sum(static_cast<int64_t>(refs.size()) - kept_rows) == 0) {
+    // No semantic duplicate anywhere (or no semdedup): the index's rows are embed's files as
+    // they are; copying them would cost their size on disk and a pass over them.
+    text_.indexed = text_.embedded;
+    text_.index_rows = std::move(text_.embeddings);
+    text_.build.rows = text_.index_rows.get();
+    text_.build.range = block;
+    return;
+  }
   cluster::run_local_phase(comm, "compact", [&] {
     const std::string path =
         context.checkpoints.path(rank_vectors_file(kCompactDir, comm.rank()));

@@ -178,7 +178,8 @@ class SemanticDedupStage : public runtime::Stage {
 };
 
 // Writes index_rows' files and opens them; sets indexed, build.rows and range. Closes
-// `embeddings`.
+// `embeddings` — or, when semdedup removed no row on any rank, makes them index_rows as they
+// are (no copy).
 class CompactStage : public runtime::TransientStage {
  public:
   explicit CompactStage(TextIndex& text) : text_(text) {}
