@@ -66,7 +66,10 @@ stages::AddPlan plan_add_from_budget(cluster::Comm& comm, const runtime::Config&
                                      const faiss::Index& trained,
                                      const runtime::MemoryBudget& budget) {
   const faiss::IndexIVF& ivf = stages::ivf_of(trained, "add");
-  const uint64_t index_bytes = io::serialize_index(trained).size();
+  // Serialized locally (it can fail alone, e.g. out of memory): agreed before the collective.
+  uint64_t index_bytes = 0;
+  cluster::run_local_phase(comm, "add: size the trained index",
+                           [&] { index_bytes = io::serialize_index(trained).size(); });
   // The ranks' threads may differ: the most any rank has, so that every rank plans alike.
   const auto threads = static_cast<int>(comm.max(static_cast<double>(omp_get_max_threads())));
   const stages::AddPlan plan =
