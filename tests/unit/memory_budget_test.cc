@@ -31,6 +31,15 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
+// A job file in `dir` with one input file and `resources` (a YAML value, e.g.
+// "{memory_per_rank: 300MiB}"; empty: no resources key). Returns its path.
+std::string write_job(const sf::testing::TempDir& dir, const std::string& resources) {
+  const std::string path = dir.file("job.yaml");
+  std::ofstream(path) << "input: {paths: [a.fvecs]}\noutput: {dir: out}\n"
+                      << (resources.empty() ? "" : "resources: " + resources + "\n");
+  return path;
+}
+
 TEST(ByteSize, ParsesUnitsAsSlurmDoes) {
   EXPECT_EQ(parse_byte_size("0").bytes, 0u);
   EXPECT_EQ(parse_byte_size("4096").bytes, 4096u);
@@ -72,9 +81,7 @@ TEST(ByteSize, FormatsTheShortestExactText) {
 
 TEST(ByteSize, IsAConfigValueThatReadsBack) {
   sf::testing::TempDir dir;
-  const std::string path = dir.file("job.yaml");
-  std::ofstream(path) << "input: {paths: [a.fvecs]}\noutput: {dir: out}\n"
-                         "resources: {memory_per_rank: 1.5GiB}\n";
+  const std::string path = write_job(dir, "{memory_per_rank: 1.5GiB}");
   const Config config = load_config(path);
   EXPECT_EQ(config.resources.memory_per_rank.bytes, 1536 * kMiB);
   EXPECT_EQ(config.resolved["resources"]["memory_per_rank"].as<std::string>(), "1536MiB");
@@ -89,8 +96,7 @@ TEST(ByteSize, IsAConfigValueThatReadsBack) {
         << e.what();
   }
   // The default is 0: what the environment gives.
-  std::ofstream(path) << "input: {paths: [a.fvecs]}\noutput: {dir: out}\n";
-  EXPECT_EQ(load_config(path).resources.memory_per_rank.bytes, 0u);
+  EXPECT_EQ(load_config(write_job(dir, "")).resources.memory_per_rank.bytes, 0u);
 }
 
 TEST(MemoryBudget, FollowsSlurmThenTheNode) {
@@ -131,10 +137,7 @@ TEST(MemoryBudget, MessagesSayTheSizeTheSourceAndTheNeed) {
 
 TEST(MemoryBudget, ResolvedOnceForEveryRankAlike) {
   sf::testing::TempDir dir;
-  const std::string path = dir.file("c.yaml");
-  std::ofstream(path) << "input: {paths: [x.fvecs]}\noutput: {dir: out}\n"
-                         "resources: {memory_per_rank: 300MiB}\n";
-  const Config config = load_config(path);
+  const Config config = load_config(write_job(dir, "{memory_per_rank: 300MiB}"));
   const auto comm = cluster::make_serial_comm();
   const MemoryBudget budget = resolve_memory_budget(config, *comm);
   EXPECT_EQ(budget.bytes, 300 * kMiB);
@@ -164,11 +167,9 @@ TEST(MemoryBudget, BelowWhatARankHoldsAtStartIsAConfigError) {
   EXPECT_NO_THROW(check_budget_covers_start(config, budget));
   // resolve_memory_budget measures this process's start.
   sf::testing::TempDir dir;
-  const std::string path = dir.file("c.yaml");
-  std::ofstream(path) << "input: {paths: [x.fvecs]}\noutput: {dir: out}\n"
-                         "resources: {memory_per_rank: 1MiB}\n";
   const auto comm = cluster::make_serial_comm();
-  EXPECT_THROW(resolve_memory_budget(load_config(path), *comm), ConfigError);
+  EXPECT_THROW(resolve_memory_budget(load_config(write_job(dir, "{memory_per_rank: 1MiB}")), *comm),
+               ConfigError);
 }
 
 // run.json records the budget beside each stage's peak, and which stage went over it.
