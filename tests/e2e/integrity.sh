@@ -103,12 +103,8 @@ RUN="$WORK/run"
 printf 'input:\n  format: jsonl\n  paths:\n    - "%s"\noutput:\n  dir: "%s"\nindex:\n  factory: "IVF4,Flat"\n  metric: ip\n' \
   "$WORK/corpus/a.jsonl" "$RUN" >"$WORK/run.yaml"
 run_ok 1 "$WORK/run.log" run "$WORK/run.yaml"
-text=$("$PY" -c "import json,sys
-for l in open(sys.argv[1]):
-    d = json.loads(l)
-    if d['id'] == 'orig-7': print(d['text'])" "$WORK/corpus/a.jsonl")
-"$SF" query "$RUN" "$text" -k 3 --nprobe 4 >"$WORK/q.out" 2>&1 || { show "$WORK/q.out"; fail "query exited non-zero"; }
-grep -q '^ 1\. cosine 1\.0000  id "orig-7"' "$WORK/q.out" || { show "$WORK/q.out"; fail "query did not find orig-7 first"; }
+query_finds_itself "$RUN" "$WORK/corpus/a.jsonl" orig-7
+text=$QUERY_TEXT
 ok
 
 # query_fails FILE: query exits 1 and names FILE (a mismatch with its marker).

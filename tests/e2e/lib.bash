@@ -221,5 +221,21 @@ write_config() {
   } >"$file"
 }
 
+# query_finds_itself RUN_DIR CORPUS ID: `shardforge query RUN_DIR` (-k 3, --nprobe 4) of the
+# text of the record with id ID in the JSONL file CORPUS finds that record first, at cosine
+# 1.0000, with its file and line; fails the test otherwise. The output is in $WORK/q.out, the
+# text in QUERY_TEXT.
+query_finds_itself() {
+  local run=$1 corpus=$2 id=$3
+  QUERY_TEXT=$("$PY" -c "import json,sys
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    if d['id'] == sys.argv[2]: print(d['text'])" "$corpus" "$id")
+  "$SF" query "$run" "$QUERY_TEXT" -k 3 --nprobe 4 >"$WORK/q.out" 2>&1 ||
+    { show "$WORK/q.out"; fail "query exited non-zero"; }
+  grep -q "^ 1\. cosine 1\.0000  id \"$id\"  $corpus:" "$WORK/q.out" ||
+    { show "$WORK/q.out"; fail "query of $id's text did not find $id first"; }
+}
+
 # sfdata ARGS...: tests/e2e/sfdata.py (data generators and checks).
 sfdata() { OMP_NUM_THREADS=1 "$PY" "$SFDATA" "$@"; }

@@ -92,12 +92,7 @@ printf 'input:\n  format: jsonl\n  paths:\n    - "%s"\noutput:\n  dir: "%s"\n  l
   "$WORK/corpus/a.jsonl" "$WORK/run" >"$WORK/r.yaml"
 run_ok 2 "$WORK/run.log" run "$WORK/r.yaml" --set index.metric=ip --set run.eval=true
 [[ -f $WORK/run/index.ivfdata && -f $WORK/run/eval.json ]] || fail "run: no index.ivfdata or eval.json"
-text=$("$PY" -c "import json,sys
-for l in open(sys.argv[1]):
-    d = json.loads(l)
-    if d['id'] == 'orig-150': print(d['text'])" "$WORK/corpus/a.jsonl")
-"$SF" query "$WORK/run" "$text" -k 3 --nprobe 4 >"$WORK/q.out" 2>&1 || { show "$WORK/q.out"; fail "query exited non-zero"; }
-grep -q "^ 1\. cosine 1\.0000  id \"orig-150\"" "$WORK/q.out" || { show "$WORK/q.out"; fail "query for orig-150"; }
+query_finds_itself "$WORK/run" "$WORK/corpus/a.jsonl" orig-150
 ok
 
 sf_done

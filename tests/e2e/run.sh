@@ -119,13 +119,9 @@ ok
 
 check "query: a document's own text finds it first"
 for id in orig-3 orig-150 orig-399; do
-  text=$("$PY" -c "import json,sys
-for l in open(sys.argv[1]):
-    d = json.loads(l)
-    if d['id'] == sys.argv[2]: print(d['text'])" "$WORK/corpus/a.jsonl" "$id")
-  "$SF" query "$WORK/run2" "$text" -k 3 --nprobe 4 >"$WORK/q.out" 2>&1 || { show "$WORK/q.out"; fail "query exited non-zero"; }
-  grep -q "^ 1\. cosine 1\.0000  id \"$id\"  $WORK/corpus/a.jsonl:" "$WORK/q.out" || { show "$WORK/q.out"; fail "query for $id"; }
+  query_finds_itself "$WORK/run2" "$WORK/corpus/a.jsonl" "$id"
 done
+text=$QUERY_TEXT  # orig-399's, for query --json below
 query_fails 2 "$WORK/nowhere" "text"  # no config.yaml: the config file cannot be read
 grep -q "nowhere/config.yaml" "$WORK/q.out" || { show "$WORK/q.out"; fail "message should name the file"; }
 ok
