@@ -1,7 +1,5 @@
 #include "runtime/memory_budget.h"
 
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+
+#include "runtime/run_dir.h"  // current_rss_mib
 
 namespace sf::runtime {
 namespace {
@@ -35,16 +35,6 @@ uint64_t read_number(const std::string& path) {
   std::string word;
   if (!(in >> word)) return 0;
   return positive(word);
-}
-
-// This process's resident set in bytes (/proc/self/statm's second field, in pages); 0 when
-// unknown.
-uint64_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  if (!(statm >> size >> resident)) return 0;
-  const long page = sysconf(_SC_PAGESIZE);
-  return resident * static_cast<uint64_t>(page > 0 ? page : 4096);
 }
 
 }  // namespace
@@ -105,7 +95,7 @@ MemoryBudget resolve_memory_budget(const Config& config, cluster::Comm& comm) {
   if (smallest != mine) budget.source = "the smallest rank's";
   budget.bytes = static_cast<uint64_t>(smallest);
   budget.start_bytes =
-      static_cast<uint64_t>(comm.max(static_cast<double>(resident_bytes())));
+      static_cast<uint64_t>(comm.max(current_rss_mib() * static_cast<double>(kMiB)));
   if (comm.rank() == 0)
     spdlog::info("memory budget {} per rank ({})", format_bytes(budget.bytes), budget.source);
   check_budget_covers_start(config, budget);  // the same numbers on every rank
