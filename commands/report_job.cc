@@ -92,16 +92,12 @@ json list_figures(const std::vector<int64_t>& sizes) {
   if (sizes.empty()) return nullptr;
   const auto [lo, hi] = std::minmax_element(sizes.begin(), sizes.end());
   int64_t total = 0, empty = 0;
-  double squares = 0;
   for (int64_t n : sizes) {
     total += n;
     empty += n == 0;
-    squares += static_cast<double>(n) * static_cast<double>(n);
   }
   const double nlist = static_cast<double>(sizes.size());
-  // FAISS's imbalance factor: nlist * sum(n^2) / (sum n)^2; 1 is perfectly even.
-  const double imbalance =
-      total > 0 ? nlist * squares / (static_cast<double>(total) * static_cast<double>(total)) : 0;
+  const double imbalance = stages::list_imbalance(sizes);  // 1 is perfectly even
   // At most 30 bins of whole sizes from the smallest to the largest list.
   const int64_t span = *hi - *lo + 1;
   const int64_t width = (span + 29) / 30;

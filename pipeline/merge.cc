@@ -110,7 +110,7 @@ runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
   files.forget("eval");
   const std::string index_path = files.path(kIndexFile);
   build_.nlist = static_cast<int64_t>(written_.list_sizes.size());
-  auto publish = [&](const char* from, const char* to) {
+  auto publish = [&](const std::string& from, const std::string& to) {
     io::publish_file(files.path(to), [&](const std::string& tmp) {
       std::filesystem::rename(files.path(from), tmp);
     });
@@ -125,12 +125,7 @@ runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
     outputs.push_back(kIvfdataFile);
   }
   publish(kIndexTmpFile, kIndexFile);
-  double sum = 0, squares = 0;  // FAISS's imbalance factor of the merged lists
-  for (int64_t n : written_.list_sizes) {
-    sum += static_cast<double>(n);
-    squares += static_cast<double>(n) * static_cast<double>(n);
-  }
-  const double imbalance = sum > 0 ? squares * static_cast<double>(build_.nlist) / (sum * sum) : 0;
+  const double imbalance = stages::list_imbalance(written_.list_sizes);
   spdlog::info("wrote {}{}: {} vectors, nlist {}, list imbalance {:.3f}, {} bytes (every rank its "
                "own lists, MPI-IO)", index_path, ondisk_ ? " and index.ivfdata" : "",
                build_.ntotal, build_.nlist, imbalance, written_.bytes);
@@ -140,9 +135,7 @@ runtime::StageOutputs MergeStage::save(cluster::Comm& comm,
     std::filesystem::create_directories(dir + "/shards");
     for (int s = 0; s < plan.shards; ++s) {
       const std::string name = stages::shard_file_name(s);  // "shards/..."
-      io::publish_file(files.path(name), [&](const std::string& tmp) {
-        std::filesystem::rename(files.path(kShardsTmpDir) + name.substr(name.find('/')), tmp);
-      });
+      publish(kShardsTmpDir + name.substr(name.find('/')), name);
       outputs.push_back(name);
       digests[name] = shard_digests_.at(static_cast<size_t>(s));
     }

@@ -75,4 +75,13 @@ void set_nprobe(faiss::Index* index, int nprobe) {
   ivf_of(*index, "set_nprobe").nprobe = static_cast<size_t>(nprobe);
 }
 
+double list_imbalance(const std::vector<int64_t>& sizes) {
+  double sum = 0, squares = 0;
+  for (int64_t n : sizes) {
+    sum += static_cast<double>(n);
+    squares += static_cast<double>(n) * static_cast<double>(n);
+  }
+  return sum > 0 ? squares * static_cast<double>(sizes.size()) / (sum * sum) : 0;
+}
+
 }  // namespace sf::stages

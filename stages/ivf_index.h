@@ -5,6 +5,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <faiss/Index.h>
 #include <faiss/IndexIVF.h>
@@ -36,6 +37,11 @@ void set_nprobe(faiss::Index* index, int nprobe);
 // Sets ntotal of `index` and of every wrapper down to its IVF (IndexPreTransform keeps its
 // own count), after lists were filled or emptied directly.
 void set_ntotal(faiss::Index& index, faiss::Index::idx_t ntotal);
+
+// FAISS's imbalance factor of lists of these sizes, nlist * sum(n^2) / (sum n)^2 (1: perfectly
+// even; 0 when every list is empty), as InvertedLists::imbalance_factor computes it for lists in
+// memory; here from sizes alone, in 64 bits (FAISS 1.7.3's histogram form takes int).
+double list_imbalance(const std::vector<int64_t>& sizes);
 
 // Replaces the coarse quantizer's centroids with `centroids` (nlist x d) and marks it
 // trained. The add runs single-threaded: HNSW insertion is only deterministic then.

@@ -5,10 +5,12 @@
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexPreTransform.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sf::stages {
 namespace {
@@ -106,6 +108,22 @@ TEST(IvfIndex, SetNprobeReachesTheIvfInsideAPreTransform) {
 TEST(IvfIndex, SetNprobeOnANonIvfIndexThrows) {
   faiss::IndexFlatL2 flat(kDim);
   EXPECT_THROW(set_nprobe(&flat, 4), std::invalid_argument);
+}
+
+// The imbalance factor from list sizes is FAISS's own of lists holding that many entries.
+TEST(IvfIndex, ListImbalanceIsFaisssImbalanceFactor) {
+  const std::vector<int64_t> sizes = {3, 0, 5, 1, 7};
+  faiss::ArrayInvertedLists lists(sizes.size(), 8);
+  for (size_t l = 0; l < sizes.size(); ++l)
+    for (int64_t i = 0; i < sizes[l]; ++i) {
+      const uint8_t code[8] = {};
+      lists.add_entry(l, i, code);
+    }
+  EXPECT_DOUBLE_EQ(list_imbalance(sizes), lists.imbalance_factor());
+  EXPECT_GT(list_imbalance(sizes), 1.0);
+  EXPECT_DOUBLE_EQ(list_imbalance({4, 4, 4}), 1.0);
+  EXPECT_EQ(list_imbalance({0, 0}), 0.0);
+  EXPECT_EQ(list_imbalance({}), 0.0);
 }
 
 }  // namespace
