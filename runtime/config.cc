@@ -97,7 +97,9 @@ const std::vector<Field>& schema() {
       {"index.factory", bind<&Config::index, &IndexConfig::factory>, any(),
        "FAISS `index_factory` string; must yield a shardable `IndexIVF`: `IVF1024,Flat`, "
        "`IVF1024,PQ16np`, `IVF1024,SQ8`, `OPQ16,IVF1024,PQ16np`, `PCA64,IVF1024,Flat`, "
-       "`IVF1024_HNSW32,Flat`, ... (`HNSW32`, `Flat`, `IVFPQR` or fast-scan: exit 2). Required by "
+       "`IVF1024_HNSW32,Flat`, ... (`HNSW32`, `Flat`, `IVFPQR` or fast-scan: exit 2). `auto`: "
+       "chosen for `index.memory_budget` and `index.target_recall` by measuring candidates on "
+       "a sample of the corpus (see [index choice](index-choice.md)). Required by "
        "`build`; empty in `run`: `IVF<n>,Flat` with n about the square root of the documents "
        "indexed (at least 39 training rows per list)"},
       {"index.metric", bind<&Config::index, &IndexConfig::metric>, one_of({"l2", "ip"}),
@@ -108,6 +110,20 @@ const std::vector<Field>& schema() {
        at_least(1), "coarse k-means iterations (FAISS's IVF default)"},
       {"index.codebook_sample", bind<&Config::index, &IndexConfig::codebook_sample>, at_least(1),
        "rows gathered on rank 0 to train PQ/SQ codebooks and OPQ/PCA transforms"},
+      {"index.memory_budget", bind<&Config::index, &IndexConfig::memory_budget>, any(),
+       "`index.factory: auto`: the most the finished index (`index.faiss`) may take (`4GiB`, "
+       "`512MiB`); `0`: no limit"},
+      {"index.target_recall", bind<&Config::index, &IndexConfig::target_recall>,
+       in_range(0.01, 1.0),
+       "`index.factory: auto`: the recall@`eval.k` the chosen index must reach on the tuning "
+       "sample; among the candidates that reach it within the budget, the cheapest to search "
+       "is chosen, and its nprobe is stored in `index.faiss`"},
+      {"index.tune_rows", bind<&Config::index, &IndexConfig::tune_rows>, at_least(100),
+       "`index.factory: auto`: rows of the corpus (a seeded sample) the candidates are built "
+       "on; each rank holds them (and one candidate index per thread)"},
+      {"index.tune_queries", bind<&Config::index, &IndexConfig::tune_queries>, at_least(10),
+       "`index.factory: auto`: held-out sample rows searched to measure each candidate's "
+       "recall"},
       {"resources.memory_per_rank", bind<&Config::resources, &ResourcesConfig::memory_per_rank>,
        any(),
        "memory each rank may use (`2GiB`, `512MiB`); stages plan their batches and buffers "
@@ -154,6 +170,10 @@ const std::vector<Field>& schema() {
        "nprobe values to evaluate (a single value is a one-element list)"},
       {"eval.max_queries", bind<&Config::eval, &EvalConfig::max_queries>, at_least(0),
        "use only the first N queries; `0`: all (`run.eval`: 1000 of the indexed documents)"},
+      {"eval.target_recall", bind<&Config::eval, &EvalConfig::target_recall>, in_range(0.0, 1.0),
+       "`eval.json`'s `recommended`: the smallest nprobe whose recall@`eval.k` reaches it, "
+       "stored in `index.faiss` and used by `query` and `search` by default; `0`: "
+       "`index.target_recall`"},
       {"dedup.ngram", bind<&Config::dedup, &DedupConfig::ngram>, between(1, 64),
        "word n-gram shingles"},
       {"dedup.num_perm", bind<&Config::dedup, &DedupConfig::num_perm>, between(1, 1024),

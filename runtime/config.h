@@ -98,11 +98,18 @@ struct SemDedupConfig {
 };
 
 struct IndexConfig {
-  std::string factory;            // FAISS factory string (required by build); an IndexIVF
+  std::string factory;            // FAISS factory string (required by build); an IndexIVF;
+                                  // "auto": chosen by the tune stage (stages/autotune.h)
   std::string metric = "l2";      // l2|ip
   int64_t train_size = 0;         // k-means sample rows; 0 = min(rows, 256 * nlist)
   int kmeans_iterations = 10;     // as FAISS IndexIVF (Level1Quantizer cp.niter)
   int64_t codebook_sample = 65536;  // rows gathered to train PQ/SQ/OPQ/PCA; bounded
+  // factory "auto": the finished index's size limit (0: none), the recall@eval.k it must reach,
+  // and the tuning sample (database rows, held-out queries).
+  ByteSize memory_budget;
+  double target_recall = 0.9;
+  int64_t tune_rows = 65536;
+  int64_t tune_queries = 1000;
 };
 
 struct OutputConfig {
@@ -125,6 +132,7 @@ struct EvalConfig {
   int k = 10;
   std::vector<int> nprobe = {1, 8, 32};
   int64_t max_queries = 0;           // 0 = all
+  double target_recall = 0;          // recall@k of "recommended"; 0: index.target_recall
 };
 
 // Workload-aware partitioning and the sharded layout (stages/partition.h). Used by `build`
