@@ -28,27 +28,34 @@ int build_job(cluster::Comm& comm, const runtime::Config& config) {
 
   pipeline::IndexBuild build;
   pipeline::OpenVectorsStage open(build);
+  pipeline::TuneStage tune(build);
   pipeline::TrainStage train(build);
   pipeline::PartitionStage partition(build);
   pipeline::AddStage add(build);
   pipeline::MergeStage merge(build, partition);
   runtime::StageRunner runner(comm, config, checkpoints, log,
                                runtime::make_progress_logger(comm.rank()));
-  runner.plan({&open, &train, &partition, &add, &merge});
+  // index.factory auto: tune chooses the factory before train.
+  std::vector<runtime::Stage*> after_open = {&train, &partition, &add, &merge};
+  if (pipeline::auto_index(config)) after_open.insert(after_open.begin(), &tune);
+  std::vector<runtime::Stage*> stages = {&open};
+  stages.insert(stages.end(), after_open.begin(), after_open.end());
+  runner.plan(stages);
   // Opened first: train fingerprints the input files it opened.
   runner.run({&open});
   const io::VectorCorpus& corpus = open.corpus();
   spdlog::info("corpus: {} rows x {} dims in {} file(s); {} rank(s) x {} thread(s); this rank: rows [{}, {})",
                corpus.rows(), corpus.dim(), corpus.num_files(), comm.size(), threads,
                build.range.begin, build.range.end);
-  runner.run({&train, &partition, &add, &merge});
+  runner.run(after_open);
 
   using Outcome = runtime::StageOutcome;
   const bool merged = runner.outcome("merge") == Outcome::kLoaded;
   const nlohmann::json summary = {
       {"rows", corpus.rows()},
       {"dim", corpus.dim()},
-      {"factory", config.index.factory},
+      {"factory", build.factory},
+      {"index_choice", build.tune_summary},
       {"metric", config.index.metric},
       {"nlist", build.nlist},
       {"trained_nlist", build.train.nlist},

@@ -12,6 +12,7 @@
 #include "io/index_file.h"
 #include "commands/commands.h"
 #include "runtime/checkpoint.h"
+#include "runtime/memory_budget.h"
 #include "runtime/run_manifest.h"
 #include "stages/ivf_index.h"
 #include "stages/partition.h"
@@ -36,7 +37,8 @@ void print_index(const std::string& path) {
     hi = std::max(hi, n);
     empty += n == 0;
   }
-  std::printf("ivf          nlist %zu, code size %zu bytes\n", ivf->nlist, ivf->code_size);
+  std::printf("ivf          nlist %zu, code size %zu bytes, nprobe %zu (stored)\n", ivf->nlist,
+              ivf->code_size, ivf->nprobe);
   std::printf("lists        min %zu, mean %.1f, max %zu, empty %zu, imbalance %.3f\n", lo,
               static_cast<double>(ivf->ntotal) / static_cast<double>(ivf->nlist), hi, empty,
               ivf->invlists->imbalance_factor());
@@ -152,6 +154,32 @@ void print_plan(const std::string& path) {
   }
 }
 
+// tune.json (index.factory auto): the choice and every candidate's evidence.
+void print_tune(const nlohmann::json& tune) {
+  if (!tune.is_object() || !tune["factory"].is_string()) return;
+  const uint64_t budget = tune.value("memory_budget", uint64_t{0});
+  std::printf("index choice %s, nprobe %d (index.factory auto: recall@%d >= %.3f within %s; "
+              "%zu candidates on %jd sample rows, %jd held-out queries)\n",
+              tune["factory"].get<std::string>().c_str(), tune.value("nprobe", 0),
+              tune.value("k", 0), tune.value("target_recall", 0.0),
+              budget > 0 ? runtime::format_bytes(budget).c_str() : "no size limit",
+              tune["candidates"].size(), static_cast<intmax_t>(tune.value("sample_rows", int64_t{0})),
+              static_cast<intmax_t>(tune.value("sample_queries", int64_t{0})));
+  for (const auto& c : tune["candidates"]) {
+    const std::string factory = c.value("factory", std::string());
+    const std::string size = runtime::format_bytes(c.value("index_bytes", uint64_t{0}));
+    if (!c.value("measured", false)) {
+      std::printf("  %-18s %10s  over the budget\n", factory.c_str(), size.c_str());
+      continue;
+    }
+    const int nprobe = c.value("nprobe", 0);
+    std::printf("  %-18s %10s  nprobe %5s  recall %.3f  modelled %8.1f us/query  sample %7.0f qps%s\n",
+                factory.c_str(), size.c_str(), nprobe > 0 ? std::to_string(nprobe).c_str() : "-",
+                c.value("recall", 0.0), c.value("cost_ns", 0.0) / 1000, c.value("sample_qps", 0.0),
+                factory == tune["factory"].get<std::string>() ? "  <- chosen" : "");
+  }
+}
+
 void print_search(const nlohmann::json& search) {
   if (!search.is_object()) return;
   std::printf("search (k=%d, nprobe %d, %d queries, %d rank(s)): qps %.0f, codes scanned per query %.1f, shard load max/mean %.3f\n",
@@ -172,6 +200,7 @@ int info_job(cluster::Comm& comm, const runtime::Config& config) {
     const std::pair<const char*, const char*> shown[] = {{"index.faiss", "merge"},
                                                          {"plan.json", "merge"},
                                                          {"eval.json", "eval"},
+                                                         {"tune.json", "tune"},
                                                          {"search.json", "search"}};
     for (const auto& [file, stage] : shown)
       if (std::filesystem::exists(checkpoints.path(file))) checkpoints.require_output(stage, file);
@@ -191,6 +220,7 @@ int info_job(cluster::Comm& comm, const runtime::Config& config) {
     print_index(index_path);
   else
     std::printf("index        (none yet: run `shardforge build`)\n");
+  print_tune(read_json(dir + "/tune.json"));
   if (std::filesystem::exists(dir + "/plan.json")) print_plan(dir + "/plan.json");
   print_run(read_json(dir + "/run.json"));
   print_eval(read_json(dir + "/eval.json"));

@@ -47,7 +47,7 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
     throw runtime::ConfigError(config.source + ": run.eval needs run.index (an index to evaluate)");
   if (!config.embed.vectors_field.empty() && pipeline::dedup_text_format(config) != io::TextFormat::kJsonl)
     throw runtime::ConfigError(config.source + ": embed.vectors_field needs input.format jsonl");
-  if (!config.index.factory.empty()) {
+  if (!config.index.factory.empty() && !pipeline::auto_index(config)) {
     try {
       stages::make_ivf_index(std::max(1, embedder->dim()), config.index.factory,
                              config.index.metric == "ip");
@@ -75,6 +75,7 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
   pipeline::TextIndex text;
   pipeline::EmbedStage embed(text, deduped, *embedder, comm.size(), threads);
   pipeline::CheckIndexStage check_index(text);
+  pipeline::TuneStage tune(text.build);
   pipeline::TrainStage train(text.build);
   pipeline::SemanticDedupStage semdedup(text);
   pipeline::CompactStage compact(text);
@@ -84,7 +85,11 @@ int run_job(cluster::Comm& comm, const runtime::Config& config) {
   pipeline::EvalStage eval(text, threads);
   pipeline::OutputsStage write(text, deduped, outputs);
   std::vector<runtime::Stage*> stages = {&read_stage, &exact, &near, &verdicts, &embed};
-  if (config.run.semdedup || config.run.index) stages.insert(stages.end(), {&check_index, &train});
+  if (config.run.semdedup || config.run.index) {
+    stages.push_back(&check_index);
+    if (pipeline::auto_index(config)) stages.push_back(&tune);  // chooses the factory
+    stages.push_back(&train);
+  }
   if (config.run.semdedup) stages.push_back(&semdedup);
   if (config.run.index) stages.insert(stages.end(), {&compact, &partition, &add, &merge});
   if (config.run.eval) stages.push_back(&eval);

@@ -49,7 +49,9 @@ void OpenVectorsStage::run(cluster::Comm& comm, const runtime::StageContext& con
   corpus_ = std::move(opened.corpus);
   build_.rows = corpus_.get();
   build_.range = opened.range;
-  build_.factory = config.index.factory;
+  // index.factory auto: the tune stage's base factory until it chooses.
+  const std::string factory = checked_factory(config, corpus_->rows());
+  build_.factory = factory;
   build_.inputs = paths_;  // train fingerprints them, once they opened
   runtime::share_input_digests(comm, config);  // input.verify: content reads them once
   // A factory string shardforge cannot shard (not IVF, ...) is a bad config whatever the data:
@@ -58,7 +60,7 @@ void OpenVectorsStage::run(cluster::Comm& comm, const runtime::StageContext& con
   std::unique_ptr<faiss::Index> probe;
   std::string refused;  // FAISS refused the string for this dimension: it does not fit the data
   try {
-    probe = stages::make_ivf_index(corpus.dim(), config.index.factory, config.index.metric == "ip");
+    probe = stages::make_ivf_index(corpus.dim(), factory, config.index.metric == "ip");
   } catch (const stages::UnshardableFactory& e) {
     throw runtime::ConfigError(config.source + ": " + e.what());
   } catch (const std::invalid_argument& e) {
@@ -70,7 +72,7 @@ void OpenVectorsStage::run(cluster::Comm& comm, const runtime::StageContext& con
     if (probe == nullptr) throw runtime::ConfigError(config.source + ": " + refused);
     const auto nlist = static_cast<int64_t>(stages::find_ivf(probe.get())->nlist);
     if (corpus.rows() < nlist)
-      throw runtime::ConfigError(config.source + ": index.factory '" + config.index.factory +
+      throw runtime::ConfigError(config.source + ": index.factory '" + factory +
                                   "' has " + std::to_string(nlist) + " lists, but the corpus (" +
                                   describe_paths(config.input.paths) + ") has only " +
                                   std::to_string(corpus.rows()) + " rows");
@@ -84,7 +86,7 @@ void OpenVectorsStage::run(cluster::Comm& comm, const runtime::StageContext& con
     const std::string misfit = stages::training_misfit(*probe, corpus.rows(), samples);
     if (!misfit.empty())
       throw runtime::ConfigError(
-          config.source + ": index.factory '" + config.index.factory + "' " + misfit +
+          config.source + ": index.factory '" + factory + "' " + misfit +
           "; the corpus (" + describe_paths(config.input.paths) + ") has " +
           std::to_string(corpus.rows()) + " rows x " + std::to_string(corpus.dim()) + " dims");
     check_partition(config, nlist);

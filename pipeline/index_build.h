@@ -10,6 +10,10 @@
 // directory's files sit above both, and the commands only list them.
 //
 //   open       (build) opens input.paths; checks that index.factory fits the corpus
+//   tune       (index.factory: auto) the factory and nprobe chosen for index.memory_budget and
+//              index.target_recall by measuring candidates on a sample (stages/autotune.h);
+//              tune.json and tune-kmeans.sfkm (its coarse k-means, which train continues
+//              from), marker "tune"
 //   train      trained.faiss, marker "train"; a stop during the coarse k-means saves
 //              train-kmeans.sfkm (marker "train-kmeans") and --resume continues from it
 //   partition  (partition.shards > 0) the lists re-sized for partition.workload between the
@@ -51,6 +55,7 @@
 #include "cluster/comm.h"
 #include "io/vector_file.h"
 #include "runtime/stage_runner.h"
+#include "stages/autotune.h"
 #include "stages/build.h"
 #include "stages/merge.h"
 #include "stages/partition.h"
@@ -68,10 +73,13 @@ constexpr uint64_t kMergeRoundBytes = uint64_t{64} << 20;
 constexpr const char* kTrainedFile = "trained.faiss";
 constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-means
 constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
+constexpr const char* kTuneFile = "tune.json";  // index.factory auto: the choice, its evidence
+constexpr const char* kTuneKMeansFile = "tune-kmeans.sfkm";  // ... and its coarse k-means
 // What a build publishes or keeps in its run directory (prepare_run_dir removes them).
 inline std::vector<std::string> index_outputs() {
   return {kIndexFile,       kIndexTmpFile, kIvfdataFile, kIvfdataTmpFile, kTrainedFile,
-          kKMeansStateFile, kPieceDir,     "plan.json",  "shards",        kShardsTmpDir};
+          kKMeansStateFile, kPieceDir,     "plan.json",  "shards",        kShardsTmpDir,
+          kTuneFile,        kTuneKMeansFile};
 }
 
 struct AddReport {
@@ -87,6 +95,13 @@ struct IndexBuild {
   cluster::RowRange range;
   std::string factory;
   std::vector<std::string> inputs;
+
+  // tune (index.factory auto): `factory` becomes the chosen one; the coarse k-means it ran
+  // (train continues from it: same bytes, no second k-means), the nprobe the index is written
+  // with, and tune.json's content (rank 0; null without auto).
+  std::optional<stages::KMeansState> tuned_kmeans;
+  int tuned_nprobe = 0;
+  nlohmann::json tune_summary = nullptr;
 
   // train: the trained, empty index (every rank); partition: its lists re-sized. The add
   // leaves it empty (out of core: the rows are in `pieces`).
@@ -140,6 +155,35 @@ class TrainStage : public runtime::Stage {
   IndexBuild& build_;
   stages::TrainOptions options_;
 };
+
+// index.factory: auto. Collective: trains the coarse quantizer of IVF<auto_nlist(rows)>,Flat
+// (stages::train_index), measures the candidate codes on a tuning sample
+// (stages::tune_index) and sets build.factory, tuned_kmeans, tuned_nprobe, tune_summary.
+// Throws ConfigError alike on every rank when no candidate fits index.memory_budget (naming
+// the smallest size that would) or none reaches index.target_recall within it (naming the
+// best recall found and its size), or the tuning sample does not fit the memory budget.
+class TuneStage : public runtime::Stage {
+ public:
+  explicit TuneStage(IndexBuild& build) : build_(build) {}
+  std::string name() const override { return "tune"; }
+  void configure(runtime::StageOptions& options) override;
+  void run(cluster::Comm& comm, const runtime::StageContext& context) override;
+  runtime::StageOutputs save(cluster::Comm& comm, const runtime::StageContext& context) override;
+  void load(cluster::Comm& comm, const runtime::StageContext& context,
+            const nlohmann::json& info) override;
+  void skip(const runtime::StageContext& context, const nlohmann::json& info) override;
+
+ private:
+  IndexBuild& build_;
+  stages::TrainOptions train_;
+  stages::TuneOptions options_;
+};
+
+// True when index.factory is "auto" (the tune stage chooses it).
+bool auto_index(const runtime::Config& config);
+// The factory the checks before tune use: index.factory, or for auto IVF<auto_nlist(rows)>,Flat
+// (the tune stage's coarse quantizer; every candidate has its lists).
+std::string checked_factory(const runtime::Config& config, int64_t rows);
 
 class PartitionStage : public runtime::TransientStage {
  public:

@@ -23,7 +23,7 @@ std::string auto_factory(int64_t rows) {
 }
 
 std::string run_factory(const runtime::Config& config, int64_t rows) {
-  return config.index.factory.empty() ? auto_factory(rows) : config.index.factory;
+  return config.index.factory.empty() ? auto_factory(rows) : checked_factory(config, rows);
 }
 
 nlohmann::json text_index_summary(cluster::Comm& comm, const runtime::Config& config,
@@ -54,7 +54,8 @@ nlohmann::json text_index_summary(cluster::Comm& comm, const runtime::Config& co
             {"mb_per_s", mb_per_s},
             {"mb_per_s_per_core", mb_per_s / cores},
             {"docs_per_s_per_core", slowest > 0 ? embedded / slowest / cores : 0.0}}},
-          {"factory", run_factory(config, embedded)},
+          {"factory", text.build.factory.empty() ? run_factory(config, embedded) : text.build.factory},
+          {"index_choice", text.build.tune_summary},
           {"metric", config.index.metric},
           {"nlist", text.build.train.nlist},
           {"ntotal", text.build.ntotal}};

@@ -168,12 +168,17 @@ void check_train_budget(cluster::Comm& comm, const runtime::Config& config,
 void TrainStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   stages::TrainOptions topt = options_;
   if (!build_.factory.empty()) topt.factory = build_.factory;
+  // index.factory auto: the tune stage ran this k-means already (its candidates have no
+  // transforms, so the sample and the k-means are the same): continue from its end.
+  if (build_.tuned_kmeans) topt.resume_kmeans = &*build_.tuned_kmeans;
   check_train_budget(comm, context.config, *build_.rows, topt, context.budget);
   if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
   build_.index = train_checkpointed(comm, context.checkpoints, context.fingerprint,
                                     context.config.resume, *build_.rows, build_.range, topt,
                                     &build_.train, context.progress);
   build_.nlist = build_.train.nlist;
+  // The tuned nprobe goes into trained.faiss, and so into index.faiss's header.
+  if (build_.tuned_nprobe > 0) stages::set_nprobe(build_.index.get(), build_.tuned_nprobe);
 }
 
 runtime::StageOutputs TrainStage::save(cluster::Comm& comm,

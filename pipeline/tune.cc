@@ -1,0 +1,194 @@
+// The tune stage (pipeline/index_build.h): index.factory auto, stages/autotune.h on the build's
+// own coarse quantizer; tune.json, and the k-means state train continues from.
+#include <faiss/IndexFlat.h>
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+#include "io/atomic_file.h"
+#include "runtime/memory_budget.h"
+#include "stages/ivf_index.h"
+#include "pipeline/index_build.h"
+
+namespace sf::pipeline {
+namespace {
+
+std::string base_factory(int64_t rows) {
+  return "IVF" + std::to_string(stages::auto_nlist(rows)) + ",Flat";
+}
+
+// The ConfigError message when no candidate can be chosen.
+std::string no_choice_message(const runtime::Config& config, const stages::TuneResult& r,
+                              int k) {
+  const std::string budget = runtime::format_bytes(config.index.memory_budget.bytes);
+  const stages::TuneCandidate* smallest = nullptr;
+  const stages::TuneCandidate* best = nullptr;
+  for (const stages::TuneCandidate& c : r.candidates) {
+    if (smallest == nullptr || c.index_bytes < smallest->index_bytes) smallest = &c;
+    if (c.measured && (best == nullptr || c.recall > best->recall)) best = &c;
+  }
+  if (best == nullptr)
+    return config.source + ": index.memory_budget " + budget + " is smaller than every candidate " +
+           "index of the " + std::to_string(r.corpus_rows) + " rows: the smallest, " +
+           smallest->factory + ", takes " + runtime::format_bytes(smallest->index_bytes) +
+           " (codes and 8-byte ids); raise index.memory_budget to at least that";
+  char recall[32], target[32];
+  std::snprintf(recall, sizeof(recall), "%.3f", best->recall);
+  std::snprintf(target, sizeof(target), "%g", config.index.target_recall);
+  std::string message = config.source + ": index.target_recall " + target +
+                        " is not reached within index.memory_budget " + budget +
+                        ": the best candidate that fits, " + best->factory + " (" +
+                        runtime::format_bytes(best->index_bytes) + "), reaches recall@" +
+                        std::to_string(k) + " " + recall + " at nprobe " +
+                        std::to_string(best->tried_nprobe) +
+                        " on the tuning sample; lower index.target_recall";
+  // The smallest candidate over the budget, as the size that may reach it.
+  const stages::TuneCandidate* larger = nullptr;
+  for (const stages::TuneCandidate& c : r.candidates)
+    if (!c.fits && (larger == nullptr || c.index_bytes < larger->index_bytes)) larger = &c;
+  if (larger != nullptr)
+    message += " or raise index.memory_budget (" + larger->factory + " takes " +
+               runtime::format_bytes(larger->index_bytes) + ")";
+  return message;
+}
+
+void log_choice(const stages::TuneResult& r, int k, double target) {
+  spdlog::info("tune: {} candidates of nlist {} on {} sample rows and {} held-out queries "
+               "(recall@{} target {:.3f}):",
+               r.candidates.size(), r.nlist, r.db_rows, r.queries, k, target);
+  for (size_t i = 0; i < r.candidates.size(); ++i) {
+    const stages::TuneCandidate& c = r.candidates[i];
+    if (!c.measured) {
+      spdlog::info("tune:   {:<16} {:>10}  over the budget", c.factory,
+                   runtime::format_bytes(c.index_bytes));
+      continue;
+    }
+    spdlog::info("tune: {} {:<16} {:>10}  nprobe {:>4}  recall {:.3f}  codes/query {:>9.0f}  "
+                 "modelled {:>8.1f} us/query  sample {:>7.0f} qps",
+                 static_cast<int>(i) == r.chosen ? "*" : " ", c.factory,
+                 runtime::format_bytes(c.index_bytes), c.nprobe > 0 ? std::to_string(c.nprobe) : "-",
+                 c.recall, c.codes_per_query, c.cost / 1000, c.sample_qps);
+  }
+}
+
+}  // namespace
+
+bool auto_index(const runtime::Config& config) { return config.index.factory == "auto"; }
+
+std::string checked_factory(const runtime::Config& config, int64_t rows) {
+  return auto_index(config) ? base_factory(rows) : config.index.factory;
+}
+
+void TuneStage::configure(runtime::StageOptions& options) {
+  const runtime::Config& config = options.config();
+  const runtime::IndexConfig& c = config.index;
+  options.read("index.factory", c.factory);
+  train_.inner_product = options.read("index.metric", c.metric) == "ip";
+  train_.train_size = options.read("index.train_size", c.train_size);
+  train_.kmeans_iterations = options.read("index.kmeans_iterations", c.kmeans_iterations);
+  train_.codebook_sample = options.read("index.codebook_sample", c.codebook_sample);
+  train_.seed = options.read("seed", config.seed);
+  options_.inner_product = train_.inner_product;
+  options_.seed = train_.seed;
+  options_.budget_bytes = options.read("index.memory_budget", c.memory_budget).bytes;
+  options_.target_recall = options.read("index.target_recall", c.target_recall);
+  options_.tune_rows = options.read("index.tune_rows", c.tune_rows);
+  options_.tune_queries = options.read("index.tune_queries", c.tune_queries);
+  options_.k = options.read("eval.k", config.eval.k);
+  if (!build_.inputs.empty()) options.input_files(build_.inputs);
+}
+
+void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
+  const runtime::Config& config = context.config;
+  io::VectorCorpus& corpus = *build_.rows;
+  const int64_t rows = corpus.rows();
+  const int d = corpus.dim();
+  const int nlist = stages::auto_nlist(rows);
+
+  // What fits the budget is known before any work: nothing to measure is a config error.
+  const std::vector<stages::TuneCandidate> sized = stages::tune_candidates(d, nlist, rows, options_);
+  if (std::none_of(sized.begin(), sized.end(), [](const auto& c) { return c.fits; })) {
+    stages::TuneResult r;
+    r.nlist = nlist;
+    r.corpus_rows = rows;
+    r.candidates = sized;
+    throw runtime::ConfigError(no_choice_message(config, r, options_.k));
+  }
+  // The tuning sample on every rank (once), and a candidate index per thread (Flat: a copy).
+  const int64_t sample = std::min(options_.tune_rows + options_.tune_queries, rows);
+  const auto threads = static_cast<uint64_t>(comm.max(static_cast<double>(omp_get_max_threads())));
+  const uint64_t need = static_cast<uint64_t>(sample) * (4 * static_cast<uint64_t>(d) + 8) * (1 + threads);
+  if (context.budget.bytes > 0 && need > context.budget.bytes / 2)
+    throw runtime::ConfigError(
+        config.source + ": " +
+        runtime::over_budget_message(
+            "index.tune_rows: the tuning sample of " + std::to_string(sample) + " rows x " +
+                std::to_string(d) + " dims on every rank, and a candidate index on each of its " +
+                std::to_string(threads) + " thread(s)",
+            need * 2, context.budget, "; lower index.tune_rows or raise resources.memory_per_rank"));
+
+  // The build's own coarse quantizer: the same k-means train runs for any IVF<nlist> factory.
+  stages::TrainOptions topt = train_;
+  topt.factory = base_factory(rows);
+  check_train_budget(comm, config, corpus, topt, context.budget);
+  stages::TrainReport report;
+  std::unique_ptr<faiss::Index> base =
+      stages::train_index(comm, corpus, build_.range, topt, &report, context.progress);
+  const auto* flat = dynamic_cast<const faiss::IndexFlat*>(stages::ivf_of(*base, "tune").quantizer);
+  if (flat == nullptr) throw std::logic_error("tune: the quantizer of " + topt.factory + " is not flat");
+  const float* xb = flat->get_xb();
+  std::vector<float> centroids(xb, xb + static_cast<size_t>(nlist) * d);
+  build_.tuned_kmeans = stages::KMeansState{nlist,          d, train_.kmeans_iterations, centroids,
+                                            report.objective, report.empty_clusters_split};
+
+  const stages::TuneResult result =
+      stages::tune_index(comm, corpus, build_.range, centroids, nlist, options_, context.progress);
+  if (comm.rank() == 0) log_choice(result, options_.k, options_.target_recall);
+  if (result.chosen < 0) throw runtime::ConfigError(no_choice_message(config, result, options_.k));
+  const stages::TuneCandidate& chosen = result.candidates[static_cast<size_t>(result.chosen)];
+  build_.factory = chosen.factory;
+  build_.tuned_nprobe = chosen.nprobe;
+  build_.tune_summary = stages::tune_json(result);
+  build_.tune_summary.update(nlohmann::json{{"k", options_.k},
+                                            {"target_recall", options_.target_recall},
+                                            {"memory_budget", options_.budget_bytes}});
+  if (comm.rank() == 0)
+    spdlog::info("tune: chose {} ({}), nprobe {}: recall@{} {:.3f} on the sample", chosen.factory,
+                 runtime::format_bytes(chosen.index_bytes), chosen.nprobe, options_.k, chosen.recall);
+}
+
+runtime::StageOutputs TuneStage::save(cluster::Comm& comm, const runtime::StageContext& context) {
+  if (comm.rank() != 0) return {};
+  io::publish_text(context.checkpoints.path(kTuneFile), build_.tune_summary.dump(2) + "\n");
+  const cluster::Bytes state = stages::encode_kmeans_state(*build_.tuned_kmeans);
+  io::publish_bytes(context.checkpoints.path(kTuneKMeansFile), state.data(), state.size());
+  return {{kTuneFile, kTuneKMeansFile},
+          {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}}};
+}
+
+void TuneStage::load(cluster::Comm& comm, const runtime::StageContext& context,
+                     const nlohmann::json& info) {
+  skip(context, info);
+  cluster::Bytes state;
+  cluster::run_local_phase(comm, "tune: read checkpoint", [&] {
+    if (comm.rank() != 0) return;
+    state = runtime::read_bytes(context.checkpoints.path(kTuneKMeansFile));
+    std::ifstream in(context.checkpoints.path(kTuneFile));
+    build_.tune_summary = nlohmann::json::parse(in);
+  });
+  comm.broadcast(state, 0);
+  cluster::run_local_phase(comm, "tune: read checkpoint",
+                           [&] { build_.tuned_kmeans = stages::decode_kmeans_state(state); });
+}
+
+void TuneStage::skip(const runtime::StageContext& context, const nlohmann::json& info) {
+  build_.factory = info.at("factory").get<std::string>();
+  build_.tuned_nprobe = info.at("nprobe").get<int>();
+  std::ifstream in(context.checkpoints.path(kTuneFile));
+  if (in) build_.tune_summary = nlohmann::json::parse(in, nullptr, false);
+}
+
+}  // namespace sf::pipeline

@@ -1,0 +1,417 @@
+#include "stages/autotune.h"
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexScalarQuantizer.h>
+#include <faiss/utils/distances.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "io/index_file.h"
+#include "stages/batches.h"
+#include "stages/block_parallel.h"
+#include "stages/eval.h"
+#include "stages/ivf_index.h"
+#include "stages/kmeans.h"
+
+namespace sf::stages {
+namespace {
+
+constexpr uint64_t kTuneSampleSalt = 0x74756e652d726f77ULL;  // "tune-row"
+constexpr uint64_t kTuneQuerySalt = 0x74756e652d717279ULL;   // "tune-qry"
+constexpr int64_t kQueryBlock = 64;  // queries per block of the shared work
+constexpr double kPlateauGain = 0.002;  // recall gained by doubling nprobe that ends a search
+
+using Bytes = cluster::Bytes;
+
+template <class T>
+Bytes to_bytes(const std::vector<T>& v) {
+  const auto* p = reinterpret_cast<const char*>(v.data());
+  return Bytes(p, p + v.size() * sizeof(T));
+}
+template <class T>
+void append_from(const Bytes& b, std::vector<T>& out) {
+  const size_t n = b.size() / sizeof(T);
+  out.resize(out.size() + n);
+  std::memcpy(out.data() + out.size() - n, b.data(), b.size());
+}
+
+// Collective: work(b) for every block b in [0, blocks), block b on rank b % size (its blocks
+// spread over its threads, each whole on one thread with single-threaded BLAS); every rank gets
+// every block's bytes, in block order. An exception on any rank is agreed (PhaseError).
+std::vector<Bytes> spread_blocks(cluster::Comm& comm, const std::string& phase, int64_t blocks,
+                                 const std::function<Bytes(int64_t)>& work) {
+  std::vector<int64_t> mine;
+  for (int64_t b = comm.rank(); b < blocks; b += comm.size()) mine.push_back(b);
+  std::vector<Bytes> done(mine.size());
+  cluster::run_local_phase(comm, phase, [&] {
+    parallel_blocks(static_cast<int64_t>(mine.size()),
+                    [&](int64_t i, int) { done[static_cast<size_t>(i)] = work(mine[static_cast<size_t>(i)]); });
+  });
+  // One message per rank: [size of each block's bytes] then the bytes.
+  Bytes packed;
+  for (const Bytes& d : done) {
+    const uint64_t n = d.size();
+    packed.insert(packed.end(), reinterpret_cast<const char*>(&n), reinterpret_cast<const char*>(&n) + sizeof(n));
+    packed.insert(packed.end(), d.begin(), d.end());
+  }
+  const std::vector<Bytes> all = comm.allgather(packed);
+  std::vector<Bytes> out(static_cast<size_t>(blocks));
+  for (int r = 0; r < comm.size(); ++r) {
+    size_t at = 0;
+    for (int64_t b = r; b < blocks; b += comm.size()) {
+      uint64_t n = 0;
+      std::memcpy(&n, all[r].data() + at, sizeof(n));
+      at += sizeof(n);
+      out[static_cast<size_t>(b)].assign(all[r].begin() + static_cast<std::ptrdiff_t>(at),
+                                         all[r].begin() + static_cast<std::ptrdiff_t>(at + n));
+      at += n;
+    }
+  }
+  return out;
+}
+
+// What a candidate needs to be measured: the tuning sample and the shared results.
+struct Sample {
+  int d = 0, k = 0, nlist = 0, probes = 0;
+  int64_t db = 0, nq = 0;
+  std::vector<float> rows;     // db x d
+  std::vector<float> queries;  // nq x d
+  std::vector<faiss::Index::idx_t> list_of;   // db: each row's list
+  std::vector<faiss::Index::idx_t> near;      // nq x probes: each query's nearest lists
+  std::vector<float> near_dis;         // nq x probes
+  Neighbours truth;                    // nq x k, ids in [0, db)
+};
+
+// Candidate `factory` on the sample: trained, filled, searched. Single-threaded (the caller
+// runs it on one thread of a parallel_blocks team).
+TuneCandidate measure(const std::string& factory, const Sample& s, const std::vector<float>& centroids,
+                      const TuneOptions& options, int64_t corpus_rows) {
+  const auto start = std::chrono::steady_clock::now();
+  TuneCandidate c;
+  c.factory = factory;
+  c.measured = true;
+  std::unique_ptr<faiss::Index> index = make_ivf_index(s.d, factory, options.inner_product);
+  faiss::IndexIVF& ivf = ivf_of(*index, "tune");
+  fill_quantizer(ivf, s.nlist, centroids.data());
+  const int64_t train_n = std::min(s.db, options.codebook_rows);
+  // FAISS's small-sample warning off (train_index says it once for the build itself).
+  // Fewer k-means iterations than the build's 25: the tuning's PQ codebooks are a little worse
+  // (its recall a little pessimistic) at 40 % of the cost, which is most of the tuning's.
+  if (auto* pq = dynamic_cast<faiss::IndexIVFPQ*>(&ivf)) {
+    pq->pq.cp.min_points_per_centroid = 0;
+    pq->pq.cp.niter = 10;
+  }
+  ivf.train(train_n, s.rows.data());  // the quantizer is full: only the codes train
+  ivf.add_core(s.db, s.rows.data(), nullptr, s.list_of.data());
+
+  const int k = s.k;
+  std::vector<faiss::Index::idx_t> assign, labels(static_cast<size_t>(s.nq) * k);
+  std::vector<float> dis, distances(static_cast<size_t>(s.nq) * k);
+  // Recall and codes scanned per query at nprobe p (memoised).
+  std::vector<double> recall_at(static_cast<size_t>(s.probes) + 1, -1), ndis_at(recall_at.size());
+  std::vector<double> seconds_at(recall_at.size());
+  auto at = [&](int p) {
+    if (recall_at[p] >= 0) return recall_at[p];
+    assign.resize(static_cast<size_t>(s.nq) * p);
+    dis.resize(assign.size());
+    for (int64_t q = 0; q < s.nq; ++q)
+      for (int j = 0; j < p; ++j) {
+        assign[q * p + j] = s.near[q * s.probes + j];
+        dis[q * p + j] = s.near_dis[q * s.probes + j];
+      }
+    ivf.nprobe = static_cast<size_t>(p);
+    faiss::IndexIVFStats stats;
+    const auto t0 = std::chrono::steady_clock::now();
+    ivf.search_preassigned(s.nq, s.queries.data(), k, assign.data(), dis.data(), distances.data(),
+                           labels.data(), false, nullptr, &stats);
+    seconds_at[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    recall_at[p] = knn_recall(labels, k, s.truth, k);
+    ndis_at[p] = static_cast<double>(stats.ndis) / static_cast<double>(s.nq);
+    return recall_at[p];
+  };
+  // Doubling, then bisection between the last miss and the first hit.
+  // A code whose recall stops rising before the target (its quantization error, not the
+  // lists probed, limits it) is given up at the plateau: the scans at large nprobe are most of
+  // the tuning's cost otherwise.
+  int lo = 0, hi = 0;
+  for (int p = 1;; p = std::min(2 * p, s.probes)) {
+    if (at(p) >= options.target_recall) {
+      hi = p;
+      break;
+    }
+    const bool plateau = p >= 8 && at(p) - at(p / 2) < kPlateauGain;
+    lo = p;
+    if (p == s.probes || plateau) break;
+  }
+  if (hi > 0) {
+    while (hi - lo > 1) {
+      const int mid = lo + (hi - lo) / 2;
+      (at(mid) >= options.target_recall ? hi : lo) = mid;
+    }
+  }
+  const int p = hi > 0 ? hi : lo;
+  c.nprobe = hi;
+  c.tried_nprobe = hi > 0 ? hi : lo;
+  c.recall = recall_at[p];
+  c.codes_per_query = ndis_at[p] * static_cast<double>(corpus_rows) / static_cast<double>(s.db);
+  c.cost = modelled_cost(*index, c.codes_per_query, p);
+  c.sample_qps = seconds_at[p] > 0 ? static_cast<double>(s.nq) / seconds_at[p] : 0;
+  c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return c;
+}
+
+nlohmann::json candidate_json(const TuneCandidate& c) {
+  return {{"factory", c.factory}, {"index_bytes", c.index_bytes}, {"fits", c.fits},
+          {"measured", c.measured}, {"nprobe", c.nprobe}, {"tried_nprobe", c.tried_nprobe}, {"recall", c.recall},
+          {"codes_per_query", c.codes_per_query}, {"cost_ns", c.cost},
+          {"sample_qps", c.sample_qps}, {"seconds", c.seconds}};
+}
+
+TuneCandidate candidate_from_json(const nlohmann::json& j) {
+  TuneCandidate c;
+  c.factory = j.at("factory").get<std::string>();
+  c.index_bytes = j.at("index_bytes").get<uint64_t>();
+  c.fits = j.at("fits").get<bool>();
+  c.measured = j.at("measured").get<bool>();
+  c.nprobe = j.at("nprobe").get<int>();
+  c.tried_nprobe = j.at("tried_nprobe").get<int>();
+  c.recall = j.at("recall").get<double>();
+  c.codes_per_query = j.at("codes_per_query").get<double>();
+  c.cost = j.at("cost_ns").get<double>();
+  c.sample_qps = j.at("sample_qps").get<double>();
+  c.seconds = j.at("seconds").get<double>();
+  return c;
+}
+
+}  // namespace
+
+int auto_nlist(int64_t rows) {
+  const double target = 4 * std::sqrt(static_cast<double>(std::max<int64_t>(rows, 1)));
+  int nlist = 1;
+  while (nlist * 2 <= target * std::sqrt(2.0)) nlist *= 2;  // nearest power of two (log scale)
+  while (nlist > 1 && static_cast<int64_t>(nlist) * 39 > rows) nlist /= 2;
+  return nlist;
+}
+
+std::vector<std::string> candidate_codes(int d) {
+  std::vector<std::string> codes = {"Flat", "SQ8", "SQ6", "SQ4"};
+  for (int s : {2, 4, 8, 16})
+    if (d % s == 0) codes.push_back("PQ" + std::to_string(d / s) + "np");  // no polysemous
+  return codes;
+}
+
+uint64_t estimated_index_bytes(const faiss::Index& index, int64_t rows) {
+  const faiss::IndexIVF& ivf = ivf_of(const_cast<faiss::Index&>(index), "estimated_index_bytes");
+  uint64_t bytes = io::serialize_index(index).size();
+  if (const auto* sq = dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(&ivf))
+    if (!sq->is_trained) bytes += 2 * sizeof(float) * static_cast<uint64_t>(sq->d);
+  // FAISS writes empty lists in its sparse form ("sprs": no sizes); the merge writes the full
+  // one (a size per list).
+  bytes += sizeof(uint64_t) * static_cast<uint64_t>(ivf.nlist);
+  return bytes + static_cast<uint64_t>(rows) * (ivf.code_size + sizeof(faiss::Index::idx_t));
+}
+
+double modelled_cost(const faiss::Index& index, double codes_per_query, int nprobe) {
+  // Single-thread ns, measured with Debian's FAISS 1.7.3 (python3-faiss, SIFT at d 128 and
+  // Fashion-MNIST at d 784, medians; bench/RESULTS.md "Automatic index choice"). Debian's
+  // build has no SIMD scalar-quantizer kernels: an SQ code costs more to scan than a float.
+  const faiss::IndexIVF& ivf = ivf_of(const_cast<faiss::Index&>(index), "modelled_cost");
+  const double d = ivf.d;
+  double per_code = 1.1 * d;                                   // Flat: d floats
+  double per_query = 0.5 * d * static_cast<double>(ivf.nlist);  // the coarse quantizer (BLAS)
+  double per_probe = 0;
+  if (const auto* sq = dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(&ivf)) {
+    switch (sq->sq.qtype) {
+      case faiss::ScalarQuantizer::QT_8bit: per_code = 1.9 * d; break;
+      case faiss::ScalarQuantizer::QT_6bit: per_code = 3.3 * d; break;
+      case faiss::ScalarQuantizer::QT_4bit: per_code = 2.9 * d; break;
+      default: per_code = 2.0 * d;
+    }
+  } else if (const auto* pq = dynamic_cast<const faiss::IndexIVFPQ*>(&ivf)) {
+    const double m = static_cast<double>(pq->pq.M), ksub = static_cast<double>(pq->pq.ksub);
+    const double dsub = static_cast<double>(pq->pq.dsub);
+    per_code = 0.3 * m;                           // m table lookups
+    per_probe = 0.9 * m * ksub;                   // the list's table (precomputed terms)
+    per_query += (3.5 + 0.3 * dsub) * m * ksub;  // the query's inner products with the codebooks
+  }
+  return per_query + per_probe * nprobe + per_code * codes_per_query;
+}
+
+std::vector<TuneCandidate> tune_candidates(int d, int nlist, int64_t rows,
+                                           const TuneOptions& options) {
+  // The sizes do not depend on the centroids' values: a quantizer of zeros serializes alike.
+  const std::vector<float> zeros(static_cast<size_t>(nlist) * d);
+  std::vector<TuneCandidate> out;
+  for (const std::string& code : candidate_codes(d)) {
+    TuneCandidate c;
+    c.factory = "IVF" + std::to_string(nlist) + "," + code;
+    std::unique_ptr<faiss::Index> probe = make_ivf_index(d, c.factory, options.inner_product);
+    fill_quantizer(ivf_of(*probe, "tune"), nlist, zeros.data());
+    c.index_bytes = estimated_index_bytes(*probe, rows);
+    c.fits = options.budget_bytes == 0 || c.index_bytes <= options.budget_bytes;
+    out.push_back(c);
+  }
+  return out;
+}
+
+TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::RowRange range,
+                      const std::vector<float>& centroids, int nlist, const TuneOptions& options,
+                      const ProgressFn& progress) {
+  TuneResult result;
+  const int d = corpus.dim();
+  const int64_t rows = corpus.rows();
+  result.nlist = nlist;
+  result.corpus_rows = rows;
+
+  result.candidates = tune_candidates(d, nlist, rows, options);
+  std::vector<int64_t> measured;
+  for (size_t i = 0; i < result.candidates.size(); ++i)
+    if (result.candidates[i].fits) measured.push_back(static_cast<int64_t>(i));
+  if (measured.empty()) return result;
+
+  // The tuning sample: nq held-out queries and db database rows, by the seed.
+  Sample s;
+  s.d = d;
+  s.nlist = nlist;
+  s.nq = std::min<int64_t>(options.tune_queries, std::max<int64_t>(1, rows / 10));
+  s.db = std::min<int64_t>(options.tune_rows, rows - s.nq);
+  s.k = static_cast<int>(std::min<int64_t>(options.k, s.db));
+  s.probes = std::min(nlist, options.max_nprobe);
+  result.db_rows = s.db;
+  result.queries = s.nq;
+  const std::vector<int64_t> ids = choose_sample(rows, s.db + s.nq, options.seed ^ kTuneSampleSalt);
+  const std::vector<int64_t> query_pos = choose_sample(s.db + s.nq, s.nq, options.seed ^ kTuneQuerySalt);
+  std::vector<float> mine;
+  cluster::run_local_phase(comm, "tune: read sample", [&] {
+    const auto lo = std::lower_bound(ids.begin(), ids.end(), range.begin);
+    const auto hi = std::lower_bound(ids.begin(), ids.end(), range.end);
+    const std::vector<int64_t> my_ids(lo, hi);
+    mine.resize(my_ids.size() * static_cast<size_t>(d));
+    read_selected_rows(corpus, my_ids, mine.data());
+  });
+  std::vector<float> all;  // (db + nq) x d, in id order (the ranks' ranges are in order)
+  for (const Bytes& part : comm.allgather(to_bytes(mine))) append_from(part, all);
+  std::vector<float>().swap(mine);
+  // Split in place: the queries aside, the database rows moved down (one copy of the sample).
+  s.queries.reserve(static_cast<size_t>(s.nq) * d);
+  for (int64_t i = 0, q = 0, to = 0; i < s.db + s.nq; ++i) {
+    const float* row = all.data() + i * d;
+    if (q < s.nq && query_pos[static_cast<size_t>(q)] == i) {
+      s.queries.insert(s.queries.end(), row, row + d);
+      ++q;
+    } else {
+      if (to != i) std::memmove(all.data() + to * d, row, sizeof(float) * d);
+      ++to;
+    }
+  }
+  all.resize(static_cast<size_t>(s.db) * d);
+  s.rows = std::move(all);
+  if (progress) progress("tune: sample", s.db + s.nq, s.db + s.nq);
+
+  // Shared work in fixed blocks: the rows' lists, the queries' nearest lists, the exact top-k.
+  const std::string base = "IVF" + std::to_string(nlist) + ",Flat";
+  std::unique_ptr<faiss::Index> flat = make_ivf_index(d, base, options.inner_product);
+  faiss::IndexIVF& flat_ivf = ivf_of(*flat, "tune");
+  fill_quantizer(flat_ivf, nlist, centroids.data());
+  const faiss::Index& quantizer = *flat_ivf.quantizer;
+  const int64_t row_blocks = (s.db + kBlockRows - 1) / kBlockRows;
+  for (const Bytes& b : spread_blocks(comm, "tune: assign rows", row_blocks, [&](int64_t b) {
+         const int64_t first = b * kBlockRows, n = std::min(kBlockRows, s.db - first);
+         std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n));
+         std::vector<float> dis(static_cast<size_t>(n));
+         quantizer.search(n, s.rows.data() + first * d, 1, dis.data(), labels.data());
+         return to_bytes(labels);
+       }))
+    append_from(b, s.list_of);
+  const int64_t query_blocks = (s.nq + kQueryBlock - 1) / kQueryBlock;
+  for (const Bytes& b : spread_blocks(comm, "tune: queries' lists", query_blocks, [&](int64_t b) {
+         const int64_t first = b * kQueryBlock, n = std::min(kQueryBlock, s.nq - first);
+         std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n) * s.probes);
+         std::vector<float> dis(labels.size());
+         quantizer.search(n, s.queries.data() + first * d, s.probes, dis.data(), labels.data());
+         Bytes out = to_bytes(labels);
+         const Bytes more = to_bytes(dis);
+         out.insert(out.end(), more.begin(), more.end());
+         return out;
+       })) {
+    const size_t half = b.size() / (sizeof(faiss::Index::idx_t) + sizeof(float)) * sizeof(faiss::Index::idx_t);
+    append_from(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(half)), s.near);
+    append_from(Bytes(b.begin() + static_cast<std::ptrdiff_t>(half), b.end()), s.near_dis);
+  }
+  {
+    // Exact top-k of each query block over the database rows (FAISS cuts the rows into blocks
+    // of its own fixed size: the same GEMMs for any block of queries).
+    std::vector<faiss::Index::idx_t> truth;
+    for (const Bytes& b : spread_blocks(comm, "tune: exact neighbours", query_blocks, [&](int64_t b) {
+           const int64_t first = b * kQueryBlock, n = std::min(kQueryBlock, s.nq - first);
+           std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n) * s.k);
+           std::vector<float> dis(labels.size());
+           const float* x = s.queries.data() + first * d;
+           if (options.inner_product)
+             faiss::knn_inner_product(x, s.rows.data(), d, n, s.db, s.k, dis.data(), labels.data());
+           else
+             faiss::knn_L2sqr(x, s.rows.data(), d, n, s.db, s.k, dis.data(), labels.data());
+           return to_bytes(labels);
+         }))
+      append_from(b, truth);
+    s.truth.nq = s.nq;
+    s.truth.k = s.k;
+    s.truth.ids.assign(truth.begin(), truth.end());
+  }
+  if (progress) progress("tune: ground truth", s.nq, s.nq);
+
+  // The candidates, each whole on one thread of one rank.
+  const std::vector<Bytes> results =
+      spread_blocks(comm, "tune: candidates", static_cast<int64_t>(measured.size()), [&](int64_t i) {
+        const TuneCandidate& c = result.candidates[static_cast<size_t>(measured[static_cast<size_t>(i)])];
+        TuneCandidate m = measure(c.factory, s, centroids, options, rows);
+        m.index_bytes = c.index_bytes;
+        const std::string text = candidate_json(m).dump();
+        return Bytes(text.begin(), text.end());
+      });
+  for (size_t i = 0; i < measured.size(); ++i)
+    result.candidates[static_cast<size_t>(measured[i])] =
+        candidate_from_json(nlohmann::json::parse(std::string(results[i].begin(), results[i].end())));
+  if (progress) progress("tune: candidates", static_cast<int64_t>(measured.size()), static_cast<int64_t>(measured.size()));
+
+  // The choice: the least modelled cost among those that reach the target; then the smaller.
+  for (size_t i = 0; i < result.candidates.size(); ++i) {
+    const TuneCandidate& c = result.candidates[i];
+    if (!c.measured || c.nprobe == 0) continue;
+    if (result.chosen < 0) {
+      result.chosen = static_cast<int>(i);
+      continue;
+    }
+    const TuneCandidate& best = result.candidates[static_cast<size_t>(result.chosen)];
+    if (c.cost < best.cost || (c.cost == best.cost && c.index_bytes < best.index_bytes))
+      result.chosen = static_cast<int>(i);
+  }
+  return result;
+}
+
+nlohmann::json tune_json(const TuneResult& result) {
+  nlohmann::json candidates = nlohmann::json::array();
+  for (const TuneCandidate& c : result.candidates) candidates.push_back(candidate_json(c));
+  nlohmann::json out = {{"nlist", result.nlist},
+                        {"corpus_rows", result.corpus_rows},
+                        {"sample_rows", result.db_rows},
+                        {"sample_queries", result.queries},
+                        {"candidates", candidates}};
+  if (result.chosen >= 0) {
+    const TuneCandidate& c = result.candidates[static_cast<size_t>(result.chosen)];
+    out["factory"] = c.factory;
+    out["nprobe"] = c.nprobe;
+  } else {
+    out["factory"] = nullptr;
+    out["nprobe"] = nullptr;
+  }
+  return out;
+}
+
+}  // namespace sf::stages

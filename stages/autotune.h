@@ -1,0 +1,116 @@
+// Stage `tune` (index.factory: auto): the index chosen for a size limit and a recall target by
+// measuring candidates on a sample of the user's corpus, as autofaiss chooses by rules of thumb.
+//
+// 1. nlist from the corpus size (auto_nlist); the coarse quantizer is the build's own: the
+//    caller trains "IVF<nlist>,Flat" with train_index (distributed k-means on the training
+//    sample the build draws anyway) and passes its centroids; the chosen factory's train then
+//    continues from that k-means state instead of redoing it (same bytes).
+// 2. The candidates: that quantizer with each code of candidate_codes(d) (Flat, SQ8, SQ6, SQ4,
+//    PQ<m> for m dividing d). Each one's finished size is known before any work
+//    (estimated_index_bytes: FAISS's serialization of the trained, empty index plus code and
+//    id per row); those over index.memory_budget are out.
+// 3. The tuning sample: index.tune_rows database rows and index.tune_queries held-out query
+//    rows, drawn by the seed (the same rows for any rank count) and gathered on every rank.
+//    Shared work, spread over the ranks and their threads in fixed blocks: the rows' list
+//    numbers, the queries' nearest lists, the queries' exact top-k among the database rows.
+// 4. Each candidate, whole on one thread of one rank (candidates round-robin over the ranks):
+//    its codes trained on a subset of the database rows, the rows added, and the queries
+//    searched at doubling then bisected nprobe until recall@k reaches the target: the smallest
+//    such nprobe, the codes it scans per query (FAISS's ndis), scaled to the corpus. A code
+//    whose recall gains less than 0.002 from doubling nprobe (8 or more) is given up there.
+// 5. The choice: among the candidates within the budget that reach the target, the least
+//    search cost per query (cost model below); ties go to the smaller index.
+//
+// Determinism: recall, codes scanned and sizes decide, never a timing, and every FAISS call
+// runs single-threaded on fixed shapes (stages/block_parallel.h): the same choice for any rank
+// and thread count. The sample QPS each candidate measured is reported, not used.
+//
+// What a sample cannot show: with fewer rows than the corpus, the neighbours of a query are
+// farther apart than in the corpus, so the recall at an nprobe is an estimate (eval measures
+// the real curve afterwards: eval.target_recall). OPQ and PCA candidates are not tried.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <faiss/Index.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster/comm.h"
+#include "io/vector_file.h"
+#include "stages/progress.h"
+
+namespace sf::stages {
+
+// The lists of an automatic index of `rows` rows: the power of two nearest 4 sqrt(rows)
+// (FAISS's guideline for corpora below ~1M rows is 4-16 sqrt), with at least 39 rows per list
+// (FAISS's minimum training points per centroid) and at least 1 list. No MPI.
+int auto_nlist(int64_t rows);
+
+// The codes tried for `d` dimensions: Flat, SQ8, SQ6, SQ4 and PQ<m>np for each m = d / s with
+// s in {2, 4, 8, 16} dividing d (8-bit codes of s dimensions each; no polysemous training,
+// which takes minutes and serves only Hamming-filtered search). No MPI.
+std::vector<std::string> candidate_codes(int d);
+
+// The size of the finished index.faiss (memory layout) of `index` (trained or not, empty
+// lists, its quantizer filled) holding `rows` rows: its serialization, plus what training adds
+// to an untrained scalar quantizer (2 x d floats), plus per row its code and its 8-byte id.
+uint64_t estimated_index_bytes(const faiss::Index& index, int64_t rows);
+
+struct TuneOptions {
+  bool inner_product = false;
+  int k = 10;                 // recall@k
+  double target_recall = 0.9;
+  uint64_t budget_bytes = 0;  // the finished index's size limit; 0: none
+  int64_t tune_rows = 65536;  // database rows of the tuning sample (fewer when the corpus is)
+  int64_t tune_queries = 1000;
+  int64_t codebook_rows = 8192;  // of the database rows, to train a candidate's codes
+  int max_nprobe = 4096;          // the largest nprobe tried (capped by nlist)
+  uint64_t seed = 1234;
+};
+
+struct TuneCandidate {
+  std::string factory;       // "IVF1024,SQ8"
+  uint64_t index_bytes = 0;  // estimated_index_bytes at the corpus's rows
+  bool fits = true;          // within the budget (only these are measured)
+  bool measured = false;
+  int nprobe = 0;            // the smallest reaching the target on the sample; 0: none did
+  int tried_nprobe = 0;      // nprobe, or the largest tried (the recall stopped rising, or nlist)
+  double recall = 0;         // recall@k at tried_nprobe
+  double codes_per_query = 0;  // codes scanned per query at nprobe, scaled to the corpus
+  double cost = 0;             // modelled search cost per query (ns, single thread)
+  double sample_qps = 0;       // measured on the sample, single thread (evidence only)
+  double seconds = 0;          // this candidate's training, add and searches
+};
+
+struct TuneResult {
+  int nlist = 0;
+  int64_t corpus_rows = 0, db_rows = 0, queries = 0;
+  std::vector<TuneCandidate> candidates;
+  int chosen = -1;  // index into candidates; -1: none reached the target within the budget
+};
+
+// The candidates of an index of `rows` rows x `d` dims and `nlist` lists: factory, size and
+// whether it fits options.budget_bytes (nothing measured yet). No MPI.
+std::vector<TuneCandidate> tune_candidates(int d, int nlist, int64_t rows, const TuneOptions& options);
+
+// Modelled single-thread search cost per query, in ns, of `factory`'s codes: the coarse
+// quantizer (nlist x d), and per code scanned the code's distance (Flat: d floats; SQ: d
+// decoded values; PQ: m table lookups, plus its distance tables per probe). The constants
+// were measured with Debian's FAISS 1.7.3 (bench/RESULTS.md, "Automatic index choice"). No MPI.
+double modelled_cost(const faiss::Index& index, double codes_per_query, int nprobe);
+
+// Collective. Measures every candidate code on `centroids` (nlist x d, the trained coarse
+// quantizer) over a tuning sample of `corpus` (this rank reads the sample rows in `range`)
+// and chooses one (see the top of this file). Throws alike on every rank: io::InputError,
+// cluster::PhaseError. Choosing nothing is not an error here: chosen is -1 (the caller says
+// why, from the candidates).
+TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::RowRange range,
+                      const std::vector<float>& centroids, int nlist, const TuneOptions& options,
+                      const ProgressFn& progress = {});
+
+// The candidates and the choice as JSON (tune.json's "candidates", run.json). No MPI.
+nlohmann::json tune_json(const TuneResult& result);
+
+}  // namespace sf::stages
