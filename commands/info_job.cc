@@ -11,6 +11,7 @@
 
 #include "io/index_file.h"
 #include "commands/commands.h"
+#include "pipeline/eval_report.h"
 #include "runtime/checkpoint.h"
 #include "runtime/run_manifest.h"
 #include "stages/ivf_index.h"
@@ -83,6 +84,12 @@ void print_eval(const nlohmann::json& eval) {
     std::printf("  nprobe %4d  recall@1 %s  recall@10 %s  recall@100 %s  qps %.0f\n",
                 r["nprobe"].get<int>(), fmt("recall@1").c_str(), fmt("recall@10").c_str(),
                 fmt("recall@100").c_str(), r["qps"].get<double>());
+  }
+  try {
+    if (const std::string line = pipeline::recommendation_line(eval); !line.empty())
+      std::printf("  %s\n", line.c_str());
+  } catch (const nlohmann::json::exception& e) {
+    std::printf("  recommended nprobe: unreadable (%s)\n", e.what());
   }
 }
 
