@@ -225,6 +225,15 @@ grep -q "query: nprobe 8 (from the default" "$WORK/qr.out" || { show "$WORK/qr.o
 run_ok 2 "$WORK/eval-resume.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
   --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]" --resume
 grep -q "nothing to do" "$WORK/eval-resume.log" || { show "$WORK/eval-resume.log"; fail "run --resume after eval did not skip"; }
+# Another target: eval (and outputs) redone on the stored index, not the merge; then skipped.
+run_ok 2 "$WORK/eval-target.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
+  --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]" --set eval.target_recall=0.99 --resume
+grep -q "merge: complete" "$WORK/eval-target.log" && grep -q "eval: redo: eval.target_recall changed" "$WORK/eval-target.log" ||
+  { show "$WORK/eval-target.log"; fail "run --resume with another eval.target_recall: eval only"; }
+sfdata recommended "$WORK/evalrun/eval.json" "$WORK/evalrun/index.faiss"
+run_ok 2 "$WORK/eval-target2.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
+  --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]" --set eval.target_recall=0.99 --resume
+grep -q "nothing to do" "$WORK/eval-target2.log" || { show "$WORK/eval-target2.log"; fail "the second --resume did not skip"; }
 ok "nprobe $rec"
 
 check "precomputed vectors from a JSONL field"
