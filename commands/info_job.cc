@@ -37,7 +37,8 @@ void print_index(const std::string& path) {
     hi = std::max(hi, n);
     empty += n == 0;
   }
-  std::printf("ivf          nlist %zu, code size %zu bytes\n", ivf->nlist, ivf->code_size);
+  std::printf("ivf          nlist %zu, code size %zu bytes, stored nprobe %zu\n", ivf->nlist,
+              ivf->code_size, ivf->nprobe);
   std::printf("lists        min %zu, mean %.1f, max %zu, empty %zu, imbalance %.3f\n", lo,
               static_cast<double>(ivf->ntotal) / static_cast<double>(ivf->nlist), hi, empty,
               ivf->invlists->imbalance_factor());

@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "pipeline/index_build.h"
@@ -60,7 +59,8 @@ DefaultNprobe default_nprobe(const std::string& run_dir) {
   for (const Source& s : {Source{kEvalFile, "eval", "eval.json (recommended)"},
                           Source{"tune.json", "tune", "tune.json"}}) {
     const std::string path = checkpoints.path(s.file);
-    if (!std::filesystem::exists(path)) continue;
+    std::error_code missing;
+    if (!std::filesystem::exists(path, missing)) continue;
     const std::string damaged = checkpoints.verify_output(s.stage, s.file);
     if (!damaged.empty()) {
       spdlog::warn("{}; its nprobe is not used", damaged);

@@ -1,7 +1,7 @@
 #include "stages/index_nprobe.h"
 
-#include <fcntl.h>
 #include <faiss/invlists/InvertedLists.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -55,13 +55,15 @@ NprobeField locate_nprobe(faiss::Index& index) {
   if (a.size() != b.size() || at + sizeof(size_t) > a.size() ||
       std::memcmp(a.data() + at + sizeof(size_t), b.data() + at + sizeof(size_t),
                   a.size() - at - sizeof(size_t)) != 0)
-    throw std::runtime_error("nprobe in the index file: FAISS's serialization of the index does "
-                             "not differ in exactly one 8-byte field between two nprobe values");
+    throw std::runtime_error(
+        "nprobe in the index file: FAISS's serialization of the index does "
+        "not differ in exactly one 8-byte field between two nprobe values");
   size_t stored = 0;
   std::memcpy(&stored, a.data() + at, sizeof(stored));
   if (stored != kProbeA)
     throw std::runtime_error("nprobe in the index file: the differing bytes are not nprobe");
-  return {static_cast<uint64_t>(at), std::vector<char>(a.begin(), a.begin() + static_cast<long>(at))};
+  return {static_cast<uint64_t>(at),
+          std::vector<char>(a.begin(), a.begin() + static_cast<long>(at))};
 }
 
 int64_t store_nprobe(const std::string& path, faiss::Index& index, int nprobe) {
@@ -78,7 +80,8 @@ int64_t store_nprobe(const std::string& path, faiss::Index& index, int nprobe) {
   if (got < 0) throw std::runtime_error(io_error(path, "cannot read"));
   if (static_cast<size_t>(got) != on_disk.size() ||
       std::memcmp(on_disk.data(), field.before.data(), field.before.size()) != 0)
-    throw std::runtime_error(path + ": its header is not that of the index loaded from it: nprobe "
+    throw std::runtime_error(path +
+                             ": its header is not that of the index loaded from it: nprobe "
                              "not stored");
   size_t old = 0;
   std::memcpy(&old, on_disk.data() + field.before.size(), sizeof(old));

@@ -133,7 +133,7 @@ ok
 
 check "info prints the index shape, list balance, stage times and recall"
 run_ok 1 "$WORK/info.log" info "$WORK/eval.yaml"
-for want in "vectors      $ROWS x $DIM dims, metric l2" "ivf          nlist $NLIST, code size $((DIM * 4)) bytes" \
+for want in "vectors      $ROWS x $DIM dims, metric l2" "ivf          nlist $NLIST, code size $((DIM * 4)) bytes, stored nprobe " \
   "lists        min" "build: 2 rank(s)" "eval: 1 rank(s)" "eval (k=5, 50 queries)" \
   "  recommended nprobe "; do
   grep -qF "$want" "$WORK/info.log.stdout" || { show "$WORK/info.log"; fail "info: stdout lacks '$want'"; }
