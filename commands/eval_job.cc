@@ -10,6 +10,7 @@
 #include "io/checksum.h"
 #include "io/index_file.h"
 #include "pipeline/corpus.h"
+#include "pipeline/eval_recommend.h"
 #include "pipeline/eval_report.h"
 #include "commands/commands.h"
 #include "runtime/checkpoint.h"
@@ -84,8 +85,9 @@ int eval_job(cluster::Comm& comm, const runtime::Config& config) {
   bool complete = false;
   cluster::run_local_phase(comm, "eval: prepare", [&] {
     eval_fp.keys(config, {"eval.queries", "eval.queries_dataset", "eval.ground_truth", "eval.k",
-                          "eval.nprobe", "eval.max_queries", "index.metric", "input.paths",
-                          "input.format", "input.dataset"})
+                          "eval.nprobe", "eval.max_queries", "eval.target_recall",
+                          "index.target_recall", "index.metric", "input.paths", "input.format",
+                          "input.dataset"})
         .value("ranks", std::to_string(comm.size()));
     if (comm.rank() != 0) return;
     const std::string index_path = dir + "/index.faiss";
@@ -184,11 +186,24 @@ int eval_job(cluster::Comm& comm, const runtime::Config& config) {
   const std::vector<stages::EvalPoint> points =
       stages::evaluate_index(comm, *index, queries.rows.data(), queries.nq, truth, config.eval.k,
                              config.eval.nprobe, progress);
+  // The smallest nprobe that reaches the target: more searches, on every rank alike.
+  const std::optional<stages::NprobeChoice> choice = pipeline::recommend_nprobe(
+      comm, config, *index, queries.rows.data(), queries.nq, truth, points);
   nlohmann::json eval_out;  // rank 0
   cluster::run_local_phase(comm, "eval: write eval.json", [&] {
     if (comm.rank() != 0) return;
     eval_out = pipeline::eval_json(config.eval.k, queries.nq, truth_source, comm.size(), threads,
                                 points);
+    if (choice) {
+      pipeline::add_recommendation(eval_out, config.eval.k, pipeline::eval_target_recall(config),
+                                   *choice);
+      // index.faiss stores it. The fingerprint takes the stored file's checksum, so that a
+      // --resume with nothing changed still skips (the file is what this eval left).
+      if (choice->reached)
+        eval_fp.value("index.faiss", io::hex64(pipeline::store_recommended_nprobe(
+                                                   checkpoints, *index, choice->point.nprobe)
+                                                   .xxh3));
+    }
     io::publish_text(dir + "/eval.json", eval_out.dump(2) + "\n");
     checkpoints.mark_complete(eval_fp, {"eval.json"});
   });

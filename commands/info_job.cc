@@ -11,6 +11,7 @@
 
 #include "io/index_file.h"
 #include "commands/commands.h"
+#include "pipeline/eval_report.h"
 #include "runtime/checkpoint.h"
 #include "runtime/memory_budget.h"
 #include "runtime/run_manifest.h"
@@ -37,7 +38,7 @@ void print_index(const std::string& path) {
     hi = std::max(hi, n);
     empty += n == 0;
   }
-  std::printf("ivf          nlist %zu, code size %zu bytes, nprobe %zu (stored)\n", ivf->nlist,
+  std::printf("ivf          nlist %zu, code size %zu bytes, stored nprobe %zu\n", ivf->nlist,
               ivf->code_size, ivf->nprobe);
   std::printf("lists        min %zu, mean %.1f, max %zu, empty %zu, imbalance %.3f\n", lo,
               static_cast<double>(ivf->ntotal) / static_cast<double>(ivf->nlist), hi, empty,
@@ -85,6 +86,12 @@ void print_eval(const nlohmann::json& eval) {
     std::printf("  nprobe %4d  recall@1 %s  recall@10 %s  recall@100 %s  qps %.0f\n",
                 r["nprobe"].get<int>(), fmt("recall@1").c_str(), fmt("recall@10").c_str(),
                 fmt("recall@100").c_str(), r["qps"].get<double>());
+  }
+  try {
+    if (const std::string line = pipeline::recommendation_line(eval); !line.empty())
+      std::printf("  %s\n", line.c_str());
+  } catch (const nlohmann::json::exception& e) {
+    std::printf("  recommended nprobe: unreadable (%s)\n", e.what());
   }
 }
 

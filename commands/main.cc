@@ -81,9 +81,10 @@ CLI::App* add_query_command(CLI::App& app, sf::commands::QueryOptions& options) 
   sub->add_option("run_dir", options.run_dir, "output.dir of a `shardforge run`")->required();
   sub->add_option("text", options.text, "the query text")->required();
   sub->add_option("-k", options.k, "neighbours printed")->check(kPositive)->capture_default_str();
-  sub->add_option("--nprobe", options.nprobe, "inverted lists searched")
-      ->check(kPositive)
-      ->capture_default_str();
+  sub->add_option("--nprobe", options.nprobe,
+                  "inverted lists searched (default: the run's recommended nprobe, eval.json or "
+                  "tune.json, else 8)")
+      ->check(kPositive);
   sub->add_option("--chars", options.snippet_chars, "characters of each neighbour's text")
       ->check(kPositive)
       ->capture_default_str();

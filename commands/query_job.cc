@@ -1,5 +1,6 @@
 // `shardforge query RUN_DIR "text"`: see commands/run.h.
 #include <faiss/Index.h>
+#include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 
 #include "io/index_file.h"
 #include "io/text_corpus.h"
+#include "pipeline/eval_recommend.h"
 #include "pipeline/text_dedup.h"
 #include "commands/run.h"
 #include "runtime/checkpoint.h"
@@ -92,7 +94,13 @@ int query_job(const QueryOptions& options) {
   if (norm > 0)
     for (float& v : q) v = static_cast<float>(v / std::sqrt(norm));
 
-  stages::set_nprobe(index.get(), options.nprobe);
+  int nprobe = options.nprobe;
+  if (nprobe <= 0) {
+    const pipeline::DefaultNprobe chosen = pipeline::default_nprobe(dir);
+    nprobe = chosen.nprobe;
+    spdlog::info("query: nprobe {} (from {}; --nprobe sets another)", nprobe, chosen.source);
+  }
+  stages::set_nprobe(index.get(), nprobe);
   const int k = static_cast<int>(std::min<int64_t>(options.k, index->ntotal));
   std::vector<float> dist(static_cast<size_t>(k));
   std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(k));

@@ -54,7 +54,7 @@ struct QueryOptions {
   std::string run_dir;
   std::string text;
   int k = 5;
-  int nprobe = 8;
+  int nprobe = 0;  // 0: the run's recommended nprobe, else 8 (pipeline::default_nprobe)
   int snippet_chars = 100;  // characters of each neighbour's text printed
   // One JSON object per hit per line: {"rank", "score", "index_id", "id", "file", "line",
   // "text"}, nothing else on stdout.

@@ -17,6 +17,7 @@
 #include "io/checksum.h"
 #include "io/index_file.h"
 #include "io/vector_file.h"
+#include "pipeline/eval_recommend.h"
 #include "commands/commands.h"
 #include "runtime/checkpoint.h"
 #include "runtime/run_dir.h"
@@ -71,12 +72,22 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
   runtime::claim_outputs(comm, dir, {"search.json", "search.h5", "checkpoints/search.json"});
   runtime::Fingerprint search_fp("search");
   bool complete = false;
+  int64_t chosen_nprobe = 0;  // search.nprobe, or (0) the run's recommended: decided on rank 0
   cluster::run_local_phase(comm, "search: prepare", [&] {
     search_fp
         .keys(config, {"search.queries", "search.queries_dataset", "search.k", "search.nprobe",
                        "search.max_queries"})
         .value("ranks", std::to_string(comm.size()));
     if (comm.rank() != 0) return;
+    chosen_nprobe = sc.nprobe;
+    if (chosen_nprobe == 0) {
+      const pipeline::DefaultNprobe chosen = pipeline::default_nprobe(dir);
+      chosen_nprobe = chosen.nprobe;
+      spdlog::info("search: nprobe {} (from {}; search.nprobe sets another)", chosen_nprobe,
+                   chosen.source);
+      // A later eval may recommend another: the results depend on the value taken.
+      search_fp.value("nprobe", std::to_string(chosen_nprobe));
+    }
     // Without a plan.json the load below says what is missing. Every rank reads it there (from
     // the shared output.dir): rank 0 checks it here once against the build's merge marker.
     const bool planned = std::filesystem::exists(dir + "/plan.json");
@@ -98,6 +109,7 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
     runtime::remove_owned(dir, "search.h5");
     if (!damaged.empty()) throw std::runtime_error(damaged);
   });
+  const int nprobe = static_cast<int>(comm.sum(chosen_nprobe));  // rank 0's
   if (comm.sum(static_cast<int64_t>(complete)) > 0) {
     cluster::run_local_phase(comm, "search: read search.json", [&] {
       if (comm.rank() == 0) print_finished(dir);
@@ -138,16 +150,16 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
     if (slice.size() > 0) file.read(slice.begin, slice.size(), queries.data());
   });
   log.end();
-  if (sc.nprobe > plan.nlist && comm.rank() == 0)
-    spdlog::warn("search.nprobe {} is more than the {} lists: every list is probed", sc.nprobe,
+  if (nprobe > plan.nlist && comm.rank() == 0)
+    spdlog::warn("nprobe {} is more than the {} lists: every list is probed", nprobe,
                  plan.nlist);
 
   log.begin("search");
   stages::ShardSearchOptions options;
   options.k = sc.k;
-  options.nprobe = sc.nprobe;
+  options.nprobe = nprobe;
   // search.batch_queries, bounded by the budget (agreed, so every rank has the same rounds).
-  options.batch_queries = stages::budget_batch_queries(sc.batch_queries, dim, sc.k, sc.nprobe,
+  options.batch_queries = stages::budget_batch_queries(sc.batch_queries, dim, sc.k, nprobe,
                                                        comm.size(), log.budget().bytes);
   if (options.batch_queries < sc.batch_queries && comm.rank() == 0)
     spdlog::info("search: {} queries per round (search.batch_queries {}, memory budget {})",
@@ -177,7 +189,7 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
     const nlohmann::json out = {{"format_version", kSearchFormatVersion},
                                 {"queries", nq},
                                 {"k", sc.k},
-                                {"nprobe", sc.nprobe},
+                                {"nprobe", nprobe},
                                 {"ranks", comm.size()},
                                 {"threads_per_rank", threads},
                                 {"shards", plan.shards},
@@ -193,7 +205,7 @@ int search_job(cluster::Comm& comm, const runtime::Config& config) {
   log.end();
   if (comm.rank() == 0) {
     std::printf("%jd queries, k %d, nprobe %d, %d shard(s) on %d rank(s) x %d thread(s)\n",
-                static_cast<intmax_t>(nq), sc.k, sc.nprobe, plan.shards, comm.size(), threads);
+                static_cast<intmax_t>(nq), sc.k, nprobe, plan.shards, comm.size(), threads);
     std::printf("qps %.1f, codes scanned per query %.1f, shard load max/mean %.3f, shards per "
                 "query %.2f\n", qps, per_query, imbalance, res.shards_per_query);
     std::printf("wrote %s/search.h5 and %s/search.json\n", dir.c_str(), dir.c_str());

@@ -6,6 +6,7 @@
 #include "io/atomic_file.h"
 #include "io/index_file.h"
 #include "stages/eval.h"
+#include "pipeline/eval_recommend.h"
 #include "pipeline/eval_report.h"
 #include "pipeline/text_index.h"
 
@@ -42,16 +43,19 @@ nlohmann::json run_eval(cluster::Comm& comm, const runtime::Config& config, fais
       stages::exact_neighbours(comm, rows, range, queries.data(), nq, k,
                                config.index.metric == "ip", config.input.batch_rows);
   std::vector<stages::EvalPoint> points;
+  std::optional<stages::NprobeChoice> choice;
   cluster::run_local_phase(comm, "eval: search", [&] {
     if (comm.rank() != 0) return;
     auto one = cluster::make_serial_comm();  // rank 0 alone holds the merged index
     points = stages::evaluate_index(*one, index, queries.data(), nq, truth, config.eval.k,
                                     config.eval.nprobe, progress);
+    choice = recommend_nprobe(*one, config, index, queries.data(), nq, truth, points);
   });
   if (comm.rank() != 0) return nullptr;
-  const nlohmann::json out =
+  nlohmann::json out =
       eval_json(config.eval.k, nq, "exact (queries: indexed documents, evenly spaced ids)",
                 comm.size(), threads, points);
+  if (choice) add_recommendation(out, config.eval.k, eval_target_recall(config), *choice);
   print_eval_table(out);
   return out;
 }
@@ -59,7 +63,8 @@ nlohmann::json run_eval(cluster::Comm& comm, const runtime::Config& config, fais
 }  // namespace
 
 void EvalStage::configure(runtime::StageOptions& options) {
-  options.keys({"eval.k", "eval.nprobe", "eval.max_queries"});
+  options.keys({"eval.k", "eval.nprobe", "eval.max_queries", "eval.target_recall",
+                "index.target_recall"});
 }
 
 void EvalStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
@@ -70,6 +75,13 @@ void EvalStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   });
   eval_ = run_eval(comm, context.config, *index, *text_.index_rows, text_.build.range,
                    text_.indexed, text_.dim, threads_, context.progress);
+  // index.faiss stores the recommended nprobe (the merge marker follows; the outputs marker,
+  // written after this stage, records the stored file).
+  cluster::run_local_phase(comm, "eval: store nprobe", [&] {
+    if (comm.rank() == 0 && eval_.contains("recommended") && eval_["recommended"].is_object())
+      store_recommended_nprobe(context.checkpoints, *index,
+                               eval_["recommended"]["nprobe"].get<int>());
+  });
 }
 
 runtime::StageOutputs EvalStage::save(cluster::Comm& comm,

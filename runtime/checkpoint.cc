@@ -286,6 +286,23 @@ void Checkpoints::require_output(const std::string& stage, const std::string& re
   if (!why.empty()) throw std::runtime_error(why);
 }
 
+bool Checkpoints::refresh_output(const std::string& stage, const std::string& relative,
+                                 const io::FileDigest& digest) const {
+  const std::string file = marker_path(stage);
+  if (!fs::exists(file)) return false;
+  nlohmann::json marker = read_marker(file);
+  if (!marker.is_object() || !marker.contains("outputs") || !marker["outputs"].is_array())
+    throw std::runtime_error(file + ": unreadable marker: cannot record the new " + relative);
+  for (auto& out : marker["outputs"]) {
+    if (!out.is_object() || out.value("path", "") != relative) continue;
+    out["bytes"] = digest.bytes;
+    out["xxh3"] = io::hex64(digest.xxh3);
+    io::publish_text(file, marker.dump(1) + "\n");
+    return true;
+  }
+  throw std::runtime_error(file + ": does not list " + relative + ": cannot record its new digest");
+}
+
 std::string Checkpoints::recorded_fingerprint(const std::string& stage,
                                               const std::string& relative,
                                               const std::string& xxh3_hex) const {

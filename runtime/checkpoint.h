@@ -111,6 +111,13 @@ class Checkpoints {
                             const io::FileDigest& digest) const;
   // verify_output() or throw std::runtime_error with its reason.
   void require_output(const std::string& stage, const std::string& relative) const;
+  // After `relative`, an output the marker of `stage` lists, was changed in place on purpose
+  // (eval stores its recommended nprobe in index.faiss): records its new size and XXH3
+  // (`digest`) in that marker, rewritten atomically; the fingerprint and the other outputs stay.
+  // False (nothing to refresh) without a marker. Throws std::runtime_error naming the marker
+  // when it is unreadable or does not list `relative`.
+  bool refresh_output(const std::string& stage, const std::string& relative,
+                      const io::FileDigest& digest) const;
   // The fingerprint (hex) the marker of `stage` recorded, when every output it lists still has
   // its recorded size and it lists `relative` with the XXH3 `xxh3_hex`: a cheap identity of
   // published outputs (sizes and one checksum; search names the layout by it). "" otherwise.

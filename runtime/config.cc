@@ -247,8 +247,9 @@ const std::vector<Field>& schema() {
        "HDF5 dataset of the queries"},
       {"search.k", bind<&Config::search, &SearchConfig::k>, between(1, 1024),
        "neighbours per query"},
-      {"search.nprobe", bind<&Config::search, &SearchConfig::nprobe>, at_least(1),
-       "lists probed per query"},
+      {"search.nprobe", bind<&Config::search, &SearchConfig::nprobe>, at_least(0),
+       "lists probed per query; `0`: the run's recommended nprobe (`eval.json`, else "
+       "`tune.json`), else 8"},
       {"search.max_queries", bind<&Config::search, &SearchConfig::max_queries>, at_least(0),
        "use only the first N queries; `0`: all"},
       {"search.batch_queries", bind<&Config::search, &SearchConfig::batch_queries>, at_least(1),

@@ -157,7 +157,7 @@ struct SearchConfig {
   std::string queries;                   // vector file, or ann-benchmarks HDF5 (`test`)
   std::string queries_dataset = "test";
   int k = 10;
-  int nprobe = 8;
+  int nprobe = 0;                        // 0: the run's recommended (pipeline::default_nprobe)
   int64_t max_queries = 0;               // 0 = all
   int64_t batch_queries = 4096;          // queries per rank per round
 };

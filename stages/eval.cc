@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <map>
 #include <unordered_set>
 
 #include "stages/batches.h"
@@ -211,11 +212,65 @@ std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
       p.recall_at_1 = recall(1);
       p.recall_at_10 = recall(10);
       p.recall_at_100 = recall(100);
+      p.recall_at_k = recall(k);
     });
     points.push_back(p);
     report(progress, "eval: search (nprobe values)", static_cast<int64_t>(points.size()), values);
   }
   return points;
+}
+
+NprobeChoice smallest_nprobe(const std::vector<EvalPoint>& curve, int nlist, double target,
+                             const std::function<EvalPoint(int nprobe)>& measure) {
+  std::map<int, EvalPoint> known;
+  for (const EvalPoint& p : curve)
+    if (p.nprobe >= 1 && p.nprobe <= nlist) known.emplace(p.nprobe, p);
+  const auto at = [&](int n) -> const EvalPoint& {
+    auto it = known.find(n);
+    if (it == known.end()) it = known.emplace(n, measure(n)).first;
+    return it->second;
+  };
+  const auto reaches = [&](int n) { return at(n).recall_at_k.value_or(0.0) >= target; };
+  int hi = 0;  // the smallest measured nprobe that reaches the target
+  for (const auto& [n, p] : known)
+    if (p.recall_at_k.value_or(0.0) >= target) {
+      hi = n;
+      break;
+    }
+  if (hi == 0) {
+    if (!reaches(nlist)) return {false, at(nlist)};
+    hi = nlist;
+  }
+  int lo = 0;  // the largest measured nprobe below hi (which does not reach it); 0: none
+  for (const auto& [n, p] : known)
+    if (n < hi) lo = n;
+  while (hi - lo > 1) {
+    const int mid = lo + (hi - lo) / 2;
+    (reaches(mid) ? hi : lo) = mid;
+  }
+  return {true, at(hi)};
+}
+
+NprobeChoice recommend_nprobe(cluster::Comm& comm, faiss::Index& index, const float* queries,
+                              int64_t nq, const Neighbours& truth, int k,
+                              const std::vector<EvalPoint>& curve, double target) {
+  // Rank 0 alone scores recall: every rank takes its recall@k, so all bisect alike.
+  const auto share = [&comm](std::vector<EvalPoint> points) {
+    std::vector<double> recalls;
+    for (const EvalPoint& p : points) recalls.push_back(p.recall_at_k.value_or(-1.0));
+    const auto* raw = reinterpret_cast<const char*>(recalls.data());
+    cluster::Bytes bytes(raw, raw + recalls.size() * sizeof(double));
+    comm.broadcast(bytes, 0);
+    std::memcpy(recalls.data(), bytes.data(), bytes.size());
+    for (size_t i = 0; i < points.size(); ++i)
+      points[i].recall_at_k =
+          recalls[i] < 0 ? std::nullopt : std::optional<double>(recalls[i]);
+    return points;
+  };
+  const int nlist = static_cast<int>(ivf_of(index, "eval: recommended nprobe").nlist);
+  return smallest_nprobe(share(curve), nlist, target, [&](int nprobe) {
+    return share(evaluate_index(comm, index, queries, nq, truth, k, {nprobe})).front();
+  });
 }
 
 }  // namespace sf::stages

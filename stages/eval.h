@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -52,6 +53,7 @@ Neighbours exact_neighbours(cluster::Comm& comm, io::VectorCorpus& corpus,
 struct EvalPoint {
   int nprobe = 0;
   std::optional<double> recall_at_1, recall_at_10, recall_at_100;  // empty: truth too short
+  std::optional<double> recall_at_k;  // at evaluate_index's `k` (eval.k); empty: truth too short
   double qps = 0;
   double seconds = 0;
 };
@@ -65,6 +67,31 @@ std::vector<EvalPoint> evaluate_index(cluster::Comm& comm, faiss::Index& index,
                                       const float* queries, int64_t nq, const Neighbours& truth,
                                       int k, const std::vector<int>& nprobes,
                                       const ProgressFn& progress = {});
+
+// The nprobe that eval recommends: the smallest in [1, nlist] whose recall@k reaches the target.
+struct NprobeChoice {
+  bool reached = false;
+  EvalPoint point;  // at the chosen nprobe; not reached: at nprobe = nlist (the best recall)
+};
+
+// smallest_nprobe over `measure(n)` (the point at nprobe n, recall_at_k set), given the points
+// already measured (`curve`, any order; those above nlist are ignored): the curve brackets the
+// answer (the smallest curve nprobe that reaches `target`, else nlist, measured), then bisection
+// between it and the largest curve nprobe below it. Recall is nearly monotone in nprobe: only
+// the result and its predecessor are checked (the result reaches the target, nprobe - 1 does
+// not), so a non-monotone curve may give a larger value than the true smallest. Deterministic
+// in the recalls (QPS never decides). Measures each nprobe at most once. No MPI.
+// REQUIRES: nlist >= 1.
+NprobeChoice smallest_nprobe(const std::vector<EvalPoint>& curve, int nlist, double target,
+                             const std::function<EvalPoint(int nprobe)>& measure);
+
+// Collective. smallest_nprobe for `index` (an IVF: nlist from it) with evaluate_index as the
+// measure; the curve's and each measure's recall@k are broadcast from rank 0 so every rank
+// bisects alike. Result valid on every rank (QPS on rank 0 only). REQUIRES: `curve` is
+// evaluate_index's result for the same queries, truth and k, with recall@k measured.
+NprobeChoice recommend_nprobe(cluster::Comm& comm, faiss::Index& index, const float* queries,
+                              int64_t nq, const Neighbours& truth, int k,
+                              const std::vector<EvalPoint>& curve, double target);
 
 // |found[:R] ∩ truth[:R]| / R averaged over queries; a query whose truth is padded with -1
 // (corpus smaller than R) is scored over the true ids it has. No MPI.

@@ -1,6 +1,7 @@
 # `eval` against an ann-benchmarks HDF5 file (queries in `test`, ground truth in `neighbors`),
 # against plain fvecs queries (exact ground truth computed across the ranks) and against an
 # ivecs ground-truth file, at 1 and 2 ranks; eval.json, the printed table, run.json, `info`,
+# the recommended nprobe (eval.target_recall: eval.json, stored in index.faiss, --resume skips),
 # and --help / --version.
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
@@ -21,6 +22,7 @@ write_config "$WORK/eval.yaml" "$OUT" "IVF${NLIST},Flat" "$WORK/ann.h5"
 cat >>"$WORK/eval.yaml" <<EOF
 eval:
   queries: "$WORK/ann.h5"
+  target_recall: 0.995  # between the curve's nprobe 1 and 16: found by bisection
 EOF
 
 # since START: seconds from START (an $EPOCHREALTIME) to now, the wall time of a run.
@@ -32,6 +34,7 @@ run_ok 2 "$WORK/build.log" build "$WORK/eval.yaml"
 [[ -f "$OUT/index.faiss" ]] || fail "no $OUT/index.faiss"
 sfdata runjson "$OUT/run.json" --command build --ranks 2 --stages open,train,add,merge --within "$(since "$start")"
 ok
+cp "$OUT/index.faiss" "$WORK/built.faiss"
 
 # check_table LOG TRUTH: the table on stdout (once, not on stderr), with one row per nprobe.
 check_table() {
@@ -59,6 +62,22 @@ for np in 1 2; do
   sfdata eval "$WORK/eval-h5-np$np.json" --nprobe "$NPROBES" --nlist $NLIST --flat-full
   check_table "$WORK/eval-h5-np$np.log" "$WORK/ann.h5"
   sfdata runjson "$OUT/run.json" --command eval --ranks $np --stages load,search --within "$within"
+  ok
+
+  check "the recommended nprobe at $np rank(s): eval.json, the table, index.faiss stores it (only those bytes change)"
+  # The same for any rank count: the first eval's.
+  sfdata recommended "$OUT/eval.json" "$OUT/index.faiss" --before "$WORK/built.faiss" ${recommended:+--expect $recommended}
+  recommended=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["recommended"]["nprobe"])' "$OUT/eval.json")
+  grep -qE "^recommended nprobe $recommended: recall@10 [01]\.[0-9]{4} \(target 0\.995\), qps [0-9.]+$" \
+    "$WORK/eval-h5-np$np.log.stdout" || { show "$WORK/eval-h5-np$np.log"; fail "no recommended line in the table"; }
+  ok "nprobe $recommended"
+
+  check "eval --resume at $np rank(s) with nothing changed skips (the stored nprobe does not redo it)"
+  run_ok $np "$WORK/eval-resume-np$np.log" eval "$WORK/eval.yaml" --set "eval.nprobe=[${NPROBES}]" --resume
+  grep -q "eval.json is complete (marker verified), skipped" "$WORK/eval-resume-np$np.log" ||
+    { show "$WORK/eval-resume-np$np.log"; fail "eval --resume did not skip"; }
+  grep -q "^recommended nprobe $recommended:" "$WORK/eval-resume-np$np.log.stdout" ||
+    { show "$WORK/eval-resume-np$np.log"; fail "the skipped eval's table lacks the recommended line"; }
   ok
 
   check "eval with plain fvecs queries (exact ground truth across ranks) at $np rank(s)"
@@ -114,8 +133,9 @@ ok
 
 check "info prints the index shape, list balance, stage times and recall"
 run_ok 1 "$WORK/info.log" info "$WORK/eval.yaml"
-for want in "vectors      $ROWS x $DIM dims, metric l2" "ivf          nlist $NLIST, code size $((DIM * 4)) bytes" \
-  "lists        min" "build: 2 rank(s)" "eval: 1 rank(s)" "eval (k=5, 50 queries)"; do
+for want in "vectors      $ROWS x $DIM dims, metric l2" "ivf          nlist $NLIST, code size $((DIM * 4)) bytes, stored nprobe " \
+  "lists        min" "build: 2 rank(s)" "eval: 1 rank(s)" "eval (k=5, 50 queries)" \
+  "  recommended nprobe "; do
   grep -qF "$want" "$WORK/info.log.stdout" || { show "$WORK/info.log"; fail "info: stdout lacks '$want'"; }
 done
 ok

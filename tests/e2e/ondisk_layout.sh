@@ -68,6 +68,11 @@ assert strip(a) == strip(b), (strip(a), strip(b))
 EOF
 ok
 
+check "eval's recommended nprobe is stored in the on-disk index.faiss too (the same as in memory)"
+rec=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["recommended"]["nprobe"])' "$WORK/mem/eval.json")
+sfdata recommended "$WORK/moved/eval.json" "$WORK/moved/index.faiss" --ondisk --expect "$rec"
+ok
+
 check "sharded and on disk (2 ranks): shards/ and plan.json as in memory; search finds the same"
 run_ok 2 "$WORK/sm.log" build "$WORK/c.yaml" --set partition.shards=3 --set "output.dir=$WORK/sm"
 run_ok 2 "$WORK/so.log" build "$WORK/c.yaml" --set partition.shards=3 --set output.layout=ondisk --set "output.dir=$WORK/so"
@@ -86,6 +91,15 @@ assert np.array_equal(a["ids"][:], b["ids"][:]) and np.array_equal(a["distances"
 EOF
 ok
 
+check "search without search.nprobe takes eval's recommended nprobe (sharded layout)"
+run_ok 2 "$WORK/esm.log" eval "$WORK/c.yaml" --set "output.dir=$WORK/sm"
+rec=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["recommended"]["nprobe"])' "$WORK/sm/eval.json")
+run_ok 2 "$WORK/ssd.log" search "$WORK/c.yaml" --set "output.dir=$WORK/sm" --set "search.queries=$WORK/q.fvecs"
+grep -q "search: nprobe $rec (from eval.json (recommended)" "$WORK/ssd.log" || { show "$WORK/ssd.log"; fail "search's default nprobe"; }
+"$PY" -c 'import json,sys; n = json.load(open(sys.argv[1]))["nprobe"]; assert n == int(sys.argv[2]), n' \
+  "$WORK/sm/search.json" "$rec" || fail "search.json nprobe is not eval's recommended $rec"
+ok "nprobe $rec"
+
 check "run on disk (2 ranks): eval and query read the mapped index; query finds a document's own text first"
 "$PY" "$SRC/tests/e2e/dedupdata.py" planted "$WORK/corpus" --docs 400 --seed 3
 printf 'input:\n  format: jsonl\n  paths:\n    - "%s"\noutput:\n  dir: "%s"\n  layout: ondisk\n' \
@@ -93,6 +107,7 @@ printf 'input:\n  format: jsonl\n  paths:\n    - "%s"\noutput:\n  dir: "%s"\n  l
 run_ok 2 "$WORK/run.log" run "$WORK/r.yaml" --set index.metric=ip --set run.eval=true
 [[ -f $WORK/run/index.ivfdata && -f $WORK/run/eval.json ]] || fail "run: no index.ivfdata or eval.json"
 query_finds_itself "$WORK/run" "$WORK/corpus/a.jsonl" orig-150
+sfdata recommended "$WORK/run/eval.json" "$WORK/run/index.faiss" --ondisk
 ok
 
 sf_done

@@ -212,6 +212,30 @@ sf_mpirun 2 "$WORK/cfg.log" run "$WORK/s3.yaml" --set run.eval=true
 [[ $SF_RC -eq 2 ]] && grep -q "run.eval needs run.index" "$WORK/cfg.log" || { show "$WORK/cfg.log"; fail "run.eval without run.index"; }
 ok
 
+check "run.eval: the recommended nprobe is in eval.json, stored in index.faiss, query's default; --resume skips"
+sfdata recommended "$WORK/evalrun/eval.json" "$WORK/evalrun/index.faiss"
+rec=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["recommended"]["nprobe"])' "$WORK/evalrun/eval.json")
+grep -q "^recommended nprobe $rec: recall@10 " "$WORK/eval.log.stdout" || { show "$WORK/eval.log"; fail "no recommended line"; }
+"$SF" query "$WORK/evalrun" "some words" -k 1 >"$WORK/qr.out" 2>&1 || { show "$WORK/qr.out"; fail "query exited non-zero"; }
+grep -q "query: nprobe $rec (from eval.json (recommended)" "$WORK/qr.out" || { show "$WORK/qr.out"; fail "query's default nprobe is not eval's"; }
+"$SF" query "$WORK/evalrun" "some words" -k 1 --nprobe 3 >"$WORK/qr.out" 2>&1 || { show "$WORK/qr.out"; fail "query --nprobe 3"; }
+if grep -q "query: nprobe" "$WORK/qr.out"; then show "$WORK/qr.out"; fail "query --nprobe 3 took a default"; fi
+"$SF" query "$WORK/run2" "some words" -k 1 >"$WORK/qr.out" 2>&1 || { show "$WORK/qr.out"; fail "query of a run without eval"; }
+grep -q "query: nprobe 8 (from the default" "$WORK/qr.out" || { show "$WORK/qr.out"; fail "query without eval.json: nprobe 8"; }
+run_ok 2 "$WORK/eval-resume.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
+  --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]" --resume
+grep -q "nothing to do" "$WORK/eval-resume.log" || { show "$WORK/eval-resume.log"; fail "run --resume after eval did not skip"; }
+# Another target: eval (and outputs) redone on the stored index, not the merge; then skipped.
+run_ok 2 "$WORK/eval-target.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
+  --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]" --set eval.target_recall=0.99 --resume
+grep -q "merge: complete" "$WORK/eval-target.log" && grep -q "eval: redo: eval.target_recall changed" "$WORK/eval-target.log" ||
+  { show "$WORK/eval-target.log"; fail "run --resume with another eval.target_recall: eval only"; }
+sfdata recommended "$WORK/evalrun/eval.json" "$WORK/evalrun/index.faiss"
+run_ok 2 "$WORK/eval-target2.log" run "$WORK/s3.yaml" "${COMMON[@]}" --set run.index=true --set run.eval=true \
+  --set output.dir="$WORK/evalrun" --set "eval.nprobe=[1,64]" --set eval.target_recall=0.99 --resume
+grep -q "nothing to do" "$WORK/eval-target2.log" || { show "$WORK/eval-target2.log"; fail "the second --resume did not skip"; }
+ok "nprobe $rec"
+
 check "precomputed vectors from a JSONL field"
 "$PY" - "$WORK/vec.jsonl" <<'PYEOF'
 import json, random, sys

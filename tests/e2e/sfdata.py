@@ -330,6 +330,47 @@ def cmd_same_recall(a):
                      (x["nprobe"], key, x[key], a.a, y[key], a.b, a.tol))
 
 
+def cmd_recommended(a):
+    """eval.json's recommended nprobe: recall@k at it reaches target_recall, no smaller nprobe of
+    the curve does, and index.faiss stores it (read by stock FAISS); with --before (index.faiss
+    before eval), the file differs from it in the 8 bytes of that field at most."""
+    import faiss
+    with open(a.json) as f:
+        ev = json.load(f)
+    key = "recall@%d" % ev["k"]
+    target, rec = ev.get("target_recall"), ev.get("recommended")
+    if not isinstance(target, (int, float)) or not isinstance(rec, dict):
+        fail("eval.json: no target_recall / recommended: %r" % ev)
+    n = rec.get("nprobe")
+    if not isinstance(n, int) or n < 1 or not rec.get(key, -1) >= target:
+        fail("eval.json recommended %r does not reach %s %r" % (rec, key, target))
+    if not rec.get("qps", 0) > 0:
+        fail("eval.json recommended qps: %r" % rec)
+    for r in ev["results"]:
+        if r.get(key) is not None and r["nprobe"] < n and r[key] >= target:
+            fail("nprobe %d of the curve reaches %s %r, below the recommended %d" %
+                 (r["nprobe"], key, target, n))
+        if r.get(key) is not None and r["nprobe"] == n and r[key] != rec[key]:
+            fail("recommended %s %r differs from the curve's %r at nprobe %d" % (key, rec[key], r[key], n))
+    if a.expect and n != a.expect:
+        fail("recommended nprobe %d, expected %d" % (n, a.expect))
+    flags = faiss.IO_FLAG_ONDISK_SAME_DIR if a.ondisk else 0
+    stored = faiss.extract_index_ivf(faiss.read_index(a.index, flags)).nprobe
+    if stored != n:
+        fail("%s stores nprobe %d, eval.json recommends %d" % (a.index, stored, n))
+    if a.before:
+        old = np.fromfile(a.before, dtype=np.uint8)
+        new = np.fromfile(a.index, dtype=np.uint8)
+        if old.size != new.size:
+            fail("%s: %d bytes, %d before eval" % (a.index, new.size, old.size))
+        diff = np.nonzero(old != new)[0]
+        if diff.size and diff[-1] - diff[0] >= 8:
+            fail("%s differs from before eval at bytes %d..%d: more than the nprobe field" %
+                 (a.index, diff[0], diff[-1]))
+    print("  recommended nprobe %d: %s %.4f >= target %g, qps %.0f; %s stores it" %
+          (n, key, rec[key], target, rec["qps"], a.index))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -373,6 +414,12 @@ def main():
     g.add_argument("--nprobe", required=True)
     g.add_argument("--nlist", type=int, default=0)
     g.add_argument("--flat-full", action="store_true")
+    g = sub.add_parser("recommended")
+    g.add_argument("json")
+    g.add_argument("index")
+    g.add_argument("--before", default="")
+    g.add_argument("--expect", type=int, default=0)
+    g.add_argument("--ondisk", action="store_true")
     g = sub.add_parser("runjson")
     g.add_argument("json")
     g.add_argument("--command", required=True)
@@ -387,6 +434,7 @@ def main():
     a = p.parse_args()
     {"gen": cmd_gen, "ann": cmd_ann, "poison": cmd_poison, "h5bad": cmd_h5bad,
      "index": cmd_index, "eval": cmd_eval, "runjson": cmd_runjson,
+     "recommended": cmd_recommended,
      "same-recall": cmd_same_recall}[a.cmd](a)
 
 

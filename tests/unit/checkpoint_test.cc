@@ -255,6 +255,25 @@ TEST_F(CheckpointTest, PublishedOutputIsCheckedAgainstItsMarker) {
       cp.verify_output("merge", "index.faiss", io::FileDigest{10, io::xxh3("0123456789", 10)}), "");
 }
 
+// eval patches index.faiss's nprobe in place: the merge marker follows, so readers verify it.
+TEST_F(CheckpointTest, RefreshOutputRecordsAChangedFile) {
+  const Checkpoints cp(dir_.path());
+  write("index.faiss", "0123456789");
+  EXPECT_FALSE(cp.refresh_output("merge", "index.faiss", io::digest_file(dir_.file("index.faiss"))))
+      << "no marker: nothing to refresh";
+  write("plan.json", "{}");
+  Fingerprint fp("merge");
+  fp.value("x", "1");
+  cp.mark_complete(fp, {"index.faiss", "plan.json"}, {{"n", 3}});
+  write("index.faiss", "01234X67890");
+  EXPECT_NE(cp.verify_output("merge", "index.faiss"), "");
+  EXPECT_TRUE(cp.refresh_output("merge", "index.faiss", io::digest_file(dir_.file("index.faiss"))));
+  EXPECT_EQ(cp.verify_output("merge", "index.faiss"), "");
+  EXPECT_EQ(cp.verify(fp), "") << "fingerprint and the other outputs kept";
+  EXPECT_EQ(cp.info("merge").value("n", 0), 3);
+  EXPECT_THROW(cp.refresh_output("merge", "other.bin", io::FileDigest{1, 2}), std::runtime_error);
+}
+
 TEST(FileDigest, MatchesTheInMemoryChecksum) {
   testing::TempDir dir;
   std::string big(9 << 20, '\0');  // more than one 4 MiB read

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <functional>
 #include <cstdint>
 #include <numeric>
 #include <random>
@@ -280,6 +282,106 @@ TEST(EvaluateIndex, RecallAt100NeedsAHundredTrueNeighbours) {
   ASSERT_TRUE(points[0].recall_at_100.has_value());
   EXPECT_DOUBLE_EQ(*points[0].recall_at_100, 1.0);
   EXPECT_DOUBLE_EQ(*points[0].recall_at_10, 1.0);
+}
+
+// ---- smallest_nprobe ----------------------------------------------------------------------
+
+// A measure over a recall function that counts what it measured.
+struct RecallCurve {
+  std::function<double(int)> recall;
+  std::vector<int> measured;
+  EvalPoint operator()(int n) {
+    measured.push_back(n);
+    EvalPoint p;
+    p.nprobe = n;
+    p.recall_at_k = recall(n);
+    p.qps = 1000.0 / n;
+    return p;
+  }
+  std::vector<EvalPoint> at(const std::vector<int>& ns) {
+    std::vector<EvalPoint> out;
+    for (int n : ns) out.push_back((*this)(n));
+    measured.clear();
+    return out;
+  }
+};
+
+TEST(SmallestNprobe, BisectsBetweenTheCurvePointsThatBracketTheTarget) {
+  // recall(n) = n / 100, nlist 100: the smallest n reaching 0.9 is 90, past curve point 32.
+  RecallCurve curve{[](int n) { return n / 100.0; }, {}};
+  const auto measure = std::ref(curve);
+  for (double target : {0.9, 0.05, 0.01, 0.33, 1.0}) {
+    SCOPED_TRACE(target);
+    const std::vector<EvalPoint> points = curve.at({1, 8, 32});
+    const NprobeChoice c = smallest_nprobe(points, 100, target, measure);
+    ASSERT_TRUE(c.reached);
+    const int want = static_cast<int>(std::ceil(target * 100 - 1e-9));
+    EXPECT_EQ(c.point.nprobe, want);
+    EXPECT_GE(*c.point.recall_at_k, target);
+    EXPECT_DOUBLE_EQ(c.point.qps, 1000.0 / want) << "the measured point at the answer";
+    // Nothing measured twice, and few measurements: the bracket, then log2 of its width.
+    std::set<int> once(curve.measured.begin(), curve.measured.end());
+    EXPECT_EQ(once.size(), curve.measured.size());
+    EXPECT_LE(curve.measured.size(), 8u);
+    curve.measured.clear();
+  }
+}
+
+TEST(SmallestNprobe, ACurvePointThatReachesItNeedsOnlyItsPredecessorsGap) {
+  RecallCurve curve{[](int n) { return n >= 8 ? 0.95 : 0.5; }, {}};
+  const NprobeChoice c = smallest_nprobe(curve.at({1, 8, 32}), 64, 0.9, std::ref(curve));
+  ASSERT_TRUE(c.reached);
+  EXPECT_EQ(c.point.nprobe, 8);
+  EXPECT_EQ(curve.measured, (std::vector<int>{4, 6, 7})) << "bisection between 1 and 8";
+  RecallCurve first{[](int) { return 1.0; }, {}};
+  const NprobeChoice one = smallest_nprobe(first.at({1, 8}), 64, 0.9, std::ref(first));
+  EXPECT_EQ(one.point.nprobe, 1);
+  EXPECT_TRUE(first.measured.empty());
+}
+
+TEST(SmallestNprobe, NotReachedReportsTheBestRecallAtNlist) {
+  RecallCurve curve{[](int n) { return 0.5 + n / 1000.0; }, {}};
+  // Curve points above nlist are ignored (FAISS probes every list there).
+  const NprobeChoice c = smallest_nprobe(curve.at({1, 8, 32, 128}), 64, 0.9, std::ref(curve));
+  EXPECT_FALSE(c.reached);
+  EXPECT_EQ(c.point.nprobe, 64);
+  EXPECT_DOUBLE_EQ(*c.point.recall_at_k, 0.564);
+  EXPECT_EQ(curve.measured, std::vector<int>{64});
+}
+
+TEST(SmallestNprobe, ANonMonotoneCurveGivesAValueWhosePredecessorMisses) {
+  // Reaches at 3, misses at 4-5, reaches from 6: bisection between 1 and 8 finds 6 (only the
+  // result and its predecessor are checked), a larger value than the true smallest.
+  RecallCurve curve{[](int n) { return n == 3 || n >= 6 ? 0.95 : 0.5; }, {}};
+  const NprobeChoice c = smallest_nprobe(curve.at({1, 8}), 16, 0.9, std::ref(curve));
+  EXPECT_EQ(c.point.nprobe, 6);
+  EXPECT_LT(curve.recall(c.point.nprobe - 1), 0.9);
+}
+
+TEST(RecommendNprobe, EvaluatesTheIndexAndIsExactAtItsAnswer) {
+  omp_set_num_threads(1);
+  const int d = 16;
+  const int64_t rows = 4000, nq = 60;
+  const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 40, 41);
+  const std::vector<float> q = sf::testing::gaussian_mixture(nq, d, 40, 42);
+  sf::testing::TempDir dir;
+  io::write_fvecs(dir.file("x.fvecs"), x.data(), rows, d);
+  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
+  auto comm = cluster::make_serial_comm();
+  const Neighbours truth = exact_neighbours(*comm, corpus, cluster::row_range(rows, 0, 1), q.data(),
+                                            nq, 10, false, 1000);
+  auto index = make_ivf_index(d, "IVF16,Flat", false);
+  index->train(rows, x.data());
+  index->add(rows, x.data());
+  const std::vector<EvalPoint> curve = evaluate_index(*comm, *index, q.data(), nq, truth, 10, {1});
+  ASSERT_LT(*curve[0].recall_at_k, 1.0);
+  const NprobeChoice c = recommend_nprobe(*comm, *index, q.data(), nq, truth, 10, curve, 1.0);
+  ASSERT_TRUE(c.reached);
+  EXPECT_DOUBLE_EQ(*c.point.recall_at_k, 1.0);
+  const EvalPoint before =
+      evaluate_index(*comm, *index, q.data(), nq, truth, 10, {c.point.nprobe - 1}).front();
+  EXPECT_LT(*before.recall_at_k, 1.0);
+  EXPECT_EQ(*before.recall_at_k, *before.recall_at_10) << "k = 10";
 }
 
 }  // namespace
