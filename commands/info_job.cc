@@ -13,7 +13,6 @@
 #include "commands/commands.h"
 #include "pipeline/eval_report.h"
 #include "runtime/checkpoint.h"
-#include "runtime/memory_budget.h"
 #include "runtime/run_manifest.h"
 #include "stages/ivf_index.h"
 #include "stages/partition.h"
@@ -169,12 +168,12 @@ void print_tune(const nlohmann::json& tune) {
               "%zu candidates on %jd sample rows, %jd held-out queries)\n",
               tune["factory"].get<std::string>().c_str(), tune.value("nprobe", 0),
               tune.value("k", 0), tune.value("target_recall", 0.0),
-              budget > 0 ? runtime::format_bytes(budget).c_str() : "no size limit",
+              budget > 0 ? runtime::human_bytes(budget).c_str() : "no size limit",
               tune["candidates"].size(), static_cast<intmax_t>(tune.value("sample_rows", int64_t{0})),
               static_cast<intmax_t>(tune.value("sample_queries", int64_t{0})));
   for (const auto& c : tune["candidates"]) {
     const std::string factory = c.value("factory", std::string());
-    const std::string size = runtime::format_bytes(c.value("index_bytes", uint64_t{0}));
+    const std::string size = runtime::human_bytes(c.value("index_bytes", uint64_t{0}));
     if (!c.value("measured", false)) {
       std::printf("  %-18s %10s  over the budget\n", factory.c_str(), size.c_str());
       continue;

@@ -23,7 +23,7 @@ std::string base_factory(int64_t rows) {
 // The ConfigError message when no candidate can be chosen.
 std::string no_choice_message(const runtime::Config& config, const stages::TuneResult& r,
                               int k) {
-  const std::string budget = runtime::format_bytes(config.index.memory_budget.bytes);
+  const std::string budget = runtime::format_byte_size(config.index.memory_budget);
   const stages::TuneCandidate* smallest = nullptr;
   const stages::TuneCandidate* best = nullptr;
   for (const stages::TuneCandidate& c : r.candidates) {
@@ -33,15 +33,16 @@ std::string no_choice_message(const runtime::Config& config, const stages::TuneR
   if (best == nullptr)
     return config.source + ": index.memory_budget " + budget + " is smaller than every candidate " +
            "index of the " + std::to_string(r.corpus_rows) + " rows: the smallest, " +
-           smallest->factory + ", takes " + runtime::format_bytes(smallest->index_bytes) +
-           " (codes and 8-byte ids); raise index.memory_budget to at least that";
+           smallest->factory + ", takes " + runtime::human_bytes(smallest->index_bytes) + " (" +
+           std::to_string(smallest->index_bytes) +
+           " bytes: codes and 8-byte ids); raise index.memory_budget to at least that";
   char recall[32], target[32];
   std::snprintf(recall, sizeof(recall), "%.3f", best->recall);
   std::snprintf(target, sizeof(target), "%g", config.index.target_recall);
   std::string message = config.source + ": index.target_recall " + target +
                         " is not reached within index.memory_budget " + budget +
                         ": the best candidate that fits, " + best->factory + " (" +
-                        runtime::format_bytes(best->index_bytes) + "), reaches recall@" +
+                        runtime::human_bytes(best->index_bytes) + "), reaches recall@" +
                         std::to_string(k) + " " + recall + " at nprobe " +
                         std::to_string(best->tried_nprobe) +
                         " on the tuning sample; lower index.target_recall";
@@ -50,8 +51,9 @@ std::string no_choice_message(const runtime::Config& config, const stages::TuneR
   for (const stages::TuneCandidate& c : r.candidates)
     if (!c.fits && (larger == nullptr || c.index_bytes < larger->index_bytes)) larger = &c;
   if (larger != nullptr)
-    message += " or raise index.memory_budget (" + larger->factory + " takes " +
-               runtime::format_bytes(larger->index_bytes) + ")";
+    message += " or raise index.memory_budget (the next candidate, " + larger->factory + ", takes " +
+               runtime::human_bytes(larger->index_bytes) + ", " +
+               std::to_string(larger->index_bytes) + " bytes)";
   return message;
 }
 
@@ -63,13 +65,13 @@ void log_choice(const stages::TuneResult& r, int k, double target) {
     const stages::TuneCandidate& c = r.candidates[i];
     if (!c.measured) {
       spdlog::info("tune:   {:<16} {:>10}  over the budget", c.factory,
-                   runtime::format_bytes(c.index_bytes));
+                   runtime::human_bytes(c.index_bytes));
       continue;
     }
     spdlog::info("tune: {} {:<16} {:>10}  nprobe {:>4}  recall {:.3f}  codes/query {:>9.0f}  "
                  "modelled {:>8.1f} us/query  sample {:>7.0f} qps",
                  static_cast<int>(i) == r.chosen ? "*" : " ", c.factory,
-                 runtime::format_bytes(c.index_bytes), c.nprobe > 0 ? std::to_string(c.nprobe) : "-",
+                 runtime::human_bytes(c.index_bytes), c.nprobe > 0 ? std::to_string(c.nprobe) : "-",
                  c.recall, c.codes_per_query, c.cost / 1000, c.sample_qps);
   }
 }
@@ -157,7 +159,7 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
                                             {"memory_budget", options_.budget_bytes}});
   if (comm.rank() == 0)
     spdlog::info("tune: chose {} ({}), nprobe {}: recall@{} {:.3f} on the sample", chosen.factory,
-                 runtime::format_bytes(chosen.index_bytes), chosen.nprobe, options_.k, chosen.recall);
+                 runtime::human_bytes(chosen.index_bytes), chosen.nprobe, options_.k, chosen.recall);
 }
 
 runtime::StageOutputs TuneStage::save(cluster::Comm& comm, const runtime::StageContext& context) {

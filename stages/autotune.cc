@@ -136,6 +136,17 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
     return recall_at[p];
   };
   // Doubling, then bisection between the last miss and the first hit.
+  // Whether the recall at p, p/2 and p/4 says the target is out of reach: it gained less than
+  // kPlateauGain by the last doubling, or the gains shrink so fast that the doublings left
+  // (to s.probes) would not close the gap if each gained the previous one's share again.
+  auto gives_up = [&](int p) {
+    if (p < 8) return false;
+    const double g2 = at(p) - at(p / 2), g1 = at(p / 2) - at(p / 4);
+    if (g2 < kPlateauGain) return true;
+    if (g1 <= 0 || g2 >= g1) return false;
+    const double ratio = g2 / g1;
+    return g2 * ratio / (1 - ratio) < options.target_recall - at(p);
+  };
   // A code whose recall stops rising before the target (its quantization error, not the
   // lists probed, limits it) is given up at the plateau: the scans at large nprobe are most of
   // the tuning's cost otherwise.
@@ -145,9 +156,8 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
       hi = p;
       break;
     }
-    const bool plateau = p >= 8 && at(p) - at(p / 2) < kPlateauGain;
     lo = p;
-    if (p == s.probes || plateau) break;
+    if (p == s.probes || gives_up(p)) break;
   }
   if (hi > 0) {
     while (hi - lo > 1) {
@@ -201,7 +211,7 @@ int auto_nlist(int64_t rows) {
 
 std::vector<std::string> candidate_codes(int d) {
   std::vector<std::string> codes = {"Flat", "SQ8", "SQ6", "SQ4"};
-  for (int s : {2, 4, 8, 16})
+  for (int s : {4, 8, 16})
     if (d % s == 0) codes.push_back("PQ" + std::to_string(d / s) + "np");  // no polysemous
   return codes;
 }

@@ -17,7 +17,7 @@
 //    its codes trained on a subset of the database rows, the rows added, and the queries
 //    searched at doubling then bisected nprobe until recall@k reaches the target: the smallest
 //    such nprobe, the codes it scans per query (FAISS's ndis), scaled to the corpus. A code
-//    whose recall gains less than 0.002 from doubling nprobe (8 or more) is given up there.
+//    whose recall stops rising short of the target is given up there (gives_up in the .cc).
 // 5. The choice: among the candidates within the budget that reach the target, the least
 //    search cost per query (cost model below); ties go to the smaller index.
 //
@@ -49,8 +49,9 @@ namespace sf::stages {
 int auto_nlist(int64_t rows);
 
 // The codes tried for `d` dimensions: Flat, SQ8, SQ6, SQ4 and PQ<m>np for each m = d / s with
-// s in {2, 4, 8, 16} dividing d (8-bit codes of s dimensions each; no polysemous training,
-// which takes minutes and serves only Hamming-filtered search). No MPI.
+// s in {4, 8, 16} dividing d (8-bit codes of s dimensions each; no polysemous training, which
+// takes minutes and serves only Hamming-filtered search). Not PQ<d/2>: as large as SQ4 and the
+// dearest to train and to search (measured on Fashion-MNIST: 4x SQ4's tuning time). No MPI.
 std::vector<std::string> candidate_codes(int d);
 
 // The size of the finished index.faiss (memory layout) of `index` (trained or not, empty

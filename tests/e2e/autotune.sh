@@ -52,7 +52,7 @@ import json, os, sys
 import faiss
 d = sys.argv[1]
 t = json.load(open(d + "/tune.json"))
-run = json.load(open(d + "/run.json"))
+run = json.load(open(d + "/run.json"))["commands"]["build"]["summary"]
 size = os.path.getsize(d + "/index.faiss")
 chosen = [c for c in t["candidates"] if c["factory"] == t["factory"]][0]
 assert size <= 1 << 20, size
@@ -85,7 +85,7 @@ check "a budget below every candidate: exit 2 naming index.memory_budget and the
 auto_config "$WORK/small.yaml" "$WORK/small" 100KiB 0.9
 sf_mpirun 2 "$WORK/small.log" build "$WORK/small.yaml"
 [[ $SF_RC -eq 2 ]] || { show "$WORK/small.log"; fail "exit $SF_RC, expected 2"; }
-expect_one_error "budget" "$WORK/small.log" "index.memory_budget 100 KiB" "the smallest, IVF128,PQ8np" "raise index.memory_budget"
+expect_one_error "budget" "$WORK/small.log" "index.memory_budget 100KiB" "the smallest, IVF128,PQ8np" "raise index.memory_budget"
 [[ -e "$WORK/small/index.faiss" ]] && fail "index.faiss after a failed build"
 ok "${ERROR_LINE#*\[error\] }"
 
@@ -116,7 +116,7 @@ import json, sys
 import faiss
 d = sys.argv[1]
 t = json.load(open(d + "/tune.json"))
-run = json.load(open(d + "/run.json"))
+run = json.load(open(d + "/run.json"))["commands"]["run"]["summary"]
 assert run["factory"] == t["factory"], (run["factory"], t["factory"])
 ivf = faiss.extract_index_ivf(faiss.read_index(d + "/index.faiss"))
 assert ivf.nprobe == t["nprobe"]

@@ -33,11 +33,12 @@ TEST(AutoTune, NlistIsAPowerOfTwoNearFourRootsWithThirtyNineRowsPerList) {
 }
 
 TEST(AutoTune, CandidateCodesAreFlatTheScalarQuantizersAndPqsDividingD) {
-  EXPECT_EQ(candidate_codes(128), (std::vector<std::string>{"Flat", "SQ8", "SQ6", "SQ4", "PQ64np",
-                                                            "PQ32np", "PQ16np", "PQ8np"}));
-  EXPECT_EQ(candidate_codes(784), (std::vector<std::string>{"Flat", "SQ8", "SQ6", "SQ4", "PQ392np",
-                                                            "PQ196np", "PQ98np", "PQ49np"}));
-  // 25 dims: no PQ of 2, 4, 8 or 16 dims per code; FAISS makes every one of the others.
+  EXPECT_EQ(candidate_codes(128), (std::vector<std::string>{"Flat", "SQ8", "SQ6", "SQ4", "PQ32np",
+                                                            "PQ16np", "PQ8np"}));
+  EXPECT_EQ(candidate_codes(784), (std::vector<std::string>{"Flat", "SQ8", "SQ6", "SQ4", "PQ196np",
+                                                            "PQ98np", "PQ49np"}));
+  EXPECT_EQ(candidate_codes(36), (std::vector<std::string>{"Flat", "SQ8", "SQ6", "SQ4", "PQ9np"}));
+  // 25 dims: no PQ of 4, 8 or 16 dims per code; FAISS makes every one of the others.
   EXPECT_EQ(candidate_codes(25), (std::vector<std::string>{"Flat", "SQ8", "SQ6", "SQ4"}));
   for (const std::string& code : candidate_codes(128))
     EXPECT_NO_THROW(make_ivf_index(128, "IVF16," + code, false)) << code;
