@@ -54,14 +54,23 @@ Tuned tune(cluster::Comm& comm, io::VectorCorpus& corpus, const TuneOptions& opt
   return t;
 }
 
+// rows x 32 of a Gaussian mixture of 40 centres (seed), as an fvecs file every rank reads.
+struct MixtureFile {
+  MixtureFile(cluster::Comm& comm, int64_t rows, uint64_t seed)
+      : dir(comm),
+        corpus((sf::testing::write_fvecs_on_rank0(
+                    comm, dir.file("x.fvecs"), sf::testing::gaussian_mixture(rows, 32, 40, seed),
+                    rows, 32),
+                std::vector<std::string>{dir.file("x.fvecs")}),
+               io::VectorFormat::kFvecs) {}
+  SharedTempDir dir;
+  io::VectorCorpus corpus;
+};
+
 TEST(AutoTune, SameChoiceForAnyRanksAndThreadsReachingTheTarget) {
   cluster::Comm& comm = world();
-  const int d = 32;
-  const int64_t rows = 6000;
-  const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 40, 17);
-  SharedTempDir dir(comm);
-  sf::testing::write_fvecs_on_rank0(comm, dir.file("x.fvecs"), x, rows, d);
-  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
+  MixtureFile file(comm, 6000, 17);
+  io::VectorCorpus& corpus = file.corpus;
   TuneOptions options;
   options.tune_rows = 3000;
   options.tune_queries = 200;
@@ -99,10 +108,8 @@ TEST(AutoTune, BudgetBelowFlatChoosesACompressedCodeWithinIt) {
   omp_set_num_threads(1);
   const int d = 32;
   const int64_t rows = 6000;
-  const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 40, 18);
-  SharedTempDir dir(comm);
-  sf::testing::write_fvecs_on_rank0(comm, dir.file("x.fvecs"), x, rows, d);
-  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
+  MixtureFile file(comm, rows, 18);
+  io::VectorCorpus& corpus = file.corpus;
   TuneOptions options;
   options.tune_rows = 3000;
   options.tune_queries = 200;

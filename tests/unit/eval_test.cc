@@ -41,6 +41,29 @@ std::vector<int64_t> flatten(const std::vector<std::vector<int64_t>>& rows) {
   return out;
 }
 
+// rows x d of a Gaussian mixture (seed) in an IVF16,Flat index, nq queries of the same mixture
+// (seed + 1) and their exact top-k over the rows.
+struct SmallIvf {
+  std::vector<float> queries;
+  Neighbours truth;
+  std::unique_ptr<faiss::Index> index;
+};
+SmallIvf small_ivf(int d, int64_t rows, int64_t nq, int clusters, uint64_t seed, int k) {
+  const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, clusters, seed);
+  SmallIvf out;
+  out.queries = sf::testing::gaussian_mixture(nq, d, clusters, seed + 1);
+  sf::testing::TempDir dir;
+  io::write_fvecs(dir.file("x.fvecs"), x.data(), rows, d);
+  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
+  auto comm = cluster::make_serial_comm();
+  out.truth = exact_neighbours(*comm, corpus, cluster::row_range(rows, 0, 1), out.queries.data(),
+                               nq, k, false, 256);
+  out.index = make_ivf_index(d, "IVF16,Flat", false);
+  out.index->train(rows, x.data());
+  out.index->add(rows, x.data());
+  return out;
+}
+
 // The definition: |set(found[:r]) ∩ set(truth[:r])| / r, averaged over queries.
 double recall_by_definition(const std::vector<int64_t>& found, int found_k, const Neighbours& truth,
                             int r) {
@@ -265,17 +288,11 @@ TEST(EvaluateIndex, RecallAt100NeedsAHundredTrueNeighbours) {
   omp_set_num_threads(1);
   const int d = 8;
   const int64_t rows = 1000, nq = 5;
-  const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 10, 51);
-  const std::vector<float> q = sf::testing::gaussian_mixture(nq, d, 10, 52);
-  sf::testing::TempDir dir;
-  io::write_fvecs(dir.file("x.fvecs"), x.data(), rows, d);
-  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
   auto comm = cluster::make_serial_comm();
-  const Neighbours truth = exact_neighbours(*comm, corpus, cluster::row_range(rows, 0, 1), q.data(),
-                                            nq, 100, false, 256);
-  auto index = make_ivf_index(d, "IVF16,Flat", false);
-  index->train(rows, x.data());
-  index->add(rows, x.data());
+  const SmallIvf ivf = small_ivf(d, rows, nq, 10, 51, 100);
+  const std::vector<float>& q = ivf.queries;
+  const Neighbours& truth = ivf.truth;
+  faiss::Index* index = ivf.index.get();
   const std::vector<EvalPoint> points =
       evaluate_index(*comm, *index, q.data(), nq, truth, 10, {16});
   ASSERT_EQ(points.size(), 1u);
@@ -362,17 +379,11 @@ TEST(RecommendNprobe, EvaluatesTheIndexAndIsExactAtItsAnswer) {
   omp_set_num_threads(1);
   const int d = 16;
   const int64_t rows = 4000, nq = 60;
-  const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 40, 41);
-  const std::vector<float> q = sf::testing::gaussian_mixture(nq, d, 40, 42);
-  sf::testing::TempDir dir;
-  io::write_fvecs(dir.file("x.fvecs"), x.data(), rows, d);
-  io::VectorCorpus corpus({dir.file("x.fvecs")}, io::VectorFormat::kFvecs);
   auto comm = cluster::make_serial_comm();
-  const Neighbours truth = exact_neighbours(*comm, corpus, cluster::row_range(rows, 0, 1), q.data(),
-                                            nq, 10, false, 1000);
-  auto index = make_ivf_index(d, "IVF16,Flat", false);
-  index->train(rows, x.data());
-  index->add(rows, x.data());
+  const SmallIvf ivf = small_ivf(d, rows, nq, 40, 41, 10);
+  const std::vector<float>& q = ivf.queries;
+  const Neighbours& truth = ivf.truth;
+  faiss::Index* index = ivf.index.get();
   const std::vector<EvalPoint> curve = evaluate_index(*comm, *index, q.data(), nq, truth, 10, {1});
   ASSERT_LT(*curve[0].recall_at_k, 1.0);
   const NprobeChoice c = recommend_nprobe(*comm, *index, q.data(), nq, truth, 10, curve, 1.0);
