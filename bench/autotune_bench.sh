@@ -14,7 +14,9 @@
 #   bench/autotune_bench.sh build/commands/shardforge   (NP=2 TARGET=0.9 FACTORY=auto
 #       DATASETS="fashion sift" EVAL_QUERIES=1000 FASHION_BUDGETS="16MiB 64MiB"
 #       SIFT_BUDGETS="768KiB 1536KiB" GRID=1 (0: reuse OUT/NAME.grid.json)
-#       COSTS=1 (time per code and per list probed of each code) OUT=/tmp/sf-autotune)
+#       COSTS="fashion sift" (the datasets whose time per code and per list probed of each code
+#       is measured; Fashion: Flat and SQ, its PQ costs come from the grid's points)
+#       OUT=/tmp/sf-autotune)
 # Everything runs with OMP_NUM_THREADS=1 (a 2-core machine: k-means of small d ran several
 # times slower with 2 threads here, and QPS is single-thread by definition).
 # Runs, indexes and the cached ground truth stay in OUT (outside the repository).
@@ -25,11 +27,11 @@ target=${TARGET:-0.9}
 factory=${FACTORY:-auto}
 datasets=${DATASETS:-fashion sift}
 grid=${GRID:-1}
-costs=${COSTS:-1}
+costs=${COSTS:-fashion sift}
 work=${OUT:-/tmp/sf-autotune}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-py=(/usr/bin/python3 "$here/autotune_grid.py")
+py=(/usr/bin/python3 -u "$here/autotune_grid.py")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 mkdir -p "$work"
 
@@ -45,23 +47,30 @@ declare -A budgets=([fashion]=${FASHION_BUDGETS:-16MiB 64MiB}
 # every point would take hours); nprobe is narrowed on the first 200 of them first.
 declare -A eval_queries=([fashion]=${EVAL_QUERIES:-1000} [sift]=0)
 declare -A tune_queries=([fashion]=200 [sift]=0)
-declare -A cost_args=([fashion]="--cost-nlists 256,2048 --cost-nprobe 2,8 --cost-queries 1000"
-  [sift]="--cost-nlists 64,1024 --cost-nprobe 4,32")
+# Fashion's PQ codebooks: d/4, d/8, d/16 (PQ392, two dims per sub-quantizer, is SQ4's size and
+# its training alone took over 4 minutes per nlist here), trained on 10,000 seeded rows (FAISS's
+# 39 per centroid; PQ98 took 42 s on 16,384 rows, one core). The coarse k-means uses all rows.
+declare -A grid_args=([fashion]="--pq-divs ${PQ_DIVS:-4,8,16} --code-train-rows 10000"
+  [sift]="--pq-divs ${PQ_DIVS:-2,4,8,16}")
+declare -A cost_args=([fashion]="--cost-nlists 256,2048 --cost-nprobe 2,8 --cost-queries 500
+  --codes Flat,SQ8,SQ6,SQ4" [sift]="--cost-nlists 64,1024 --cost-nprobe 4,32")
 
 echo "$(date -u '+%F %T') UTC, $(nproc --all) cores, load $(cut -d' ' -f1-3 /proc/loadavg);" \
   "OMP_NUM_THREADS=1; shardforge: $np_ranks ranks x 1 thread; factory $factory; target $target"
 for ds in $datasets; do
   b=${base[$ds]} q=${queries[$ds]}
   echo; echo "######## $ds"
-  if [[ $costs == 1 ]]; then
+  if [[ " $costs " == *" $ds "* ]]; then
     # shellcheck disable=SC2086
-    "${py[@]}" costs "$ds" "$b" "$q" "$work" ${cost_args[$ds]} 2>&1 | grep -v '^WARNING clustering'
+    "${py[@]}" costs "$ds" "$b" "$q" "$work" ${cost_args[$ds]} 2>&1 | grep --line-buffered -v '^WARNING clustering'
   fi
   if [[ $grid == 1 ]]; then
     list=${budgets[$ds]}
+    # shellcheck disable=SC2086
     "${py[@]}" grid "$ds" "$b" "$q" "$work" --budgets "${list// /,}" --target "$target" \
+      ${grid_args[$ds]} \
       --eval-queries "${eval_queries[$ds]}" --tune-queries "${tune_queries[$ds]}" 2>&1 |
-      grep -v '^WARNING clustering'
+      grep --line-buffered -v '^WARNING clustering'
   fi
   for budget in ${budgets[$ds]}; do
     run=$work/$ds-$budget

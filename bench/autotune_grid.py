@@ -219,14 +219,18 @@ def train_quantizer(args, xb, nlist):
     return centroids, seconds
 
 
-def build_point(xb, centroids, nlist, code):
-    """IVF{nlist},{code} with the given coarse centroids: (index, code train+add seconds)."""
+def build_point(xb, centroids, nlist, code, train_rows=0):
+    """IVF{nlist},{code} with the given coarse centroids, its codebooks trained on all of xb or
+    on a seeded sample of train_rows: (index, code train + add seconds)."""
     d = xb.shape[1]
+    xt = xb
+    if 0 < train_rows < len(xb):
+        xt = xb[np.random.default_rng(1234).choice(len(xb), train_rows, replace=False)]
     t = time.perf_counter()
     index = faiss.index_factory(d, f'IVF{nlist},{code}')
     ivf = faiss.extract_index_ivf(index)
     ivf.quantizer.add(centroids)  # nlist centroids: IndexIVF::train skips the coarse k-means
-    index.train(xb)
+    index.train(xt)
     index.add(xb)
     return index, time.perf_counter() - t
 
@@ -263,7 +267,7 @@ def cmd_grid(args):
                 points.append(dict(nlist=nlist, code=code, size=est, estimated=True))
                 continue
             try:
-                index, code_s = build_point(xb, centroids, nlist, code)
+                index, code_s = build_point(xb, centroids, nlist, code, args.code_train_rows)
             except RuntimeError as e:
                 refused.append(dict(factory=f'IVF{nlist},{code}', error=str(e).splitlines()[0]))
                 print(f'  IVF{nlist},{code}: refused by FAISS: {refused[-1]["error"]}', flush=True)
@@ -286,7 +290,8 @@ def cmd_grid(args):
     as_if_alone = sum(p['build_s'] + p['tune_s'] for p in points if 'build_s' in p)
     out = dict(name=args.name, n=n, d=d, nq=len(xq), k=args.k, target=args.target,
                budgets=budgets, points=points, refused=refused, grid_wall_s=grid_s,
-               grid_as_if_alone_s=as_if_alone, threads=args.threads)
+               grid_as_if_alone_s=as_if_alone, threads=args.threads,
+               code_train_rows=args.code_train_rows or n)
     for b in budgets:
         fit = [p for p in points if p['size'] <= b and p.get('qps')]
         best = max(fit, key=lambda p: p['qps']) if fit else None
@@ -316,7 +321,7 @@ def row(p):
 
 def report(out):
     print(f'\n== {out["name"]}: {out["n"]} x {out["d"]}, {out["nq"]} queries, target recall@'
-          f'{out["k"]} >= {out["target"]} ==')
+          f'{out["k"]} >= {out["target"]}; codebooks trained on {out["code_train_rows"]} rows ==')
     for b in out['budgets']:
         print(f'\n-- budget {human(b)} --')
         for p in out['points']:
@@ -357,7 +362,7 @@ def cmd_costs(args):
         slopes = []  # (codes per list probed, seconds per list probed)
         for nl in nlists:
             try:
-                index, _ = build_point(xb, quant[nl], nl, code)
+                index, _ = build_point(xb, quant[nl], nl, code, args.code_train_rows)
             except RuntimeError as e:
                 print(f'  IVF{nl},{code}: refused by FAISS: {str(e).splitlines()[0]}')
                 break
@@ -397,14 +402,18 @@ def cmd_index(args):
             f'stored nprobe {nprobe}, recall@{args.k} {rec:.4f}, QPS(1t) {qps:.1f}, '
             f'codes/q {ndis:.0f}')
     grid_path = os.path.join(args.work, f'{args.name}.grid.json')
+    best = None
     verdict = [f'within budget {human(budget)}: {"yes" if size <= budget else "NO"}',
                f'recall >= {args.target}: {"yes" if rec >= args.target else "NO"}']
     if os.path.exists(grid_path):
         grid = json.load(open(grid_path))
         best = grid['best'].get(str(budget))
         if best:
-            verdict.append(f'{qps / best["qps"]:.2f}x the best grid point '
-                           f'(IVF{best["nlist"]},{best["code"]} {best["qps"]:.1f} QPS)')
+            verdict.append(f'{qps / best["qps"]:.2f}x the QPS of the best grid point '
+                           f'(IVF{best["nlist"]},{best["code"]} {best["qps"]:.1f} QPS)'
+                           + ('' if rec >= args.target else ' at its stored nprobe'))
+        else:
+            verdict.append('no grid point reaches the target within this budget')
         if args.build_s:
             verdict.append(f'build {args.build_s:.1f} s vs grid {grid["grid_wall_s"]:.1f} s '
                            f'({args.build_s / grid["grid_wall_s"]:.2f}x)')
@@ -416,7 +425,8 @@ def cmd_index(args):
         else:
             s2, _ = timed_search(index, xq, args.k, need)
             verdict.append(f'it needs nprobe {need} (recall {rneed:.4f}, QPS(1t) '
-                           f'{len(xq) / s2:.1f})')
+                           f'{len(xq) / s2:.1f}' + (f', {len(xq) / s2 / best["qps"]:.2f}x the grid'
+                                                    if best else '') + ')')
     if args.run_json and os.path.exists(args.run_json):
         verdict.append(stage_share(args.run_json))
     print(line)
@@ -458,6 +468,8 @@ def main():
     ap.add_argument('--nlists', default='256,512,1024,2048')
     ap.add_argument('--codes', default='Flat,SQ8,SQ6,SQ4,PQ')
     ap.add_argument('--pq-divs', default='2,4,8,16', help='PQ m = d / each (when it divides d)')
+    ap.add_argument('--code-train-rows', type=int, default=0,
+                    help='train SQ/PQ codebooks on a seeded sample of N rows (0: all rows)')
     ap.add_argument('--threads', type=int, default=1, help='threads to build and tune')
     ap.add_argument('--eval-queries', type=int, default=0,
                     help='measure recall and QPS on the first N queries (0: all)')
