@@ -4,19 +4,24 @@
   autotune_grid.py grid  NAME BASE QUERIES WORK --budgets 16MiB,64MiB [--target 0.9] ...
       IVF{nlist} x {Flat, SQ8, SQ6, SQ4, PQ{m}np} on BASE: build wall time, size
       (len(serialize_index)), the smallest nprobe reaching recall@k >= target on QUERIES
-      (doubling, then bisection) and single-thread QPS there (median of 3 timed runs), the codes
+      (doubling, then bisection) and single-thread QPS there (median of 3 timed runs, CPU time:
+      the machine is shared; wall time beside it), the codes
       scanned per query (indexIVF_stats.ndis) and so the time per scanned code. Writes
       WORK/NAME.grid.json and prints a table per budget with the best in-budget point by QPS.
-  autotune_grid.py costs NAME BASE QUERIES WORK
-      Single-thread time per scanned code of each code at one nlist: the slope of search time
-      over codes scanned between two nprobe values (per-query overheads cancel).
-  autotune_grid.py index NAME INDEX QUERIES WORK --budget B [--target 0.9] [--run-json F]
+  autotune_grid.py costs NAME BASE QUERIES WORK [--cost-nlists 256,2048] [--codes ...]
+      Each code's single-thread search cost per code scanned and per list probed: the slope of
+      search time between two nprobe values (per-query costs cancel) at two nlists.
+  autotune_grid.py report NAME BASE QUERIES WORK --budgets 16MiB,32MiB
+      The tables again from WORK/NAME.grid.json for other budgets (up to the grid's largest).
+  autotune_grid.py index NAME BASE QUERIES WORK --index F --budget B [--run-json F] ...
       A finished index.faiss (shardforge's): size, stored nprobe, recall@k there, single-thread
       QPS with the grid's timing code, and the ratio to the best grid point in the same budget.
 
 Ground truth: exact top-k (IndexFlatL2) of QUERIES in BASE, cached in WORK. The coarse quantizer
-of each nlist is trained once (faiss.Clustering, FAISS's defaults, as IndexIVF::train does) and
+of each nlist is trained once (faiss.Clustering as IndexIVF::train runs it: 10 iterations) and
 shared by the codes of that nlist; each point's build time counts it in full, as if built alone.
+Centroids and built indexes are kept in WORK (a rerun tunes and times again without building;
+the build seconds are the first build's).
 PQ is written PQ{m}np: without np the factory turns on polysemous training, which changes no
 distance (codes are only renumbered) but costs minutes.
 """
@@ -161,30 +166,33 @@ MIN_RUN_S = 0.3  # a timed run searches all queries, repeated until it lasts thi
 
 
 def timed_search(index, xq, k, nprobe, runs=3):
-    """Single-thread search of all queries at nprobe: the median over `runs` timed runs of
-    seconds per pass over all queries (a run repeats the pass until it lasts MIN_RUN_S, so that
-    100 queries are not timed in a few ms), and the codes scanned per query (indexIVF_stats)."""
+    """Single-thread search of all queries at nprobe: the median over `runs` timed runs of the
+    CPU seconds per pass over all queries (the calling thread's CPU time: with one OpenMP thread
+    FAISS searches in it, and CPU time does not count the time other processes on a shared
+    machine take from it), the median wall seconds, and the codes scanned per query
+    (indexIVF_stats.ndis). A run repeats the pass until it lasts MIN_RUN_S."""
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
         faiss.extract_index_ivf(index).nprobe = nprobe
         index.search(xq[:min(len(xq), 100)], k)  # warm: tables, caches
-        secs, passes = [], 0
+        cpu, wall, passes = [], [], 0
         faiss.cvar.indexIVF_stats.reset()
         for _ in range(runs):
-            t, reps = time.perf_counter(), 0
+            t, c, reps = time.perf_counter(), time.thread_time(), 0
             while True:
                 index.search(xq, k)
                 reps += 1
                 elapsed = time.perf_counter() - t
                 if elapsed >= MIN_RUN_S:
                     break
-            secs.append(elapsed / reps)
+            cpu.append((time.thread_time() - c) / reps)
+            wall.append(elapsed / reps)
             passes += reps
         ndis = faiss.cvar.indexIVF_stats.ndis / (passes * len(xq))
     finally:
         faiss.omp_set_num_threads(threads)
-    return statistics.median(secs), ndis
+    return statistics.median(cpu), statistics.median(wall), ndis
 
 
 def code_names(d, codes, pq_divs):
@@ -217,6 +225,20 @@ def train_quantizer(args, xb, nlist):
     centroids, seconds = quantizer.reconstruct_n(0, nlist), time.perf_counter() - t
     np.savez(path, centroids=centroids, seconds=seconds)
     return centroids, seconds
+
+
+def cached_point(args, xb, centroids, nlist, code):
+    """build_point, or the index it wrote to WORK before (and the seconds it took then)."""
+    rows = args.code_train_rows if 0 < args.code_train_rows < len(xb) else len(xb)
+    path = os.path.join(args.work, f'{args.name}.IVF{nlist}.{code}.r{rows}.faiss')
+    if os.path.exists(path) and os.path.exists(path + '.json'):
+        with open(path + '.json') as f:
+            return faiss.read_index(path), json.load(f)['code_s']
+    index, code_s = build_point(xb, centroids, nlist, code, rows)
+    faiss.write_index(index, path)
+    with open(path + '.json', 'w') as f:
+        json.dump(dict(code_s=code_s), f)
+    return index, code_s
 
 
 def build_point(xb, centroids, nlist, code, train_rows=0):
@@ -267,7 +289,7 @@ def cmd_grid(args):
                 points.append(dict(nlist=nlist, code=code, size=est, estimated=True))
                 continue
             try:
-                index, code_s = build_point(xb, centroids, nlist, code, args.code_train_rows)
+                index, code_s = cached_point(args, xb, centroids, nlist, code)
             except RuntimeError as e:
                 refused.append(dict(factory=f'IVF{nlist},{code}', error=str(e).splitlines()[0]))
                 print(f'  IVF{nlist},{code}: refused by FAISS: {refused[-1]["error"]}', flush=True)
@@ -281,8 +303,9 @@ def cmd_grid(args):
                       quantizer_s=quant_s, code_s=code_s, tune_s=tune_s, searches=searches,
                       nprobe=nprobe, recall=rec)
             if nprobe is not None:
-                secs, ndis = timed_search(index, xq, args.k, nprobe)
-                pt.update(qps=len(xq) / secs, ndis=ndis, ns_per_code=1e9 * secs / len(xq) / ndis)
+                secs, wall, ndis = timed_search(index, xq, args.k, nprobe)
+                pt.update(qps=len(xq) / secs, qps_wall=len(xq) / wall, ndis=ndis,
+                          ns_per_code=1e9 * secs / len(xq) / ndis)
             points.append(pt)
             print('  ' + row(pt), flush=True)
             del index
@@ -292,12 +315,29 @@ def cmd_grid(args):
                budgets=budgets, points=points, refused=refused, grid_wall_s=grid_s,
                grid_as_if_alone_s=as_if_alone, threads=args.threads,
                code_train_rows=args.code_train_rows or n)
-    for b in budgets:
-        fit = [p for p in points if p['size'] <= b and p.get('qps')]
-        best = max(fit, key=lambda p: p['qps']) if fit else None
-        out.setdefault('best', {})[str(b)] = best
+    out['best'] = {str(b): best_point(points, b) for b in budgets}
     with open(os.path.join(args.work, f'{args.name}.grid.json'), 'w') as f:
         json.dump(out, f, indent=1)
+    report(out)
+
+
+def best_point(points, budget):
+    """The grid point with the highest QPS among those within budget that reach the target."""
+    fit = [p for p in points if p['size'] <= budget and p.get('qps')]
+    return max(fit, key=lambda p: p['qps']) if fit else None
+
+
+def cmd_report(args):
+    """The tables again from WORK/NAME.grid.json, for --budgets (any budget up to the largest
+    the grid was built for: points over it were not built)."""
+    with open(os.path.join(args.work, f'{args.name}.grid.json')) as f:
+        out = json.load(f)
+    built_for = max(out['budgets'])
+    out['budgets'] = [parse_size(b) for b in args.budgets.split(',')]
+    for b in out['budgets']:
+        if b > built_for:
+            sys.exit(f'budget {human(b)}: over the grid\'s largest, {human(built_for)}')
+    out['best'] = {str(b): best_point(out['points'], b) for b in out['budgets']}
     report(out)
 
 
@@ -316,7 +356,8 @@ def row(p):
                 f'never reaches the target (best recall {p["recall"]:.4f} at nprobe={p["nlist"]})')
     return (f'{head:<18} {human(p["size"]):>11}  build {p["build_s"]:6.1f} s  '
             f'tune {p["tune_s"]:5.1f} s  nprobe {p["nprobe"]:4d}  recall {p["recall"]:.4f}  '
-            f'QPS(1t) {p["qps"]:9.1f}  codes/q {p["ndis"]:8.0f}  {p["ns_per_code"]:6.2f} ns/code')
+            f'QPS(1t) {p["qps"]:8.1f} (wall {p["qps_wall"]:8.1f})  codes/q {p["ndis"]:6.0f}  '
+            f'{p["ns_per_code"]:6.1f} ns/code')
 
 
 def report(out):
@@ -334,9 +375,9 @@ def report(out):
             if p['size'] <= b and p.get('qps') and (
                     p['code'] not in percode or p['qps'] > percode[p['code']]['qps']):
                 percode[p['code']] = p
-        print('  best per code: ' + ', '.join(
+        print('  best per code: ' + (', '.join(
             f'IVF{p["nlist"]},{c} {p["qps"]:.0f} QPS (nprobe {p["nprobe"]})'
-            for c, p in percode.items()))
+            for c, p in percode.items()) or 'none'))
     for r in out['refused']:
         print(f'refused by FAISS 1.7.3: {r["factory"]}: {r["error"]}')
     print(f'\ngrid total (build + tune + timing, {out["threads"]} threads, quantizer shared per '
@@ -362,12 +403,12 @@ def cmd_costs(args):
         slopes = []  # (codes per list probed, seconds per list probed)
         for nl in nlists:
             try:
-                index, _ = build_point(xb, quant[nl], nl, code, args.code_train_rows)
+                index, _ = cached_point(args, xb, quant[nl], nl, code)
             except RuntimeError as e:
                 print(f'  IVF{nl},{code}: refused by FAISS: {str(e).splitlines()[0]}')
                 break
-            s1, n1 = timed_search(index, xq, args.k, p1, runs=5)
-            s2, n2 = timed_search(index, xq, args.k, p2, runs=5)
+            s1, _, n1 = timed_search(index, xq, args.k, p1, runs=5)
+            s2, _, n2 = timed_search(index, xq, args.k, p2, runs=5)
             slopes.append(((n2 - n1) / (p2 - p1), (s2 - s1) / len(xq) / (p2 - p1)))
             del index
         if len(slopes) != 2:
@@ -376,7 +417,8 @@ def cmd_costs(args):
         per_code = (t1 - t2) / (l1 - l2)
         per_list = t1 - l1 * per_code
         lines.append(f'd={d:<4} {code:<8} per code {1e9 * per_code:8.1f} ns '
-                     f'({1e9 * per_code / d:5.2f} ns/dim)  per list probed {1e6 * per_list:7.2f} us   [IVF{nlists[0]}: '
+                     f'({1e9 * per_code / d:5.2f} ns/dim)  per list probed '
+                     f'{1e6 * per_list:7.2f} us   [IVF{nlists[0]}: '
                      f'{1e9 * t1 / l1:7.1f} ns/code all-in at {l1:.0f} codes/list; IVF{nlists[1]}: '
                      f'{1e9 * t2 / l2:7.1f} at {l2:.0f}]')
         print('  ' + lines[-1], flush=True)
@@ -394,20 +436,20 @@ def cmd_index(args):
     ivf = faiss.extract_index_ivf(index)
     nprobe = ivf.nprobe
     rec = recall_at(index, xq, gt, args.k, nprobe)
-    secs, ndis = timed_search(index, xq, args.k, nprobe)
+    secs, wall, ndis = timed_search(index, xq, args.k, nprobe)
     qps = len(xq) / secs
     budget = parse_size(args.budget)
     factory = args.factory or '?'
     line = (f'shardforge {factory} (IVF{ivf.nlist}, code {ivf.code_size} B): size {human(size)}, '
-            f'stored nprobe {nprobe}, recall@{args.k} {rec:.4f}, QPS(1t) {qps:.1f}, '
-            f'codes/q {ndis:.0f}')
+            f'stored nprobe {nprobe}, recall@{args.k} {rec:.4f}, QPS(1t, CPU time) {qps:.1f} '
+            f'(wall {len(xq) / wall:.1f}), codes/q {ndis:.0f}')
     grid_path = os.path.join(args.work, f'{args.name}.grid.json')
     best = None
     verdict = [f'within budget {human(budget)}: {"yes" if size <= budget else "NO"}',
                f'recall >= {args.target}: {"yes" if rec >= args.target else "NO"}']
     if os.path.exists(grid_path):
         grid = json.load(open(grid_path))
-        best = grid['best'].get(str(budget))
+        best = best_point(grid['points'], budget)
         if best:
             verdict.append(f'{qps / best["qps"]:.2f}x the QPS of the best grid point '
                            f'(IVF{best["nlist"]},{best["code"]} {best["qps"]:.1f} QPS)'
@@ -423,7 +465,7 @@ def cmd_index(args):
             verdict.append(f'this index never reaches {args.target} (recall {rneed:.4f} at '
                            f'nprobe {ivf.nlist})')
         else:
-            s2, _ = timed_search(index, xq, args.k, need)
+            s2, _, _ = timed_search(index, xq, args.k, need)
             verdict.append(f'it needs nprobe {need} (recall {rneed:.4f}, QPS(1t) '
                            f'{len(xq) / s2:.1f}' + (f', {len(xq) / s2 / best["qps"]:.2f}x the grid'
                                                     if best else '') + ')')
@@ -452,7 +494,7 @@ def stage_share(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('cmd', choices=['grid', 'costs', 'index'])
+    ap.add_argument('cmd', choices=['grid', 'costs', 'index', 'report'])
     ap.add_argument('name')
     ap.add_argument('base')
     ap.add_argument('queries')
@@ -479,7 +521,7 @@ def main():
     ap.add_argument('--cost-queries', type=int, default=1000)
     ap.add_argument('--cost-nprobe', default='4,16')
     args = ap.parse_args()
-    {'grid': cmd_grid, 'costs': cmd_costs, 'index': cmd_index}[args.cmd](args)
+    {'grid': cmd_grid, 'costs': cmd_costs, 'index': cmd_index, 'report': cmd_report}[args.cmd](args)
 
 
 if __name__ == '__main__':
