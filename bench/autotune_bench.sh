@@ -27,7 +27,7 @@ target=${TARGET:-0.9}
 factory=${FACTORY:-auto}
 datasets=${DATASETS:-fashion sift}
 grid=${GRID:-1}
-costs=${COSTS:-fashion sift}
+costs=${COSTS-fashion sift}  # COSTS="": none
 work=${OUT:-/tmp/sf-autotune}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -84,7 +84,7 @@ for ds in $datasets; do
 input: {paths: [$b]}
 index: {factory: "$factory", memory_budget: $budget, target_recall: $target}
 output: {dir: $run/out}
-eval: {k: 10}
+eval: {k: 10, queries: $q, max_queries: ${eval_queries[$ds]}, nprobe: [1, 4, 16, 64], target_recall: $target}
 threads: 1
 seed: 1234
 EOF
@@ -96,6 +96,13 @@ EOF
     fi
     build_s=$(echo "$(date +%s.%N) - $t0" | bc)
     grep -E 'tune|wrote' "$run/build.log" | sed 's/^/  /' | tail -8
+    # eval on the same queries: the smallest nprobe reaching the target (eval.target_recall),
+    # which eval stores in index.faiss; the index is measured below at that stored nprobe.
+    if ! mpirun --oversubscribe --bind-to none -np "$np_ranks" "$sf" eval "$run/c.yaml" \
+      >"$run/eval.log" 2>&1; then
+      echo "shardforge eval failed:"; tail -5 "$run/eval.log"; continue
+    fi
+    grep -E 'recommended|not reached' "$run/eval.log" | sed 's/^/  eval: /' | tail -2
     chosen=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))
       ['commands']['build']['summary'].get('factory', '?'))" "$run/out/run.json")
     "${py[@]}" index "$ds" "$b" "$q" "$work" --index "$run/out/index.faiss" --budget "$budget" \

@@ -232,26 +232,27 @@ uint64_t estimated_index_bytes(const faiss::Index& index, int64_t rows) {
 }
 
 double modelled_cost(const faiss::Index& index, double codes_per_query, int nprobe) {
-  // Single-thread ns, measured with Debian's FAISS 1.7.3 (python3-faiss, SIFT at d 128 and
-  // Fashion-MNIST at d 784, medians; bench/RESULTS.md "Automatic index choice"). Debian's
-  // build has no SIMD scalar-quantizer kernels: an SQ code costs more to scan than a float.
+  // Single-thread ns, measured with Debian's FAISS 1.7.3 on Fashion-MNIST (d 784; python3-faiss,
+  // CPU time, a quiet machine: bench/RESULTS.md "Automatic index choice"). Debian's build has
+  // no SIMD scalar-quantizer kernels: an SQ code costs more to scan than a float one. At d 128
+  // (SIFT) Flat is cheaper still (0.55 ns per dimension), which orders the codes the same way.
   const faiss::IndexIVF& ivf = ivf_of(const_cast<faiss::Index&>(index), "modelled_cost");
   const double d = ivf.d;
-  double per_code = 1.1 * d;                                   // Flat: d floats
+  double per_code = 0.9 * d;                                   // Flat: d floats
   double per_query = 0.5 * d * static_cast<double>(ivf.nlist);  // the coarse quantizer (BLAS)
   double per_probe = 0;
   if (const auto* sq = dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(&ivf)) {
     switch (sq->sq.qtype) {
-      case faiss::ScalarQuantizer::QT_8bit: per_code = 1.9 * d; break;
-      case faiss::ScalarQuantizer::QT_6bit: per_code = 3.3 * d; break;
-      case faiss::ScalarQuantizer::QT_4bit: per_code = 2.9 * d; break;
+      case faiss::ScalarQuantizer::QT_8bit: per_code = 1.35 * d; break;
+      case faiss::ScalarQuantizer::QT_6bit: per_code = 2.35 * d; break;
+      case faiss::ScalarQuantizer::QT_4bit: per_code = 2.0 * d; break;
       default: per_code = 2.0 * d;
     }
   } else if (const auto* pq = dynamic_cast<const faiss::IndexIVFPQ*>(&ivf)) {
     const double m = static_cast<double>(pq->pq.M), ksub = static_cast<double>(pq->pq.ksub);
     const double dsub = static_cast<double>(pq->pq.dsub);
-    per_code = 0.3 * m;                           // m table lookups
-    per_probe = 0.9 * m * ksub;                   // the list's table (precomputed terms)
+    per_code = 0.6 * m;                           // m table lookups
+    per_probe = 0.85 * m * ksub;                  // the list's table (precomputed terms)
     per_query += (3.5 + 0.3 * dsub) * m * ksub;  // the query's inner products with the codebooks
   }
   return per_query + per_probe * nprobe + per_code * codes_per_query;
