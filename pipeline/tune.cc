@@ -16,8 +16,9 @@
 namespace sf::pipeline {
 namespace {
 
+// The smallest nlist's: every candidate has at least its lists.
 std::string base_factory(int64_t rows) {
-  return "IVF" + std::to_string(stages::auto_nlist(rows)) + ",Flat";
+  return "IVF" + std::to_string(stages::auto_nlists(rows).front()) + ",Flat";
 }
 
 // The ConfigError message when no candidate can be chosen.
@@ -58,9 +59,9 @@ std::string no_choice_message(const runtime::Config& config, const stages::TuneR
 }
 
 void log_choice(const stages::TuneResult& r, int k, double target) {
-  spdlog::info("tune: {} candidates of nlist {} on {} sample rows and {} held-out queries "
-               "(recall@{} target {:.3f}):",
-               r.candidates.size(), r.nlist, r.db_rows, r.queries, k, target);
+  spdlog::info("tune: {} candidates on {} sample rows and {} held-out queries (recall@{} target "
+               "{:.3f}):",
+               r.candidates.size(), r.db_rows, r.queries, k, target);
   for (size_t i = 0; i < r.candidates.size(); ++i) {
     const stages::TuneCandidate& c = r.candidates[i];
     if (!c.measured) {
@@ -108,13 +109,16 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   io::VectorCorpus& corpus = *build_.rows;
   const int64_t rows = corpus.rows();
   const int d = corpus.dim();
-  const int nlist = stages::auto_nlist(rows);
+  const std::vector<int> nlists = stages::auto_nlists(rows);
 
   // What fits the budget is known before any work: nothing to measure is a config error.
-  const std::vector<stages::TuneCandidate> sized = stages::tune_candidates(d, nlist, rows, options_);
+  std::vector<stages::TuneCandidate> sized;
+  for (int nlist : nlists)
+    for (const stages::TuneCandidate& c : stages::tune_candidates(d, nlist, rows, options_))
+      sized.push_back(c);
   if (std::none_of(sized.begin(), sized.end(), [](const auto& c) { return c.fits; })) {
     stages::TuneResult r;
-    r.nlist = nlist;
+    r.nlist = nlists.front();
     r.corpus_rows = rows;
     r.candidates = sized;
     throw runtime::ConfigError(no_choice_message(config, r, options_.k));
@@ -132,22 +136,36 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
                 std::to_string(threads) + " thread(s)",
             need * 2, context.budget, "; lower index.tune_rows or raise resources.memory_per_rank"));
 
-  // The build's own coarse quantizer: the same k-means train runs for any IVF<nlist> factory.
-  stages::TrainOptions topt = train_;
-  topt.factory = base_factory(rows);
-  check_train_budget(comm, config, corpus, topt, context.budget);
-  stages::TrainReport report;
-  std::unique_ptr<faiss::Index> base =
-      stages::train_index(comm, corpus, build_.range, topt, &report, context.progress);
-  const auto* flat = dynamic_cast<const faiss::IndexFlat*>(stages::ivf_of(*base, "tune").quantizer);
-  if (flat == nullptr) throw std::logic_error("tune: the quantizer of " + topt.factory + " is not flat");
-  const float* xb = flat->get_xb();
-  std::vector<float> centroids(xb, xb + static_cast<size_t>(nlist) * d);
-  build_.tuned_kmeans = stages::KMeansState{nlist,          d, train_.kmeans_iterations, centroids,
-                                            report.objective, report.empty_clusters_split};
-
-  const stages::TuneResult result =
-      stages::tune_index(comm, corpus, build_.range, centroids, nlist, options_, context.progress);
+  // Per nlist, the build's own coarse quantizer (the same k-means train runs for any
+  // IVF<nlist> factory), then its candidates. train continues from the chosen nlist's k-means.
+  stages::TuneResult result;
+  std::vector<stages::KMeansState> states;
+  for (int nlist : nlists) {
+    stages::TrainOptions topt = train_;
+    topt.factory = "IVF" + std::to_string(nlist) + ",Flat";
+    check_train_budget(comm, config, corpus, topt, context.budget);
+    stages::TrainReport report;
+    std::unique_ptr<faiss::Index> base =
+        stages::train_index(comm, corpus, build_.range, topt, &report, context.progress);
+    const auto* flat = dynamic_cast<const faiss::IndexFlat*>(stages::ivf_of(*base, "tune").quantizer);
+    if (flat == nullptr) throw std::logic_error("tune: the quantizer of " + topt.factory + " is not flat");
+    const float* xb = flat->get_xb();
+    std::vector<float> centroids(xb, xb + static_cast<size_t>(nlist) * d);
+    states.push_back({nlist, d, train_.kmeans_iterations, centroids, report.objective,
+                      report.empty_clusters_split});
+    const stages::TuneResult one =
+        stages::tune_index(comm, corpus, build_.range, centroids, nlist, options_, context.progress);
+    result.corpus_rows = one.corpus_rows;
+    result.db_rows = one.db_rows;
+    result.queries = one.queries;
+    result.candidates.insert(result.candidates.end(), one.candidates.begin(), one.candidates.end());
+  }
+  result.chosen = stages::choose_candidate(result.candidates);
+  if (result.chosen >= 0) {
+    result.nlist = result.candidates[static_cast<size_t>(result.chosen)].nlist;
+    for (const stages::KMeansState& state : states)
+      if (state.k == result.nlist) build_.tuned_kmeans = state;
+  }
   if (comm.rank() == 0) log_choice(result, options_.k, options_.target_recall);
   if (result.chosen < 0) throw runtime::ConfigError(no_choice_message(config, result, options_.k));
   const stages::TuneCandidate& chosen = result.candidates[static_cast<size_t>(result.chosen)];

@@ -1,8 +1,8 @@
 // Stage `tune` (index.factory: auto): the index chosen for a size limit and a recall target by
 // measuring candidates on a sample of the user's corpus, as autofaiss chooses by rules of thumb.
 //
-// 1. nlist from the corpus size (auto_nlist); the coarse quantizer is the build's own: the
-//    caller trains "IVF<nlist>,Flat" with train_index (distributed k-means on the training
+// 1. nlist from the corpus size (auto_nlists: two of them, each tuned alike); the coarse
+//    quantizer is the build's own: the caller trains "IVF<nlist>,Flat" with train_index (distributed k-means on the training
 //    sample the build draws anyway) and passes its centroids; the chosen factory's train then
 //    continues from that k-means state instead of redoing it (same bytes).
 // 2. The candidates: that quantizer with each code of candidate_codes(d) (Flat, SQ8, SQ6, SQ4,
@@ -47,6 +47,10 @@ namespace sf::stages {
 // (FAISS's guideline for corpora below ~1M rows is 4-16 sqrt), with at least 39 rows per list
 // (FAISS's minimum training points per centroid) and at least 1 list. No MPI.
 int auto_nlist(int64_t rows);
+// The nlists the tune stage tries: auto_nlist and twice it where that leaves at least 20 rows per
+// list (the k-means then has fewer than FAISS's recommended 39 points per centroid). Measured on Fashion-MNIST, the best of a python3-faiss grid was at 4 sqrt
+// for SQ8 and at 8 sqrt for SQ4 (bench/RESULTS.md). No MPI.
+std::vector<int> auto_nlists(int64_t rows);
 
 // The codes tried for `d` dimensions: Flat, SQ8, SQ6, SQ4 and PQ<m>np for each m = d / s with
 // s in {4, 8, 16} dividing d (8-bit codes of s dimensions each; no polysemous training, which
@@ -73,6 +77,7 @@ struct TuneOptions {
 
 struct TuneCandidate {
   std::string factory;       // "IVF1024,SQ8"
+  int nlist = 0;
   uint64_t index_bytes = 0;  // estimated_index_bytes at the corpus's rows
   bool fits = true;          // within the budget (only these are measured)
   bool measured = false;
@@ -110,6 +115,10 @@ double modelled_cost(const faiss::Index& index, double codes_per_query, int npro
 TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::RowRange range,
                       const std::vector<float>& centroids, int nlist, const TuneOptions& options,
                       const ProgressFn& progress = {});
+
+// Of `candidates`, the one tune_index chooses (the least modelled cost among those measured
+// that reached the target; then the smaller index; then the first): its index, or -1. No MPI.
+int choose_candidate(const std::vector<TuneCandidate>& candidates);
 
 // The candidates and the choice as JSON (tune.json's "candidates", run.json). No MPI.
 nlohmann::json tune_json(const TuneResult& result);

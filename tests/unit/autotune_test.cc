@@ -32,6 +32,14 @@ TEST(AutoTune, NlistIsAPowerOfTwoNearFourRootsWithThirtyNineRowsPerList) {
   }
 }
 
+TEST(AutoTune, TwoNlistsWhereTheCorpusHoldsTwiceTheLists) {
+  EXPECT_EQ(auto_nlists(60000), (std::vector<int>{1024, 2048}));
+  EXPECT_EQ(auto_nlists(5000), (std::vector<int>{128}));  // 256 lists would have 19.5 rows each
+  EXPECT_EQ(auto_nlists(40960), (std::vector<int>{1024, 2048}));  // 20 rows per list
+  EXPECT_EQ(auto_nlists(40959), (std::vector<int>{1024}));
+  EXPECT_EQ(auto_nlists(10), (std::vector<int>{1}));
+}
+
 TEST(AutoTune, CandidateCodesAreFlatTheScalarQuantizersAndPqsDividingD) {
   EXPECT_EQ(candidate_codes(128), (std::vector<std::string>{"Flat", "SQ8", "SQ6", "SQ4", "PQ32np",
                                                             "PQ16np", "PQ8np"}));
