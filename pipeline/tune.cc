@@ -18,7 +18,7 @@ namespace {
 
 // The smallest nlist's: every candidate has at least its lists.
 std::string base_factory(int64_t rows) {
-  return "IVF" + std::to_string(stages::auto_nlists(rows).front()) + ",Flat";
+  return "IVF" + std::to_string(stages::auto_nlist(rows)) + ",Flat";
 }
 
 // The ConfigError message when no candidate can be chosen.
@@ -109,7 +109,7 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   io::VectorCorpus& corpus = *build_.rows;
   const int64_t rows = corpus.rows();
   const int d = corpus.dim();
-  const std::vector<int> nlists = stages::auto_nlists(rows);
+  const std::vector<int> nlists = stages::auto_nlists(rows, d);
 
   // What fits the budget is known before any work: nothing to measure is a config error.
   std::vector<stages::TuneCandidate> sized;

@@ -25,7 +25,10 @@ namespace {
 constexpr uint64_t kTuneSampleSalt = 0x74756e652d726f77ULL;  // "tune-row"
 constexpr uint64_t kTuneQuerySalt = 0x74756e652d717279ULL;   // "tune-qry"
 constexpr int64_t kQueryBlock = 64;  // queries per block of the shared work
-constexpr double kPlateauGain = 0.002;  // recall gained by doubling nprobe that ends a search
+constexpr double kPlateauGain = 0.002;
+// Multiply-adds of one k-means iteration (rows x nlist x d) under which auto_nlists also tries
+// lists of 4-20 rows: about a second on one core.
+constexpr double kCheapKMeans = 1e9;  // recall gained by doubling nprobe that ends a search
 
 using Bytes = cluster::Bytes;
 
@@ -214,11 +217,14 @@ int auto_nlist(int64_t rows) {
   return nlist;
 }
 
-std::vector<int> auto_nlists(int64_t rows) {
+std::vector<int> auto_nlists(int64_t rows, int d) {
   const int n = auto_nlist(rows);
   std::vector<int> out = {n};
-  // The larger one with at least 20 rows per list (Fashion-MNIST's best SQ4 index had 29).
-  if (static_cast<int64_t>(2 * n) * 20 <= rows) out.push_back(2 * n);
+  for (int64_t m = 2 * static_cast<int64_t>(n); m <= 8 * static_cast<int64_t>(n); m *= 2) {
+    // At least 20 rows per list; or, where a k-means iteration is cheap, at least 4.
+    const bool cheap = static_cast<double>(rows) * static_cast<double>(m) * d <= kCheapKMeans;
+    if (m * 20 <= rows || (m * 4 <= rows && cheap)) out.push_back(static_cast<int>(m));
+  }
   return out;
 }
 

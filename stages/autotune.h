@@ -1,7 +1,7 @@
 // Stage `tune` (index.factory: auto): the index chosen for a size limit and a recall target by
 // measuring candidates on a sample of the user's corpus, as autofaiss chooses by rules of thumb.
 //
-// 1. nlist from the corpus size (auto_nlists: two of them, each tuned alike); the coarse
+// 1. nlist from the corpus size (auto_nlists: up to four, each tuned alike); the coarse
 //    quantizer is the build's own: the caller trains "IVF<nlist>,Flat" with train_index (distributed k-means on the training
 //    sample the build draws anyway) and passes its centroids; the chosen factory's train then
 //    continues from that k-means state instead of redoing it (same bytes).
@@ -47,10 +47,13 @@ namespace sf::stages {
 // (FAISS's guideline for corpora below ~1M rows is 4-16 sqrt), with at least 39 rows per list
 // (FAISS's minimum training points per centroid) and at least 1 list. No MPI.
 int auto_nlist(int64_t rows);
-// The nlists the tune stage tries: auto_nlist and twice it where that leaves at least 20 rows per
-// list (the k-means then has fewer than FAISS's recommended 39 points per centroid). Measured on Fashion-MNIST, the best of a python3-faiss grid was at 4 sqrt
-// for SQ8 and at 8 sqrt for SQ4 (bench/RESULTS.md). No MPI.
-std::vector<int> auto_nlists(int64_t rows);
+// The nlists the tune stage tries: auto_nlist, and 2, 4 and 8 times it where that leaves at
+// least 20 rows per list (fewer k-means points per centroid than FAISS's recommended 39), or at
+// least 4 where one k-means iteration (rows x nlist x d) is under 1e9 multiply-adds (a small
+// corpus: its k-means takes seconds). On Fashion-MNIST (60,000 rows) that is 1024 and 2048: a
+// python3-faiss grid's best SQ8 index had the first, its best SQ4 the second; on the SIFT sample
+// (5,000) 128 to 1024: the grid's best SQ8 had 1024 (bench/RESULTS.md). No MPI.
+std::vector<int> auto_nlists(int64_t rows, int d);
 
 // The codes tried for `d` dimensions: Flat, SQ8, SQ6, SQ4 and PQ<m>np for each m = d / s with
 // s in {4, 8, 16} dividing d (8-bit codes of s dimensions each; no polysemous training, which

@@ -28,7 +28,7 @@ for np in 1 2 4; do
   check "auto at 1 MiB, $np rank(s): a choice within the budget"
   auto_config "$WORK/c$np.yaml" "$WORK/out$np" 1MiB 0.9
   run_ok "$np" "$WORK/np$np.log" build "$WORK/c$np.yaml"
-  grep -q "tune: chose IVF128," "$WORK/np$np.log" || { show "$WORK/np$np.log"; fail "no choice logged"; }
+  grep -q "tune: chose IVF" "$WORK/np$np.log" || { show "$WORK/np$np.log"; fail "no choice logged"; }
   ok "$(grep -o 'tune: chose.*' "$WORK/np$np.log")"
 done
 
@@ -70,7 +70,7 @@ ok
 
 check "info shows the choice"
 "$SF" info "$WORK/out1" >"$WORK/info.out" 2>&1 || { show "$WORK/info.out"; fail "info exited non-zero"; }
-grep -q "index choice .*IVF128," "$WORK/info.out" || { show "$WORK/info.out"; fail "info does not show the choice"; }
+grep -q "index choice IVF[0-9]*," "$WORK/info.out" || { show "$WORK/info.out"; fail "info does not show the choice"; }
 ok "$(grep 'index choice' "$WORK/info.out")"
 
 check "--resume reuses the choice: no second tuning, the same index.faiss"

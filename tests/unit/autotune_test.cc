@@ -32,12 +32,13 @@ TEST(AutoTune, NlistIsAPowerOfTwoNearFourRootsWithThirtyNineRowsPerList) {
   }
 }
 
-TEST(AutoTune, TwoNlistsWhereTheCorpusHoldsTwiceTheLists) {
-  EXPECT_EQ(auto_nlists(60000), (std::vector<int>{1024, 2048}));
-  EXPECT_EQ(auto_nlists(5000), (std::vector<int>{128}));  // 256 lists would have 19.5 rows each
-  EXPECT_EQ(auto_nlists(40960), (std::vector<int>{1024, 2048}));  // 20 rows per list
-  EXPECT_EQ(auto_nlists(40959), (std::vector<int>{1024}));
-  EXPECT_EQ(auto_nlists(10), (std::vector<int>{1}));
+TEST(AutoTune, MoreNlistsWhereTheListsKeepTheirRowsOrTheKMeansIsCheap) {
+  EXPECT_EQ(auto_nlists(60000, 784), (std::vector<int>{1024, 2048}));  // 4096: 14.6 rows each
+  EXPECT_EQ(auto_nlists(40960, 784), (std::vector<int>{1024, 2048}));  // 20 rows per list
+  EXPECT_EQ(auto_nlists(40959, 784), (std::vector<int>{1024}));
+  // A small corpus: its k-means is cheap, so lists of 4 rows are tried too.
+  EXPECT_EQ(auto_nlists(5000, 128), (std::vector<int>{128, 256, 512, 1024}));
+  EXPECT_EQ(auto_nlists(10, 8), (std::vector<int>{1, 2}));  // 3 lists would hold under 4 rows
 }
 
 TEST(AutoTune, CandidateCodesAreFlatTheScalarQuantizersAndPqsDividingD) {
