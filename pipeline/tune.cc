@@ -194,10 +194,7 @@ void TuneStage::load(cluster::Comm& comm, const runtime::StageContext& context,
   skip(context, info);
   cluster::Bytes state;
   cluster::run_local_phase(comm, "tune: read checkpoint", [&] {
-    if (comm.rank() != 0) return;
-    state = runtime::read_bytes(context.checkpoints.path(kTuneKMeansFile));
-    std::ifstream in(context.checkpoints.path(kTuneFile));
-    build_.tune_summary = nlohmann::json::parse(in);
+    if (comm.rank() == 0) state = runtime::read_bytes(context.checkpoints.path(kTuneKMeansFile));
   });
   comm.broadcast(state, 0);
   cluster::run_local_phase(comm, "tune: read checkpoint",
