@@ -50,6 +50,9 @@ class CheckedFileWriter : public faiss::IOWriter {
     if (file_ != nullptr) std::fclose(file_);
   }
   size_t operator()(const void* ptr, size_t size, size_t nitems) override {
+    // FAISS writes an empty vector (the lists of an empty index) as a null pointer and 0 items:
+    // fwrite's pointer must not be null even then.
+    if (size == 0 || nitems == 0) return nitems;
     const size_t n = std::fwrite(ptr, size, nitems, file_);
     if (n != nitems) error_ = errno;
     return n;
