@@ -118,7 +118,6 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
       sized.push_back(c);
   if (std::none_of(sized.begin(), sized.end(), [](const auto& c) { return c.fits; })) {
     stages::TuneResult r;
-    r.nlist = nlists.front();
     r.corpus_rows = rows;
     r.candidates = sized;
     throw runtime::ConfigError(no_choice_message(config, r, options_.k));
@@ -137,8 +136,9 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
             need * 2, context.budget, "; lower index.tune_rows or raise resources.memory_per_rank"));
 
   // Per nlist, the build's own coarse quantizer (the same k-means train runs for any
-  // IVF<nlist> factory), then its candidates. train continues from the chosen nlist's k-means.
-  stages::TuneResult result;
+  // IVF<nlist> factory); then every candidate of each, on one tuning sample. train continues
+  // from the chosen nlist's k-means.
+  std::vector<stages::CoarseQuantizer> quantizers;
   std::vector<stages::KMeansState> states;
   for (int nlist : nlists) {
     stages::TrainOptions topt = train_;
@@ -150,22 +150,16 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
     const auto* flat = dynamic_cast<const faiss::IndexFlat*>(stages::ivf_of(*base, "tune").quantizer);
     if (flat == nullptr) throw std::logic_error("tune: the quantizer of " + topt.factory + " is not flat");
     const float* xb = flat->get_xb();
-    std::vector<float> centroids(xb, xb + static_cast<size_t>(nlist) * d);
-    states.push_back({nlist, d, train_.kmeans_iterations, centroids, report.objective,
-                      report.empty_clusters_split});
-    const stages::TuneResult one =
-        stages::tune_index(comm, corpus, build_.range, centroids, nlist, options_, context.progress);
-    result.corpus_rows = one.corpus_rows;
-    result.db_rows = one.db_rows;
-    result.queries = one.queries;
-    result.candidates.insert(result.candidates.end(), one.candidates.begin(), one.candidates.end());
+    quantizers.push_back({nlist, std::vector<float>(xb, xb + static_cast<size_t>(nlist) * d)});
+    states.push_back({nlist, d, train_.kmeans_iterations, quantizers.back().centroids,
+                      report.objective, report.empty_clusters_split});
   }
-  result.chosen = stages::choose_candidate(result.candidates);
-  if (result.chosen >= 0) {
-    result.nlist = result.candidates[static_cast<size_t>(result.chosen)].nlist;
+  const stages::TuneResult result =
+      stages::tune_index(comm, corpus, build_.range, quantizers, options_, context.progress);
+  if (result.chosen >= 0)
     for (const stages::KMeansState& state : states)
-      if (state.k == result.nlist) build_.tuned_kmeans = state;
-  }
+      if (state.k == result.candidates[static_cast<size_t>(result.chosen)].nlist)
+        build_.tuned_kmeans = state;
   if (comm.rank() == 0) log_choice(result, options_.k, options_.target_recall);
   if (result.chosen < 0) throw runtime::ConfigError(no_choice_message(config, result, options_.k));
   const stages::TuneCandidate& chosen = result.candidates[static_cast<size_t>(result.chosen)];

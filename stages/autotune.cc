@@ -25,10 +25,10 @@ namespace {
 constexpr uint64_t kTuneSampleSalt = 0x74756e652d726f77ULL;  // "tune-row"
 constexpr uint64_t kTuneQuerySalt = 0x74756e652d717279ULL;   // "tune-qry"
 constexpr int64_t kQueryBlock = 64;  // queries per block of the shared work
-constexpr double kPlateauGain = 0.002;
+constexpr double kPlateauGain = 0.002;  // recall gained by doubling nprobe that ends a search
 // Multiply-adds of one k-means iteration (rows x nlist x d) under which auto_nlists also tries
 // lists of 4-20 rows: about a second on one core.
-constexpr double kCheapKMeans = 1e9;  // recall gained by doubling nprobe that ends a search
+constexpr double kCheapKMeans = 1e9;
 
 using Bytes = cluster::Bytes;
 
@@ -79,21 +79,26 @@ std::vector<Bytes> spread_blocks(cluster::Comm& comm, const std::string& phase, 
   return out;
 }
 
-// What a candidate needs to be measured: the tuning sample and the shared results.
+// What a candidate needs to be measured: the tuning sample, its exact neighbours, and per
+// coarse quantizer the rows' and the queries' lists.
 struct Sample {
-  int d = 0, k = 0, nlist = 0, probes = 0;
+  int d = 0, k = 0;
   int64_t db = 0, nq = 0;
   std::vector<float> rows;     // db x d
   std::vector<float> queries;  // nq x d
-  std::vector<faiss::Index::idx_t> list_of;   // db: each row's list
-  std::vector<faiss::Index::idx_t> near;      // nq x probes: each query's nearest lists
-  std::vector<float> near_dis;         // nq x probes
-  Neighbours truth;                    // nq x k, ids in [0, db)
+  Neighbours truth;            // nq x k, ids in [0, db)
+};
+struct SampleLists {
+  const CoarseQuantizer* quantizer = nullptr;
+  int probes = 0;                                  // min(nlist, options.max_nprobe)
+  std::vector<faiss::Index::idx_t> list_of;        // db: each row's list
+  std::vector<faiss::Index::idx_t> near;           // nq x probes: each query's nearest lists
+  std::vector<float> near_dis;                     // nq x probes
 };
 
 // Candidate `factory` on the sample: trained, filled, searched. Single-threaded (the caller
 // runs it on one thread of a parallel_blocks team).
-TuneCandidate measure(const std::string& factory, const Sample& s, const std::vector<float>& centroids,
+TuneCandidate measure(const std::string& factory, const Sample& s, const SampleLists& lists,
                       const TuneOptions& options, int64_t corpus_rows) {
   const auto start = std::chrono::steady_clock::now();
   TuneCandidate c;
@@ -101,7 +106,7 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
   c.measured = true;
   std::unique_ptr<faiss::Index> index = make_ivf_index(s.d, factory, options.inner_product);
   faiss::IndexIVF& ivf = ivf_of(*index, "tune");
-  fill_quantizer(ivf, s.nlist, centroids.data());
+  fill_quantizer(ivf, lists.quantizer->nlist, lists.quantizer->centroids.data());
   const int64_t train_n = std::min(s.db, options.codebook_rows);
   // FAISS's small-sample warning off (train_index says it once for the build itself).
   // Fewer k-means iterations than the build's 25: the tuning's PQ codebooks are a little worse
@@ -115,13 +120,14 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
   // table of rows x 256 x m floats (3 GB for 59,000 rows of PQ49 at d 784).
   for (int64_t first = 0; first < s.db; first += kBlockRows)
     ivf.add_core(std::min(kBlockRows, s.db - first), s.rows.data() + first * s.d, nullptr,
-                 s.list_of.data() + first);
+                 lists.list_of.data() + first);
 
   const int k = s.k;
   std::vector<faiss::Index::idx_t> assign, labels(static_cast<size_t>(s.nq) * k);
   std::vector<float> dis, distances(static_cast<size_t>(s.nq) * k);
   // Recall and codes scanned per query at nprobe p (memoised).
-  std::vector<double> recall_at(static_cast<size_t>(s.probes) + 1, -1), ndis_at(recall_at.size());
+  const int probes = lists.probes;
+  std::vector<double> recall_at(static_cast<size_t>(probes) + 1, -1), ndis_at(recall_at.size());
   std::vector<double> seconds_at(recall_at.size());
   auto at = [&](int p) {
     if (recall_at[p] >= 0) return recall_at[p];
@@ -129,8 +135,8 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
     dis.resize(assign.size());
     for (int64_t q = 0; q < s.nq; ++q)
       for (int j = 0; j < p; ++j) {
-        assign[q * p + j] = s.near[q * s.probes + j];
-        dis[q * p + j] = s.near_dis[q * s.probes + j];
+        assign[q * p + j] = lists.near[q * probes + j];
+        dis[q * p + j] = lists.near_dis[q * probes + j];
       }
     ivf.nprobe = static_cast<size_t>(p);
     faiss::IndexIVFStats stats;
@@ -145,7 +151,7 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
   // Doubling, then bisection between the last miss and the first hit.
   // Whether the recall at p, p/2 and p/4 says the target is out of reach: it gained less than
   // kPlateauGain by the last doubling, or the gains shrink so fast that the doublings left
-  // (to s.probes) would not close the gap if each gained the previous one's share again.
+  // (to probes) would not close the gap if each gained the previous one's share again.
   auto gives_up = [&](int p) {
     if (p < 8) return false;
     const double g2 = at(p) - at(p / 2), g1 = at(p / 2) - at(p / 4);
@@ -158,13 +164,13 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
   // lists probed, limits it) is given up at the plateau: the scans at large nprobe are most of
   // the tuning's cost otherwise.
   int lo = 0, hi = 0;
-  for (int p = 1;; p = std::min(2 * p, s.probes)) {
+  for (int p = 1;; p = std::min(2 * p, probes)) {
     if (at(p) >= options.target_recall) {
       hi = p;
       break;
     }
     lo = p;
-    if (p == s.probes || gives_up(p)) break;
+    if (p == probes || gives_up(p)) break;
   }
   if (hi > 0) {
     while (hi - lo > 1) {
@@ -174,7 +180,7 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const std::ve
   }
   const int p = hi > 0 ? hi : lo;
   c.nprobe = hi;
-  c.tried_nprobe = hi > 0 ? hi : lo;
+  c.tried_nprobe = p;
   c.recall = recall_at[p];
   c.codes_per_query = ndis_at[p] * static_cast<double>(corpus_rows) / static_cast<double>(s.db);
   c.cost = modelled_cost(*index, c.codes_per_query, p);
@@ -310,15 +316,19 @@ std::vector<TuneCandidate> tune_candidates(int d, int nlist, int64_t rows,
 }
 
 TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::RowRange range,
-                      const std::vector<float>& centroids, int nlist, const TuneOptions& options,
+                      const std::vector<CoarseQuantizer>& quantizers, const TuneOptions& options,
                       const ProgressFn& progress) {
   TuneResult result;
   const int d = corpus.dim();
   const int64_t rows = corpus.rows();
-  result.nlist = nlist;
   result.corpus_rows = rows;
 
-  result.candidates = tune_candidates(d, nlist, rows, options);
+  std::vector<size_t> quantizer_of;  // per candidate, its quantizer in `quantizers`
+  for (size_t q = 0; q < quantizers.size(); ++q)
+    for (const TuneCandidate& c : tune_candidates(d, quantizers[q].nlist, rows, options)) {
+      result.candidates.push_back(c);
+      quantizer_of.push_back(q);
+    }
   std::vector<int64_t> measured;
   for (size_t i = 0; i < result.candidates.size(); ++i)
     if (result.candidates[i].fits) measured.push_back(static_cast<int64_t>(i));
@@ -327,11 +337,9 @@ TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::Ro
   // The tuning sample: nq held-out queries and db database rows, by the seed.
   Sample s;
   s.d = d;
-  s.nlist = nlist;
   s.nq = std::min<int64_t>(options.tune_queries, std::max<int64_t>(1, rows / 10));
   s.db = std::min<int64_t>(options.tune_rows, rows - s.nq);
   s.k = static_cast<int>(std::min<int64_t>(options.k, s.db));
-  s.probes = std::min(nlist, options.max_nprobe);
   result.db_rows = s.db;
   result.queries = s.nq;
   const std::vector<int64_t> ids = choose_sample(rows, s.db + s.nq, options.seed ^ kTuneSampleSalt);
@@ -363,36 +371,9 @@ TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::Ro
   s.rows = std::move(all);
   if (progress) progress("tune: sample", s.db + s.nq, s.db + s.nq);
 
-  // Shared work in fixed blocks: the rows' lists, the queries' nearest lists, the exact top-k.
-  const std::string base = "IVF" + std::to_string(nlist) + ",Flat";
-  std::unique_ptr<faiss::Index> flat = make_ivf_index(d, base, options.inner_product);
-  faiss::IndexIVF& flat_ivf = ivf_of(*flat, "tune");
-  fill_quantizer(flat_ivf, nlist, centroids.data());
-  const faiss::Index& quantizer = *flat_ivf.quantizer;
-  const int64_t row_blocks = (s.db + kBlockRows - 1) / kBlockRows;
-  for (const Bytes& b : spread_blocks(comm, "tune: assign rows", row_blocks, [&](int64_t b) {
-         const int64_t first = b * kBlockRows, n = std::min(kBlockRows, s.db - first);
-         std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n));
-         std::vector<float> dis(static_cast<size_t>(n));
-         quantizer.search(n, s.rows.data() + first * d, 1, dis.data(), labels.data());
-         return to_bytes(labels);
-       }))
-    append_from(b, s.list_of);
+  // Shared work in fixed blocks: the exact top-k, and per quantizer the rows' lists and the
+  // queries' nearest lists.
   const int64_t query_blocks = (s.nq + kQueryBlock - 1) / kQueryBlock;
-  for (const Bytes& b : spread_blocks(comm, "tune: queries' lists", query_blocks, [&](int64_t b) {
-         const int64_t first = b * kQueryBlock, n = std::min(kQueryBlock, s.nq - first);
-         std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n) * s.probes);
-         std::vector<float> dis(labels.size());
-         quantizer.search(n, s.queries.data() + first * d, s.probes, dis.data(), labels.data());
-         Bytes out = to_bytes(labels);
-         const Bytes more = to_bytes(dis);
-         out.insert(out.end(), more.begin(), more.end());
-         return out;
-       })) {
-    const size_t half = b.size() / (sizeof(faiss::Index::idx_t) + sizeof(float)) * sizeof(faiss::Index::idx_t);
-    append_from(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(half)), s.near);
-    append_from(Bytes(b.begin() + static_cast<std::ptrdiff_t>(half), b.end()), s.near_dis);
-  }
   {
     // Exact top-k of each query block over the database rows (FAISS cuts the rows into blocks
     // of its own fixed size: the same GEMMs for any block of queries).
@@ -414,12 +395,48 @@ TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::Ro
     s.truth.ids.assign(truth.begin(), truth.end());
   }
   if (progress) progress("tune: ground truth", s.nq, s.nq);
+  std::vector<SampleLists> lists(quantizers.size());
+  for (size_t q = 0; q < quantizers.size(); ++q) {
+    SampleLists& l = lists[q];
+    l.quantizer = &quantizers[q];
+    l.probes = std::min(l.quantizer->nlist, options.max_nprobe);
+    std::unique_ptr<faiss::Index> flat =
+        make_ivf_index(d, "IVF" + std::to_string(l.quantizer->nlist) + ",Flat", options.inner_product);
+    faiss::IndexIVF& flat_ivf = ivf_of(*flat, "tune");
+    fill_quantizer(flat_ivf, l.quantizer->nlist, l.quantizer->centroids.data());
+    const faiss::Index& quantizer = *flat_ivf.quantizer;
+    const int64_t row_blocks = (s.db + kBlockRows - 1) / kBlockRows;
+    for (const Bytes& b : spread_blocks(comm, "tune: assign rows", row_blocks, [&](int64_t b) {
+           const int64_t first = b * kBlockRows, n = std::min(kBlockRows, s.db - first);
+           std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n));
+           std::vector<float> dis(static_cast<size_t>(n));
+           quantizer.search(n, s.rows.data() + first * d, 1, dis.data(), labels.data());
+           return to_bytes(labels);
+         }))
+      append_from(b, l.list_of);
+    for (const Bytes& b : spread_blocks(comm, "tune: queries' lists", query_blocks, [&](int64_t b) {
+           const int64_t first = b * kQueryBlock, n = std::min(kQueryBlock, s.nq - first);
+           std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(n) * l.probes);
+           std::vector<float> dis(labels.size());
+           quantizer.search(n, s.queries.data() + first * d, l.probes, dis.data(), labels.data());
+           Bytes out = to_bytes(labels);
+           const Bytes more = to_bytes(dis);
+           out.insert(out.end(), more.begin(), more.end());
+           return out;
+         })) {
+      const size_t half =
+          b.size() / (sizeof(faiss::Index::idx_t) + sizeof(float)) * sizeof(faiss::Index::idx_t);
+      append_from(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(half)), l.near);
+      append_from(Bytes(b.begin() + static_cast<std::ptrdiff_t>(half), b.end()), l.near_dis);
+    }
+  }
 
   // The candidates, each whole on one thread of one rank.
   const std::vector<Bytes> results =
       spread_blocks(comm, "tune: candidates", static_cast<int64_t>(measured.size()), [&](int64_t i) {
-        const TuneCandidate& c = result.candidates[static_cast<size_t>(measured[static_cast<size_t>(i)])];
-        TuneCandidate m = measure(c.factory, s, centroids, options, rows);
+        const auto at = static_cast<size_t>(measured[static_cast<size_t>(i)]);
+        const TuneCandidate& c = result.candidates[at];
+        TuneCandidate m = measure(c.factory, s, lists[quantizer_of[at]], options, rows);
         m.index_bytes = c.index_bytes;
         m.nlist = c.nlist;
         const std::string text = candidate_json(m).dump();
@@ -437,17 +454,18 @@ TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::Ro
 nlohmann::json tune_json(const TuneResult& result) {
   nlohmann::json candidates = nlohmann::json::array();
   for (const TuneCandidate& c : result.candidates) candidates.push_back(candidate_json(c));
-  nlohmann::json out = {{"nlist", result.nlist},
-                        {"corpus_rows", result.corpus_rows},
+  nlohmann::json out = {{"corpus_rows", result.corpus_rows},
                         {"sample_rows", result.db_rows},
                         {"sample_queries", result.queries},
                         {"candidates", candidates}};
   if (result.chosen >= 0) {
     const TuneCandidate& c = result.candidates[static_cast<size_t>(result.chosen)];
     out["factory"] = c.factory;
+    out["nlist"] = c.nlist;
     out["nprobe"] = c.nprobe;
   } else {
     out["factory"] = nullptr;
+    out["nlist"] = nullptr;
     out["nprobe"] = nullptr;
   }
   return out;

@@ -94,7 +94,6 @@ struct TuneCandidate {
 };
 
 struct TuneResult {
-  int nlist = 0;
   int64_t corpus_rows = 0, db_rows = 0, queries = 0;
   std::vector<TuneCandidate> candidates;
   int chosen = -1;  // index into candidates; -1: none reached the target within the budget
@@ -110,20 +109,27 @@ std::vector<TuneCandidate> tune_candidates(int d, int nlist, int64_t rows, const
 // were measured with Debian's FAISS 1.7.3 (bench/RESULTS.md, "Automatic index choice"). No MPI.
 double modelled_cost(const faiss::Index& index, double codes_per_query, int nprobe);
 
-// Collective. Measures every candidate code on `centroids` (nlist x d, the trained coarse
-// quantizer) over a tuning sample of `corpus` (this rank reads the sample rows in `range`)
-// and chooses one (see the top of this file). Throws alike on every rank: io::InputError,
-// cluster::PhaseError. Choosing nothing is not an error here: chosen is -1 (the caller says
-// why, from the candidates).
+// A trained coarse quantizer: nlist x d centroids.
+struct CoarseQuantizer {
+  int nlist = 0;
+  std::vector<float> centroids;
+};
+
+// Collective. Measures every candidate code on each of `quantizers` over one tuning sample of
+// `corpus` (this rank reads the sample rows in `range`; the sample and its exact neighbours
+// serve every quantizer) and chooses one (see the top of this file). Throws alike on every
+// rank: io::InputError, cluster::PhaseError. Choosing nothing is not an error here: chosen is
+// -1 (the caller says why, from the candidates).
 TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::RowRange range,
-                      const std::vector<float>& centroids, int nlist, const TuneOptions& options,
+                      const std::vector<CoarseQuantizer>& quantizers, const TuneOptions& options,
                       const ProgressFn& progress = {});
 
 // Of `candidates`, the one tune_index chooses (the least modelled cost among those measured
 // that reached the target; then the smaller index; then the first): its index, or -1. No MPI.
 int choose_candidate(const std::vector<TuneCandidate>& candidates);
 
-// The candidates and the choice as JSON (tune.json's "candidates", run.json). No MPI.
+// The candidates and the choice as JSON (tune.json's "candidates", run.json; "nlist" is the
+// chosen candidate's). No MPI.
 nlohmann::json tune_json(const TuneResult& result);
 
 }  // namespace sf::stages

@@ -25,8 +25,7 @@ using sf::testing::world;
 
 // The choice and the measurements that decide it (not the timings).
 std::string decisive(const TuneResult& r) {
-  std::string out = "chosen " + std::to_string(r.chosen) + " nlist " + std::to_string(r.nlist) +
-                    " db " + std::to_string(r.db_rows) + " nq " + std::to_string(r.queries) + "\n";
+  std::string out = "chosen " + std::to_string(r.chosen) + " db " + std::to_string(r.db_rows) + " nq " + std::to_string(r.queries) + "\n";
   for (const TuneCandidate& c : r.candidates)
     out += c.factory + " " + std::to_string(c.index_bytes) + " " + std::to_string(c.fits) + " " +
            std::to_string(c.nprobe) + " " + std::to_string(c.recall) + " " +
@@ -50,7 +49,7 @@ Tuned tune(cluster::Comm& comm, io::VectorCorpus& corpus, const TuneOptions& opt
   auto base = train_index(comm, corpus, range, topt);
   const auto* flat = dynamic_cast<const faiss::IndexFlat*>(ivf_of(*base, "test").quantizer);
   t.centroids.assign(flat->get_xb(), flat->get_xb() + static_cast<size_t>(t.nlist) * corpus.dim());
-  t.result = tune_index(comm, corpus, range, t.centroids, t.nlist, options);
+  t.result = tune_index(comm, corpus, range, {{t.nlist, t.centroids}}, options);
   return t;
 }
 
