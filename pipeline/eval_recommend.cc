@@ -57,7 +57,7 @@ DefaultNprobe default_nprobe(const std::string& run_dir) {
     const char* label;
   };
   for (const Source& s : {Source{kEvalFile, "eval", "eval.json (recommended)"},
-                          Source{"tune.json", "tune", "tune.json"}}) {
+                          Source{kTuneFile, "tune", kTuneFile}}) {
     const std::string path = checkpoints.path(s.file);
     std::error_code missing;
     if (!std::filesystem::exists(path, missing)) continue;
