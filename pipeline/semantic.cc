@@ -3,6 +3,7 @@
 // (stages/dedup/semantic.h), this rank's verdicts checkpointed.
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexPreTransform.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <memory>
@@ -34,13 +35,16 @@ void SemanticDedupStage::run(cluster::Comm& comm, const runtime::StageContext&) 
   const auto n = static_cast<int64_t>(refs.size());
   std::vector<faiss::Index::idx_t> lists(static_cast<size_t>(n), 0);
   cluster::run_local_phase(comm, "assign", [&] {
-    // Batches of a multiple of FAISS's 4096-query blocks, the last one of at least kAssignRows
-    // rows (or all): the quantizer's search sees the same blocks (BLAS from 20 queries on) as
-    // one call over the whole block would, so the lists are the same bytes.
+    // Batches of a multiple of FAISS's 4096-query blocks, the last one of at least
+    // faiss::distance_compute_blas_threshold rows (or all): the quantizer's search sees the
+    // same blocks, all on BLAS, as one call over the whole block would, so the lists are the
+    // same bytes. At most kAssignRows + threshold - 1 rows are held (a last batch of up to
+    // 2 x kAssignRows rows was the stage's peak at d = 512).
     constexpr int64_t kAssignRows = 16384;
+    const int64_t last_min = std::max(faiss::distance_compute_blas_threshold, 1);
     std::vector<float> rows;
     for (int64_t lo = 0, m = 0; lo < n; lo += m) {
-      m = n - lo < 2 * kAssignRows ? n - lo : kAssignRows;
+      m = n - lo < kAssignRows + last_min ? n - lo : kAssignRows;
       rows.resize(static_cast<size_t>(m) * d);
       vectors.read(block.begin + lo, m, rows.data());
       const float* x = rows.data();

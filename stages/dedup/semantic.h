@@ -51,9 +51,10 @@ struct SemanticStats {
 // vectors) go to their ranks in rounds of at most options.round_bytes per rank and direction,
 // each round an alltoallv; verdicts come back to the documents' ranks at the end.
 // Returns this rank's verdicts at options.eps, sorted by row. REQUIRES: dim >= 1, rows unique.
-// Memory per rank beyond the caller's vectors: ~4 x round_bytes of send/receive buffers (ours
-// and the alltoallv's; members of lists placed on their own rank are read in place, so none at
-// 1 rank), one list's vectors per thread, and 32 bytes per document removed at options.eps.
+// Memory per rank beyond the caller's vectors: ~2 x round_bytes of send/receive buffers (the
+// alltoallv sends from ours and receives into its own, no packed copies; members of lists
+// placed on their own rank are read in place, so none at 1 rank), one list's vectors per
+// thread, and 32 bytes per document removed at options.eps.
 std::vector<SemanticVerdict> semantic_duplicates(cluster::Comm& comm,
                                                  const std::vector<SemanticDoc>& docs,
                                                  const float* vectors, int dim,
