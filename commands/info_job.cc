@@ -12,6 +12,7 @@
 #include "io/index_file.h"
 #include "commands/commands.h"
 #include "pipeline/eval_report.h"
+#include "pipeline/index_build.h"
 #include "runtime/checkpoint.h"
 #include "runtime/run_manifest.h"
 #include "stages/ivf_index.h"
@@ -171,19 +172,10 @@ void print_tune(const nlohmann::json& tune) {
               budget > 0 ? runtime::human_bytes(budget).c_str() : "no size limit",
               tune["candidates"].size(), static_cast<intmax_t>(tune.value("sample_rows", int64_t{0})),
               static_cast<intmax_t>(tune.value("sample_queries", int64_t{0})));
-  for (const auto& c : tune["candidates"]) {
-    const std::string factory = c.value("factory", std::string());
-    const std::string size = runtime::human_bytes(c.value("index_bytes", uint64_t{0}));
-    if (!c.value("measured", false)) {
-      std::printf("  %-18s %10s  over the budget\n", factory.c_str(), size.c_str());
-      continue;
-    }
-    const int nprobe = c.value("nprobe", 0);
-    std::printf("  %-18s %10s  nprobe %5s  recall %.3f  modelled %8.1f us/query  sample %7.0f qps%s\n",
-                factory.c_str(), size.c_str(), nprobe > 0 ? std::to_string(nprobe).c_str() : "-",
-                c.value("recall", 0.0), c.value("cost_ns", 0.0) / 1000, c.value("sample_qps", 0.0),
-                factory == tune["factory"].get<std::string>() ? "  <- chosen" : "");
-  }
+  for (const auto& c : tune["candidates"])
+    std::printf("  %s\n", pipeline::tune_row(c, c.value("factory", std::string()) ==
+                                                     tune["factory"].get<std::string>())
+                               .c_str());
 }
 
 void print_search(const nlohmann::json& search) {

@@ -185,6 +185,11 @@ bool auto_index(const runtime::Config& config);
 // (the tune stage's coarse quantizer; every candidate has its lists).
 std::string checked_factory(const runtime::Config& config, int64_t rows);
 
+// One candidate of tune.json's "candidates" as a line of the log's and `info`'s table: its
+// factory and size, then its nprobe, recall, modelled cost and sample QPS, or why it was not
+// measured (over the budget; an OPQ candidate that could not pay).
+std::string tune_row(const nlohmann::json& candidate, bool chosen);
+
 class PartitionStage : public runtime::TransientStage {
  public:
   explicit PartitionStage(IndexBuild& build) : build_(build) {}

@@ -62,22 +62,41 @@ void log_choice(const stages::TuneResult& r, int k, double target) {
   spdlog::info("tune: {} candidates on {} sample rows and {} held-out queries (recall@{} target "
                "{:.3f}):",
                r.candidates.size(), r.db_rows, r.queries, k, target);
-  for (size_t i = 0; i < r.candidates.size(); ++i) {
-    const stages::TuneCandidate& c = r.candidates[i];
-    if (!c.measured) {
-      spdlog::info("tune:   {:<16} {:>10}  over the budget", c.factory,
-                   runtime::human_bytes(c.index_bytes));
-      continue;
-    }
-    spdlog::info("tune: {} {:<16} {:>10}  nprobe {:>4}  recall {:.3f}  codes/query {:>9.0f}  "
-                 "modelled {:>8.1f} us/query  sample {:>7.0f} qps",
-                 static_cast<int>(i) == r.chosen ? "*" : " ", c.factory,
-                 runtime::human_bytes(c.index_bytes), c.nprobe > 0 ? std::to_string(c.nprobe) : "-",
-                 c.recall, c.codes_per_query, c.cost / 1000, c.sample_qps);
-  }
+  const nlohmann::json table = stages::tune_json(r);
+  for (size_t i = 0; i < r.candidates.size(); ++i)
+    spdlog::info("tune:   {}", tune_row(table["candidates"][i], static_cast<int>(i) == r.chosen));
 }
 
 }  // namespace
+
+std::string tune_row(const nlohmann::json& c, bool chosen) {
+  const std::string factory = c.value("factory", std::string());
+  const std::string size = runtime::human_bytes(c.value("index_bytes", uint64_t{0}));
+  char line[256];
+  if (!c.value("fits", true)) {
+    std::snprintf(line, sizeof(line), "%-22s %10s  over the budget", factory.c_str(), size.c_str());
+  } else if (!c.value("measured", false) && c.value("tried_nprobe", 0) == 0) {
+    std::snprintf(line, sizeof(line),
+                  "%-22s %10s  not measured: its lists hold at most %.3f of the neighbours",
+                  factory.c_str(), size.c_str(), c.value("recall", 0.0));
+  } else if (!c.value("measured", false)) {
+    std::snprintf(line, sizeof(line),
+                  "%-22s %10s  not measured: its lists need nprobe %d, there at least %.1f "
+                  "us/query, no less than the choice",
+                  factory.c_str(), size.c_str(), c.value("tried_nprobe", 0),
+                  c.value("cost_ns", 0.0) / 1000);
+  } else {
+    const int nprobe = c.value("nprobe", 0);
+    std::snprintf(line, sizeof(line),
+                  "%-22s %10s  nprobe %5s  recall %.3f  codes/query %8.0f  modelled %8.1f us/query"
+                  "  sample %7.0f qps%s",
+                  factory.c_str(), size.c_str(), nprobe > 0 ? std::to_string(nprobe).c_str() : "-",
+                  c.value("recall", 0.0), c.value("codes_per_query", 0.0), c.value("cost_ns", 0.0) / 1000,
+                  c.value("sample_qps", 0.0), chosen ? "  <- chosen" : "");
+  }
+  return line;
+}
+
 
 bool auto_index(const runtime::Config& config) { return config.index.factory == "auto"; }
 
@@ -156,7 +175,11 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   }
   const stages::TuneResult result =
       stages::tune_index(comm, corpus, build_.range, quantizers, options_, context.progress);
-  if (result.chosen >= 0)
+  // An OPQ choice trains its k-means on rotated rows: train runs it (the tuning's clustering,
+  // turned, would be the same up to rounding, but not the bytes of a build given the factory).
+  build_.tuned_kmeans.reset();
+  if (result.chosen >= 0 &&
+      stages::opq_m(result.candidates[static_cast<size_t>(result.chosen)].factory) == 0)
     for (const stages::KMeansState& state : states)
       if (state.k == result.candidates[static_cast<size_t>(result.chosen)].nlist)
         build_.tuned_kmeans = state;
@@ -177,15 +200,20 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
 runtime::StageOutputs TuneStage::save(cluster::Comm& comm, const runtime::StageContext& context) {
   if (comm.rank() != 0) return {};
   io::publish_text(context.checkpoints.path(kTuneFile), build_.tune_summary.dump(2) + "\n");
+  if (!build_.tuned_kmeans)
+    return {{kTuneFile},
+            {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}, {"kmeans", false}}};
   const cluster::Bytes state = stages::encode_kmeans_state(*build_.tuned_kmeans);
   io::publish_bytes(context.checkpoints.path(kTuneKMeansFile), state.data(), state.size());
   return {{kTuneFile, kTuneKMeansFile},
-          {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}}};
+          {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}, {"kmeans", true}}};
 }
 
 void TuneStage::load(cluster::Comm& comm, const runtime::StageContext& context,
                      const nlohmann::json& info) {
   skip(context, info);
+  build_.tuned_kmeans.reset();
+  if (!info.value("kmeans", true)) return;  // an OPQ choice: train runs its own k-means
   cluster::Bytes state;
   cluster::run_local_phase(comm, "tune: read checkpoint", [&] {
     if (comm.rank() == 0) state = runtime::read_bytes(context.checkpoints.path(kTuneKMeansFile));

@@ -3,6 +3,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexPreTransform.h>
 #include <faiss/IndexScalarQuantizer.h>
 #include <faiss/utils/distances.h>
 
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include "io/index_file.h"
 #include "stages/batches.h"
@@ -18,6 +20,7 @@
 #include "stages/eval.h"
 #include "stages/ivf_index.h"
 #include "stages/kmeans.h"
+#include "stages/train.h"
 
 namespace sf::stages {
 namespace {
@@ -29,6 +32,10 @@ constexpr double kPlateauGain = 0.002;  // recall gained by doubling nprobe that
 // Multiply-adds of one k-means iteration (rows x nlist x d) under which auto_nlists also tries
 // lists of 4-20 rows: about a second on one core.
 constexpr double kCheapKMeans = 1e9;
+// OPQ iterations of a tuning rotation (FAISS's default, which the build trains, is 50): a
+// little less aligned, so the OPQ candidates' recall is a little pessimistic, at a fifth of
+// the cost (OPQ49 at d 784 on 8,192 rows: 45 s on one core; 99 s at 25 iterations).
+constexpr int kTuneOpqIterations = 10;
 
 using Bytes = cluster::Bytes;
 
@@ -96,17 +103,46 @@ struct SampleLists {
   std::vector<float> near_dis;                     // nq x probes
 };
 
+// The OPQ rotation of `index` (an "OPQ<m>,IVF..." factory), or nullptr.
+faiss::OPQMatrix* opq_of(faiss::Index& index) {
+  auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index);
+  return pt != nullptr && pt->chain.size() == 1 ? dynamic_cast<faiss::OPQMatrix*>(pt->chain[0])
+                                                : nullptr;
+}
+
+// The rows of x (n x d) through `opq`, or x itself when there is none; `keep` holds them.
+const float* rotated(const faiss::OPQMatrix* opq, int64_t n, const float* x,
+                     std::vector<float>& keep) {
+  if (opq == nullptr) return x;
+  keep.resize(static_cast<size_t>(n) * opq->d_out);
+  opq->apply_noalloc(n, x, keep.data());
+  return keep.data();
+}
+
 // Candidate `factory` on the sample: trained, filled, searched. Single-threaded (the caller
-// runs it on one thread of a parallel_blocks team).
+// runs it on one thread of a parallel_blocks team). An OPQ candidate takes `rotation` (the
+// trained matrix of its m, d x d): the IVF behind it works in the rotated space, with the
+// quantizer's centroids rotated. A rotation keeps distances, so the rows' and the queries'
+// lists are the sample's (the build trains its k-means on rotated rows: the same clustering,
+// turned).
 TuneCandidate measure(const std::string& factory, const Sample& s, const SampleLists& lists,
-                      const TuneOptions& options, int64_t corpus_rows) {
+                      const TuneOptions& options, int64_t corpus_rows,
+                      const std::vector<float>* rotation) {
   const auto start = std::chrono::steady_clock::now();
   TuneCandidate c;
   c.factory = factory;
   c.measured = true;
   std::unique_ptr<faiss::Index> index = make_ivf_index(s.d, factory, options.inner_product);
   faiss::IndexIVF& ivf = ivf_of(*index, "tune");
-  fill_quantizer(ivf, lists.quantizer->nlist, lists.quantizer->centroids.data());
+  faiss::OPQMatrix* opq = opq_of(*index);
+  if (opq != nullptr) {
+    if (rotation == nullptr) throw std::logic_error("tune: " + factory + " without its rotation");
+    opq->A = *rotation;
+    opq->is_trained = true;
+  }
+  std::vector<float> turned;  // rotated rows of the step at hand
+  fill_quantizer(ivf, lists.quantizer->nlist,
+                 rotated(opq, lists.quantizer->nlist, lists.quantizer->centroids.data(), turned));
   const int64_t train_n = std::min(s.db, options.codebook_rows);
   // FAISS's small-sample warning off (train_index says it once for the build itself).
   // Fewer k-means iterations than the build's 25: the tuning's PQ codebooks are a little worse
@@ -115,12 +151,16 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const SampleL
     pq->pq.cp.min_points_per_centroid = 0;
     pq->pq.cp.niter = 10;
   }
-  ivf.train(train_n, s.rows.data());  // the quantizer is full: only the codes train
+  ivf.train(train_n, rotated(opq, train_n, s.rows.data(), turned));  // only the codes train
   // In blocks: FAISS's PQ encoder with 16 dimensions per sub-quantizer holds a distance
   // table of rows x 256 x m floats (3 GB for 59,000 rows of PQ49 at d 784).
-  for (int64_t first = 0; first < s.db; first += kBlockRows)
-    ivf.add_core(std::min(kBlockRows, s.db - first), s.rows.data() + first * s.d, nullptr,
+  for (int64_t first = 0; first < s.db; first += kBlockRows) {
+    const int64_t n = std::min(kBlockRows, s.db - first);
+    ivf.add_core(n, rotated(opq, n, s.rows.data() + first * s.d, turned), nullptr,
                  lists.list_of.data() + first);
+  }
+  std::vector<float> turned_queries;
+  const float* queries = rotated(opq, s.nq, s.queries.data(), turned_queries);
 
   const int k = s.k;
   std::vector<faiss::Index::idx_t> assign, labels(static_cast<size_t>(s.nq) * k);
@@ -141,7 +181,7 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const SampleL
     ivf.nprobe = static_cast<size_t>(p);
     faiss::IndexIVFStats stats;
     const auto t0 = std::chrono::steady_clock::now();
-    ivf.search_preassigned(s.nq, s.queries.data(), k, assign.data(), dis.data(), distances.data(),
+    ivf.search_preassigned(s.nq, queries, k, assign.data(), dis.data(), distances.data(),
                            labels.data(), false, nullptr, &stats);
     seconds_at[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     recall_at[p] = knn_recall(labels, k, s.truth, k);
@@ -186,6 +226,50 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const SampleL
   c.cost = modelled_cost(*index, c.codes_per_query, p);
   c.sample_qps = seconds_at[p] > 0 ? static_cast<double>(s.nq) / seconds_at[p] : 0;
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return c;
+}
+
+// What the lists of a quantizer allow any code: the smallest nprobe whose probed lists hold at
+// least the target's share of the queries' true neighbours (the recall of an uncompressed
+// IVF, ties aside), and the codes per query there (scaled to the corpus by `scale`); nprobe 0
+// when even every list probed (lists.probes) falls short, and recall the most they reach.
+struct Ceiling {
+  int nprobe = 0;
+  double recall = 0;
+  double codes_per_query = 0;
+};
+Ceiling lists_ceiling(const Sample& s, const SampleLists& l, double target, double scale) {
+  const auto nlist = static_cast<size_t>(l.quantizer->nlist);
+  std::vector<int64_t> found(static_cast<size_t>(l.probes) + 1, 0);  // by the rank probing them
+  std::vector<int> rank_of(nlist, -1);
+  for (int64_t q = 0; q < s.nq; ++q) {
+    for (int j = 0; j < l.probes; ++j) rank_of[static_cast<size_t>(l.near[q * l.probes + j])] = j;
+    for (int j = 0; j < s.k; ++j) {
+      const faiss::Index::idx_t id = s.truth.ids[static_cast<size_t>(q * s.k + j)];
+      const int r = id < 0 ? -1 : rank_of[static_cast<size_t>(l.list_of[static_cast<size_t>(id)])];
+      if (r >= 0) ++found[static_cast<size_t>(r) + 1];
+    }
+    for (int j = 0; j < l.probes; ++j) rank_of[static_cast<size_t>(l.near[q * l.probes + j])] = -1;
+  }
+  Ceiling c;
+  const double all = static_cast<double>(s.nq) * s.k;
+  int64_t sum = 0;
+  for (int p = 1; p <= l.probes; ++p) {
+    sum += found[static_cast<size_t>(p)];
+    c.recall = static_cast<double>(sum) / all;
+    if (c.recall >= target) {
+      c.nprobe = p;
+      break;
+    }
+  }
+  if (c.nprobe == 0) return c;
+  std::vector<int64_t> sizes(nlist, 0);
+  for (faiss::Index::idx_t list : l.list_of) ++sizes[static_cast<size_t>(list)];
+  double codes = 0;
+  for (int64_t q = 0; q < s.nq; ++q)
+    for (int j = 0; j < c.nprobe; ++j)
+      codes += static_cast<double>(sizes[static_cast<size_t>(l.near[q * l.probes + j])]);
+  c.codes_per_query = codes / static_cast<double>(s.nq) * scale;
   return c;
 }
 
@@ -260,6 +344,11 @@ std::vector<std::string> candidate_codes(int d) {
 uint64_t estimated_index_bytes(const faiss::Index& index, int64_t rows) {
   const faiss::IndexIVF& ivf = ivf_of(const_cast<faiss::Index&>(index), "estimated_index_bytes");
   uint64_t bytes = io::serialize_index(index).size();
+  // What training adds to an untrained rotation: its matrix (d_out x d_in floats).
+  if (const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index))
+    for (const faiss::VectorTransform* vt : pt->chain)
+      if (const auto* lt = dynamic_cast<const faiss::LinearTransform*>(vt); lt != nullptr && lt->A.empty())
+        bytes += sizeof(float) * static_cast<uint64_t>(lt->d_in) * static_cast<uint64_t>(lt->d_out);
   if (const auto* sq = dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(&ivf))
     if (!sq->is_trained) bytes += 2 * sizeof(float) * static_cast<uint64_t>(sq->d);
   // FAISS writes empty lists in its sparse form ("sprs": no sizes); the merge writes the full
@@ -294,17 +383,33 @@ double modelled_cost(const faiss::Index& index, double codes_per_query, int npro
     per_probe = 0.85 * m * ksub;                  // the list's table (precomputed terms)
     per_query += (3.5 + 0.3 * dsub) * m * ksub;  // the query's inner products with the codebooks
   }
+  // A rotation (OPQ): a d_out x d_in matrix product per query, the same GEMM over a batch of
+  // queries as the coarse quantizer's, charged alike.
+  if (const auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(&index))
+    for (const faiss::VectorTransform* vt : pt->chain)
+      per_query += 0.2 * static_cast<double>(vt->d_in) * static_cast<double>(vt->d_out);
   return per_query + per_probe * nprobe + per_code * codes_per_query;
+}
+
+int opq_m(const std::string& factory) {
+  if (factory.rfind("OPQ", 0) != 0) return 0;
+  return std::atoi(factory.c_str() + 3);
 }
 
 std::vector<TuneCandidate> tune_candidates(int d, int nlist, int64_t rows,
                                            const TuneOptions& options) {
   // The sizes do not depend on the centroids' values: a quantizer of zeros serializes alike.
   const std::vector<float> zeros(static_cast<size_t>(nlist) * d);
+  const std::string ivf = "IVF" + std::to_string(nlist) + ",";
+  std::vector<std::string> factories;
+  for (const std::string& code : candidate_codes(d)) factories.push_back(ivf + code);
+  // Each PQ again behind an OPQ rotation of its m ("PQ98np" -> "OPQ98,IVFn,PQ98np").
+  for (const std::string& code : candidate_codes(d))
+    if (code.rfind("PQ", 0) == 0) factories.push_back("O" + code.substr(0, code.size() - 2) + "," + ivf + code);
   std::vector<TuneCandidate> out;
-  for (const std::string& code : candidate_codes(d)) {
+  for (const std::string& factory : factories) {
     TuneCandidate c;
-    c.factory = "IVF" + std::to_string(nlist) + "," + code;
+    c.factory = factory;
     c.nlist = nlist;
     std::unique_ptr<faiss::Index> probe = make_ivf_index(d, c.factory, options.inner_product);
     fill_quantizer(ivf_of(*probe, "tune"), nlist, zeros.data());
@@ -329,10 +434,15 @@ TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::Ro
       result.candidates.push_back(c);
       quantizer_of.push_back(q);
     }
+  // First every code that fits but the OPQ ones: what they reach decides which rotations can
+  // pay (below).
   std::vector<int64_t> measured;
   for (size_t i = 0; i < result.candidates.size(); ++i)
-    if (result.candidates[i].fits) measured.push_back(static_cast<int64_t>(i));
-  if (measured.empty()) return result;
+    if (result.candidates[i].fits && opq_m(result.candidates[i].factory) == 0)
+      measured.push_back(static_cast<int64_t>(i));
+  if (std::none_of(result.candidates.begin(), result.candidates.end(),
+                   [](const TuneCandidate& c) { return c.fits; }))
+    return result;
 
   // The tuning sample: nq held-out queries and db database rows, by the seed.
   Sample s;
@@ -432,20 +542,71 @@ TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::Ro
   }
 
   // The candidates, each whole on one thread of one rank.
-  const std::vector<Bytes> results =
-      spread_blocks(comm, "tune: candidates", static_cast<int64_t>(measured.size()), [&](int64_t i) {
-        const auto at = static_cast<size_t>(measured[static_cast<size_t>(i)]);
-        const TuneCandidate& c = result.candidates[at];
-        TuneCandidate m = measure(c.factory, s, lists[quantizer_of[at]], options, rows);
-        m.index_bytes = c.index_bytes;
-        m.nlist = c.nlist;
-        const std::string text = candidate_json(m).dump();
-        return Bytes(text.begin(), text.end());
-      });
-  for (size_t i = 0; i < measured.size(); ++i)
-    result.candidates[static_cast<size_t>(measured[i])] =
-        candidate_from_json(nlohmann::json::parse(std::string(results[i].begin(), results[i].end())));
+  std::map<int, std::vector<float>> rotations;  // OPQ m -> its trained d x d matrix
+  const auto measure_all = [&](const std::vector<int64_t>& which) {
+    const std::vector<Bytes> results =
+        spread_blocks(comm, "tune: candidates", static_cast<int64_t>(which.size()), [&](int64_t i) {
+          const auto at = static_cast<size_t>(which[static_cast<size_t>(i)]);
+          const TuneCandidate& c = result.candidates[at];
+          const auto rotation = rotations.find(opq_m(c.factory));
+          TuneCandidate m = measure(c.factory, s, lists[quantizer_of[at]], options, rows,
+                                    rotation == rotations.end() ? nullptr : &rotation->second);
+          m.index_bytes = c.index_bytes;
+          m.nlist = c.nlist;
+          const std::string text = candidate_json(m).dump();
+          return Bytes(text.begin(), text.end());
+        });
+    for (size_t i = 0; i < which.size(); ++i)
+      result.candidates[static_cast<size_t>(which[i])] =
+          candidate_from_json(nlohmann::json::parse(std::string(results[i].begin(), results[i].end())));
+  };
+  measure_all(measured);
   if (progress) progress("tune: candidates", static_cast<int64_t>(measured.size()), static_cast<int64_t>(measured.size()));
+
+  // OPQ where it can pay. A rotation buys recall per list probed, never fewer codes per list,
+  // and costs a matrix product per query. No code finds a neighbour in a list it does not
+  // probe: the lists' own ceiling (the recall of the uncompressed IVF, lists_ceiling) says the
+  // least nprobe any code needs. An OPQ candidate is measured only when its cost there is below
+  // the cost of the choice so far, or nothing reached the target; and never when the lists
+  // cannot reach the target at all. Its rotation (one per m, shared by the nlists) trains
+  // first, as shared work.
+  const int first_choice = choose_candidate(result.candidates);
+  std::vector<int64_t> rotated_ones;
+  std::vector<int> ms;
+  std::vector<Ceiling> ceilings(quantizers.size());
+  for (size_t q = 0; q < quantizers.size(); ++q)
+    ceilings[q] = lists_ceiling(s, lists[q], options.target_recall, static_cast<double>(rows) / static_cast<double>(s.db));
+  for (size_t i = 0; i < result.candidates.size(); ++i) {
+    TuneCandidate& c = result.candidates[i];
+    const int m = opq_m(c.factory);
+    if (!c.fits || m == 0) continue;
+    // Evidence of why it was (not) measured: the lists' nprobe and recall, its least cost.
+    const Ceiling& ceiling = ceilings[quantizer_of[i]];
+    c.tried_nprobe = ceiling.nprobe;
+    c.recall = ceiling.recall;
+    if (ceiling.nprobe == 0) continue;  // the lists never reach the target
+    const std::unique_ptr<faiss::Index> probe = make_ivf_index(d, c.factory, options.inner_product);
+    c.codes_per_query = ceiling.codes_per_query;
+    c.cost = modelled_cost(*probe, ceiling.codes_per_query, ceiling.nprobe);
+    if (first_choice >= 0 && c.cost >= result.candidates[static_cast<size_t>(first_choice)].cost)
+      continue;
+    rotated_ones.push_back(static_cast<int64_t>(i));
+    if (std::find(ms.begin(), ms.end(), m) == ms.end()) ms.push_back(m);
+  }
+  if (!rotated_ones.empty()) {
+    const int64_t train_n = std::min(s.db, options.codebook_rows);
+    const std::vector<Bytes> trained =
+        spread_blocks(comm, "tune: OPQ rotations", static_cast<int64_t>(ms.size()), [&](int64_t i) {
+          faiss::OPQMatrix opq(d, ms[static_cast<size_t>(i)]);
+          opq.niter = kTuneOpqIterations;
+          train_opq(opq, train_n, s.rows.data());
+          return to_bytes(opq.A);
+        });
+    for (size_t i = 0; i < ms.size(); ++i) append_from(trained[i], rotations[ms[i]]);
+    if (progress) progress("tune: OPQ rotations", static_cast<int64_t>(ms.size()), static_cast<int64_t>(ms.size()));
+    measure_all(rotated_ones);
+    if (progress) progress("tune: OPQ candidates", static_cast<int64_t>(rotated_ones.size()), static_cast<int64_t>(rotated_ones.size()));
+  }
 
   result.chosen = choose_candidate(result.candidates);
   return result;

@@ -6,9 +6,10 @@
 //    sample the build draws anyway) and passes its centroids; the chosen factory's train then
 //    continues from that k-means state instead of redoing it (same bytes).
 // 2. The candidates: that quantizer with each code of candidate_codes(d) (Flat, SQ8, SQ6, SQ4,
-//    PQ<m> for m dividing d). Each one's finished size is known before any work
-//    (estimated_index_bytes: FAISS's serialization of the trained, empty index plus code and
-//    id per row); those over index.memory_budget are out.
+//    PQ<m> for m dividing d), and each PQ again behind an OPQ rotation ("OPQ<m>,IVFn,PQ<m>np").
+//    Each one's finished size is known before any work (estimated_index_bytes: FAISS's
+//    serialization of the trained, empty index plus code and id per row); those over
+//    index.memory_budget are out.
 // 3. The tuning sample: index.tune_rows database rows and index.tune_queries held-out query
 //    rows, drawn by the seed (the same rows for any rank count) and gathered on every rank.
 //    Shared work, spread over the ranks and their threads in fixed blocks: the rows' list
@@ -18,6 +19,11 @@
 //    searched at doubling then bisected nprobe until recall@k reaches the target: the smallest
 //    such nprobe, the codes it scans per query (FAISS's ndis), scaled to the corpus. A code
 //    whose recall stops rising short of the target is given up there (gives_up in the .cc).
+//    The OPQ candidates come after the others, and only where they can pay: where their least
+//    modelled cost (nprobe 1) is below the best so far, or nothing reached the target. Their
+//    rotation (one per m, FAISS's OPQMatrix with 10 iterations instead of 50) trains on the
+//    codebook rows; the IVF behind it takes the rotated centroids (a rotation keeps distances:
+//    the sample's lists serve it unchanged).
 // 5. The choice: among the candidates within the budget that reach the target, the least
 //    search cost per query (cost model below); ties go to the smaller index.
 //
@@ -27,7 +33,8 @@
 //
 // What a sample cannot show: with fewer rows than the corpus, the neighbours of a query are
 // farther apart than in the corpus, so the recall at an nprobe is an estimate (eval measures
-// the real curve afterwards: eval.target_recall). OPQ and PCA candidates are not tried.
+// the real curve afterwards: eval.target_recall). PCA (fewer dimensions) is not tried: it
+// loses recall that no nprobe gives back, where OPQ keeps every dimension.
 #pragma once
 
 #include <cstdint>
@@ -83,12 +90,13 @@ struct TuneCandidate {
   int nlist = 0;
   uint64_t index_bytes = 0;  // estimated_index_bytes at the corpus's rows
   bool fits = true;          // within the budget (only these are measured)
-  bool measured = false;
+  bool measured = false;     // false for one that fits: an OPQ candidate that cannot pay
   int nprobe = 0;            // the smallest reaching the target on the sample; 0: none did
   int tried_nprobe = 0;      // nprobe, or the largest tried (the recall stopped rising, or nlist)
   double recall = 0;         // recall@k at tried_nprobe
   double codes_per_query = 0;  // codes scanned per query at nprobe, scaled to the corpus
-  double cost = 0;             // modelled search cost per query (ns, single thread)
+  double cost = 0;             // modelled search cost per query (ns, single thread); of an
+                               // OPQ candidate not measured, its least (nprobe 1)
   double sample_qps = 0;       // measured on the sample, single thread (evidence only)
   double seconds = 0;          // this candidate's training, add and searches
 };
@@ -103,9 +111,13 @@ struct TuneResult {
 // whether it fits options.budget_bytes (nothing measured yet). No MPI.
 std::vector<TuneCandidate> tune_candidates(int d, int nlist, int64_t rows, const TuneOptions& options);
 
+// The m of an "OPQ<m>,..." factory; 0 for any other. No MPI.
+int opq_m(const std::string& factory);
+
 // Modelled single-thread search cost per query, in ns, of `factory`'s codes: the coarse
 // quantizer (nlist x d), and per code scanned the code's distance (Flat: d floats; SQ: d
-// decoded values; PQ: m table lookups, plus its distance tables per probe). The constants
+// decoded values; PQ: m table lookups, plus its distance tables per probe), and a rotation's
+// matrix product per query. The constants
 // were measured with Debian's FAISS 1.7.3 (bench/RESULTS.md, "Automatic index choice"). No MPI.
 double modelled_cost(const faiss::Index& index, double codes_per_query, int nprobe);
 

@@ -143,18 +143,7 @@ void train_transforms(faiss::Index& index, int64_t n, const float* x) {
   for (faiss::VectorTransform* vt : pt->chain) {
     auto* opq = dynamic_cast<faiss::OPQMatrix*>(vt);
     if (!vt->is_trained && opq != nullptr && opq->pq == nullptr) {
-      // The PQ OPQMatrix::train makes when given none (d_out, M, 8 bits; it sets cp.niter and
-      // max_points_per_centroid itself), without FAISS's small-sample warning.
-      faiss::ProductQuantizer pq(opq->d_out, opq->M, 8);
-      pq.cp = without_small_sample_warning(pq.cp);
-      opq->pq = &pq;
-      try {
-        opq->train(n, current.data());
-      } catch (...) {
-        opq->pq = nullptr;
-        throw;
-      }
-      opq->pq = nullptr;
+      train_opq(*opq, n, current.data());
     } else if (!vt->is_trained) {
       vt->train(n, current.data());
     }
@@ -162,6 +151,25 @@ void train_transforms(faiss::Index& index, int64_t n, const float* x) {
     current.assign(next.get(), next.get() + n * vt->d_out);
   }
 }
+
+}  // namespace
+
+void train_opq(faiss::OPQMatrix& opq, int64_t n, const float* x) {
+  // The PQ OPQMatrix::train makes when given none (d_out, M, 8 bits; it sets cp.niter and
+  // max_points_per_centroid itself), without FAISS's small-sample warning.
+  faiss::ProductQuantizer pq(opq.d_out, opq.M, 8);
+  pq.cp = without_small_sample_warning(pq.cp);
+  opq.pq = &pq;
+  try {
+    opq.train(n, x);
+  } catch (...) {
+    opq.pq = nullptr;
+    throw;
+  }
+  opq.pq = nullptr;
+}
+
+namespace {
 
 // True when the PQ of `ivfpq` trains the plain way (FAISS's ProductQuantizer::train with
 // Train_default, no polysemous reordering, no second-level residuals): then its sub-quantizers

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <faiss/Index.h>
+#include <faiss/VectorTransform.h>
 
 #include "cluster/comm.h"
 #include "io/vector_file.h"
@@ -85,6 +86,12 @@ struct TrainNeeds {
 // serialized index. No MPI.
 TrainNeeds train_needs(const faiss::Index& index, int64_t rows, int d, int ranks, int threads,
                        const TrainOptions& options);
+
+// Trains `opq` (untrained, no PQ of its own) on x (n rows of opq.d_in) as OPQMatrix::train
+// does with the PQ it makes when given none (d_out, M, 8 bits), without FAISS's small-sample
+// warning. BLAS threads are the caller's (train_index runs it single-threaded). Throws
+// faiss::FaissException (fewer than 256 rows). No MPI.
+void train_opq(faiss::OPQMatrix& opq, int64_t n, const float* x);
 
 // Collective. REQUIRES: corpus.rows() >= comm.size(); every rank passes its own row_range.
 // Throws std::invalid_argument (bad factory, a training_misfit, sample smaller than nlist:

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -54,12 +55,19 @@ Tuned tune(cluster::Comm& comm, io::VectorCorpus& corpus, const TuneOptions& opt
 }
 
 // rows x 32 of a Gaussian mixture of 40 centres (seed), as an fvecs file every rank reads.
+// `flat_tail`: dimensions 8-31 scaled by 0.05, so that the first two of PQ8's sub-quantizers
+// hold nearly all of the variance and an OPQ rotation, which spreads it, pays.
+std::vector<float> mixture(int64_t rows, uint64_t seed, bool flat_tail) {
+  std::vector<float> x = sf::testing::gaussian_mixture(rows, 32, 40, seed);
+  if (flat_tail)
+    for (size_t i = 0; i < x.size(); ++i) x[i] *= i % 32 < 8 ? 1.0F : 0.05F;
+  return x;
+}
 struct MixtureFile {
-  MixtureFile(cluster::Comm& comm, int64_t rows, uint64_t seed)
+  MixtureFile(cluster::Comm& comm, int64_t rows, uint64_t seed, bool flat_tail = false)
       : dir(comm),
-        corpus((sf::testing::write_fvecs_on_rank0(
-                    comm, dir.file("x.fvecs"), sf::testing::gaussian_mixture(rows, 32, 40, seed),
-                    rows, 32),
+        corpus((sf::testing::write_fvecs_on_rank0(comm, dir.file("x.fvecs"),
+                                                  mixture(rows, seed, flat_tail), rows, 32),
                 std::vector<std::string>{dir.file("x.fvecs")}),
                io::VectorFormat::kFvecs) {}
   SharedTempDir dir;
@@ -134,6 +142,62 @@ TEST(AutoTune, BudgetBelowFlatChoosesACompressedCodeWithinIt) {
   EXPECT_TRUE(none.result.candidates.back().measured);
   EXPECT_GT(none.result.candidates.back().recall, 0.1);
   EXPECT_LT(none.result.candidates.back().recall, 1.0);
+}
+
+// Variance in a quarter of the dimensions: PQ4 plateaus well below the target (0.65 on this
+// sample), its OPQ4 (the same codes behind a rotation, plus the 32 x 32 matrix) reaches it
+// (0.83), within a budget that only PQ4, PQ2 and their OPQs fit (OPQ2: 0.75). The same choice
+// at 1 and 2 threads.
+TEST(AutoTune, OpqWherePlainPqCannotReachTheTarget) {
+  cluster::Comm& comm = world();
+  const int d = 32;
+  const int64_t rows = 6000;
+  MixtureFile file(comm, rows, 19, /*flat_tail=*/true);
+  TuneOptions options;
+  options.tune_rows = 3000;
+  options.tune_queries = 200;
+  options.target_recall = 0.78;
+  const std::vector<TuneCandidate> sized = tune_candidates(d, auto_nlist(rows), rows, options);
+  const auto named = [](const std::vector<TuneCandidate>& c, const std::string& factory) {
+    const auto it = std::find_if(c.begin(), c.end(), [&](const TuneCandidate& t) { return t.factory == factory; });
+    EXPECT_NE(it, c.end()) << factory;
+    return it == c.end() ? TuneCandidate{} : *it;
+  };
+  const std::string ivf = "IVF" + std::to_string(auto_nlist(rows));
+  options.budget_bytes = named(sized, "OPQ4," + ivf + ",PQ4np").index_bytes;
+  ASSERT_LT(options.budget_bytes, named(sized, ivf + ",PQ8np").index_bytes);
+  omp_set_num_threads(2);
+  const Tuned two_threads = tune(comm, file.corpus, options);
+  omp_set_num_threads(1);
+  const Tuned t = tune(comm, file.corpus, options);
+  const TuneResult& r = t.result;
+  EXPECT_EQ(decisive(r), decisive(two_threads.result));
+  const TuneCandidate pq = named(r.candidates, ivf + ",PQ4np");
+  const TuneCandidate opq = named(r.candidates, "OPQ4," + ivf + ",PQ4np");
+  EXPECT_TRUE(pq.measured);
+  EXPECT_EQ(pq.nprobe, 0) << decisive(r);
+  EXPECT_LT(pq.recall, options.target_recall);
+  EXPECT_TRUE(opq.measured) << decisive(r);  // nothing plain reached the target
+  EXPECT_GE(opq.recall, options.target_recall) << decisive(r);
+  ASSERT_GE(r.chosen, 0) << decisive(r);
+  const TuneCandidate& c = r.candidates[static_cast<size_t>(r.chosen)];
+  EXPECT_EQ(c.factory, opq.factory) << decisive(r);
+  EXPECT_LE(c.index_bytes, options.budget_bytes);
+
+  // With room for SQ8, which reaches the target at a lower cost than any OPQ can: the OPQ
+  // candidates are not measured, their least cost (nprobe 1) is no less than the choice's.
+  options.budget_bytes = 0;
+  const Tuned roomy = tune(comm, file.corpus, options);
+  ASSERT_GE(roomy.result.chosen, 0) << decisive(roomy.result);
+  const TuneCandidate& best = roomy.result.candidates[static_cast<size_t>(roomy.result.chosen)];
+  EXPECT_EQ(opq_m(best.factory), 0) << decisive(roomy.result);
+  int skipped = 0;
+  for (const TuneCandidate& o : roomy.result.candidates)
+    if (opq_m(o.factory) > 0 && !o.measured) {
+      ++skipped;
+      EXPECT_GE(o.cost, best.cost) << o.factory;
+    }
+  EXPECT_GT(skipped, 0) << decisive(roomy.result);
 }
 
 }  // namespace

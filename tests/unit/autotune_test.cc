@@ -4,6 +4,8 @@
 
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/VectorTransform.h>
 
 #include <algorithm>
 #include <string>
@@ -58,12 +60,16 @@ TEST(AutoTune, EstimatedSizeIsTheSizeOfTheFilledIndexFile) {
   const int64_t rows = 4000;
   const std::vector<float> x = sf::testing::gaussian_mixture(rows, d, 20, 5);
   const SingleThreadedBlas one_thread;  // a shared machine: FAISS's threads only contend here
-  for (const std::string code : {"Flat", "SQ8", "SQ4", "PQ8np"}) {
-    SCOPED_TRACE(code);
-    auto index = make_ivf_index(d, "IVF" + std::to_string(nlist) + "," + code, false);
+  for (const std::string factory :
+       {"IVF16,Flat", "IVF16,SQ8", "IVF16,SQ4", "IVF16,PQ8np", "OPQ8,IVF16,PQ8np"}) {
+    SCOPED_TRACE(factory);
+    auto index = make_ivf_index(d, factory, false);
+    if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index.get()))
+      dynamic_cast<faiss::OPQMatrix&>(*pt->chain.at(0)).niter = 2;  // its size, not its quality
     index->train(rows, x.data());
-    // Before training the codes (the quantizer filled), and after adding every row.
-    auto empty = make_ivf_index(d, "IVF" + std::to_string(nlist) + "," + code, false);
+    // Before training the codes and the rotation (the quantizer filled), and after adding
+    // every row.
+    auto empty = make_ivf_index(d, factory, false);
     const faiss::IndexIVF& trained = ivf_of(*index, "test");
     fill_quantizer(ivf_of(*empty, "test"), nlist,
                    dynamic_cast<const faiss::IndexFlat*>(trained.quantizer)->get_xb());
@@ -72,6 +78,29 @@ TEST(AutoTune, EstimatedSizeIsTheSizeOfTheFilledIndexFile) {
     index->add(rows, x.data());
     EXPECT_EQ(io::serialize_index(*index).size(), before);  // every list non-empty: "full"
   }
+}
+
+TEST(AutoTune, EveryPqIsACandidateAgainBehindAnOpqRotation) {
+  TuneOptions options;
+  const std::vector<TuneCandidate> c = tune_candidates(32, 16, 4000, options);
+  std::vector<std::string> factories;
+  for (const TuneCandidate& t : c) factories.push_back(t.factory);
+  EXPECT_EQ(factories, (std::vector<std::string>{"IVF16,Flat", "IVF16,SQ8", "IVF16,SQ6", "IVF16,SQ4",
+                                                 "IVF16,PQ8np", "IVF16,PQ4np", "IVF16,PQ2np",
+                                                 "OPQ8,IVF16,PQ8np", "OPQ4,IVF16,PQ4np",
+                                                 "OPQ2,IVF16,PQ2np"}));
+  // The same codes, plus the 32 x 32 rotation and its header (sizes are exact:
+  // EstimatedSizeIsTheSizeOfTheFilledIndexFile).
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_GT(c[7 + i].index_bytes, c[4 + i].index_bytes + 32 * 32 * sizeof(float));
+    EXPECT_LT(c[7 + i].index_bytes, c[4 + i].index_bytes + 32 * 32 * sizeof(float) + 256);
+    EXPECT_EQ(opq_m(c[7 + i].factory), 8 >> i);
+    EXPECT_EQ(opq_m(c[4 + i].factory), 0);
+  }
+  // A budget is a budget for them too.
+  options.budget_bytes = c[4].index_bytes;
+  for (const TuneCandidate& t : tune_candidates(32, 16, 4000, options))
+    EXPECT_EQ(t.fits, t.index_bytes <= options.budget_bytes) << t.factory;
 }
 
 TEST(AutoTune, CostModelChargesScannedCodesByTheirKind) {
@@ -88,6 +117,11 @@ TEST(AutoTune, CostModelChargesScannedCodesByTheirKind) {
   // More probes cost more, for every code.
   for (const auto* index : {flat.get(), sq8.get(), pq.get()})
     EXPECT_GE(modelled_cost(*index, 1000, 16), modelled_cost(*index, 1000, 8));
+  // A rotation adds its matrix product per query, not per code or probe.
+  auto opq = make_ivf_index(128, "OPQ16,IVF64,PQ16np", false);
+  for (int nprobe : {1, 8})
+    EXPECT_NEAR(modelled_cost(*opq, 1000, nprobe) - modelled_cost(*pq, 1000, nprobe),
+                0.2 * 128 * 128, 1e-6);
 }
 
 }  // namespace
