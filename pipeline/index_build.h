@@ -75,11 +75,12 @@ constexpr const char* kKMeansStateFile = "train-kmeans.sfkm";  // a stopped k-me
 constexpr const char* kPieceDir = "pieces";  // add checkpoints (not the shards/ layout)
 constexpr const char* kTuneFile = "tune.json";  // index.factory auto: the choice, its evidence
 constexpr const char* kTuneKMeansFile = "tune-kmeans.sfkm";  // ... and its coarse k-means
+constexpr const char* kTuneRotationFile = "tune-opq.faiss";  // ... and an OPQ choice's rotation
 // What a build publishes or keeps in its run directory (prepare_run_dir removes them).
 inline std::vector<std::string> index_outputs() {
   return {kIndexFile,       kIndexTmpFile, kIvfdataFile, kIvfdataTmpFile, kTrainedFile,
           kKMeansStateFile, kPieceDir,     "plan.json",  "shards",        kShardsTmpDir,
-          kTuneFile,        kTuneKMeansFile};
+          kTuneFile,        kTuneKMeansFile, kTuneRotationFile};
 }
 
 struct AddReport {
@@ -98,8 +99,10 @@ struct IndexBuild {
 
   // tune (index.factory auto): `factory` becomes the chosen one; the coarse k-means it ran
   // (train continues from it: same bytes, no second k-means), the nprobe the index is written
-  // with, and tune.json's content (rank 0; null without auto).
+  // with, and tune.json's content (rank 0; null without auto). An OPQ choice: the rotation the
+  // tuning trained and measured (train keeps it), and the k-means turned by it.
   std::optional<stages::KMeansState> tuned_kmeans;
+  std::vector<float> tuned_rotation;
   int tuned_nprobe = 0;
   nlohmann::json tune_summary = nullptr;
 

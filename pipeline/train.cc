@@ -168,9 +168,10 @@ void check_train_budget(cluster::Comm& comm, const runtime::Config& config,
 void TrainStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   stages::TrainOptions topt = options_;
   if (!build_.factory.empty()) topt.factory = build_.factory;
-  // index.factory auto: the tune stage ran this k-means already (its candidates have no
-  // transforms, so the sample and the k-means are the same): continue from its end.
+  // index.factory auto: the tune stage ran this k-means already (on the same sample; for an
+  // OPQ choice, turned by the rotation it trained, which train keeps): continue from its end.
   if (build_.tuned_kmeans) topt.resume_kmeans = &*build_.tuned_kmeans;
+  if (!build_.tuned_rotation.empty()) topt.opq_matrix = &build_.tuned_rotation;
   check_train_budget(comm, context.config, *build_.rows, topt, context.budget);
   if (comm.rank() == 0) topt.warn = [](const std::string& m) { spdlog::warn("train: {}", m); };
   build_.index = train_checkpointed(comm, context.checkpoints, context.fingerprint,

@@ -1,6 +1,9 @@
 // The tune stage (pipeline/index_build.h): index.factory auto, stages/autotune.h on the build's
 // own coarse quantizer; tune.json, and the k-means state train continues from.
 #include <faiss/IndexFlat.h>
+#include <faiss/VectorTransform.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_io.h>
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +18,28 @@
 
 namespace sf::pipeline {
 namespace {
+
+// tune-opq.faiss: an OPQ choice's rotation as FAISS writes a LinearTransform (d x d, no bias;
+// faiss.read_VectorTransform reads it).
+cluster::Bytes encode_rotation(const std::vector<float>& a, int d) {
+  faiss::LinearTransform rotation(d, d, false);
+  rotation.A = a;
+  rotation.is_trained = true;
+  faiss::VectorIOWriter out;
+  faiss::write_VectorTransform(&rotation, &out);
+  return cluster::Bytes(out.data.begin(), out.data.end());
+}
+std::vector<float> decode_rotation(const cluster::Bytes& bytes, int d) {
+  faiss::VectorIOReader in;
+  in.data.assign(bytes.begin(), bytes.end());
+  const std::unique_ptr<faiss::VectorTransform> vt(faiss::read_VectorTransform(&in));
+  const auto* lt = dynamic_cast<const faiss::LinearTransform*>(vt.get());
+  if (lt == nullptr || lt->d_in != d || lt->d_out != d ||
+      lt->A.size() != static_cast<size_t>(d) * static_cast<size_t>(d))
+    throw std::runtime_error(std::string(kTuneRotationFile) + ": not a " + std::to_string(d) +
+                             " x " + std::to_string(d) + " rotation");
+  return lt->A;
+}
 
 // The smallest nlist's: every candidate has at least its lists.
 std::string base_factory(int64_t rows) {
@@ -175,14 +200,21 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
   }
   const stages::TuneResult result =
       stages::tune_index(comm, corpus, build_.range, quantizers, options_, context.progress);
-  // An OPQ choice trains its k-means on rotated rows: train runs it (the tuning's clustering,
-  // turned, would be the same up to rounding, but not the bytes of a build given the factory).
+  // An OPQ choice keeps the rotation the tuning measured, and the k-means turned by it (a
+  // rotation keeps distances: the k-means of the rotated rows, without a second k-means, and
+  // without FAISS's 50 OPQ iterations over the codebook sample, which took most of an hour on
+  // one core for OPQ196 on Fashion-MNIST). Its bytes are not those of a build given the
+  // factory by hand, which trains its own rotation.
   build_.tuned_kmeans.reset();
-  if (result.chosen >= 0 &&
-      stages::opq_m(result.candidates[static_cast<size_t>(result.chosen)].factory) == 0)
+  build_.tuned_rotation = result.rotation;
+  if (result.chosen >= 0)
     for (const stages::KMeansState& state : states)
-      if (state.k == result.candidates[static_cast<size_t>(result.chosen)].nlist)
+      if (state.k == result.candidates[static_cast<size_t>(result.chosen)].nlist) {
         build_.tuned_kmeans = state;
+        if (!result.rotation.empty())
+          build_.tuned_kmeans->centroids = stages::rotate_rows(
+              result.rotation, d, state.centroids.data(), static_cast<int64_t>(state.k));
+      }
   if (comm.rank() == 0) log_choice(result, options_.k, options_.target_recall);
   if (result.chosen < 0) throw runtime::ConfigError(no_choice_message(config, result, options_.k));
   const stages::TuneCandidate& chosen = result.candidates[static_cast<size_t>(result.chosen)];
@@ -200,27 +232,34 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
 runtime::StageOutputs TuneStage::save(cluster::Comm& comm, const runtime::StageContext& context) {
   if (comm.rank() != 0) return {};
   io::publish_text(context.checkpoints.path(kTuneFile), build_.tune_summary.dump(2) + "\n");
-  if (!build_.tuned_kmeans)
-    return {{kTuneFile},
-            {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}, {"kmeans", false}}};
   const cluster::Bytes state = stages::encode_kmeans_state(*build_.tuned_kmeans);
   io::publish_bytes(context.checkpoints.path(kTuneKMeansFile), state.data(), state.size());
-  return {{kTuneFile, kTuneKMeansFile},
-          {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}, {"kmeans", true}}};
+  if (build_.tuned_rotation.empty())
+    return {{kTuneFile, kTuneKMeansFile},
+            {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}}};
+  const cluster::Bytes rotation = encode_rotation(build_.tuned_rotation, build_.rows->dim());
+  io::publish_bytes(context.checkpoints.path(kTuneRotationFile), rotation.data(), rotation.size());
+  return {{kTuneFile, kTuneKMeansFile, kTuneRotationFile},
+          {{"factory", build_.factory}, {"nprobe", build_.tuned_nprobe}, {"rotation", true}}};
 }
 
 void TuneStage::load(cluster::Comm& comm, const runtime::StageContext& context,
                      const nlohmann::json& info) {
   skip(context, info);
-  build_.tuned_kmeans.reset();
-  if (!info.value("kmeans", true)) return;  // an OPQ choice: train runs its own k-means
-  cluster::Bytes state;
+  const bool rotated = info.value("rotation", false);
+  cluster::Bytes state, rotation;
   cluster::run_local_phase(comm, "tune: read checkpoint", [&] {
-    if (comm.rank() == 0) state = runtime::read_bytes(context.checkpoints.path(kTuneKMeansFile));
+    if (comm.rank() != 0) return;
+    state = runtime::read_bytes(context.checkpoints.path(kTuneKMeansFile));
+    if (rotated) rotation = runtime::read_bytes(context.checkpoints.path(kTuneRotationFile));
   });
   comm.broadcast(state, 0);
-  cluster::run_local_phase(comm, "tune: read checkpoint",
-                           [&] { build_.tuned_kmeans = stages::decode_kmeans_state(state); });
+  comm.broadcast(rotation, 0);
+  cluster::run_local_phase(comm, "tune: read checkpoint", [&] {
+    build_.tuned_kmeans = stages::decode_kmeans_state(state);
+    build_.tuned_rotation.clear();
+    if (rotated) build_.tuned_rotation = decode_rotation(rotation, build_.rows->dim());
+  });
 }
 
 void TuneStage::skip(const runtime::StageContext& context, const nlohmann::json& info) {

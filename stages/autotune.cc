@@ -609,7 +609,24 @@ TuneResult tune_index(cluster::Comm& comm, io::VectorCorpus& corpus, cluster::Ro
   }
 
   result.chosen = choose_candidate(result.candidates);
+  if (result.chosen >= 0) {
+    const auto rotation = rotations.find(opq_m(result.candidates[static_cast<size_t>(result.chosen)].factory));
+    if (rotation != rotations.end()) result.rotation = rotation->second;
+  }
   return result;
+}
+
+std::vector<float> rotate_rows(const std::vector<float>& a, int d_in, const float* x, int64_t n) {
+  const size_t din = static_cast<size_t>(d_in), dout = a.size() / din;
+  std::vector<float> y(static_cast<size_t>(n) * dout);
+  for (int64_t r = 0; r < n; ++r)
+    for (size_t i = 0; i < dout; ++i) {
+      double sum = 0;
+      for (size_t j = 0; j < din; ++j)
+        sum += static_cast<double>(a[i * din + j]) * static_cast<double>(x[static_cast<size_t>(r) * din + j]);
+      y[static_cast<size_t>(r) * dout + i] = static_cast<float>(sum);
+    }
+  return y;
 }
 
 nlohmann::json tune_json(const TuneResult& result) {

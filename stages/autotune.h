@@ -105,7 +105,15 @@ struct TuneResult {
   int64_t corpus_rows = 0, db_rows = 0, queries = 0;
   std::vector<TuneCandidate> candidates;
   int chosen = -1;  // index into candidates; -1: none reached the target within the budget
+  // The chosen candidate's OPQ rotation (d x d floats, FAISS's LinearTransform::A) as the
+  // tuning trained it; empty when the choice has none.
+  std::vector<float> rotation;
 };
+
+// The n rows of x (d_in floats each) through the d_out x d_in matrix `a` (y = a x, as FAISS's
+// LinearTransform applies it), summed in double in a fixed order: the same bytes on any CPU
+// (the tuning's k-means centroids, turned for an OPQ choice). No MPI.
+std::vector<float> rotate_rows(const std::vector<float>& a, int d_in, const float* x, int64_t n);
 
 // The candidates of an index of `rows` rows x `d` dims and `nlist` lists: factory, size and
 // whether it fits options.budget_bytes (nothing measured yet). No MPI.

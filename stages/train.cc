@@ -362,6 +362,18 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   const std::string shape = std::to_string(rows) + " rows x " + std::to_string(d) + " dims";
   const std::string what = "index.factory '" + options.factory + "' on the corpus (" + shape + ")";
   std::unique_ptr<faiss::Index> index = make_ivf_index(d, options.factory, options.inner_product);
+  if (options.opq_matrix != nullptr) {
+    auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index.get());
+    auto* opq = pt != nullptr && pt->chain.size() == 1 ? dynamic_cast<faiss::OPQMatrix*>(pt->chain[0])
+                                                       : nullptr;
+    if (opq == nullptr ||
+        options.opq_matrix->size() != static_cast<size_t>(opq->d_in) * static_cast<size_t>(opq->d_out))
+      throw std::invalid_argument("index.factory '" + options.factory +
+                                  "': a trained OPQ rotation was given for it, but it has no OPQ "
+                                  "of that size");
+    opq->A = *options.opq_matrix;
+    opq->is_trained = true;  // train_transforms leaves it as it is
+  }
   const std::string misfit = training_misfit(*index, rows, options);
   if (!misfit.empty())
     throw std::invalid_argument("index.factory '" + options.factory + "' " + misfit +

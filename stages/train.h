@@ -50,6 +50,9 @@ struct TrainOptions {
   // The coarse k-means continues from this state (of a stopped run with the same options and
   // corpus) instead of starting afresh. Not owned; null: start afresh.
   const KMeansState* resume_kmeans = nullptr;
+  // The OPQ rotation of an "OPQ<m>,..." factory, trained already (d x d floats, FAISS's
+  // LinearTransform::A; index.factory auto: the tuning's). Not owned; null: FAISS trains it.
+  const std::vector<float>* opq_matrix = nullptr;
   StopRequestFn stop_requested;  // see stages/stop_request.h; empty: train to the end
   // Called on rank 0 only, before the codebooks train, with advice the pipeline should log
   // once (a codebook sample smaller than FAISS recommends). May be empty. Not collective.

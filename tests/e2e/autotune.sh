@@ -3,7 +3,7 @@
 # is the size tune.json estimated; the stored nprobe is tune.json's; run.json, the log and
 # `info` say what was chosen and why; --resume reuses the choice; a budget no candidate fits and
 # a target no candidate reaches exit 2 naming the key, the size or recall that would do, and
-# leave no index.faiss; `run` on text chooses too.
+# leave no index.faiss; OPQ is chosen where a rotation pays; `run` on text chooses too.
 source "$(dirname "$0")/lib.bash"
 sf_init "$@"
 
@@ -96,6 +96,58 @@ sf_mpirun 2 "$WORK/far.log" build "$WORK/far.yaml"
 expect_one_error "target" "$WORK/far.log" "index.target_recall 0.99 is not reached within index.memory_budget" "the best candidate that fits" "recall@10" "lower index.target_recall"
 [[ -e "$WORK/far/index.faiss" ]] && fail "index.faiss after a failed build"
 ok "${ERROR_LINE#*\[error\] }"
+
+check "OPQ where it pays: variance in 8 of 32 dims, a budget only PQ4/PQ2 and their OPQs fit"
+# PQ4's sub-quantizers see nearly all the variance in two of them and plateau near recall 0.6;
+# OPQ4 spreads it and reaches ~0.8. The index is the chosen OPQ with the rotation the tuning
+# measured (tune-opq.faiss), the size tune.json estimated, with the chosen nprobe.
+"$PY" - "$WORK/tail.fvecs" <<'PYEOF'
+import sys
+import numpy as np
+rng = np.random.default_rng(5)
+d, n = 32, 6000
+x = rng.normal(size=(40, d))[rng.integers(0, 40, n)] * 3 + rng.normal(size=(n, d))
+x = (x * np.where(np.arange(d) < 8, 1.0, 0.05)).astype(np.float32)
+with open(sys.argv[1], "wb") as f:
+    np.hstack([np.full((n, 1), d, np.int32).view(np.float32), x]).tofile(f)
+PYEOF
+cat >"$WORK/opq.yaml" <<EOC
+input:
+  paths: ["$WORK/tail.fvecs"]
+index:
+  factory: auto
+  memory_budget: 127KiB
+  target_recall: 0.78
+  tune_rows: 3000
+  tune_queries: 300
+output:
+  dir: "$WORK/opq"
+seed: 4321
+EOC
+run_ok 2 "$WORK/opq.log" build "$WORK/opq.yaml"
+"$PY" - "$WORK/opq" <<'PYEOF' || { show "$WORK/opq.log"; fail "the OPQ choice is not what tune.json says"; }
+import json, os, sys
+import faiss
+d = sys.argv[1]
+t = json.load(open(d + "/tune.json"))
+by = {c["factory"]: c for c in t["candidates"]}
+assert t["factory"].startswith("OPQ"), t["factory"]
+chosen = by[t["factory"]]
+pq = by[t["factory"].split(",", 1)[1]]  # the same PQ without the rotation
+assert pq["measured"] and pq["nprobe"] == 0 and pq["recall"] < 0.78 <= chosen["recall"], (pq, chosen)
+assert os.path.getsize(d + "/index.faiss") == chosen["index_bytes"] <= 127 * 1024
+index = faiss.read_index(d + "/index.faiss")
+opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))  # FAISS writes an OPQMatrix as a LinearTransform
+assert opq.d_in == opq.d_out == 32 and opq.A.size() == 32 * 32, (opq.d_in, opq.d_out)
+raw = faiss.read_VectorTransform(d + "/tune-opq.faiss")  # owns it: the downcast does not
+tuned = faiss.downcast_VectorTransform(raw)
+assert faiss.vector_to_array(opq.A).tobytes() == faiss.vector_to_array(tuned.A).tobytes()
+assert faiss.extract_index_ivf(index).nprobe == t["nprobe"]
+print(f"   {t['factory']}: recall {chosen['recall']:.3f} at nprobe {t['nprobe']}; {pq['factory']} {pq['recall']:.3f} at most")
+PYEOF
+"$SF" info "$WORK/opq" >"$WORK/opq-info.out" 2>&1 || { show "$WORK/opq-info.out"; fail "info exited non-zero"; }
+grep -q "index choice OPQ" "$WORK/opq-info.out" || { show "$WORK/opq-info.out"; fail "info does not show the OPQ choice"; }
+ok "$(grep -o 'tune: chose.*' "$WORK/opq.log")"
 
 check "run on text with index.factory auto chooses too"
 "$PY" "$SRC/tests/e2e/dedupdata.py" planted "$WORK/corpus" --docs 400 --seed 3
