@@ -145,6 +145,14 @@ assert faiss.vector_to_array(opq.A).tobytes() == faiss.vector_to_array(tuned.A).
 assert faiss.extract_index_ivf(index).nprobe == t["nprobe"]
 print(f"   {t['factory']}: recall {chosen['recall']:.3f} at nprobe {t['nprobe']}; {pq['factory']} {pq['recall']:.3f} at most")
 PYEOF
+# --resume with only tune's checkpoint left: tune's is read back (its rotation and turned
+# k-means), and train gives the same index.
+cp "$WORK/opq/index.faiss" "$WORK/opq-first.faiss"
+find "$WORK/opq/checkpoints" -name '*.json' ! -name tune.json -delete
+run_ok 2 "$WORK/opq-resume.log" build "$WORK/opq.yaml" --resume
+grep -q "tune: chose" "$WORK/opq-resume.log" && { show "$WORK/opq-resume.log"; fail "--resume tuned again"; }
+grep -q "train: redo" "$WORK/opq-resume.log" || { show "$WORK/opq-resume.log"; fail "--resume did not train again"; }
+cmp "$WORK/opq-first.faiss" "$WORK/opq/index.faiss" || fail "train from tune's checkpoint gave another index"
 "$SF" info "$WORK/opq" >"$WORK/opq-info.out" 2>&1 || { show "$WORK/opq-info.out"; fail "info exited non-zero"; }
 grep -q "index choice OPQ" "$WORK/opq-info.out" || { show "$WORK/opq-info.out"; fail "info does not show the OPQ choice"; }
 ok "$(grep -o 'tune: chose.*' "$WORK/opq.log")"

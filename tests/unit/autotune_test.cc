@@ -103,6 +103,27 @@ TEST(AutoTune, EveryPqIsACandidateAgainBehindAnOpqRotation) {
     EXPECT_EQ(t.fits, t.index_bytes <= options.budget_bytes) << t.factory;
 }
 
+TEST(AutoTune, RotateRowsIsFaissLinearTransformApplyInDouble) {
+  const int d = 16;
+  faiss::RandomRotationMatrix rotation(d, d);
+  rotation.init(3);
+  const std::vector<float> x = sf::testing::gaussian_mixture(50, d, 4, 9);
+  const std::vector<float> mine = rotate_rows(rotation.A, d, x.data(), 50);
+  std::vector<float> faiss_rows(x.size());
+  rotation.apply_noalloc(50, x.data(), faiss_rows.data());
+  ASSERT_EQ(mine.size(), faiss_rows.size());
+  for (size_t i = 0; i < mine.size(); ++i) EXPECT_NEAR(mine[i], faiss_rows[i], 1e-4) << i;
+  // An orthonormal matrix keeps each row's norm (what lets the tuning's k-means be turned).
+  for (int r = 0; r < 50; ++r) {
+    double before = 0, after = 0;
+    for (int j = 0; j < d; ++j) {
+      before += double(x[r * d + j]) * x[r * d + j];
+      after += double(mine[r * d + j]) * mine[r * d + j];
+    }
+    EXPECT_NEAR(after, before, 1e-4 * before) << r;
+  }
+}
+
 TEST(AutoTune, CostModelChargesScannedCodesByTheirKind) {
   auto flat = make_ivf_index(128, "IVF64,Flat", false);
   auto sq8 = make_ivf_index(128, "IVF64,SQ8", false);
