@@ -103,13 +103,6 @@ struct SampleLists {
   std::vector<float> near_dis;                     // nq x probes
 };
 
-// The OPQ rotation of `index` (an "OPQ<m>,IVF..." factory), or nullptr.
-faiss::OPQMatrix* opq_of(faiss::Index& index) {
-  auto* pt = dynamic_cast<faiss::IndexPreTransform*>(&index);
-  return pt != nullptr && pt->chain.size() == 1 ? dynamic_cast<faiss::OPQMatrix*>(pt->chain[0])
-                                                : nullptr;
-}
-
 // The rows of x (n x d) through `opq`, or x itself when there is none; `keep` holds them.
 const float* rotated(const faiss::OPQMatrix* opq, int64_t n, const float* x,
                      std::vector<float>& keep) {
@@ -134,7 +127,7 @@ TuneCandidate measure(const std::string& factory, const Sample& s, const SampleL
   c.measured = true;
   std::unique_ptr<faiss::Index> index = make_ivf_index(s.d, factory, options.inner_product);
   faiss::IndexIVF& ivf = ivf_of(*index, "tune");
-  faiss::OPQMatrix* opq = opq_of(*index);
+  faiss::OPQMatrix* opq = find_opq(index.get());
   if (opq != nullptr) {
     if (rotation == nullptr) throw std::logic_error("tune: " + factory + " without its rotation");
     opq->A = *rotation;

@@ -19,8 +19,9 @@
 //    searched at doubling then bisected nprobe until recall@k reaches the target: the smallest
 //    such nprobe, the codes it scans per query (FAISS's ndis), scaled to the corpus. A code
 //    whose recall stops rising short of the target is given up there (gives_up in the .cc).
-//    The OPQ candidates come after the others, and only where they can pay: where their least
-//    modelled cost (nprobe 1) is below the best so far, or nothing reached the target. Their
+//    The OPQ candidates come after the others, and only where they can pay: where their
+//    modelled cost at the least nprobe the lists allow (the uncompressed IVF's recall on the
+//    sample reaching the target) is below the best so far, or nothing reached the target. Their
 //    rotation (one per m, FAISS's OPQMatrix with 10 iterations instead of 50) trains on the
 //    codebook rows; the IVF behind it takes the rotated centroids (a rotation keeps distances:
 //    the sample's lists serve it unchanged).
@@ -91,12 +92,13 @@ struct TuneCandidate {
   uint64_t index_bytes = 0;  // estimated_index_bytes at the corpus's rows
   bool fits = true;          // within the budget (only these are measured)
   bool measured = false;     // false for one that fits: an OPQ candidate that cannot pay
+                             // (then tried_nprobe and recall are its lists' ceiling)
   int nprobe = 0;            // the smallest reaching the target on the sample; 0: none did
   int tried_nprobe = 0;      // nprobe, or the largest tried (the recall stopped rising, or nlist)
   double recall = 0;         // recall@k at tried_nprobe
   double codes_per_query = 0;  // codes scanned per query at nprobe, scaled to the corpus
   double cost = 0;             // modelled search cost per query (ns, single thread); of an
-                               // OPQ candidate not measured, its least (nprobe 1)
+                               // OPQ candidate not measured, its least (at tried_nprobe)
   double sample_qps = 0;       // measured on the sample, single thread (evidence only)
   double seconds = 0;          // this candidate's training, add and searches
 };

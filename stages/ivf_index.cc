@@ -21,6 +21,12 @@ const faiss::IndexIVF* find_ivf(const faiss::Index* index) {
   return find_ivf(const_cast<faiss::Index*>(index));
 }
 
+faiss::OPQMatrix* find_opq(faiss::Index* index) {
+  auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index);
+  return pt != nullptr && pt->chain.size() == 1 ? dynamic_cast<faiss::OPQMatrix*>(pt->chain[0])
+                                                : nullptr;
+}
+
 faiss::IndexIVF& ivf_of(faiss::Index& index, const char* who) {
   faiss::IndexIVF* ivf = find_ivf(&index);
   if (ivf == nullptr) throw std::invalid_argument(std::string(who) + ": not an IVF index");

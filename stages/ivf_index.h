@@ -9,6 +9,7 @@
 
 #include <faiss/Index.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/VectorTransform.h>
 
 namespace sf::stages {
 
@@ -26,6 +27,10 @@ class UnshardableFactory : public std::invalid_argument {
 // The IndexIVF at the core of `index` (itself, or inside IndexPreTransform). nullptr if none.
 faiss::IndexIVF* find_ivf(faiss::Index* index);
 const faiss::IndexIVF* find_ivf(const faiss::Index* index);
+
+// The OPQ rotation of `index` when it is "OPQ<m>,IVF..." (an IndexPreTransform whose one
+// transform is an OPQMatrix); nullptr otherwise.
+faiss::OPQMatrix* find_opq(faiss::Index* index);
 
 // find_ivf, or throws std::invalid_argument "<who>: not an IVF index".
 faiss::IndexIVF& ivf_of(faiss::Index& index, const char* who);

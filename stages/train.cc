@@ -363,9 +363,7 @@ std::unique_ptr<faiss::Index> train_index(cluster::Comm& comm, io::VectorCorpus&
   const std::string what = "index.factory '" + options.factory + "' on the corpus (" + shape + ")";
   std::unique_ptr<faiss::Index> index = make_ivf_index(d, options.factory, options.inner_product);
   if (options.opq_matrix != nullptr) {
-    auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index.get());
-    auto* opq = pt != nullptr && pt->chain.size() == 1 ? dynamic_cast<faiss::OPQMatrix*>(pt->chain[0])
-                                                       : nullptr;
+    faiss::OPQMatrix* opq = find_opq(index.get());
     if (opq == nullptr ||
         options.opq_matrix->size() != static_cast<size_t>(opq->d_in) * static_cast<size_t>(opq->d_out))
       throw std::invalid_argument("index.factory '" + options.factory +
