@@ -202,7 +202,7 @@ void TuneStage::run(cluster::Comm& comm, const runtime::StageContext& context) {
       stages::tune_index(comm, corpus, build_.range, quantizers, options_, context.progress);
   // An OPQ choice keeps the rotation the tuning measured, and the k-means turned by it (a
   // rotation keeps distances: the k-means of the rotated rows, without a second k-means, and
-  // without FAISS's 50 OPQ iterations over the codebook sample, which took most of an hour on
+  // without FAISS's 50 OPQ iterations over the codebook sample, estimated at up to ~50 min on
   // one core for OPQ196 on Fashion-MNIST). Its bytes are not those of a build given the
   // factory by hand, which trains its own rotation.
   build_.tuned_kmeans.reset();

@@ -34,7 +34,8 @@ constexpr double kPlateauGain = 0.002;  // recall gained by doubling nprobe that
 constexpr double kCheapKMeans = 1e9;
 // OPQ iterations of a tuning rotation (FAISS's default, which the build trains, is 50): a
 // little less aligned, so the OPQ candidates' recall is a little pessimistic, at a fifth of
-// the cost (OPQ49 at d 784 on 8,192 rows: 45 s on one core; 99 s at 25 iterations).
+// the cost (OPQ49 at d 784 on 8,192 rows, python3-faiss on one core: 45 s; 99 s at 25
+// iterations).
 constexpr int kTuneOpqIterations = 10;
 
 using Bytes = cluster::Bytes;
